@@ -1,0 +1,171 @@
+//! The `bulwark` binary: serve the gateway, check a config, run a simulated
+//! provider, or watch the demo.
+
+mod demo;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bulwark::Config;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+#[derive(Parser)]
+#[command(name = "bulwark", version, about = "A resilient gateway for LLM APIs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, short, default_value = "bulwark.yaml", env = "BULWARK_CONFIG")]
+        config: PathBuf,
+        /// Overrides the config's `listen` address.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Validate a config file and report every problem in it.
+    Check {
+        #[arg(long, short, default_value = "bulwark.yaml", env = "BULWARK_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run a simulated provider speaking the OpenAI, Anthropic and Gemini formats.
+    Sim {
+        #[arg(long, default_value = "127.0.0.1:9000")]
+        listen: String,
+        /// A YAML scenario: latency, models and fault rules.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+    /// Start three simulated providers and the gateway, knock the primary
+    /// out, and watch the fallback.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Exit after the demo traffic instead of serving until Ctrl-C.
+        #[arg(long)]
+        no_wait: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The demo narrates on stdout; per-attempt warnings would drown it out.
+fn default_log_filter(command: &Command) -> &'static str {
+    match command {
+        Command::Demo { .. } => "error",
+        _ => "info",
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve { config, listen } => {
+            let config = match Config::load(&config) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprint!("{e}");
+                    eprintln!(
+                        "bulwark: not starting until the config is fixed (`bulwark check --config {}` lists the problems)",
+                        config.display()
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let addr = listen.unwrap_or_else(|| config.listen.to_string());
+            serve(&config, &addr).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { config: path } => match Config::load(&path) {
+            Ok(config) => {
+                println!(
+                    "{}: OK ({} provider{}, {} route{})",
+                    path.display(),
+                    config.providers.len(),
+                    plural(config.providers.len()),
+                    config.routes.len(),
+                    plural(config.routes.len())
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprint!("{e}");
+                Ok(ExitCode::from(2))
+            }
+        },
+        Command::Sim { listen, scenario } => {
+            let config = match scenario {
+                Some(path) => bulwark_sim::load_scenario(&path)?,
+                None => bulwark_sim::SimConfig::default(),
+            };
+            bulwark_sim::run(&listen, config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { listen, no_wait } => {
+            demo::run(&listen, no_wait).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Binds, announces the address on stdout (scripts wait for this line), and
+/// serves until Ctrl-C.
+pub async fn serve(config: &Config, addr: &str) -> anyhow::Result<()> {
+    let gateway = bulwark_gateway::Gateway::new(config)?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    if !local.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {local}, beyond loopback, and this gateway has no client authentication yet: anyone who can reach it can spend your provider keys"
+        );
+    }
+    println!("bulwark listening on http://{local}");
+    std::io::stdout().flush()?;
+    bulwark_gateway::serve(listener, gateway, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    if tokio::signal::ctrl_c().await.is_err() {
+        // Without a signal handler, run until killed.
+        std::future::pending::<()>().await;
+    }
+}

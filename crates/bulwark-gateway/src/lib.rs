@@ -1,0 +1,62 @@
+//! Bulwark's HTTP gateway: the OpenAI and Anthropic front doors over the
+//! `bulwark` engine. Requests are decoded once into the neutral types, run
+//! through [`bulwark::Client`], and answered in the format the client spoke.
+//!
+//! Routes: `POST /v1/chat/completions` (OpenAI), `POST /v1/messages`
+//! (Anthropic), `GET /v1/models`, `GET /healthz`.
+
+mod front_door;
+mod models;
+mod respond;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use bulwark::config::Config;
+use bulwark::provider::ProviderBuildError;
+use tokio::net::TcpListener;
+
+pub use front_door::ClientFormat;
+
+/// Shared state of one gateway instance.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub(crate) client: Arc<bulwark::Client>,
+    pub(crate) max_request_bytes: usize,
+}
+
+impl Gateway {
+    pub fn new(config: &Config) -> Result<Gateway, ProviderBuildError> {
+        Ok(Gateway {
+            client: Arc::new(bulwark::Client::from_config(config)?),
+            max_request_bytes: config.max_request_bytes,
+        })
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/chat/completions", post(front_door::openai))
+            .route("/v1/messages", post(front_door::anthropic))
+            .route("/v1/models", get(models::list))
+            .route("/healthz", get(|| async { "ok" }))
+            .fallback(respond::not_found)
+            // The handlers enforce the limit themselves, to answer in the
+            // client's format; this only stops axum's smaller default.
+            .layer(DefaultBodyLimit::max(self.max_request_bytes))
+            .with_state(self.clone())
+    }
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, gateway.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

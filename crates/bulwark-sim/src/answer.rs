@@ -1,0 +1,376 @@
+//! Deterministic answers and token counts, independent of wire format.
+//!
+//! Token rule: a token is a whitespace-separated word. Prompt tokens are the
+//! words across the system prompt, every message's text, tool-result text and
+//! earlier tool-call arguments (images and tool declarations count nothing),
+//! with a minimum of 1. Completion tokens are the words of the answer text; a
+//! tool call counts 1 for the name plus 1 per argument.
+//!
+//! Answer rule: `Simulated answer from <model>: <first 12 words of the last
+//! user text>`, plus `(N image[s])` when that message holds images. When the
+//! last message holds tool results the answer quotes them instead. Stop
+//! sequences cut the text before the earliest match (trailing whitespace
+//! trimmed so streamed and non-streamed text agree); `max_tokens` then
+//! truncates to that many words.
+
+use serde_json::{Map, Value};
+
+/// How many words of the user text the answer echoes.
+const ECHO_WORDS: usize = 12;
+
+/// The request, reduced to what the answer depends on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Prompt {
+    pub model: String,
+    /// Every input text, for token counting.
+    pub texts: Vec<String>,
+    /// Text of the last user message.
+    pub last_user_text: String,
+    /// Images in the last user message.
+    pub images: usize,
+    /// Set when the last message carries tool results.
+    pub tool_results: Option<Vec<String>>,
+    /// Whether the last message is a user turn.
+    pub last_is_user: bool,
+    pub tools: Vec<ToolDecl>,
+    pub tool_choice: ToolChoice,
+    pub max_tokens: Option<u64>,
+    pub stop: Vec<String>,
+}
+
+/// A declared tool: name and JSON schema of its parameters.
+#[derive(Debug, Clone)]
+pub(crate) struct ToolDecl {
+    pub name: String,
+    pub schema: Value,
+}
+
+/// Normalised tool choice.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) enum ToolChoice {
+    #[default]
+    Auto,
+    None,
+    Named(String),
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Finish {
+    Stop,
+    Length,
+    StopSequence(String),
+    ToolUse,
+}
+
+/// A tool call the simulated model makes.
+#[derive(Debug, Clone)]
+pub(crate) struct ToolCall {
+    pub name: String,
+    pub arguments: Value,
+}
+
+/// The simulated model output.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    pub text: String,
+    pub tool_call: Option<ToolCall>,
+    pub finish: Finish,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Count tokens (words) in `text`.
+pub(crate) fn count_words(text: &str) -> u64 {
+    u64::try_from(text.split_whitespace().count()).unwrap_or(u64::MAX)
+}
+
+/// Prompt tokens: words across all input texts, at least 1.
+pub(crate) fn prompt_tokens(texts: &[String]) -> u64 {
+    texts.iter().map(|t| count_words(t)).sum::<u64>().max(1)
+}
+
+fn first_words(text: &str, n: usize) -> String {
+    text.split_whitespace().take(n).collect::<Vec<_>>().join(" ")
+}
+
+/// Derive the answer for a prompt.
+pub(crate) fn answer(prompt: &Prompt) -> Answer {
+    let input_tokens = prompt_tokens(&prompt.texts);
+    if let Some(call) = tool_call(prompt) {
+        let output_tokens = 1 + call
+            .arguments
+            .as_object()
+            .map_or(0, |m| u64::try_from(m.len()).unwrap_or(0));
+        return Answer {
+            text: String::new(),
+            tool_call: Some(call),
+            finish: Finish::ToolUse,
+            input_tokens,
+            output_tokens,
+        };
+    }
+    let mut text = format!("Simulated answer from {}:", prompt.model);
+    if let Some(results) = &prompt.tool_results {
+        text.push_str(" the tool returned ");
+        text.push_str(&first_words(&results.join(" "), ECHO_WORDS));
+    } else {
+        let echo = first_words(&prompt.last_user_text, ECHO_WORDS);
+        if !echo.is_empty() {
+            text.push(' ');
+            text.push_str(&echo);
+        }
+        match prompt.images {
+            0 => {}
+            1 => text.push_str(" (1 image)"),
+            n => text.push_str(&format!(" ({n} images)")),
+        }
+    }
+    let text = first_words(&text, usize::MAX);
+    let (text, mut finish) = apply_stop(text, &prompt.stop);
+    let (text, truncated) = truncate(text, prompt.max_tokens);
+    if truncated {
+        finish = Finish::Length;
+    }
+    let output_tokens = count_words(&text);
+    Answer {
+        text,
+        tool_call: None,
+        finish,
+        input_tokens,
+        output_tokens,
+    }
+}
+
+fn apply_stop(text: String, stops: &[String]) -> (String, Finish) {
+    let earliest = stops
+        .iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text.find(s.as_str()).map(|i| (i, s)))
+        .min_by_key(|(i, _)| *i);
+    match earliest {
+        Some((i, s)) => (
+            text[..i].trim_end().to_string(),
+            Finish::StopSequence(s.clone()),
+        ),
+        None => (text, Finish::Stop),
+    }
+}
+
+fn truncate(text: String, max_tokens: Option<u64>) -> (String, bool) {
+    let Some(max) = max_tokens else {
+        return (text, false);
+    };
+    let max = usize::try_from(max).unwrap_or(usize::MAX);
+    if text.split_whitespace().count() <= max {
+        return (text, false);
+    }
+    (first_words(&text, max), true)
+}
+
+fn tool_call(prompt: &Prompt) -> Option<ToolCall> {
+    if prompt.tools.is_empty()
+        || !prompt.last_is_user
+        || prompt.tool_results.is_some()
+        || prompt.tool_choice == ToolChoice::None
+    {
+        return None;
+    }
+    let tool = match &prompt.tool_choice {
+        ToolChoice::Named(name) => prompt
+            .tools
+            .iter()
+            .find(|t| &t.name == name)
+            .or(prompt.tools.first()),
+        _ => prompt.tools.first(),
+    }?;
+    Some(ToolCall {
+        name: tool.name.clone(),
+        arguments: args_from_schema(&tool.schema),
+    })
+}
+
+/// Arguments for a tool, one value per schema property: string "sim",
+/// integer 1, number 1.5, boolean true, enum its first value, array [],
+/// object {}.
+pub(crate) fn args_from_schema(schema: &Value) -> Value {
+    let mut out = Map::new();
+    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+        for (name, prop) in props {
+            out.insert(name.clone(), value_for(prop));
+        }
+    }
+    Value::Object(out)
+}
+
+fn value_for(prop: &Value) -> Value {
+    if let Some(first) = prop
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
+        return first.clone();
+    }
+    if let Some(c) = prop.get("const") {
+        return c.clone();
+    }
+    // JSON Schema allows `type: [string, null]`; Gemini spells types in upper case.
+    let ty = match prop.get("type") {
+        Some(Value::String(s)) => s.to_ascii_lowercase(),
+        Some(Value::Array(types)) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| !t.eq_ignore_ascii_case("null"))
+            .unwrap_or("null")
+            .to_ascii_lowercase(),
+        _ => "string".to_string(),
+    };
+    match ty.as_str() {
+        "integer" => Value::from(1),
+        "number" => Value::from(1.5),
+        "boolean" => Value::Bool(true),
+        "array" => Value::Array(Vec::new()),
+        "object" => Value::Object(Map::new()),
+        "null" => Value::Null,
+        _ => Value::from("sim"),
+    }
+}
+
+/// Split text into stream tokens: one word each, later words carry their
+/// leading space so the concatenation equals the text.
+pub(crate) fn stream_tokens(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .enumerate()
+        .map(|(i, w)| if i == 0 { w.to_string() } else { format!(" {w}") })
+        .collect()
+}
+
+/// Split a JSON argument string into at least two fragments (three when long
+/// enough), on character boundaries, so clients must concatenate.
+pub(crate) fn fragments(s: &str) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    let pieces = if chars.len() >= 6 { 3 } else { 2 };
+    let size = chars.len().div_ceil(pieces).max(1);
+    let mut out: Vec<String> = chars.chunks(size).map(|c| c.iter().collect()).collect();
+    while out.len() < 2 {
+        out.push(String::new());
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn prompt(text: &str) -> Prompt {
+        Prompt {
+            model: "m".into(),
+            texts: vec!["Be terse.".into(), text.into()],
+            last_user_text: text.into(),
+            last_is_user: true,
+            ..Prompt::default()
+        }
+    }
+
+    #[test]
+    fn token_counting() {
+        assert_eq!(count_words("  a b\tc\nd "), 4);
+        assert_eq!(prompt_tokens(&[]), 1);
+        assert_eq!(prompt_tokens(&["".into()]), 1);
+        assert_eq!(prompt_tokens(&["Be terse.".into(), "Say hi".into()]), 4);
+    }
+
+    #[test]
+    fn text_answer_echoes_user() {
+        let a = answer(&prompt("Say hi"));
+        assert_eq!(a.text, "Simulated answer from m: Say hi");
+        assert_eq!(a.finish, Finish::Stop);
+        assert_eq!(a.input_tokens, 4);
+        assert_eq!(a.output_tokens, 6);
+    }
+
+    #[test]
+    fn images_and_tool_results() {
+        let mut p = prompt("what is this");
+        p.images = 2;
+        assert_eq!(
+            answer(&p).text,
+            "Simulated answer from m: what is this (2 images)"
+        );
+        let mut p = prompt("x");
+        p.tool_results = Some(vec!["sunny, 21C".into()]);
+        p.last_is_user = false;
+        assert_eq!(
+            answer(&p).text,
+            "Simulated answer from m: the tool returned sunny, 21C"
+        );
+    }
+
+    #[test]
+    fn max_tokens_and_stop() {
+        let mut p = prompt("one two three");
+        p.max_tokens = Some(3);
+        let a = answer(&p);
+        assert_eq!(a.text, "Simulated answer from");
+        assert_eq!(a.finish, Finish::Length);
+        assert_eq!(a.output_tokens, 3);
+
+        let mut p = prompt("one two three");
+        p.stop = vec!["three".into(), "two".into()];
+        let a = answer(&p);
+        assert_eq!(a.text, "Simulated answer from m: one");
+        assert_eq!(a.finish, Finish::StopSequence("two".into()));
+    }
+
+    #[test]
+    fn tool_call_from_schema() {
+        let mut p = prompt("weather?");
+        p.tools = vec![
+            ToolDecl {
+                name: "first".into(),
+                schema: json!({}),
+            },
+            ToolDecl {
+                name: "get_weather".into(),
+                schema: json!({"type": "object", "properties": {
+                    "city": {"type": "string"},
+                    "days": {"type": "integer"},
+                    "temp": {"type": "number"},
+                    "metric": {"type": "boolean"},
+                    "unit": {"type": "string", "enum": ["c", "f"]},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                    "opts": {"type": "object"},
+                    "maybe": {"type": ["null", "integer"]},
+                    "up": {"type": "STRING"}
+                }}),
+            },
+        ];
+        p.tool_choice = ToolChoice::Named("get_weather".into());
+        let a = answer(&p);
+        let call = a.tool_call.unwrap();
+        assert_eq!(call.name, "get_weather");
+        assert_eq!(
+            call.arguments,
+            json!({"city": "sim", "days": 1, "temp": 1.5, "metric": true, "unit": "c",
+                "tags": [], "opts": {}, "maybe": 1, "up": "sim"})
+        );
+        assert_eq!(a.finish, Finish::ToolUse);
+        assert_eq!(a.output_tokens, 10);
+
+        p.tool_choice = ToolChoice::Auto;
+        assert_eq!(answer(&p).tool_call.unwrap().name, "first");
+        p.tool_choice = ToolChoice::None;
+        assert!(answer(&p).tool_call.is_none());
+    }
+
+    #[test]
+    fn stream_splitting() {
+        assert_eq!(stream_tokens("a bc d"), vec!["a", " bc", " d"]);
+        assert_eq!(fragments("{}"), vec!["{", "}"]);
+        let f = fragments(r#"{"city":"sim"}"#);
+        assert_eq!(f.len(), 3);
+        assert_eq!(f.concat(), r#"{"city":"sim"}"#);
+    }
+}

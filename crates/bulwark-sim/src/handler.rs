@@ -1,0 +1,518 @@
+//! The request pipeline shared by all provider paths: auth, version checks,
+//! fault selection, validation, answering, recording, then pacing.
+//!
+//! Everything is decided synchronously first so the request is logged (with
+//! its outcome) before any hang or stream delay starts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::answer::{self, Answer};
+use crate::clock;
+use crate::config::{Latency, SimConfig};
+use crate::fault::{Fault, StatusFault, parse_fault_header, parse_latency_header};
+use crate::format::Format;
+use crate::headers::{cdn_html, provider_headers};
+use crate::state::{RecordedRequest, Sim};
+use crate::stream::{self, StreamFault, StreamPlan};
+use crate::wire::{Ctx, ErrorSpec, Invalid};
+use crate::{anthropic, gemini, openai};
+
+/// Headers never copied into the request log.
+const SECRET_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-api-key",
+    "x-goog-api-key",
+    "cookie",
+    "proxy-authorization",
+];
+
+/// What kind of call a request is.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Call {
+    /// A generation; `stream` from the path (Gemini) or `None` to read the body.
+    Generate { stream: Option<bool> },
+    /// Gemini `countTokens`.
+    CountTokens,
+    /// Model listing (`GET`); `model` set for a single-model lookup.
+    Models { model: Option<String> },
+}
+
+/// A request as it arrived on a provider path.
+pub(crate) struct Incoming {
+    pub format: Format,
+    pub call: Call,
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub query: HashMap<String, String>,
+    pub body: Bytes,
+    /// Model named in the path (Gemini).
+    pub path_model: Option<String>,
+}
+
+/// The finished decision: how long to wait, then what to send.
+struct Outcome {
+    label: String,
+    delay: Duration,
+    response: Response,
+}
+
+/// Serve one provider request end to end.
+pub(crate) async fn handle(sim: Sim, inc: Incoming) -> Response {
+    let config = sim.config();
+    let seq = sim.next_seq();
+    let parsed: Result<Value, String> = if inc.body.is_empty() {
+        Err("empty request body".into())
+    } else {
+        serde_json::from_slice(&inc.body).map_err(|e| e.to_string())
+    };
+    let body_json = parsed.as_ref().cloned().unwrap_or(Value::Null);
+    let model = inc
+        .path_model
+        .clone()
+        .or_else(|| body_json.get("model").and_then(Value::as_str).map(String::from))
+        .unwrap_or_default();
+    let stream = match inc.call {
+        Call::Generate { stream: Some(s) } => s,
+        Call::Generate { stream: None } => body_json
+            .get("stream")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        _ => false,
+    };
+    let ctx = Ctx {
+        seq,
+        created: clock::unix_secs(),
+        model: model.clone(),
+        request_id: format!("req_sim{:016x}", seq.wrapping_mul(0x2545_F491_4F6C_DD1D)),
+        include_usage: openai::include_usage(&body_json),
+    };
+    let outcome = decide(&sim, &config, &inc, &ctx, parsed, stream);
+    sim.record(RecordedRequest {
+        time_ms: clock::unix_millis(),
+        method: inc.method.clone(),
+        path: inc.path.clone(),
+        format: inc.format,
+        model: (!model.is_empty()).then_some(model),
+        stream,
+        headers: loggable_headers(&inc.headers),
+        auth_present: auth_present(&inc),
+        outcome: outcome.label,
+        body: body_json,
+    });
+    if !outcome.delay.is_zero() {
+        tokio::time::sleep(outcome.delay).await;
+    }
+    outcome.response
+}
+
+fn loggable_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn auth_present(inc: &Incoming) -> bool {
+    SECRET_HEADERS[..3]
+        .iter()
+        .any(|h| inc.headers.contains_key(*h))
+        || inc.query.contains_key("key")
+}
+
+/// The key the client sent, read the way each provider reads it.
+fn presented_key(inc: &Incoming) -> Option<String> {
+    let bearer = header_str(&inc.headers, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(String::from);
+    match inc.format {
+        Format::OpenAi => bearer,
+        Format::Anthropic => header_str(&inc.headers, "x-api-key")
+            .map(String::from)
+            .or(bearer),
+        Format::Gemini => header_str(&inc.headers, "x-goog-api-key")
+            .map(String::from)
+            .or_else(|| inc.query.get("key").cloned()),
+    }
+}
+
+fn spec(ctx: &Ctx, status: u16) -> ErrorSpec {
+    ErrorSpec {
+        status,
+        model: ctx.model.clone(),
+        request_id: ctx.request_id.clone(),
+        ..ErrorSpec::default()
+    }
+}
+
+fn spec_from_fault(ctx: &Ctx, f: &StatusFault) -> ErrorSpec {
+    ErrorSpec {
+        error_type: f.error_type.clone(),
+        code: f.code.clone(),
+        message: f.message.clone(),
+        quota_id: f.quota_id.clone(),
+        retry_delay_secs: f.retry_after,
+        ..spec(ctx, f.status)
+    }
+}
+
+fn error_json(format: Format, spec: &ErrorSpec) -> Value {
+    match format {
+        Format::OpenAi => openai::error_body(spec),
+        Format::Anthropic => anthropic::error_body(spec),
+        Format::Gemini => gemini::error_body(spec),
+    }
+}
+
+fn json_content_type(format: Format) -> &'static str {
+    match format {
+        Format::Gemini => "application/json; charset=UTF-8",
+        _ => "application/json",
+    }
+}
+
+fn build(status: u16, mut headers: HeaderMap, content_type: &str, body: Body) -> Response {
+    if !headers.contains_key(header::CONTENT_TYPE)
+        && let Ok(v) = HeaderValue::from_str(content_type)
+    {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    let mut resp = Response::new(body);
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.headers_mut() = headers;
+    resp
+}
+
+/// A provider-shaped error response.
+fn error_response(format: Format, spec: &ErrorSpec, fault: Option<&StatusFault>) -> Response {
+    let headers = provider_headers(format, &spec.request_id, 0, fault);
+    if fault.is_some_and(|f| f.html) {
+        let (mut html_headers, page) = cdn_html(format, spec.status, &spec.request_id);
+        html_headers.extend(headers);
+        return build(spec.status, html_headers, "text/html", Body::from(page));
+    }
+    let body = error_json(format, spec).to_string();
+    build(spec.status, headers, json_content_type(format), Body::from(body))
+}
+
+fn plain_error(label: &str, format: Format, spec: &ErrorSpec) -> Outcome {
+    Outcome {
+        label: label.to_string(),
+        delay: Duration::ZERO,
+        response: error_response(format, spec, None),
+    }
+}
+
+fn invalid(format: Format, ctx: &Ctx, inv: Invalid) -> Outcome {
+    let spec = ErrorSpec {
+        message: Some(inv.message),
+        param: inv.param,
+        ..spec(ctx, 400)
+    };
+    plain_error("error_400", format, &spec)
+}
+
+/// Everything up to (not including) the delay: the label and the response.
+fn decide(
+    sim: &Sim,
+    config: &SimConfig,
+    inc: &Incoming,
+    ctx: &Ctx,
+    parsed: Result<Value, String>,
+    stream: bool,
+) -> Outcome {
+    let format = inc.format;
+    if let Some(expected) = &config.api_key {
+        let presented = presented_key(inc);
+        if presented.as_deref() != Some(expected.as_str()) {
+            let message = match (format, presented.is_some()) {
+                (Format::OpenAi, false) => Some("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).".to_string()),
+                (Format::Anthropic, false) => Some("x-api-key header is required".to_string()),
+                _ => None,
+            };
+            let spec = ErrorSpec {
+                message,
+                ..spec(ctx, 401)
+            };
+            return plain_error("error_401", format, &spec);
+        }
+    }
+    if format == Format::Anthropic
+        && !matches!(inc.call, Call::Models { .. })
+        && !inc.headers.contains_key("anthropic-version")
+    {
+        let spec = ErrorSpec {
+            message: Some("anthropic-version: header is required".into()),
+            ..spec(ctx, 400)
+        };
+        return plain_error("error_400", format, &spec);
+    }
+    if let Call::Models { model } = &inc.call {
+        return models_response(config, format, ctx, model.as_deref());
+    }
+
+    let mut latency = config.latency;
+    if let Some(spec_text) = header_str(&inc.headers, "x-sim-latency") {
+        match parse_latency_header(spec_text, latency) {
+            Ok(l) => latency = l,
+            Err(e) => return invalid(format, ctx, Invalid::new(format!("x-sim-latency: {e}"))),
+        }
+    }
+    let fault = match header_str(&inc.headers, "x-sim-fault") {
+        Some(spec_text) => match parse_fault_header(spec_text) {
+            Ok(f) => Some(f),
+            Err(e) => return invalid(format, ctx, Invalid::new(format!("x-sim-fault: {e}"))),
+        },
+        None => sim.pick_fault(format, &ctx.model, stream),
+    };
+    let label = fault
+        .as_ref()
+        .map_or_else(|| "ok".to_string(), |f| format!("fault_{}", f.label()));
+    let mut delay = Duration::from_millis(latency.headers_ms);
+    match &fault {
+        Some(Fault::Status(f)) => {
+            return Outcome {
+                label,
+                delay,
+                response: error_response(format, &spec_from_fault(ctx, f), Some(f)),
+            };
+        }
+        Some(Fault::ConnectionReset) => {
+            return Outcome {
+                label,
+                delay,
+                response: build(200, HeaderMap::new(), "application/json", stream::reset_body()),
+            };
+        }
+        Some(Fault::Hang { duration_ms }) => delay += Duration::from_millis(*duration_ms),
+        _ => {}
+    }
+
+    let outcome = |response| Outcome {
+        label: label.clone(),
+        delay,
+        response,
+    };
+    let body = match parsed {
+        Ok(body) => body,
+        Err(e) => {
+            let message = match format {
+                Format::OpenAi => format!("We could not parse the JSON body of your request. ({e})"),
+                Format::Anthropic => format!("invalid request: {e}"),
+                Format::Gemini => format!("Invalid JSON payload received. {e}"),
+            };
+            return invalid(format, ctx, Invalid::new(message));
+        }
+    };
+    let prompt = match format {
+        Format::OpenAi => openai::parse(&body, &ctx.model),
+        Format::Anthropic => anthropic::parse(&body, &ctx.model),
+        Format::Gemini => gemini::parse(&body, &ctx.model),
+    };
+    let prompt = match prompt {
+        Ok(p) => p,
+        Err(inv) => return invalid(format, ctx, inv),
+    };
+    if config.strict_models && !config.models.contains(&ctx.model) {
+        return plain_error("error_404", format, &spec(ctx, 404));
+    }
+    if inc.call == Call::CountTokens {
+        let n = answer::prompt_tokens(&prompt.texts);
+        let body = serde_json::json!({
+            "totalTokens": n,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]
+        });
+        return outcome(build(
+            200,
+            HeaderMap::new(),
+            json_content_type(format),
+            Body::from(body.to_string()),
+        ));
+    }
+    let answer = answer::answer(&prompt);
+    let headers = provider_headers(format, &ctx.request_id, answer.input_tokens, None);
+    let gemini_sse = inc.query.get("alt").is_some_and(|a| a == "sse");
+    if stream {
+        return outcome(stream_response(
+            format, ctx, &answer, headers, latency, fault, gemini_sse,
+        ));
+    }
+    let json = match format {
+        Format::OpenAi => openai::response(ctx, &answer),
+        Format::Anthropic => anthropic::response(ctx, &answer),
+        Format::Gemini => gemini::response(ctx, &answer),
+    }
+    .to_string();
+    match fault {
+        Some(Fault::ErrorEvent { status, .. }) => {
+            // A non-streamed response has no events, so the error becomes the status.
+            let spec = spec(ctx, status.unwrap_or(default_error_event_status(format)));
+            outcome(error_response(format, &spec, None))
+        }
+        Some(f @ (Fault::Cut { .. } | Fault::Stall { .. } | Fault::Malformed { .. })) => {
+            outcome(faulty_json(format, headers, json, &f))
+        }
+        _ => outcome(build(
+            200,
+            headers,
+            json_content_type(format),
+            Body::from(json),
+        )),
+    }
+}
+
+/// The overload status each provider uses for in-stream errors.
+fn default_error_event_status(format: Format) -> u16 {
+    match format {
+        Format::Anthropic => 529,
+        Format::OpenAi | Format::Gemini => 503,
+    }
+}
+
+/// Stream-shaped faults on a non-streamed body act at its midpoint:
+/// `cut` sends the first half, `stall` pauses between halves, `malformed`
+/// drops the closing brace.
+fn faulty_json(format: Format, headers: HeaderMap, json: String, fault: &Fault) -> Response {
+    let mut mid = json.len() / 2;
+    while !json.is_char_boundary(mid) {
+        mid -= 1;
+    }
+    let (first, second) = json.split_at(mid);
+    let (frames, fault) = match fault {
+        Fault::Malformed { .. } => {
+            let broken = json.strip_suffix('}').unwrap_or(&json).to_string();
+            (vec![stream::Frame::immediate(broken)], None)
+        }
+        Fault::Stall { duration_ms, .. } => (
+            vec![
+                stream::Frame::immediate(first),
+                stream::Frame::immediate(second),
+            ],
+            Some(StreamFault::Stall {
+                after: 1,
+                duration: Duration::from_millis(*duration_ms),
+            }),
+        ),
+        _ => (
+            vec![
+                stream::Frame::immediate(first),
+                stream::Frame::immediate(second),
+            ],
+            Some(StreamFault::Cut { after: 1 }),
+        ),
+    };
+    let plan = StreamPlan {
+        frames,
+        first_token: Duration::ZERO,
+        interval: Duration::ZERO,
+        fault,
+        error_frame: Bytes::new(),
+    };
+    build(200, headers, json_content_type(format), stream::body(plan))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn stream_response(
+    format: Format,
+    ctx: &Ctx,
+    answer: &Answer,
+    mut headers: HeaderMap,
+    latency: Latency,
+    fault: Option<Fault>,
+    gemini_sse: bool,
+) -> Response {
+    let status = match &fault {
+        Some(Fault::ErrorEvent {
+            status: Some(s), ..
+        }) => *s,
+        _ => default_error_event_status(format),
+    };
+    let err = spec(ctx, status);
+    let (frames, error_frame, content_type) = match format {
+        Format::OpenAi => (
+            openai::stream_frames(ctx, answer),
+            openai::error_frame(&err),
+            "text/event-stream; charset=utf-8",
+        ),
+        Format::Anthropic => (
+            anthropic::stream_frames(ctx, answer),
+            anthropic::error_frame(&err),
+            "text/event-stream; charset=utf-8",
+        ),
+        Format::Gemini => (
+            gemini::stream_frames(ctx, answer, gemini_sse),
+            gemini::error_frame(&err, gemini_sse),
+            if gemini_sse {
+                "text/event-stream"
+            } else {
+                "application/json; charset=UTF-8"
+            },
+        ),
+    };
+    let stream_fault = match fault {
+        Some(Fault::Stall {
+            after_chunks,
+            duration_ms,
+        }) => Some(StreamFault::Stall {
+            after: after_chunks,
+            duration: Duration::from_millis(duration_ms),
+        }),
+        Some(Fault::Cut { after_chunks }) => Some(StreamFault::Cut {
+            after: after_chunks,
+        }),
+        Some(Fault::Malformed { after_chunks }) => Some(StreamFault::Malformed {
+            after: after_chunks,
+        }),
+        Some(Fault::ErrorEvent { after_chunks, .. }) => Some(StreamFault::ErrorEvent {
+            after: after_chunks,
+        }),
+        _ => None,
+    };
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let plan = StreamPlan {
+        frames,
+        first_token: Duration::from_millis(latency.first_token_ms),
+        interval: Duration::from_millis(latency.token_interval_ms),
+        fault: stream_fault,
+        error_frame: Bytes::from(error_frame),
+    };
+    build(200, headers, content_type, stream::body(plan))
+}
+
+/// Model listing in the provider's shape.
+fn models_response(config: &SimConfig, format: Format, ctx: &Ctx, model: Option<&str>) -> Outcome {
+    let body = match (format, model) {
+        (Format::Gemini, Some(m)) => {
+            if config.strict_models && !config.models.iter().any(|x| x == m) {
+                return plain_error("error_404", format, &spec(ctx, 404));
+            }
+            gemini::model_entry(m)
+        }
+        (Format::Gemini, None) => gemini::models(&config.models),
+        (Format::Anthropic, _) => anthropic::models(&config.models),
+        (Format::OpenAi, _) => openai::models(&config.models),
+    };
+    let headers = provider_headers(format, &ctx.request_id, 0, None);
+    Outcome {
+        label: "ok".into(),
+        delay: Duration::from_millis(config.latency.headers_ms),
+        response: build(
+            200,
+            headers,
+            json_content_type(format),
+            Body::from(body.to_string()),
+        ),
+    }
+}

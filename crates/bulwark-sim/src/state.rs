@@ -1,0 +1,162 @@
+//! The shared simulator state behind [`Sim`]: live config and fault rules,
+//! the request log and counters.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::config::{Latency, SimConfig};
+use crate::fault::{self, Fault, FaultRule};
+use crate::format::Format;
+
+/// How many requests the log keeps.
+const LOG_CAPACITY: usize = 200;
+
+/// A request received on a provider path, as kept in the log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordedRequest {
+    /// Unix milliseconds when the request arrived.
+    pub time_ms: u64,
+    pub method: String,
+    pub path: String,
+    pub format: Format,
+    pub model: Option<String>,
+    pub stream: bool,
+    /// Selected non-secret headers (content type, versions, sim controls).
+    pub headers: BTreeMap<String, String>,
+    /// Whether any credential header or `?key=` was present (never its value).
+    pub auth_present: bool,
+    /// `ok`, `error_<status>` or `fault_<label>`.
+    pub outcome: String,
+    pub body: Value,
+}
+
+/// Request counters by format, model and outcome.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SimStats {
+    pub total: u64,
+    pub by_format: BTreeMap<String, u64>,
+    pub by_model: BTreeMap<String, u64>,
+    pub by_outcome: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+struct Log {
+    requests: VecDeque<RecordedRequest>,
+    stats: SimStats,
+}
+
+struct Inner {
+    config: Mutex<SimConfig>,
+    log: Mutex<Log>,
+    seq: AtomicU64,
+}
+
+/// Handle on a running simulator; cheap to clone, shared with the router.
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these plain collections in
+    // a state worse than stale, so keep serving.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Sim {
+    /// A simulator with the given config.
+    pub fn new(config: SimConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                config: Mutex::new(config),
+                log: Mutex::new(Log::default()),
+                seq: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// The axum router serving the provider paths and the `/_sim` control API.
+    pub fn router(&self) -> axum::Router {
+        crate::server::router(self.clone())
+    }
+
+    /// Replace all fault rules.
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        lock(&self.inner.config).faults = rules;
+    }
+
+    /// Append one fault rule.
+    pub fn add_fault(&self, rule: FaultRule) {
+        lock(&self.inner.config).faults.push(rule);
+    }
+
+    /// Remove all fault rules.
+    pub fn clear_faults(&self) {
+        lock(&self.inner.config).faults.clear();
+    }
+
+    /// Current fault rules (with `count` showing what is left).
+    pub fn faults(&self) -> Vec<FaultRule> {
+        lock(&self.inner.config).faults.clone()
+    }
+
+    /// Change the default pacing.
+    pub fn set_latency(&self, latency: Latency) {
+        lock(&self.inner.config).latency = latency;
+    }
+
+    /// A snapshot of the current config.
+    pub fn config(&self) -> SimConfig {
+        lock(&self.inner.config).clone()
+    }
+
+    /// The last 200 requests, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.inner.log).requests.iter().cloned().collect()
+    }
+
+    /// Clear the request log and the counters.
+    pub fn clear_requests(&self) {
+        let mut log = lock(&self.inner.log);
+        log.requests.clear();
+        log.stats = SimStats::default();
+    }
+
+    /// Requests received on the provider paths since start or the last
+    /// [`Sim::clear_requests`].
+    pub fn request_count(&self) -> usize {
+        usize::try_from(lock(&self.inner.log).stats.total).unwrap_or(usize::MAX)
+    }
+
+    /// Counters by format, model and outcome.
+    pub fn stats(&self) -> SimStats {
+        lock(&self.inner.log).stats.clone()
+    }
+
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.inner.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn pick_fault(&self, format: Format, model: &str, stream: bool) -> Option<Fault> {
+        fault::select(&mut lock(&self.inner.config).faults, format, model, stream)
+    }
+
+    pub(crate) fn record(&self, req: RecordedRequest) {
+        let mut log = lock(&self.inner.log);
+        let stats = &mut log.stats;
+        stats.total += 1;
+        *stats.by_format.entry(req.format.to_string()).or_default() += 1;
+        if let Some(model) = &req.model {
+            *stats.by_model.entry(model.clone()).or_default() += 1;
+        }
+        *stats.by_outcome.entry(req.outcome.clone()).or_default() += 1;
+        if log.requests.len() == LOG_CAPACITY {
+            log.requests.pop_front();
+        }
+        log.requests.push_back(req);
+    }
+}

@@ -1,0 +1,250 @@
+//! Provider-neutral request, response and stream types.
+//!
+//! Every wire format decodes into these and encodes from them, so a request
+//! that arrived in one format can be served by a provider that speaks another.
+//! The model follows the Anthropic shape (content blocks, tool results inside
+//! user turns) because it is the most general of the three: OpenAI's and
+//! Gemini's shapes map into it without loss.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+/// The wire formats Bulwark speaks. OpenAI-compatible servers speak `OpenAi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WireFormat {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl WireFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WireFormat::OpenAi => "openai",
+            WireFormat::Anthropic => "anthropic",
+            WireFormat::Gemini => "gemini",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// System instructions (OpenAI `system`/`developer`, Anthropic top-level
+    /// `system`, Gemini `systemInstruction`).
+    System,
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: Role,
+    pub content: Vec<ContentBlock>,
+}
+
+impl Message {
+    pub fn text(role: Role, text: impl Into<String>) -> Self {
+        Message {
+            role,
+            content: vec![ContentBlock::Text(text.into())],
+        }
+    }
+
+    /// All text blocks joined; used where a format only accepts plain text.
+    pub fn joined_text(&self) -> String {
+        let mut out = String::new();
+        for block in &self.content {
+            if let ContentBlock::Text(text) = block {
+                out.push_str(text);
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContentBlock {
+    Text(String),
+    Image(ImageSource),
+    ToolUse(ToolCall),
+    ToolResult(ToolResult),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageSource {
+    Base64 { media_type: String, data: String },
+    Url(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as a JSON object.
+    pub input: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolResult {
+    pub tool_use_id: String,
+    /// Text and image blocks only.
+    pub content: Vec<ContentBlock>,
+    pub is_error: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tool {
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON Schema of the arguments.
+    pub parameters: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolChoice {
+    Auto,
+    None,
+    /// The model must call some tool (OpenAI `required`, Anthropic `any`, Gemini `ANY`).
+    Required,
+    Tool(String),
+}
+
+/// The request body exactly as the client sent it.
+///
+/// A target that speaks the client's own format receives this body (with its
+/// model replaced), so nothing the neutral model does not describe is lost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceBody {
+    pub format: WireFormat,
+    pub body: Arc<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatRequest {
+    /// The model as the client named it: a route or `provider/model`.
+    pub model: String,
+    pub messages: Vec<Message>,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<u32>,
+    pub stop: Vec<String>,
+    pub tools: Vec<Tool>,
+    pub tool_choice: Option<ToolChoice>,
+    pub stream: bool,
+    /// OpenAI clients must ask for the usage chunk; other formats always send usage.
+    pub include_usage: bool,
+    /// The original body, when the request came through a front door.
+    pub source: Option<SourceBody>,
+    /// Paths of fields the client sent that only its own format can express.
+    /// Translating to another format with any of these is refused.
+    pub untranslatable: Vec<String>,
+}
+
+impl ChatRequest {
+    pub fn new(model: impl Into<String>, messages: Vec<Message>) -> Self {
+        ChatRequest {
+            model: model.into(),
+            messages,
+            max_tokens: None,
+            temperature: None,
+            top_p: None,
+            top_k: None,
+            stop: Vec::new(),
+            tools: Vec::new(),
+            tool_choice: None,
+            stream: false,
+            include_usage: false,
+            source: None,
+            untranslatable: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishReason {
+    /// The model finished its turn.
+    Stop,
+    /// A stop sequence was hit (OpenAI reports this as `stop`).
+    StopSequence,
+    /// The output token limit was reached.
+    Length,
+    ToolUse,
+    ContentFilter,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatResponse {
+    pub id: String,
+    /// The model the provider says answered.
+    pub model: String,
+    /// Text and tool-use blocks.
+    pub content: Vec<ContentBlock>,
+    pub finish_reason: FinishReason,
+    pub stop_sequence: Option<String>,
+    pub usage: Usage,
+    /// Unix seconds.
+    pub created: u64,
+}
+
+/// One event of a streamed answer, in the order a client needs them.
+///
+/// Text and tool calls are numbered by `index`, the position of their block in
+/// the final answer, so encoders can open and close blocks correctly.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    Start {
+        id: String,
+        model: String,
+        created: u64,
+        input_tokens: Option<u64>,
+    },
+    TextDelta {
+        index: usize,
+        text: String,
+    },
+    ToolCallStart {
+        index: usize,
+        id: String,
+        name: String,
+    },
+    ToolCallDelta {
+        index: usize,
+        partial_json: String,
+    },
+    Finish {
+        reason: FinishReason,
+        stop_sequence: Option<String>,
+    },
+    /// Cumulative usage; the last one seen is the answer's total.
+    Usage(Usage),
+}
+
+impl StreamEvent {
+    /// Whether the client has been shown part of the answer; until then a
+    /// failed attempt can still be replaced by another target unseen.
+    pub fn is_content(&self) -> bool {
+        matches!(
+            self,
+            StreamEvent::TextDelta { .. }
+                | StreamEvent::ToolCallStart { .. }
+                | StreamEvent::ToolCallDelta { .. }
+                | StreamEvent::Finish { .. }
+        )
+    }
+}
+
+/// Seconds since the Unix epoch, for `created` fields.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,643 @@
+//! The config file: types, `${VAR}` interpolation and validation.
+//!
+//! Loading never stops at the first problem: every issue is collected with
+//! the key path it concerns, so `bulwark check` can report them all at once.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// Anthropic's own limit for a Messages request.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_FIRST_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Used when a client that need not send `max_tokens` is served by Anthropic,
+/// which requires it.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    Anthropic,
+    #[serde(rename = "openai")]
+    OpenAi,
+    Gemini,
+    #[serde(rename = "openai-compatible")]
+    OpenAiCompatible,
+}
+
+impl ProviderKind {
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::OpenAi => Some("https://api.openai.com/v1"),
+            ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
+            ProviderKind::OpenAiCompatible => None,
+        }
+    }
+}
+
+/// A credential. Its `Debug` never shows the value, so it cannot leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    pub base_url: String,
+    pub api_key: Option<Secret>,
+    pub connect_timeout: Duration,
+    pub default_max_tokens: u32,
+    /// Extra headers sent with every request (e.g. `OpenAI-Organization`).
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRef {
+    pub provider: String,
+    pub model: String,
+}
+
+impl TargetRef {
+    /// Splits `provider/model` at the first `/`; model names may hold more.
+    pub fn parse(s: &str) -> Option<TargetRef> {
+        let (provider, model) = s.split_once('/')?;
+        (!provider.is_empty() && !model.is_empty()).then(|| TargetRef {
+            provider: provider.to_string(),
+            model: model.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for TargetRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+/// Time limits for one attempt on a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A non-streamed attempt must finish within this.
+    pub attempt: Duration,
+    /// A streamed attempt must produce its first content within this.
+    pub first_token: Duration,
+    /// The longest silence allowed between stream chunks.
+    pub stream_idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            attempt: DEFAULT_ATTEMPT_TIMEOUT,
+            first_token: DEFAULT_FIRST_TOKEN_TIMEOUT,
+            stream_idle: DEFAULT_STREAM_IDLE_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub targets: Vec<TargetRef>,
+    pub timeouts: Timeouts,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub max_request_bytes: usize,
+    pub providers: BTreeMap<String, ProviderConfig>,
+    pub routes: BTreeMap<String, RouteConfig>,
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    /// Dotted key path, e.g. `routes.smart.targets[1]`.
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub source_name: String,
+    pub issues: Vec<Issue>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.issues.len();
+        writeln!(
+            f,
+            "{}: {count} problem{} found",
+            self.source_name,
+            if count == 1 { "" } else { "s" }
+        )?;
+        for issue in &self.issues {
+            if issue.path.is_empty() {
+                writeln!(f, "  {}: {}", self.source_name, issue.message)?;
+            } else {
+                writeln!(
+                    f,
+                    "  {}: {}: {}",
+                    self.source_name, issue.path, issue.message
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+// === The file as written ===
+
+const TOP_LEVEL_KEYS: &[&str] = &["listen", "max_request_bytes", "providers", "routes"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTop {
+    listen: Option<String>,
+    max_request_bytes: Option<usize>,
+    #[serde(default)]
+    providers: BTreeMap<String, Value>,
+    #[serde(default)]
+    routes: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    kind: ProviderKind,
+    base_url: Option<String>,
+    api_key: Option<String>,
+    connect_timeout: Option<String>,
+    default_max_tokens: Option<u32>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    targets: Vec<String>,
+    attempt_timeout: Option<String>,
+    first_token_timeout: Option<String>,
+    stream_idle_timeout: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates a config file, interpolating `${VAR}` from the
+    /// process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source_name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source_name: source_name.clone(),
+            issues: vec![Issue {
+                path: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }],
+        })?;
+        Config::from_yaml(&text, &source_name, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses config text; `env` supplies `${VAR}` values.
+    pub fn from_yaml(
+        text: &str,
+        source_name: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let fail = |issues| ConfigError {
+            source_name: source_name.to_string(),
+            issues,
+        };
+        let mut value: Value = serde_saphyr::from_str(text).map_err(|e| {
+            fail(vec![Issue {
+                path: String::new(),
+                message: format!("not valid YAML: {e}"),
+            }])
+        })?;
+        if value.is_null() {
+            value = Value::Object(Default::default());
+        }
+        let mut issues = Vec::new();
+        interpolate(&mut value, "", env, &mut issues);
+        // Unknown top-level keys are reported one by one, so that a typo does
+        // not hide the problems in the sections that follow it.
+        if let Value::Object(map) = &mut value {
+            map.retain(|key, _| {
+                let known = TOP_LEVEL_KEYS.contains(&key.as_str());
+                if !known {
+                    issues.push(Issue {
+                        path: key.clone(),
+                        message: format!(
+                            "unknown key; expected one of {} (see the config reference in README.md)",
+                            TOP_LEVEL_KEYS.join(", ")
+                        ),
+                    });
+                }
+                known
+            });
+        }
+        let Some(top) = deserialize_at::<RawTop>(value, "", &mut issues) else {
+            return Err(fail(issues));
+        };
+
+        let listen_text = top.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = match listen_text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                issues.push(Issue {
+                    path: "listen".into(),
+                    message: format!("`{listen_text}` is not an address such as 127.0.0.1:8080"),
+                });
+                None
+            }
+        };
+        let max_request_bytes = top.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+        if max_request_bytes == 0 {
+            issues.push(Issue {
+                path: "max_request_bytes".into(),
+                message: "must be greater than 0".into(),
+            });
+        }
+
+        let mut providers = BTreeMap::new();
+        for (name, raw) in top.providers {
+            let path = format!("providers.{name}");
+            if name.contains('/') {
+                issues.push(Issue {
+                    path: path.clone(),
+                    message: "a provider name cannot contain `/`, which separates provider and model in targets".into(),
+                });
+            }
+            if let Some(raw) = deserialize_at::<RawProvider>(raw, &path, &mut issues)
+                && let Some(provider) = build_provider(raw, &path, &mut issues)
+            {
+                providers.insert(name, provider);
+            }
+        }
+        if providers.is_empty() && !issues.iter().any(|i| i.path.starts_with("providers.")) {
+            issues.push(Issue {
+                path: "providers".into(),
+                message: "at least one provider is required".into(),
+            });
+        }
+
+        let mut routes = BTreeMap::new();
+        for (name, raw) in top.routes {
+            let path = format!("routes.{name}");
+            if name.contains('/') {
+                issues.push(Issue {
+                    path: path.clone(),
+                    message:
+                        "a route name cannot contain `/`; names with `/` mean `provider/model`"
+                            .into(),
+                });
+            }
+            if let Some(raw) = deserialize_at::<RawRoute>(raw, &path, &mut issues)
+                && let Some(route) = build_route(raw, &path, &providers, &mut issues)
+            {
+                routes.insert(name, route);
+            }
+        }
+
+        match listen {
+            Some(listen) if issues.is_empty() => Ok(Config {
+                listen,
+                max_request_bytes,
+                providers,
+                routes,
+            }),
+            _ => Err(fail(issues)),
+        }
+    }
+}
+
+fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Option<ProviderConfig> {
+    let before = issues.len();
+    let base_url = match raw
+        .base_url
+        .or_else(|| raw.kind.default_base_url().map(str::to_string))
+    {
+        Some(url) => {
+            match reqwest::Url::parse(&url) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+                _ => issues.push(Issue {
+                    path: format!("{path}.base_url"),
+                    message: format!("`{url}` is not an http(s) URL"),
+                }),
+            }
+            url.trim_end_matches('/').to_string()
+        }
+        None => {
+            issues.push(Issue {
+                path: format!("{path}.base_url"),
+                message: "required for kind openai-compatible (e.g. http://127.0.0.1:11434/v1)"
+                    .into(),
+            });
+            String::new()
+        }
+    };
+    let connect_timeout = duration_field(
+        raw.connect_timeout,
+        DEFAULT_CONNECT_TIMEOUT,
+        &format!("{path}.connect_timeout"),
+        issues,
+    );
+    for name in raw.headers.keys() {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            issues.push(Issue {
+                path: format!("{path}.headers.{name}"),
+                message: "not a valid HTTP header name".into(),
+            });
+        }
+    }
+    (issues.len() == before).then(|| ProviderConfig {
+        kind: raw.kind,
+        base_url,
+        api_key: raw.api_key.filter(|k| !k.is_empty()).map(Secret),
+        connect_timeout,
+        default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        headers: raw.headers,
+    })
+}
+
+fn build_route(
+    raw: RawRoute,
+    path: &str,
+    providers: &BTreeMap<String, ProviderConfig>,
+    issues: &mut Vec<Issue>,
+) -> Option<RouteConfig> {
+    let before = issues.len();
+    if raw.targets.is_empty() {
+        issues.push(Issue {
+            path: format!("{path}.targets"),
+            message: "a route needs at least one target (`provider/model`)".into(),
+        });
+    }
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for (i, text) in raw.targets.iter().enumerate() {
+        let target_path = format!("{path}.targets[{i}]");
+        match TargetRef::parse(text) {
+            Some(target) if providers.contains_key(&target.provider) => targets.push(target),
+            Some(target) => issues.push(Issue {
+                path: target_path,
+                message: format!(
+                    "unknown provider `{}`; the providers are: {}",
+                    target.provider,
+                    providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            }),
+            None => issues.push(Issue {
+                path: target_path,
+                message: format!("`{text}` is not `provider/model`"),
+            }),
+        }
+    }
+    let defaults = Timeouts::default();
+    let timeouts = Timeouts {
+        attempt: duration_field(
+            raw.attempt_timeout,
+            defaults.attempt,
+            &format!("{path}.attempt_timeout"),
+            issues,
+        ),
+        first_token: duration_field(
+            raw.first_token_timeout,
+            defaults.first_token,
+            &format!("{path}.first_token_timeout"),
+            issues,
+        ),
+        stream_idle: duration_field(
+            raw.stream_idle_timeout,
+            defaults.stream_idle,
+            &format!("{path}.stream_idle_timeout"),
+            issues,
+        ),
+    };
+    (issues.len() == before).then_some(RouteConfig { targets, timeouts })
+}
+
+fn duration_field(
+    text: Option<String>,
+    default: Duration,
+    path: &str,
+    issues: &mut Vec<Issue>,
+) -> Duration {
+    let Some(text) = text else { return default };
+    match humantime::parse_duration(&text) {
+        Ok(d) if !d.is_zero() => d,
+        _ => {
+            issues.push(Issue {
+                path: path.to_string(),
+                message: format!("`{text}` is not a positive duration such as 500ms, 30s or 2m"),
+            });
+            default
+        }
+    }
+}
+
+/// Deserializes one section, recording the failure with its full key path.
+fn deserialize_at<T: DeserializeOwned>(
+    value: Value,
+    prefix: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let path = match (prefix.is_empty(), inner.as_str()) {
+                (_, ".") => prefix.to_string(),
+                (true, _) => inner,
+                (false, _) => format!("{prefix}.{inner}"),
+            };
+            let mut message = e.into_inner().to_string();
+            if message.starts_with("unknown field") {
+                message.push_str(" (see the config reference in README.md)");
+            }
+            issues.push(Issue { path, message });
+            None
+        }
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` in every string value. Values are
+/// substituted after parsing, so a variable can never change the YAML
+/// structure. `$$` writes a literal `$`.
+fn interpolate(
+    value: &mut Value,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    issues: &mut Vec<Issue>,
+) {
+    match value {
+        Value::String(s) if s.contains('$') => match substitute(s, env) {
+            Ok(new) => *s = new,
+            Err(message) => issues.push(Issue {
+                path: path.to_string(),
+                message,
+            }),
+        },
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate(item, &format!("{path}[{i}]"), env, issues);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map.iter_mut() {
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
+                interpolate(item, &child, env, issues);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body
+                .find('}')
+                .ok_or_else(|| format!("unclosed `${{` in `{s}`"))?;
+            let expr = &body[..end];
+            let (name, default) = match expr.split_once(":-") {
+                Some((name, default)) => (name, Some(default)),
+                None => (expr, None),
+            };
+            match (env(name).filter(|v| !v.is_empty()), default) {
+                (Some(v), _) => out.push_str(&v),
+                (None, Some(d)) => out.push_str(d),
+                (None, None) => {
+                    return Err(format!(
+                        "environment variable {name} is not set (write ${{{name}:-default}} to make it optional)"
+                    ));
+                }
+            }
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "KEY" => Some("sk-test".into()),
+            "PORT" => Some("9000".into()),
+            _ => None,
+        }
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_yaml(text, "test.yaml", &env)
+    }
+
+    #[test]
+    fn loads_a_full_config() -> Result<(), ConfigError> {
+        let config = load(
+            "listen: 127.0.0.1:${PORT}\nproviders:\n  a: { kind: anthropic, api_key: ${KEY} }\n  local: { kind: openai-compatible, base_url: http://127.0.0.1:11434/v1/ }\nroutes:\n  smart: { targets: [a/claude-sonnet-4-5, local/meta/llama3], first_token_timeout: 2s }\n",
+        )?;
+        assert_eq!(config.listen.port(), 9000);
+        let a = &config.providers["a"];
+        assert_eq!(a.base_url, "https://api.anthropic.com");
+        assert_eq!(a.api_key.as_ref().map(Secret::expose), Some("sk-test"));
+        assert_eq!(
+            config.providers["local"].base_url,
+            "http://127.0.0.1:11434/v1"
+        );
+        let smart = &config.routes["smart"];
+        assert_eq!(smart.targets[1].model, "meta/llama3");
+        assert_eq!(smart.timeouts.first_token, Duration::from_secs(2));
+        assert_eq!(smart.timeouts.attempt, DEFAULT_ATTEMPT_TIMEOUT);
+        Ok(())
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path() {
+        let Err(error) = load(
+            "providers:\n  a: { kind: anthropc }\n  b: { kind: openai-compatible }\n  c: { kind: openai, api_key: ${MISSING} }\n  d: { kind: openai, timeout: 3s }\nroutes:\n  r: { targets: [x/y, nomodel] }\n  s: { targets: [], attempt_timeout: soon }\n",
+        ) else {
+            panic!("an invalid config loaded");
+        };
+        let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "providers.c.api_key",
+                "providers.a.kind",
+                "providers.b.base_url",
+                "providers.d.timeout",
+                "routes.r.targets[0]",
+                "routes.r.targets[1]",
+                "routes.s.targets",
+                "routes.s.attempt_timeout",
+            ]
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains(
+                "test.yaml: providers.c.api_key: environment variable MISSING is not set"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("unknown variant `anthropc`"), "{text}");
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let secret = Secret::new("sk-live-123");
+        assert_eq!(format!("{secret:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn substitution_handles_defaults_and_escapes() {
+        assert_eq!(
+            substitute("${NOPE:-x}-$$-${KEY}", &env),
+            Ok("x-$-sk-test".to_string())
+        );
+        assert!(substitute("${KEY", &env).is_err());
+    }
+}

@@ -1,0 +1,20 @@
+//! Bulwark: a resilient gateway for LLM APIs, as an embeddable library.
+//!
+//! Build a [`Client`] from a [`config::Config`] and call [`Client::chat`] or
+//! [`Client::stream`] with provider-neutral [`api::ChatRequest`]s; the
+//! `bulwark-gateway` crate serves the same engine over HTTP.
+
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod provider;
+pub mod route;
+pub mod sse;
+pub mod wire;
+
+pub use client::Client;
+pub use config::Config;
+pub use engine::{Failed, Served};
+pub use error::{ApiError, ErrorKind};

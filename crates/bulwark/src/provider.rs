@@ -1,0 +1,414 @@
+//! The upstream client for each provider kind. Every failure leaves here as a
+//! classified `UpstreamError`; credentials never appear in one.
+
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use http::HeaderMap;
+use serde_json::Value;
+
+use crate::api::{ChatRequest, ChatResponse, StreamEvent};
+use crate::config::{ProviderConfig, ProviderKind};
+use crate::error::{UpstreamError, UpstreamFailure};
+use crate::sse::{SseDecoder, SseEvent};
+use crate::wire::{anthropic, gemini, openai};
+
+/// A stream of answer events; an `Err` ends it.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, UpstreamError>> + Send>>;
+
+/// How much of an error body is read: enough for any provider's JSON error,
+/// little enough that a runaway HTML page cannot cost much.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Idle pooled connections are closed before the providers' load balancers
+/// (often 60 s or more) would drop them, avoiding resets on reuse.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
+
+#[derive(Debug, thiserror::Error)]
+#[error("provider `{name}`: cannot build its HTTP client: {source}")]
+pub struct ProviderBuildError {
+    name: String,
+    source: reqwest::Error,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    name: String,
+    config: ProviderConfig,
+    http: reqwest::Client,
+}
+
+impl Provider {
+    pub fn new(name: &str, config: ProviderConfig) -> Result<Provider, ProviderBuildError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .tcp_nodelay(true)
+            .user_agent(concat!("bulwark/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|source| ProviderBuildError {
+                name: name.to_string(),
+                source,
+            })?;
+        Ok(Provider {
+            name: name.to_string(),
+            config,
+            http,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        self.config.kind
+    }
+
+    fn url(&self, model: &str, stream: bool) -> String {
+        let base = &self.config.base_url;
+        match self.config.kind {
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+                format!("{base}/chat/completions")
+            }
+            ProviderKind::Anthropic => format!("{base}/v1/messages"),
+            ProviderKind::Gemini if stream => {
+                format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse")
+            }
+            ProviderKind::Gemini => format!("{base}/v1beta/models/{model}:generateContent"),
+        }
+    }
+
+    fn encode(&self, request: &ChatRequest, model: &str) -> Result<Value, crate::error::ApiError> {
+        match self.config.kind {
+            ProviderKind::OpenAi => openai::encode_request(request, model, openai::Dialect::OpenAi),
+            ProviderKind::OpenAiCompatible => {
+                openai::encode_request(request, model, openai::Dialect::Compatible)
+            }
+            ProviderKind::Anthropic => {
+                anthropic::encode_request(request, model, self.config.default_max_tokens)
+            }
+            ProviderKind::Gemini => gemini::encode_request(request),
+        }
+    }
+
+    /// Sends the request and returns the response once its status is a success.
+    async fn send(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        target: &str,
+    ) -> Result<reqwest::Response, UpstreamError> {
+        let body = self.encode(request, model).map_err(|e| {
+            UpstreamError::new(target, UpstreamFailure::Rejected(e.clone()), e.message)
+        })?;
+        let body = serde_json::to_vec(&body).map_err(|e| {
+            UpstreamError::new(
+                target,
+                UpstreamFailure::Decode,
+                format!("cannot encode the request: {e}"),
+            )
+        })?;
+        let mut builder = self
+            .http
+            .post(self.url(model, request.stream))
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(key) = &self.config.api_key {
+            builder = match self.config.kind {
+                ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+                    builder.bearer_auth(key.expose())
+                }
+                ProviderKind::Anthropic => builder.header("x-api-key", key.expose()),
+                ProviderKind::Gemini => builder.header("x-goog-api-key", key.expose()),
+            };
+        }
+        if self.config.kind == ProviderKind::Anthropic {
+            builder = builder.header("anthropic-version", anthropic::API_VERSION);
+        }
+        for (name, value) in &self.config.headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(target, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        Err(self.status_error(target, response).await)
+    }
+
+    /// Sends a non-streamed request and decodes the whole answer.
+    pub async fn chat(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        target: &str,
+    ) -> Result<ChatResponse, UpstreamError> {
+        let response = self.send(request, model, target).await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(target, &e))?;
+        let decoded = match self.config.kind {
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => openai::decode_response(&body),
+            ProviderKind::Anthropic => anthropic::decode_response(&body),
+            ProviderKind::Gemini => gemini::decode_response(&body),
+        };
+        decoded.map_err(|message| {
+            UpstreamError::new(
+                target,
+                UpstreamFailure::Decode,
+                format!("unreadable answer: {message}"),
+            )
+        })
+    }
+
+    /// Sends a streamed request. Returns once the provider accepted it; the
+    /// events follow. A gap longer than `idle_timeout` between chunks, a
+    /// stream cut before its terminator, or an error event ends the stream
+    /// with an `Err`.
+    pub async fn stream(
+        &self,
+        request: &ChatRequest,
+        model: &str,
+        target: &str,
+        idle_timeout: Duration,
+    ) -> Result<EventStream, UpstreamError> {
+        let response = self.send(request, model, target).await?;
+        let mut bytes = response.bytes_stream();
+        let mut decoder = FormatDecoder::new(self.config.kind);
+        let target = target.to_string();
+        let stream = async_stream::stream! {
+            let mut sse = SseDecoder::new();
+            let mut sse_events = Vec::new();
+            let mut events = Vec::new();
+            loop {
+                let chunk: Bytes = match tokio::time::timeout(idle_timeout, bytes.next()).await {
+                    Err(_) => {
+                        yield Err(UpstreamError::new(&target, UpstreamFailure::Timeout, format!("the stream stalled for more than {idle_timeout:?}")));
+                        return;
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => {
+                        yield Err(UpstreamError::new(&target, UpstreamFailure::Stream, format!("the stream broke: {}", describe_transport(&e))));
+                        return;
+                    }
+                    Ok(Some(Ok(chunk))) => chunk,
+                };
+                sse.feed(&chunk, &mut sse_events);
+                for event in sse_events.drain(..) {
+                    if let Err(message) = decoder.on_event(&event, &mut events) {
+                        yield Err(UpstreamError::new(&target, UpstreamFailure::Stream, message));
+                        return;
+                    }
+                }
+                for event in events.drain(..) {
+                    yield Ok(event);
+                }
+                if decoder.is_done() {
+                    return;
+                }
+            }
+            if !decoder.is_done() {
+                yield Err(UpstreamError::new(&target, UpstreamFailure::Stream, "the stream ended before its terminator (the answer is truncated)"));
+            }
+        };
+        Ok(Box::pin(stream))
+    }
+
+    fn transport_error(&self, target: &str, error: &reqwest::Error) -> UpstreamError {
+        let failure = if error.is_timeout() {
+            UpstreamFailure::Timeout
+        } else {
+            UpstreamFailure::Connect
+        };
+        UpstreamError::new(target, failure, describe_transport(error))
+    }
+
+    async fn status_error(&self, target: &str, response: reqwest::Response) -> UpstreamError {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = read_capped(response).await;
+        let json: Option<Value> = serde_json::from_slice(&body).ok();
+        let (message, code) = match &json {
+            Some(value) => match self.config.kind {
+                ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+                    openai::decode_error(value)
+                }
+                ProviderKind::Anthropic => anthropic::decode_error(value),
+                ProviderKind::Gemini => gemini::decode_error(value),
+            },
+            None => (None, None),
+        };
+        let mut description = format!("HTTP {status}");
+        if let Some(code) = &code {
+            description.push_str(&format!(" {code}"));
+        }
+        match &message {
+            Some(m) => description.push_str(&format!(": {}", self.redact(m))),
+            None if !body.is_empty() => {
+                let kind = headers
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("unknown content type");
+                description.push_str(&format!(" with a non-JSON body ({kind})"));
+            }
+            None => {}
+        }
+        let mut error = UpstreamError::new(
+            target,
+            UpstreamFailure::Status {
+                status,
+                provider_code: code,
+            },
+            description,
+        );
+        error.retry_after = retry_after(&headers, SystemTime::now())
+            .or_else(|| json.as_ref().and_then(gemini::retry_delay));
+        error
+    }
+
+    /// Providers sometimes quote part of a rejected key back; never pass it on.
+    fn redact(&self, message: &str) -> String {
+        match &self.config.api_key {
+            Some(key) if !key.expose().is_empty() => message.replace(key.expose(), "***"),
+            _ => message.to_string(),
+        }
+    }
+}
+
+/// A transport error's chain of causes, without the URL (which is ours, not
+/// the client's business) and never with credentials (sent only in headers).
+fn describe_transport(error: &reqwest::Error) -> String {
+    let mut text = if error.is_connect() {
+        "connection failed".to_string()
+    } else if error.is_timeout() {
+        "timed out".to_string()
+    } else {
+        "transport error".to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = MAX_ERROR_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if room <= chunk.len() {
+            break;
+        }
+    }
+    body
+}
+
+/// The server's wait hint, in the order the official SDKs read it:
+/// `retry-after-ms`, then `retry-after` as seconds, then as an HTTP date.
+pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = text("retry-after")?;
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// The stream decoder for a provider kind's wire format.
+enum FormatDecoder {
+    OpenAi(openai::StreamDecoder),
+    Anthropic(anthropic::StreamDecoder),
+    Gemini(gemini::StreamDecoder),
+}
+
+impl FormatDecoder {
+    fn new(kind: ProviderKind) -> Self {
+        match kind {
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+                FormatDecoder::OpenAi(openai::StreamDecoder::new())
+            }
+            ProviderKind::Anthropic => FormatDecoder::Anthropic(anthropic::StreamDecoder::new()),
+            ProviderKind::Gemini => FormatDecoder::Gemini(gemini::StreamDecoder::new()),
+        }
+    }
+
+    fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), String> {
+        match self {
+            FormatDecoder::OpenAi(d) => d.on_event(event, out),
+            FormatDecoder::Anthropic(d) => d.on_event(event, out),
+            FormatDecoder::Gemini(d) => d.on_event(event, out),
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        match self {
+            FormatDecoder::OpenAi(d) => d.is_done(),
+            FormatDecoder::Anthropic(d) => d.is_done(),
+            FormatDecoder::Gemini(d) => d.is_done(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            if let Ok(value) = value.parse() {
+                map.insert(*name, value);
+            }
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_prefers_milliseconds_then_seconds_then_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(
+            retry_after(
+                &headers(&[("retry-after-ms", "250"), ("retry-after", "3")]),
+                now
+            ),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "3")]), now),
+            Some(Duration::from_secs(3))
+        );
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", &date)]), now),
+            Some(Duration::from_secs(7))
+        );
+        // A date in the past means "now", not a negative wait.
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(7));
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", &past)]), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
+    }
+}

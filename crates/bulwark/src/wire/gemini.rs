@@ -1,0 +1,386 @@
+//! The Gemini `generateContent` format (upstream side only: Bulwark has no
+//! Gemini front door).
+
+use serde_json::{Map, Value, json};
+
+use super::json as j;
+use crate::api::{
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, StreamEvent,
+    ToolCall, ToolChoice, Usage,
+};
+use crate::error::ApiError;
+use crate::sse::SseEvent;
+
+// === Requests to providers ===
+
+pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
+    if !request.untranslatable.is_empty() {
+        return Err(super::untranslatable(&request.untranslatable, "Gemini"));
+    }
+    let (system, first_turn) = super::leading_system(request, "Gemini")?;
+    let mut contents = Vec::with_capacity(request.messages.len());
+    for (i, message) in request.messages.iter().enumerate().skip(first_turn) {
+        let role = if message.role == Role::Assistant {
+            "model"
+        } else {
+            "user"
+        };
+        let mut parts = Vec::with_capacity(message.content.len());
+        for (k, block) in message.content.iter().enumerate() {
+            parts.push(encode_part(
+                block,
+                request,
+                &format!("messages[{i}].content[{k}]"),
+            )?);
+        }
+        contents.push(json!({"role": role, "parts": parts}));
+    }
+    let mut body = Map::new();
+    if let Some(system) = system {
+        body.insert(
+            "systemInstruction".into(),
+            json!({"parts": [{"text": system}]}),
+        );
+    }
+    body.insert("contents".into(), Value::Array(contents));
+    let mut config = Map::new();
+    if let Some(t) = request.temperature {
+        config.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = request.top_p {
+        config.insert("topP".into(), json!(p));
+    }
+    if let Some(k) = request.top_k {
+        config.insert("topK".into(), json!(k));
+    }
+    if let Some(max) = request.max_tokens {
+        config.insert("maxOutputTokens".into(), json!(max));
+    }
+    if !request.stop.is_empty() {
+        config.insert("stopSequences".into(), json!(request.stop));
+    }
+    if !config.is_empty() {
+        body.insert("generationConfig".into(), Value::Object(config));
+    }
+    if !request.tools.is_empty() {
+        let declarations: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                let mut d = Map::new();
+                d.insert("name".into(), json!(tool.name));
+                if let Some(desc) = &tool.description {
+                    d.insert("description".into(), json!(desc));
+                }
+                d.insert("parameters".into(), tool.parameters.clone());
+                Value::Object(d)
+            })
+            .collect();
+        body.insert(
+            "tools".into(),
+            json!([{"functionDeclarations": declarations}]),
+        );
+    }
+    if let Some(choice) = &request.tool_choice {
+        let config = match choice {
+            ToolChoice::Auto => json!({"mode": "AUTO"}),
+            ToolChoice::None => json!({"mode": "NONE"}),
+            ToolChoice::Required => json!({"mode": "ANY"}),
+            ToolChoice::Tool(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+        };
+        body.insert(
+            "toolConfig".into(),
+            json!({"functionCallingConfig": config}),
+        );
+    }
+    Ok(Value::Object(body))
+}
+
+fn encode_part(block: &ContentBlock, request: &ChatRequest, path: &str) -> Result<Value, ApiError> {
+    Ok(match block {
+        ContentBlock::Text(text) => json!({"text": text}),
+        ContentBlock::Image(ImageSource::Base64 { media_type, data }) => {
+            json!({"inlineData": {"mimeType": media_type, "data": data}})
+        }
+        ContentBlock::Image(ImageSource::Url(_)) => {
+            return Err(ApiError::invalid_param(
+                path,
+                "Gemini accepts images only as inline base64 data, not by URL; send the image as a data: URL (base64) to use this route",
+            ));
+        }
+        ContentBlock::ToolUse(call) => {
+            json!({"functionCall": {"name": call.name, "args": call.input}})
+        }
+        ContentBlock::ToolResult(result) => {
+            // Gemini matches a result to its call by function name, not id.
+            let name = tool_name_for(request, &result.tool_use_id).ok_or_else(|| {
+                ApiError::invalid_param(
+                    path,
+                    format!(
+                        "tool result `{}` answers no tool call earlier in the conversation; Gemini needs the call to know the function's name",
+                        result.tool_use_id
+                    ),
+                )
+            })?;
+            let mut text = String::new();
+            for part in &result.content {
+                match part {
+                    ContentBlock::Text(t) => text.push_str(t),
+                    _ => {
+                        return Err(ApiError::invalid_param(
+                            path,
+                            "Gemini tool results carry text only",
+                        ));
+                    }
+                }
+            }
+            let key = if result.is_error { "error" } else { "content" };
+            json!({"functionResponse": {"name": name, "response": {key: text}}})
+        }
+    })
+}
+
+fn tool_name_for<'a>(request: &'a ChatRequest, id: &str) -> Option<&'a str> {
+    request
+        .messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .find_map(|b| match b {
+            ContentBlock::ToolUse(call) if call.id == id => Some(call.name.as_str()),
+            _ => None,
+        })
+}
+
+// === Responses from providers ===
+
+pub fn decode_response(body: &[u8]) -> Result<ChatResponse, String> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+    let mut content = Vec::new();
+    let mut calls = 0;
+    let finish = match value.get("candidates").and_then(|c| c.get(0)) {
+        Some(candidate) => {
+            for part in parts_of(candidate) {
+                if let Some(text) = j::get_str(part, "text") {
+                    if part.get("thought").and_then(Value::as_bool) != Some(true) {
+                        content.push(ContentBlock::Text(text.to_string()));
+                    }
+                } else if let Some(call) = part.get("functionCall") {
+                    calls += 1;
+                    content.push(ContentBlock::ToolUse(decode_call(call, calls)));
+                }
+            }
+            decode_finish(
+                j::get_str(candidate, "finishReason").unwrap_or("STOP"),
+                calls > 0,
+            )
+        }
+        // A blocked prompt is a 200 with feedback and no candidates.
+        None if value
+            .get("promptFeedback")
+            .and_then(|f| f.get("blockReason"))
+            .is_some() =>
+        {
+            FinishReason::ContentFilter
+        }
+        None => return Err("the response has no candidates".into()),
+    };
+    Ok(ChatResponse {
+        id: j::get_str(&value, "responseId")
+            .unwrap_or("gemini-bulwark")
+            .to_string(),
+        model: j::get_str(&value, "modelVersion")
+            .unwrap_or_default()
+            .to_string(),
+        content,
+        finish_reason: finish,
+        stop_sequence: None,
+        usage: value
+            .get("usageMetadata")
+            .map(decode_usage)
+            .unwrap_or_default(),
+        created: crate::api::unix_now(),
+    })
+}
+
+fn parts_of(candidate: &Value) -> &[Value] {
+    candidate
+        .get("content")
+        .and_then(|c| c.get("parts"))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// Gemini calls may lack ids; the other formats need one to pair results.
+fn decode_call(call: &Value, ordinal: usize) -> ToolCall {
+    let name = j::get_str(call, "name").unwrap_or_default().to_string();
+    ToolCall {
+        id: j::get_str(call, "id")
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("call_{name}_{ordinal}")),
+        name,
+        input: call.get("args").cloned().unwrap_or_else(|| json!({})),
+    }
+}
+
+/// Thinking tokens are output the caller pays for, so they count as output.
+fn decode_usage(usage: &Value) -> Usage {
+    Usage {
+        input_tokens: j::get_u64(usage, "promptTokenCount"),
+        output_tokens: j::get_u64(usage, "candidatesTokenCount")
+            + j::get_u64(usage, "thoughtsTokenCount"),
+    }
+}
+
+fn decode_finish(reason: &str, called_tools: bool) -> FinishReason {
+    match reason {
+        "MAX_TOKENS" => FinishReason::Length,
+        "STOP" | "FINISH_REASON_UNSPECIFIED" | "OTHER" if called_tools => FinishReason::ToolUse,
+        "STOP" | "FINISH_REASON_UNSPECIFIED" | "OTHER" => FinishReason::Stop,
+        "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS" => {
+            FinishReason::Stop
+        }
+        _ => FinishReason::ContentFilter,
+    }
+}
+
+/// Decodes `streamGenerateContent?alt=sse`. The stream has no terminator:
+/// it is complete once a chunk carried a finish reason.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    started: bool,
+    done: bool,
+    next_index: usize,
+    text_index: Option<usize>,
+    calls: usize,
+    finish: Option<String>,
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        StreamDecoder::default()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    pub fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), String> {
+        let chunk: Value = serde_json::from_str(&event.data)
+            .map_err(|e| format!("malformed stream chunk: {e}"))?;
+        if let Some(error) = chunk.get("error") {
+            return Err(format!(
+                "error event in stream: {}",
+                j::get_str(error, "message").unwrap_or("unknown error")
+            ));
+        }
+        if !self.started {
+            self.started = true;
+            out.push(StreamEvent::Start {
+                id: j::get_str(&chunk, "responseId")
+                    .unwrap_or("gemini-bulwark")
+                    .to_string(),
+                model: j::get_str(&chunk, "modelVersion")
+                    .unwrap_or_default()
+                    .to_string(),
+                created: crate::api::unix_now(),
+                input_tokens: None,
+            });
+        }
+        if let Some(candidate) = chunk.get("candidates").and_then(|c| c.get(0)) {
+            for part in parts_of(candidate) {
+                if let Some(text) = j::get_str(part, "text") {
+                    if text.is_empty() || part.get("thought").and_then(Value::as_bool) == Some(true)
+                    {
+                        continue;
+                    }
+                    let index = match self.text_index {
+                        Some(index) => index,
+                        None => {
+                            let index = self.next_index;
+                            self.next_index += 1;
+                            self.text_index = Some(index);
+                            index
+                        }
+                    };
+                    out.push(StreamEvent::TextDelta {
+                        index,
+                        text: text.to_string(),
+                    });
+                } else if let Some(call) = part.get("functionCall") {
+                    self.calls += 1;
+                    self.text_index = None;
+                    let index = self.next_index;
+                    self.next_index += 1;
+                    let call = decode_call(call, self.calls);
+                    out.push(StreamEvent::ToolCallStart {
+                        index,
+                        id: call.id,
+                        name: call.name,
+                    });
+                    out.push(StreamEvent::ToolCallDelta {
+                        index,
+                        partial_json: call.input.to_string(),
+                    });
+                }
+            }
+            if let Some(reason) = j::get_str(candidate, "finishReason") {
+                self.finish = Some(reason.to_string());
+            }
+        } else if chunk
+            .get("promptFeedback")
+            .and_then(|f| f.get("blockReason"))
+            .is_some()
+        {
+            self.finish = Some("SAFETY".into());
+        }
+        if let Some(usage) = chunk.get("usageMetadata") {
+            out.push(StreamEvent::Usage(decode_usage(usage)));
+        }
+        if let Some(reason) = self.finish.take() {
+            out.push(StreamEvent::Finish {
+                reason: decode_finish(&reason, self.calls > 0),
+                stop_sequence: None,
+            });
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+// === Errors ===
+
+/// Reads a Google RPC error body: (message, status). A per-day quota shows in
+/// the details and is reported as `{status}:PerDay`, since it will not clear
+/// by waiting a few seconds.
+pub fn decode_error(body: &Value) -> (Option<String>, Option<String>) {
+    let error = body.get("error").unwrap_or(body);
+    let message = j::get_str(error, "message").map(str::to_string);
+    let mut status = j::get_str(error, "status").map(str::to_string);
+    let per_day = error
+        .get("details")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|d| {
+            d.get("violations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .any(|v| j::get_str(v, "quotaId").is_some_and(|q| q.contains("PerDay")));
+    if per_day {
+        status = Some(format!("{}:PerDay", status.unwrap_or_default()));
+    }
+    (message, status)
+}
+
+/// The server's `RetryInfo.retryDelay` (e.g. `"41s"`), Gemini's Retry-After.
+pub fn retry_delay(body: &Value) -> Option<std::time::Duration> {
+    let details = body.get("error")?.get("details")?.as_array()?;
+    details.iter().find_map(|d| {
+        let delay = j::get_str(d, "retryDelay")?;
+        let seconds: f64 = delay.strip_suffix('s')?.parse().ok()?;
+        (seconds.is_finite() && seconds >= 0.0).then(|| std::time::Duration::from_secs_f64(seconds))
+    })
+}
