@@ -234,7 +234,8 @@ impl Config {
             source_name: source_name.to_string(),
             issues,
         };
-        let mut value: Value = serde_saphyr::from_str(text).map_err(|e| {
+        let (text, references) = protect_references(text);
+        let mut value: Value = serde_saphyr::from_str(&text).map_err(|e| {
             fail(vec![Issue {
                 path: String::new(),
                 message: format!("not valid YAML: {e}"),
@@ -244,7 +245,7 @@ impl Config {
             value = Value::Object(Default::default());
         }
         let mut issues = Vec::new();
-        interpolate(&mut value, "", env, &mut issues);
+        interpolate(&mut value, "", &references, env, &mut issues);
         // Unknown top-level keys are reported one by one, so that a typo does
         // not hide the problems in the sections that follow it.
         if let Value::Object(map) = &mut value {
@@ -486,26 +487,68 @@ fn deserialize_at<T: DeserializeOwned>(
     }
 }
 
-/// Replaces `${VAR}` and `${VAR:-default}` in every string value. Values are
-/// substituted after parsing, so a variable can never change the YAML
-/// structure. `$$` writes a literal `$`.
+/// Stands in for a `${...}` reference while the YAML is parsed.
+const REFERENCE_TOKEN: &str = "__bulwark_env_";
+
+/// Swaps each `${...}` for a plain token before parsing. `${VAR}` is not
+/// valid YAML inside a flow mapping (`{ api_key: ${KEY} }`, braces being flow
+/// syntax), yet that is the natural way to write it; and substituting values
+/// before parsing would let a value change the YAML structure. Tokens are
+/// replaced by their values after parsing, in `interpolate`.
+fn protect_references(text: &str) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(text.len());
+    let mut references = Vec::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push_str("$$");
+            rest = tail;
+        } else if let Some(end) = after.strip_prefix('{').and_then(|body| body.find('}')) {
+            out.push_str(&format!("{REFERENCE_TOKEN}{}__", references.len()));
+            references.push(after[1..end + 1].to_string());
+            rest = &after[end + 2..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    (out, references)
+}
+
+/// Puts the `${...}` references back into a string and substitutes them.
+fn restore_references(s: &str, references: &[String]) -> String {
+    let mut out = s.to_string();
+    for (i, expr) in references.iter().enumerate().rev() {
+        out = out.replace(&format!("{REFERENCE_TOKEN}{i}__"), &format!("${{{expr}}}"));
+    }
+    out
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}` in every string value. `$$`
+/// writes a literal `$`.
 fn interpolate(
     value: &mut Value,
     path: &str,
+    references: &[String],
     env: &dyn Fn(&str) -> Option<String>,
     issues: &mut Vec<Issue>,
 ) {
     match value {
-        Value::String(s) if s.contains('$') => match substitute(s, env) {
-            Ok(new) => *s = new,
-            Err(message) => issues.push(Issue {
-                path: path.to_string(),
-                message,
-            }),
-        },
+        Value::String(s) if s.contains('$') || s.contains(REFERENCE_TOKEN) => {
+            match substitute(&restore_references(s, references), env) {
+                Ok(new) => *s = new,
+                Err(message) => issues.push(Issue {
+                    path: path.to_string(),
+                    message,
+                }),
+            }
+        }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate(item, &format!("{path}[{i}]"), env, issues);
+                interpolate(item, &format!("{path}[{i}]"), references, env, issues);
             }
         }
         Value::Object(map) => {
@@ -515,7 +558,7 @@ fn interpolate(
                 } else {
                     format!("{path}.{key}")
                 };
-                interpolate(item, &child, env, issues);
+                interpolate(item, &child, references, env, issues);
             }
         }
         _ => {}
@@ -630,6 +673,22 @@ mod tests {
     fn secrets_do_not_show_in_debug_output() {
         let secret = Secret::new("sk-live-123");
         assert_eq!(format!("{secret:?}"), "Secret(***)");
+    }
+
+    #[test]
+    fn references_work_in_flow_mappings_and_cannot_change_structure() -> Result<(), ConfigError> {
+        let hostile = |name: &str| (name == "KEY").then(|| "x, kind: gemini }".to_string());
+        let config = Config::from_yaml(
+            "providers:\n  a: { kind: openai, api_key: ${KEY} }\nroutes: {}\n",
+            "t.yaml",
+            &hostile,
+        )?;
+        assert_eq!(config.providers["a"].kind, ProviderKind::OpenAi);
+        assert_eq!(
+            config.providers["a"].api_key.as_ref().map(Secret::expose),
+            Some("x, kind: gemini }")
+        );
+        Ok(())
     }
 
     #[test]

@@ -32,6 +32,9 @@ impl SseDecoder {
 
     /// Feeds the next piece of the stream and appends completed events to `out`.
     pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) {
+        if bytes.is_empty() {
+            return; // an empty piece must not forget a pending `\r`
+        }
         if self.skip_lf {
             self.skip_lf = false;
             if let Some(rest) = bytes.strip_prefix(b"\n") {

@@ -1,0 +1,210 @@
+//! The in-process `Client` against simulated providers on 127.0.0.1: which
+//! failures move a request to the next target, and which end it.
+
+use std::time::Duration;
+
+use bulwark::api::{ChatRequest, Message, Role, StreamEvent};
+use bulwark::{Client, Config, ErrorKind};
+use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
+use futures_util::StreamExt;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+struct Setup {
+    client: Client,
+    primary: SimServer,
+    backup: SimServer,
+}
+
+/// Route `main`: primary (Anthropic format) then backup (OpenAI format), with
+/// short timeouts so that hang tests finish quickly.
+async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
+    let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  primary: {{ kind: anthropic, base_url: \"{}\", api_key: k1 }}\n  backup: {{ kind: openai, base_url: \"{}/v1\", api_key: k2 }}\n  closed: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", connect_timeout: 1s }}\nroutes:\n  main: {{ targets: [primary/claude-sonnet-4-5, backup/gpt-4o-mini], attempt_timeout: 500ms, first_token_timeout: 500ms, stream_idle_timeout: 500ms }}\n  via-closed: {{ targets: [closed/gpt-4o, backup/gpt-4o-mini] }}\n",
+        primary.url(),
+        backup.url()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    Ok(Setup {
+        client: Client::from_config(&config)?,
+        primary,
+        backup,
+    })
+}
+
+fn request(model: &str) -> ChatRequest {
+    let mut request = ChatRequest::new(model, vec![Message::text(Role::User, "Hello there")]);
+    request.max_tokens = Some(32);
+    request
+}
+
+#[tokio::test]
+async fn healthy_primary_serves_in_one_attempt() -> TestResult {
+    let s = setup().await?;
+    let served = s.client.chat(request("main")).await?;
+    assert_eq!(served.target, "primary/claude-sonnet-4-5");
+    assert_eq!(served.attempts, 1);
+    assert!(!served.fallback);
+    assert_eq!(s.backup.sim.request_count(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn transient_statuses_fail_over_to_the_next_target() -> TestResult {
+    for status in [429, 500, 502, 503, 504, 529, 401, 408] {
+        let s = setup().await?;
+        s.primary
+            .sim
+            .set_faults(vec![FaultRule::always(Fault::status(status))]);
+        let served = s.client.chat(request("main")).await?;
+        assert_eq!(served.target, "backup/gpt-4o-mini", "status {status}");
+        assert_eq!(served.attempts, 2, "status {status}");
+        assert!(served.fallback);
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn client_errors_fail_fast_without_touching_the_backup() -> TestResult {
+    let s = setup().await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(400))]);
+    let Err(failed) = s.client.chat(request("main")).await else {
+        return Err("a 400 was retried elsewhere".into());
+    };
+    assert_eq!(failed.error.status, 400);
+    assert_eq!(failed.attempts, 1);
+    assert_eq!(s.backup.sim.request_count(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_connections_fail_over() -> TestResult {
+    let s = setup().await?;
+    let served = s.client.chat(request("via-closed")).await?;
+    assert_eq!(served.target, "backup/gpt-4o-mini");
+    assert_eq!(served.attempts, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_hanging_primary_times_out_and_fails_over() -> TestResult {
+    let s = setup().await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::hang(30_000))]);
+    let served = s.client.chat(request("main")).await?;
+    assert_eq!(served.target, "backup/gpt-4o-mini");
+    let stream = s.client.stream(request("main")).await?;
+    assert_eq!(stream.target, "backup/gpt-4o-mini");
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_target_failing_reports_each_attempt() -> TestResult {
+    let s = setup().await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(529))]);
+    s.backup
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let Err(failed) = s.client.chat(request("main")).await else {
+        return Err("succeeded with every target down".into());
+    };
+    assert_eq!(failed.attempts, 2);
+    assert!(failed.error.status >= 500);
+    assert!(
+        failed
+            .error
+            .message
+            .contains("primary/claude-sonnet-4-5: HTTP 529"),
+        "{}",
+        failed.error.message
+    );
+    assert!(
+        failed
+            .error
+            .message
+            .contains("backup/gpt-4o-mini: HTTP 503"),
+        "{}",
+        failed.error.message
+    );
+    assert!(!failed.error.message.contains("k1") && !failed.error.message.contains("k2"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_models_are_not_found_before_any_attempt() -> TestResult {
+    let s = setup().await?;
+    let Err(failed) = s.client.chat(request("nope")).await else {
+        return Err("an unknown model was served".into());
+    };
+    assert_eq!(failed.error.kind, ErrorKind::NotFound);
+    assert_eq!(failed.attempts, 0);
+    assert!(
+        failed.error.message.contains("main"),
+        "{}",
+        failed.error.message
+    );
+    // `provider/model` needs no route.
+    let served = s.client.chat(request("backup/gpt-4o")).await?;
+    assert_eq!(served.target, "backup/gpt-4o");
+    Ok(())
+}
+
+async fn collect(mut stream: bulwark::provider::EventStream) -> (Vec<StreamEvent>, Option<String>) {
+    let mut events = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(event) => events.push(event),
+            Err(error) => return (events, Some(error.message)),
+        }
+    }
+    (events, None)
+}
+
+#[tokio::test]
+async fn streams_fail_over_before_the_first_token_only() -> TestResult {
+    let s = setup().await?;
+    // An error event before any content: invisible to the client, next target.
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::error_event(0))]);
+    let served = s.client.stream(request("main")).await?;
+    assert_eq!(served.target, "backup/gpt-4o-mini");
+    let (events, error) = collect(served.value).await;
+    assert_eq!(error, None);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::Finish { .. }))
+    );
+
+    // A cut after content was sent: the stream ends with an error, never a
+    // silent clean end of a truncated answer.
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::cut(4))]);
+    let served = s.client.stream(request("main")).await?;
+    assert_eq!(served.target, "primary/claude-sonnet-4-5");
+    let (events, error) = collect(served.value).await;
+    assert!(events.iter().any(StreamEvent::is_content));
+    assert!(error.is_some_and(|m| m.contains("truncated")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stalled_stream_ends_with_an_idle_timeout() -> TestResult {
+    let s = setup().await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::stall(4, 20_000))]);
+    let served = s.client.stream(request("main")).await?;
+    let (_, error) = tokio::time::timeout(Duration::from_secs(10), collect(served.value)).await?;
+    assert!(error.is_some_and(|m| m.contains("stalled")));
+    Ok(())
+}

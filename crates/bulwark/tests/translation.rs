@@ -1,0 +1,566 @@
+//! Translation between wire formats, field by field, against the reference
+//! shapes in `shared/reference` (Part C).
+
+use bulwark::api::{FinishReason, StreamEvent, Usage};
+use bulwark::error::ErrorKind;
+use bulwark::sse::SseDecoder;
+use bulwark::wire::{anthropic, gemini, openai};
+use serde_json::{Value, json};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn bytes(value: &Value) -> Vec<u8> {
+    value.to_string().into_bytes()
+}
+
+/// An OpenAI request using every translatable feature.
+fn openai_request() -> Value {
+    json!({
+        "model": "smart",
+        "messages": [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": [
+                {"type": "text", "text": "What is in this picture?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0K"}}
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18C and sunny"},
+            {"role": "user", "content": "Thanks"}
+        ],
+        "max_completion_tokens": 64,
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "stop": ["END"],
+        "tools": [{"type": "function", "function": {
+            "name": "get_weather", "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+        }}],
+        "tool_choice": "auto",
+        "stream": true,
+        "stream_options": {"include_usage": true}
+    })
+}
+
+fn weather_schema() -> Value {
+    json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+}
+
+#[test]
+fn openai_request_translates_to_anthropic() -> TestResult {
+    let request = openai::decode_request(&bytes(&openai_request()))?;
+    assert!(request.stream && request.include_usage);
+    let encoded = anthropic::encode_request(&request, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(
+        encoded,
+        json!({
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 64,
+            "system": "Be terse.",
+            "messages": [
+                {"role": "user", "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0K"}}
+                ]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_1", "content": [{"type": "text", "text": "18C and sunny"}]}
+                ]},
+                {"role": "user", "content": [{"type": "text", "text": "Thanks"}]}
+            ],
+            "temperature": 0.2,
+            "top_p": 0.9,
+            "stop_sequences": ["END"],
+            "tools": [{"name": "get_weather", "description": "Weather for a city", "input_schema": weather_schema()}],
+            "tool_choice": {"type": "auto"},
+            "stream": true
+        })
+    );
+    Ok(())
+}
+
+#[test]
+fn openai_request_translates_to_gemini() -> TestResult {
+    let request = openai::decode_request(&bytes(&openai_request()))?;
+    let encoded = gemini::encode_request(&request)?;
+    assert_eq!(
+        encoded,
+        json!({
+            "systemInstruction": {"parts": [{"text": "Be terse."}]},
+            "contents": [
+                {"role": "user", "parts": [
+                    {"text": "What is in this picture?"},
+                    {"inlineData": {"mimeType": "image/png", "data": "iVBORw0K"}}
+                ]},
+                {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
+                {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"content": "18C and sunny"}}}]},
+                {"role": "user", "parts": [{"text": "Thanks"}]}
+            ],
+            "generationConfig": {"temperature": 0.2, "topP": 0.9, "maxOutputTokens": 64, "stopSequences": ["END"]},
+            "tools": [{"functionDeclarations": [{"name": "get_weather", "description": "Weather for a city", "parameters": weather_schema()}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}}
+        })
+    );
+    Ok(())
+}
+
+#[test]
+fn anthropic_request_translates_to_openai_both_dialects() -> TestResult {
+    let body = json!({
+        "model": "smart",
+        "max_tokens": 100,
+        "system": [{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Let me check."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"},
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
+            ]}
+        ],
+        "stop_sequences": ["STOP"],
+        "top_k": 40,
+        "tools": [{"name": "get_weather", "input_schema": weather_schema()}],
+        "tool_choice": {"type": "any"},
+        "metadata": {"user_id": "u1"}
+    });
+    let request = anthropic::decode_request(&bytes(&body))?;
+    let expected_messages = json!([
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+        {"role": "assistant", "content": "Let me check.", "tool_calls": [
+            {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+        ]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"},
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}
+    ]);
+    let compatible = openai::encode_request(&request, "llama3", openai::Dialect::Compatible)?;
+    assert_eq!(
+        compatible,
+        json!({
+            "model": "llama3",
+            "messages": expected_messages,
+            "max_tokens": 100,
+            "top_k": 40,
+            "stop": ["STOP"],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}}],
+            "tool_choice": "required"
+        })
+    );
+    // OpenAI itself has no top_k: refused, not dropped.
+    let error = openai::encode_request(&request, "gpt-4o", openai::Dialect::OpenAi)
+        .err()
+        .ok_or("top_k was dropped silently")?;
+    assert_eq!(error.kind, ErrorKind::InvalidRequest);
+    assert!(error.message.contains("top_k"), "{}", error.message);
+    Ok(())
+}
+
+#[test]
+fn same_format_passes_every_field_through() -> TestResult {
+    let mut body = openai_request();
+    body["seed"] = json!(7);
+    body["logprobs"] = json!(true);
+    body["stream"] = json!(false);
+    let request = openai::decode_request(&bytes(&body))?;
+    assert_eq!(
+        request.untranslatable,
+        vec!["logprobs".to_string(), "seed".to_string()]
+    );
+    let encoded = openai::encode_request(&request, "gpt-4o-mini", openai::Dialect::OpenAi)?;
+    let mut expected = body.clone();
+    expected["model"] = json!("gpt-4o-mini");
+    expected
+        .as_object_mut()
+        .ok_or("not an object")?
+        .remove("stream_options");
+    assert_eq!(encoded, expected);
+    // The same request cannot be expressed for Anthropic, and says why.
+    let error = anthropic::encode_request(&request, "claude", 4096)
+        .err()
+        .ok_or("untranslatable fields were dropped")?;
+    assert!(
+        error.message.contains("logprobs, seed"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains("Anthropic"), "{}", error.message);
+    Ok(())
+}
+
+#[test]
+fn openai_client_asking_for_temperature_above_one_is_refused_by_anthropic() -> TestResult {
+    let body =
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 1.5});
+    let request = openai::decode_request(&bytes(&body))?;
+    let error = anthropic::encode_request(&request, "claude", 4096)
+        .err()
+        .ok_or("out-of-range temperature was accepted")?;
+    assert_eq!(error.param.as_deref(), Some("temperature"));
+    Ok(())
+}
+
+#[test]
+fn late_system_messages_and_url_images_are_refused_where_inexpressible() -> TestResult {
+    let body = json!({"model": "m", "messages": [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]},
+        {"role": "system", "content": "late"}
+    ]});
+    let request = openai::decode_request(&bytes(&body))?;
+    let error = anthropic::encode_request(&request, "c", 10)
+        .err()
+        .ok_or("late system accepted")?;
+    assert_eq!(error.param.as_deref(), Some("messages[1]"));
+    let mut early = request.clone();
+    early.messages.truncate(1);
+    let error = gemini::encode_request(&early)
+        .err()
+        .ok_or("URL image accepted by Gemini")?;
+    assert!(error.message.contains("base64"), "{}", error.message);
+    Ok(())
+}
+
+#[test]
+fn client_errors_name_the_field() {
+    let cases: [(&[u8], &str); 6] = [
+        (b"{not json", "not valid JSON"),
+        (b"[1]", "must be a JSON object"),
+        (br#"{"messages": []}"#, "`model` is required"),
+        (
+            br#"{"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": "hot"}"#,
+            "`temperature` must be a number, but it is a string",
+        ),
+        (
+            br#"{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}"#,
+            "`messages[0].role` must be one of",
+        ),
+        (
+            br#"{"model": "m", "messages": [{"role": "user", "content": 5}]}"#,
+            "`messages[0].content` must be a string or an array",
+        ),
+    ];
+    for (body, expected) in cases {
+        match openai::decode_request(body) {
+            Ok(_) => panic!("accepted {}", String::from_utf8_lossy(body)),
+            Err(error) => {
+                assert_eq!(error.status, 400);
+                assert!(
+                    error.message.contains(expected),
+                    "{} vs {expected}",
+                    error.message
+                );
+            }
+        }
+    }
+    let missing_max = br#"{"model": "m", "messages": [{"role": "user", "content": "x"}]}"#;
+    match anthropic::decode_request(missing_max) {
+        Ok(_) => panic!("Anthropic front door accepted a request without max_tokens"),
+        Err(error) => assert_eq!(error.param.as_deref(), Some("max_tokens")),
+    }
+}
+
+#[test]
+fn responses_translate_with_usage_and_finish_reasons() -> TestResult {
+    // The reference example of each format.
+    let from_openai = openai::decode_response(&bytes(&json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1726012687, "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi!", "refusal": null}, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 13, "completion_tokens": 2, "total_tokens": 15}
+    })))?;
+    assert_eq!(
+        from_openai.usage,
+        Usage {
+            input_tokens: 13,
+            output_tokens: 2
+        }
+    );
+    assert_eq!(
+        anthropic::encode_response(&from_openai),
+        json!({
+            "id": "chatcmpl-1", "type": "message", "role": "assistant", "model": "gpt-4o-mini-2024-07-18",
+            "content": [{"type": "text", "text": "Hi!"}],
+            "stop_reason": "end_turn", "stop_sequence": null,
+            "usage": {"input_tokens": 13, "output_tokens": 2}
+        })
+    );
+
+    let from_anthropic = anthropic::decode_response(&bytes(&json!({
+        "id": "msg_01", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929",
+        "content": [{"type": "text", "text": "Checking."}, {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}],
+        "stop_reason": "tool_use", "stop_sequence": null,
+        "usage": {"input_tokens": 12, "output_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 3}
+    })))?;
+    let encoded = openai::encode_response(&from_anthropic);
+    assert_eq!(encoded["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(encoded["choices"][0]["message"]["content"], "Checking.");
+    assert_eq!(
+        encoded["choices"][0]["message"]["tool_calls"],
+        json!([{"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}])
+    );
+    assert_eq!(
+        encoded["usage"],
+        json!({"prompt_tokens": 15, "completion_tokens": 5, "total_tokens": 20})
+    );
+
+    let from_gemini = gemini::decode_response(&bytes(&json!({
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "Hi!"}]}, "finishReason": "MAX_TOKENS", "index": 0}],
+        "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 2, "totalTokenCount": 10},
+        "modelVersion": "gemini-2.5-flash", "responseId": "abc123"
+    })))?;
+    assert_eq!(from_gemini.finish_reason, FinishReason::Length);
+    assert_eq!(
+        anthropic::encode_response(&from_gemini)["stop_reason"],
+        "max_tokens"
+    );
+    assert_eq!(
+        openai::encode_response(&from_gemini)["choices"][0]["finish_reason"],
+        "length"
+    );
+    assert_eq!(
+        from_gemini.usage,
+        Usage {
+            input_tokens: 8,
+            output_tokens: 2
+        }
+    );
+    Ok(())
+}
+
+#[test]
+fn finish_reasons_map_across_formats() -> TestResult {
+    let anthropic_to_openai = [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+    ];
+    for (stop_reason, finish_reason) in anthropic_to_openai {
+        let response = anthropic::decode_response(&bytes(&json!({
+            "id": "m", "model": "c", "content": [], "stop_reason": stop_reason, "usage": {}
+        })))?;
+        assert_eq!(
+            openai::encode_response(&response)["choices"][0]["finish_reason"],
+            finish_reason
+        );
+    }
+    let openai_to_anthropic = [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("tool_calls", "tool_use"),
+        ("content_filter", "refusal"),
+    ];
+    for (finish_reason, stop_reason) in openai_to_anthropic {
+        let response = openai::decode_response(&bytes(&json!({
+            "id": "c", "model": "g", "choices": [{"message": {"content": "x"}, "finish_reason": finish_reason}]
+        })))?;
+        assert_eq!(
+            anthropic::encode_response(&response)["stop_reason"],
+            stop_reason
+        );
+    }
+    Ok(())
+}
+
+fn decode_events(
+    sse: &str,
+    mut on_event: impl FnMut(&bulwark::sse::SseEvent, &mut Vec<StreamEvent>) -> Result<(), String>,
+) -> Result<Vec<StreamEvent>, String> {
+    let mut decoder = SseDecoder::new();
+    let mut sse_events = Vec::new();
+    decoder.feed(sse.as_bytes(), &mut sse_events);
+    let mut events = Vec::new();
+    for event in &sse_events {
+        on_event(event, &mut events)?;
+    }
+    Ok(events)
+}
+
+const ANTHROPIC_STREAM: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-sonnet-4-5\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\nevent: ping\ndata: {\"type\": \"ping\"}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi!\"}}\n\nevent: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"get_weather\",\"input\":{}}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\":\"}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\\\"Paris\\\"}\"}}\n\nevent: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+
+fn expected_stream_events() -> Vec<StreamEvent> {
+    vec![
+        StreamEvent::TextDelta {
+            index: 0,
+            text: "Hi!".into(),
+        },
+        StreamEvent::ToolCallStart {
+            index: 1,
+            id: "toolu_1".into(),
+            name: "get_weather".into(),
+        },
+        StreamEvent::ToolCallDelta {
+            index: 1,
+            partial_json: "{\"city\":".into(),
+        },
+        StreamEvent::ToolCallDelta {
+            index: 1,
+            partial_json: "\"Paris\"}".into(),
+        },
+        StreamEvent::Finish {
+            reason: FinishReason::ToolUse,
+            stop_sequence: None,
+        },
+        StreamEvent::Usage(Usage {
+            input_tokens: 25,
+            output_tokens: 15,
+        }),
+    ]
+}
+
+fn without_start(events: Vec<StreamEvent>) -> Vec<StreamEvent> {
+    events
+        .into_iter()
+        .filter(|e| !matches!(e, StreamEvent::Start { .. }))
+        .collect()
+}
+
+#[test]
+fn anthropic_stream_round_trips_through_the_openai_stream_format() -> TestResult {
+    let mut decoder = anthropic::StreamDecoder::new();
+    let events = decode_events(ANTHROPIC_STREAM, |e, out| decoder.on_event(e, out))?;
+    assert!(decoder.is_done());
+    assert_eq!(without_start(events.clone()), expected_stream_events());
+
+    // Re-encode for an OpenAI client, then decode as an OpenAI provider would be.
+    let mut encoder = openai::StreamEncoder::new(true);
+    let mut out = Vec::new();
+    for event in &events {
+        encoder.encode(event, &mut out);
+    }
+    encoder.finish(&mut out);
+    let text: String = out
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(
+        text.contains("\"choices\":[],"),
+        "usage chunk missing: {text}"
+    );
+    let mut openai_decoder = openai::StreamDecoder::new();
+    let again = decode_events(&text, |e, out| openai_decoder.on_event(e, out))?;
+    assert!(openai_decoder.is_done());
+    assert_eq!(without_start(again), expected_stream_events());
+    Ok(())
+}
+
+#[test]
+fn stream_round_trips_through_the_anthropic_stream_format() -> TestResult {
+    let mut encoder = anthropic::StreamEncoder::new();
+    let mut out = Vec::new();
+    let mut events = vec![StreamEvent::Start {
+        id: "x".into(),
+        model: "m".into(),
+        created: 0,
+        input_tokens: Some(25),
+    }];
+    events.extend(expected_stream_events());
+    for event in &events {
+        encoder.encode(event, &mut out);
+    }
+    encoder.finish(&mut out);
+    let text: String = out
+        .iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let mut decoder = anthropic::StreamDecoder::new();
+    let again = decode_events(&text, |e, out| decoder.on_event(e, out))?;
+    assert_eq!(without_start(again), expected_stream_events());
+    Ok(())
+}
+
+#[test]
+fn gemini_stream_decodes_text_calls_and_usage() -> TestResult {
+    let sse = "data: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":\"Hi\"}]},\"index\":0}],\"modelVersion\":\"gemini-2.5-flash\"}\r\n\r\ndata: {\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"functionCall\":{\"name\":\"get_weather\",\"args\":{\"city\":\"Paris\"}}}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":8,\"candidatesTokenCount\":2,\"totalTokenCount\":10}}\r\n\r\n";
+    let mut decoder = gemini::StreamDecoder::new();
+    let events = decode_events(sse, |e, out| decoder.on_event(e, out))?;
+    assert!(decoder.is_done());
+    assert_eq!(
+        without_start(events),
+        vec![
+            StreamEvent::TextDelta {
+                index: 0,
+                text: "Hi".into()
+            },
+            StreamEvent::ToolCallStart {
+                index: 1,
+                id: "call_get_weather_1".into(),
+                name: "get_weather".into()
+            },
+            StreamEvent::ToolCallDelta {
+                index: 1,
+                partial_json: "{\"city\":\"Paris\"}".into()
+            },
+            StreamEvent::Usage(Usage {
+                input_tokens: 8,
+                output_tokens: 2
+            }),
+            StreamEvent::Finish {
+                reason: FinishReason::ToolUse,
+                stop_sequence: None
+            },
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn error_events_inside_streams_are_errors() {
+    let mut decoder = anthropic::StreamDecoder::new();
+    let result = decode_events(
+        "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+        |e, out| decoder.on_event(e, out),
+    );
+    assert!(result.is_err_and(|m| m.contains("overloaded_error")));
+    let mut decoder = openai::StreamDecoder::new();
+    let result = decode_events("data: {\"error\":{\"message\":\"boom\"}}\n\n", |e, out| {
+        decoder.on_event(e, out)
+    });
+    assert!(result.is_err_and(|m| m.contains("boom")));
+    let mut decoder = openai::StreamDecoder::new();
+    let result = decode_events("data: {\"choices\": [\n\n", |e, out| {
+        decoder.on_event(e, out)
+    });
+    assert!(result.is_err_and(|m| m.contains("malformed")));
+}
+
+#[test]
+fn client_errors_are_written_in_each_format() {
+    let error =
+        bulwark::ApiError::new(ErrorKind::NotFound, "no such model").with_code("model_not_found");
+    assert_eq!(
+        openai::encode_error(&error),
+        json!({"error": {"message": "no such model", "type": "invalid_request_error", "param": null, "code": "model_not_found"}})
+    );
+    assert_eq!(
+        anthropic::encode_error(&error),
+        json!({"type": "error", "error": {"type": "not_found_error", "message": "no such model"}})
+    );
+}
