@@ -1,0 +1,171 @@
+//! The `bulwark` binary as a user runs it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn bulwark() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_bulwark"))
+}
+
+fn write_config(name: &str, text: &str) -> Result<std::path::PathBuf, std::io::Error> {
+    let dir = std::env::temp_dir().join(format!("bulwark-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(name);
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+const BAD_CONFIG: &str = "lisen: 127.0.0.1:8080\nproviders:\n  a: { kind: anthropc }\n  b: { kind: openai, api_key: ${BULWARK_TEST_UNSET_VAR} }\nroutes:\n  r: { targets: [x/y] }\n";
+
+#[test]
+fn check_reports_every_problem_with_file_and_key() -> TestResult {
+    let path = write_config("bad.yaml", BAD_CONFIG)?;
+    let output = bulwark().args(["check", "--config"]).arg(&path).output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr)?;
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}: lisen: unknown key"),
+        format!("{file}: providers.a.kind: unknown variant `anthropc`"),
+        format!(
+            "{file}: providers.b.api_key: environment variable BULWARK_TEST_UNSET_VAR is not set"
+        ),
+        format!("{file}: routes.r.targets[0]: unknown provider `x`"),
+    ] {
+        assert!(
+            stderr.contains(&expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn serve_refuses_an_invalid_config() -> TestResult {
+    let path = write_config("bad-serve.yaml", BAD_CONFIG)?;
+    let output = bulwark().args(["serve", "--config"]).arg(&path).output()?;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8(output.stdout)?.is_empty(),
+        "it started listening"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_example_config_is_valid() -> TestResult {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bulwark.example.yaml");
+    let output = bulwark()
+        .args(["check", "--config", example])
+        .env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("OPENAI_API_KEY", "sk-test")
+        .output()?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8(output.stdout)?.contains("OK (5 providers, 2 routes)"));
+    Ok(())
+}
+
+/// Kills the child when the test ends, however it ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_and_read_address(
+    command: &mut Command,
+    prefix: &str,
+) -> Result<(Running, String), Box<dyn std::error::Error>> {
+    let mut child = Running(
+        command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let stdout = child.0.stdout.take().ok_or("no stdout")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let address = line
+        .trim()
+        .strip_prefix(prefix)
+        .ok_or(format!("unexpected first line: {line}"))?
+        .to_string();
+    Ok((child, address))
+}
+
+#[test]
+fn serve_answers_through_a_simulated_provider() -> TestResult {
+    let (_sim, sim_url) = spawn_and_read_address(
+        bulwark().args(["sim", "--listen", "127.0.0.1:0"]),
+        "bulwark-sim listening on ",
+    )?;
+    let path = write_config(
+        "serve.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\nproviders:\n  sim: {{ kind: openai-compatible, base_url: \"{sim_url}/v1\" }}\nroutes:\n  main: {{ targets: [sim/llama3] }}\n"
+        ),
+    )?;
+    let (_gateway, url) = spawn_and_read_address(
+        bulwark().args(["serve", "--config"]).arg(&path),
+        "bulwark listening on ",
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (status, target, body) = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{url}/v1/messages"))
+            .header("content-type", "application/json")
+            .body(r#"{"model":"main","max_tokens":20,"messages":[{"role":"user","content":"Hi"}]}"#)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let target = response
+            .headers()
+            .get("x-bulwark-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Ok::<_, reqwest::Error>((status, target, response.text().await?))
+    })?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(target, "sim/llama3");
+    assert!(body.contains("\"type\":\"message\""), "{body}");
+    Ok(())
+}
+
+#[test]
+fn demo_shows_the_fallback_and_exits_with_no_wait() -> TestResult {
+    let output = bulwark()
+        .args(["demo", "--listen", "127.0.0.1:0", "--no-wait"])
+        .output()?;
+    let stdout = String::from_utf8(output.stdout)?;
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!stdout.contains("[ERR]"), "{stdout}");
+    assert!(
+        stdout.contains("-> openai/gpt-4o-mini           attempts=2"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("-> gemini/gemini-2.5-flash      attempts=3"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("every client request got an answer"),
+        "{stdout}"
+    );
+    Ok(())
+}

@@ -1,0 +1,298 @@
+//! The gateway over HTTP on 127.0.0.1, in front of simulated providers:
+//! status codes, error shapes, stream framing and the served-by headers.
+
+use bulwark::Config;
+use bulwark_gateway::Gateway;
+use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+struct Setup {
+    base: String,
+    http: reqwest::Client,
+    primary: SimServer,
+    _backup: SimServer,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
+    let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nmax_request_bytes: 4096\nproviders:\n  primary: {{ kind: gemini, base_url: \"{}\", api_key: secret-primary }}\n  backup: {{ kind: anthropic, base_url: \"{}\", api_key: secret-backup }}\nroutes:\n  main: {{ targets: [primary/gemini-2.5-flash, backup/claude-sonnet-4-5] }}\n",
+        primary.url(),
+        backup.url()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    let gateway = Gateway::new(&config)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bulwark_gateway::serve(listener, gateway, async {
+        let _ = stopped.await;
+    }));
+    Ok(Setup {
+        base,
+        http: reqwest::Client::new(),
+        primary,
+        _backup: backup,
+        _stop: stop,
+    })
+}
+
+impl Setup {
+    async fn post(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("anthropic-version", "2023-06-01")
+            .body(body)
+            .send()
+            .await
+    }
+}
+
+fn header(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn json_of(response: reqwest::Response) -> Result<Value, Box<dyn std::error::Error>> {
+    Ok(serde_json::from_slice(&response.bytes().await?)?)
+}
+
+fn chat(model: &str, stream: bool) -> String {
+    json!({"model": model, "max_tokens": 16, "stream": stream, "messages": [{"role": "user", "content": "Hello"}]}).to_string()
+}
+
+#[tokio::test]
+async fn bad_requests_get_4xx_in_the_clients_format() -> TestResult {
+    let s = setup().await?;
+    let cases = [
+        (
+            "/v1/chat/completions",
+            "{oops".to_string(),
+            400,
+            "not valid JSON",
+        ),
+        ("/v1/messages", "{oops".to_string(), 400, "not valid JSON"),
+        (
+            "/v1/chat/completions",
+            chat("nope", false),
+            404,
+            "not served here",
+        ),
+        ("/v1/messages", chat("nope", false), 404, "not served here"),
+        (
+            "/v1/chat/completions",
+            "x".repeat(5000),
+            413,
+            "max_request_bytes",
+        ),
+        ("/v1/messages", "x".repeat(5000), 413, "max_request_bytes"),
+    ];
+    for (path, body, status, text) in cases {
+        let response = s.post(path, body).await?;
+        assert_eq!(response.status().as_u16(), status, "{path} {text}");
+        let error = json_of(response).await?;
+        let message = if path == "/v1/messages" {
+            assert_eq!(error["type"], "error");
+            error["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        } else {
+            assert!(error["error"]["type"].is_string());
+            error["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
+        assert!(message.contains(text), "{path}: {message}");
+    }
+    assert_eq!(
+        s.primary.sim.request_count(),
+        0,
+        "bad input reached a provider"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn fallback_is_reported_in_headers() -> TestResult {
+    let s = setup().await?;
+    let response = s.post("/v1/chat/completions", chat("main", false)).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "x-bulwark-target"),
+        "primary/gemini-2.5-flash"
+    );
+    assert_eq!(header(&response, "x-bulwark-attempts"), "1");
+
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let response = s.post("/v1/chat/completions", chat("main", false)).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "x-bulwark-target"),
+        "backup/claude-sonnet-4-5"
+    );
+    assert_eq!(header(&response, "x-bulwark-attempts"), "2");
+    assert_eq!(header(&response, "x-bulwark-fallback"), "true");
+    let body = json_of(response).await?;
+    assert_eq!(body["object"], "chat.completion");
+    assert!(
+        body["choices"][0]["message"]["content"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn openai_streams_end_with_done_and_only_send_usage_when_asked() -> TestResult {
+    let s = setup().await?;
+    let response = s.post("/v1/chat/completions", chat("main", true)).await?;
+    assert_eq!(header(&response, "content-type"), "text/event-stream");
+    let text = response.text().await?;
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(!text.contains("\"usage\""), "usage sent unasked: {text}");
+
+    let body = json!({"model": "main", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "Hello"}]});
+    let text = s
+        .post("/v1/chat/completions", body.to_string())
+        .await?
+        .text()
+        .await?;
+    let chunks: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let last = chunks.last().ok_or("no chunks")?;
+    assert_eq!(last["choices"], json!([]));
+    assert!(
+        last["usage"]["completion_tokens"]
+            .as_u64()
+            .is_some_and(|n| n > 0)
+    );
+    assert!(
+        chunks[..chunks.len() - 1]
+            .iter()
+            .all(|c| c["usage"].is_null())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn anthropic_streams_follow_the_event_order() -> TestResult {
+    let s = setup().await?;
+    let text = s
+        .post("/v1/messages", chat("main", true))
+        .await?
+        .text()
+        .await?;
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names.last(), Some(&"message_stop"));
+    assert_eq!(names[names.len() - 2], "message_delta");
+    assert!(names.contains(&"ping"));
+    let starts = names
+        .iter()
+        .filter(|n| **n == "content_block_start")
+        .count();
+    let stops = names.iter().filter(|n| **n == "content_block_stop").count();
+    assert_eq!((starts, stops), (1, 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stream_broken_after_content_ends_with_an_error_event() -> TestResult {
+    let s = setup().await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::cut(3))]);
+    let text = s
+        .post("/v1/messages", chat("main", true))
+        .await?
+        .text()
+        .await?;
+    assert!(text.contains("event: error"), "{text}");
+    assert!(
+        !text.contains("message_stop"),
+        "a truncated answer ended cleanly: {text}"
+    );
+
+    let text = s
+        .post("/v1/chat/completions", chat("main", true))
+        .await?
+        .text()
+        .await?;
+    assert!(text.contains("data: {\"error\""), "{text}");
+    assert!(
+        !text.contains("[DONE]"),
+        "a truncated answer ended cleanly: {text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn all_targets_failing_is_a_5xx_that_names_each_attempt_without_keys() -> TestResult {
+    let s = setup().await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(500))]);
+    s._backup
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(529))]);
+    let response = s.post("/v1/messages", chat("main", false)).await?;
+    assert!(response.status().is_server_error());
+    assert_eq!(header(&response, "x-bulwark-attempts"), "2");
+    let text = response.text().await?;
+    assert!(
+        text.contains("primary/gemini-2.5-flash") && text.contains("backup/claude-sonnet-4-5"),
+        "{text}"
+    );
+    assert!(!text.contains("secret-"), "a provider key leaked: {text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn models_lists_routes_and_targets() -> TestResult {
+    let s = setup().await?;
+    let body = json_of(s.http.get(format!("{}/v1/models", s.base)).send().await?).await?;
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .ok_or("no data")?
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(body["object"], "list");
+    assert_eq!(
+        ids,
+        [
+            "main",
+            "backup/claude-sonnet-4-5",
+            "primary/gemini-2.5-flash"
+        ]
+    );
+    let response = s.http.get(format!("{}/v1/nothing", s.base)).send().await?;
+    assert_eq!(response.status(), 404);
+    Ok(())
+}
