@@ -91,7 +91,10 @@ pub(crate) fn prompt_tokens(texts: &[String]) -> u64 {
 }
 
 fn first_words(text: &str, n: usize) -> String {
-    text.split_whitespace().take(n).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(n)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Derive the answer for a prompt.
@@ -241,7 +244,13 @@ fn value_for(prop: &Value) -> Value {
 pub(crate) fn stream_tokens(text: &str) -> Vec<String> {
     text.split_whitespace()
         .enumerate()
-        .map(|(i, w)| if i == 0 { w.to_string() } else { format!(" {w}") })
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_string()
+            } else {
+                format!(" {w}")
+            }
+        })
         .collect()
 }
 

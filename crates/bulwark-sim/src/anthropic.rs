@@ -8,7 +8,10 @@ use crate::stream::Frame;
 use crate::wire::{Ctx, ErrorSpec, Invalid, sse_event, string_list, text_of, u64_field};
 
 fn blocks(content: &Value) -> Vec<&Value> {
-    content.as_array().map(|b| b.iter().collect()).unwrap_or_default()
+    content
+        .as_array()
+        .map(|b| b.iter().collect())
+        .unwrap_or_default()
 }
 
 fn block_type(block: &Value) -> &str {
@@ -170,7 +173,10 @@ pub(crate) fn stream_frames(ctx: &Ctx, answer: &Answer) -> Vec<Frame> {
         "content_block_start",
         &json!({"type": "content_block_start", "index": 0, "content_block": block}),
     )));
-    frames.push(Frame::immediate(sse_event("ping", &json!({"type": "ping"}))));
+    frames.push(Frame::immediate(sse_event(
+        "ping",
+        &json!({"type": "ping"}),
+    )));
     for delta in deltas {
         frames.push(Frame::paced(sse_event(
             "content_block_delta",

@@ -1,23 +1,5 @@
-//! Fault rules and the compact `x-sim-fault` / `x-sim-latency` header syntax.
-//!
-//! Header syntax (the header wins over configured rules):
-//!
-//! | header value | fault |
-//! |---|---|
-//! | `status=529` | status fault with the provider's default body |
-//! | `status=429;retry_after=3;retry_after_ms=250;retry_after_date=30` | with retry hints (`retry_after_date` is seconds from now, rendered as an HTTP date; may be negative) |
-//! | `status=429;code=insufficient_quota` / `error_type=..` / `message=..` / `quota_id=..` | body overrides |
-//! | `status=503;should_retry=false` | adds `x-should-retry` |
-//! | `status=522;html` | Cloudflare-style HTML page |
-//! | `hang=2000` | wait 2000 ms before headers |
-//! | `stall=3:5000` | after 3 chunks, pause 5000 ms, then continue |
-//! | `cut=3` | after 3 chunks, end the body cleanly without a terminator |
-//! | `malformed=2` | chunk index 2 (the third) carries broken JSON |
-//! | `error_event=2` or `error_event=2:500` | after 2 chunks, an in-stream error event (default 529-style overload), then end |
-//! | `connection_reset` (or `reset`) | drop the connection without a response body |
-//!
-//! `x-sim-latency: first_token_ms=50,token_interval_ms=10,headers_ms=0`
-//! (comma or semicolon separated; omitted keys keep the configured value).
+//! Fault rules, their selection, and the compact `x-sim-fault` /
+//! `x-sim-latency` header syntax (documented with a table in the crate docs).
 
 use serde::{Deserialize, Serialize};
 
@@ -377,7 +359,11 @@ pub fn parse_fault_header(spec: &str) -> Result<Fault, String> {
 /// Apply an `x-sim-latency` header value on top of `base`.
 pub fn parse_latency_header(spec: &str, base: Latency) -> Result<Latency, String> {
     let mut out = base;
-    for part in spec.split([',', ';']).map(str::trim).filter(|p| !p.is_empty()) {
+    for part in spec
+        .split([',', ';'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
         let (k, v) = part
             .split_once('=')
             .ok_or_else(|| format!("expected key=ms, got {part:?}"))?;
@@ -399,7 +385,10 @@ mod tests {
 
     #[test]
     fn header_specs() {
-        assert_eq!(parse_fault_header("status=529").unwrap(), Fault::status(529));
+        assert_eq!(
+            parse_fault_header("status=529").unwrap(),
+            Fault::status(529)
+        );
         assert_eq!(
             parse_fault_header("status=429; retry_after=3;should_retry=false;html").unwrap(),
             Fault::Status(StatusFault {
@@ -426,10 +415,7 @@ mod tests {
                 status: Some(500)
             }
         );
-        assert_eq!(
-            parse_fault_header("reset").unwrap(),
-            Fault::ConnectionReset
-        );
+        assert_eq!(parse_fault_header("reset").unwrap(), Fault::ConnectionReset);
         assert!(parse_fault_header("bogus=1").is_err());
         assert!(parse_fault_header("status=abc").is_err());
         assert!(parse_fault_header("cut=3;retry_after=1").is_err());
@@ -479,7 +465,9 @@ mod tests {
 
     #[test]
     fn json_round_trip() {
-        let rule = FaultRule::always(Fault::stall(1, 2)).for_model("x").times(1);
+        let rule = FaultRule::always(Fault::stall(1, 2))
+            .for_model("x")
+            .times(1);
         let json = serde_json::to_value(&rule).unwrap();
         assert_eq!(
             json,

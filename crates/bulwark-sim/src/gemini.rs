@@ -42,7 +42,9 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
     let contents = body
         .get("contents")
         .and_then(Value::as_array)
-        .ok_or_else(|| Invalid::new("* GenerateContentRequest.contents: contents is not specified"))?;
+        .ok_or_else(|| {
+            Invalid::new("* GenerateContentRequest.contents: contents is not specified")
+        })?;
     let config = field(body, "generationConfig", "generation_config").unwrap_or(&Value::Null);
     let max_tokens = match field(config, "maxOutputTokens", "max_output_tokens") {
         None | Some(Value::Null) => None,
@@ -57,7 +59,9 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
         ..Prompt::default()
     };
     if let Some(system) = field(body, "systemInstruction", "system_instruction") {
-        prompt.texts.push(text_of(system.get("parts").unwrap_or(&Value::Null)));
+        prompt
+            .texts
+            .push(text_of(system.get("parts").unwrap_or(&Value::Null)));
     }
     for content in contents {
         prompt
@@ -78,7 +82,10 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
         let role = last.get("role").and_then(Value::as_str).unwrap_or("user");
         prompt.last_is_user = role == "user";
         let last_parts = parts(last);
-        let results: Vec<String> = last_parts.iter().filter_map(|p| function_response(p)).collect();
+        let results: Vec<String> = last_parts
+            .iter()
+            .filter_map(|p| function_response(p))
+            .collect();
         if !results.is_empty() {
             prompt.tool_results = Some(results);
         } else if prompt.last_is_user {

@@ -77,7 +77,12 @@ pub(crate) async fn handle(sim: Sim, inc: Incoming) -> Response {
     let model = inc
         .path_model
         .clone()
-        .or_else(|| body_json.get("model").and_then(Value::as_str).map(String::from))
+        .or_else(|| {
+            body_json
+                .get("model")
+                .and_then(Value::as_str)
+                .map(String::from)
+        })
         .unwrap_or_default();
     let stream = match inc.call {
         Call::Generate { stream: Some(s) } => s,
@@ -204,7 +209,12 @@ fn error_response(format: Format, spec: &ErrorSpec, fault: Option<&StatusFault>)
         return build(spec.status, html_headers, "text/html", Body::from(page));
     }
     let body = error_json(format, spec).to_string();
-    build(spec.status, headers, json_content_type(format), Body::from(body))
+    build(
+        spec.status,
+        headers,
+        json_content_type(format),
+        Body::from(body),
+    )
 }
 
 fn plain_error(label: &str, format: Format, spec: &ErrorSpec) -> Outcome {
@@ -293,7 +303,12 @@ fn decide(
             return Outcome {
                 label,
                 delay,
-                response: build(200, HeaderMap::new(), "application/json", stream::reset_body()),
+                response: build(
+                    200,
+                    HeaderMap::new(),
+                    "application/json",
+                    stream::reset_body(),
+                ),
             };
         }
         Some(Fault::Hang { duration_ms }) => delay += Duration::from_millis(*duration_ms),
@@ -309,7 +324,9 @@ fn decide(
         Ok(body) => body,
         Err(e) => {
             let message = match format {
-                Format::OpenAi => format!("We could not parse the JSON body of your request. ({e})"),
+                Format::OpenAi => {
+                    format!("We could not parse the JSON body of your request. ({e})")
+                }
                 Format::Anthropic => format!("invalid request: {e}"),
                 Format::Gemini => format!("Invalid JSON payload received. {e}"),
             };

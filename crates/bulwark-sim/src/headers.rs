@@ -70,10 +70,22 @@ pub(crate) fn provider_headers(
             put(&mut h, "anthropic-ratelimit-tokens-limit", ANTHROPIC_TPM);
             put(&mut h, "anthropic-ratelimit-tokens-remaining", tok_left);
             put(&mut h, "anthropic-ratelimit-tokens-reset", &reset);
-            put(&mut h, "anthropic-ratelimit-input-tokens-limit", ANTHROPIC_TPM);
-            put(&mut h, "anthropic-ratelimit-input-tokens-remaining", tok_left);
+            put(
+                &mut h,
+                "anthropic-ratelimit-input-tokens-limit",
+                ANTHROPIC_TPM,
+            );
+            put(
+                &mut h,
+                "anthropic-ratelimit-input-tokens-remaining",
+                tok_left,
+            );
             put(&mut h, "anthropic-ratelimit-input-tokens-reset", &reset);
-            put(&mut h, "anthropic-ratelimit-output-tokens-limit", ANTHROPIC_TPM / 5);
+            put(
+                &mut h,
+                "anthropic-ratelimit-output-tokens-limit",
+                ANTHROPIC_TPM / 5,
+            );
             put(
                 &mut h,
                 "anthropic-ratelimit-output-tokens-remaining",

@@ -1,19 +1,59 @@
 //! `bulwark-sim`: a simulated LLM provider for tests, demos and drills.
 //!
-//! One axum server speaks the OpenAI Chat Completions
-//! (`POST /v1/chat/completions`), Anthropic Messages (`POST /v1/messages`)
-//! and Gemini (`POST /v1beta/models/{model}:generateContent` /
-//! `:streamGenerateContent?alt=sse` / `:countTokens`) wire formats, lists
-//! models (`GET /v1/models`, `GET /v1beta/models`), answers
-//! deterministically (see [`answer`](crate::answer) rules in the module docs),
-//! paces streams, and injects faults from rules or the `x-sim-fault` header.
-//! A JSON control API lives under `/_sim` (faults, requests, stats, latency).
+//! One axum server speaks three wire formats at their real paths:
+//!
+//! - OpenAI Chat Completions: `POST /v1/chat/completions` (`Authorization: Bearer`).
+//! - Anthropic Messages: `POST /v1/messages` (`x-api-key`; `anthropic-version` required).
+//! - Gemini: `POST /v1beta/models/{model}:generateContent`,
+//!   `:streamGenerateContent?alt=sse` (or a JSON array without `alt=sse`) and
+//!   `:countTokens` (`x-goog-api-key` or `?key=`).
+//! - Model lists: `GET /v1/models` (Anthropic's shape when `anthropic-version`
+//!   is sent), `GET /v1beta/models`, `GET /v1beta/models/{model}`.
+//! - Control API: `/_sim/faults` (GET, PUT = replace, POST = append one,
+//!   DELETE = clear), `/_sim/requests` (GET, DELETE), `/_sim/stats` (GET),
+//!   `/_sim/latency` (PUT). The same controls are methods on [`Sim`].
 //!
 //! It works on raw JSON on purpose: it is an independent check of the
 //! gateway's own translators, so it shares no types with them.
+//!
+//! # Deterministic answers
+//!
+//! A token is a whitespace-separated word. Prompt tokens count the words of
+//! the system prompt, message text, tool results and earlier tool-call
+//! arguments (minimum 1); completion tokens count the answer's words (a tool
+//! call counts 1 plus 1 per argument). The answer is
+//! `Simulated answer from <model>: <first 12 words of the last user text>`
+//! plus `(N image[s])`, or `... the tool returned <result>` after tool
+//! results. Stop sequences cut before the match; max tokens truncate to that
+//! many words. With tools declared and a plain user turn last (and tool
+//! choice not none) the model calls the named or first tool with arguments
+//! built from its schema (string "sim", integer 1, number 1.5, boolean true,
+//! enum first value, array [], object {}). Streams send one word per chunk.
+//!
+//! # Faults
+//!
+//! Rules ([`FaultRule`]) come from the config, the Rust handle or the control
+//! API. A request can also pick its own with `x-sim-fault`, which wins:
+//!
+//! | header value | fault |
+//! |---|---|
+//! | `status=529` | provider-shaped error body and headers |
+//! | `status=429;retry_after=3;retry_after_ms=250;retry_after_date=30` | retry hints (`retry_after_date`: seconds from now as an HTTP date, may be negative) |
+//! | `status=429;code=insufficient_quota` / `error_type=..` / `message=..` / `quota_id=..` | body overrides |
+//! | `status=503;should_retry=false` | adds `x-should-retry` |
+//! | `status=522;html` | Cloudflare-style HTML page |
+//! | `hang=2000` | wait 2000 ms before headers |
+//! | `stall=3:5000` | after 3 chunks pause 5000 ms, then continue |
+//! | `cut=3` | after 3 chunks end cleanly without the terminator |
+//! | `malformed=2` | the chunk after 2 chunks carries broken JSON |
+//! | `error_event=2` / `error_event=2:500` | after 2 chunks an in-stream error, then end |
+//! | `connection_reset` / `reset` | close the connection with no response |
+//!
+//! `x-sim-latency: first_token_ms=50,token_interval_ms=10,headers_ms=0`
+//! overrides pacing for one request.
 
-mod anthropic;
 mod answer;
+mod anthropic;
 mod clock;
 mod config;
 mod control;
@@ -31,7 +71,9 @@ mod wire;
 
 pub use config::{Latency, SimConfig, load_scenario};
 pub use error::SimError;
-pub use fault::{Fault, FaultMatch, FaultRule, StatusFault, parse_fault_header, parse_latency_header};
+pub use fault::{
+    Fault, FaultMatch, FaultRule, StatusFault, parse_fault_header, parse_latency_header,
+};
 pub use format::Format;
 pub use server::{SimServer, run};
 pub use state::{RecordedRequest, Sim, SimStats};

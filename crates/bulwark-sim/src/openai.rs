@@ -60,7 +60,12 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
     let trailing_tools: Vec<String> = messages
         .iter()
         .rev()
-        .take_while(|m| matches!(m.get("role").and_then(Value::as_str), Some("tool" | "function")))
+        .take_while(|m| {
+            matches!(
+                m.get("role").and_then(Value::as_str),
+                Some("tool" | "function")
+            )
+        })
         .map(|m| text_of(m.get("content").unwrap_or(&Value::Null)))
         .collect();
     if !trailing_tools.is_empty() {

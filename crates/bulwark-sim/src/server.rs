@@ -25,7 +25,10 @@ pub(crate) fn router(sim: Sim) -> Router {
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1/models", get(list_models))
         .route("/v1beta/models", get(gemini_models))
-        .route("/v1beta/models/{*rest}", post(gemini_post).get(gemini_model))
+        .route(
+            "/v1beta/models/{*rest}",
+            post(gemini_post).get(gemini_model),
+        )
         .merge(crate::control::routes())
         .with_state(sim)
 }

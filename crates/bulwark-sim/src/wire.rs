@@ -18,7 +18,11 @@ pub(crate) struct Ctx {
 impl Ctx {
     /// A hex id that is unique per response and stable across runs.
     pub(crate) fn hex_id(&self, salt: u64) -> String {
-        format!("{:016x}{:08x}", self.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15), salt)
+        format!(
+            "{:016x}{:08x}",
+            self.seq.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            salt
+        )
     }
 }
 
