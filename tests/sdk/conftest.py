@@ -87,7 +87,8 @@ class ManagedProcess:
         self._lines.put(None)
 
     def stderr_text(self) -> str:
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         try:
             return self.stderr_path.read_text("utf-8", "replace")[-8000:]
         except OSError:
@@ -95,6 +96,7 @@ class ManagedProcess:
 
     def _wait_ready(self, ready: re.Pattern[str]) -> str:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        eof = False
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -104,16 +106,23 @@ class ManagedProcess:
             except queue.Empty:
                 continue
             if line is None:  # stdout closed: the process exited
+                eof = True
                 break
             m = ready.search(line)
             if m:
                 return m.group(1)
+        if eof:
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        exited = self.proc.poll() is not None
         self.stop()
-        status = self.proc.returncode
-        self.fail(
-            f"{self.name} did not print its listening line within {STARTUP_TIMEOUT_S:.0f}s "
-            f"(exit status {status})"
-        )
+        if exited:
+            what = f"{self.name} exited with status {self.proc.returncode} before printing its listening line"
+        else:
+            what = f"{self.name} did not print its listening line within {STARTUP_TIMEOUT_S:.0f}s (killed)"
+        self.fail(what)
         raise AssertionError("unreachable")
 
     def fail(self, what: str) -> None:
@@ -170,7 +179,7 @@ class Sim:
 
 def _gateway_config(sim_url: str) -> str:
     routes = "".join(
-        f"  {name}: {{ targets: [{', '.join(targets)}] }}\n" for name, targets in generated_routes().items()
+        f"  {name}: {spec}\n" for name, spec in generated_routes().items()
     )
     return f"""\
 listen: 127.0.0.1:0

@@ -87,7 +87,18 @@ def header(resp, name: str) -> str | None:
 # Fallback and all-failing scenarios each get a route of their own, with broken
 # target model names of their own, so that a gateway that remembers failing
 # targets (circuit breaker, cooldown) cannot make one test depend on another.
-FALLBACK_STATUSES = [529, 429, 503]
+#
+# How the first target of a fallback route fails: sim fault JSON by case name.
+FALLBACK_FAULTS = {
+    "529": {"status": 529},
+    "429": {"status": 429},
+    "503": {"status": 503},
+    "500": {"status": 500},
+    "reset": "connection_reset",
+    "hang": {"hang": {"duration_ms": 5000}},
+}
+# Routes whose first target hangs get short timeouts so the test stays fast.
+HANG_TIMEOUT = "400ms"
 ALL_FAILING_STATUSES = [500, 529]
 FRONTS = ["oai", "ant"]
 
@@ -96,10 +107,10 @@ def _mode(stream: bool) -> str:
     return "stream" if stream else "unary"
 
 
-def fallback_route(front: str, status: int, stream: bool) -> tuple[str, str]:
+def fallback_route(front: str, case: str, stream: bool) -> tuple[str, str]:
     """(route name, broken model) for a route [sim-anthropic/<broken>, sim-openai/gpt-4o-mini]."""
-    broken = f"broken-{front}-{_mode(stream)}-{status}"
-    return f"fallback-{front}-{_mode(stream)}-{status}", broken
+    broken = f"broken-{front}-{_mode(stream)}-{case}"
+    return f"fallback-{front}-{_mode(stream)}-{case}", broken
 
 
 def all_failing_route(front: str, status: int, stream: bool) -> tuple[str, list[str]]:
@@ -108,14 +119,18 @@ def all_failing_route(front: str, status: int, stream: bool) -> tuple[str, list[
     return f"all-{base}", [f"{base}-a", f"{base}-b"]
 
 
-def generated_routes() -> dict[str, list[str]]:
-    routes: dict[str, list[str]] = {}
+def generated_routes() -> dict[str, str]:
+    """Route name -> the YAML flow mapping of its config."""
+    routes: dict[str, str] = {}
     for front in FRONTS:
         for stream in (False, True):
-            for status in FALLBACK_STATUSES:
-                name, broken = fallback_route(front, status, stream)
-                routes[name] = [f"sim-anthropic/{broken}", "sim-openai/gpt-4o-mini"]
+            for case in [*FALLBACK_FAULTS, "error-event"]:
+                name, broken = fallback_route(front, case, stream)
+                extra = ""
+                if case == "hang":
+                    extra = f", attempt_timeout: {HANG_TIMEOUT}, first_token_timeout: {HANG_TIMEOUT}"
+                routes[name] = f"{{ targets: [sim-anthropic/{broken}, sim-openai/gpt-4o-mini]{extra} }}"
             for status in ALL_FAILING_STATUSES:
                 name, (m1, m2) = all_failing_route(front, status, stream)
-                routes[name] = [f"sim-anthropic/{m1}", f"sim-openai/{m2}"]
+                routes[name] = f"{{ targets: [sim-anthropic/{m1}, sim-openai/{m2}] }}"
     return routes

@@ -123,7 +123,9 @@ async fn open_stream(
             None => {
                 return Err(UpstreamError::new(
                     &target.label,
-                    UpstreamFailure::Stream,
+                    UpstreamFailure::Stream {
+                        provider_code: None,
+                    },
                     "the stream ended before any content",
                 ));
             }

@@ -129,7 +129,10 @@ pub enum UpstreamFailure {
     /// The provider's answer could not be understood.
     Decode,
     /// The stream broke or carried an error after it began.
-    Stream,
+    Stream {
+        /// The provider's error type from an error event, e.g. `overloaded_error`.
+        provider_code: Option<String>,
+    },
     /// The request cannot be written in this target's format (a field it has
     /// no way to express). Another target may speak the client's format.
     Rejected(ApiError),
@@ -167,7 +170,7 @@ impl UpstreamError {
             UpstreamFailure::Connect
             | UpstreamFailure::Timeout
             | UpstreamFailure::Decode
-            | UpstreamFailure::Stream
+            | UpstreamFailure::Stream { .. }
             | UpstreamFailure::Rejected(_) => Disposition::FailOver,
             UpstreamFailure::Status { status, .. } => match status {
                 408 | 409 | 429 | 500..=599 => Disposition::FailOver,
@@ -184,7 +187,7 @@ impl UpstreamError {
             UpstreamFailure::Connect => "connect",
             UpstreamFailure::Timeout => "timeout",
             UpstreamFailure::Decode => "decode",
-            UpstreamFailure::Stream => "stream",
+            UpstreamFailure::Stream { .. } => "stream",
             UpstreamFailure::Rejected(_) => "untranslatable",
             UpstreamFailure::Status { status, .. } => match status {
                 429 => "rate_limited",
@@ -218,6 +221,12 @@ impl UpstreamError {
                 error.retry_after = self.retry_after.map(|d| d.as_secs().max(1));
                 error
             }
+            UpstreamFailure::Stream {
+                provider_code: Some(code),
+            } if code.contains("overloaded") => ApiError::new(
+                ErrorKind::Overloaded,
+                format!("{} is overloaded: {}", self.target, self.message),
+            ),
             UpstreamFailure::Timeout => ApiError::new(
                 ErrorKind::Timeout,
                 format!("{} did not answer in time: {}", self.target, self.message),

@@ -194,15 +194,15 @@ impl Provider {
                     }
                     Ok(None) => break,
                     Ok(Some(Err(e))) => {
-                        yield Err(UpstreamError::new(&target, UpstreamFailure::Stream, format!("the stream broke: {}", describe_transport(&e))));
+                        yield Err(UpstreamError::new(&target, UpstreamFailure::Stream { provider_code: None }, format!("the stream broke: {}", describe_transport(&e))));
                         return;
                     }
                     Ok(Some(Ok(chunk))) => chunk,
                 };
                 sse.feed(&chunk, &mut sse_events);
                 for event in sse_events.drain(..) {
-                    if let Err(message) = decoder.on_event(&event, &mut events) {
-                        yield Err(UpstreamError::new(&target, UpstreamFailure::Stream, message));
+                    if let Err(fault) = decoder.on_event(&event, &mut events) {
+                        yield Err(UpstreamError::new(&target, UpstreamFailure::Stream { provider_code: fault.code }, fault.message));
                         return;
                     }
                 }
@@ -214,7 +214,7 @@ impl Provider {
                 }
             }
             if !decoder.is_done() {
-                yield Err(UpstreamError::new(&target, UpstreamFailure::Stream, "the stream ended before its terminator (the answer is truncated)"));
+                yield Err(UpstreamError::new(&target, UpstreamFailure::Stream { provider_code: None }, "the stream ended before its terminator (the answer is truncated)"));
             }
         };
         Ok(Box::pin(stream))
@@ -353,7 +353,11 @@ impl FormatDecoder {
         }
     }
 
-    fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), String> {
+    fn on_event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), crate::wire::StreamFault> {
         match self {
             FormatDecoder::OpenAi(d) => d.on_event(event, out),
             FormatDecoder::Anthropic(d) => d.on_event(event, out),

@@ -4,7 +4,7 @@
 use bulwark::api::{FinishReason, StreamEvent, Usage};
 use bulwark::error::ErrorKind;
 use bulwark::sse::SseDecoder;
-use bulwark::wire::{anthropic, gemini, openai};
+use bulwark::wire::{StreamFault, anthropic, gemini, openai};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -283,7 +283,7 @@ fn responses_translate_with_usage_and_finish_reasons() -> TestResult {
     assert_eq!(
         anthropic::encode_response(&from_openai),
         json!({
-            "id": "chatcmpl-1", "type": "message", "role": "assistant", "model": "gpt-4o-mini-2024-07-18",
+            "id": "msg_chatcmpl-1", "type": "message", "role": "assistant", "model": "gpt-4o-mini-2024-07-18",
             "content": [{"type": "text", "text": "Hi!"}],
             "stop_reason": "end_turn", "stop_sequence": null,
             "usage": {"input_tokens": 13, "output_tokens": 2}
@@ -370,8 +370,8 @@ fn finish_reasons_map_across_formats() -> TestResult {
 
 fn decode_events(
     sse: &str,
-    mut on_event: impl FnMut(&bulwark::sse::SseEvent, &mut Vec<StreamEvent>) -> Result<(), String>,
-) -> Result<Vec<StreamEvent>, String> {
+    mut on_event: impl FnMut(&bulwark::sse::SseEvent, &mut Vec<StreamEvent>) -> Result<(), StreamFault>,
+) -> Result<Vec<StreamEvent>, StreamFault> {
     let mut decoder = SseDecoder::new();
     let mut sse_events = Vec::new();
     decoder.feed(sse.as_bytes(), &mut sse_events);
@@ -478,8 +478,8 @@ fn stream_round_trips_through_the_anthropic_stream_format() -> TestResult {
         names,
         [
             "message_start",
-            "ping",
             "content_block_start",
+            "ping",
             "content_block_delta",
             "content_block_stop",
             "content_block_start",
@@ -538,17 +538,17 @@ fn error_events_inside_streams_are_errors() {
         "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
         |e, out| decoder.on_event(e, out),
     );
-    assert!(result.is_err_and(|m| m.contains("overloaded_error")));
+    assert!(result.is_err_and(|m| m.code.as_deref() == Some("overloaded_error")));
     let mut decoder = openai::StreamDecoder::new();
     let result = decode_events("data: {\"error\":{\"message\":\"boom\"}}\n\n", |e, out| {
         decoder.on_event(e, out)
     });
-    assert!(result.is_err_and(|m| m.contains("boom")));
+    assert!(result.is_err_and(|m| m.message.contains("boom")));
     let mut decoder = openai::StreamDecoder::new();
     let result = decode_events("data: {\"choices\": [\n\n", |e, out| {
         decoder.on_event(e, out)
     });
-    assert!(result.is_err_and(|m| m.contains("malformed")));
+    assert!(result.is_err_and(|m| m.message.contains("malformed")));
 }
 
 #[test]

@@ -475,9 +475,13 @@ impl StreamDecoder {
         self.done
     }
 
-    pub fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), String> {
-        let data: Value = serde_json::from_str(&event.data)
-            .map_err(|e| format!("malformed stream event: {e}"))?;
+    pub fn on_event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), super::StreamFault> {
+        let data: Value =
+            serde_json::from_str(&event.data).map_err(super::StreamFault::malformed)?;
         let kind = j::get_str(&data, "type")
             .or(event.event.as_deref())
             .unwrap_or_default();
@@ -558,11 +562,7 @@ impl StreamDecoder {
             "message_stop" => self.done = true,
             "error" => {
                 let error = data.get("error").cloned().unwrap_or_default();
-                return Err(format!(
-                    "error event in stream ({}): {}",
-                    j::get_str(&error, "type").unwrap_or("error"),
-                    j::get_str(&error, "message").unwrap_or("unknown error")
-                ));
+                return Err(super::StreamFault::error_event(&error));
             }
             _ => {} // ping, content_block_stop, and events added after this was written
         }
@@ -580,7 +580,7 @@ pub fn encode_response(response: &ChatResponse) -> Value {
         .map(encode_block)
         .collect();
     json!({
-        "id": response.id,
+        "id": super::prefixed_id("msg_", &response.id),
         "type": "message",
         "role": "assistant",
         "model": response.model,
@@ -641,7 +641,6 @@ impl StreamEncoder {
                 "usage": {"input_tokens": input_tokens, "output_tokens": 0},
             }}),
         );
-        Self::event(out, "ping", json!({"type": "ping"}));
     }
 
     fn close_block(&mut self, out: &mut Vec<Bytes>) {
@@ -666,6 +665,10 @@ impl StreamEncoder {
             "content_block_start",
             json!({"type": "content_block_start", "index": index, "content_block": block}),
         );
+        if index == 0 {
+            // Anthropic sends its first keep-alive right after the first block opens.
+            Self::event(out, "ping", json!({"type": "ping"}));
+        }
         index
     }
 
@@ -679,7 +682,12 @@ impl StreamEncoder {
                     ..
                 } => {
                     self.usage.input_tokens = input_tokens.unwrap_or(0);
-                    self.start(id, model, self.usage.input_tokens, out);
+                    self.start(
+                        &super::prefixed_id("msg_", id),
+                        model,
+                        self.usage.input_tokens,
+                        out,
+                    );
                     return;
                 }
                 _ => self.start("msg_bulwark", "", 0, out),

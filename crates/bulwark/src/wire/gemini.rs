@@ -265,14 +265,15 @@ impl StreamDecoder {
         self.done
     }
 
-    pub fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), String> {
-        let chunk: Value = serde_json::from_str(&event.data)
-            .map_err(|e| format!("malformed stream chunk: {e}"))?;
+    pub fn on_event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), super::StreamFault> {
+        let chunk: Value =
+            serde_json::from_str(&event.data).map_err(super::StreamFault::malformed)?;
         if let Some(error) = chunk.get("error") {
-            return Err(format!(
-                "error event in stream: {}",
-                j::get_str(error, "message").unwrap_or("unknown error")
-            ));
+            return Err(super::StreamFault::error_event(error));
         }
         if !self.started {
             self.started = true;
@@ -284,7 +285,9 @@ impl StreamDecoder {
                     .unwrap_or_default()
                     .to_string(),
                 created: crate::api::unix_now(),
-                input_tokens: None,
+                input_tokens: chunk
+                    .get("usageMetadata")
+                    .map(|u| decode_usage(u).input_tokens),
             });
         }
         if let Some(candidate) = chunk.get("candidates").and_then(|c| c.get(0)) {

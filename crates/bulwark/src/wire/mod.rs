@@ -7,6 +7,40 @@ pub mod json;
 pub mod openai;
 
 use crate::api::{ChatRequest, Role};
+
+/// Why a provider's stream could not be decoded further.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct StreamFault {
+    pub message: String,
+    /// The provider's error type, when the stream carried an error event.
+    pub code: Option<String>,
+}
+
+impl StreamFault {
+    pub fn malformed(error: serde_json::Error) -> Self {
+        StreamFault {
+            message: format!("malformed stream chunk: {error}"),
+            code: None,
+        }
+    }
+
+    /// An error event inside a stream, in any of the formats' shapes.
+    pub fn error_event(error: &serde_json::Value) -> Self {
+        let code = json::get_str(error, "type")
+            .or_else(|| json::get_str(error, "code"))
+            .or_else(|| json::get_str(error, "status"))
+            .map(str::to_string);
+        StreamFault {
+            message: format!(
+                "error event in stream ({}): {}",
+                code.as_deref().unwrap_or("error"),
+                json::get_str(error, "message").unwrap_or("unknown error")
+            ),
+            code,
+        }
+    }
+}
 use crate::error::ApiError;
 
 /// Splits leading system messages from the conversation. Anthropic and Gemini
@@ -38,6 +72,16 @@ pub(crate) fn leading_system(
     }
     let system = (!parts.is_empty()).then(|| parts.join("\n\n"));
     Ok((system, first_turn))
+}
+
+/// An answer's id in the shape the client's format uses (`msg_...`,
+/// `chatcmpl-...`), keeping the provider's id inside it for tracing.
+pub(crate) fn prefixed_id(prefix: &str, id: &str) -> String {
+    if id.starts_with(prefix) {
+        id.to_string()
+    } else {
+        format!("{prefix}{id}")
+    }
 }
 
 /// The error for fields the target's format has no way to express.

@@ -564,18 +564,19 @@ impl StreamDecoder {
         self.done
     }
 
-    pub fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), String> {
+    pub fn on_event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), super::StreamFault> {
         if event.data == "[DONE]" {
             self.done = true;
             return Ok(());
         }
-        let chunk: Value = serde_json::from_str(&event.data)
-            .map_err(|e| format!("malformed stream chunk: {e}"))?;
+        let chunk: Value =
+            serde_json::from_str(&event.data).map_err(super::StreamFault::malformed)?;
         if let Some(error) = chunk.get("error") {
-            return Err(format!(
-                "error event in stream: {}",
-                j::get_str(error, "message").unwrap_or("unknown error")
-            ));
+            return Err(super::StreamFault::error_event(error));
         }
         if !self.started {
             self.started = true;
@@ -696,7 +697,7 @@ pub fn encode_response(response: &ChatResponse) -> Value {
         message["tool_calls"] = Value::Array(calls);
     }
     json!({
-        "id": response.id,
+        "id": super::prefixed_id("chatcmpl-", &response.id),
         "object": "chat.completion",
         "created": response.created,
         "model": response.model,
@@ -771,7 +772,7 @@ impl StreamEncoder {
             StreamEvent::Start {
                 id, model, created, ..
             } => {
-                self.id.clone_from(id);
+                self.id = super::prefixed_id("chatcmpl-", id);
                 self.model.clone_from(model);
                 self.created = *created;
                 self.ensure_started(out);
