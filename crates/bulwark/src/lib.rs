@@ -10,6 +10,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod provider;
+pub mod resilience;
 pub mod route;
 pub mod sse;
 pub mod wire;

@@ -1,0 +1,6 @@
+//! The resilience state machines. Each is a plain struct over
+//! `tokio::time::Instant`, so tests drive them under paused time.
+
+pub mod backoff;
+pub mod breaker;
+pub mod budget;
