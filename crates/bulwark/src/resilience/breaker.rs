@@ -6,6 +6,7 @@
 //! - a failure rate at or over `failure_rate` across the last `window`, once
 //!   at least `min_calls` were made (slow: catches a provider failing one
 //!   call in two without ever failing five in a row).
+//!
 //! Calls slower than `slow_call` count as failures.
 //!
 //! An open breaker rejects calls without a network round trip for
