@@ -149,6 +149,8 @@ pub struct UpstreamError {
     pub message: String,
     /// The server's hint of when to try again.
     pub retry_after: Option<Duration>,
+    /// The server's `x-should-retry` verdict, which overrides the table.
+    pub should_retry: Option<bool>,
 }
 
 impl UpstreamError {
@@ -158,6 +160,7 @@ impl UpstreamError {
             failure,
             message: message.into(),
             retry_after: None,
+            should_retry: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod provider;
 pub mod resilience;
 pub mod route;
 pub mod sse;
+pub mod timefmt;
 pub mod wire;
 
 pub use client::Client;

@@ -267,8 +267,15 @@ impl Provider {
             },
             description,
         );
-        error.retry_after = retry_after(&headers, SystemTime::now())
+        let now = SystemTime::now();
+        error.retry_after = retry_after(&headers, now)
+            .or_else(|| rate_limit_reset(&headers, now))
             .or_else(|| json.as_ref().and_then(gemini::retry_delay));
+        error.should_retry = match headers.get("x-should-retry").and_then(|v| v.to_str().ok()) {
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            _ => None,
+        };
         error
     }
 
@@ -333,6 +340,39 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// When an exhausted rate limit resets, from the providers' own headers:
+/// OpenAI's `x-ratelimit-remaining-*` with `x-ratelimit-reset-*` (Go-style
+/// durations such as `6m0s`), Anthropic's `anthropic-ratelimit-*-remaining`
+/// with `-reset` (RFC 3339 times). Only limits at zero count; the latest
+/// reset among them is when a retry can succeed.
+pub fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    let exhausted = |name: &str| text(name).and_then(|v| v.parse::<f64>().ok()) == Some(0.0);
+    let mut latest: Option<Duration> = None;
+    for limit in ["requests", "tokens"] {
+        if exhausted(&format!("x-ratelimit-remaining-{limit}"))
+            && let Some(reset) = text(&format!("x-ratelimit-reset-{limit}"))
+                .and_then(crate::timefmt::parse_go_duration)
+        {
+            latest = latest.max(Some(reset));
+        }
+    }
+    for limit in ["requests", "tokens", "input-tokens", "output-tokens"] {
+        if exhausted(&format!("anthropic-ratelimit-{limit}-remaining"))
+            && let Some(at) = text(&format!("anthropic-ratelimit-{limit}-reset"))
+                .and_then(crate::timefmt::parse_rfc3339)
+        {
+            latest = latest.max(Some(at.duration_since(now).unwrap_or(Duration::ZERO)));
+        }
+    }
+    latest
 }
 
 /// The stream decoder for a provider kind's wire format.
@@ -414,5 +454,33 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
+    }
+
+    #[test]
+    fn rate_limit_resets_count_only_exhausted_limits() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let openai = headers(&[
+            ("x-ratelimit-remaining-requests", "0"),
+            ("x-ratelimit-reset-requests", "1.5s"),
+            ("x-ratelimit-remaining-tokens", "100"),
+            ("x-ratelimit-reset-tokens", "6m0s"),
+        ]);
+        assert_eq!(
+            rate_limit_reset(&openai, now),
+            Some(Duration::from_millis(1500))
+        );
+        // 2023-11-14T22:13:20Z is the epoch second 1_700_000_000.
+        let anthropic = headers(&[
+            ("anthropic-ratelimit-tokens-remaining", "0"),
+            ("anthropic-ratelimit-tokens-reset", "2023-11-14T22:13:32Z"),
+        ]);
+        assert_eq!(
+            rate_limit_reset(&anthropic, now),
+            Some(Duration::from_secs(12))
+        );
+        assert_eq!(
+            rate_limit_reset(&headers(&[("x-ratelimit-reset-requests", "1s")]), now),
+            None
+        );
     }
 }
