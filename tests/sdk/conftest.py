@@ -191,7 +191,7 @@ providers:
   sim-gemini:    {{ kind: gemini, base_url: "{sim_url}", api_key: test }}
 routes:
   smart:    {{ targets: [sim-anthropic/claude-sonnet-4-5, sim-openai/gpt-4o-mini] }}
-  fallback: {{ targets: [sim-anthropic/broken-model, sim-openai/gpt-4o-mini] }}
+  fallback: {{ targets: [sim-anthropic/broken-model, sim-openai/gpt-4o-mini], max_retries: 0 }}
 {routes}"""
 
 

@@ -126,11 +126,13 @@ def generated_routes() -> dict[str, str]:
         for stream in (False, True):
             for case in [*FALLBACK_FAULTS, "error-event"]:
                 name, broken = fallback_route(front, case, stream)
-                extra = ""
+                # No retries in place: these routes check what the client sees
+                # of a fallback (two attempts); retries have their own tests.
+                extra = ", max_retries: 0"
                 if case == "hang":
-                    extra = f", attempt_timeout: {HANG_TIMEOUT}, first_token_timeout: {HANG_TIMEOUT}"
+                    extra += f", attempt_timeout: {HANG_TIMEOUT}, first_token_timeout: {HANG_TIMEOUT}"
                 routes[name] = f"{{ targets: [sim-anthropic/{broken}, sim-openai/gpt-4o-mini]{extra} }}"
             for status in ALL_FAILING_STATUSES:
                 name, (m1, m2) = all_failing_route(front, status, stream)
-                routes[name] = f"{{ targets: [sim-anthropic/{m1}, sim-openai/{m2}] }}"
+                routes[name] = f"{{ targets: [sim-anthropic/{m1}, sim-openai/{m2}], max_retries: 0 }}"
     return routes

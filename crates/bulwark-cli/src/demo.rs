@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bulwark::Config;
+use bulwark::events::Event;
 use bulwark_sim::{Fault, FaultRule, Latency, SimConfig, SimServer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -38,6 +39,7 @@ pub async fn run(listen: &str, no_wait: bool) -> anyhow::Result<()> {
     let config = Config::from_yaml(DEMO_CONFIG, "embedded demo config", &env)?;
 
     let gateway = bulwark_gateway::Gateway::new(&config)?;
+    narrate_breakers(gateway.subscribe());
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(
             "cannot listen on {} (pass --listen 127.0.0.1:0 for any free port)",
@@ -54,13 +56,18 @@ pub async fn run(listen: &str, no_wait: bool) -> anyhow::Result<()> {
         "Bulwark demo: gateway on {base}, route `smart` = anthropic -> openai -> gemini (all simulated)\n"
     ));
     let http = reqwest::Client::new();
+    let mut sent = 0;
 
     say("1. All providers healthy:");
     for (i, client_format) in ["openai", "anthropic", "openai"].into_iter().enumerate() {
         send(&http, &base, client_format, i % 2 == 0).await;
+        sent += 1;
     }
 
-    say("\n2. The primary provider (anthropic) goes down: every request now gets 529 overloaded.");
+    say("\n2. The primary provider (anthropic) goes down: every call now gets 529 overloaded.");
+    say(
+        "   Bulwark retries once, moves on to openai, and after 3 failures in a row stops calling anthropic.",
+    );
     anthropic
         .sim
         .set_faults(vec![FaultRule::always(Fault::status(529))]);
@@ -69,25 +76,31 @@ pub async fn run(listen: &str, no_wait: bool) -> anyhow::Result<()> {
         .enumerate()
     {
         send(&http, &base, client_format, i % 2 == 1).await;
+        sent += 1;
     }
 
     say(
-        "\n3. The second provider (openai) hangs too: requests wait 5 s for a first token, then move on.",
+        "\n3. The second provider (openai) starts hanging: after 3 s without a first token, gemini answers.",
     );
     openai
         .sim
         .set_faults(vec![FaultRule::always(Fault::hang(60_000))]);
     send(&http, &base, "anthropic", true).await;
+    sent += 1;
     openai.sim.clear_faults();
 
-    say("\n4. The primary recovers:");
+    say("\n4. Anthropic recovers. Once its 5 s break is over, one probe call closes the breaker:");
     anthropic.sim.clear_faults();
-    send(&http, &base, "openai", false).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for client_format in ["openai", "anthropic"] {
+        send(&http, &base, client_format, false).await;
+        sent += 1;
+    }
 
     let upstream =
         anthropic.sim.request_count() + openai.sim.request_count() + gemini.sim.request_count();
     say(&format!(
-        "\n{upstream} upstream attempts served 8 client requests; every client request got an answer."
+        "\n{upstream} upstream attempts served {sent} client requests; every client request got an answer."
     ));
     if no_wait {
         let _ = stop_tx.send(());
@@ -101,6 +114,29 @@ pub async fn run(listen: &str, no_wait: bool) -> anyhow::Result<()> {
     let _ = stop_tx.send(());
     server.await??;
     Ok(())
+}
+
+/// Prints the circuit breakers' state changes as they happen.
+fn narrate_breakers(mut events: tokio::sync::broadcast::Receiver<Event>) {
+    tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let Event::Breaker {
+                target,
+                to,
+                open_for,
+                ..
+            } = event
+            {
+                let detail = open_for
+                    .map(|d| format!(" for {} s", d.as_secs()))
+                    .unwrap_or_default();
+                say(&format!(
+                    "   ! circuit breaker of {target} is now {}{detail}",
+                    to.as_str().replace('_', "-")
+                ));
+            }
+        }
+    });
 }
 
 fn say(line: &str) {

@@ -1,16 +1,24 @@
 //! The two front doors. Each decodes its format, runs the request through the
 //! engine, and answers in the same format.
 
+use std::time::Duration;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
 use axum::response::Response;
-use bulwark::api::ChatRequest;
+use bulwark::api::{ChatRequest, WireFormat};
+use bulwark::engine::RequestOptions;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::wire::{anthropic, openai};
 
 use crate::Gateway;
 use crate::respond;
+
+/// A client's own deadline for one request, in milliseconds. It can shorten
+/// the route's deadline, never lengthen it.
+pub const DEADLINE_HEADER: &str = "x-bulwark-deadline-ms";
 
 /// The wire format a client spoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,27 +34,43 @@ impl ClientFormat {
             ClientFormat::Anthropic => anthropic::decode_request(body),
         }
     }
+
+    /// Whether a provider speaking `format` can be relayed to this client as is.
+    pub fn speaks(self, format: WireFormat) -> bool {
+        matches!(
+            (self, format),
+            (ClientFormat::OpenAi, WireFormat::OpenAi)
+                | (ClientFormat::Anthropic, WireFormat::Anthropic)
+        )
+    }
 }
 
 pub async fn openai(
     State(gateway): State<Gateway>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    handle(gateway, ClientFormat::OpenAi, body).await
+    handle(gateway, ClientFormat::OpenAi, &headers, body).await
 }
 
 pub async fn anthropic(
     State(gateway): State<Gateway>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    handle(gateway, ClientFormat::Anthropic, body).await
+    handle(gateway, ClientFormat::Anthropic, &headers, body).await
 }
 
 async fn handle(
     gateway: Gateway,
     format: ClientFormat,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let options = match options(headers) {
+        Ok(options) => options,
+        Err(error) => return respond::error(format, &error, 0),
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -63,15 +87,33 @@ async fn handle(
     };
     if request.stream {
         let include_usage = request.include_usage;
-        match gateway.client.stream(request).await {
+        match gateway.client.stream_chunks(request, options).await {
             Ok(served) => respond::stream(format, served, include_usage),
             Err(failed) => respond::error(format, &failed.error, failed.attempts),
         }
     } else {
-        match gateway.client.chat(request).await {
+        match gateway.client.complete_chunks(request, options).await {
             Ok(served) => respond::complete(format, served),
             Err(failed) => respond::error(format, &failed.error, failed.attempts),
         }
+    }
+}
+
+fn options(headers: &HeaderMap) -> Result<RequestOptions, ApiError> {
+    let Some(value) = headers.get(DEADLINE_HEADER) else {
+        return Ok(RequestOptions::default());
+    };
+    match value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(ms) if ms > 0 => Ok(RequestOptions {
+            deadline: Some(Duration::from_millis(ms)),
+        }),
+        _ => Err(ApiError::invalid(format!(
+            "`{DEADLINE_HEADER}` must be a positive whole number of milliseconds"
+        ))),
     }
 }
 

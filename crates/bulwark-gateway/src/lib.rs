@@ -36,6 +36,11 @@ impl Gateway {
         })
     }
 
+    /// The engine's decisions as they happen (see `bulwark::events`).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<bulwark::events::Event> {
+        self.client.subscribe()
+    }
+
     pub fn router(&self) -> Router {
         Router::new()
             .route("/v1/chat/completions", post(front_door::openai))

@@ -1,15 +1,21 @@
 //! Writing answers and errors in the client's format, with the headers that
 //! say how the answer was obtained.
+//!
+//! When the provider that answered speaks the client's own format, its
+//! answer is relayed as sent (a complete answer is rebuilt from the stream
+//! field for field), so nothing the neutral model lacks is lost. Otherwise
+//! the answer is translated from the neutral events.
 
 use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use bulwark::api::{ChatResponse, StreamEvent};
+use bulwark::aggregate::aggregate;
 use bulwark::engine::Served;
 use bulwark::error::{ApiError, ErrorKind};
-use bulwark::provider::EventStream;
+use bulwark::provider::{Chunk, ChunkStream};
+use bulwark::sse;
 use bulwark::wire::{anthropic, openai};
 use futures_util::StreamExt;
 
@@ -19,10 +25,20 @@ pub const TARGET_HEADER: &str = "x-bulwark-target";
 pub const ATTEMPTS_HEADER: &str = "x-bulwark-attempts";
 pub const FALLBACK_HEADER: &str = "x-bulwark-fallback";
 
-pub fn complete(format: ClientFormat, served: Served<ChatResponse>) -> Response {
-    let body = match format {
-        ClientFormat::OpenAi => openai::encode_response(&served.value),
-        ClientFormat::Anthropic => anthropic::encode_response(&served.value),
+pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
+    let relay = format.speaks(served.format);
+    let body = if relay {
+        let raw: Vec<sse::SseEvent> = served.value.iter().map(|c| c.raw.clone()).collect();
+        match format {
+            ClientFormat::OpenAi => openai::assemble_response(&raw),
+            ClientFormat::Anthropic => anthropic::assemble_response(&raw),
+        }
+    } else {
+        let response = aggregate(served.value.iter().flat_map(|c| &c.events));
+        match format {
+            ClientFormat::OpenAi => openai::encode_response(&response),
+            ClientFormat::Anthropic => anthropic::encode_response(&response),
+        }
     };
     let mut response = (
         [(
@@ -32,18 +48,39 @@ pub fn complete(format: ClientFormat, served: Served<ChatResponse>) -> Response 
         body.to_string(),
     )
         .into_response();
-    served_headers(&mut response, &served);
+    set_served_headers(
+        &mut response,
+        &served.target,
+        served.attempts,
+        served.fallback,
+    );
     response
 }
 
-pub fn stream(format: ClientFormat, served: Served<EventStream>, include_usage: bool) -> Response {
-    let mut encoder = Encoder::new(format, include_usage);
-    let mut events = served.value;
+pub fn stream(format: ClientFormat, served: Served<ChunkStream>, include_usage: bool) -> Response {
+    let mut encoder = if format.speaks(served.format) {
+        Encoder::Relay {
+            format,
+            include_usage,
+        }
+    } else {
+        match format {
+            ClientFormat::OpenAi => Encoder::OpenAi(openai::StreamEncoder::new(include_usage)),
+            ClientFormat::Anthropic => Encoder::Anthropic(anthropic::StreamEncoder::new()),
+        }
+    };
+    let Served {
+        value: mut chunks,
+        target,
+        attempts,
+        fallback,
+        ..
+    } = served;
     let body = async_stream::stream! {
         let mut out = Vec::new();
-        while let Some(item) = events.next().await {
+        while let Some(item) = chunks.next().await {
             match item {
-                Ok(event) => encoder.encode(&event, &mut out),
+                Ok(chunk) => encoder.encode(&chunk, &mut out),
                 Err(failure) => {
                     tracing::warn!(target = %failure.target, class = failure.class(), "stream failed after content was sent: {}", failure.message);
                     let mut error = failure.to_api_error();
@@ -73,12 +110,6 @@ pub fn stream(format: ClientFormat, served: Served<EventStream>, include_usage: 
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies such as nginx would otherwise buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    let Served {
-        target,
-        attempts,
-        fallback,
-        ..
-    } = served;
     set_served_headers(&mut response, &target, attempts, fallback);
     response
 }
@@ -88,7 +119,8 @@ pub fn error(format: ClientFormat, error: &ApiError, attempts: u32) -> Response 
         ClientFormat::OpenAi => openai::encode_error(error),
         ClientFormat::Anthropic => anthropic::encode_error(error),
     };
-    let status = StatusCode::from_u16(error.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let status = StatusCode::from_u16(status_for(format, error))
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (
         status,
         [(
@@ -106,6 +138,16 @@ pub fn error(format: ClientFormat, error: &ApiError, attempts: u32) -> Response 
     response
 }
 
+/// The status that makes each SDK raise its matching exception: Anthropic's
+/// SDK has `OverloadedError` for 529, OpenAI's has no class for 402.
+fn status_for(format: ClientFormat, error: &ApiError) -> u16 {
+    match (format, error.kind) {
+        (ClientFormat::Anthropic, ErrorKind::Overloaded) if error.status == 503 => 529,
+        (ClientFormat::OpenAi, ErrorKind::Billing) if error.status == 402 => 429,
+        _ => error.status,
+    }
+}
+
 pub async fn not_found(uri: axum::http::Uri) -> Response {
     error(
         ClientFormat::OpenAi,
@@ -120,10 +162,6 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
     )
 }
 
-fn served_headers<T>(response: &mut Response, served: &Served<T>) {
-    set_served_headers(response, &served.target, served.attempts, served.fallback);
-}
-
 fn set_served_headers(response: &mut Response, target: &str, attempts: u32, fallback: bool) {
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(target) {
@@ -135,29 +173,44 @@ fn set_served_headers(response: &mut Response, target: &str, attempts: u32, fall
     }
 }
 
-/// The stream encoder for the client's format.
+/// Writes the client's stream: relayed from a provider of the same format,
+/// or translated from neutral events.
 enum Encoder {
+    Relay {
+        format: ClientFormat,
+        include_usage: bool,
+    },
     OpenAi(openai::StreamEncoder),
     Anthropic(anthropic::StreamEncoder),
 }
 
 impl Encoder {
-    fn new(format: ClientFormat, include_usage: bool) -> Self {
-        match format {
-            ClientFormat::OpenAi => Encoder::OpenAi(openai::StreamEncoder::new(include_usage)),
-            ClientFormat::Anthropic => Encoder::Anthropic(anthropic::StreamEncoder::new()),
-        }
-    }
-
-    fn encode(&mut self, event: &StreamEvent, out: &mut Vec<Bytes>) {
+    fn encode(&mut self, chunk: &Chunk, out: &mut Vec<Bytes>) {
         match self {
-            Encoder::OpenAi(e) => e.encode(event, out),
-            Encoder::Anthropic(e) => e.encode(event, out),
+            Encoder::Relay {
+                format: ClientFormat::OpenAi,
+                include_usage,
+            } => {
+                // Bulwark always asks for usage; pass it on only if the client did.
+                if *include_usage || !openai::is_usage_chunk(&chunk.raw.data) {
+                    out.push(sse::encode(None, &chunk.raw.data));
+                }
+            }
+            Encoder::Relay {
+                format: ClientFormat::Anthropic,
+                ..
+            } => {
+                out.push(sse::encode(chunk.raw.event.as_deref(), &chunk.raw.data));
+            }
+            Encoder::OpenAi(e) => chunk.events.iter().for_each(|event| e.encode(event, out)),
+            Encoder::Anthropic(e) => chunk.events.iter().for_each(|event| e.encode(event, out)),
         }
     }
 
+    /// Ends a complete stream; a relayed stream already carried its terminator.
     fn finish(&mut self, out: &mut Vec<Bytes>) {
         match self {
+            Encoder::Relay { .. } => {}
             Encoder::OpenAi(e) => e.finish(out),
             Encoder::Anthropic(e) => e.finish(out),
         }
@@ -165,6 +218,17 @@ impl Encoder {
 
     fn error(&mut self, error: &ApiError, out: &mut Vec<Bytes>) {
         match self {
+            Encoder::Relay {
+                format: ClientFormat::OpenAi,
+                ..
+            } => out.push(sse::encode(None, &openai::encode_error(error).to_string())),
+            Encoder::Relay {
+                format: ClientFormat::Anthropic,
+                ..
+            } => out.push(sse::encode(
+                Some("error"),
+                &anthropic::encode_error(error).to_string(),
+            )),
             Encoder::OpenAi(e) => e.error(error, out),
             Encoder::Anthropic(e) => e.error(error, out),
         }

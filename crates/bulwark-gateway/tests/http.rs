@@ -21,7 +21,7 @@ async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
     let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let yaml = format!(
-        "listen: 127.0.0.1:0\nmax_request_bytes: 4096\nproviders:\n  primary: {{ kind: gemini, base_url: \"{}\", api_key: secret-primary }}\n  backup: {{ kind: anthropic, base_url: \"{}\", api_key: secret-backup }}\nroutes:\n  main: {{ targets: [primary/gemini-2.5-flash, backup/claude-sonnet-4-5] }}\n",
+        "listen: 127.0.0.1:0\nmax_request_bytes: 4096\nproviders:\n  primary: {{ kind: gemini, base_url: \"{}\", api_key: secret-primary }}\n  backup: {{ kind: anthropic, base_url: \"{}\", api_key: secret-backup }}\nroutes:\n  main: {{ targets: [primary/gemini-2.5-flash, backup/claude-sonnet-4-5], max_retries: 1, backoff_base: 10ms }}\n",
         primary.url(),
         backup.url()
     );
@@ -148,7 +148,8 @@ async fn fallback_is_reported_in_headers() -> TestResult {
         header(&response, "x-bulwark-target"),
         "backup/claude-sonnet-4-5"
     );
-    assert_eq!(header(&response, "x-bulwark-attempts"), "2");
+    // One try and one retry on the primary, then the backup.
+    assert_eq!(header(&response, "x-bulwark-attempts"), "3");
     assert_eq!(header(&response, "x-bulwark-fallback"), "true");
     let body = json_of(response).await?;
     assert_eq!(body["object"], "chat.completion");
@@ -263,7 +264,7 @@ async fn all_targets_failing_is_a_5xx_that_names_each_attempt_without_keys() -> 
         .set_faults(vec![FaultRule::always(Fault::status(529))]);
     let response = s.post("/v1/messages", chat("main", false)).await?;
     assert!(response.status().is_server_error());
-    assert_eq!(header(&response, "x-bulwark-attempts"), "2");
+    assert_eq!(header(&response, "x-bulwark-attempts"), "4");
     let text = response.text().await?;
     assert!(
         text.contains("primary/gemini-2.5-flash") && text.contains("backup/claude-sonnet-4-5"),

@@ -13,10 +13,15 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::resilience::backoff::Backoff;
+use crate::resilience::breaker::BreakerConfig;
+use crate::resilience::budget::BudgetConfig;
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Anthropic's own limit for a Messages request.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_FIRST_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -74,7 +79,11 @@ pub struct ProviderConfig {
     pub connect_timeout: Duration,
     pub default_max_tokens: u32,
     /// Extra headers sent with every request (e.g. `OpenAI-Organization`).
-    pub headers: BTreeMap<String, String>,
+    /// Values are secret: some carry credentials.
+    pub headers: BTreeMap<String, Secret>,
+    /// Context window per model, in tokens; lets a too-long prompt move to
+    /// a target that can take it.
+    pub context_windows: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,9 +109,11 @@ impl fmt::Display for TargetRef {
     }
 }
 
-/// Time limits for one attempt on a target.
+/// Time limits for a request and for each attempt on a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
+    /// The whole request, retries and fallbacks included.
+    pub deadline: Duration,
     /// A non-streamed attempt must finish within this.
     pub attempt: Duration,
     /// A streamed attempt must produce its first content within this.
@@ -114,6 +125,7 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
+            deadline: DEFAULT_DEADLINE,
             attempt: DEFAULT_ATTEMPT_TIMEOUT,
             first_token: DEFAULT_FIRST_TOKEN_TIMEOUT,
             stream_idle: DEFAULT_STREAM_IDLE_TIMEOUT,
@@ -125,6 +137,27 @@ impl Default for Timeouts {
 pub struct RouteConfig {
     pub targets: Vec<TargetRef>,
     pub timeouts: Timeouts,
+    pub retry: RetryPolicy,
+    /// Start a second attempt on the next target when the first has not
+    /// produced a token after this long.
+    pub hedge_after: Option<Duration>,
+}
+
+/// Retries on the same target, before moving on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries per target (attempts on one target = 1 + this).
+    pub max_retries: u32,
+    pub backoff: Backoff,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 2,
+            backoff: Backoff::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +166,10 @@ pub struct Config {
     pub max_request_bytes: usize,
     pub providers: BTreeMap<String, ProviderConfig>,
     pub routes: BTreeMap<String, RouteConfig>,
+    /// Per target (provider + model).
+    pub breaker: BreakerConfig,
+    /// Per target (provider + model).
+    pub retry_budget: BudgetConfig,
 }
 
 /// One problem in a config file.
@@ -175,7 +212,14 @@ impl fmt::Display for ConfigError {
 
 // === The file as written ===
 
-const TOP_LEVEL_KEYS: &[&str] = &["listen", "max_request_bytes", "providers", "routes"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "listen",
+    "max_request_bytes",
+    "providers",
+    "routes",
+    "breaker",
+    "retry_budget",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,6 +230,8 @@ struct RawTop {
     providers: BTreeMap<String, Value>,
     #[serde(default)]
     routes: BTreeMap<String, Value>,
+    breaker: Option<Value>,
+    retry_budget: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -198,15 +244,43 @@ struct RawProvider {
     default_max_tokens: Option<u32>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    #[serde(default)]
+    context_windows: BTreeMap<String, u64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
     targets: Vec<String>,
+    deadline: Option<String>,
     attempt_timeout: Option<String>,
     first_token_timeout: Option<String>,
     stream_idle_timeout: Option<String>,
+    max_retries: Option<u32>,
+    backoff_base: Option<String>,
+    backoff_cap: Option<String>,
+    hedge_after: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBreaker {
+    consecutive_failures: Option<u32>,
+    failure_rate: Option<f64>,
+    window: Option<String>,
+    min_calls: Option<u32>,
+    slow_call: Option<String>,
+    base_ejection: Option<String>,
+    max_ejection: Option<String>,
+    half_open_probes: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBudget {
+    ratio: Option<f64>,
+    min_per_second: Option<f64>,
+    window: Option<String>,
 }
 
 impl Config {
@@ -326,12 +400,27 @@ impl Config {
             }
         }
 
+        let breaker = match top.breaker {
+            None => BreakerConfig::default(),
+            Some(raw) => deserialize_at::<RawBreaker>(raw, "breaker", &mut issues)
+                .map(|raw| build_breaker(raw, &mut issues))
+                .unwrap_or_default(),
+        };
+        let retry_budget = match top.retry_budget {
+            None => BudgetConfig::default(),
+            Some(raw) => deserialize_at::<RawBudget>(raw, "retry_budget", &mut issues)
+                .map(|raw| build_budget(raw, &mut issues))
+                .unwrap_or_default(),
+        };
+
         match listen {
             Some(listen) if issues.is_empty() => Ok(Config {
                 listen,
                 max_request_bytes,
                 providers,
                 routes,
+                breaker,
+                retry_budget,
             }),
             _ => Err(fail(issues)),
         }
@@ -383,7 +472,12 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
         api_key: raw.api_key.filter(|k| !k.is_empty()).map(Secret),
         connect_timeout,
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-        headers: raw.headers,
+        headers: raw
+            .headers
+            .into_iter()
+            .map(|(k, v)| (k, Secret(v)))
+            .collect(),
+        context_windows: raw.context_windows,
     })
 }
 
@@ -421,6 +515,12 @@ fn build_route(
     }
     let defaults = Timeouts::default();
     let timeouts = Timeouts {
+        deadline: duration_field(
+            raw.deadline,
+            defaults.deadline,
+            &format!("{path}.deadline"),
+            issues,
+        ),
         attempt: duration_field(
             raw.attempt_timeout,
             defaults.attempt,
@@ -440,7 +540,107 @@ fn build_route(
             issues,
         ),
     };
-    (issues.len() == before).then_some(RouteConfig { targets, timeouts })
+    let retry_defaults = RetryPolicy::default();
+    let retry = RetryPolicy {
+        max_retries: raw.max_retries.unwrap_or(retry_defaults.max_retries),
+        backoff: Backoff {
+            base: duration_field(
+                raw.backoff_base,
+                retry_defaults.backoff.base,
+                &format!("{path}.backoff_base"),
+                issues,
+            ),
+            cap: duration_field(
+                raw.backoff_cap,
+                retry_defaults.backoff.cap,
+                &format!("{path}.backoff_cap"),
+                issues,
+            ),
+        },
+    };
+    let hedge_after = raw.hedge_after.map(|text| {
+        duration_field(
+            Some(text),
+            Duration::ZERO,
+            &format!("{path}.hedge_after"),
+            issues,
+        )
+    });
+    (issues.len() == before).then_some(RouteConfig {
+        targets,
+        timeouts,
+        retry,
+        hedge_after,
+    })
+}
+
+fn build_breaker(raw: RawBreaker, issues: &mut Vec<Issue>) -> BreakerConfig {
+    let d = BreakerConfig::default();
+    let failure_rate = raw.failure_rate.unwrap_or(d.failure_rate);
+    if !(failure_rate > 0.0 && failure_rate <= 1.0) {
+        issues.push(Issue {
+            path: "breaker.failure_rate".into(),
+            message: format!("{failure_rate} is not a share between 0 (exclusive) and 1"),
+        });
+    }
+    let half_open_probes = raw.half_open_probes.unwrap_or(d.half_open_probes);
+    if half_open_probes == 0 {
+        issues.push(Issue {
+            path: "breaker.half_open_probes".into(),
+            message: "must be at least 1, or the breaker could never close".into(),
+        });
+    }
+    BreakerConfig {
+        consecutive_failures: raw
+            .consecutive_failures
+            .unwrap_or(d.consecutive_failures)
+            .max(1),
+        failure_rate,
+        window: duration_field(raw.window, d.window, "breaker.window", issues),
+        min_calls: raw.min_calls.unwrap_or(d.min_calls),
+        slow_call: match raw.slow_call.as_deref() {
+            Some("off") => None,
+            Some(_) => Some(duration_field(
+                raw.slow_call,
+                Duration::ZERO,
+                "breaker.slow_call",
+                issues,
+            )),
+            None => d.slow_call,
+        },
+        base_ejection: duration_field(
+            raw.base_ejection,
+            d.base_ejection,
+            "breaker.base_ejection",
+            issues,
+        ),
+        max_ejection: duration_field(
+            raw.max_ejection,
+            d.max_ejection,
+            "breaker.max_ejection",
+            issues,
+        ),
+        half_open_probes,
+    }
+}
+
+fn build_budget(raw: RawBudget, issues: &mut Vec<Issue>) -> BudgetConfig {
+    let d = BudgetConfig::default();
+    let ratio = raw.ratio.unwrap_or(d.ratio);
+    let min_per_second = raw.min_per_second.unwrap_or(d.min_per_second);
+    for (key, value) in [("ratio", ratio), ("min_per_second", min_per_second)] {
+        if !(value.is_finite() && value >= 0.0) {
+            issues.push(Issue {
+                path: format!("retry_budget.{key}"),
+                message: format!("{value} must be a non-negative number"),
+            });
+        }
+    }
+    BudgetConfig {
+        ratio,
+        min_per_second,
+        window: duration_field(raw.window, d.window, "retry_budget.window", issues),
+    }
 }
 
 fn duration_field(

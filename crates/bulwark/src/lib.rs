@@ -4,11 +4,13 @@
 //! [`Client::stream`] with provider-neutral [`api::ChatRequest`]s; the
 //! `bulwark-gateway` crate serves the same engine over HTTP.
 
+pub mod aggregate;
 pub mod api;
 pub mod client;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod provider;
 pub mod resilience;
 pub mod route;

@@ -9,7 +9,7 @@ use futures_util::{Stream, StreamExt};
 use http::HeaderMap;
 use serde_json::Value;
 
-use crate::api::{ChatRequest, ChatResponse, StreamEvent};
+use crate::api::{ChatRequest, StreamEvent, WireFormat};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::{UpstreamError, UpstreamFailure};
 use crate::sse::{SseDecoder, SseEvent};
@@ -17,6 +17,24 @@ use crate::wire::{anthropic, gemini, openai};
 
 /// A stream of answer events; an `Err` ends it.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, UpstreamError>> + Send>>;
+
+/// One server-sent event from a provider: as received, so that a client
+/// speaking the provider's own format can be given it unchanged, and as
+/// neutral events, for every other client and for accounting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    pub raw: SseEvent,
+    pub events: Vec<StreamEvent>,
+}
+
+impl Chunk {
+    pub fn has_content(&self) -> bool {
+        self.events.iter().any(StreamEvent::is_content)
+    }
+}
+
+/// A provider's answer as it streams in; an `Err` ends it.
+pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, UpstreamError>> + Send>>;
 
 /// How much of an error body is read: enough for any provider's JSON error,
 /// little enough that a runaway HTML page cannot cost much.
@@ -66,17 +84,16 @@ impl Provider {
         self.config.kind
     }
 
-    fn url(&self, model: &str, stream: bool) -> String {
+    fn url(&self, model: &str) -> String {
         let base = &self.config.base_url;
         match self.config.kind {
             ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
                 format!("{base}/chat/completions")
             }
             ProviderKind::Anthropic => format!("{base}/v1/messages"),
-            ProviderKind::Gemini if stream => {
+            ProviderKind::Gemini => {
                 format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse")
             }
-            ProviderKind::Gemini => format!("{base}/v1beta/models/{model}:generateContent"),
         }
     }
 
@@ -100,6 +117,25 @@ impl Provider {
         model: &str,
         target: &str,
     ) -> Result<reqwest::Response, UpstreamError> {
+        // Gemini puts the model in the URL path: a crafted name must not be
+        // able to reach another endpoint with the gateway's key.
+        if self.config.kind == ProviderKind::Gemini
+            && !model
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        {
+            let error = crate::error::ApiError::invalid_param(
+                "model",
+                format!(
+                    "`{model}` is not a valid Gemini model name (letters, digits, `-`, `.`, `_`)"
+                ),
+            );
+            return Err(UpstreamError::new(
+                target,
+                UpstreamFailure::Rejected(error.clone()),
+                error.message,
+            ));
+        }
         let body = self.encode(request, model).map_err(|e| {
             UpstreamError::new(target, UpstreamFailure::Rejected(e.clone()), e.message)
         })?;
@@ -112,7 +148,7 @@ impl Provider {
         })?;
         let mut builder = self
             .http
-            .post(self.url(model, request.stream))
+            .post(self.url(model))
             .header(http::header::CONTENT_TYPE, "application/json");
         if let Some(key) = &self.config.api_key {
             builder = match self.config.kind {
@@ -127,7 +163,7 @@ impl Provider {
             builder = builder.header("anthropic-version", anthropic::API_VERSION);
         }
         for (name, value) in &self.config.headers {
-            builder = builder.header(name, value);
+            builder = builder.header(name, value.expose());
         }
         let response = builder
             .body(body)
@@ -141,43 +177,33 @@ impl Provider {
         Err(self.status_error(target, response).await)
     }
 
-    /// Sends a non-streamed request and decodes the whole answer.
-    pub async fn chat(
-        &self,
-        request: &ChatRequest,
-        model: &str,
-        target: &str,
-    ) -> Result<ChatResponse, UpstreamError> {
-        let response = self.send(request, model, target).await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| self.transport_error(target, &e))?;
-        let decoded = match self.config.kind {
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => openai::decode_response(&body),
-            ProviderKind::Anthropic => anthropic::decode_response(&body),
-            ProviderKind::Gemini => gemini::decode_response(&body),
-        };
-        decoded.map_err(|message| {
-            UpstreamError::new(
-                target,
-                UpstreamFailure::Decode,
-                format!("unreadable answer: {message}"),
-            )
-        })
+    /// The configured context window of `model`, in tokens.
+    pub fn context_window(&self, model: &str) -> Option<u64> {
+        self.config.context_windows.get(model).copied()
     }
 
-    /// Sends a streamed request. Returns once the provider accepted it; the
-    /// events follow. A gap longer than `idle_timeout` between chunks, a
-    /// stream cut before its terminator, or an error event ends the stream
-    /// with an `Err`.
+    /// The wire format this provider speaks.
+    pub fn format(&self) -> WireFormat {
+        match self.config.kind {
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => WireFormat::OpenAi,
+            ProviderKind::Anthropic => WireFormat::Anthropic,
+            ProviderKind::Gemini => WireFormat::Gemini,
+        }
+    }
+
+    /// Sends the request as a stream, whatever the client asked for: only a
+    /// stream shows when the first token arrives, and a broken answer can be
+    /// replaced before a non-streaming client sees any of it. Returns once
+    /// the provider accepted the request; chunks follow. A gap longer than
+    /// `idle_timeout`, a stream cut before its terminator, or an error event
+    /// ends the stream with an `Err`.
     pub async fn stream(
         &self,
         request: &ChatRequest,
         model: &str,
         target: &str,
         idle_timeout: Duration,
-    ) -> Result<EventStream, UpstreamError> {
+    ) -> Result<ChunkStream, UpstreamError> {
         let response = self.send(request, model, target).await?;
         let mut bytes = response.bytes_stream();
         let mut decoder = FormatDecoder::new(self.config.kind);
@@ -185,7 +211,6 @@ impl Provider {
         let stream = async_stream::stream! {
             let mut sse = SseDecoder::new();
             let mut sse_events = Vec::new();
-            let mut events = Vec::new();
             loop {
                 let chunk: Bytes = match tokio::time::timeout(idle_timeout, bytes.next()).await {
                     Err(_) => {
@@ -200,17 +225,16 @@ impl Provider {
                     Ok(Some(Ok(chunk))) => chunk,
                 };
                 sse.feed(&chunk, &mut sse_events);
-                for event in sse_events.drain(..) {
-                    if let Err(fault) = decoder.on_event(&event, &mut events) {
+                for raw in sse_events.drain(..) {
+                    let mut events = Vec::new();
+                    if let Err(fault) = decoder.on_event(&raw, &mut events) {
                         yield Err(UpstreamError::new(&target, UpstreamFailure::Stream { provider_code: fault.code }, fault.message));
                         return;
                     }
-                }
-                for event in events.drain(..) {
-                    yield Ok(event);
-                }
-                if decoder.is_done() {
-                    return;
+                    yield Ok(Chunk { raw, events });
+                    if decoder.is_done() {
+                        return;
+                    }
                 }
             }
             if !decoder.is_done() {

@@ -22,7 +22,7 @@ async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
     let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let yaml = format!(
-        "providers:\n  primary: {{ kind: anthropic, base_url: \"{}\", api_key: k1 }}\n  backup: {{ kind: openai, base_url: \"{}/v1\", api_key: k2 }}\n  closed: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", connect_timeout: 1s }}\nroutes:\n  main: {{ targets: [primary/claude-sonnet-4-5, backup/gpt-4o-mini], attempt_timeout: 500ms, first_token_timeout: 500ms, stream_idle_timeout: 500ms }}\n  via-closed: {{ targets: [closed/gpt-4o, backup/gpt-4o-mini] }}\n",
+        "providers:\n  primary: {{ kind: anthropic, base_url: \"{}\", api_key: k1 }}\n  backup: {{ kind: openai, base_url: \"{}/v1\", api_key: k2 }}\n  closed: {{ kind: openai, base_url: \"http://127.0.0.1:9/v1\", connect_timeout: 1s }}\nroutes:\n  main: {{ targets: [primary/claude-sonnet-4-5, backup/gpt-4o-mini], attempt_timeout: 500ms, first_token_timeout: 500ms, stream_idle_timeout: 500ms, max_retries: 1, backoff_base: 10ms, backoff_cap: 50ms }}\n  via-closed: {{ targets: [closed/gpt-4o, backup/gpt-4o-mini], max_retries: 0 }}\n",
         primary.url(),
         backup.url()
     );
@@ -52,17 +52,90 @@ async fn healthy_primary_serves_in_one_attempt() -> TestResult {
 }
 
 #[tokio::test]
-async fn transient_statuses_fail_over_to_the_next_target() -> TestResult {
-    for status in [429, 500, 502, 503, 504, 529, 401, 408] {
+async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
+    // (status, attempts): one retry on the primary for transient failures,
+    // none for a refused key, then the backup. The simulated 429 says its
+    // quota resets in about a minute (rate-limit headers): longer than the
+    // backoff cap, so the engine moves on at once instead of waiting.
+    let cases = [
+        (429, 2),
+        (500, 3),
+        (502, 3),
+        (503, 3),
+        (504, 3),
+        (529, 3),
+        (408, 3),
+        (401, 2),
+        (403, 2),
+    ];
+    for (status, attempts) in cases {
         let s = setup().await?;
         s.primary
             .sim
             .set_faults(vec![FaultRule::always(Fault::status(status))]);
         let served = s.client.chat(request("main")).await?;
         assert_eq!(served.target, "backup/gpt-4o-mini", "status {status}");
-        assert_eq!(served.attempts, 2, "status {status}");
+        assert_eq!(served.attempts, attempts, "status {status}");
+        assert_eq!(
+            s.primary.sim.request_count() as u32,
+            attempts - 1,
+            "status {status}"
+        );
         assert!(served.fallback);
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn server_hints_are_honoured_and_long_hints_fail_over() -> TestResult {
+    use bulwark_sim::StatusFault;
+    let s = setup().await?;
+    let short = StatusFault {
+        retry_after_ms: Some(20),
+        ..StatusFault::new(503)
+    };
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::Status(short)).times(1)]);
+    let served = s.client.chat(request("main")).await?;
+    assert_eq!(
+        (served.target.as_str(), served.attempts),
+        ("primary/claude-sonnet-4-5", 2)
+    );
+
+    let s = setup().await?;
+    let long = StatusFault {
+        retry_after: Some(600),
+        ..StatusFault::new(503)
+    };
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::Status(long))]);
+    let started = std::time::Instant::now();
+    let served = s.client.chat(request("main")).await?;
+    assert_eq!(
+        (served.target.as_str(), served.attempts),
+        ("backup/gpt-4o-mini", 2)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "it waited for a 600 s hint"
+    );
+
+    // `x-should-retry: false` on a 503 means: do not retry here.
+    let s = setup().await?;
+    let no_retry = StatusFault {
+        should_retry: Some(false),
+        ..StatusFault::new(503)
+    };
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::Status(no_retry))]);
+    let served = s.client.chat(request("main")).await?;
+    assert_eq!(
+        (served.target.as_str(), served.attempts),
+        ("backup/gpt-4o-mini", 2)
+    );
     Ok(())
 }
 
@@ -115,7 +188,7 @@ async fn every_target_failing_reports_each_attempt() -> TestResult {
     let Err(failed) = s.client.chat(request("main")).await else {
         return Err("succeeded with every target down".into());
     };
-    assert_eq!(failed.attempts, 2);
+    assert_eq!(failed.attempts, 4, "one try and one retry on each target");
     assert!(failed.error.status >= 500);
     assert!(
         failed

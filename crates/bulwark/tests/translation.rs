@@ -150,7 +150,10 @@ fn anthropic_request_translates_to_openai_both_dialects() -> TestResult {
             "top_k": 40,
             "stop": ["STOP"],
             "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}}],
-            "tool_choice": "required"
+            "tool_choice": "required",
+            // Bulwark always streams from providers.
+            "stream": true,
+            "stream_options": {"include_usage": true}
         })
     );
     // OpenAI itself has no top_k: refused, not dropped.
@@ -176,10 +179,8 @@ fn same_format_passes_every_field_through() -> TestResult {
     let encoded = openai::encode_request(&request, "gpt-4o-mini", openai::Dialect::OpenAi)?;
     let mut expected = body.clone();
     expected["model"] = json!("gpt-4o-mini");
-    expected
-        .as_object_mut()
-        .ok_or("not an object")?
-        .remove("stream_options");
+    expected["stream"] = json!(true);
+    expected["stream_options"] = json!({"include_usage": true});
     assert_eq!(encoded, expected);
     // The same request cannot be expressed for Anthropic, and says why.
     let error = anthropic::encode_request(&request, "claude", 4096)

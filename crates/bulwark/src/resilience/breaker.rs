@@ -159,6 +159,12 @@ impl Breaker {
         }
     }
 
+    /// How long until an open breaker lets a probe through; `None` when it
+    /// would admit a call now. Changes nothing.
+    pub fn admit_preview(&self, now: Instant) -> Option<Duration> {
+        (self.state == BreakerState::Open && now < self.open_until).then(|| self.open_until - now)
+    }
+
     /// Reports how an admitted call went.
     pub fn record(
         &mut self,

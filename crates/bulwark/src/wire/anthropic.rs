@@ -289,7 +289,7 @@ pub fn encode_request(
     {
         let mut body = (*source.body).clone();
         body.insert("model".into(), json!(model));
-        body.insert("stream".into(), json!(request.stream));
+        body.insert("stream".into(), json!(true));
         return Ok(Value::Object(body));
     }
     if !request.untranslatable.is_empty() {
@@ -362,9 +362,7 @@ pub fn encode_request(
             },
         );
     }
-    if request.stream {
-        body.insert("stream".into(), json!(true));
-    }
+    body.insert("stream".into(), json!(true));
     Ok(Value::Object(body))
 }
 
@@ -795,4 +793,110 @@ pub fn decode_error(body: &Value) -> (Option<String>, Option<String>) {
         j::get_str(error, "message").map(str::to_string),
         j::get_str(error, "type").map(str::to_string),
     )
+}
+
+// === Relaying a provider's own stream to a client of the same format ===
+
+/// Rebuilds the complete `message` object from a provider's stream events,
+/// keeping every block and field Anthropic sent (thinking and its signature,
+/// citations, server tools, cache usage), as the Anthropic SDK's
+/// `get_final_message` does.
+pub fn assemble_response(events: &[SseEvent]) -> Value {
+    let mut message = json!({});
+    let mut partial_json: Vec<(usize, String)> = Vec::new();
+    for event in events {
+        let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
+            continue;
+        };
+        let index = data.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+        match j::get_str(&data, "type") {
+            Some("message_start") => {
+                if let Some(start) = data.get("message") {
+                    message = start.clone();
+                }
+            }
+            Some("content_block_start") => {
+                let Some(content) = message.get_mut("content").and_then(Value::as_array_mut) else {
+                    continue;
+                };
+                while content.len() <= index {
+                    content.push(Value::Null);
+                }
+                content[index] = data.get("content_block").cloned().unwrap_or_default();
+            }
+            Some("content_block_delta") => {
+                let delta = data.get("delta").cloned().unwrap_or_default();
+                if j::get_str(&delta, "type") == Some("input_json_delta") {
+                    let part = j::get_str(&delta, "partial_json").unwrap_or_default();
+                    match partial_json.iter_mut().find(|(i, _)| *i == index) {
+                        Some((_, text)) => text.push_str(part),
+                        None => partial_json.push((index, part.to_string())),
+                    }
+                    continue;
+                }
+                let Some(block) = message.get_mut("content").and_then(|c| c.get_mut(index)) else {
+                    continue;
+                };
+                match (j::get_str(&delta, "type"), block) {
+                    (Some("text_delta"), block) => {
+                        append(block, "text", j::get_str(&delta, "text"))
+                    }
+                    (Some("thinking_delta"), block) => {
+                        append(block, "thinking", j::get_str(&delta, "thinking"))
+                    }
+                    (Some("signature_delta"), block) => {
+                        block["signature"] = delta.get("signature").cloned().unwrap_or_default();
+                    }
+                    (Some("citations_delta"), block) => {
+                        if !block["citations"].is_array() {
+                            block["citations"] = json!([]);
+                        }
+                        if let (Some(list), Some(citation)) =
+                            (block["citations"].as_array_mut(), delta.get("citation"))
+                        {
+                            list.push(citation.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Some("message_delta") => {
+                if let Some(delta) = data.get("delta").and_then(Value::as_object) {
+                    for (key, value) in delta {
+                        message[key.as_str()] = value.clone();
+                    }
+                }
+                if let Some(usage) = data.get("usage").and_then(Value::as_object) {
+                    if !message["usage"].is_object() {
+                        message["usage"] = json!({});
+                    }
+                    for (key, value) in usage {
+                        if !value.is_null() {
+                            message["usage"][key.as_str()] = value.clone();
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (index, text) in partial_json {
+        if let Some(block) = message.get_mut("content").and_then(|c| c.get_mut(index)) {
+            block["input"] = if text.trim().is_empty() {
+                json!({})
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            };
+        }
+    }
+    message
+}
+
+fn append(block: &mut Value, key: &str, part: Option<&str>) {
+    let joined = format!(
+        "{}{}",
+        block[key].as_str().unwrap_or_default(),
+        part.unwrap_or_default()
+    );
+    block[key] = json!(joined);
 }

@@ -315,13 +315,10 @@ pub fn encode_request(
     {
         let mut body = (*source.body).clone();
         body.insert("model".into(), Value::String(model.to_string()));
-        body.insert("stream".into(), Value::Bool(request.stream));
-        if request.stream {
-            // Usage is needed for accounting whether or not the client asked.
-            body.insert("stream_options".into(), json!({"include_usage": true}));
-        } else {
-            body.remove("stream_options");
-        }
+        // Bulwark always streams from providers (see `Provider::stream`), and
+        // needs usage for accounting whether or not the client asked.
+        body.insert("stream".into(), Value::Bool(true));
+        body.insert("stream_options".into(), json!({"include_usage": true}));
         return Ok(Value::Object(body));
     }
     if !request.untranslatable.is_empty() {
@@ -383,10 +380,8 @@ pub fn encode_request(
             },
         );
     }
-    if request.stream {
-        body.insert("stream".into(), json!(true));
-        body.insert("stream_options".into(), json!({"include_usage": true}));
-    }
+    body.insert("stream".into(), json!(true));
+    body.insert("stream_options".into(), json!({"include_usage": true}));
     Ok(Value::Object(body))
 }
 
@@ -862,4 +857,137 @@ pub fn decode_error(body: &Value) -> (Option<String>, Option<String>) {
         .or_else(|| j::get_str(error, "type"))
         .map(str::to_string);
     (message, code)
+}
+
+// === Relaying a provider's own stream to a client of the same format ===
+
+/// Whether a chunk is the usage-only chunk that `include_usage` adds.
+pub fn is_usage_chunk(data: &str) -> bool {
+    serde_json::from_str::<Value>(data).is_ok_and(|chunk| {
+        chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+            && chunk.get("usage").is_some_and(Value::is_object)
+    })
+}
+
+/// Rebuilds the complete `chat.completion` object from a provider's stream
+/// chunks, keeping every field the provider sent (all choices, refusals,
+/// logprobs, usage details), as the OpenAI SDK's stream accumulator does.
+pub fn assemble_response(chunks: &[SseEvent]) -> Value {
+    let mut response = Map::new();
+    response.insert("object".into(), json!("chat.completion"));
+    let mut choices: Vec<Value> = Vec::new();
+    for event in chunks {
+        if event.data == "[DONE]" {
+            continue;
+        }
+        let Ok(Value::Object(chunk)) = serde_json::from_str::<Value>(&event.data) else {
+            continue;
+        };
+        for (key, value) in &chunk {
+            match key.as_str() {
+                "object" | "choices" | "obfuscation" => {}
+                "usage" if value.is_null() => {}
+                _ => {
+                    response.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        for choice in chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            while choices.len() <= index {
+                choices.push(json!({
+                    "index": choices.len(),
+                    "message": {"role": "assistant", "content": null, "refusal": null},
+                    "logprobs": null,
+                    "finish_reason": null,
+                }));
+            }
+            merge_choice(&mut choices[index], choice);
+        }
+    }
+    response.insert("choices".into(), Value::Array(choices));
+    response.entry("usage").or_insert(Value::Null);
+    Value::Object(response)
+}
+
+fn merge_choice(target: &mut Value, chunk: &Value) {
+    if let Some(reason) = chunk.get("finish_reason").filter(|r| !r.is_null()) {
+        target["finish_reason"] = reason.clone();
+    }
+    if let Some(logprobs) = chunk.get("logprobs").and_then(Value::as_object) {
+        if !target["logprobs"].is_object() {
+            target["logprobs"] = json!({});
+        }
+        for (key, items) in logprobs {
+            if let Some(items) = items.as_array() {
+                let slot = &mut target["logprobs"][key];
+                if !slot.is_array() {
+                    *slot = json!([]);
+                }
+                if let Some(list) = slot.as_array_mut() {
+                    list.extend(items.iter().cloned());
+                }
+            }
+        }
+    }
+    let Some(delta) = chunk.get("delta").and_then(Value::as_object) else {
+        return;
+    };
+    let message = &mut target["message"];
+    for (key, value) in delta {
+        match (key.as_str(), value) {
+            (_, Value::Null) => {}
+            ("content" | "refusal", Value::String(text)) => {
+                let joined = format!(
+                    "{}{text}",
+                    message[key.as_str()].as_str().unwrap_or_default()
+                );
+                message[key.as_str()] = json!(joined);
+            }
+            ("tool_calls", Value::Array(calls)) => {
+                if !message["tool_calls"].is_array() {
+                    message["tool_calls"] = json!([]);
+                }
+                for call in calls {
+                    merge_tool_call(&mut message["tool_calls"], call);
+                }
+            }
+            _ => message[key.as_str()] = value.clone(),
+        }
+    }
+}
+
+fn merge_tool_call(calls: &mut Value, delta: &Value) {
+    let Some(list) = calls.as_array_mut() else {
+        return;
+    };
+    let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+    while list.len() <= index {
+        list.push(json!({"id": "", "type": "function", "function": {"name": "", "arguments": ""}}));
+    }
+    let call = &mut list[index];
+    for key in ["id", "type"] {
+        if let Some(value) = delta.get(key).filter(|v| v.is_string()) {
+            call[key] = value.clone();
+        }
+    }
+    if let Some(function) = delta.get("function") {
+        for key in ["name", "arguments"] {
+            if let Some(part) = j::get_str(function, key) {
+                let joined = format!(
+                    "{}{part}",
+                    call["function"][key].as_str().unwrap_or_default()
+                );
+                call["function"][key] = json!(joined);
+            }
+        }
+    }
 }

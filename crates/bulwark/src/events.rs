@@ -1,0 +1,78 @@
+//! What the engine decided and why, as events others subscribe to (metrics,
+//! incidents, logs). Sending never waits: with no subscriber, or a slow
+//! one, events are dropped rather than holding up a request.
+
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::resilience::breaker::BreakerState;
+use crate::resilience::classify::Action;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// One attempt on a target failed, and what the engine does next.
+    AttemptFailed {
+        route: String,
+        target: String,
+        /// Low-cardinality failure class, e.g. `overloaded`, `timeout`.
+        class: &'static str,
+        action: Action,
+    },
+    /// A target's circuit breaker changed state.
+    Breaker {
+        target: String,
+        from: BreakerState,
+        to: BreakerState,
+        open_for: Option<Duration>,
+    },
+    /// A target was passed over without a call.
+    Skipped {
+        route: String,
+        target: String,
+        reason: &'static str,
+    },
+    /// A target's retry budget was spent; the engine moved on instead.
+    RetryBudgetExhausted { target: String },
+    /// The provider refused the gateway's credentials for this target.
+    Misconfigured { target: String },
+    /// A hedge attempt was started on `target` while `primary` was slow.
+    Hedged {
+        route: String,
+        primary: String,
+        target: String,
+    },
+    /// A request was answered, by which target and after how many attempts.
+    Served {
+        route: String,
+        target: String,
+        attempts: u32,
+        fallback: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    sender: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus {
+            sender: broadcast::channel(1024).0,
+        }
+    }
+}
+
+impl EventBus {
+    /// Sends the event built by `make`, which only runs if someone listens.
+    pub fn emit(&self, make: impl FnOnce() -> Event) {
+        if self.sender.receiver_count() > 0 {
+            let _ = self.sender.send(make());
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.sender.subscribe()
+    }
+}
