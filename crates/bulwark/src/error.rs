@@ -217,10 +217,23 @@ impl UpstreamError {
                 ),
             )
             .with_status(502),
-            UpstreamFailure::Status { status, .. } if (400..500).contains(status) => {
+            // The model the config names does not exist there (any more).
+            UpstreamFailure::Status { status: 404, .. } => ApiError::new(
+                ErrorKind::Api,
+                format!(
+                    "{} answered 404 ({}); check that the model in this route's target exists at the provider",
+                    self.target, self.message
+                ),
+            )
+            .with_status(502),
+            UpstreamFailure::Status {
+                status,
+                provider_code,
+            } if (400..500).contains(status) => {
                 let kind = ErrorKind::from_status(*status);
                 let mut error = ApiError::new(kind, format!("{}: {}", self.target, self.message));
                 error.status = *status;
+                error.code.clone_from(provider_code);
                 error.retry_after = self.retry_after.map(|d| d.as_secs().max(1));
                 error
             }

@@ -273,6 +273,9 @@ impl Provider {
             description.push_str(&format!(" {code}"));
         }
         match &message {
+            // Providers quote fragments of a refused key back
+            // ("sk-proj-abcd...wxyz"); none of it goes further.
+            Some(_) if matches!(status, 401 | 403) => {}
             Some(m) => description.push_str(&format!(": {}", self.redact(m))),
             None if !body.is_empty() => {
                 let kind = headers
@@ -356,11 +359,11 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         && ms.is_finite()
         && ms >= 0.0
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Duration::try_from_secs_f64(ms / 1000.0).ok();
     }
     let value = text("retry-after")?;
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        return Duration::try_from_secs_f64(seconds).ok();
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
@@ -478,6 +481,13 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(retry_after(&headers(&[("retry-after", "soon")]), now), None);
+        // Absurd hints are ignored, never a panic.
+        assert_eq!(retry_after(&headers(&[("retry-after", "1e30")]), now), None);
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "1e300")]), now),
+            None
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "-5")]), now), None);
     }
 
     #[test]

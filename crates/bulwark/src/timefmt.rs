@@ -31,7 +31,7 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         total += value * seconds_per_unit;
         rest = &rest[unit_len..];
     }
-    (total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// Parses an RFC 3339 timestamp with `Z` or a numeric offset.

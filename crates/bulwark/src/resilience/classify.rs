@@ -12,10 +12,10 @@
 //! | error event inside a 200 stream (overloaded, api error) | retry | failure |
 //! | 429 rate limit | retry (honouring hints) | not counted |
 //! | OpenAI 429 `insufficient_quota`, Anthropic 402 `billing_error`, Gemini 429 per-day quota | fail over | failure |
-//! | 401, 403 | fail over; target marked misconfigured | failure |
+//! | 401, 403, 404 (model unknown to the provider) | fail over; target marked misconfigured | failure |
 //! | 400 `context_length_exceeded` | fail over to a larger context window only | not counted |
 //! | a field the target's format cannot express | fail over | not counted |
-//! | other 4xx (400, 404, 413, 422...) | fail fast | not counted |
+//! | other 4xx (400, 413, 422...) | fail fast | not counted |
 //!
 //! Timeouts fail over rather than retry: a target that just hung will most
 //! likely hang again, and the time it took is gone from the deadline.
@@ -85,7 +85,9 @@ fn by_failure(error: &UpstreamError) -> Verdict {
                 429 if quota_exhausted(code) => Verdict::new(Action::FailOver, true),
                 429 => Verdict::new(Action::Retry, false),
                 402 => Verdict::new(Action::FailOver, true),
-                401 | 403 => Verdict {
+                // A refused key, or a model the provider does not have: this
+                // target is misconfigured, and another may well work.
+                401 | 403 | 404 => Verdict {
                     action: Action::FailOver,
                     breaker_failure: true,
                     misconfigured: true,
@@ -148,10 +150,10 @@ mod tests {
 
     #[test]
     fn client_errors_fail_fast_and_credentials_fail_over() {
-        for s in [400, 404, 413, 422] {
+        for s in [400, 413, 422] {
             assert_eq!(action(&status(s, None)), Action::FailFast, "{s}");
         }
-        for s in [401, 403] {
+        for s in [401, 403, 404] {
             let verdict = classify(&status(s, None));
             assert_eq!(verdict.action, Action::FailOver);
             assert!(verdict.misconfigured);

@@ -302,8 +302,17 @@ pub fn encode_request(
             Role::Assistant => "assistant",
             _ => "user",
         };
-        let content: Vec<Value> = message.content.iter().map(encode_block).collect();
-        messages.push(json!({"role": role, "content": content}));
+        // Anthropic rejects empty text blocks, which OpenAI clients send
+        // beside tool calls.
+        let content: Vec<Value> = message
+            .content
+            .iter()
+            .filter(|b| !matches!(b, ContentBlock::Text(t) if t.is_empty()))
+            .map(encode_block)
+            .collect();
+        if !content.is_empty() {
+            messages.push(json!({"role": role, "content": content}));
+        }
     }
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
@@ -594,15 +603,29 @@ enum OpenBlock {
     None,
     /// (neutral index, Anthropic index)
     Text(usize, usize),
-    Tool(usize, usize),
+}
+
+/// A tool call whose arguments are still arriving.
+#[derive(Debug)]
+struct PendingTool {
+    index: usize,
+    id: String,
+    name: String,
+    arguments: String,
 }
 
 /// Writes neutral stream events as Messages stream events.
+///
+/// Text streams as it comes. Tool calls are written whole, once their
+/// arguments are complete: an OpenAI-format provider may interleave the
+/// arguments of parallel calls, while an Anthropic block, once stopped,
+/// cannot take more.
 #[derive(Debug)]
 pub struct StreamEncoder {
     started: bool,
     open: OpenBlock,
     next_index: usize,
+    tools: Vec<PendingTool>,
     finish: Option<(FinishReason, Option<String>)>,
     usage: Usage,
 }
@@ -613,6 +636,7 @@ impl Default for StreamEncoder {
             started: false,
             open: OpenBlock::None,
             next_index: 0,
+            tools: Vec::new(),
             finish: None,
             usage: Usage::default(),
         }
@@ -644,7 +668,7 @@ impl StreamEncoder {
     fn close_block(&mut self, out: &mut Vec<Bytes>) {
         let index = match self.open {
             OpenBlock::None => return,
-            OpenBlock::Text(_, i) | OpenBlock::Tool(_, i) => i,
+            OpenBlock::Text(_, i) => i,
         };
         Self::event(
             out,
@@ -697,6 +721,7 @@ impl StreamEncoder {
                 let anthropic_index = match self.open {
                     OpenBlock::Text(neutral, i) if neutral == *index => i,
                     _ => {
+                        self.flush_tools(out);
                         let i = self.open_block(out, json!({"type": "text", "text": ""}));
                         self.open = OpenBlock::Text(*index, i);
                         i
@@ -709,24 +734,20 @@ impl StreamEncoder {
                 );
             }
             StreamEvent::ToolCallStart { index, id, name } => {
-                let i = self.open_block(
-                    out,
-                    json!({"type": "tool_use", "id": id, "name": name, "input": {}}),
-                );
-                self.open = OpenBlock::Tool(*index, i);
+                self.close_block(out);
+                self.tools.push(PendingTool {
+                    index: *index,
+                    id: id.clone(),
+                    name: name.clone(),
+                    arguments: String::new(),
+                });
             }
             StreamEvent::ToolCallDelta {
                 index,
                 partial_json,
             } => {
-                if let OpenBlock::Tool(neutral, i) = self.open
-                    && neutral == *index
-                {
-                    Self::event(
-                        out,
-                        "content_block_delta",
-                        json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": partial_json}}),
-                    );
+                if let Some(tool) = self.tools.iter_mut().find(|t| t.index == *index) {
+                    tool.arguments.push_str(partial_json);
                 }
             }
             StreamEvent::Finish {
@@ -746,6 +767,7 @@ impl StreamEncoder {
             self.start("msg_bulwark", "", 0, out);
         }
         self.close_block(out);
+        self.flush_tools(out);
         let (reason, stop_sequence) = self.finish.take().unwrap_or((FinishReason::Stop, None));
         Self::event(
             out,
@@ -757,6 +779,28 @@ impl StreamEncoder {
             }),
         );
         Self::event(out, "message_stop", json!({"type": "message_stop"}));
+    }
+
+    /// Writes the pending tool calls, each as one complete block.
+    fn flush_tools(&mut self, out: &mut Vec<Bytes>) {
+        for tool in std::mem::take(&mut self.tools) {
+            let i = self.open_block(
+                out,
+                json!({"type": "tool_use", "id": tool.id, "name": tool.name, "input": {}}),
+            );
+            if !tool.arguments.is_empty() {
+                Self::event(
+                    out,
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": i, "delta": {"type": "input_json_delta", "partial_json": tool.arguments}}),
+                );
+            }
+            Self::event(
+                out,
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": i}),
+            );
+        }
     }
 
     /// Ends a broken stream with an `error` event, as Anthropic does.

@@ -18,6 +18,7 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
         return Err(super::untranslatable(&request.untranslatable, "Gemini"));
     }
     let (system, first_turn) = super::leading_system(request, "Gemini")?;
+    super::refuse_prefill(request, "Gemini")?;
     let mut contents = Vec::with_capacity(request.messages.len());
     for (i, message) in request.messages.iter().enumerate().skip(first_turn) {
         let role = if message.role == Role::Assistant {
@@ -27,13 +28,18 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
         };
         let mut parts = Vec::with_capacity(message.content.len());
         for (k, block) in message.content.iter().enumerate() {
+            if matches!(block, ContentBlock::Text(t) if t.is_empty()) {
+                continue; // Gemini rejects empty parts
+            }
             parts.push(encode_part(
                 block,
                 request,
                 &format!("messages[{i}].content[{k}]"),
             )?);
         }
-        contents.push(json!({"role": role, "parts": parts}));
+        if !parts.is_empty() {
+            contents.push(json!({"role": role, "parts": parts}));
+        }
     }
     let mut body = Map::new();
     if let Some(system) = system {
@@ -72,7 +78,9 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
                 if let Some(desc) = &tool.description {
                     d.insert("description".into(), json!(desc));
                 }
-                d.insert("parameters".into(), tool.parameters.clone());
+                // `parameters` takes only an OpenAPI subset of JSON Schema;
+                // this field takes tools' schemas as clients write them.
+                d.insert("parametersJsonSchema".into(), tool.parameters.clone());
                 Value::Object(d)
             })
             .collect();
@@ -169,10 +177,13 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, String> {
                     content.push(ContentBlock::ToolUse(decode_call(call, calls)));
                 }
             }
-            decode_finish(
-                j::get_str(candidate, "finishReason").unwrap_or("STOP"),
-                calls > 0,
-            )
+            let reason = j::get_str(candidate, "finishReason").unwrap_or("STOP");
+            if failed_tool_call(reason) {
+                return Err(format!(
+                    "Gemini failed to produce a valid tool call ({reason})"
+                ));
+            }
+            decode_finish(reason, calls > 0)
         }
         // A blocked prompt is a 200 with feedback and no candidates.
         None if value
@@ -237,11 +248,17 @@ fn decode_finish(reason: &str, called_tools: bool) -> FinishReason {
         "MAX_TOKENS" => FinishReason::Length,
         "STOP" | "FINISH_REASON_UNSPECIFIED" | "OTHER" if called_tools => FinishReason::ToolUse,
         "STOP" | "FINISH_REASON_UNSPECIFIED" | "OTHER" => FinishReason::Stop,
-        "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS" => {
-            FinishReason::Stop
-        }
         _ => FinishReason::ContentFilter,
     }
+}
+
+/// Finish reasons that mean the model failed to produce a usable tool call:
+/// the answer is broken, not finished, and another attempt may succeed.
+fn failed_tool_call(reason: &str) -> bool {
+    matches!(
+        reason,
+        "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS"
+    )
 }
 
 /// Decodes `streamGenerateContent?alt=sse`. The stream has no terminator:
@@ -323,11 +340,17 @@ impl StreamDecoder {
                     });
                     out.push(StreamEvent::ToolCallDelta {
                         index,
-                        partial_json: call.input.to_string(),
+                        partial_json: super::arguments_text(&call.input),
                     });
                 }
             }
             if let Some(reason) = j::get_str(candidate, "finishReason") {
+                if failed_tool_call(reason) {
+                    return Err(super::StreamFault {
+                        message: format!("Gemini failed to produce a valid tool call ({reason})"),
+                        code: Some(reason.to_string()),
+                    });
+                }
                 self.finish = Some(reason.to_string());
             }
         } else if chunk
@@ -384,6 +407,6 @@ pub fn retry_delay(body: &Value) -> Option<std::time::Duration> {
     details.iter().find_map(|d| {
         let delay = j::get_str(d, "retryDelay")?;
         let seconds: f64 = delay.strip_suffix('s')?.parse().ok()?;
-        (seconds.is_finite() && seconds >= 0.0).then(|| std::time::Duration::from_secs_f64(seconds))
+        std::time::Duration::try_from_secs_f64(seconds).ok()
     })
 }

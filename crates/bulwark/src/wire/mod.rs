@@ -74,6 +74,30 @@ pub(crate) fn leading_system(
     Ok((system, first_turn))
 }
 
+/// Refuses a conversation that ends with an assistant turn: Anthropic reads
+/// it as the start of the answer to continue (a prefill), which other
+/// formats cannot express; they would answer afresh instead.
+pub(crate) fn refuse_prefill(request: &ChatRequest, format_name: &str) -> Result<(), ApiError> {
+    match request.messages.last() {
+        Some(last) if last.role == Role::Assistant => Err(ApiError::invalid_param(
+            format!("messages[{}]", request.messages.len() - 1),
+            format!(
+                "the conversation ends with an assistant turn (a prefill to continue), which the {format_name} format of this route's target cannot express; end with a user turn"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Tool-call arguments as JSON text. Arguments that never parsed (a call cut
+/// short by the token limit) are kept as the text the model wrote.
+pub(crate) fn arguments_text(input: &serde_json::Value) -> String {
+    match input {
+        serde_json::Value::String(raw) => raw.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// An answer's id in the shape the client's format uses (`msg_...`,
 /// `chatcmpl-...`), keeping the provider's id inside it for tracing.
 pub(crate) fn prefixed_id(prefix: &str, id: &str) -> String {

@@ -75,9 +75,26 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         None => None,
         Some(value) => Some(decode_tool_choice(value)?),
     };
-    // `n: 1` is the default and means nothing to translate.
-    if obj.get("n").and_then(Value::as_u64) == Some(1) {
-        obj.remove("n");
+    // Defaults mean nothing to translate.
+    for (key, default) in [
+        ("n", json!(1)),
+        ("parallel_tool_calls", json!(true)),
+        ("logprobs", json!(false)),
+    ] {
+        if obj.get(key) == Some(&default) {
+            obj.remove(key);
+        }
+    }
+    // Who is asking, and whether OpenAI keeps a copy, do not change the answer.
+    for key in [
+        "user",
+        "safety_identifier",
+        "store",
+        "metadata",
+        "service_tier",
+        "prompt_cache_key",
+    ] {
+        obj.remove(key);
     }
     j::leftovers(&obj, "", &mut untranslatable);
 
@@ -315,6 +332,13 @@ pub fn encode_request(
     {
         let mut body = (*source.body).clone();
         body.insert("model".into(), Value::String(model.to_string()));
+        // Compatible servers know the older name of the output limit.
+        if dialect == Dialect::Compatible
+            && !body.contains_key("max_tokens")
+            && let Some(max) = body.remove("max_completion_tokens")
+        {
+            body.insert("max_tokens".into(), max);
+        }
         // Bulwark always streams from providers (see `Provider::stream`), and
         // needs usage for accounting whether or not the client asked.
         body.insert("stream".into(), Value::Bool(true));
@@ -324,6 +348,7 @@ pub fn encode_request(
     if !request.untranslatable.is_empty() {
         return Err(super::untranslatable(&request.untranslatable, "OpenAI"));
     }
+    super::refuse_prefill(request, "OpenAI")?;
     let mut messages = Vec::with_capacity(request.messages.len());
     for message in &request.messages {
         encode_message(message, &mut messages)?;
@@ -402,7 +427,7 @@ fn encode_message(message: &Message, out: &mut Vec<Value>) -> Result<(), ApiErro
                                 "OpenAI tool results carry text only; this tool result holds an image",
                             ));
                         }
-                        let text: String = result
+                        let mut text: String = result
                             .content
                             .iter()
                             .filter_map(|b| match b {
@@ -410,6 +435,10 @@ fn encode_message(message: &Message, out: &mut Vec<Value>) -> Result<(), ApiErro
                                 _ => None,
                             })
                             .collect();
+                        // OpenAI has no error flag on tool results; say it in words.
+                        if result.is_error {
+                            text.insert_str(0, "Error: ");
+                        }
                         out.push(json!({"role": "tool", "tool_call_id": result.tool_use_id, "content": text}));
                     }
                     ContentBlock::Text(text) => parts.push(json!({"type": "text", "text": text})),
@@ -432,7 +461,7 @@ fn encode_message(message: &Message, out: &mut Vec<Value>) -> Result<(), ApiErro
                     ContentBlock::ToolUse(call) => calls.push(json!({
                         "id": call.id,
                         "type": "function",
-                        "function": {"name": call.name, "arguments": call.input.to_string()},
+                        "function": {"name": call.name, "arguments": super::arguments_text(&call.input)},
                     })),
                     _ => {
                         return Err(ApiError::invalid(
@@ -542,6 +571,7 @@ fn finish_str(reason: &FinishReason) -> &'static str {
 #[derive(Debug, Default)]
 pub struct StreamDecoder {
     started: bool,
+    finished: bool,
     done: bool,
     next_index: usize,
     text_index: Option<usize>,
@@ -565,6 +595,13 @@ impl StreamDecoder {
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), super::StreamFault> {
         if event.data == "[DONE]" {
+            if !self.finished {
+                return Err(super::StreamFault {
+                    message: "the stream ended without a finish reason (the answer is truncated)"
+                        .into(),
+                    code: None,
+                });
+            }
             self.done = true;
             return Ok(());
         }
@@ -587,9 +624,22 @@ impl StreamDecoder {
                 input_tokens: None,
             });
         }
-        if let Some(choice) = chunk.get("choices").and_then(|c| c.get(0)) {
+        // Other choices (`n` > 1) only exist when the client speaks OpenAI,
+        // and then it is given the provider's chunks as they are.
+        let first_choice = chunk
+            .get("choices")
+            .and_then(Value::as_array)
+            .and_then(|choices| {
+                choices
+                    .iter()
+                    .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
+            });
+        if let Some(choice) = first_choice {
             if let Some(delta) = choice.get("delta") {
-                if let Some(text) = j::get_str(delta, "content").filter(|t| !t.is_empty()) {
+                let text = j::get_str(delta, "content")
+                    .filter(|t| !t.is_empty())
+                    .or_else(|| j::get_str(delta, "refusal").filter(|t| !t.is_empty()));
+                if let Some(text) = text {
                     let index = match self.text_index {
                         Some(index) => index,
                         None => {
@@ -610,6 +660,7 @@ impl StreamDecoder {
                 }
             }
             if let Some(reason) = j::get_str(choice, "finish_reason") {
+                self.finished = true;
                 out.push(StreamEvent::Finish {
                     reason: decode_finish(reason),
                     stop_sequence: None,
@@ -678,7 +729,7 @@ pub fn encode_response(response: &ChatResponse) -> Value {
             ContentBlock::ToolUse(call) => calls.push(json!({
                 "id": call.id,
                 "type": "function",
-                "function": {"name": call.name, "arguments": call.input.to_string()},
+                "function": {"name": call.name, "arguments": super::arguments_text(&call.input)},
             })),
             _ => {}
         }
@@ -805,7 +856,7 @@ impl StreamEncoder {
 
     /// Ends a complete stream: the usage chunk if asked for, then `[DONE]`.
     pub fn finish(&mut self, out: &mut Vec<Bytes>) {
-        if self.include_usage {
+        if self.include_usage && self.usage.is_some() {
             let chunk = json!({
                 "id": self.id,
                 "object": "chat.completion.chunk",
