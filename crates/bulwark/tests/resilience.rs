@@ -1,0 +1,405 @@
+//! The resilience engine against simulated providers: the outage the project
+//! exists for, retry storms, breakers, deadlines, hedging, and every style
+//! of server hint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulwark::api::{ChatRequest, Message, Role};
+use bulwark::engine::RequestOptions;
+use bulwark::events::Event;
+use bulwark::resilience::breaker::BreakerState;
+use bulwark::{Client, Config, ErrorKind};
+use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer, StatusFault};
+use tokio::time::Instant;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+struct Setup {
+    client: Arc<Client>,
+    primary: SimServer,
+    backup: SimServer,
+}
+
+/// Two simulated providers and a route `main` = [primary, backup], with the
+/// route options given.
+async fn setup(route_options: &str, top_level: &str) -> Result<Setup, Box<dyn std::error::Error>> {
+    let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  primary: {{ kind: anthropic, base_url: \"{}\" }}\n  backup: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [primary/claude-sonnet-4-5, backup/gpt-4o-mini]{route_options} }}\n  solo: {{ targets: [primary/claude-sonnet-4-5]{route_options} }}\n{top_level}",
+        primary.url(),
+        backup.url()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    Ok(Setup {
+        client: Arc::new(Client::from_config(&config)?),
+        primary,
+        backup,
+    })
+}
+
+fn request(model: &str) -> ChatRequest {
+    let mut request = ChatRequest::new(model, vec![Message::text(Role::User, "Hello")]);
+    request.max_tokens = Some(16);
+    request
+}
+
+/// The outage from the article: the primary hangs for 47 s on every call.
+/// With a 5 s first-token timeout every request is answered by the backup
+/// within the deadline, and once the breaker opens, requests go straight to
+/// the backup with no added delay. Runs on tokio's paused clock: 47 s hangs
+/// cost nothing in real time.
+#[tokio::test(start_paused = true)]
+async fn the_47_second_outage() -> TestResult {
+    let s = setup(", first_token_timeout: 5s, deadline: 30s", "").await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::hang(47_000))]);
+    let mut events = s.client.subscribe();
+    let mut took = Vec::new();
+    for _ in 0..10 {
+        let started = Instant::now();
+        let served = s.client.chat(request("main")).await?;
+        took.push(started.elapsed());
+        assert_eq!(served.target, "backup/gpt-4o-mini");
+    }
+    // Five timeouts in a row open the breaker (default: 5 consecutive failures).
+    assert_eq!(
+        s.primary.sim.request_count(),
+        5,
+        "calls after the breaker opened: {took:?}"
+    );
+    for (i, elapsed) in took.iter().enumerate() {
+        assert!(
+            *elapsed < Duration::from_secs(30),
+            "request {i} ran past its deadline: {elapsed:?}"
+        );
+        if i < 5 {
+            assert!(
+                *elapsed >= Duration::from_secs(5),
+                "request {i} did not wait for the first-token timeout"
+            );
+            assert!(
+                *elapsed < Duration::from_secs(6),
+                "request {i} took {elapsed:?}"
+            );
+        } else {
+            assert!(
+                *elapsed < Duration::from_millis(100),
+                "request {i} still waited: {elapsed:?}"
+            );
+        }
+    }
+    let mut opened = false;
+    while let Ok(event) = events.try_recv() {
+        opened |= matches!(event, Event::Breaker { to: BreakerState::Open, ref target, .. } if target == "primary/claude-sonnet-4-5");
+    }
+    assert!(opened, "no breaker event was published");
+    Ok(())
+}
+
+/// 1,000 requests against a primary that fails every call: retries stay
+/// within the budget (20 % of requests plus 10 per second over 10 s).
+#[tokio::test]
+async fn a_retry_storm_stays_within_the_budget() -> TestResult {
+    // The breaker is set never to trip, so only the budget limits retries.
+    let s = setup(
+        ", max_retries: 3, backoff_base: 1ms, backoff_cap: 2ms",
+        "breaker: { consecutive_failures: 1000000, min_calls: 1000000 }\n",
+    )
+    .await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let requests = 1000u32;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..requests {
+        let client = Arc::clone(&s.client);
+        tasks.spawn(async move { client.chat(request("solo")).await.is_err() });
+    }
+    let mut failed = 0;
+    while let Some(result) = tasks.join_next().await {
+        failed += u32::from(result?);
+    }
+    assert_eq!(
+        failed, requests,
+        "every request must fail: the only target is down"
+    );
+    let attempts = s.primary.sim.request_count() as f64;
+    let allowed = f64::from(requests) * 1.2 + 10.0 * 10.0;
+    println!(
+        "retry storm: {requests} requests -> {attempts} upstream attempts (amplification {:.2}, budget allows {allowed})",
+        attempts / f64::from(requests)
+    );
+    assert!(
+        attempts <= allowed,
+        "{attempts} attempts for {requests} requests exceeds the budget"
+    );
+    assert!(attempts > f64::from(requests), "no retries happened at all");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_client_deadline_shortens_the_routes() -> TestResult {
+    let s = setup(", first_token_timeout: 20s, deadline: 60s", "").await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::hang(30_000))]);
+    s.backup
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::hang(30_000))]);
+    let started = std::time::Instant::now();
+    let options = RequestOptions {
+        deadline: Some(Duration::from_millis(300)),
+    };
+    let Err(failed) = s.client.chat_with(request("main"), options).await else {
+        return Err("a hanging route answered".into());
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "ran past the deadline: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(failed.error.kind, ErrorKind::Timeout);
+    assert_eq!(failed.error.status, 504);
+    assert!(
+        failed.error.message.contains("deadline"),
+        "{}",
+        failed.error.message
+    );
+
+    // A longer client deadline does not lengthen the route's.
+    let s = setup(", first_token_timeout: 20s, deadline: 300ms", "").await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::hang(30_000))]);
+    let started = std::time::Instant::now();
+    let options = RequestOptions {
+        deadline: Some(Duration::from_secs(60)),
+    };
+    assert!(s.client.chat_with(request("solo"), options).await.is_err());
+    assert!(started.elapsed() < Duration::from_secs(3));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_slow_primary_is_hedged_and_the_loser_dropped() -> TestResult {
+    let s = setup(", hedge_after: 100ms, first_token_timeout: 10s", "").await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::hang(5_000))]);
+    let mut events = s.client.subscribe();
+    let started = std::time::Instant::now();
+    let served = s.client.chat(request("main")).await?;
+    assert_eq!(served.target, "backup/gpt-4o-mini");
+    assert_eq!(served.attempts, 2, "the original and its hedge");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "waited for the slow primary: {:?}",
+        started.elapsed()
+    );
+    let mut hedged = false;
+    while let Ok(event) = events.try_recv() {
+        hedged |= matches!(event, Event::Hedged { .. });
+    }
+    assert!(hedged);
+
+    // A fast primary never starts a hedge.
+    s.primary.sim.clear_faults();
+    let before = s.backup.sim.request_count();
+    let served = s.client.chat(request("main")).await?;
+    assert_eq!(
+        (served.target.as_str(), served.attempts),
+        ("primary/claude-sonnet-4-5", 1)
+    );
+    assert_eq!(s.backup.sim.request_count(), before);
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_style_of_server_hint_is_honoured() -> TestResult {
+    let styles = [
+        (
+            "retry-after-ms",
+            StatusFault {
+                retry_after_ms: Some(30),
+                ..StatusFault::new(429)
+            },
+        ),
+        (
+            "retry-after seconds",
+            StatusFault {
+                retry_after: Some(1),
+                ..StatusFault::new(503)
+            },
+        ),
+        (
+            "retry-after date",
+            StatusFault {
+                retry_after_date: Some(1),
+                ..StatusFault::new(503)
+            },
+        ),
+    ];
+    for (name, fault) in styles {
+        let s = setup(", max_retries: 1, backoff_cap: 3s", "").await?;
+        s.primary
+            .sim
+            .set_faults(vec![FaultRule::always(Fault::Status(fault)).times(1)]);
+        let served = s.client.chat(request("main")).await?;
+        assert_eq!(
+            (served.target.as_str(), served.attempts),
+            ("primary/claude-sonnet-4-5", 2),
+            "{name}: the hint should be waited out and the primary retried"
+        );
+    }
+    // Gemini's hint is in the body (RetryInfo.retryDelay).
+    let gemini = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  g: {{ kind: gemini, base_url: \"{}\" }}\nroutes:\n  r: {{ targets: [g/gemini-2.5-flash], max_retries: 1, backoff_cap: 3s }}\n",
+        gemini.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    let fault = StatusFault {
+        retry_after: Some(1),
+        ..StatusFault::new(429)
+    };
+    gemini
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::Status(fault)).times(1)]);
+    let started = std::time::Instant::now();
+    let served = client.chat(request("r")).await?;
+    assert_eq!(served.attempts, 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "RetryInfo was not waited out"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn exhausted_quotas_and_cdn_pages_are_classified() -> TestResult {
+    // OpenAI's insufficient_quota: no retry on that target, straight on.
+    let s = setup(", max_retries: 2, backoff_base: 1ms", "").await?;
+    let quota = StatusFault {
+        code: Some("insufficient_quota".into()),
+        ..StatusFault::new(429)
+    };
+    // The primary speaks Anthropic: its quota signal is 402 billing_error.
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(402))]);
+    let served = s.client.chat(request("main")).await?;
+    assert_eq!(
+        (served.target.as_str(), served.attempts),
+        ("backup/gpt-4o-mini", 2)
+    );
+    s.primary.sim.clear_faults();
+
+    // A Cloudflare-style HTML 502 is transient: retried, then answered.
+    let html = StatusFault {
+        html: true,
+        ..StatusFault::new(502)
+    };
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::Status(html)).times(1)]);
+    let served = s.client.chat(request("main")).await?;
+    assert_eq!(
+        (served.target.as_str(), served.attempts),
+        ("primary/claude-sonnet-4-5", 2)
+    );
+
+    let openai_first = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  o: {{ kind: openai, base_url: \"{}/v1\" }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  r: {{ targets: [o/gpt-4o, b/gpt-4o-mini], max_retries: 2, backoff_base: 1ms }}\n",
+        openai_first.url(),
+        s.backup.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    openai_first
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::Status(quota))]);
+    let served = client.chat(request("r")).await?;
+    assert_eq!(
+        (served.target.as_str(), served.attempts),
+        ("b/gpt-4o-mini", 2)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn context_overflow_moves_only_to_a_larger_window() -> TestResult {
+    let small = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let large = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  small: {{ kind: openai, base_url: \"{}/v1\", context_windows: {{ gpt-small: 8000, gpt-same: 8000 }} }}\n  large: {{ kind: openai, base_url: \"{}/v1\", context_windows: {{ gpt-large: 128000 }} }}\nroutes:\n  r: {{ targets: [small/gpt-small, small/gpt-same, large/gpt-large] }}\n",
+        small.url(),
+        large.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    let overflow = StatusFault {
+        code: Some("context_length_exceeded".into()),
+        ..StatusFault::new(400)
+    };
+    small
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::Status(overflow))]);
+    let served = client.chat(request("r")).await?;
+    assert_eq!(served.target, "large/gpt-large");
+    assert_eq!(
+        small.sim.request_count(),
+        1,
+        "the same-size window was tried anyway"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_flapping_primary_is_ejected_and_readmitted() -> TestResult {
+    let s = setup(
+        ", max_retries: 0",
+        "breaker: { consecutive_failures: 2, base_ejection: 300ms }\n",
+    )
+    .await?;
+    let mut events = s.client.subscribe();
+    for round in 0..3 {
+        s.primary
+            .sim
+            .set_faults(vec![FaultRule::always(Fault::status(503))]);
+        for _ in 0..4 {
+            let served = s.client.chat(request("main")).await?;
+            assert_eq!(served.target, "backup/gpt-4o-mini", "round {round}");
+        }
+        s.primary.sim.clear_faults();
+        // Ejection escalates: 300 ms, 600 ms, 900 ms.
+        tokio::time::sleep(Duration::from_millis(300 * (round + 1) + 50)).await;
+        let served = s.client.chat(request("main")).await?;
+        assert_eq!(
+            served.target, "primary/claude-sonnet-4-5",
+            "round {round}: the probe should close it"
+        );
+    }
+    let mut transitions = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let Event::Breaker { to, open_for, .. } = event {
+            transitions.push((to, open_for));
+        }
+    }
+    let opened: Vec<Option<Duration>> = transitions
+        .iter()
+        .filter(|(to, _)| *to == BreakerState::Open)
+        .map(|(_, d)| *d)
+        .collect();
+    assert_eq!(
+        opened,
+        [
+            Some(Duration::from_millis(300)),
+            Some(Duration::from_millis(600)),
+            Some(Duration::from_millis(900))
+        ],
+        "{transitions:?}"
+    );
+    Ok(())
+}
