@@ -14,8 +14,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::resilience::backoff::Backoff;
+use crate::resilience::balance::Balance;
 use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::budget::BudgetConfig;
+use crate::resilience::concurrency::ConcurrencyConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Anthropic's own limit for a Messages request.
@@ -84,6 +86,8 @@ pub struct ProviderConfig {
     /// Context window per model, in tokens; lets a too-long prompt move to
     /// a target that can take it.
     pub context_windows: BTreeMap<String, u64>,
+    /// Requests in flight per target: a fixed limit, or adaptive (AIMD).
+    pub concurrency: ConcurrencyConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,12 +139,18 @@ impl Default for Timeouts {
 
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
+    /// Every target, in the order written.
     pub targets: Vec<TargetRef>,
+    /// Groups of `targets` tried in order; within one, the load is shared.
+    pub tiers: Vec<std::ops::Range<usize>>,
+    /// Per target, for weighted balancing within a tier.
+    pub weights: Vec<u32>,
+    pub balance: Balance,
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
     /// Start a second attempt on the next target when the first has not
     /// produced a token after this long.
-    pub hedge_after: Option<Duration>,
+    pub hedge_after: Option<crate::route::HedgeAfter>,
 }
 
 /// Retries on the same target, before moving on.
@@ -241,6 +251,7 @@ struct RawProvider {
     base_url: Option<String>,
     api_key: Option<String>,
     connect_timeout: Option<String>,
+    max_concurrency: Option<u32>,
     default_max_tokens: Option<u32>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
@@ -251,7 +262,8 @@ struct RawProvider {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
-    targets: Vec<String>,
+    targets: Vec<Value>,
+    balance: Option<String>,
     deadline: Option<String>,
     attempt_timeout: Option<String>,
     first_token_timeout: Option<String>,
@@ -478,6 +490,11 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
             .map(|(k, v)| (k, Secret(v)))
             .collect(),
         context_windows: raw.context_windows,
+        concurrency: raw
+            .max_concurrency
+            .map_or_else(ConcurrencyConfig::default, |n| {
+                ConcurrencyConfig::pinned(n.max(1))
+            }),
     })
 }
 
@@ -495,24 +512,53 @@ fn build_route(
         });
     }
     let mut targets = Vec::with_capacity(raw.targets.len());
-    for (i, text) in raw.targets.iter().enumerate() {
-        let target_path = format!("{path}.targets[{i}]");
-        match TargetRef::parse(text) {
-            Some(target) if providers.contains_key(&target.provider) => targets.push(target),
-            Some(target) => issues.push(Issue {
-                path: target_path,
-                message: format!(
-                    "unknown provider `{}`; the providers are: {}",
-                    target.provider,
-                    providers.keys().cloned().collect::<Vec<_>>().join(", ")
-                ),
-            }),
-            None => issues.push(Issue {
-                path: target_path,
-                message: format!("`{text}` is not `provider/model`"),
-            }),
+    let mut weights = Vec::with_capacity(raw.targets.len());
+    let mut tiers = Vec::with_capacity(raw.targets.len());
+    for (i, entry) in raw.targets.iter().enumerate() {
+        let entry_path = format!("{path}.targets[{i}]");
+        let start = targets.len();
+        match entry {
+            // A nested list is one tier: its targets share the load.
+            Value::Array(members) => {
+                if members.is_empty() {
+                    issues.push(Issue {
+                        path: entry_path.clone(),
+                        message: "an empty tier".into(),
+                    });
+                }
+                for (k, member) in members.iter().enumerate() {
+                    let member_path = format!("{entry_path}[{k}]");
+                    if let Some((target, weight)) =
+                        parse_target(member, &member_path, providers, issues)
+                    {
+                        targets.push(target);
+                        weights.push(weight);
+                    }
+                }
+            }
+            other => {
+                if let Some((target, weight)) = parse_target(other, &entry_path, providers, issues)
+                {
+                    targets.push(target);
+                    weights.push(weight);
+                }
+            }
+        }
+        if targets.len() > start {
+            tiers.push(start..targets.len());
         }
     }
+    let balance = match raw.balance.as_deref() {
+        None | Some("weighted") => Balance::Weighted,
+        Some("least_latency") => Balance::LeastLatency,
+        Some(other) => {
+            issues.push(Issue {
+                path: format!("{path}.balance"),
+                message: format!("`{other}` is not `weighted` or `least_latency`"),
+            });
+            Balance::Weighted
+        }
+    };
     let defaults = Timeouts::default();
     let timeouts = Timeouts {
         deadline: duration_field(
@@ -558,20 +604,102 @@ fn build_route(
             ),
         },
     };
-    let hedge_after = raw.hedge_after.map(|text| {
-        duration_field(
-            Some(text),
-            Duration::ZERO,
-            &format!("{path}.hedge_after"),
-            issues,
-        )
-    });
+    let hedge_path = format!("{path}.hedge_after");
+    let hedge_after =
+        raw.hedge_after
+            .map(|text| match text.strip_prefix('p').map(str::parse::<f64>) {
+                // `p95`: the 95th percentile of the primary's recent first tokens.
+                Some(Ok(percentile)) if percentile > 0.0 && percentile < 100.0 => {
+                    crate::route::HedgeAfter::Percentile {
+                        percentile,
+                        fallback: timeouts.first_token / 2,
+                    }
+                }
+                Some(_) => {
+                    issues.push(Issue {
+                        path: hedge_path.clone(),
+                        message: format!("`{text}` is not a percentile such as p95"),
+                    });
+                    crate::route::HedgeAfter::Fixed(Duration::ZERO)
+                }
+                None => crate::route::HedgeAfter::Fixed(duration_field(
+                    Some(text),
+                    Duration::ZERO,
+                    &hedge_path,
+                    issues,
+                )),
+            });
     (issues.len() == before).then_some(RouteConfig {
+        tiers,
+        weights,
+        balance,
         targets,
         timeouts,
         retry,
         hedge_after,
     })
+}
+
+/// A target: `provider/model`, or `{ target: provider/model, weight: N }`.
+fn parse_target(
+    value: &Value,
+    path: &str,
+    providers: &BTreeMap<String, ProviderConfig>,
+    issues: &mut Vec<Issue>,
+) -> Option<(TargetRef, u32)> {
+    let (text, weight) = match value {
+        Value::String(text) => (text.as_str(), 1),
+        Value::Object(map) => {
+            let text = map.get("target").and_then(Value::as_str);
+            let weight = match map.get("weight") {
+                None => Some(1),
+                Some(w) => w.as_u64().and_then(|w| u32::try_from(w).ok()),
+            };
+            let unknown: Vec<&String> = map
+                .keys()
+                .filter(|k| !matches!(k.as_str(), "target" | "weight"))
+                .collect();
+            match (text, weight) {
+                (Some(text), Some(weight)) if unknown.is_empty() => (text, weight),
+                _ => {
+                    issues.push(Issue {
+                        path: path.to_string(),
+                        message: "expected `{ target: provider/model, weight: <whole number> }`"
+                            .into(),
+                    });
+                    return None;
+                }
+            }
+        }
+        _ => {
+            issues.push(Issue {
+                path: path.to_string(),
+                message: "expected `provider/model`, `{ target: provider/model, weight: N }`, or a list of them (a tier)".into(),
+            });
+            return None;
+        }
+    };
+    match TargetRef::parse(text) {
+        Some(target) if providers.contains_key(&target.provider) => Some((target, weight)),
+        Some(target) => {
+            issues.push(Issue {
+                path: path.to_string(),
+                message: format!(
+                    "unknown provider `{}`; the providers are: {}",
+                    target.provider,
+                    providers.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            });
+            None
+        }
+        None => {
+            issues.push(Issue {
+                path: path.to_string(),
+                message: format!("`{text}` is not `provider/model`"),
+            });
+            None
+        }
+    }
 }
 
 fn build_breaker(raw: RawBreaker, issues: &mut Vec<Issue>) -> BreakerConfig {
@@ -867,6 +995,45 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("unknown variant `anthropc`"), "{text}");
+    }
+
+    #[test]
+    fn tiers_weights_and_resilience_keys() -> Result<(), ConfigError> {
+        let config = load(
+            "providers:\n  a: { kind: openai }\n  b: { kind: anthropic }\nroutes:\n  r:\n    targets: [[a/x, { target: b/y, weight: 3 }], a/z]\n    balance: least_latency\n    hedge_after: p90\n    max_retries: 1\n    deadline: 10s\nbreaker: { consecutive_failures: 3, base_ejection: 5s }\nretry_budget: { ratio: 0.1 }\n",
+        )?;
+        let r = &config.routes["r"];
+        assert_eq!(r.tiers, vec![0..2, 2..3]);
+        assert_eq!(r.weights, vec![1, 3, 1]);
+        assert_eq!(r.balance, Balance::LeastLatency);
+        assert_eq!(r.retry.max_retries, 1);
+        assert_eq!(r.timeouts.deadline, Duration::from_secs(10));
+        assert!(
+            matches!(r.hedge_after, Some(crate::route::HedgeAfter::Percentile { percentile, .. }) if percentile == 90.0)
+        );
+        assert_eq!(config.breaker.consecutive_failures, 3);
+        assert_eq!(config.breaker.base_ejection, Duration::from_secs(5));
+        assert_eq!(config.retry_budget.ratio, 0.1);
+
+        let Err(error) = load(
+            "providers:\n  a: { kind: openai }\nroutes:\n  r: { targets: [[], { target: a/x, weight: -1 }, 5], balance: fastest, hedge_after: p200 }\nbreaker: { failure_rate: 2, half_open_probes: 0 }\n",
+        ) else {
+            panic!("an invalid config loaded");
+        };
+        let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "routes.r.targets[0]",
+                "routes.r.targets[1]",
+                "routes.r.targets[2]",
+                "routes.r.balance",
+                "routes.r.hedge_after",
+                "breaker.failure_rate",
+                "breaker.half_open_probes",
+            ]
+        );
+        Ok(())
     }
 
     #[test]

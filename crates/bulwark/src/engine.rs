@@ -27,7 +27,8 @@ use crate::events::{Event, EventBus};
 use crate::provider::{Chunk, ChunkStream};
 use crate::resilience::breaker::{Admission, CallOutcome, Transition};
 use crate::resilience::classify::{Action, classify};
-use crate::route::{Route, Target};
+use crate::resilience::concurrency::Signal;
+use crate::route::{Permit, Route, Target};
 
 /// Per-request settings from the caller.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -129,6 +130,8 @@ struct Opened {
     head: Vec<Chunk>,
     rest: ChunkStream,
     first_token: Duration,
+    /// The concurrency slot, held until the answer is complete.
+    permit: Option<Permit>,
 }
 
 struct Run<'a> {
@@ -147,10 +150,11 @@ struct Run<'a> {
 impl<'a> Run<'a> {
     async fn go(&mut self) -> Result<Served<Answer>, Failed> {
         let targets = &self.route.targets;
+        let plan = self.route.plan();
         let mut used = vec![false; targets.len()];
         // After a too-long prompt, only targets with a larger window qualify.
         let mut context_floor: Option<u64> = None;
-        for i in 0..targets.len() {
+        for (position, &i) in plan.iter().enumerate() {
             if used[i] {
                 continue;
             }
@@ -175,17 +179,23 @@ impl<'a> Run<'a> {
                         .with_budget(|b| b.record_request(Instant::now()));
                 }
                 used[i] = true;
+                let later = &plan[position + 1..];
                 let hedge = if retries == 0 {
-                    self.hedge_candidate(i, &used, context_floor)
+                    self.hedge_candidate(i, later, &used, context_floor)
                 } else {
                     None
                 };
-                let (who, who_admission, result) = self.attempt_hedged(i, admission, hedge).await;
+                // The last target left may wait for a concurrency slot;
+                // others move on when theirs is full.
+                let may_wait = later.iter().all(|&j| used[j]);
+                let (who, who_admission, result) =
+                    self.attempt_hedged(i, admission, hedge, may_wait).await;
                 if who != i {
                     used[who] = true;
                 }
                 let error = match result {
                     Ok(answer) => {
+                        targets[who].state.observe_first_token(answer.1);
                         self.record(
                             &targets[who],
                             who_admission,
@@ -196,20 +206,26 @@ impl<'a> Run<'a> {
                             route: self.route.name.clone(),
                             target: target.label.clone(),
                             attempts: self.attempts,
-                            fallback: who > 0,
+                            fallback: who != plan[0],
                         });
                         return Ok(Served {
                             value: answer.0,
                             target: target.label.clone(),
                             format: target.provider.format(),
                             attempts: self.attempts,
-                            fallback: who > 0,
+                            fallback: who != plan[0],
                         });
                     }
                     Err(error) => error,
                 };
                 let verdict = classify(&error);
                 let failed_target = &targets[who];
+                if matches!(error.failure, UpstreamFailure::Timeout) {
+                    // A hang is the slowest answer of all, for balancing.
+                    failed_target
+                        .state
+                        .observe_timeout(self.route.timeouts.first_token);
+                }
                 self.record(
                     failed_target,
                     who_admission,
@@ -327,12 +343,13 @@ impl<'a> Run<'a> {
     fn hedge_candidate(
         &mut self,
         primary: usize,
+        later: &[usize],
         used: &[bool],
         context_floor: Option<u64>,
     ) -> Option<(usize, Admission)> {
         self.route.hedge_after?;
         let targets = &self.route.targets;
-        let candidate = (primary + 1..targets.len()).find(|&j| {
+        let candidate = later.iter().copied().find(|&j| {
             !used[j]
                 && context_floor.is_none_or(|f| targets[j].context_window.is_some_and(|w| w > f))
         })?;
@@ -352,16 +369,18 @@ impl<'a> Run<'a> {
         i: usize,
         admission: Admission,
         hedge: Option<(usize, Admission)>,
+        may_wait: bool,
     ) -> (usize, Admission, Result<(Answer, Duration), UpstreamError>) {
         let targets = &self.route.targets;
         let opener = self.opener();
         self.attempts += 1;
-        let (Some(hedge_after), Some((j, hedge_admission))) = (self.route.hedge_after, hedge)
+        let (Some(hedge_after), Some((j, hedge_admission))) =
+            (self.route.hedge_delay(&targets[i]), hedge)
         else {
-            let opened = opener.open(&targets[i]).await;
+            let opened = opener.open(&targets[i], may_wait).await;
             return (i, admission, self.finish(&targets[i], opened).await);
         };
-        let primary = opener.open(&targets[i]);
+        let primary = opener.open(&targets[i], may_wait);
         tokio::pin!(primary);
         tokio::select! {
             opened = &mut primary => {
@@ -377,7 +396,7 @@ impl<'a> Run<'a> {
             primary: targets[i].label.clone(),
             target: targets[j].label.clone(),
         });
-        let second = opener.open(&targets[j]);
+        let second = opener.open(&targets[j], false);
         tokio::pin!(second);
         // The first to produce content wins; the loser is dropped, which
         // closes its connection.
@@ -442,8 +461,37 @@ struct Opener<'a> {
 }
 
 impl Opener<'_> {
-    /// Sends to `target` and reads up to the first content event.
-    async fn open(self, target: &Target) -> Result<Opened, UpstreamError> {
+    /// Takes a concurrency slot on `target` (waiting for one only when
+    /// `may_wait`, i.e. no other target is left), sends, and reads up to the
+    /// first content event.
+    async fn open(self, target: &Target, may_wait: bool) -> Result<Opened, UpstreamError> {
+        let permit = match target.state.try_permit() {
+            Some(permit) => permit,
+            None if may_wait => target
+                .state
+                .permit_by(self.deadline)
+                .await
+                .ok_or_else(|| timeout(target, "free concurrency slot", self.budget))?,
+            None => {
+                return Err(UpstreamError::new(
+                    &target.label,
+                    UpstreamFailure::LimitReached,
+                    "at its concurrency limit",
+                ));
+            }
+        };
+        let mut opened = self.open_with(target).await;
+        match &mut opened {
+            Ok(opened) => opened.permit = Some(permit),
+            Err(error) => {
+                let mut permit = permit;
+                permit.signal = signal_for(error);
+            }
+        }
+        opened
+    }
+
+    async fn open_with(self, target: &Target) -> Result<Opened, UpstreamError> {
         let started = Instant::now();
         let limit = self.route.timeouts.first_token;
         let until = (started + limit).min(self.deadline);
@@ -468,6 +516,7 @@ impl Opener<'_> {
                                 head,
                                 rest: stream,
                                 first_token: started.elapsed(),
+                                permit: None,
                             });
                         }
                     }
@@ -499,12 +548,17 @@ impl Run<'_> {
         target: &Target,
         opened: Result<Opened, UpstreamError>,
     ) -> Result<(Answer, Duration), UpstreamError> {
-        let opened = opened?;
+        let mut opened = opened?;
         let first_token = opened.first_token;
+        let mut permit = opened.permit.take();
         match self.mode {
             Mode::Stream => {
+                if let Some(permit) = &mut permit {
+                    permit.signal = Signal::Success;
+                }
                 let head = futures_util::stream::iter(opened.head.into_iter().map(Ok));
-                let rest = within_deadline(opened.rest, self.deadline, target.label.clone());
+                let rest =
+                    within_deadline(opened.rest, self.deadline, target.label.clone(), permit);
                 Ok((Answer::Stream(Box::pin(head.chain(rest))), first_token))
             }
             Mode::Complete => {
@@ -518,11 +572,18 @@ impl Run<'_> {
                     }
                     Ok::<_, UpstreamError>(())
                 };
-                match tokio::time::timeout_at(until, reading).await {
+                let result = match tokio::time::timeout_at(until, reading).await {
                     Ok(Ok(())) => Ok((Answer::Complete(chunks), first_token)),
                     Ok(Err(error)) => Err(error),
                     Err(_) => Err(timeout(target, "complete answer", limit.min(self.budget))),
+                };
+                if let Some(permit) = &mut permit {
+                    permit.signal = match &result {
+                        Ok(_) => Signal::Success,
+                        Err(error) => signal_for(error),
+                    };
                 }
+                result
             }
         }
     }
@@ -630,9 +691,32 @@ fn timeout(target: &Target, what: &str, limit: Duration) -> UpstreamError {
     )
 }
 
-/// Ends the stream with a timeout error once the request's deadline passes.
-fn within_deadline(stream: ChunkStream, deadline: Instant, target: String) -> ChunkStream {
+/// How a failure should move a target's concurrency limit: overload and
+/// slowness shrink it, the client's own mistakes do not.
+fn signal_for(error: &UpstreamError) -> Signal {
+    match &error.failure {
+        UpstreamFailure::Timeout => Signal::Overload,
+        UpstreamFailure::Status {
+            status: 429 | 503 | 529,
+            ..
+        } => Signal::Overload,
+        UpstreamFailure::Stream {
+            provider_code: Some(code),
+        } if code.contains("overloaded") => Signal::Overload,
+        _ => Signal::Ignore,
+    }
+}
+
+/// Ends the stream with a timeout error once the request's deadline passes,
+/// and holds the target's concurrency slot until the stream is done.
+fn within_deadline(
+    stream: ChunkStream,
+    deadline: Instant,
+    target: String,
+    permit: Option<Permit>,
+) -> ChunkStream {
     Box::pin(async_stream::stream! {
+        let _permit = permit;
         let mut stream = stream;
         loop {
             match tokio::time::timeout_at(deadline, stream.next()).await {

@@ -136,6 +136,8 @@ pub enum UpstreamFailure {
     /// The request cannot be written in this target's format (a field it has
     /// no way to express). Another target may speak the client's format.
     Rejected(ApiError),
+    /// The target is at its concurrency limit; no call was made.
+    LimitReached,
 }
 
 /// One failed upstream attempt, classified.
@@ -174,7 +176,8 @@ impl UpstreamError {
             | UpstreamFailure::Timeout
             | UpstreamFailure::Decode
             | UpstreamFailure::Stream { .. }
-            | UpstreamFailure::Rejected(_) => Disposition::FailOver,
+            | UpstreamFailure::Rejected(_)
+            | UpstreamFailure::LimitReached => Disposition::FailOver,
             UpstreamFailure::Status { status, .. } => match status {
                 408 | 409 | 429 | 500..=599 => Disposition::FailOver,
                 // Another provider's key may work where this one's does not.
@@ -192,6 +195,7 @@ impl UpstreamError {
             UpstreamFailure::Decode => "decode",
             UpstreamFailure::Stream { .. } => "stream",
             UpstreamFailure::Rejected(_) => "untranslatable",
+            UpstreamFailure::LimitReached => "concurrency_limit",
             UpstreamFailure::Status { status, .. } => match status {
                 429 => "rate_limited",
                 529 | 503 => "overloaded",

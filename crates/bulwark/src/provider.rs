@@ -177,6 +177,10 @@ impl Provider {
         Err(self.status_error(target, response).await)
     }
 
+    pub fn concurrency(&self) -> crate::resilience::concurrency::ConcurrencyConfig {
+        self.config.concurrency
+    }
+
     /// The configured context window of `model`, in tokens.
     pub fn context_window(&self, model: &str) -> Option<u64> {
         self.config.context_windows.get(model).copied()

@@ -9,8 +9,18 @@ use tokio::time::Instant;
 use crate::config::{Config, RetryPolicy, Timeouts};
 use crate::error::{ApiError, ErrorKind};
 use crate::provider::{Provider, ProviderBuildError};
+use crate::resilience::balance::Balance;
 use crate::resilience::breaker::{Breaker, BreakerConfig};
 use crate::resilience::budget::{BudgetConfig, RetryBudget};
+use crate::resilience::concurrency::{Aimd, ConcurrencyConfig, Signal};
+use crate::resilience::ewma::PeakEwma;
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::time::Duration;
+
+/// How fast a target's latency estimate forgets a slow spell.
+const EWMA_DECAY: Duration = Duration::from_secs(10);
+use tokio::sync::Notify;
 
 /// What one target (provider + model) remembers between requests. Shared by
 /// every route that uses the target.
@@ -18,14 +28,118 @@ use crate::resilience::budget::{BudgetConfig, RetryBudget};
 pub struct TargetState {
     pub breaker: Mutex<Breaker>,
     pub budget: Mutex<RetryBudget>,
+    concurrency: Mutex<Aimd>,
+    /// Wakes a request waiting for a concurrency slot.
+    slot_freed: Notify,
+    /// Recent first-token times, for least-latency balancing and hedging.
+    first_tokens: Mutex<FirstTokens>,
+}
+
+/// How long a target takes to its first token: a peak-EWMA for balancing,
+/// and the last samples for percentile-based hedging.
+#[derive(Debug)]
+pub struct FirstTokens {
+    pub ewma: PeakEwma,
+    recent: VecDeque<Duration>,
+}
+
+/// Enough samples for a percentile to mean something, few enough to follow
+/// a change within a minute or so of traffic.
+const RECENT_SAMPLES: usize = 200;
+const MIN_SAMPLES_FOR_PERCENTILE: usize = 20;
+
+impl FirstTokens {
+    fn observe(&mut self, sample: Duration, now: Instant) {
+        self.ewma.observe(sample, now);
+        if self.recent.len() == RECENT_SAMPLES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(sample);
+    }
+
+    /// The `p`-th percentile (0-100) of recent samples, once there are enough.
+    pub fn percentile(&self, p: f64) -> Option<Duration> {
+        if self.recent.len() < MIN_SAMPLES_FOR_PERCENTILE {
+            return None;
+        }
+        let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        sorted.get(rank.min(sorted.len() - 1)).copied()
+    }
 }
 
 impl TargetState {
-    fn new(breaker: BreakerConfig, budget: BudgetConfig) -> Self {
+    fn new(breaker: BreakerConfig, budget: BudgetConfig, concurrency: ConcurrencyConfig) -> Self {
         TargetState {
             breaker: Mutex::new(Breaker::new(breaker, Instant::now())),
             budget: Mutex::new(RetryBudget::new(budget)),
+            concurrency: Mutex::new(Aimd::new(concurrency)),
+            slot_freed: Notify::new(),
+            first_tokens: Mutex::new(FirstTokens {
+                ewma: PeakEwma::new(EWMA_DECAY, Instant::now()),
+                recent: VecDeque::with_capacity(RECENT_SAMPLES),
+            }),
         }
+    }
+
+    pub fn observe_first_token(&self, sample: Duration) {
+        let now = Instant::now();
+        self.first_tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .observe(sample, now);
+    }
+
+    /// A hang, for balancing only: it must not stretch the hedging delay.
+    pub fn observe_timeout(&self, waited: Duration) {
+        let now = Instant::now();
+        self.first_tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .ewma
+            .observe(waited, now);
+    }
+
+    pub fn with_first_tokens<T>(&self, f: impl FnOnce(&FirstTokens) -> T) -> T {
+        f(&self
+            .first_tokens
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn with_concurrency<T>(&self, f: impl FnOnce(&mut Aimd) -> T) -> T {
+        f(&mut self
+            .concurrency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// A concurrency slot if one is free now.
+    pub fn try_permit(self: &Arc<Self>) -> Option<Permit> {
+        self.with_concurrency(Aimd::try_acquire).then(|| Permit {
+            state: Arc::clone(self),
+            signal: Signal::Ignore,
+        })
+    }
+
+    /// A concurrency slot, waiting for one until `deadline`.
+    pub async fn permit_by(self: &Arc<Self>, deadline: Instant) -> Option<Permit> {
+        loop {
+            // Register before checking, so a release in between still wakes us.
+            let freed = self.slot_freed.notified();
+            if let Some(permit) = self.try_permit() {
+                return Some(permit);
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// The current concurrency limit and requests in flight.
+    pub fn concurrency(&self) -> (u32, u32) {
+        self.with_concurrency(|c| (c.limit(), c.in_flight()))
     }
 
     /// Runs `f` on the breaker. The lock is never held across an await, and
@@ -37,6 +151,22 @@ impl TargetState {
 
     pub fn with_budget<T>(&self, f: impl FnOnce(&mut RetryBudget) -> T) -> T {
         f(&mut self.budget.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// A concurrency slot on a target, returned when dropped. Whoever holds it
+/// sets `signal` to how the call went, which adjusts the limit.
+#[derive(Debug)]
+pub struct Permit {
+    state: Arc<TargetState>,
+    pub signal: Signal,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let signal = self.signal;
+        self.state.with_concurrency(|c| c.release(signal));
+        self.state.slot_freed.notify_one();
     }
 }
 
@@ -57,9 +187,57 @@ pub struct Route {
     pub name: String,
     /// Tried in order: the first is the primary, the rest are fallbacks.
     pub targets: Vec<Target>,
+    /// Groups of `targets` tried in order; within one, the load is shared.
+    pub tiers: Vec<Range<usize>>,
+    pub weights: Vec<u32>,
+    pub balance: Balance,
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
-    pub hedge_after: Option<std::time::Duration>,
+    pub hedge_after: Option<HedgeAfter>,
+}
+
+/// When to start a hedge.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgeAfter {
+    Fixed(Duration),
+    /// A percentile of the primary's recent first-token times; until enough
+    /// are known, the fallback delay.
+    Percentile {
+        percentile: f64,
+        fallback: Duration,
+    },
+}
+
+impl Route {
+    /// The order this request tries the targets in.
+    pub fn plan(&self) -> Vec<usize> {
+        let costs: Vec<Option<f64>> = match self.balance {
+            Balance::Weighted => vec![None; self.targets.len()],
+            Balance::LeastLatency => self
+                .targets
+                .iter()
+                .map(|t| t.state.with_first_tokens(|f| f.ewma.estimate()))
+                .collect(),
+        };
+        let mut rng = fastrand::Rng::new();
+        crate::resilience::balance::plan(&self.tiers, &self.weights, &costs, self.balance, &mut rng)
+    }
+
+    /// How long to wait before hedging an attempt on `target`.
+    pub fn hedge_delay(&self, target: &Target) -> Option<Duration> {
+        match self.hedge_after? {
+            HedgeAfter::Fixed(delay) => Some(delay),
+            HedgeAfter::Percentile {
+                percentile,
+                fallback,
+            } => Some(
+                target
+                    .state
+                    .with_first_tokens(|f| f.percentile(percentile))
+                    .unwrap_or(fallback),
+            ),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -99,6 +277,9 @@ impl RouteTable {
             let route = Route {
                 name: name.clone(),
                 targets,
+                tiers: route.tiers.clone(),
+                weights: route.weights.clone(),
+                balance: route.balance,
                 timeouts: route.timeouts,
                 retry: route.retry,
                 hedge_after: route.hedge_after,
@@ -113,11 +294,13 @@ impl RouteTable {
         let label = format!("{provider_name}/{model}");
         let state = {
             let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(
-                states
-                    .entry(label.clone())
-                    .or_insert_with(|| Arc::new(TargetState::new(self.breaker, self.budget))),
-            )
+            Arc::clone(states.entry(label.clone()).or_insert_with(|| {
+                Arc::new(TargetState::new(
+                    self.breaker,
+                    self.budget,
+                    provider.concurrency(),
+                ))
+            }))
         };
         Some(Target {
             provider: Arc::clone(provider),
@@ -140,6 +323,9 @@ impl RouteTable {
             return Ok(Arc::new(Route {
                 name: model.to_string(),
                 targets: vec![target],
+                tiers: std::iter::once(0..1).collect(),
+                weights: vec![1],
+                balance: Balance::Weighted,
                 timeouts: Timeouts::default(),
                 retry: RetryPolicy::default(),
                 hedge_after: None,

@@ -403,3 +403,84 @@ async fn a_flapping_primary_is_ejected_and_readmitted() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_full_target_passes_requests_on_or_makes_the_last_one_wait() -> TestResult {
+    // The primary takes one request at a time and answers slowly.
+    let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: anthropic, base_url: \"{}\", max_concurrency: 1 }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [p/claude-sonnet-4-5, b/gpt-4o-mini] }}\n  solo: {{ targets: [p/claude-sonnet-4-5] }}\n",
+        primary.url(),
+        backup.url()
+    );
+    let client = Arc::new(Client::from_config(&Config::from_yaml(
+        &yaml,
+        "test",
+        &|_| None,
+    )?)?);
+    primary.sim.set_latency(bulwark_sim::Latency {
+        headers_ms: 0,
+        first_token_ms: 0,
+        token_interval_ms: 100,
+    });
+    let first = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { client.chat(request("main")).await.map(|s| s.target) })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = client.chat(request("main")).await?;
+    assert_eq!(
+        second.target, "b/gpt-4o-mini",
+        "the full primary should have been passed over"
+    );
+    assert_eq!(
+        first.await?.map_err(|f| f.error.message)?,
+        "p/claude-sonnet-4-5"
+    );
+
+    // With no other target, the request waits for the slot instead.
+    let first = {
+        let client = Arc::clone(&client);
+        tokio::spawn(async move { client.chat(request("solo")).await.is_ok() })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = client.chat(request("solo")).await?;
+    assert_eq!(second.target, "p/claude-sonnet-4-5");
+    assert!(first.await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tier_shares_the_load_and_least_latency_avoids_the_slow_one() -> TestResult {
+    let a = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let b = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  a: {{ kind: openai, base_url: \"{}/v1\" }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  shared: {{ targets: [[{{ target: a/m, weight: 3 }}, b/m]] }}\n  fastest: {{ targets: [[a/m, b/m]], balance: least_latency }}\n",
+        a.url(),
+        b.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    for _ in 0..80 {
+        client.chat(request("shared")).await?;
+    }
+    let (on_a, on_b) = (a.sim.request_count(), b.sim.request_count());
+    assert_eq!(on_a + on_b, 80);
+    assert!(on_a > on_b && on_b > 5, "weights 3:1 gave {on_a}:{on_b}");
+
+    // b becomes slow to its first token: least-latency sends it little.
+    a.sim.clear_requests();
+    b.sim.clear_requests();
+    b.sim.set_latency(bulwark_sim::Latency {
+        headers_ms: 0,
+        first_token_ms: 80,
+        token_interval_ms: 0,
+    });
+    for _ in 0..40 {
+        client.chat(request("fastest")).await?;
+    }
+    let (on_a, on_b) = (a.sim.request_count(), b.sim.request_count());
+    assert!(on_b <= 6, "the slow target still got {on_b} of 40");
+    assert!(on_a >= 34);
+    Ok(())
+}

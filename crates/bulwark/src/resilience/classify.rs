@@ -15,6 +15,7 @@
 //! | 401, 403, 404 (model unknown to the provider) | fail over; target marked misconfigured | failure |
 //! | 400 `context_length_exceeded` | fail over to a larger context window only | not counted |
 //! | a field the target's format cannot express | fail over | not counted |
+//! | the target is at its concurrency limit (no call made) | fail over | not counted |
 //! | other 4xx (400, 413, 422...) | fail fast | not counted |
 //!
 //! Timeouts fail over rather than retry: a target that just hung will most
@@ -75,7 +76,9 @@ fn by_failure(error: &UpstreamError) -> Verdict {
             Verdict::new(Action::Retry, true)
         }
         UpstreamFailure::Timeout => Verdict::new(Action::FailOver, true),
-        UpstreamFailure::Rejected(_) => Verdict::new(Action::FailOver, false),
+        UpstreamFailure::Rejected(_) | UpstreamFailure::LimitReached => {
+            Verdict::new(Action::FailOver, false)
+        }
         UpstreamFailure::Status {
             status,
             provider_code,
