@@ -297,3 +297,88 @@ async fn models_lists_routes_and_targets() -> TestResult {
     assert_eq!(response.status(), 404);
     Ok(())
 }
+
+/// A broken stream continued by another target reaches the client as one
+/// well-formed stream in its own format, relayed or translated.
+#[tokio::test]
+async fn continued_streams_are_well_formed_for_both_client_formats() -> TestResult {
+    use bulwark::sse::SseDecoder;
+    use bulwark::wire::{anthropic, openai};
+    let first_openai = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let first_anthropic = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproviders:\n  o: {{ kind: openai, base_url: \"{}/v1\" }}\n  a: {{ kind: anthropic, base_url: \"{}\" }}\n  b: {{ kind: anthropic, base_url: \"{}\" }}\nroutes:\n  via-openai: {{ targets: [o/gpt-4o-mini, b/claude-sonnet-4-5], mid_stream: continue }}\n  via-anthropic: {{ targets: [a/claude-sonnet-4-5, b/claude-sonnet-4-5], mid_stream: continue }}\n",
+        first_openai.url(),
+        first_anthropic.url(),
+        backup.url()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bulwark_gateway::serve(
+        listener,
+        Gateway::new(&config)?,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    first_openai
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::cut(4))]);
+    first_anthropic
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::cut(6))]);
+    let http = reqwest::Client::new();
+    for (route, path) in [
+        ("via-openai", "/v1/chat/completions"),
+        ("via-anthropic", "/v1/chat/completions"),
+        ("via-openai", "/v1/messages"),
+        ("via-anthropic", "/v1/messages"),
+    ] {
+        let text = http
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .body(chat(route, true))
+            .send()
+            .await?
+            .text()
+            .await?;
+        let mut raw = Vec::new();
+        SseDecoder::new().feed(text.as_bytes(), &mut raw);
+        let mut events = Vec::new();
+        if path == "/v1/messages" {
+            let mut decoder = anthropic::StreamDecoder::new();
+            for event in &raw {
+                decoder.on_event(event, &mut events)?;
+            }
+            assert!(
+                decoder.is_done(),
+                "{route} {path}: no message_stop in {text}"
+            );
+            let message = anthropic::assemble_response(&raw);
+            assert_eq!(
+                message["content"].as_array().map(Vec::len),
+                Some(1),
+                "{route} {path}: {message}"
+            );
+        } else {
+            let mut decoder = openai::StreamDecoder::new();
+            for event in &raw {
+                decoder.on_event(event, &mut events)?;
+            }
+            assert!(decoder.is_done(), "{route} {path}: no [DONE] in {text}");
+        }
+        let answer = bulwark::aggregate::aggregate(&events);
+        let words = answer.content.iter().map(|b| match b {
+            bulwark::api::ContentBlock::Text(t) => t.split_whitespace().count(),
+            _ => 0,
+        });
+        assert!(
+            words.sum::<usize>() > 4,
+            "{route} {path}: nothing was continued: {text}"
+        );
+    }
+    Ok(())
+}

@@ -151,6 +151,7 @@ pub struct RouteConfig {
     /// Start a second attempt on the next target when the first has not
     /// produced a token after this long.
     pub hedge_after: Option<crate::route::HedgeAfter>,
+    pub mid_stream: crate::route::MidStream,
 }
 
 /// Retries on the same target, before moving on.
@@ -272,6 +273,7 @@ struct RawRoute {
     backoff_base: Option<String>,
     backoff_cap: Option<String>,
     hedge_after: Option<String>,
+    mid_stream: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -629,7 +631,19 @@ fn build_route(
                     issues,
                 )),
             });
+    let mid_stream = match raw.mid_stream.as_deref() {
+        None | Some("error") => crate::route::MidStream::Error,
+        Some("continue") => crate::route::MidStream::Continue,
+        Some(other) => {
+            issues.push(Issue {
+                path: format!("{path}.mid_stream"),
+                message: format!("`{other}` is not `error` or `continue`"),
+            });
+            crate::route::MidStream::Error
+        }
+    };
     (issues.len() == before).then_some(RouteConfig {
+        mid_stream,
         tiers,
         weights,
         balance,

@@ -28,7 +28,8 @@ use crate::provider::{Chunk, ChunkStream};
 use crate::resilience::breaker::{Admission, CallOutcome, Transition};
 use crate::resilience::classify::{Action, classify};
 use crate::resilience::concurrency::Signal;
-use crate::route::{Permit, Route, Target};
+use crate::route::{MidStream, Permit, Route, Target};
+use std::sync::Arc;
 
 /// Per-request settings from the caller.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -97,7 +98,7 @@ impl Failed {
 }
 
 pub async fn run(
-    route: &Route,
+    route: &Arc<Route>,
     request: &ChatRequest,
     options: RequestOptions,
     mode: Mode,
@@ -108,6 +109,7 @@ pub async fn run(
         .map_or(route.timeouts.deadline, |d| d.min(route.timeouts.deadline));
     let mut run = Run {
         route,
+        shared_route: route,
         request,
         mode,
         events,
@@ -126,16 +128,18 @@ pub async fn run(
 }
 
 /// A stream that reached its first content event.
-struct Opened {
-    head: Vec<Chunk>,
-    rest: ChunkStream,
+pub(crate) struct Opened {
+    pub(crate) head: Vec<Chunk>,
+    pub(crate) rest: ChunkStream,
     first_token: Duration,
     /// The concurrency slot, held until the answer is complete.
-    permit: Option<Permit>,
+    pub(crate) permit: Option<Permit>,
 }
 
 struct Run<'a> {
     route: &'a Route,
+    /// The same route, shareable with a stream that outlives this run.
+    shared_route: &'a Arc<Route>,
     request: &'a ChatRequest,
     mode: Mode,
     events: &'a EventBus,
@@ -208,8 +212,30 @@ impl<'a> Run<'a> {
                             attempts: self.attempts,
                             fallback: who != plan[0],
                         });
+                        let value = match (answer.0, self.route.mid_stream) {
+                            (Answer::Stream(stream), MidStream::Continue) => {
+                                let candidates: Vec<usize> = plan[position + 1..]
+                                    .iter()
+                                    .copied()
+                                    .filter(|&j| !used[j] && j != who)
+                                    .collect();
+                                Answer::Stream(crate::continuation::continue_on_failure(
+                                    stream,
+                                    crate::continuation::Continuation {
+                                        route: Arc::clone(self.shared_route),
+                                        request: self.request.clone(),
+                                        candidates,
+                                        deadline: self.deadline,
+                                        budget: self.budget,
+                                        events: self.events.clone(),
+                                        served: who,
+                                    },
+                                ))
+                            }
+                            (answer, _) => answer,
+                        };
                         return Ok(Served {
-                            value: answer.0,
+                            value,
                             target: target.label.clone(),
                             format: target.provider.format(),
                             attempts: self.attempts,
@@ -453,18 +479,22 @@ impl<'a> Run<'a> {
 }
 
 #[derive(Clone, Copy)]
-struct Opener<'a> {
-    route: &'a Route,
-    request: &'a ChatRequest,
-    deadline: Instant,
-    budget: Duration,
+pub(crate) struct Opener<'a> {
+    pub(crate) route: &'a Route,
+    pub(crate) request: &'a ChatRequest,
+    pub(crate) deadline: Instant,
+    pub(crate) budget: Duration,
 }
 
 impl Opener<'_> {
     /// Takes a concurrency slot on `target` (waiting for one only when
     /// `may_wait`, i.e. no other target is left), sends, and reads up to the
     /// first content event.
-    async fn open(self, target: &Target, may_wait: bool) -> Result<Opened, UpstreamError> {
+    pub(crate) async fn open(
+        self,
+        target: &Target,
+        may_wait: bool,
+    ) -> Result<Opened, UpstreamError> {
         let permit = match target.state.try_permit() {
             Some(permit) => permit,
             None if may_wait => target
@@ -709,7 +739,7 @@ fn signal_for(error: &UpstreamError) -> Signal {
 
 /// Ends the stream with a timeout error once the request's deadline passes,
 /// and holds the target's concurrency slot until the stream is done.
-fn within_deadline(
+pub(crate) fn within_deadline(
     stream: ChunkStream,
     deadline: Instant,
     target: String,

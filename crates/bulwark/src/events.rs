@@ -42,6 +42,12 @@ pub enum Event {
         primary: String,
         target: String,
     },
+    /// A stream broke after content was sent, and `to` continues it.
+    Continued {
+        route: String,
+        from: String,
+        to: String,
+    },
     /// A request was answered, by which target and after how many attempts.
     Served {
         route: String,

@@ -8,6 +8,7 @@ pub mod aggregate;
 pub mod api;
 pub mod client;
 pub mod config;
+mod continuation;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -194,6 +194,19 @@ pub struct Route {
     pub timeouts: Timeouts,
     pub retry: RetryPolicy,
     pub hedge_after: Option<HedgeAfter>,
+    pub mid_stream: MidStream,
+}
+
+/// What to do when a stream fails after part of the answer was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MidStream {
+    /// End the stream with a protocol-correct error event.
+    #[default]
+    Error,
+    /// Ask the next target that takes an assistant prefill (Anthropic) to
+    /// continue the partial answer, and splice its continuation into the
+    /// same stream.
+    Continue,
 }
 
 /// When to start a hedge.
@@ -283,6 +296,7 @@ impl RouteTable {
                 timeouts: route.timeouts,
                 retry: route.retry,
                 hedge_after: route.hedge_after,
+                mid_stream: route.mid_stream,
             };
             table.routes.insert(name.clone(), Arc::new(route));
         }
@@ -329,6 +343,7 @@ impl RouteTable {
                 timeouts: Timeouts::default(),
                 retry: RetryPolicy::default(),
                 hedge_after: None,
+                mid_stream: MidStream::Error,
             }));
         }
         let routes: Vec<&str> = self.routes.keys().map(String::as_str).collect();

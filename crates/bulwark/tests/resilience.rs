@@ -484,3 +484,70 @@ async fn a_tier_shares_the_load_and_least_latency_avoids_the_slow_one() -> TestR
     assert!(on_a >= 34);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_stream_broken_midway_is_continued_by_the_next_target() -> TestResult {
+    use bulwark::api::StreamEvent;
+    use futures_util::StreamExt;
+    let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\n  b: {{ kind: anthropic, base_url: \"{}\" }}\nroutes:\n  main: {{ targets: [p/gpt-4o-mini, b/claude-sonnet-4-5], mid_stream: continue }}\n  plain: {{ targets: [p/gpt-4o-mini, b/claude-sonnet-4-5] }}\n",
+        primary.url(),
+        backup.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    // The role chunk, then three words, then the connection ends.
+    primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::cut(4))]);
+    let mut events = client.subscribe();
+    let served = client.stream(request("main")).await?;
+    assert_eq!(served.target, "p/gpt-4o-mini");
+    let mut stream = served.value;
+    let mut text = String::new();
+    let mut finished = false;
+    while let Some(item) = stream.next().await {
+        match item? {
+            StreamEvent::TextDelta { text: t, .. } => text.push_str(&t),
+            StreamEvent::Finish { .. } => finished = true,
+            _ => {}
+        }
+    }
+    assert!(finished, "the continued stream must end properly");
+    let sent = backup.sim.requests();
+    let last = sent
+        .last()
+        .ok_or("the backup was never asked to continue")?;
+    let messages = last.body["messages"].as_array().ok_or("no messages")?;
+    let prefill = messages.last().ok_or("empty conversation")?;
+    assert_eq!(prefill["role"], "assistant");
+    let partial = prefill["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!partial.is_empty());
+    assert!(
+        text.starts_with(&partial),
+        "{text:?} does not continue {partial:?}"
+    );
+    assert!(
+        text.len() > partial.len(),
+        "nothing was spliced after {partial:?}"
+    );
+    let mut continued = false;
+    while let Ok(event) = events.try_recv() {
+        continued |= matches!(event, Event::Continued { .. });
+    }
+    assert!(continued);
+
+    // Without the policy, the same break ends the stream with an error.
+    let served = client.stream(request("plain")).await?;
+    let mut stream = served.value;
+    let mut failed = false;
+    while let Some(item) = stream.next().await {
+        failed |= item.is_err();
+    }
+    assert!(failed);
+    Ok(())
+}

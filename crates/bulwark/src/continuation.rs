@@ -1,0 +1,255 @@
+//! `mid_stream: continue`: when a stream breaks after part of the answer
+//! reached the client, the next target that accepts an assistant prefill
+//! (Anthropic) is asked to continue from the partial text, and its
+//! continuation is spliced into the same client stream.
+//!
+//! The client was promised chunks in the first provider's format (a client
+//! speaking that format is relayed them as they are), so the continuation is
+//! rewritten into that format: the same answer id, the same content block.
+//! Tool calls cannot be resumed half-written; a stream that broke inside
+//! one ends with an error as usual.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::api::{ChatRequest, ContentBlock, Message, Role, StreamEvent, Usage, WireFormat};
+use crate::config::ProviderKind;
+use crate::engine::{Opener, within_deadline};
+use crate::events::{Event, EventBus};
+use crate::provider::{Chunk, ChunkStream};
+use crate::route::Route;
+use crate::sse::SseEvent;
+
+pub(crate) struct Continuation {
+    pub route: Arc<Route>,
+    pub request: ChatRequest,
+    /// Targets not yet tried, in plan order.
+    pub candidates: Vec<usize>,
+    pub deadline: Instant,
+    pub budget: Duration,
+    pub events: EventBus,
+    /// The target that served the stream so far.
+    pub served: usize,
+}
+
+/// What the client has been sent so far, to continue from it seamlessly.
+#[derive(Default)]
+struct SoFar {
+    text: String,
+    tool_started: bool,
+    text_index: Option<usize>,
+    id: String,
+    model: String,
+    created: u64,
+    /// Anthropic's index of the text block, from the raw events.
+    raw_text_block: Option<u64>,
+}
+
+impl SoFar {
+    fn observe(&mut self, chunk: &Chunk) {
+        for event in &chunk.events {
+            match event {
+                StreamEvent::Start {
+                    id, model, created, ..
+                } => {
+                    self.id.clone_from(id);
+                    self.model.clone_from(model);
+                    self.created = *created;
+                }
+                StreamEvent::TextDelta { index, text } => {
+                    self.text.push_str(text);
+                    self.text_index = Some(*index);
+                }
+                StreamEvent::ToolCallStart { .. } | StreamEvent::ToolCallDelta { .. } => {
+                    self.tool_started = true
+                }
+                StreamEvent::Finish { .. } | StreamEvent::Usage(_) => {}
+            }
+        }
+        if let Ok(data) = serde_json::from_str::<Value>(&chunk.raw.data)
+            && data.get("type").and_then(Value::as_str) == Some("content_block_start")
+            && data.pointer("/content_block/type").and_then(Value::as_str) == Some("text")
+        {
+            self.raw_text_block = data.get("index").and_then(Value::as_u64);
+        }
+    }
+}
+
+pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkStream {
+    let format = c.route.targets[c.served].provider.format();
+    Box::pin(async_stream::stream! {
+        let mut first = first;
+        let mut so_far = SoFar::default();
+        let failure = loop {
+            match first.next().await {
+                Some(Ok(chunk)) => {
+                    so_far.observe(&chunk);
+                    yield Ok(chunk);
+                }
+                Some(Err(error)) => break error,
+                None => return,
+            }
+        };
+        if so_far.tool_started || so_far.text.is_empty() {
+            yield Err(failure);
+            return;
+        }
+        let mut request = c.request.clone();
+        request.messages.push(Message { role: Role::Assistant, content: vec![ContentBlock::Text(so_far.text.clone())] });
+        // The original body no longer describes this request.
+        request.source = None;
+        let opener = Opener { route: &c.route, request: &request, deadline: c.deadline, budget: c.budget };
+        let mut last_error = failure;
+        for &j in &c.candidates {
+            let target = &c.route.targets[j];
+            if target.provider.kind() != ProviderKind::Anthropic {
+                continue; // only Anthropic continues an assistant prefill
+            }
+            if target.state.with_breaker(|b| b.admit_preview(Instant::now())).is_some() {
+                continue;
+            }
+            let opened = match opener.open(target, false).await {
+                Ok(opened) => opened,
+                Err(error) => {
+                    last_error = error;
+                    continue;
+                }
+            };
+            tracing::info!(from = %c.route.targets[c.served].label, to = %target.label, "continuing a broken stream on another target");
+            c.events.emit(|| Event::Continued {
+                route: c.route.name.clone(),
+                from: c.route.targets[c.served].label.clone(),
+                to: target.label.clone(),
+            });
+            let head = futures_util::stream::iter(opened.head.into_iter().map(Ok));
+            let mut rest = Box::pin(head.chain(within_deadline(opened.rest, c.deadline, target.label.clone(), opened.permit)));
+            let mut writer = Splice { format, so_far: &so_far, usage: None };
+            let mut finish = None;
+            while let Some(item) = rest.next().await {
+                match item {
+                    Ok(chunk) => {
+                        for event in chunk.events {
+                            match event {
+                                StreamEvent::TextDelta { text, .. } => yield Ok(writer.text(&text)),
+                                StreamEvent::Finish { reason, stop_sequence } => finish = Some((reason, stop_sequence)),
+                                StreamEvent::Usage(usage) => writer.usage = Some(usage),
+                                _ => {}
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        yield Err(error);
+                        return;
+                    }
+                }
+            }
+            for chunk in writer.end(finish) {
+                yield Ok(chunk);
+            }
+            return;
+        }
+        yield Err(last_error);
+    })
+}
+
+/// Writes the continuation in the first provider's format.
+struct Splice<'a> {
+    format: WireFormat,
+    so_far: &'a SoFar,
+    usage: Option<Usage>,
+}
+
+impl Splice<'_> {
+    fn chunk(&self, event: Option<&str>, data: Value, events: Vec<StreamEvent>) -> Chunk {
+        Chunk {
+            raw: SseEvent {
+                event: event.map(str::to_string),
+                data: data.to_string(),
+            },
+            events,
+        }
+    }
+
+    fn text(&self, text: &str) -> Chunk {
+        let neutral = vec![StreamEvent::TextDelta {
+            index: self.so_far.text_index.unwrap_or(0),
+            text: text.to_string(),
+        }];
+        match self.format {
+            WireFormat::Anthropic => self.chunk(
+                Some("content_block_delta"),
+                json!({"type": "content_block_delta", "index": self.so_far.raw_text_block.unwrap_or(0), "delta": {"type": "text_delta", "text": text}}),
+                neutral,
+            ),
+            // Gemini streams reach clients only translated; any raw form does.
+            WireFormat::OpenAi | WireFormat::Gemini => self.chunk(None, self.openai_chunk(json!({"content": text}), Value::Null), neutral),
+        }
+    }
+
+    fn openai_chunk(&self, delta: Value, finish: Value) -> Value {
+        json!({
+            "id": self.so_far.id, "object": "chat.completion.chunk", "created": self.so_far.created, "model": self.so_far.model,
+            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    }
+
+    /// The terminators the first provider would have sent.
+    fn end(&self, finish: Option<(crate::api::FinishReason, Option<String>)>) -> Vec<Chunk> {
+        let (reason, stop_sequence) = finish.unwrap_or((crate::api::FinishReason::Stop, None));
+        let usage = self.usage.unwrap_or_default();
+        let neutral_finish = StreamEvent::Finish {
+            reason: reason.clone(),
+            stop_sequence: stop_sequence.clone(),
+        };
+        match self.format {
+            WireFormat::Anthropic => {
+                let stop = match reason {
+                    crate::api::FinishReason::Length => "max_tokens",
+                    crate::api::FinishReason::StopSequence => "stop_sequence",
+                    crate::api::FinishReason::ToolUse => "tool_use",
+                    crate::api::FinishReason::ContentFilter => "refusal",
+                    crate::api::FinishReason::Stop => "end_turn",
+                };
+                vec![
+                    self.chunk(Some("content_block_stop"), json!({"type": "content_block_stop", "index": self.so_far.raw_text_block.unwrap_or(0)}), vec![]),
+                    self.chunk(
+                        Some("message_delta"),
+                        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": stop_sequence}, "usage": {"output_tokens": usage.output_tokens}}),
+                        vec![neutral_finish, StreamEvent::Usage(usage)],
+                    ),
+                    self.chunk(Some("message_stop"), json!({"type": "message_stop"}), vec![]),
+                ]
+            }
+            WireFormat::OpenAi | WireFormat::Gemini => {
+                let finish = match reason {
+                    crate::api::FinishReason::Length => "length",
+                    crate::api::FinishReason::ToolUse => "tool_calls",
+                    crate::api::FinishReason::ContentFilter => "content_filter",
+                    _ => "stop",
+                };
+                let mut usage_chunk = self.openai_chunk(json!({}), Value::Null);
+                usage_chunk["choices"] = json!([]);
+                usage_chunk["usage"] = json!({"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens, "total_tokens": usage.input_tokens + usage.output_tokens});
+                vec![
+                    self.chunk(
+                        None,
+                        self.openai_chunk(json!({}), json!(finish)),
+                        vec![neutral_finish],
+                    ),
+                    self.chunk(None, usage_chunk, vec![StreamEvent::Usage(usage)]),
+                    Chunk {
+                        raw: SseEvent {
+                            event: None,
+                            data: "[DONE]".into(),
+                        },
+                        events: vec![],
+                    },
+                ]
+            }
+        }
+    }
+}
