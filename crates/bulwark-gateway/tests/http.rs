@@ -382,3 +382,35 @@ async fn continued_streams_are_well_formed_for_both_client_formats() -> TestResu
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn the_deadline_header_shortens_a_request() -> TestResult {
+    let s = setup().await?;
+    let response = s
+        .http
+        .post(format!("{}/v1/chat/completions", s.base))
+        .header("x-bulwark-deadline-ms", "soon")
+        .body(chat("main", false))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 400);
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::hang(20_000))]);
+    s._backup
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::hang(20_000))]);
+    let started = std::time::Instant::now();
+    let response = s
+        .http
+        .post(format!("{}/v1/messages", s.base))
+        .header("x-bulwark-deadline-ms", "300")
+        .body(chat("main", false))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 504);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    let error = json_of(response).await?;
+    assert_eq!(error["error"]["type"], "timeout_error");
+    Ok(())
+}

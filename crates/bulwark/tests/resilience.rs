@@ -551,3 +551,76 @@ async fn a_stream_broken_midway_is_continued_by_the_next_target() -> TestResult 
     assert!(failed);
     Ok(())
 }
+
+/// The remaining rows of the failure table, each against the simulator.
+#[tokio::test]
+async fn every_row_of_the_failure_table() -> TestResult {
+    // (fault on the primary's first call, expected (target, attempts))
+    let retried = ("primary/claude-sonnet-4-5", 2);
+    let moved_on = ("backup/gpt-4o-mini", 2);
+    let cases: Vec<(&str, Fault, (&str, u32))> = vec![
+        (
+            "x-should-retry: true on a 400",
+            Fault::Status(StatusFault {
+                should_retry: Some(true),
+                ..StatusFault::new(400)
+            }),
+            retried,
+        ),
+        ("connection reset", Fault::ConnectionReset, retried),
+        ("malformed chunk", Fault::malformed(2), retried),
+        ("error event before content", Fault::error_event(0), retried),
+        ("409 conflict", Fault::status(409), retried),
+        ("404 unknown model", Fault::status(404), moved_on),
+        ("413 too large", Fault::status(413), ("", 1)),
+        ("422 unprocessable", Fault::status(422), ("", 1)),
+    ];
+    for (name, fault, (target, attempts)) in cases {
+        let s = setup(", max_retries: 1, backoff_base: 1ms", "").await?;
+        let rule = if target == moved_on.0 {
+            FaultRule::always(fault)
+        } else {
+            FaultRule::always(fault).times(1)
+        };
+        s.primary.sim.set_faults(vec![rule]);
+        match s.client.chat(request("main")).await {
+            Ok(served) => assert_eq!(
+                (served.target.as_str(), served.attempts),
+                (target, attempts),
+                "{name}"
+            ),
+            Err(failed) => {
+                assert_eq!(target, "", "{name}: failed with {}", failed.error.message);
+                assert_eq!(failed.attempts, attempts, "{name}");
+                assert_eq!(
+                    s.backup.sim.request_count(),
+                    0,
+                    "{name}: a client error reached the backup"
+                );
+            }
+        }
+    }
+
+    // Gemini's per-day quota: no retry, straight to the next target.
+    let gemini = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  g: {{ kind: gemini, base_url: \"{}\" }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  r: {{ targets: [g/gemini-2.5-flash, b/gpt-4o-mini], max_retries: 2, backoff_base: 1ms }}\n",
+        gemini.url(),
+        backup.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    let per_day = StatusFault {
+        quota_id: Some("GenerateRequestsPerDayPerProjectPerModel-FreeTier".into()),
+        ..StatusFault::new(429)
+    };
+    gemini
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::Status(per_day))]);
+    let served = client.chat(request("r")).await?;
+    assert_eq!(
+        (served.target.as_str(), served.attempts),
+        ("b/gpt-4o-mini", 2)
+    );
+    Ok(())
+}
