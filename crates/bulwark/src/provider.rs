@@ -302,7 +302,7 @@ impl Provider {
         error.retry_after = retry_after(&headers, now)
             .or_else(|| rate_limit_reset(&headers, now))
             .or_else(|| json.as_ref().and_then(gemini::retry_delay));
-        error.should_retry = match headers.get("x-should-retry").and_then(|v| v.to_str().ok()) {
+        error.should_retry = match header_text(&headers, "x-should-retry") {
             Some("true") => Some(true),
             Some("false") => Some(false),
             _ => None,
@@ -350,19 +350,19 @@ async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
     body
 }
 
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
 /// The server's wait hint, in the order the official SDKs read it:
 /// `retry-after-ms`, then `retry-after` as seconds, then as an HTTP date.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
+    let text = |name: &str| header_text(headers, name);
+    // `try_from_secs_f64` refuses negative, infinite and absurd values.
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
         return Duration::try_from_secs_f64(ms / 1000.0).ok();
     }
     let value = text("retry-after")?;
@@ -379,12 +379,7 @@ pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
 /// with `-reset` (RFC 3339 times). Only limits at zero count; the latest
 /// reset among them is when a retry can succeed.
 pub fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let text = |name: &str| header_text(headers, name);
     let exhausted = |name: &str| text(name).and_then(|v| v.parse::<f64>().ok()) == Some(0.0);
     let mut latest: Option<Duration> = None;
     for limit in ["requests", "tokens"] {
