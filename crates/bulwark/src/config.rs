@@ -23,6 +23,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Anthropic's own limit for a Messages request.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(300);
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_FIRST_TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -763,6 +764,7 @@ fn build_breaker(raw: RawBreaker, issues: &mut Vec<Issue>) -> BreakerConfig {
             issues,
         ),
         half_open_probes,
+        probe_timeout: d.probe_timeout,
     }
 }
 
@@ -793,6 +795,17 @@ fn duration_field(
 ) -> Duration {
     let Some(text) = text else { return default };
     match humantime::parse_duration(&text) {
+        // Beyond a day is a slip of the pen, and would overflow clock arithmetic
+        // somewhere far enough out.
+        Ok(d) if d > MAX_DURATION => {
+            issues.push(Issue {
+                path: path.to_string(),
+                message: format!(
+                    "`{text}` is longer than a day; no timeout or break here should be"
+                ),
+            });
+            default
+        }
         Ok(d) if !d.is_zero() => d,
         _ => {
             issues.push(Issue {

@@ -18,9 +18,10 @@ use tokio::time::Instant;
 
 use crate::api::{ChatRequest, ContentBlock, Message, Role, StreamEvent, Usage, WireFormat};
 use crate::config::ProviderKind;
-use crate::engine::{Opener, within_deadline};
+use crate::engine::{Opener, report_at_end, within_deadline};
 use crate::events::{Event, EventBus};
 use crate::provider::{Chunk, ChunkStream};
+use crate::resilience::breaker::CallOutcome;
 use crate::route::Route;
 use crate::sse::SseEvent;
 
@@ -47,6 +48,11 @@ struct SoFar {
     created: u64,
     /// Anthropic's index of the text block, from the raw events.
     raw_text_block: Option<u64>,
+    /// The text block was closed (Anthropic): nothing more can go into it.
+    text_block_closed: bool,
+    /// The answer's finish reason was already sent: only the terminator is
+    /// missing.
+    finished: bool,
 }
 
 impl SoFar {
@@ -67,14 +73,26 @@ impl SoFar {
                 StreamEvent::ToolCallStart { .. } | StreamEvent::ToolCallDelta { .. } => {
                     self.tool_started = true
                 }
-                StreamEvent::Finish { .. } | StreamEvent::Usage(_) => {}
+                StreamEvent::Finish { .. } => self.finished = true,
+                StreamEvent::Usage(_) => {}
             }
         }
-        if let Ok(data) = serde_json::from_str::<Value>(&chunk.raw.data)
-            && data.get("type").and_then(Value::as_str) == Some("content_block_start")
-            && data.pointer("/content_block/type").and_then(Value::as_str) == Some("text")
-        {
-            self.raw_text_block = data.get("index").and_then(Value::as_u64);
+        let Ok(data) = serde_json::from_str::<Value>(&chunk.raw.data) else {
+            return;
+        };
+        match data.get("type").and_then(Value::as_str) {
+            Some("content_block_start")
+                if data.pointer("/content_block/type").and_then(Value::as_str) == Some("text") =>
+            {
+                self.raw_text_block = data.get("index").and_then(Value::as_u64);
+                self.text_block_closed = false;
+            }
+            Some("content_block_stop")
+                if data.get("index").and_then(Value::as_u64) == self.raw_text_block =>
+            {
+                self.text_block_closed = true;
+            }
+            _ => {}
         }
     }
 }
@@ -94,12 +112,24 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
                 None => return,
             }
         };
-        if so_far.tool_started || so_far.text.is_empty() {
+        if so_far.finished {
+            // Complete but for the terminator: send it, nothing to continue.
+            match format {
+                WireFormat::Anthropic => yield Ok(Chunk { raw: SseEvent { event: Some("message_stop".into()), data: json!({"type": "message_stop"}).to_string() }, events: vec![] }),
+                WireFormat::OpenAi | WireFormat::Gemini => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
+            }
+            return;
+        }
+        if so_far.tool_started || so_far.text.is_empty() || so_far.text_block_closed || Instant::now() >= c.deadline {
             yield Err(failure);
             return;
         }
+        // Anthropic refuses a prefill ending in whitespace; the model's
+        // continuation then brings its own, which must not be doubled.
+        let prefill = so_far.text.trim_end().to_string();
+        let mut strip_leading_space = prefill.len() < so_far.text.len();
         let mut request = c.request.clone();
-        request.messages.push(Message { role: Role::Assistant, content: vec![ContentBlock::Text(so_far.text.clone())] });
+        request.messages.push(Message { role: Role::Assistant, content: vec![ContentBlock::Text(prefill)] });
         // The original body no longer describes this request.
         request.source = None;
         let opener = Opener { route: &c.route, request: &request, deadline: c.deadline, budget: c.budget };
@@ -109,12 +139,21 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             if target.provider.kind() != ProviderKind::Anthropic {
                 continue; // only Anthropic continues an assistant prefill
             }
-            if target.state.with_breaker(|b| b.admit_preview(Instant::now())).is_some() {
+            let Ok(ticket) = target.state.admit(&target.label, &c.events) else {
                 continue;
+            };
+            // A continuation is a retry elsewhere: the broken target pays.
+            let served = &c.route.targets[c.served];
+            if !served.state.with_budget(|b| b.try_withdraw(Instant::now())) {
+                c.events.emit(|| Event::RetryBudgetExhausted { target: served.label.clone() });
+                break;
             }
+            let started = Instant::now();
             let opened = match opener.open(target, false).await {
                 Ok(opened) => opened,
                 Err(error) => {
+                    let failed = crate::resilience::classify::classify(&error).breaker_failure;
+                    ticket.report(if failed { CallOutcome::Failure } else { CallOutcome::Ignored });
                     last_error = error;
                     continue;
                 }
@@ -126,7 +165,8 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
                 to: target.label.clone(),
             });
             let head = futures_util::stream::iter(opened.head.into_iter().map(Ok));
-            let mut rest = Box::pin(head.chain(within_deadline(opened.rest, c.deadline, target.label.clone(), opened.permit)));
+            let continued: ChunkStream = Box::pin(head.chain(within_deadline(opened.rest, c.deadline, target.label.clone(), opened.permit)));
+            let mut rest = report_at_end(continued, ticket, started.elapsed());
             let mut writer = Splice { format, so_far: &so_far, usage: None };
             let mut finish = None;
             while let Some(item) = rest.next().await {
@@ -134,7 +174,13 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
                     Ok(chunk) => {
                         for event in chunk.events {
                             match event {
-                                StreamEvent::TextDelta { text, .. } => yield Ok(writer.text(&text)),
+                                StreamEvent::TextDelta { text, .. } => {
+                                    let text = if strip_leading_space { text.trim_start() } else { text.as_str() };
+                                    if !text.is_empty() {
+                                        strip_leading_space = false;
+                                        yield Ok(writer.text(text));
+                                    }
+                                }
                                 StreamEvent::Finish { reason, stop_sequence } => finish = Some((reason, stop_sequence)),
                                 StreamEvent::Usage(usage) => writer.usage = Some(usage),
                                 _ => {}

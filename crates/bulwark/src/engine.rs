@@ -25,10 +25,10 @@ use crate::api::{ChatRequest, WireFormat};
 use crate::error::{ApiError, ErrorKind, UpstreamError, UpstreamFailure};
 use crate::events::{Event, EventBus};
 use crate::provider::{Chunk, ChunkStream};
-use crate::resilience::breaker::{Admission, CallOutcome, Transition};
+use crate::resilience::breaker::CallOutcome;
 use crate::resilience::classify::{Action, classify};
 use crate::resilience::concurrency::Signal;
-use crate::route::{MidStream, Permit, Route, Target};
+use crate::route::{MidStream, Permit, Route, Target, Ticket};
 use std::sync::Arc;
 
 /// Per-request settings from the caller.
@@ -151,6 +151,27 @@ struct Run<'a> {
     skipped: Vec<String>,
 }
 
+/// What the engine does after a failed attempt.
+enum Step {
+    Retry,
+    Next,
+    GiveUp,
+}
+
+/// An attempt's outcome: who made it, with the breaker ticket to report on.
+struct Attempted {
+    who: usize,
+    ticket: Ticket,
+    result: Result<(Answer, Duration), UpstreamError>,
+}
+
+/// The losing side of a hedge race that failed before the other finished.
+struct LostRace {
+    who: usize,
+    ticket: Ticket,
+    error: UpstreamError,
+}
+
 impl<'a> Run<'a> {
     async fn go(&mut self) -> Result<Served<Answer>, Failed> {
         let targets = &self.route.targets;
@@ -163,9 +184,7 @@ impl<'a> Run<'a> {
                 continue;
             }
             let target = &targets[i];
-            if let Some(floor) = context_floor
-                && target.context_window.is_none_or(|w| w <= floor)
-            {
+            if !fits(target, context_floor) {
                 self.skip(target, "context window too small");
                 continue;
             }
@@ -174,7 +193,7 @@ impl<'a> Run<'a> {
                 if Instant::now() >= self.deadline {
                     return Err(self.deadline_exceeded());
                 }
-                let Some(admission) = self.admit(target) else {
+                let Some(ticket) = self.admit(target) else {
                     break;
                 };
                 if retries == 0 {
@@ -184,114 +203,41 @@ impl<'a> Run<'a> {
                 }
                 used[i] = true;
                 let later = &plan[position + 1..];
-                let hedge = if retries == 0 {
-                    self.hedge_candidate(i, later, &used, context_floor)
+                let hedge_to = if retries == 0 {
+                    self.hedge_target(later, &used, context_floor)
                 } else {
                     None
                 };
-                // The last target left may wait for a concurrency slot;
-                // others move on when theirs is full.
-                let may_wait = later.iter().all(|&j| used[j]);
-                let (who, who_admission, result) =
-                    self.attempt_hedged(i, admission, hedge, may_wait).await;
-                if who != i {
-                    used[who] = true;
+                let may_wait = self.nothing_else_left(later, &used, context_floor);
+                let (attempted, lost) = self.attempt_hedged(i, ticket, hedge_to, may_wait).await;
+                if let Some(lost) = lost {
+                    used[lost.who] = true;
+                    if let Step::GiveUp =
+                        self.fail(lost.who, lost.ticket, lost.error, &mut context_floor)
+                    {
+                        return Err(self.give_up());
+                    }
                 }
-                let error = match result {
-                    Ok(answer) => {
-                        targets[who].state.observe_first_token(answer.1);
-                        self.record(
-                            &targets[who],
-                            who_admission,
-                            CallOutcome::Success { latency: answer.1 },
-                        );
-                        let target = &targets[who];
-                        self.events.emit(|| Event::Served {
-                            route: self.route.name.clone(),
-                            target: target.label.clone(),
-                            attempts: self.attempts,
-                            fallback: who != plan[0],
-                        });
-                        let value = match (answer.0, self.route.mid_stream) {
-                            (Answer::Stream(stream), MidStream::Continue) => {
-                                let candidates: Vec<usize> = plan[position + 1..]
-                                    .iter()
-                                    .copied()
-                                    .filter(|&j| !used[j] && j != who)
-                                    .collect();
-                                Answer::Stream(crate::continuation::continue_on_failure(
-                                    stream,
-                                    crate::continuation::Continuation {
-                                        route: Arc::clone(self.shared_route),
-                                        request: self.request.clone(),
-                                        candidates,
-                                        deadline: self.deadline,
-                                        budget: self.budget,
-                                        events: self.events.clone(),
-                                        served: who,
-                                    },
-                                ))
-                            }
-                            (answer, _) => answer,
-                        };
-                        return Ok(Served {
-                            value,
-                            target: target.label.clone(),
-                            format: target.provider.format(),
-                            attempts: self.attempts,
-                            fallback: who != plan[0],
-                        });
+                used[attempted.who] = true;
+                let error = match attempted.result {
+                    Ok((answer, first_token)) => {
+                        return Ok(self.serve(
+                            attempted.who,
+                            attempted.ticket,
+                            answer,
+                            first_token,
+                            &plan,
+                            &used,
+                        ));
                     }
                     Err(error) => error,
                 };
-                let verdict = classify(&error);
-                let failed_target = &targets[who];
-                if matches!(error.failure, UpstreamFailure::Timeout) {
-                    // A hang is the slowest answer of all, for balancing.
-                    failed_target
-                        .state
-                        .observe_timeout(self.route.timeouts.first_token);
-                }
-                self.record(
-                    failed_target,
-                    who_admission,
-                    if verdict.breaker_failure {
-                        CallOutcome::Failure
-                    } else {
-                        CallOutcome::Ignored
-                    },
-                );
-                if verdict.misconfigured {
-                    tracing::error!(target = %failed_target.label, "the provider refused the gateway's credentials: {}", error.message);
-                    self.events.emit(|| Event::Misconfigured {
-                        target: failed_target.label.clone(),
-                    });
-                }
-                tracing::warn!(target = %failed_target.label, class = error.class(), action = ?verdict.action, "attempt failed: {}", error.message);
-                self.events.emit(|| Event::AttemptFailed {
-                    route: self.route.name.clone(),
-                    target: failed_target.label.clone(),
-                    class: error.class(),
-                    action: verdict.action,
-                });
-                let hint = error.retry_after;
-                self.failures.push(error);
-                match verdict.action {
-                    Action::FailFast => return Err(self.give_up()),
-                    Action::FailOver => break,
-                    Action::FailOverToLargerContext => {
-                        match failed_target.context_window {
-                            Some(window) => {
-                                context_floor =
-                                    Some(context_floor.map_or(window, |f| f.max(window)))
-                            }
-                            // Nothing is known to be larger: every target would refuse it.
-                            None => return Err(self.give_up()),
-                        }
-                        break;
-                    }
-                    Action::Retry if who != i => break, // a failed hedge: both tried
-                    Action::Retry => {
+                let (who, hint) = (attempted.who, error.retry_after);
+                match self.fail(who, attempted.ticket, error, &mut context_floor) {
+                    Step::GiveUp => return Err(self.give_up()),
+                    Step::Next => break,
+                    Step::Retry if who != i => break, // the hedge failed too: both were tried
+                    Step::Retry => {
                         if retries >= self.route.retry.max_retries {
                             break;
                         }
@@ -305,13 +251,22 @@ impl<'a> Run<'a> {
                         if Instant::now() + wait >= self.deadline {
                             break;
                         }
+                        tokio::time::sleep(wait).await;
+                        // Paid after the wait: a breaker that opened meanwhile
+                        // skips the target without spending the credit.
+                        if target
+                            .state
+                            .with_breaker(|b| b.admit_preview(Instant::now()))
+                            .is_some()
+                        {
+                            break;
+                        }
                         if !target.state.with_budget(|b| b.try_withdraw(Instant::now())) {
                             self.events.emit(|| Event::RetryBudgetExhausted {
                                 target: target.label.clone(),
                             });
                             break;
                         }
-                        tokio::time::sleep(wait).await;
                         retries += 1;
                     }
                 }
@@ -320,14 +275,126 @@ impl<'a> Run<'a> {
         Err(self.give_up())
     }
 
-    /// Asks the target's breaker for a call; `None` means skip it.
-    fn admit(&mut self, target: &Target) -> Option<Admission> {
-        let now = Instant::now();
-        match target.state.with_breaker(|b| b.admit(now)) {
-            Ok((admission, transition)) => {
-                self.transition(target, transition);
-                Some(admission)
+    /// Books a success and hands the answer over. A stream reports to the
+    /// breaker when it ends, since it can still fail after its first token.
+    fn serve(
+        &mut self,
+        who: usize,
+        ticket: Ticket,
+        answer: Answer,
+        first_token: Duration,
+        plan: &[usize],
+        used: &[bool],
+    ) -> Served<Answer> {
+        let target = &self.route.targets[who];
+        target.state.observe_first_token(first_token);
+        let fallback = who != plan[0];
+        self.events.emit(|| Event::Served {
+            route: self.route.name.clone(),
+            target: target.label.clone(),
+            attempts: self.attempts,
+            fallback,
+        });
+        let value = match answer {
+            Answer::Complete(chunks) => {
+                ticket.report(CallOutcome::Success {
+                    latency: first_token,
+                });
+                Answer::Complete(chunks)
             }
+            Answer::Stream(stream) => {
+                let stream = report_at_end(stream, ticket, first_token);
+                match self.route.mid_stream {
+                    MidStream::Error => Answer::Stream(stream),
+                    MidStream::Continue => {
+                        let position = plan.iter().position(|&j| j == who).unwrap_or(plan.len());
+                        let candidates = plan
+                            .iter()
+                            .skip(position + 1)
+                            .copied()
+                            .filter(|&j| !used[j])
+                            .collect();
+                        Answer::Stream(crate::continuation::continue_on_failure(
+                            stream,
+                            crate::continuation::Continuation {
+                                route: Arc::clone(self.shared_route),
+                                request: self.request.clone(),
+                                candidates,
+                                deadline: self.deadline,
+                                budget: self.budget,
+                                events: self.events.clone(),
+                                served: who,
+                            },
+                        ))
+                    }
+                }
+            }
+        };
+        Served {
+            value,
+            target: target.label.clone(),
+            format: target.provider.format(),
+            attempts: self.attempts,
+            fallback,
+        }
+    }
+
+    /// Books a failed attempt (breaker, events, the failure list) and says
+    /// what to do next, by the failure table.
+    fn fail(
+        &mut self,
+        who: usize,
+        ticket: Ticket,
+        error: UpstreamError,
+        context_floor: &mut Option<u64>,
+    ) -> Step {
+        let target = &self.route.targets[who];
+        let verdict = classify(&error);
+        if matches!(error.failure, UpstreamFailure::Timeout) {
+            // A hang is the slowest answer of all, for balancing.
+            target
+                .state
+                .observe_timeout(self.route.timeouts.first_token);
+        }
+        ticket.report(if verdict.breaker_failure {
+            CallOutcome::Failure
+        } else {
+            CallOutcome::Ignored
+        });
+        if verdict.misconfigured {
+            tracing::error!(target = %target.label, "the provider refused this target ({}); check its key and model", error.message);
+            self.events.emit(|| Event::Misconfigured {
+                target: target.label.clone(),
+            });
+        }
+        tracing::warn!(target = %target.label, class = error.class(), action = ?verdict.action, "attempt failed: {}", error.message);
+        self.events.emit(|| Event::AttemptFailed {
+            route: self.route.name.clone(),
+            target: target.label.clone(),
+            class: error.class(),
+            action: verdict.action,
+        });
+        let window = target.context_window;
+        self.failures.push(error);
+        match verdict.action {
+            Action::Retry => Step::Retry,
+            Action::FailOver => Step::Next,
+            Action::FailFast => Step::GiveUp,
+            Action::FailOverToLargerContext => match window {
+                Some(window) => {
+                    *context_floor = Some(context_floor.map_or(window, |f| f.max(window)));
+                    Step::Next
+                }
+                // Nothing is known to be larger: every target would refuse it.
+                None => Step::GiveUp,
+            },
+        }
+    }
+
+    /// Asks the target's breaker for a call; `None` means skip it.
+    fn admit(&mut self, target: &Target) -> Option<Ticket> {
+        match target.state.admit(&target.label, self.events) {
+            Ok(ticket) => Some(ticket),
             Err(_) => {
                 self.skip(target, "circuit open");
                 None
@@ -344,77 +411,107 @@ impl<'a> Run<'a> {
         });
     }
 
-    fn record(&self, target: &Target, admission: Admission, outcome: CallOutcome) {
-        let now = Instant::now();
-        let transition = target
-            .state
-            .with_breaker(|b| b.record(now, admission, outcome));
-        self.transition(target, transition);
-    }
-
-    fn transition(&self, target: &Target, transition: Option<Transition>) {
-        if let Some(t) = transition {
-            tracing::info!(target = %target.label, from = t.from.as_str(), to = t.to.as_str(), "circuit breaker changed state");
-            self.events.emit(|| Event::Breaker {
-                target: target.label.clone(),
-                from: t.from,
-                to: t.to,
-                open_for: t.open_for,
-            });
-        }
-    }
-
-    /// The next target a hedge could go to: unused, admitted by its breaker,
-    /// and paid for from the primary's retry budget.
-    fn hedge_candidate(
-        &mut self,
-        primary: usize,
+    /// The next target a hedge could go to, if hedging is on.
+    fn hedge_target(
+        &self,
         later: &[usize],
         used: &[bool],
         context_floor: Option<u64>,
-    ) -> Option<(usize, Admission)> {
+    ) -> Option<usize> {
         self.route.hedge_after?;
         let targets = &self.route.targets;
-        let candidate = later.iter().copied().find(|&j| {
-            !used[j]
-                && context_floor.is_none_or(|f| targets[j].context_window.is_some_and(|w| w > f))
-        })?;
-        let now = Instant::now();
-        if !targets[primary].state.with_budget(|b| b.try_withdraw(now)) {
-            return None;
-        }
-        let admission = self.admit(&targets[candidate])?;
-        Some((candidate, admission))
+        later
+            .iter()
+            .copied()
+            .find(|&j| !used[j] && fits(&targets[j], context_floor))
     }
 
-    /// One attempt on target `i`, raced against a hedge on another target if
-    /// `i` is slow to produce its first token. Returns who answered (or
-    /// failed last), and records the other's failure.
+    /// Whether no later target could take the request: then, and only then,
+    /// it waits for a full target's concurrency slot.
+    fn nothing_else_left(
+        &self,
+        later: &[usize],
+        used: &[bool],
+        context_floor: Option<u64>,
+    ) -> bool {
+        let now = Instant::now();
+        later.iter().all(|&j| {
+            let target = &self.route.targets[j];
+            used[j]
+                || !fits(target, context_floor)
+                || target
+                    .state
+                    .with_breaker(|b| b.admit_preview(now))
+                    .is_some()
+        })
+    }
+
+    /// One attempt on target `i`, raced against a hedge on target `hedge_to`
+    /// if `i` is slow to produce its first token. The first to produce
+    /// content wins and the other is dropped, closing its connection.
     async fn attempt_hedged(
         &mut self,
         i: usize,
-        admission: Admission,
-        hedge: Option<(usize, Admission)>,
+        ticket: Ticket,
+        hedge_to: Option<usize>,
         may_wait: bool,
-    ) -> (usize, Admission, Result<(Answer, Duration), UpstreamError>) {
+    ) -> (Attempted, Option<LostRace>) {
         let targets = &self.route.targets;
         let opener = self.opener();
         self.attempts += 1;
-        let (Some(hedge_after), Some((j, hedge_admission))) =
-            (self.route.hedge_delay(&targets[i]), hedge)
-        else {
+        let delay = hedge_to.and_then(|_| self.route.hedge_delay(&targets[i]));
+        let (Some(j), Some(delay)) = (hedge_to, delay) else {
             let opened = opener.open(&targets[i], may_wait).await;
-            return (i, admission, self.finish(&targets[i], opened).await);
+            let result = self.finish(&targets[i], opened).await;
+            return (
+                Attempted {
+                    who: i,
+                    ticket,
+                    result,
+                },
+                None,
+            );
         };
         let primary = opener.open(&targets[i], may_wait);
         tokio::pin!(primary);
         tokio::select! {
             opened = &mut primary => {
-                // Answered before the hedge was due: the hedge never starts.
-                self.record(&targets[j], hedge_admission, CallOutcome::Ignored);
-                return (i, admission, self.finish(&targets[i], opened).await);
+                // Answered before a hedge was due: no hedge, nothing paid.
+                let result = self.finish(&targets[i], opened).await;
+                return (Attempted { who: i, ticket, result }, None);
             }
-            () = tokio::time::sleep(hedge_after) => {}
+            () = tokio::time::sleep(delay) => {}
+        }
+        // The hedge is sent now, if its breaker admits it and the primary's
+        // retry budget pays for it.
+        let Some(hedge_ticket) = self.admit(&targets[j]) else {
+            let result = self.finish(&targets[i], primary.await).await;
+            return (
+                Attempted {
+                    who: i,
+                    ticket,
+                    result,
+                },
+                None,
+            );
+        };
+        if !targets[i]
+            .state
+            .with_budget(|b| b.try_withdraw(Instant::now()))
+        {
+            drop(hedge_ticket);
+            self.events.emit(|| Event::RetryBudgetExhausted {
+                target: targets[i].label.clone(),
+            });
+            let result = self.finish(&targets[i], primary.await).await;
+            return (
+                Attempted {
+                    who: i,
+                    ticket,
+                    result,
+                },
+                None,
+            );
         }
         self.attempts += 1;
         self.events.emit(|| Event::Hedged {
@@ -424,50 +521,30 @@ impl<'a> Run<'a> {
         });
         let second = opener.open(&targets[j], false);
         tokio::pin!(second);
-        // The first to produce content wins; the loser is dropped, which
-        // closes its connection.
-        let (winner, winner_admission, loser, loser_admission, opened) = tokio::select! {
-            opened = &mut primary => (i, admission, j, hedge_admission, opened),
-            opened = &mut second => (j, hedge_admission, i, admission, opened),
-        };
-        match opened {
-            Ok(opened) => {
-                self.record(&targets[loser], loser_admission, CallOutcome::Ignored);
-                (
-                    winner,
-                    winner_admission,
-                    self.finish(&targets[winner], Ok(opened)).await,
-                )
-            }
-            Err(error) => {
-                // The first to finish failed: the other is the answer.
-                let verdict = classify(&error);
-                self.record(
-                    &targets[winner],
-                    winner_admission,
-                    if verdict.breaker_failure {
-                        CallOutcome::Failure
-                    } else {
-                        CallOutcome::Ignored
-                    },
-                );
-                self.failures.push(error);
-                let other = if loser == j {
-                    second.await
-                } else {
-                    primary.await
-                };
-                (
-                    loser,
-                    loser_admission,
-                    self.finish(&targets[loser], other).await,
-                )
-            }
+        tokio::select! {
+            opened = &mut primary => match opened {
+                Ok(opened) => {
+                    let result = self.finish(&targets[i], Ok(opened)).await;
+                    (Attempted { who: i, ticket, result }, None)
+                }
+                Err(error) => {
+                    let result = self.finish(&targets[j], second.await).await;
+                    (Attempted { who: j, ticket: hedge_ticket, result }, Some(LostRace { who: i, ticket, error }))
+                }
+            },
+            opened = &mut second => match opened {
+                Ok(opened) => {
+                    let result = self.finish(&targets[j], Ok(opened)).await;
+                    (Attempted { who: j, ticket: hedge_ticket, result }, None)
+                }
+                Err(error) => {
+                    let result = self.finish(&targets[i], primary.await).await;
+                    (Attempted { who: i, ticket, result }, Some(LostRace { who: j, ticket: hedge_ticket, error }))
+                }
+            },
         }
     }
 
-    /// What opening an attempt needs, borrowed from the request rather than
-    /// from `self`, so that attempts can run while `self` records outcomes.
     fn opener(&self) -> Opener<'a> {
         Opener {
             route: self.route,
@@ -583,9 +660,6 @@ impl Run<'_> {
         let mut permit = opened.permit.take();
         match self.mode {
             Mode::Stream => {
-                if let Some(permit) = &mut permit {
-                    permit.signal = Signal::Success;
-                }
                 let head = futures_util::stream::iter(opened.head.into_iter().map(Ok));
                 let rest =
                     within_deadline(opened.rest, self.deadline, target.label.clone(), permit);
@@ -746,23 +820,65 @@ pub(crate) fn within_deadline(
     permit: Option<Permit>,
 ) -> ChunkStream {
     Box::pin(async_stream::stream! {
-        let _permit = permit;
+        // Dropped with the stream; a reader that went away says nothing
+        // about the provider, so the slot's default signal is `Ignore`.
+        let mut permit = permit;
         let mut stream = stream;
         loop {
             match tokio::time::timeout_at(deadline, stream.next()).await {
                 Ok(Some(item)) => {
+                    if let (Err(error), Some(permit)) = (&item, permit.as_mut()) {
+                        permit.signal = signal_for(error);
+                    }
                     let failed = item.is_err();
                     yield item;
                     if failed {
                         return;
                     }
                 }
-                Ok(None) => return,
+                Ok(None) => {
+                    if let Some(permit) = permit.as_mut() {
+                        permit.signal = Signal::Success;
+                    }
+                    return;
+                }
                 Err(_) => {
                     yield Err(UpstreamError::new(&target, UpstreamFailure::Timeout, "the request deadline passed while the answer was streaming"));
                     return;
                 }
             }
+        }
+    })
+}
+
+/// Whether `target` can take a prompt that was too long for a window of
+/// `context_floor` tokens.
+fn fits(target: &Target, context_floor: Option<u64>) -> bool {
+    context_floor.is_none_or(|floor| target.context_window.is_some_and(|w| w > floor))
+}
+
+/// Reports a stream's outcome to its target's breaker when it ends: a
+/// success if it reached its terminator, by the failure table if it broke,
+/// neither if the reader went away.
+pub(crate) fn report_at_end(
+    stream: ChunkStream,
+    ticket: Ticket,
+    first_token: Duration,
+) -> ChunkStream {
+    Box::pin(async_stream::stream! {
+        let mut stream = stream;
+        let mut ticket = Some(ticket);
+        while let Some(item) = stream.next().await {
+            if let Err(error) = &item
+                && let Some(ticket) = ticket.take()
+            {
+                let failed = classify(error).breaker_failure;
+                ticket.report(if failed { CallOutcome::Failure } else { CallOutcome::Ignored });
+            }
+            yield item;
+        }
+        if let Some(ticket) = ticket {
+            ticket.report(CallOutcome::Success { latency: first_token });
         }
     })
 }

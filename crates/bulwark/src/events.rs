@@ -78,6 +78,23 @@ impl EventBus {
         }
     }
 
+    /// Logs and publishes a breaker's state change, if there was one.
+    pub fn breaker(
+        &self,
+        target: &str,
+        transition: Option<crate::resilience::breaker::Transition>,
+    ) {
+        if let Some(t) = transition {
+            tracing::info!(target = %target, from = t.from.as_str(), to = t.to.as_str(), "circuit breaker changed state");
+            self.emit(|| Event::Breaker {
+                target: target.to_string(),
+                from: t.from,
+                to: t.to,
+                open_for: t.open_for,
+            });
+        }
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.sender.subscribe()
     }

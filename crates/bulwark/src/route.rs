@@ -8,15 +8,19 @@ use tokio::time::Instant;
 
 use crate::config::{Config, RetryPolicy, Timeouts};
 use crate::error::{ApiError, ErrorKind};
+use crate::events::EventBus;
 use crate::provider::{Provider, ProviderBuildError};
 use crate::resilience::balance::Balance;
-use crate::resilience::breaker::{Breaker, BreakerConfig};
+use crate::resilience::breaker::{Admission, Breaker, BreakerConfig, CallOutcome};
 use crate::resilience::budget::{BudgetConfig, RetryBudget};
 use crate::resilience::concurrency::{Aimd, ConcurrencyConfig, Signal};
 use crate::resilience::ewma::PeakEwma;
 use std::collections::VecDeque;
 use std::ops::Range;
 use std::time::Duration;
+
+/// Target states kept for `provider/model` names clients choose themselves.
+const MAX_TARGET_STATES: usize = 4096;
 
 /// How fast a target's latency estimate forgets a slow spell.
 const EWMA_DECAY: Duration = Duration::from_secs(10);
@@ -115,6 +119,20 @@ impl TargetState {
             .unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// Asks the breaker for a call; `Err` says how long it stays open.
+    pub fn admit(self: &Arc<Self>, label: &str, events: &EventBus) -> Result<Ticket, Duration> {
+        let now = Instant::now();
+        let (admission, transition) = self.with_breaker(|b| b.admit(now))?;
+        events.breaker(label, transition);
+        Ok(Ticket {
+            state: Arc::clone(self),
+            label: label.to_string(),
+            events: events.clone(),
+            admission,
+            reported: false,
+        })
+    }
+
     /// A concurrency slot if one is free now.
     pub fn try_permit(self: &Arc<Self>) -> Option<Permit> {
         self.with_concurrency(Aimd::try_acquire).then(|| Permit {
@@ -151,6 +169,42 @@ impl TargetState {
 
     pub fn with_budget<T>(&self, f: impl FnOnce(&mut RetryBudget) -> T) -> T {
         f(&mut self.budget.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Permission from a target's breaker for one call. Reporting the outcome
+/// uses it up; dropped unreported (a call cancelled by a hedge, a deadline or
+/// a client that went away), it reports the call as neither success nor
+/// failure, so that a half-open probe is never lost.
+#[derive(Debug)]
+pub struct Ticket {
+    state: Arc<TargetState>,
+    label: String,
+    events: EventBus,
+    admission: Admission,
+    reported: bool,
+}
+
+impl Ticket {
+    pub fn report(mut self, outcome: CallOutcome) {
+        self.record(outcome);
+    }
+
+    fn record(&mut self, outcome: CallOutcome) {
+        if std::mem::replace(&mut self.reported, true) {
+            return;
+        }
+        let now = Instant::now();
+        let transition = self
+            .state
+            .with_breaker(|b| b.record(now, self.admission, outcome));
+        self.events.breaker(&self.label, transition);
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.record(CallOutcome::Ignored);
     }
 }
 
@@ -308,13 +362,20 @@ impl RouteTable {
         let label = format!("{provider_name}/{model}");
         let state = {
             let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(states.entry(label.clone()).or_insert_with(|| {
+            let fresh = || {
                 Arc::new(TargetState::new(
                     self.breaker,
                     self.budget,
                     provider.concurrency(),
                 ))
-            }))
+            };
+            match states.get(&label) {
+                Some(state) => Arc::clone(state),
+                // Clients can name any model: past a bound, a direct target
+                // gets a state of its own for the request, not a lasting one.
+                None if states.len() >= MAX_TARGET_STATES => fresh(),
+                None => Arc::clone(states.entry(label.clone()).or_insert_with(fresh)),
+            }
         };
         Some(Target {
             provider: Arc::clone(provider),

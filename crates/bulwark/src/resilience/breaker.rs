@@ -28,6 +28,9 @@ pub struct BreakerConfig {
     pub base_ejection: Duration,
     pub max_ejection: Duration,
     pub half_open_probes: u32,
+    /// A probe with no verdict after this long is given up on and another
+    /// is let through: a lost probe must not keep a target out for good.
+    pub probe_timeout: Duration,
 }
 
 impl Default for BreakerConfig {
@@ -41,6 +44,7 @@ impl Default for BreakerConfig {
             base_ejection: Duration::from_secs(30),
             max_ejection: Duration::from_secs(300),
             half_open_probes: 1,
+            probe_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -110,6 +114,7 @@ pub struct Breaker {
     probes_in_flight: u32,
     /// Counts half-open rounds.
     round: u64,
+    half_open_since: Instant,
     consecutive: u32,
     /// Trips in a row without a healthy spell between them.
     ejections: u32,
@@ -125,6 +130,7 @@ impl Breaker {
             open_until: now,
             probes_in_flight: 0,
             round: 0,
+            half_open_since: now,
             consecutive: 0,
             ejections: 0,
             closed_since: now,
@@ -145,6 +151,16 @@ impl Breaker {
                 return Err(self.open_until - now);
             }
             transition = Some(self.go(BreakerState::HalfOpen, None));
+            self.half_open_since = now;
+        }
+        if self.state == BreakerState::HalfOpen
+            && self.probes_in_flight >= self.config.half_open_probes
+            && now.saturating_duration_since(self.half_open_since) >= self.config.probe_timeout
+        {
+            // The probes of this round never reported: start a new round.
+            self.round += 1;
+            self.half_open_since = now;
+            self.probes_in_flight = 0;
         }
         match self.state {
             BreakerState::HalfOpen if self.probes_in_flight >= self.config.half_open_probes => {
@@ -333,6 +349,23 @@ mod tests {
             call(&mut breaker, CallOutcome::Success { latency: FAST }),
             Ok(None)
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_probe_does_not_keep_the_target_out() {
+        let config = BreakerConfig {
+            consecutive_failures: 1,
+            ..BreakerConfig::default()
+        };
+        let mut breaker = Breaker::new(config, Instant::now());
+        assert!(call(&mut breaker, CallOutcome::Failure).is_ok());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        // A probe goes out and is never reported.
+        assert!(breaker.admit(Instant::now()).is_ok());
+        assert_eq!(breaker.admit(Instant::now()), Err(Duration::ZERO));
+        tokio::time::advance(config.probe_timeout).await;
+        let again = breaker.admit(Instant::now()).map(|(a, _)| a);
+        assert!(matches!(again, Ok(Admission::Probe(_))), "{again:?}");
     }
 
     #[tokio::test(start_paused = true)]
