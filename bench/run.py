@@ -256,7 +256,9 @@ def start_targets(directory: pathlib.Path, upstream: int, skip_litellm: bool) ->
     if not skip_litellm:
         port = free_port()
         proc = Process("litellm", [str(LITELLM), "--config", str(litellm_conf(directory, upstream)), "--port", str(port), "--num_workers", "1"], PROXY_CPU,
-                       {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "DISABLE_SCHEMA_UPDATE": "true"})
+                       # Offline, keyless, quiet: the proxy alone is measured.
+                       {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR",
+                        "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true"})
         targets["litellm"] = (f"http://127.0.0.1:{port}/v1", "bench", proc)
     for name, (base, model, proc) in targets.items():
         say(f"  waiting for {name} ...")

@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use bulwark::config::Config;
@@ -61,6 +62,13 @@ pub async fn serve(
     gateway: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Without TCP_NODELAY, each small SSE chunk after the first waits for
+    // the client's delayed ACK (Nagle's algorithm): about 40 ms per answer.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {error}");
+        }
+    });
     axum::serve(listener, gateway.router())
         .with_graceful_shutdown(shutdown)
         .await

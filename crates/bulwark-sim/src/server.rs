@@ -2,6 +2,8 @@
 //! simulator as a server (in-process for tests, or until Ctrl-C).
 
 use std::collections::HashMap;
+
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 
 use axum::Router;
@@ -218,7 +220,7 @@ impl SimServer {
             let shutdown = async {
                 let _ = rx.await;
             };
-            if let Err(e) = axum::serve(listener, app)
+            if let Err(e) = axum::serve(listener.tap_io(set_nodelay), app)
                 .with_graceful_shutdown(shutdown)
                 .await
             {
@@ -255,6 +257,14 @@ impl Drop for SimServer {
     }
 }
 
+/// Real providers send each SSE chunk at once; without TCP_NODELAY the
+/// kernel would hold small chunks for the client's delayed ACK (~40 ms).
+fn set_nodelay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(error) = tcp.set_nodelay(true) {
+        tracing::debug!("cannot set TCP_NODELAY: {error}");
+    }
+}
+
 /// Serve on `listen` until Ctrl-C.
 pub async fn run(listen: &str, config: SimConfig) -> Result<(), SimError> {
     let listener = TcpListener::bind(listen)
@@ -266,7 +276,7 @@ pub async fn run(listen: &str, config: SimConfig) -> Result<(), SimError> {
     let addr = listener.local_addr().map_err(SimError::Serve)?;
     println!("bulwark-sim listening on http://{addr}");
     let app = Sim::new(config).router();
-    axum::serve(listener, app)
+    axum::serve(listener.tap_io(set_nodelay), app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -16,11 +16,13 @@ pub struct ConcurrencyConfig {
 }
 
 impl Default for ConcurrencyConfig {
+    /// High enough never to queue a healthy provider's traffic (1,000
+    /// streams at once are ordinary); overload signals bring it down fast.
     fn default() -> Self {
         ConcurrencyConfig {
-            initial: 100,
+            initial: 1000,
             min: 1,
-            max: 1000,
+            max: 10_000,
             backoff_ratio: 0.9,
             pinned: false,
         }
