@@ -13,9 +13,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use bulwark::config::Config;
 use bulwark::provider::ProviderBuildError;
 use tokio::net::TcpListener;

@@ -28,10 +28,10 @@ pub const FALLBACK_HEADER: &str = "x-bulwark-fallback";
 pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
     let relay = format.speaks(served.format);
     let body = if relay {
-        let raw: Vec<sse::SseEvent> = served.value.iter().map(|c| c.raw.clone()).collect();
+        let raw = served.value.iter().map(|c| &c.raw);
         match format {
-            ClientFormat::OpenAi => openai::assemble_response(&raw),
-            ClientFormat::Anthropic => anthropic::assemble_response(&raw),
+            ClientFormat::OpenAi => openai::assemble_response(raw),
+            ClientFormat::Anthropic => anthropic::assemble_response(raw),
         }
     } else {
         let response = aggregate(served.value.iter().flat_map(|c| &c.events));

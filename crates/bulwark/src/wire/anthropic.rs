@@ -845,7 +845,7 @@ pub fn decode_error(body: &Value) -> (Option<String>, Option<String>) {
 /// keeping every block and field Anthropic sent (thinking and its signature,
 /// citations, server tools, cache usage), as the Anthropic SDK's
 /// `get_final_message` does.
-pub fn assemble_response(events: &[SseEvent]) -> Value {
+pub fn assemble_response<'a>(events: impl IntoIterator<Item = &'a SseEvent>) -> Value {
     let mut message = json!({});
     let mut partial_json: Vec<(usize, String)> = Vec::new();
     for event in events {

@@ -1,6 +1,8 @@
 //! The OpenAI Chat Completions format, spoken by OpenAI and by every
 //! OpenAI-compatible server (Mistral, Ollama, vLLM, Groq...).
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
@@ -605,40 +607,39 @@ impl StreamDecoder {
             self.done = true;
             return Ok(());
         }
-        let chunk: Value =
+        // Typed and borrowed: the hot path of every streamed answer, where a
+        // generic JSON tree cost an allocation per field.
+        let chunk: ChunkIn<'_> =
             serde_json::from_str(&event.data).map_err(super::StreamFault::malformed)?;
-        if let Some(error) = chunk.get("error") {
+        if let Some(error) = &chunk.error {
             return Err(super::StreamFault::error_event(error));
         }
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
-                id: j::get_str(&chunk, "id")
+                id: chunk
+                    .id
+                    .as_deref()
                     .unwrap_or("chatcmpl-bulwark")
                     .to_string(),
-                model: j::get_str(&chunk, "model").unwrap_or_default().to_string(),
-                created: chunk
-                    .get("created")
-                    .and_then(Value::as_u64)
-                    .unwrap_or_else(crate::api::unix_now),
+                model: chunk.model.as_deref().unwrap_or_default().to_string(),
+                created: chunk.created.unwrap_or_else(crate::api::unix_now),
                 input_tokens: None,
             });
         }
         // Other choices (`n` > 1) only exist when the client speaks OpenAI,
         // and then it is given the provider's chunks as they are.
         let first_choice = chunk
-            .get("choices")
-            .and_then(Value::as_array)
-            .and_then(|choices| {
-                choices
-                    .iter()
-                    .find(|c| c.get("index").and_then(Value::as_u64).unwrap_or(0) == 0)
-            });
+            .choices
+            .unwrap_or_default()
+            .into_iter()
+            .find(|c| c.index.unwrap_or(0) == 0);
         if let Some(choice) = first_choice {
-            if let Some(delta) = choice.get("delta") {
-                let text = j::get_str(delta, "content")
+            if let Some(delta) = choice.delta {
+                let text = delta
+                    .content
                     .filter(|t| !t.is_empty())
-                    .or_else(|| j::get_str(delta, "refusal").filter(|t| !t.is_empty()));
+                    .or(delta.refusal.filter(|t| !t.is_empty()));
                 if let Some(text) = text {
                     let index = match self.text_index {
                         Some(index) => index,
@@ -650,25 +651,26 @@ impl StreamDecoder {
                     };
                     out.push(StreamEvent::TextDelta {
                         index,
-                        text: text.to_string(),
+                        text: text.into_owned(),
                     });
                 }
-                if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-                    for call in calls {
-                        self.on_tool_delta(call, out);
-                    }
+                for call in delta.tool_calls.unwrap_or_default() {
+                    self.on_tool_delta(call, out);
                 }
             }
-            if let Some(reason) = j::get_str(choice, "finish_reason") {
+            if let Some(reason) = choice.finish_reason {
                 self.finished = true;
                 out.push(StreamEvent::Finish {
-                    reason: decode_finish(reason),
+                    reason: decode_finish(&reason),
                     stop_sequence: None,
                 });
             }
         }
-        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-            out.push(StreamEvent::Usage(decode_usage(usage)));
+        if let Some(usage) = chunk.usage {
+            out.push(StreamEvent::Usage(Usage {
+                input_tokens: usage.prompt_tokens.unwrap_or(0),
+                output_tokens: usage.completion_tokens.unwrap_or(0),
+            }));
         }
         Ok(())
     }
@@ -679,13 +681,17 @@ impl StreamDecoder {
         index
     }
 
-    fn on_tool_delta(&mut self, call: &Value, out: &mut Vec<StreamEvent>) {
-        let openai_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+    fn on_tool_delta(&mut self, call: ToolCallIn<'_>, out: &mut Vec<StreamEvent>) {
+        let openai_index = call.index.unwrap_or(0);
         let known = self
             .tools
             .iter()
             .find(|(i, _)| *i == openai_index)
             .map(|(_, b)| *b);
+        let (name, arguments) = match call.function {
+            Some(f) => (f.name, f.arguments),
+            None => (None, None),
+        };
         let index = match known {
             Some(index) => index,
             None => {
@@ -693,29 +699,77 @@ impl StreamDecoder {
                 self.text_index = None;
                 let index = self.allocate();
                 self.tools.push((openai_index, index));
-                let function = call.get("function");
                 out.push(StreamEvent::ToolCallStart {
                     index,
-                    id: j::get_str(call, "id").unwrap_or_default().to_string(),
-                    name: function
-                        .and_then(|f| j::get_str(f, "name"))
-                        .unwrap_or_default()
-                        .to_string(),
+                    id: call.id.map(Cow::into_owned).unwrap_or_default(),
+                    name: name.map(Cow::into_owned).unwrap_or_default(),
                 });
                 index
             }
         };
-        if let Some(arguments) = call
-            .get("function")
-            .and_then(|f| j::get_str(f, "arguments"))
-            .filter(|a| !a.is_empty())
-        {
+        if let Some(arguments) = arguments.filter(|a| !a.is_empty()) {
             out.push(StreamEvent::ToolCallDelta {
                 index,
-                partial_json: arguments.to_string(),
+                partial_json: arguments.into_owned(),
             });
         }
     }
+}
+
+/// A stream chunk as the decoder reads it; unknown fields are skipped.
+#[derive(serde::Deserialize)]
+struct ChunkIn<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    model: Option<Cow<'a, str>>,
+    created: Option<u64>,
+    #[serde(borrow)]
+    choices: Option<Vec<ChoiceIn<'a>>>,
+    usage: Option<UsageIn>,
+    error: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+struct ChoiceIn<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    delta: Option<DeltaIn<'a>>,
+    #[serde(borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeltaIn<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    tool_calls: Option<Vec<ToolCallIn<'a>>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ToolCallIn<'a> {
+    index: Option<u64>,
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    function: Option<FunctionIn<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FunctionIn<'a> {
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct UsageIn {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
 }
 
 // === Responses to clients ===
@@ -926,7 +980,7 @@ pub fn is_usage_chunk(data: &str) -> bool {
 /// Rebuilds the complete `chat.completion` object from a provider's stream
 /// chunks, keeping every field the provider sent (all choices, refusals,
 /// logprobs, usage details), as the OpenAI SDK's stream accumulator does.
-pub fn assemble_response(chunks: &[SseEvent]) -> Value {
+pub fn assemble_response<'a>(chunks: impl IntoIterator<Item = &'a SseEvent>) -> Value {
     let mut response = Map::new();
     response.insert("object".into(), json!("chat.completion"));
     let mut choices: Vec<Value> = Vec::new();
