@@ -483,8 +483,24 @@ impl<'a> Run<'a> {
             () = tokio::time::sleep(delay) => {}
         }
         // The hedge is sent now, if its breaker admits it and the primary's
-        // retry budget pays for it.
-        let Some(hedge_ticket) = self.admit(&targets[j]) else {
+        // retry budget pays for it; otherwise the primary carries on alone.
+        let hedge_ticket = match self.admit(&targets[j]) {
+            Some(hedge_ticket)
+                if targets[i]
+                    .state
+                    .with_budget(|b| b.try_withdraw(Instant::now())) =>
+            {
+                Some(hedge_ticket)
+            }
+            Some(_unpaid) => {
+                self.events.emit(|| Event::RetryBudgetExhausted {
+                    target: targets[i].label.clone(),
+                });
+                None
+            }
+            None => None,
+        };
+        let Some(hedge_ticket) = hedge_ticket else {
             let result = self.finish(&targets[i], primary.await).await;
             return (
                 Attempted {
@@ -495,24 +511,6 @@ impl<'a> Run<'a> {
                 None,
             );
         };
-        if !targets[i]
-            .state
-            .with_budget(|b| b.try_withdraw(Instant::now()))
-        {
-            drop(hedge_ticket);
-            self.events.emit(|| Event::RetryBudgetExhausted {
-                target: targets[i].label.clone(),
-            });
-            let result = self.finish(&targets[i], primary.await).await;
-            return (
-                Attempted {
-                    who: i,
-                    ticket,
-                    result,
-                },
-                None,
-            );
-        }
         self.attempts += 1;
         self.events.emit(|| Event::Hedged {
             route: self.route.name.clone(),

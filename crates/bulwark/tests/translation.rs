@@ -369,6 +369,42 @@ fn finish_reasons_map_across_formats() -> TestResult {
     Ok(())
 }
 
+/// A client stream encoder of either format.
+trait ClientEncoder {
+    fn encode(&mut self, event: &StreamEvent, out: &mut Vec<bytes::Bytes>);
+    fn finish(&mut self, out: &mut Vec<bytes::Bytes>);
+}
+
+impl ClientEncoder for openai::StreamEncoder {
+    fn encode(&mut self, event: &StreamEvent, out: &mut Vec<bytes::Bytes>) {
+        openai::StreamEncoder::encode(self, event, out);
+    }
+    fn finish(&mut self, out: &mut Vec<bytes::Bytes>) {
+        openai::StreamEncoder::finish(self, out);
+    }
+}
+
+impl ClientEncoder for anthropic::StreamEncoder {
+    fn encode(&mut self, event: &StreamEvent, out: &mut Vec<bytes::Bytes>) {
+        anthropic::StreamEncoder::encode(self, event, out);
+    }
+    fn finish(&mut self, out: &mut Vec<bytes::Bytes>) {
+        anthropic::StreamEncoder::finish(self, out);
+    }
+}
+
+/// Writes a whole stream through a client encoder, as SSE text.
+fn encode_all(encoder: &mut impl ClientEncoder, events: &[StreamEvent]) -> String {
+    let mut out = Vec::new();
+    for event in events {
+        encoder.encode(event, &mut out);
+    }
+    encoder.finish(&mut out);
+    out.iter()
+        .map(|b| String::from_utf8_lossy(b).into_owned())
+        .collect()
+}
+
 fn decode_events(
     sse: &str,
     mut on_event: impl FnMut(&bulwark::sse::SseEvent, &mut Vec<StreamEvent>) -> Result<(), StreamFault>,
@@ -431,15 +467,7 @@ fn anthropic_stream_round_trips_through_the_openai_stream_format() -> TestResult
 
     // Re-encode for an OpenAI client, then decode as an OpenAI provider would be.
     let mut encoder = openai::StreamEncoder::new(true);
-    let mut out = Vec::new();
-    for event in &events {
-        encoder.encode(event, &mut out);
-    }
-    encoder.finish(&mut out);
-    let text: String = out
-        .iter()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .collect();
+    let text = encode_all(&mut encoder, &events);
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     assert!(
         text.contains("\"choices\":[],"),
@@ -597,15 +625,7 @@ fn interleaved_parallel_tool_calls_are_never_dropped() {
         },
     ];
     let mut encoder = anthropic::StreamEncoder::new();
-    let mut out = Vec::new();
-    for event in &events {
-        encoder.encode(event, &mut out);
-    }
-    encoder.finish(&mut out);
-    let text: String = out
-        .iter()
-        .map(|b| String::from_utf8_lossy(b).into_owned())
-        .collect();
+    let text = encode_all(&mut encoder, &events);
     let raw: Vec<bulwark::sse::SseEvent> = {
         let mut decoder = SseDecoder::new();
         let mut events = Vec::new();
