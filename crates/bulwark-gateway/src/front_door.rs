@@ -7,9 +7,10 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
+use axum::http::header;
 use axum::response::Response;
 use bulwark::api::{ChatRequest, WireFormat};
-use bulwark::engine::RequestOptions;
+use bulwark::engine::{CachePolicy, RequestOptions};
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::wire::{anthropic, openai};
 
@@ -100,21 +101,35 @@ async fn handle(
 }
 
 fn options(headers: &HeaderMap) -> Result<RequestOptions, ApiError> {
-    let Some(value) = headers.get(DEADLINE_HEADER) else {
-        return Ok(RequestOptions::default());
+    let deadline = match headers.get(DEADLINE_HEADER) {
+        None => None,
+        Some(value) => match value
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            Some(ms) if ms > 0 => Some(Duration::from_millis(ms)),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "`{DEADLINE_HEADER}` must be a positive whole number of milliseconds"
+                )));
+            }
+        },
     };
-    match value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        Some(ms) if ms > 0 => Ok(RequestOptions {
-            deadline: Some(Duration::from_millis(ms)),
-        }),
-        _ => Err(ApiError::invalid(format!(
-            "`{DEADLINE_HEADER}` must be a positive whole number of milliseconds"
-        ))),
-    }
+    let cache_control = headers
+        .get(header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let directives: Vec<&str> = cache_control.split(',').map(str::trim).collect();
+    let cache = if directives.contains(&"no-store") {
+        CachePolicy::Bypass
+    } else if directives.contains(&"no-cache") {
+        CachePolicy::Refresh
+    } else {
+        CachePolicy::Use
+    };
+    Ok(RequestOptions { deadline, cache })
 }
 
 fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {

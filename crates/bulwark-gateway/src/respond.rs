@@ -12,7 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bulwark::aggregate::aggregate;
-use bulwark::engine::Served;
+use bulwark::engine::{CacheStatus, Served};
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::provider::{Chunk, ChunkStream};
 use bulwark::sse;
@@ -24,6 +24,7 @@ use crate::ClientFormat;
 pub const TARGET_HEADER: &str = "x-bulwark-target";
 pub const ATTEMPTS_HEADER: &str = "x-bulwark-attempts";
 pub const FALLBACK_HEADER: &str = "x-bulwark-fallback";
+pub const CACHE_HEADER: &str = "x-bulwark-cache";
 
 pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
     let relay = format.speaks(served.format);
@@ -53,6 +54,7 @@ pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
         &served.target,
         served.attempts,
         served.fallback,
+        served.cache,
     );
     response
 }
@@ -74,6 +76,7 @@ pub fn stream(format: ClientFormat, served: Served<ChunkStream>, include_usage: 
         target,
         attempts,
         fallback,
+        cache,
         ..
     } = served;
     let body = async_stream::stream! {
@@ -110,7 +113,7 @@ pub fn stream(format: ClientFormat, served: Served<ChunkStream>, include_usage: 
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies such as nginx would otherwise buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    set_served_headers(&mut response, &target, attempts, fallback);
+    set_served_headers(&mut response, &target, attempts, fallback, cache);
     response
 }
 
@@ -162,7 +165,13 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
     )
 }
 
-fn set_served_headers(response: &mut Response, target: &str, attempts: u32, fallback: bool) {
+fn set_served_headers(
+    response: &mut Response,
+    target: &str,
+    attempts: u32,
+    fallback: bool,
+    cache: Option<CacheStatus>,
+) {
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(target) {
         headers.insert(TARGET_HEADER, value);
@@ -170,6 +179,9 @@ fn set_served_headers(response: &mut Response, target: &str, attempts: u32, fall
     headers.insert(ATTEMPTS_HEADER, HeaderValue::from(attempts));
     if fallback {
         headers.insert(FALLBACK_HEADER, HeaderValue::from_static("true"));
+    }
+    if let Some(status) = cache {
+        headers.insert(CACHE_HEADER, HeaderValue::from_static(status.as_str()));
     }
 }
 

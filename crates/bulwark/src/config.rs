@@ -153,7 +153,21 @@ pub struct RouteConfig {
     /// produced a token after this long.
     pub hedge_after: Option<crate::route::HedgeAfter>,
     pub mid_stream: crate::route::MidStream,
+    /// Answers are cached when set.
+    pub cache: Option<RouteCache>,
 }
+
+/// A route's response cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteCache {
+    pub ttl: Duration,
+    /// Also cache requests whose answer is not deterministic (a temperature
+    /// above 0, or the provider's default).
+    pub nondeterministic: bool,
+}
+
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(3600);
+pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Retries on the same target, before moving on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +196,8 @@ pub struct Config {
     pub breaker: BreakerConfig,
     /// Per target (provider + model).
     pub retry_budget: BudgetConfig,
+    /// The most memory cached answers may take, in bytes.
+    pub cache_max_bytes: u64,
 }
 
 /// One problem in a config file.
@@ -231,6 +247,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "routes",
     "breaker",
     "retry_budget",
+    "cache",
 ];
 
 #[derive(Deserialize)]
@@ -244,6 +261,7 @@ struct RawTop {
     routes: BTreeMap<String, Value>,
     breaker: Option<Value>,
     retry_budget: Option<Value>,
+    cache: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +293,21 @@ struct RawRoute {
     backoff_cap: Option<String>,
     hedge_after: Option<String>,
     mid_stream: Option<String>,
+    cache: Option<RawRouteCache>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRouteCache {
+    ttl: Option<String>,
+    #[serde(default)]
+    nondeterministic: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    max_bytes: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -428,8 +461,16 @@ impl Config {
                 .unwrap_or_default(),
         };
 
+        let cache_max_bytes = match top.cache {
+            None => DEFAULT_CACHE_BYTES,
+            Some(raw) => deserialize_at::<RawCache>(raw, "cache", &mut issues)
+                .and_then(|c| c.max_bytes)
+                .unwrap_or(DEFAULT_CACHE_BYTES),
+        };
+
         match listen {
             Some(listen) if issues.is_empty() => Ok(Config {
+                cache_max_bytes,
                 listen,
                 max_request_bytes,
                 providers,
@@ -643,7 +684,17 @@ fn build_route(
             crate::route::MidStream::Error
         }
     };
+    let cache = raw.cache.map(|raw| RouteCache {
+        ttl: duration_field(
+            raw.ttl,
+            DEFAULT_CACHE_TTL,
+            &format!("{path}.cache.ttl"),
+            issues,
+        ),
+        nondeterministic: raw.nondeterministic,
+    });
     (issues.len() == before).then_some(RouteConfig {
+        cache,
         mid_stream,
         tiers,
         weights,

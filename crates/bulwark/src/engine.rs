@@ -36,6 +36,34 @@ use std::sync::Arc;
 pub struct RequestOptions {
     /// The caller's own deadline; it can shorten the route's, never lengthen it.
     pub deadline: Option<Duration>,
+    pub cache: CachePolicy,
+}
+
+/// What the caller allows the response cache to do (`Cache-Control`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CachePolicy {
+    #[default]
+    Use,
+    /// `no-cache`: do not answer from the cache, but store the fresh answer.
+    Refresh,
+    /// `no-store`: neither read nor write.
+    Bypass,
+}
+
+/// Whether an answer came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+        }
+    }
 }
 
 /// Whether the caller reads the answer as it streams or wants it whole.
@@ -63,6 +91,8 @@ pub struct Served<T> {
     pub attempts: u32,
     /// The answer came from a target other than the route's first.
     pub fallback: bool,
+    /// Set when the route caches answers.
+    pub cache: Option<CacheStatus>,
 }
 
 impl<T> Served<T> {
@@ -73,6 +103,7 @@ impl<T> Served<T> {
             format: self.format,
             attempts: self.attempts,
             fallback: self.fallback,
+            cache: self.cache,
         }
     }
 }
@@ -336,6 +367,7 @@ impl<'a> Run<'a> {
             format: target.provider.format(),
             attempts: self.attempts,
             fallback,
+            cache: None,
         }
     }
 

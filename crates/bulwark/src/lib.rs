@@ -6,6 +6,7 @@
 
 pub mod aggregate;
 pub mod api;
+pub mod cache;
 pub mod client;
 pub mod config;
 mod continuation;

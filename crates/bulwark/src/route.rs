@@ -249,6 +249,7 @@ pub struct Route {
     pub retry: RetryPolicy,
     pub hedge_after: Option<HedgeAfter>,
     pub mid_stream: MidStream,
+    pub cache: Option<crate::config::RouteCache>,
 }
 
 /// What to do when a stream fails after part of the answer was sent.
@@ -351,6 +352,7 @@ impl RouteTable {
                 retry: route.retry,
                 hedge_after: route.hedge_after,
                 mid_stream: route.mid_stream,
+                cache: route.cache,
             };
             table.routes.insert(name.clone(), Arc::new(route));
         }
@@ -405,6 +407,7 @@ impl RouteTable {
                 retry: RetryPolicy::default(),
                 hedge_after: None,
                 mid_stream: MidStream::Error,
+                cache: None,
             }));
         }
         let routes: Vec<&str> = self.routes.keys().map(String::as_str).collect();

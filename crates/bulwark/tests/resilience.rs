@@ -152,6 +152,7 @@ async fn the_client_deadline_shortens_the_routes() -> TestResult {
     let started = std::time::Instant::now();
     let options = RequestOptions {
         deadline: Some(Duration::from_millis(300)),
+        ..RequestOptions::default()
     };
     let Err(failed) = s.client.chat_with(request("main"), options).await else {
         return Err("a hanging route answered".into());
@@ -177,6 +178,7 @@ async fn the_client_deadline_shortens_the_routes() -> TestResult {
     let started = std::time::Instant::now();
     let options = RequestOptions {
         deadline: Some(Duration::from_secs(60)),
+        ..RequestOptions::default()
     };
     assert!(s.client.chat_with(request("solo"), options).await.is_err());
     assert!(started.elapsed() < Duration::from_secs(3));

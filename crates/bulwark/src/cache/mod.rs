@@ -1,0 +1,91 @@
+//! The response cache (exact match), in memory, bounded by bytes.
+//!
+//! What is stored is the provider's stream, chunk by chunk, exactly as the
+//! engine received it. A hit is therefore replayed through the same code as
+//! a live answer: as a stream or whole, relayed or translated, in whatever
+//! format the client speaks. Only answers that reached their end are stored;
+//! a stream that failed or was abandoned never leaves a partial entry.
+
+mod key;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use key::{CacheKey, cache_key};
+
+use crate::api::WireFormat;
+use crate::provider::Chunk;
+
+/// A complete answer, as the provider streamed it.
+#[derive(Debug)]
+pub struct CachedAnswer {
+    pub chunks: Vec<Chunk>,
+    pub format: WireFormat,
+    pub target: String,
+    ttl: Duration,
+    bytes: u32,
+}
+
+impl CachedAnswer {
+    pub fn new(chunks: Vec<Chunk>, format: WireFormat, target: String, ttl: Duration) -> Self {
+        let bytes = chunks
+            .iter()
+            .map(|c| c.raw.data.len() + c.raw.event.as_ref().map_or(0, String::len) + 64)
+            .sum::<usize>()
+            .saturating_add(target.len() + 128);
+        CachedAnswer {
+            chunks,
+            format,
+            target,
+            ttl,
+            bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// Each entry lives for its route's TTL.
+struct RouteTtl;
+
+impl moka::Expiry<CacheKey, Arc<CachedAnswer>> for RouteTtl {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        value: &Arc<CachedAnswer>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+#[derive(Clone)]
+pub struct ResponseCache {
+    entries: moka::future::Cache<CacheKey, Arc<CachedAnswer>>,
+}
+
+impl std::fmt::Debug for ResponseCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseCache")
+            .field("entries", &self.entries.entry_count())
+            .finish()
+    }
+}
+
+impl ResponseCache {
+    pub fn new(max_bytes: u64) -> Self {
+        ResponseCache {
+            entries: moka::future::Cache::builder()
+                .max_capacity(max_bytes)
+                .weigher(|_key, value: &Arc<CachedAnswer>| value.bytes)
+                .expire_after(RouteTtl)
+                .build(),
+        }
+    }
+
+    pub async fn get(&self, key: &CacheKey) -> Option<Arc<CachedAnswer>> {
+        self.entries.get(key).await
+    }
+
+    pub async fn insert(&self, key: CacheKey, answer: CachedAnswer) {
+        self.entries.insert(key, Arc::new(answer)).await;
+    }
+}
