@@ -25,6 +25,7 @@ pub const TARGET_HEADER: &str = "x-bulwark-target";
 pub const ATTEMPTS_HEADER: &str = "x-bulwark-attempts";
 pub const FALLBACK_HEADER: &str = "x-bulwark-fallback";
 pub const CACHE_HEADER: &str = "x-bulwark-cache";
+pub const DEGRADED_HEADER: &str = "x-bulwark-degraded";
 
 pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
     let relay = format.speaks(served.format);
@@ -55,6 +56,7 @@ pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
         served.attempts,
         served.fallback,
         served.cache,
+        served.degraded.as_deref(),
     );
     response
 }
@@ -77,6 +79,7 @@ pub fn stream(format: ClientFormat, served: Served<ChunkStream>, include_usage: 
         attempts,
         fallback,
         cache,
+        degraded,
         ..
     } = served;
     let body = async_stream::stream! {
@@ -113,7 +116,14 @@ pub fn stream(format: ClientFormat, served: Served<ChunkStream>, include_usage: 
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies such as nginx would otherwise buffer the stream.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    set_served_headers(&mut response, &target, attempts, fallback, cache);
+    set_served_headers(
+        &mut response,
+        &target,
+        attempts,
+        fallback,
+        cache,
+        degraded.as_deref(),
+    );
     response
 }
 
@@ -171,6 +181,7 @@ fn set_served_headers(
     attempts: u32,
     fallback: bool,
     cache: Option<CacheStatus>,
+    degraded: Option<&str>,
 ) {
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(target) {
@@ -182,6 +193,9 @@ fn set_served_headers(
     }
     if let Some(status) = cache {
         headers.insert(CACHE_HEADER, HeaderValue::from_static(status.as_str()));
+    }
+    if let Some(value) = degraded.and_then(|d| HeaderValue::from_str(d).ok()) {
+        headers.insert(DEGRADED_HEADER, value);
     }
 }
 

@@ -212,3 +212,102 @@ async fn a_broken_stream_leaves_no_entry() -> TestResult {
     assert_eq!(s.send("/v1/chat/completions", &body, None).await?.0, "hit");
     Ok(())
 }
+
+/// Every target down: the route's degrade steps answer, each saying so.
+#[tokio::test]
+async fn degraded_answers_say_how_they_were_made() -> TestResult {
+    let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let local = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: anthropic, base_url: \"{}\" }}\n  local: {{ kind: openai-compatible, base_url: \"{}/v1\" }}\nroutes:\n  stale: {{ targets: [p/claude-sonnet-4-5], max_retries: 0, cache: {{ ttl: 200ms, max_stale: 1h }}, degrade: [stale-cache, {{ static: \"The assistant is temporarily unavailable.\" }}] }}\n  cheaper: {{ targets: [p/claude-sonnet-4-5], max_retries: 0, degrade: [local/llama3.2] }}\n  nothing: {{ targets: [p/claude-sonnet-4-5], max_retries: 0 }}\n",
+        primary.url(),
+        local.url()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bulwark_gateway::serve(
+        listener,
+        Gateway::new(&config)?,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let send = |path: &'static str, body: String| {
+        let http = http.clone();
+        let url = format!("{base}{path}");
+        async move {
+            let response = http
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await?;
+            let header = |name: &str| {
+                response
+                    .headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+                    .to_string()
+            };
+            let (status, cache, degraded) = (
+                response.status().as_u16(),
+                header("x-bulwark-cache"),
+                header("x-bulwark-degraded"),
+            );
+            Ok::<_, reqwest::Error>((status, cache, degraded, response.text().await?))
+        }
+    };
+    let question = |model: &str| {
+        json!({"model": model, "temperature": 0, "max_tokens": 64, "messages": [{"role": "user", "content": "Status?"}]}).to_string()
+    };
+
+    // A fresh answer is cached, then expires; the provider then goes down.
+    let (_, cache, _, fresh) = send("/v1/chat/completions", question("stale")).await?;
+    assert_eq!(cache, "miss");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(529))]);
+    let (status, cache, degraded, stale) = send("/v1/chat/completions", question("stale")).await?;
+    assert_eq!(
+        (status, cache.as_str(), degraded.as_str()),
+        (200, "stale", "stale-cache")
+    );
+    assert_eq!(answer_text(&stale), answer_text(&fresh));
+
+    // No stale entry for this question: the static answer, in either format.
+    let other = json!({"model": "stale", "temperature": 0, "max_tokens": 64, "stream": true,
+        "messages": [{"role": "user", "content": "Anything new?"}]})
+    .to_string();
+    let (status, _, degraded, text) = send("/v1/messages", other).await?;
+    assert_eq!((status, degraded.as_str()), (200, "static"));
+    assert!(
+        text.contains("The assistant is temporarily unavailable.") && text.contains("message_stop"),
+        "{text}"
+    );
+    let (_, _, degraded, text) = send(
+        "/v1/chat/completions",
+        question("stale").replace("Status?", "Other?"),
+    )
+    .await?;
+    assert_eq!(degraded, "static");
+    assert_eq!(
+        answer_text(&text),
+        "The assistant is temporarily unavailable."
+    );
+
+    // A cheaper, local model steps in.
+    let (status, _, degraded, text) = send("/v1/chat/completions", question("cheaper")).await?;
+    assert_eq!((status, degraded.as_str()), (200, "local/llama3.2"));
+    assert!(answer_text(&text).contains("llama3.2"), "{text}");
+
+    // Nothing configured: a clear error in the client's format.
+    let (status, _, degraded, text) = send("/v1/messages", question("nothing")).await?;
+    assert!(status >= 500 && degraded == "-", "{status} {text}");
+    assert!(text.contains("\"type\":\"error\""), "{text}");
+    Ok(())
+}

@@ -7,13 +7,16 @@ use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::aggregate::aggregate;
-use crate::api::{ChatRequest, ChatResponse};
+use std::time::Instant;
+
+use crate::api::{ChatRequest, ChatResponse, FinishReason, StreamEvent, Usage, WireFormat};
 use crate::cache::{CacheKey, CachedAnswer, ResponseCache, cache_key};
 use crate::config::{Config, RouteCache};
 use crate::engine::{self, Answer, CachePolicy, CacheStatus, Failed, Mode, RequestOptions, Served};
 use crate::events::{Event, EventBus};
 use crate::provider::{Chunk, ChunkStream, EventStream, ProviderBuildError};
-use crate::route::{Route, RouteTable};
+use crate::route::{DegradeStep, Route, RouteTable};
+use crate::sse::SseEvent;
 
 #[derive(Debug)]
 pub struct Client {
@@ -88,24 +91,15 @@ impl Client {
         request: ChatRequest,
         options: RequestOptions,
     ) -> Result<Served<ChunkStream>, Failed> {
-        let route = self
-            .table
-            .resolve(&request.model)
-            .map_err(Failed::before_any_attempt)?;
-        let cacheable = self.cacheable(&route, &request, options);
-        if let Some(hit) = self.cached(cacheable.as_ref()).await {
-            return Ok(hit.map(replay));
-        }
-        let served = self.run(&route, request, options, Mode::Stream).await?;
+        let (served, store) = self.answer(request, options, Mode::Stream).await?;
         let (format, target) = (served.format, served.target.clone());
         let mut served = served.map(|answer| match answer {
             Answer::Stream(stream) => stream,
             Answer::Complete(chunks) => replay(chunks),
         });
-        let Some(cacheable) = cacheable else {
+        let Some(cacheable) = store else {
             return Ok(served);
         };
-        served.cache = Some(CacheStatus::Miss);
         let cache = self.cache.clone();
         let mut stream =
             std::mem::replace(&mut served.value, Box::pin(futures_util::stream::empty()));
@@ -122,7 +116,8 @@ impl Client {
                 yield item;
             }
             if !broken {
-                cache.insert(cacheable.key, CachedAnswer::new(seen, format, target, cacheable.settings.ttl)).await;
+                let settings = cacheable.settings;
+                cache.insert(cacheable.key, CachedAnswer::new(seen, format, target, settings.ttl, settings.max_stale)).await;
             }
         });
         Ok(served)
@@ -134,15 +129,7 @@ impl Client {
         request: ChatRequest,
         options: RequestOptions,
     ) -> Result<Served<Vec<Chunk>>, Failed> {
-        let route = self
-            .table
-            .resolve(&request.model)
-            .map_err(Failed::before_any_attempt)?;
-        let cacheable = self.cacheable(&route, &request, options);
-        if let Some(hit) = self.cached(cacheable.as_ref()).await {
-            return Ok(hit);
-        }
-        let mut served = self.run(&route, request, options, Mode::Complete).await?;
+        let (mut served, store) = self.answer(request, options, Mode::Complete).await?;
         let answer = std::mem::replace(&mut served.value, Answer::Complete(Vec::new()));
         let chunks = match answer {
             Answer::Complete(all) => all,
@@ -163,18 +150,135 @@ impl Client {
                 chunks
             }
         };
-        let mut served = served.map(|_| chunks);
-        if let Some(cacheable) = cacheable {
-            served.cache = Some(CacheStatus::Miss);
+        let served = served.map(|_| chunks);
+        if let Some(cacheable) = store {
+            let settings = cacheable.settings;
             let answer = CachedAnswer::new(
                 served.value.clone(),
                 served.format,
                 served.target.clone(),
-                cacheable.settings.ttl,
+                settings.ttl,
+                settings.max_stale,
             );
             self.cache.insert(cacheable.key, answer).await;
         }
         Ok(served)
+    }
+
+    /// Answers from the cache, the route's targets, or its degrade steps, in
+    /// that order. Also says where to store the answer, if anywhere.
+    async fn answer(
+        &self,
+        request: ChatRequest,
+        options: RequestOptions,
+        mode: Mode,
+    ) -> Result<(Served<Answer>, Option<Cacheable>), Failed> {
+        let started = Instant::now();
+        let route = self
+            .table
+            .resolve(&request.model)
+            .map_err(Failed::before_any_attempt)?;
+        let cacheable = self.cacheable(&route, &request, options);
+        if let Some(hit) = self.cached(cacheable.as_ref()).await {
+            return Ok((hit.map(Answer::Complete), None));
+        }
+        let mut request = request;
+        request.stream = mode == Mode::Stream;
+        match engine::run(&route, &request, options, mode, &self.events).await {
+            Ok(mut served) => {
+                // A degraded answer is never stored: it would outlive the outage.
+                let store = cacheable.filter(|c| c.policy != CachePolicy::Bypass);
+                if store.is_some() {
+                    served.cache = Some(CacheStatus::Miss);
+                }
+                Ok((served, store))
+            }
+            Err(failed) => {
+                let served = self
+                    .degrade(
+                        &route,
+                        &request,
+                        cacheable.as_ref(),
+                        options,
+                        mode,
+                        started,
+                        failed,
+                    )
+                    .await?;
+                Ok((served, None))
+            }
+        }
+    }
+
+    /// Every target failed: the route's degrade steps, in order, within
+    /// what is left of the deadline. Each degraded answer says so.
+    #[allow(clippy::too_many_arguments)]
+    async fn degrade(
+        &self,
+        route: &Arc<Route>,
+        request: &ChatRequest,
+        cacheable: Option<&Cacheable>,
+        options: RequestOptions,
+        mode: Mode,
+        started: Instant,
+        failed: Failed,
+    ) -> Result<Served<Answer>, Failed> {
+        let budget = options
+            .deadline
+            .map_or(route.timeouts.deadline, |d| d.min(route.timeouts.deadline));
+        for step in &route.degrade {
+            let (served, how) = match step {
+                DegradeStep::StaleCache => {
+                    let Some(cacheable) = cacheable else { continue };
+                    let Some(stale) = self.cache.get_stale(&cacheable.key).await else {
+                        continue;
+                    };
+                    let mut served = from_cache(&stale, CacheStatus::Stale);
+                    served.attempts = failed.attempts;
+                    (served.map(Answer::Complete), "stale-cache".to_string())
+                }
+                DegradeStep::Target(target) => {
+                    let left = budget.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        continue;
+                    }
+                    let single = Arc::new(Route {
+                        name: route.name.clone(),
+                        targets: vec![target.clone()],
+                        tiers: std::iter::once(0..1).collect(),
+                        weights: vec![1],
+                        hedge_after: None,
+                        degrade: Vec::new(),
+                        ..(**route).clone()
+                    });
+                    let options = RequestOptions {
+                        deadline: Some(left),
+                        ..options
+                    };
+                    match engine::run(&single, request, options, mode, &self.events).await {
+                        Ok(mut served) => {
+                            served.attempts += failed.attempts;
+                            (served, target.label.clone())
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                DegradeStep::Static(text) => (
+                    static_answer(text).map(Answer::Complete),
+                    "static".to_string(),
+                ),
+            };
+            let mut served = served;
+            served.fallback = true;
+            self.events.emit(|| Event::Degraded {
+                route: route.name.clone(),
+                how: how.clone(),
+            });
+            tracing::warn!(route = %route.name, how = %how, "every target failed; answered degraded");
+            served.degraded = Some(how);
+            return Ok(served);
+        }
+        Err(failed)
     }
 
     /// Whether this request's answer may be cached, and under which key.
@@ -186,9 +290,6 @@ impl Client {
         options: RequestOptions,
     ) -> Option<Cacheable> {
         let settings = route.cache?;
-        if options.cache == CachePolicy::Bypass {
-            return None;
-        }
         // Unless the temperature is 0 the provider samples: the same request
         // may rightly get another answer, so it is cached only if the route
         // says that is fine.
@@ -206,31 +307,91 @@ impl Client {
     async fn cached(&self, cacheable: Option<&Cacheable>) -> Option<Served<Vec<Chunk>>> {
         let cacheable = cacheable.filter(|c| c.policy == CachePolicy::Use)?;
         let hit = self.cache.get(&cacheable.key).await?;
-        Some(Served {
-            value: hit.chunks.clone(),
-            target: hit.target.clone(),
-            format: hit.format,
-            attempts: 0,
-            fallback: false,
-            cache: Some(CacheStatus::Hit),
-        })
-    }
-
-    async fn run(
-        &self,
-        route: &Arc<Route>,
-        request: ChatRequest,
-        options: RequestOptions,
-        mode: Mode,
-    ) -> Result<Served<Answer>, Failed> {
-        let mut request = request;
-        request.stream = mode == Mode::Stream;
-        engine::run(route, &request, options, mode, &self.events).await
+        Some(from_cache(&hit, CacheStatus::Hit))
     }
 
     /// The configured routes, for model listings.
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
         self.table.routes()
+    }
+}
+
+fn from_cache(answer: &CachedAnswer, status: CacheStatus) -> Served<Vec<Chunk>> {
+    Served {
+        value: answer.chunks.clone(),
+        target: answer.target.clone(),
+        format: answer.format,
+        attempts: 0,
+        fallback: false,
+        cache: Some(status),
+        degraded: None,
+    }
+}
+
+/// A fixed answer, written as an OpenAI-format stream (clients of other
+/// formats get it translated like any answer).
+fn static_answer(text: &str) -> Served<Vec<Chunk>> {
+    let created = crate::api::unix_now();
+    let chunk = |data: serde_json::Value, events: Vec<StreamEvent>| Chunk {
+        raw: SseEvent {
+            event: None,
+            data: data.to_string(),
+        },
+        events,
+    };
+    let frame = |delta: serde_json::Value, finish: serde_json::Value| {
+        serde_json::json!({
+            "id": "chatcmpl-bulwark-static", "object": "chat.completion.chunk", "created": created,
+            "model": "bulwark-static", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    };
+    let start = StreamEvent::Start {
+        id: "chatcmpl-bulwark-static".into(),
+        model: "bulwark-static".into(),
+        created,
+        input_tokens: Some(0),
+    };
+    let chunks = vec![
+        chunk(
+            frame(
+                serde_json::json!({"role": "assistant", "content": text}),
+                serde_json::Value::Null,
+            ),
+            vec![
+                start,
+                StreamEvent::TextDelta {
+                    index: 0,
+                    text: text.to_string(),
+                },
+            ],
+        ),
+        chunk(
+            frame(serde_json::json!({}), serde_json::json!("stop")),
+            vec![StreamEvent::Finish {
+                reason: FinishReason::Stop,
+                stop_sequence: None,
+            }],
+        ),
+        chunk(
+            serde_json::json!({"id": "chatcmpl-bulwark-static", "object": "chat.completion.chunk", "created": created, "model": "bulwark-static", "choices": [], "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}),
+            vec![StreamEvent::Usage(Usage::default())],
+        ),
+        Chunk {
+            raw: SseEvent {
+                event: None,
+                data: "[DONE]".into(),
+            },
+            events: vec![],
+        },
+    ];
+    Served {
+        value: chunks,
+        target: "static".into(),
+        format: WireFormat::OpenAi,
+        attempts: 0,
+        fallback: true,
+        cache: None,
+        degraded: None,
     }
 }
 

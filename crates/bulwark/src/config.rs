@@ -155,18 +155,34 @@ pub struct RouteConfig {
     pub mid_stream: crate::route::MidStream,
     /// Answers are cached when set.
     pub cache: Option<RouteCache>,
+    /// Tried in order when every target failed.
+    pub degrade: Vec<Degrade>,
+}
+
+/// A fallback of last resort, when every target failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Degrade {
+    /// An expired cache entry for the same request, within `max_stale`.
+    StaleCache,
+    /// Another target (a cheaper or local model).
+    Target(TargetRef),
+    /// A fixed answer.
+    Static(String),
 }
 
 /// A route's response cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteCache {
     pub ttl: Duration,
+    /// How long past its TTL an entry is kept for `degrade: [stale-cache]`.
+    pub max_stale: Duration,
     /// Also cache requests whose answer is not deterministic (a temperature
     /// above 0, or the provider's default).
     pub nondeterministic: bool,
 }
 
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(3600);
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_CACHE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Retries on the same target, before moving on.
@@ -294,12 +310,15 @@ struct RawRoute {
     hedge_after: Option<String>,
     mid_stream: Option<String>,
     cache: Option<RawRouteCache>,
+    #[serde(default)]
+    degrade: Vec<Value>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRouteCache {
     ttl: Option<String>,
+    max_stale: Option<String>,
     #[serde(default)]
     nondeterministic: bool,
 }
@@ -691,9 +710,47 @@ fn build_route(
             &format!("{path}.cache.ttl"),
             issues,
         ),
+        max_stale: duration_field(
+            raw.max_stale,
+            DEFAULT_MAX_STALE,
+            &format!("{path}.cache.max_stale"),
+            issues,
+        ),
         nondeterministic: raw.nondeterministic,
     });
+    let mut degrade = Vec::new();
+    for (i, step) in raw.degrade.iter().enumerate() {
+        let step_path = format!("{path}.degrade[{i}]");
+        match step {
+            Value::String(s) if s == "stale-cache" => {
+                if cache.is_none() {
+                    issues.push(Issue {
+                        path: step_path,
+                        message: "`stale-cache` needs the route's `cache:` to be set".into(),
+                    });
+                } else {
+                    degrade.push(Degrade::StaleCache);
+                }
+            }
+            Value::Object(map)
+                if map.len() == 1 && map.get("static").is_some_and(Value::is_string) =>
+            {
+                degrade.push(Degrade::Static(
+                    map.get("static")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
+                ));
+            }
+            other => {
+                if let Some((target, _)) = parse_target(other, &step_path, providers, issues) {
+                    degrade.push(Degrade::Target(target));
+                }
+            }
+        }
+    }
     (issues.len() == before).then_some(RouteConfig {
+        degrade,
         cache,
         mid_stream,
         tiers,
@@ -1109,6 +1166,39 @@ mod tests {
                 "routes.r.hedge_after",
                 "breaker.failure_rate",
                 "breaker.half_open_probes",
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn degrade_steps_are_validated() -> Result<(), ConfigError> {
+        let config = load(
+            "providers:\n  a: { kind: openai }\nroutes:\n  r: { targets: [a/x], cache: { ttl: 10m }, degrade: [stale-cache, a/small, { static: sorry }] }\n",
+        )?;
+        assert_eq!(
+            config.routes["r"].degrade,
+            vec![
+                Degrade::StaleCache,
+                Degrade::Target(TargetRef {
+                    provider: "a".into(),
+                    model: "small".into()
+                }),
+                Degrade::Static("sorry".into()),
+            ]
+        );
+        let Err(error) = load(
+            "providers:\n  a: { kind: openai }\nroutes:\n  r: { targets: [a/x], degrade: [stale-cache, b/y, 7] }\n",
+        ) else {
+            panic!("an invalid config loaded");
+        };
+        let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "routes.r.degrade[0]",
+                "routes.r.degrade[1]",
+                "routes.r.degrade[2]"
             ]
         );
         Ok(())

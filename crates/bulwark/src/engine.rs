@@ -55,6 +55,8 @@ pub enum CachePolicy {
 pub enum CacheStatus {
     Hit,
     Miss,
+    /// An expired entry, served because every target failed.
+    Stale,
 }
 
 impl CacheStatus {
@@ -62,6 +64,7 @@ impl CacheStatus {
         match self {
             CacheStatus::Hit => "hit",
             CacheStatus::Miss => "miss",
+            CacheStatus::Stale => "stale",
         }
     }
 }
@@ -93,6 +96,9 @@ pub struct Served<T> {
     pub fallback: bool,
     /// Set when the route caches answers.
     pub cache: Option<CacheStatus>,
+    /// How the answer was degraded, when every target failed: `stale-cache`,
+    /// the degrade target's `provider/model`, or `static`.
+    pub degraded: Option<String>,
 }
 
 impl<T> Served<T> {
@@ -104,6 +110,7 @@ impl<T> Served<T> {
             attempts: self.attempts,
             fallback: self.fallback,
             cache: self.cache,
+            degraded: self.degraded,
         }
     }
 }
@@ -368,6 +375,7 @@ impl<'a> Run<'a> {
             attempts: self.attempts,
             fallback,
             cache: None,
+            degraded: None,
         }
     }
 

@@ -48,6 +48,9 @@ pub enum Event {
         from: String,
         to: String,
     },
+    /// Every target failed and the answer was degraded (`how`: stale-cache,
+    /// a degrade target, static).
+    Degraded { route: String, how: String },
     /// A request was answered, by which target and after how many attempts.
     Served {
         route: String,

@@ -250,6 +250,16 @@ pub struct Route {
     pub hedge_after: Option<HedgeAfter>,
     pub mid_stream: MidStream,
     pub cache: Option<crate::config::RouteCache>,
+    /// Tried in order when every target failed.
+    pub degrade: Vec<DegradeStep>,
+}
+
+/// A fallback of last resort, resolved.
+#[derive(Debug, Clone)]
+pub enum DegradeStep {
+    StaleCache,
+    Target(Target),
+    Static(String),
 }
 
 /// What to do when a stream fails after part of the answer was sent.
@@ -353,6 +363,19 @@ impl RouteTable {
                 hedge_after: route.hedge_after,
                 mid_stream: route.mid_stream,
                 cache: route.cache,
+                degrade: route
+                    .degrade
+                    .iter()
+                    .filter_map(|step| match step {
+                        crate::config::Degrade::StaleCache => Some(DegradeStep::StaleCache),
+                        crate::config::Degrade::Static(text) => {
+                            Some(DegradeStep::Static(text.clone()))
+                        }
+                        crate::config::Degrade::Target(t) => {
+                            table.target(&t.provider, &t.model).map(DegradeStep::Target)
+                        }
+                    })
+                    .collect(),
             };
             table.routes.insert(name.clone(), Arc::new(route));
         }
@@ -408,6 +431,7 @@ impl RouteTable {
                 hedge_after: None,
                 mid_stream: MidStream::Error,
                 cache: None,
+                degrade: Vec::new(),
             }));
         }
         let routes: Vec<&str> = self.routes.keys().map(String::as_str).collect();

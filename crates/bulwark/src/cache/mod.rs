@@ -22,12 +22,21 @@ pub struct CachedAnswer {
     pub chunks: Vec<Chunk>,
     pub format: WireFormat,
     pub target: String,
-    ttl: Duration,
+    /// Served as a hit until then; kept until `max_stale` later for
+    /// `degrade: [stale-cache]`.
+    fresh_until: Instant,
+    keep_for: Duration,
     bytes: u32,
 }
 
 impl CachedAnswer {
-    pub fn new(chunks: Vec<Chunk>, format: WireFormat, target: String, ttl: Duration) -> Self {
+    pub fn new(
+        chunks: Vec<Chunk>,
+        format: WireFormat,
+        target: String,
+        ttl: Duration,
+        max_stale: Duration,
+    ) -> Self {
         let bytes = chunks
             .iter()
             .map(|c| c.raw.data.len() + c.raw.event.as_ref().map_or(0, String::len) + 64)
@@ -37,7 +46,8 @@ impl CachedAnswer {
             chunks,
             format,
             target,
-            ttl,
+            fresh_until: Instant::now() + ttl,
+            keep_for: ttl.saturating_add(max_stale),
             bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
         }
     }
@@ -53,7 +63,7 @@ impl moka::Expiry<CacheKey, Arc<CachedAnswer>> for RouteTtl {
         value: &Arc<CachedAnswer>,
         _created_at: Instant,
     ) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.keep_for)
     }
 }
 
@@ -81,7 +91,17 @@ impl ResponseCache {
         }
     }
 
+    /// A fresh entry: one within its TTL.
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<CachedAnswer>> {
+        self.entries
+            .get(key)
+            .await
+            .filter(|a| Instant::now() < a.fresh_until)
+    }
+
+    /// Any entry still kept, fresh or stale: the last resort when every
+    /// target has failed.
+    pub async fn get_stale(&self, key: &CacheKey) -> Option<Arc<CachedAnswer>> {
         self.entries.get(key).await
     }
 
