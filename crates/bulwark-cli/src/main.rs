@@ -152,9 +152,16 @@ pub async fn serve(config: &Config, addr: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    if !local.ip().is_loopback() {
+    if gateway.is_open() {
+        // Without client keys, anyone who can reach the gateway spends the
+        // provider keys: only this machine may.
+        if !local.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to listen on {local} without client keys: add `keys:` to the config (see README), or listen on 127.0.0.1"
+            );
+        }
         tracing::warn!(
-            "listening on {local}, beyond loopback, and this gateway has no client authentication yet: anyone who can reach it can spend your provider keys"
+            "no client keys configured: the gateway is open to any program on this machine ({local})"
         );
     }
     println!("bulwark listening on http://{local}");

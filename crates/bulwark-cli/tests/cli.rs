@@ -173,3 +173,17 @@ fn demo_shows_the_fallback_and_exits_with_no_wait() -> TestResult {
     );
     Ok(())
 }
+
+#[test]
+fn an_open_gateway_refuses_to_listen_beyond_loopback() -> TestResult {
+    let path = write_config(
+        "open.yaml",
+        "listen: 0.0.0.0:0\nproviders:\n  p: { kind: openai, api_key: sk-test-key }\nroutes:\n  r: { targets: [p/gpt-4o] }\n",
+    )?;
+    let output = bulwark().args(["serve", "--config"]).arg(&path).output()?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(stderr.contains("refusing to listen on 0.0.0.0"), "{stderr}");
+    assert!(stderr.contains("without client keys"), "{stderr}");
+    Ok(())
+}

@@ -15,6 +15,7 @@ use bulwark::error::{ApiError, ErrorKind};
 use bulwark::wire::{anthropic, openai};
 
 use crate::Gateway;
+use crate::auth::Auth;
 use crate::respond;
 
 /// A client's own deadline for one request, in milliseconds. It can shorten
@@ -68,10 +69,15 @@ async fn handle(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let options = match options(headers) {
+    let key = match gateway.auth.authenticate(headers) {
+        Ok(key) => key,
+        Err(error) => return respond::error(format, &error, 0),
+    };
+    let mut options = match options(headers) {
         Ok(options) => options,
         Err(error) => return respond::error(format, &error, 0),
     };
+    options.tenant = key.map(|k| std::sync::Arc::from(k.name.as_str()));
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -86,6 +92,9 @@ async fn handle(
         Ok(request) => request,
         Err(error) => return respond::error(format, &error, 0),
     };
+    if let Err(error) = Auth::allows(key, &request.model) {
+        return respond::error(format, &error, 0);
+    }
     if request.stream {
         let include_usage = request.include_usage;
         match gateway.client.stream_chunks(request, options).await {
@@ -129,7 +138,11 @@ fn options(headers: &HeaderMap) -> Result<RequestOptions, ApiError> {
     } else {
         CachePolicy::Use
     };
-    Ok(RequestOptions { deadline, cache })
+    Ok(RequestOptions {
+        deadline,
+        cache,
+        tenant: None,
+    })
 }
 
 fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {

@@ -5,6 +5,7 @@
 //! Routes: `POST /v1/chat/completions` (OpenAI), `POST /v1/messages`
 //! (Anthropic), `GET /v1/models`, `GET /healthz`.
 
+mod auth;
 mod front_door;
 mod models;
 mod respond;
@@ -27,6 +28,7 @@ pub use front_door::ClientFormat;
 pub struct Gateway {
     pub(crate) client: Arc<bulwark::Client>,
     pub(crate) max_request_bytes: usize,
+    pub(crate) auth: Arc<auth::Auth>,
 }
 
 impl Gateway {
@@ -34,7 +36,13 @@ impl Gateway {
         Ok(Gateway {
             client: Arc::new(bulwark::Client::from_config(config)?),
             max_request_bytes: config.max_request_bytes,
+            auth: Arc::new(auth::Auth::new(config.keys.clone())),
         })
+    }
+
+    /// Whether the gateway takes requests without a client key.
+    pub fn is_open(&self) -> bool {
+        self.auth.is_open()
     }
 
     /// The engine's decisions as they happen (see `bulwark::events`).

@@ -311,3 +311,50 @@ async fn degraded_answers_say_how_they_were_made() -> TestResult {
     assert!(text.contains("\"type\":\"error\""), "{text}");
     Ok(())
 }
+
+#[tokio::test]
+async fn cached_answers_are_not_shared_across_client_keys() -> TestResult {
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  cached: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 1h }} }}\nkeys:\n  a: {{ key: tenant-a-key-0123456789 }}\n  b: {{ key: tenant-b-key-0123456789 }}\n",
+        sim.url()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bulwark_gateway::serve(
+        listener,
+        Gateway::new(&config)?,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let body =
+        r#"{"model":"cached","temperature":0,"messages":[{"role":"user","content":"private"}]}"#;
+    let mut seen = Vec::new();
+    for key in [
+        "tenant-a-key-0123456789",
+        "tenant-a-key-0123456789",
+        "tenant-b-key-0123456789",
+    ] {
+        let response = http
+            .post(format!("{base}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {key}"))
+            .body(body)
+            .send()
+            .await?;
+        seen.push(
+            response
+                .headers()
+                .get("x-bulwark-cache")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string(),
+        );
+    }
+    assert_eq!(seen, ["miss", "hit", "miss"]);
+    Ok(())
+}

@@ -414,3 +414,125 @@ async fn the_deadline_header_shortens_a_request() -> TestResult {
     assert_eq!(error["error"]["type"], "timeout_error");
     Ok(())
 }
+
+#[tokio::test]
+async fn client_keys_guard_the_gateway_and_its_routes() -> TestResult {
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  open: {{ targets: [p/gpt-4o-mini] }}\n  secret: {{ targets: [p/gpt-4o] }}\nkeys:\n  team-a: {{ key: team-a-key-0123456789, routes: [open] }}\n  admin: {{ key_blake3: \"{}\" }}\n",
+        sim.url(),
+        blake3::hash(b"admin-key-0123456789").to_hex()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bulwark_gateway::serve(
+        listener,
+        Gateway::new(&config)?,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let call = |path: &str, model: &str, auth: Option<(&'static str, String)>| {
+        let mut request = http
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .body(chat(model, false));
+        if let Some((name, value)) = auth {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let bearer = |key: &str| Some(("authorization", format!("Bearer {key}")));
+    let x_api_key = |key: &str| Some(("x-api-key", key.to_string()));
+
+    let response = call("/v1/chat/completions", "open", None).await?;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        json_of(response).await?["error"]["type"],
+        "authentication_error"
+    );
+    let response = call("/v1/messages", "open", x_api_key("wrong-key-0123456789")).await?;
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        json_of(response).await?["error"]["type"],
+        "authentication_error"
+    );
+
+    assert_eq!(
+        call(
+            "/v1/chat/completions",
+            "open",
+            bearer("team-a-key-0123456789")
+        )
+        .await?
+        .status(),
+        200
+    );
+    assert_eq!(
+        call("/v1/messages", "open", x_api_key("team-a-key-0123456789"))
+            .await?
+            .status(),
+        200
+    );
+    // A key cannot use a route it was not given, nor a target directly.
+    let response = call(
+        "/v1/chat/completions",
+        "secret",
+        bearer("team-a-key-0123456789"),
+    )
+    .await?;
+    assert_eq!(response.status(), 403);
+    assert!(
+        json_of(response).await?["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("may not use `secret`"))
+    );
+    assert_eq!(
+        call(
+            "/v1/chat/completions",
+            "p/gpt-4o",
+            bearer("team-a-key-0123456789")
+        )
+        .await?
+        .status(),
+        403
+    );
+    // A key without a route list may use everything.
+    assert_eq!(
+        call(
+            "/v1/chat/completions",
+            "secret",
+            bearer("admin-key-0123456789")
+        )
+        .await?
+        .status(),
+        200
+    );
+    assert_eq!(
+        sim.sim.request_count(),
+        3,
+        "refused requests must not reach the provider"
+    );
+
+    // The model list shows a key only what it may use.
+    let models = http
+        .get(format!("{base}/v1/models"))
+        .header("authorization", "Bearer team-a-key-0123456789")
+        .send()
+        .await?;
+    let ids: Vec<String> = json_of(models).await?["data"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(ids, ["open"]);
+    assert_eq!(
+        http.get(format!("{base}/v1/models")).send().await?.status(),
+        401
+    );
+    Ok(())
+}

@@ -178,13 +178,13 @@ impl Client {
             .table
             .resolve(&request.model)
             .map_err(Failed::before_any_attempt)?;
-        let cacheable = self.cacheable(&route, &request, options);
+        let cacheable = self.cacheable(&route, &request, &options);
         if let Some(hit) = self.cached(cacheable.as_ref()).await {
             return Ok((hit.map(Answer::Complete), None));
         }
         let mut request = request;
         request.stream = mode == Mode::Stream;
-        match engine::run(&route, &request, options, mode, &self.events).await {
+        match engine::run(&route, &request, options.clone(), mode, &self.events).await {
             Ok(mut served) => {
                 // A degraded answer is never stored: it would outlive the outage.
                 let store = cacheable.filter(|c| c.policy != CachePolicy::Bypass);
@@ -253,7 +253,7 @@ impl Client {
                     });
                     let options = RequestOptions {
                         deadline: Some(left),
-                        ..options
+                        ..options.clone()
                     };
                     match engine::run(&single, request, options, mode, &self.events).await {
                         Ok(mut served) => {
@@ -281,13 +281,13 @@ impl Client {
         Err(failed)
     }
 
-    /// Whether this request's answer may be cached, and under which key.
-    /// Tenants arrive with client keys; until then every caller shares one.
+    /// Whether this request's answer may be cached, and under which key:
+    /// each tenant (client key) has entries of its own.
     fn cacheable(
         &self,
         route: &Route,
         request: &ChatRequest,
-        options: RequestOptions,
+        options: &RequestOptions,
     ) -> Option<Cacheable> {
         let settings = route.cache?;
         // Unless the temperature is 0 the provider samples: the same request
@@ -298,7 +298,11 @@ impl Client {
             return None;
         }
         Some(Cacheable {
-            key: cache_key("", &route.name, request),
+            key: cache_key(
+                options.tenant.as_deref().unwrap_or_default(),
+                &route.name,
+                request,
+            ),
             settings,
             policy: options.cache,
         })

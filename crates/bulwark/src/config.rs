@@ -159,6 +159,95 @@ pub struct RouteConfig {
     pub degrade: Vec<Degrade>,
 }
 
+/// A client's key to the gateway. Only its blake3 hash is kept.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientKey {
+    pub name: String,
+    pub hash: [u8; 32],
+    /// The routes (or `provider/model` targets) it may use; `None`: all.
+    pub routes: Option<Vec<String>>,
+}
+
+impl fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientKey")
+            .field("name", &self.name)
+            .field("routes", &self.routes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Client keys shorter than this are refused: they could be guessed.
+const MIN_KEY_LENGTH: usize = 16;
+
+fn build_key(
+    name: &str,
+    raw: RawKey,
+    path: &str,
+    routes: &BTreeMap<String, RouteConfig>,
+    providers: &BTreeMap<String, ProviderConfig>,
+    issues: &mut Vec<Issue>,
+) -> Option<ClientKey> {
+    let hash = match (raw.key, raw.key_blake3) {
+        (Some(key), None) if key.len() >= MIN_KEY_LENGTH => {
+            *blake3::hash(key.as_bytes()).as_bytes()
+        }
+        (Some(_), None) => {
+            issues.push(Issue {
+                path: format!("{path}.key"),
+                message: format!("a client key must be at least {MIN_KEY_LENGTH} characters long"),
+            });
+            return None;
+        }
+        (None, Some(hex)) => match decode_hex32(&hex) {
+            Some(hash) => hash,
+            None => {
+                issues.push(Issue {
+                    path: format!("{path}.key_blake3"),
+                    message: "must be the 64 hex digits of the key's blake3 hash".into(),
+                });
+                return None;
+            }
+        },
+        _ => {
+            issues.push(Issue {
+                path: path.to_string(),
+                message: "give exactly one of `key` (e.g. ${TEAM_KEY}) or `key_blake3`".into(),
+            });
+            return None;
+        }
+    };
+    for (i, route) in raw.routes.iter().flatten().enumerate() {
+        let direct = TargetRef::parse(route).is_some_and(|t| providers.contains_key(&t.provider));
+        if !routes.contains_key(route) && !direct {
+            issues.push(Issue {
+                path: format!("{path}.routes[{i}]"),
+                message: format!(
+                    "`{route}` is neither a route nor a `provider/model` of a known provider"
+                ),
+            });
+        }
+    }
+    Some(ClientKey {
+        name: name.to_string(),
+        hash,
+        routes: raw.routes,
+    })
+}
+
+fn decode_hex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.trim().as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let digits = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(digits, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// A fallback of last resort, when every target failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Degrade {
@@ -214,6 +303,8 @@ pub struct Config {
     pub retry_budget: BudgetConfig,
     /// The most memory cached answers may take, in bytes.
     pub cache_max_bytes: u64,
+    /// Client keys; without any, the gateway is open (on loopback only).
+    pub keys: Vec<ClientKey>,
 }
 
 /// One problem in a config file.
@@ -264,6 +355,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "breaker",
     "retry_budget",
     "cache",
+    "keys",
 ];
 
 #[derive(Deserialize)]
@@ -278,6 +370,16 @@ struct RawTop {
     breaker: Option<Value>,
     retry_budget: Option<Value>,
     cache: Option<Value>,
+    #[serde(default)]
+    keys: BTreeMap<String, Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKey {
+    key: Option<String>,
+    key_blake3: Option<String>,
+    routes: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -480,6 +582,16 @@ impl Config {
                 .unwrap_or_default(),
         };
 
+        let mut keys = Vec::new();
+        for (name, raw) in top.keys {
+            let path = format!("keys.{name}");
+            if let Some(raw) = deserialize_at::<RawKey>(raw, &path, &mut issues)
+                && let Some(key) = build_key(&name, raw, &path, &routes, &providers, &mut issues)
+            {
+                keys.push(key);
+            }
+        }
+
         let cache_max_bytes = match top.cache {
             None => DEFAULT_CACHE_BYTES,
             Some(raw) => deserialize_at::<RawCache>(raw, "cache", &mut issues)
@@ -490,6 +602,7 @@ impl Config {
         match listen {
             Some(listen) if issues.is_empty() => Ok(Config {
                 cache_max_bytes,
+                keys,
                 listen,
                 max_request_bytes,
                 providers,
@@ -1199,6 +1312,35 @@ mod tests {
                 "routes.r.degrade[0]",
                 "routes.r.degrade[1]",
                 "routes.r.degrade[2]"
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn client_keys_are_hashed_and_validated() -> Result<(), ConfigError> {
+        let config = load(
+            "providers:\n  a: { kind: openai }\nroutes:\n  r: { targets: [a/x] }\nkeys:\n  team: { key: team-key-0123456789, routes: [r, a/y] }\n",
+        )?;
+        let key = &config.keys[0];
+        assert_eq!(key.hash, *blake3::hash(b"team-key-0123456789").as_bytes());
+        assert!(
+            !format!("{config:?}").contains("team-key-0123456789"),
+            "a key leaked into Debug output"
+        );
+        let Err(error) = load(
+            "providers:\n  a: { kind: openai }\nroutes:\n  r: { targets: [a/x] }\nkeys:\n  short: { key: abc }\n  both: { key: team-key-0123456789, key_blake3: ab }\n  hex: { key_blake3: xyz }\n  routes: { key: team-key-0123456789, routes: [nope] }\n",
+        ) else {
+            panic!("an invalid config loaded");
+        };
+        let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "keys.both",
+                "keys.hex.key_blake3",
+                "keys.routes.routes[0]",
+                "keys.short.key"
             ]
         );
         Ok(())

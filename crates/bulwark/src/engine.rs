@@ -32,11 +32,14 @@ use crate::route::{MidStream, Permit, Route, Target, Ticket};
 use std::sync::Arc;
 
 /// Per-request settings from the caller.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestOptions {
     /// The caller's own deadline; it can shorten the route's, never lengthen it.
     pub deadline: Option<Duration>,
     pub cache: CachePolicy,
+    /// Who is asking (a client key's name); cached answers are not shared
+    /// across tenants.
+    pub tenant: Option<Arc<str>>,
 }
 
 /// What the caller allows the response cache to do (`Cache-Control`).

@@ -1,0 +1,80 @@
+//! Client keys: who may use the gateway, and which routes.
+//!
+//! Keys are kept only as blake3 hashes; a presented key is hashed and
+//! compared in constant time (`blake3::Hash`'s equality is), so neither the
+//! config nor a timing side channel gives a key away. Clients send their key
+//! as the official SDKs do: `Authorization: Bearer` (OpenAI) or `x-api-key`
+//! (Anthropic).
+
+use axum::http::HeaderMap;
+use bulwark::config::ClientKey;
+use bulwark::error::{ApiError, ErrorKind};
+
+#[derive(Debug, Clone, Default)]
+pub struct Auth {
+    keys: Vec<ClientKey>,
+}
+
+impl Auth {
+    pub fn new(keys: Vec<ClientKey>) -> Self {
+        Auth { keys }
+    }
+
+    /// Whether anyone may call without a key.
+    pub fn is_open(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The caller's key; `Ok(None)` when the gateway has no keys at all.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<&ClientKey>, ApiError> {
+        if self.is_open() {
+            return Ok(None);
+        }
+        let presented = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| {
+                headers
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            })
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorKind::Authentication,
+                    "this gateway needs an API key: send the key you were given as `Authorization: Bearer <key>` or `x-api-key: <key>`",
+                )
+            })?;
+        let hash = blake3::hash(presented.as_bytes());
+        // Every key is compared, so the time taken says nothing about which.
+        let mut found = None;
+        for key in &self.keys {
+            if blake3::Hash::from(key.hash) == hash {
+                found = Some(key);
+            }
+        }
+        found.map(Some).ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Authentication,
+                "the API key is not valid for this gateway; check the key you were given",
+            )
+        })
+    }
+
+    /// Whether `key` may use the route or target a request names.
+    pub fn allows(key: Option<&ClientKey>, model: &str) -> Result<(), ApiError> {
+        match key.and_then(|k| k.routes.as_ref().map(|routes| (k, routes))) {
+            Some((key, routes)) if !routes.iter().any(|r| r == model) => Err(ApiError::new(
+                ErrorKind::Permission,
+                format!(
+                    "the key `{}` may not use `{model}`; it may use: {}",
+                    key.name,
+                    routes.join(", ")
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
