@@ -89,6 +89,8 @@ pub struct ProviderConfig {
     pub context_windows: BTreeMap<String, u64>,
     /// Requests in flight per target: a fixed limit, or adaptive (AIMD).
     pub concurrency: ConcurrencyConfig,
+    /// The provider's quotas, per target: requests and tokens per minute.
+    pub limits: RateLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +159,13 @@ pub struct RouteConfig {
     pub cache: Option<RouteCache>,
     /// Tried in order when every target failed.
     pub degrade: Vec<Degrade>,
+}
+
+/// Per-minute quotas Bulwark keeps to on its own side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateLimits {
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
 }
 
 /// A client's key to the gateway. Only its blake3 hash is kept.
@@ -376,6 +385,13 @@ struct RawTop {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawLimits {
+    rpm: Option<u64>,
+    tpm: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawKey {
     key: Option<String>,
     key_blake3: Option<String>,
@@ -390,6 +406,7 @@ struct RawProvider {
     api_key: Option<String>,
     connect_timeout: Option<String>,
     max_concurrency: Option<u32>,
+    limits: Option<RawLimits>,
     default_max_tokens: Option<u32>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
@@ -666,6 +683,10 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
             .map(|(k, v)| (k, Secret(v)))
             .collect(),
         context_windows: raw.context_windows,
+        limits: raw.limits.map_or_else(RateLimits::default, |l| RateLimits {
+            rpm: l.rpm,
+            tpm: l.tpm,
+        }),
         concurrency: raw
             .max_concurrency
             .map_or_else(ConcurrencyConfig::default, |n| {

@@ -21,9 +21,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
-use crate::api::{ChatRequest, WireFormat};
+use crate::api::{ChatRequest, StreamEvent, WireFormat};
 use crate::error::{ApiError, ErrorKind, UpstreamError, UpstreamFailure};
 use crate::events::{Event, EventBus};
+use crate::limit::window::Refusal;
 use crate::provider::{Chunk, ChunkStream};
 use crate::resilience::breaker::CallOutcome;
 use crate::resilience::classify::{Action, classify};
@@ -175,6 +176,8 @@ pub(crate) struct Opened {
     first_token: Duration,
     /// The concurrency slot, held until the answer is complete.
     pub(crate) permit: Option<Permit>,
+    /// When the token quota was taken, and the estimate taken.
+    quota: Option<(Instant, u64)>,
 }
 
 struct Run<'a> {
@@ -628,9 +631,43 @@ impl Opener<'_> {
                 ));
             }
         };
+        // The provider's quotas: wait for room only if nothing else is left.
+        let estimate = crate::limit::estimate::total_tokens(
+            self.request,
+            u64::from(target.provider.default_max_tokens()),
+        );
+        let taken = loop {
+            match target.state.take_quota(estimate) {
+                Ok(taken) => break taken,
+                Err(Refusal::Wait(wait)) if may_wait && Instant::now() + wait < self.deadline => {
+                    tokio::time::sleep(wait).await;
+                }
+                Err(Refusal::Wait(wait)) => {
+                    let mut error = UpstreamError::new(
+                        &target.label,
+                        UpstreamFailure::LimitReached,
+                        format!("at its rate limit for another {:.1} s", wait.as_secs_f64()),
+                    );
+                    error.retry_after = Some(wait);
+                    return Err(error);
+                }
+                Err(Refusal::TooLarge) => {
+                    return Err(UpstreamError::new(
+                        &target.label,
+                        UpstreamFailure::LimitReached,
+                        format!(
+                            "the request (about {estimate} tokens with its max_tokens) exceeds this target's tokens-per-minute limit"
+                        ),
+                    ));
+                }
+            }
+        };
         let mut opened = self.open_with(target).await;
         match &mut opened {
-            Ok(opened) => opened.permit = Some(permit),
+            Ok(opened) => {
+                opened.permit = Some(permit);
+                opened.quota = taken.map(|at| (at, estimate));
+            }
             Err(error) => {
                 let mut permit = permit;
                 permit.signal = signal_for(error);
@@ -665,6 +702,7 @@ impl Opener<'_> {
                                 rest: stream,
                                 first_token: started.elapsed(),
                                 permit: None,
+                                quota: None,
                             });
                         }
                     }
@@ -718,7 +756,23 @@ impl Run<'_> {
                     Ok::<_, UpstreamError>(())
                 };
                 let result = match tokio::time::timeout_at(until, reading).await {
-                    Ok(Ok(())) => Ok((Answer::Complete(chunks), first_token)),
+                    Ok(Ok(())) => {
+                        if let Some((at, estimate)) = opened.quota {
+                            let used = chunks
+                                .iter()
+                                .rev()
+                                .flat_map(|c| &c.events)
+                                .filter_map(|e| match e {
+                                    StreamEvent::Usage(u) => Some(u.input_tokens + u.output_tokens),
+                                    _ => None,
+                                })
+                                .next();
+                            if let Some(used) = used {
+                                target.state.correct_tokens(at, estimate, used);
+                            }
+                        }
+                        Ok((Answer::Complete(chunks), first_token))
+                    }
                     Ok(Err(error)) => Err(error),
                     Err(_) => Err(timeout(target, "complete answer", limit.min(self.budget))),
                 };

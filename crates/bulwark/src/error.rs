@@ -210,6 +210,12 @@ impl UpstreamError {
     pub fn to_api_error(&self) -> ApiError {
         match &self.failure {
             UpstreamFailure::Rejected(error) => error.clone(),
+            // Bulwark's own limits: the client should slow down, not retry now.
+            UpstreamFailure::LimitReached => {
+                let mut error = ApiError::new(ErrorKind::RateLimit, format!("{}: {}", self.target, self.message));
+                error.retry_after = Some(self.retry_after.map_or(1, |d| d.as_secs().max(1)));
+                error
+            }
             // The client's credentials are fine; the gateway's are not.
             UpstreamFailure::Status {
                 status: 401 | 403, ..

@@ -13,6 +13,7 @@ mod continuation;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod limit;
 pub mod provider;
 pub mod resilience;
 pub mod route;

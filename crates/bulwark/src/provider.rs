@@ -177,6 +177,14 @@ impl Provider {
         Err(self.status_error(target, response).await)
     }
 
+    pub fn limits(&self) -> crate::config::RateLimits {
+        self.config.limits
+    }
+
+    pub fn default_max_tokens(&self) -> u32 {
+        self.config.default_max_tokens
+    }
+
     pub fn concurrency(&self) -> crate::resilience::concurrency::ConcurrencyConfig {
         self.config.concurrency
     }

@@ -6,9 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::time::Instant;
 
+use crate::config::RateLimits;
 use crate::config::{Config, RetryPolicy, Timeouts};
 use crate::error::{ApiError, ErrorKind};
 use crate::events::EventBus;
+use crate::limit::window::{Refusal, SlidingWindow};
 use crate::provider::{Provider, ProviderBuildError};
 use crate::resilience::balance::Balance;
 use crate::resilience::breaker::{Admission, Breaker, BreakerConfig, CallOutcome};
@@ -37,6 +39,9 @@ pub struct TargetState {
     slot_freed: Notify,
     /// Recent first-token times, for least-latency balancing and hedging.
     first_tokens: Mutex<FirstTokens>,
+    /// The provider's per-minute quotas for this target.
+    requests_per_minute: Option<Mutex<SlidingWindow>>,
+    tokens_per_minute: Option<Mutex<SlidingWindow>>,
 }
 
 /// How long a target takes to its first token: a peak-EWMA for balancing,
@@ -74,7 +79,12 @@ impl FirstTokens {
 }
 
 impl TargetState {
-    fn new(breaker: BreakerConfig, budget: BudgetConfig, concurrency: ConcurrencyConfig) -> Self {
+    fn new(
+        breaker: BreakerConfig,
+        budget: BudgetConfig,
+        concurrency: ConcurrencyConfig,
+        limits: RateLimits,
+    ) -> Self {
         TargetState {
             breaker: Mutex::new(Breaker::new(breaker, Instant::now())),
             budget: Mutex::new(RetryBudget::new(budget)),
@@ -84,6 +94,47 @@ impl TargetState {
                 ewma: PeakEwma::new(EWMA_DECAY, Instant::now()),
                 recent: VecDeque::with_capacity(RECENT_SAMPLES),
             }),
+            requests_per_minute: limits.rpm.map(|n| Mutex::new(SlidingWindow::per_minute(n))),
+            tokens_per_minute: limits.tpm.map(|n| Mutex::new(SlidingWindow::per_minute(n))),
+        }
+    }
+
+    /// Takes one request and `tokens` from the target's quotas, if both
+    /// fit now; otherwise says how long until they would.
+    pub fn take_quota(&self, tokens: u64) -> Result<Option<Instant>, Refusal> {
+        let now = Instant::now();
+        let mut requests = self.requests_per_minute.as_ref().map(lock_window);
+        let mut token_window = self.tokens_per_minute.as_ref().map(lock_window);
+        if requests.is_none() && token_window.is_none() {
+            return Ok(None);
+        }
+        let request_check = requests.as_mut().map_or(Ok(()), |w| w.check(1, now));
+        let token_check = token_window
+            .as_mut()
+            .map_or(Ok(()), |w| w.check(tokens, now));
+        match (request_check, token_check) {
+            (Ok(()), Ok(())) => {
+                if let Some(w) = requests.as_mut() {
+                    w.take(1, now);
+                }
+                if let Some(w) = token_window.as_mut() {
+                    w.take(tokens, now);
+                }
+                Ok(Some(now))
+            }
+            (Err(Refusal::TooLarge), _) | (_, Err(Refusal::TooLarge)) => Err(Refusal::TooLarge),
+            (Err(Refusal::Wait(a)), Err(Refusal::Wait(b))) => Err(Refusal::Wait(a.max(b))),
+            (Err(refusal), Ok(())) | (Ok(()), Err(refusal)) => Err(refusal),
+        }
+    }
+
+    /// Replaces a token estimate taken at `at` by the answer's real usage.
+    pub fn correct_tokens(&self, at: Instant, estimated: u64, actual: u64) {
+        if let Some(window) = &self.tokens_per_minute {
+            window
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .correct(at, estimated, actual);
         }
     }
 
@@ -206,6 +257,10 @@ impl Drop for Ticket {
     fn drop(&mut self) {
         self.record(CallOutcome::Ignored);
     }
+}
+
+fn lock_window(window: &Mutex<SlidingWindow>) -> std::sync::MutexGuard<'_, SlidingWindow> {
+    window.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A concurrency slot on a target, returned when dropped. Whoever holds it
@@ -392,6 +447,7 @@ impl RouteTable {
                     self.breaker,
                     self.budget,
                     provider.concurrency(),
+                    provider.limits(),
                 ))
             };
             match states.get(&label) {

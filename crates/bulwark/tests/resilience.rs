@@ -626,3 +626,65 @@ async fn every_row_of_the_failure_table() -> TestResult {
     );
     Ok(())
 }
+
+/// A burst over the provider's quota: nothing is sent just to collect a
+/// 429. Requests move to the next target, or, with none left, are refused
+/// with 429 and a Retry-After.
+#[tokio::test]
+async fn quotas_are_kept_on_this_side() -> TestResult {
+    let limited = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: openai, base_url: \"{}/v1\", limits: {{ rpm: 3, tpm: 100000 }} }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [p/gpt-4o-mini, b/gpt-4o-mini] }}\n  solo: {{ targets: [p/gpt-4o-mini], deadline: 2s }}\n",
+        limited.url(),
+        backup.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    let mut served_by = Vec::new();
+    for _ in 0..10 {
+        served_by.push(client.chat(request("main")).await?.target);
+    }
+    assert_eq!(
+        served_by
+            .iter()
+            .filter(|t| t.as_str() == "p/gpt-4o-mini")
+            .count(),
+        3,
+        "{served_by:?}"
+    );
+    assert_eq!(
+        limited.sim.request_count(),
+        3,
+        "a request was sent over the quota"
+    );
+    assert_eq!(backup.sim.request_count(), 7);
+
+    // Nowhere else to go, and the quota frees up only past the deadline.
+    let Err(failed) = client.chat(request("solo")).await else {
+        return Err("a request over the quota was sent".into());
+    };
+    assert_eq!(failed.error.status, 429);
+    assert!(
+        failed.error.retry_after.is_some_and(|s| s > 1),
+        "{:?}",
+        failed.error.retry_after
+    );
+    assert_eq!(limited.sim.request_count(), 3);
+
+    // A request larger than the whole token quota can never be sent.
+    let yaml = format!(
+        "providers:\n  p: {{ kind: openai, base_url: \"{}/v1\", limits: {{ tpm: 10 }} }}\nroutes:\n  r: {{ targets: [p/gpt-4o-mini] }}\n",
+        limited.url()
+    );
+    let small = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    let Err(failed) = small.chat(request("r")).await else {
+        return Err("a request larger than the quota was sent".into());
+    };
+    assert!(
+        failed.error.message.contains("tokens-per-minute"),
+        "{}",
+        failed.error.message
+    );
+    assert_eq!(limited.sim.request_count(), 3);
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Client-side limits that keep Bulwark inside a provider's quotas, so that
+//! a request is never sent just to collect a 429.
+
+pub mod estimate;
+pub mod window;
