@@ -10,8 +10,10 @@ use axum::http::HeaderMap;
 use axum::http::header;
 use axum::response::Response;
 use bulwark::api::{ChatRequest, WireFormat};
+use bulwark::config::ClientKey;
 use bulwark::engine::{CachePolicy, RequestOptions};
 use bulwark::error::{ApiError, ErrorKind};
+use bulwark::limit::queue::Priority;
 use bulwark::wire::{anthropic, openai};
 
 use crate::Gateway;
@@ -21,6 +23,7 @@ use crate::respond;
 /// A client's own deadline for one request, in milliseconds. It can shorten
 /// the route's deadline, never lengthen it.
 pub const DEADLINE_HEADER: &str = "x-bulwark-deadline-ms";
+pub const PRIORITY_HEADER: &str = "x-bulwark-priority";
 
 /// The wire format a client spoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,10 @@ async fn handle(
         Err(error) => return respond::error(format, &error, 0),
     };
     options.tenant = key.map(|k| std::sync::Arc::from(k.name.as_str()));
+    options.priority = match priority(headers, key) {
+        Ok(priority) => priority,
+        Err(error) => return respond::error(format, &error, 0),
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
@@ -142,6 +149,29 @@ fn options(headers: &HeaderMap) -> Result<RequestOptions, ApiError> {
         deadline,
         cache,
         tenant: None,
+        priority: Priority::Normal,
+    })
+}
+
+/// A request's priority class: its key's, or the one it asks for with
+/// `x-bulwark-priority` when its key allows that (an open gateway does).
+fn priority(headers: &HeaderMap, key: Option<&ClientKey>) -> Result<Priority, ApiError> {
+    let asked = match headers.get(PRIORITY_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| Priority::parse(v.trim()))
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("`{PRIORITY_HEADER}` must be high, normal or low"))
+                })?,
+        ),
+    };
+    Ok(match (key, asked) {
+        (None, asked) => asked.unwrap_or_default(),
+        (Some(key), Some(asked)) if key.priority_header => asked,
+        (Some(key), _) => key.priority,
     })
 }
 

@@ -536,3 +536,96 @@ async fn client_keys_guard_the_gateway_and_its_routes() -> TestResult {
     );
     Ok(())
 }
+
+/// The admission queue: bounded, ordered by priority, shedding with 429 and
+/// Retry-After what cannot run in time.
+#[tokio::test]
+async fn the_admission_queue_orders_and_sheds() -> TestResult {
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    sim.sim.set_latency(bulwark_sim::Latency {
+        headers_ms: 0,
+        first_token_ms: 0,
+        token_interval_ms: 40,
+    });
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  narrow: {{ targets: [p/gpt-4o-mini], admission: {{ max_concurrency: 1, queue: 2 }} }}\n",
+        sim.url()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bulwark_gateway::serve(
+        listener,
+        Gateway::new(&config)?,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let send = |name: &'static str, priority: &'static str| {
+        let (http, base, order) = (http.clone(), base.clone(), std::sync::Arc::clone(&order));
+        tokio::spawn(async move {
+            let response = http
+                .post(format!("{base}/v1/chat/completions"))
+                .header("content-type", "application/json")
+                .header("x-bulwark-priority", priority)
+                .body(chat("narrow", false))
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let retry_after = response.headers().get("retry-after").is_some();
+            response.text().await?;
+            if status == 200 {
+                order.lock().map(|mut o| o.push(name)).ok();
+            }
+            Ok::<_, reqwest::Error>((status, retry_after))
+        })
+    };
+    let first = send("first", "normal");
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let low = send("low", "low");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let high = send("high", "high");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // The queue (2) is full of its betters: a low newcomer is shed at once.
+    let (status, retry_after) = send("shed", "low").await??;
+    assert_eq!((status, retry_after), (429, true));
+    for task in [first, low, high] {
+        assert_eq!(task.await??.0, 200);
+    }
+    let order = order.lock().map(|o| o.clone()).unwrap_or_default();
+    assert_eq!(
+        order,
+        ["first", "high", "low"],
+        "high priority runs before an earlier low one"
+    );
+
+    // A deadline the queue cannot meet is shed without waiting.
+    let running = send("running", "normal");
+    tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+    let started = std::time::Instant::now();
+    let response = http
+        .post(format!("{base}/v1/messages"))
+        .header("content-type", "application/json")
+        .header("x-bulwark-deadline-ms", "50")
+        .body(chat("narrow", false))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 429);
+    assert!(started.elapsed() < std::time::Duration::from_millis(500));
+    assert_eq!(
+        json_of(response).await?["error"]["type"],
+        "rate_limit_error"
+    );
+    assert_eq!(running.await??.0, 200);
+    let bad = http
+        .post(format!("{base}/v1/chat/completions"))
+        .header("x-bulwark-priority", "urgent")
+        .body(chat("narrow", false))
+        .send()
+        .await?;
+    assert_eq!(bad.status(), 400);
+    Ok(())
+}

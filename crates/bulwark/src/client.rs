@@ -13,7 +13,9 @@ use crate::api::{ChatRequest, ChatResponse, FinishReason, StreamEvent, Usage, Wi
 use crate::cache::{CacheKey, CachedAnswer, ResponseCache, cache_key};
 use crate::config::{Config, RouteCache};
 use crate::engine::{self, Answer, CachePolicy, CacheStatus, Failed, Mode, RequestOptions, Served};
+use crate::error::{ApiError, ErrorKind};
 use crate::events::{Event, EventBus};
+use crate::limit::queue::Admitted;
 use crate::provider::{Chunk, ChunkStream, EventStream, ProviderBuildError};
 use crate::route::{DegradeStep, Route, RouteTable};
 use crate::sse::SseEvent;
@@ -91,12 +93,24 @@ impl Client {
         request: ChatRequest,
         options: RequestOptions,
     ) -> Result<Served<ChunkStream>, Failed> {
-        let (served, store) = self.answer(request, options, Mode::Stream).await?;
+        let (served, store, admitted) = self.answer(request, options, Mode::Stream).await?;
         let (format, target) = (served.format, served.target.clone());
         let mut served = served.map(|answer| match answer {
             Answer::Stream(stream) => stream,
             Answer::Complete(chunks) => replay(chunks),
         });
+        // The queue place is held until the stream ends.
+        if let Some(admitted) = admitted {
+            let stream =
+                std::mem::replace(&mut served.value, Box::pin(futures_util::stream::empty()));
+            served.value = Box::pin(async_stream::stream! {
+                let _held = admitted;
+                let mut stream = stream;
+                while let Some(item) = stream.next().await {
+                    yield item;
+                }
+            });
+        }
         let Some(cacheable) = store else {
             return Ok(served);
         };
@@ -129,7 +143,7 @@ impl Client {
         request: ChatRequest,
         options: RequestOptions,
     ) -> Result<Served<Vec<Chunk>>, Failed> {
-        let (mut served, store) = self.answer(request, options, Mode::Complete).await?;
+        let (mut served, store, _admitted) = self.answer(request, options, Mode::Complete).await?;
         let answer = std::mem::replace(&mut served.value, Answer::Complete(Vec::new()));
         let chunks = match answer {
             Answer::Complete(all) => all,
@@ -172,7 +186,7 @@ impl Client {
         request: ChatRequest,
         options: RequestOptions,
         mode: Mode,
-    ) -> Result<(Served<Answer>, Option<Cacheable>), Failed> {
+    ) -> Result<(Served<Answer>, Option<Cacheable>, Option<Admitted>), Failed> {
         let started = Instant::now();
         let route = self
             .table
@@ -180,8 +194,39 @@ impl Client {
             .map_err(Failed::before_any_attempt)?;
         let cacheable = self.cacheable(&route, &request, &options);
         if let Some(hit) = self.cached(cacheable.as_ref()).await {
-            return Ok((hit.map(Answer::Complete), None));
+            return Ok((hit.map(Answer::Complete), None, None));
         }
+        // The route's admission queue; the time spent in it counts against
+        // the request's deadline.
+        let budget = options
+            .deadline
+            .map_or(route.timeouts.deadline, |d| d.min(route.timeouts.deadline));
+        let admitted = match &route.admission {
+            None => None,
+            Some(queue) => {
+                let deadline = tokio::time::Instant::now() + budget;
+                match queue.admit(options.priority, deadline).await {
+                    Ok(admitted) => Some(admitted),
+                    Err(shed) => {
+                        let mut error = ApiError::new(
+                            ErrorKind::RateLimit,
+                            format!(
+                                "route `{}` is at capacity and this request would not get its turn within its deadline; retry after {:.0} s",
+                                route.name,
+                                shed.retry_after.as_secs_f64().ceil()
+                            ),
+                        );
+                        error.retry_after = Some(shed.retry_after.as_secs().max(1));
+                        self.events.emit(|| Event::Shed {
+                            route: route.name.clone(),
+                        });
+                        return Err(Failed::before_any_attempt(error));
+                    }
+                }
+            }
+        };
+        let mut options = options;
+        options.deadline = Some(budget.saturating_sub(started.elapsed()));
         let mut request = request;
         request.stream = mode == Mode::Stream;
         match engine::run(&route, &request, options.clone(), mode, &self.events).await {
@@ -191,7 +236,7 @@ impl Client {
                 if store.is_some() {
                     served.cache = Some(CacheStatus::Miss);
                 }
-                Ok((served, store))
+                Ok((served, store, admitted))
             }
             Err(failed) => {
                 let served = self
@@ -205,7 +250,7 @@ impl Client {
                         failed,
                     )
                     .await?;
-                Ok((served, None))
+                Ok((served, None, admitted))
             }
         }
     }

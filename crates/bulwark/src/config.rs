@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::limit::queue::Priority;
 use crate::resilience::backoff::Backoff;
 use crate::resilience::balance::Balance;
 use crate::resilience::breaker::BreakerConfig;
@@ -159,6 +160,8 @@ pub struct RouteConfig {
     pub cache: Option<RouteCache>,
     /// Tried in order when every target failed.
     pub degrade: Vec<Degrade>,
+    /// At most this many requests run at once; `queue` more wait.
+    pub admission: Option<(usize, usize)>,
 }
 
 /// Per-minute quotas Bulwark keeps to on its own side.
@@ -175,6 +178,10 @@ pub struct ClientKey {
     pub hash: [u8; 32],
     /// The routes (or `provider/model` targets) it may use; `None`: all.
     pub routes: Option<Vec<String>>,
+    /// Its requests' place in admission queues.
+    pub priority: Priority,
+    /// Whether its requests may choose their priority (`x-bulwark-priority`).
+    pub priority_header: bool,
 }
 
 impl fmt::Debug for ClientKey {
@@ -237,10 +244,23 @@ fn build_key(
             });
         }
     }
+    let priority = match raw.priority.as_deref().map(Priority::parse) {
+        None => Priority::Normal,
+        Some(Some(priority)) => priority,
+        Some(None) => {
+            issues.push(Issue {
+                path: format!("{path}.priority"),
+                message: "must be high, normal or low".into(),
+            });
+            Priority::Normal
+        }
+    };
     Some(ClientKey {
         name: name.to_string(),
         hash,
         routes: raw.routes,
+        priority,
+        priority_header: raw.priority_header,
     })
 }
 
@@ -396,6 +416,9 @@ struct RawKey {
     key: Option<String>,
     key_blake3: Option<String>,
     routes: Option<Vec<String>>,
+    priority: Option<String>,
+    #[serde(default)]
+    priority_header: bool,
 }
 
 #[derive(Deserialize)]
@@ -431,6 +454,14 @@ struct RawRoute {
     cache: Option<RawRouteCache>,
     #[serde(default)]
     degrade: Vec<Value>,
+    admission: Option<RawAdmission>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmission {
+    max_concurrency: usize,
+    queue: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -883,7 +914,18 @@ fn build_route(
             }
         }
     }
+    let admission = raw.admission.and_then(|a| {
+        if a.max_concurrency == 0 {
+            issues.push(Issue {
+                path: format!("{path}.admission.max_concurrency"),
+                message: "must be at least 1".into(),
+            });
+            return None;
+        }
+        Some((a.max_concurrency, a.queue.unwrap_or(a.max_concurrency * 4)))
+    });
     (issues.len() == before).then_some(RouteConfig {
+        admission,
         degrade,
         cache,
         mid_stream,

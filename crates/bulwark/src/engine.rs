@@ -41,6 +41,8 @@ pub struct RequestOptions {
     /// Who is asking (a client key's name); cached answers are not shared
     /// across tenants.
     pub tenant: Option<Arc<str>>,
+    /// The request's place in the route's admission queue.
+    pub priority: crate::limit::queue::Priority,
 }
 
 /// What the caller allows the response cache to do (`Cache-Control`).

@@ -51,6 +51,8 @@ pub enum Event {
     /// Every target failed and the answer was degraded (`how`: stale-cache,
     /// a degrade target, static).
     Degraded { route: String, how: String },
+    /// A request was shed by the route's admission queue.
+    Shed { route: String },
     /// A request was answered, by which target and after how many attempts.
     Served {
         route: String,

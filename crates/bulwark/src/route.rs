@@ -307,6 +307,7 @@ pub struct Route {
     pub cache: Option<crate::config::RouteCache>,
     /// Tried in order when every target failed.
     pub degrade: Vec<DegradeStep>,
+    pub admission: Option<crate::limit::queue::AdmissionQueue>,
 }
 
 /// A fallback of last resort, resolved.
@@ -418,6 +419,9 @@ impl RouteTable {
                 hedge_after: route.hedge_after,
                 mid_stream: route.mid_stream,
                 cache: route.cache,
+                admission: route.admission.map(|(running, waiting)| {
+                    crate::limit::queue::AdmissionQueue::new(running, waiting)
+                }),
                 degrade: route
                     .degrade
                     .iter()
@@ -487,6 +491,7 @@ impl RouteTable {
                 hedge_after: None,
                 mid_stream: MidStream::Error,
                 cache: None,
+                admission: None,
                 degrade: Vec::new(),
             }));
         }

@@ -2,4 +2,5 @@
 //! a request is never sent just to collect a 429.
 
 pub mod estimate;
+pub mod queue;
 pub mod window;
