@@ -48,6 +48,10 @@ pub struct SimConfig {
     pub api_key: Option<String>,
     /// Fault rules, checked in order; the first that matches and fires wins.
     pub faults: Vec<FaultRule>,
+    /// Rate-limiting mode: at most this many generation requests in any
+    /// minute; more get 429 with real rate-limit headers, and every answer's
+    /// headers say how many requests remain.
+    pub rate_limit_rpm: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -68,6 +72,7 @@ impl Default for SimConfig {
             strict_models: false,
             api_key: None,
             faults: Vec::new(),
+            rate_limit_rpm: None,
         }
     }
 }

@@ -287,6 +287,21 @@ fn decide(
         },
         None => sim.pick_fault(format, &ctx.model, stream),
     };
+    // Rate-limiting mode: over the quota, a real 429; under it, real headers.
+    let mut quota_left = None;
+    let fault = match (fault, config.rate_limit_rpm) {
+        (None, Some(rpm)) => match sim.take_quota(rpm) {
+            Ok(left) => {
+                quota_left = Some((rpm, left.0, left.1));
+                None
+            }
+            Err(wait) => Some(Fault::Status(StatusFault {
+                retry_after: Some(wait.as_secs().max(1)),
+                ..StatusFault::new(429)
+            })),
+        },
+        (fault, _) => fault,
+    };
     let label = fault
         .as_ref()
         .map_or_else(|| "ok".to_string(), |f| format!("fault_{}", f.label()));
@@ -359,7 +374,10 @@ fn decide(
         ));
     }
     let answer = answer::answer(&prompt);
-    let headers = provider_headers(format, &ctx.request_id, answer.input_tokens, None);
+    let mut headers = provider_headers(format, &ctx.request_id, answer.input_tokens, None);
+    if let Some((limit, left, reset)) = quota_left {
+        crate::headers::request_quota(&mut headers, format, limit, left, reset);
+    }
     let gemini_sse = inc.query.get("alt").is_some_and(|a| a == "sse");
     if stream {
         return outcome(stream_response(

@@ -19,6 +19,38 @@ fn put(map: &mut HeaderMap, name: &'static str, value: impl ToString) {
     }
 }
 
+/// The request quota as it really stands (rate-limiting mode).
+pub(crate) fn request_quota(
+    h: &mut HeaderMap,
+    format: Format,
+    limit: u64,
+    left: u64,
+    reset: std::time::Duration,
+) {
+    match format {
+        Format::OpenAi => {
+            put(h, "x-ratelimit-limit-requests", limit);
+            put(h, "x-ratelimit-remaining-requests", left);
+            put(
+                h,
+                "x-ratelimit-reset-requests",
+                clock::go_duration(reset.as_millis() as u64),
+            );
+        }
+        Format::Anthropic => {
+            put(h, "anthropic-ratelimit-requests-limit", limit);
+            put(h, "anthropic-ratelimit-requests-remaining", left);
+            put(
+                h,
+                "anthropic-ratelimit-requests-reset",
+                clock::rfc3339(clock::unix_secs() + reset.as_secs().max(1)),
+            );
+        }
+        // Gemini sends no rate-limit headers.
+        Format::Gemini => {}
+    }
+}
+
 /// Headers for a response. `fault` is the status fault being served, if any;
 /// a 429 drains the rate-limit "remaining" values and points the resets at
 /// its retry hint.

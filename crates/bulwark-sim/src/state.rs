@@ -53,6 +53,8 @@ struct Inner {
     config: Mutex<SimConfig>,
     log: Mutex<Log>,
     seq: AtomicU64,
+    /// When each request of the last minute was let through (rate-limiting mode).
+    quota: Mutex<std::collections::VecDeque<std::time::Instant>>,
 }
 
 /// Handle on a running simulator; cheap to clone, shared with the router.
@@ -75,6 +77,7 @@ impl Sim {
                 config: Mutex::new(config),
                 log: Mutex::new(Log::default()),
                 seq: AtomicU64::new(1),
+                quota: Mutex::new(std::collections::VecDeque::new()),
             }),
         }
     }
@@ -143,6 +146,34 @@ impl Sim {
 
     pub(crate) fn pick_fault(&self, format: Format, model: &str, stream: bool) -> Option<Fault> {
         fault::select(&mut lock(&self.inner.config).faults, format, model, stream)
+    }
+
+    /// Counts a request against a per-minute quota: `Ok((remaining, reset))`
+    /// if it fits, `Err(wait)` until one does.
+    pub(crate) fn take_quota(
+        &self,
+        rpm: u64,
+    ) -> Result<(u64, std::time::Duration), std::time::Duration> {
+        let minute = std::time::Duration::from_secs(60);
+        let now = std::time::Instant::now();
+        let mut quota = lock(&self.inner.quota);
+        while quota
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= minute)
+        {
+            quota.pop_front();
+        }
+        let reset = |quota: &std::collections::VecDeque<std::time::Instant>| {
+            quota.front().map_or(minute, |oldest| {
+                minute.saturating_sub(now.duration_since(*oldest))
+            })
+        };
+        if (quota.len() as u64) < rpm {
+            quota.push_back(now);
+            Ok((rpm - quota.len() as u64, reset(&quota)))
+        } else {
+            Err(reset(&quota))
+        }
     }
 
     pub(crate) fn record(&self, req: RecordedRequest) {

@@ -683,7 +683,7 @@ impl Opener<'_> {
         let limit = self.route.timeouts.first_token;
         let until = (started + limit).min(self.deadline);
         let opening = async {
-            let mut stream = target
+            let (mut stream, exhausted) = target
                 .provider
                 .stream(
                     self.request,
@@ -692,6 +692,11 @@ impl Opener<'_> {
                     self.route.timeouts.stream_idle,
                 )
                 .await?;
+            // The provider says its quota is used up: hold further requests
+            // until it resets, rather than collect its 429s.
+            if let Some(reset) = exhausted {
+                target.state.pause_quota(reset);
+            }
             let mut head = Vec::new();
             loop {
                 match stream.next().await {

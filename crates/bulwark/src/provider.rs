@@ -206,7 +206,8 @@ impl Provider {
     /// Sends the request as a stream, whatever the client asked for: only a
     /// stream shows when the first token arrives, and a broken answer can be
     /// replaced before a non-streaming client sees any of it. Returns once
-    /// the provider accepted the request; chunks follow. A gap longer than
+    /// the provider accepted the request, with when its quota resets if its
+    /// rate-limit headers say it is used up; chunks follow. A gap longer than
     /// `idle_timeout`, a stream cut before its terminator, or an error event
     /// ends the stream with an `Err`.
     pub async fn stream(
@@ -215,8 +216,10 @@ impl Provider {
         model: &str,
         target: &str,
         idle_timeout: Duration,
-    ) -> Result<ChunkStream, UpstreamError> {
+    ) -> Result<(ChunkStream, Option<Duration>), UpstreamError> {
         let response = self.send(request, model, target).await?;
+        // A quota the provider says is used up: when it resets.
+        let exhausted = rate_limit_reset(response.headers(), SystemTime::now());
         let mut bytes = response.bytes_stream();
         let mut decoder = FormatDecoder::new(self.config.kind);
         let target = target.to_string();
@@ -253,7 +256,7 @@ impl Provider {
                 yield Err(UpstreamError::new(&target, UpstreamFailure::Stream { provider_code: None }, "the stream ended before its terminator (the answer is truncated)"));
             }
         };
-        Ok(Box::pin(stream))
+        Ok((Box::pin(stream), exhausted))
     }
 
     fn transport_error(&self, target: &str, error: &reqwest::Error) -> UpstreamError {

@@ -42,6 +42,8 @@ pub struct TargetState {
     /// The provider's per-minute quotas for this target.
     requests_per_minute: Option<Mutex<SlidingWindow>>,
     tokens_per_minute: Option<Mutex<SlidingWindow>>,
+    /// Until when the provider said its quota is used up.
+    quota_paused_until: Mutex<Option<Instant>>,
 }
 
 /// How long a target takes to its first token: a peak-EWMA for balancing,
@@ -96,13 +98,32 @@ impl TargetState {
             }),
             requests_per_minute: limits.rpm.map(|n| Mutex::new(SlidingWindow::per_minute(n))),
             tokens_per_minute: limits.tpm.map(|n| Mutex::new(SlidingWindow::per_minute(n))),
+            quota_paused_until: Mutex::new(None),
         }
+    }
+
+    /// Holds requests to this target until the provider's quota resets.
+    pub fn pause_quota(&self, reset: Duration) {
+        let until = Instant::now() + reset;
+        let mut paused = self
+            .quota_paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *paused = Some(paused.map_or(until, |p| p.max(until)));
     }
 
     /// Takes one request and `tokens` from the target's quotas, if both
     /// fit now; otherwise says how long until they would.
     pub fn take_quota(&self, tokens: u64) -> Result<Option<Instant>, Refusal> {
         let now = Instant::now();
+        if let Some(until) = *self
+            .quota_paused_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            && until > now
+        {
+            return Err(Refusal::Wait(until - now));
+        }
         let mut requests = self.requests_per_minute.as_ref().map(lock_window);
         let mut token_window = self.tokens_per_minute.as_ref().map(lock_window);
         if requests.is_none() && token_window.is_none() {

@@ -688,3 +688,71 @@ async fn quotas_are_kept_on_this_side() -> TestResult {
     assert_eq!(limited.sim.request_count(), 3);
     Ok(())
 }
+
+/// Against a provider enforcing a quota (the simulator's rate-limiting
+/// mode): Bulwark reads the quota from the answers' headers and stops before
+/// the provider says no, even with no limit configured; and with the quota
+/// configured, a burst of ten times the quota collects no 429 upstream.
+#[tokio::test]
+async fn a_burst_against_a_real_quota_collects_no_429s() -> TestResult {
+    let limited_config = SimConfig {
+        rate_limit_rpm: Some(5),
+        ..SimConfig::default()
+    };
+    let limited = SimServer::start("127.0.0.1:0", limited_config.clone()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [p/gpt-4o-mini, b/gpt-4o-mini], max_retries: 0 }}\n",
+        limited.url(),
+        backup.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    for _ in 0..10 {
+        client.chat(request("main")).await?;
+    }
+    let outcomes = limited.sim.stats().by_outcome;
+    assert_eq!(
+        limited.sim.request_count(),
+        5,
+        "requests past the provider's last remaining one: {outcomes:?}"
+    );
+    assert!(!outcomes.keys().any(|k| k.contains("429")), "{outcomes:?}");
+    assert_eq!(backup.sim.request_count(), 5);
+
+    // The quota configured: a burst of 50 (ten times it) at one target.
+    let limited = SimServer::start("127.0.0.1:0", limited_config).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: anthropic, base_url: \"{}\", limits: {{ rpm: 5 }} }}\nroutes:\n  solo: {{ targets: [p/claude-sonnet-4-5], deadline: 1s }}\n",
+        limited.url()
+    );
+    let client = Arc::new(Client::from_config(&Config::from_yaml(
+        &yaml,
+        "test",
+        &|_| None,
+    )?)?);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let client = Arc::clone(&client);
+        tasks.spawn(async move {
+            client
+                .chat(request("solo"))
+                .await
+                .map_err(|f| (f.error.status, f.error.retry_after))
+        });
+    }
+    let (mut ok, mut slowed) = (0, 0);
+    while let Some(result) = tasks.join_next().await {
+        match result? {
+            Ok(_) => ok += 1,
+            Err((429, Some(retry_after))) if retry_after > 0 => slowed += 1,
+            Err(other) => {
+                return Err(format!("a client saw {other:?}, not a 429 with Retry-After").into());
+            }
+        }
+    }
+    assert_eq!((ok, slowed), (5, 45));
+    let outcomes = limited.sim.stats().by_outcome;
+    assert_eq!(limited.sim.request_count(), 5, "{outcomes:?}");
+    assert!(!outcomes.keys().any(|k| k.contains("429")), "{outcomes:?}");
+    Ok(())
+}
