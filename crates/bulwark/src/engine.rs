@@ -857,7 +857,7 @@ impl Run<'_> {
                 last.to_api_error()
             }
             Some(last) if self.failures.len() == 1 && self.skipped.is_empty() => {
-                last.to_api_error()
+                unavailable(last.to_api_error())
             }
             Some(last) => {
                 let mut error = last.to_api_error();
@@ -867,7 +867,7 @@ impl Run<'_> {
                     self.attempts,
                     self.summary()
                 );
-                error
+                unavailable(error)
             }
         };
         Failed {
@@ -951,6 +951,18 @@ pub(crate) fn within_deadline(
             }
         }
     })
+}
+
+/// The providers failed, not the request: to the client the service is
+/// unavailable for now (503, with a hint of when to come back), unless the
+/// failures were rate limits (429) or timeouts (504), which say more.
+fn unavailable(mut error: ApiError) -> ApiError {
+    if error.status == 502 {
+        error.kind = ErrorKind::Overloaded;
+        error.status = 503;
+        error.retry_after = error.retry_after.or(Some(1));
+    }
+    error
 }
 
 /// Whether `target` can take a prompt that was too long for a window of
