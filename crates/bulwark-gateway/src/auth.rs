@@ -6,18 +6,97 @@
 //! as the official SDKs do: `Authorization: Bearer` (OpenAI) or `x-api-key`
 //! (Anthropic).
 
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
 use axum::http::HeaderMap;
 use bulwark::config::ClientKey;
 use bulwark::error::{ApiError, ErrorKind};
+use bulwark::limit::window::{Refusal, SlidingWindow};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Auth {
     keys: Vec<ClientKey>,
+    /// Per key (same order as `keys`): its requests and tokens this minute.
+    quotas: Vec<Mutex<KeyQuota>>,
+}
+
+#[derive(Debug)]
+struct KeyQuota {
+    requests: Option<SlidingWindow>,
+    tokens: Option<SlidingWindow>,
 }
 
 impl Auth {
     pub fn new(keys: Vec<ClientKey>) -> Self {
-        Auth { keys }
+        let quotas = keys
+            .iter()
+            .map(|k| {
+                Mutex::new(KeyQuota {
+                    requests: k.limits.rpm.map(SlidingWindow::per_minute),
+                    tokens: k.limits.tpm.map(SlidingWindow::per_minute),
+                })
+            })
+            .collect();
+        Auth { keys, quotas }
+    }
+
+    /// Counts a request against its key's own quotas; over them, 429 with
+    /// the time until there is room.
+    pub fn take_quota(&self, key: Option<&ClientKey>, tokens: u64) -> Result<(), ApiError> {
+        let Some(index) = key.and_then(|k| {
+            self.keys
+                .iter()
+                .position(|candidate| std::ptr::eq(candidate, k))
+        }) else {
+            return Ok(());
+        };
+        let Some(quota) = self.quotas.get(index) else {
+            return Ok(());
+        };
+        let mut quota = quota.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        let checks = [
+            quota.requests.as_mut().map(|w| w.check(1, now)),
+            quota.tokens.as_mut().map(|w| w.check(tokens, now)),
+        ];
+        let wait = checks
+            .iter()
+            .flatten()
+            .try_fold(Duration::ZERO, |longest, check| match check {
+                Ok(()) => Ok(longest),
+                Err(Refusal::Wait(wait)) => Ok(longest.max(*wait)),
+                Err(Refusal::TooLarge) => Err(()),
+            });
+        let name = key.map(|k| k.name.as_str()).unwrap_or_default();
+        match wait {
+            Ok(wait) if wait.is_zero() => {
+                if let Some(w) = quota.requests.as_mut() {
+                    w.take(1, now);
+                }
+                if let Some(w) = quota.tokens.as_mut() {
+                    w.take(tokens, now);
+                }
+                Ok(())
+            }
+            Ok(wait) => {
+                let mut error = ApiError::new(
+                    ErrorKind::RateLimit,
+                    format!(
+                        "the key `{name}` is over its per-minute quota; retry after {} s",
+                        wait.as_secs().max(1)
+                    ),
+                );
+                error.retry_after = Some(wait.as_secs().max(1));
+                Err(error)
+            }
+            Err(()) => Err(ApiError::new(
+                ErrorKind::RateLimit,
+                format!(
+                    "this request (about {tokens} tokens with its max_tokens) is larger than the key `{name}`'s tokens-per-minute quota"
+                ),
+            )),
+        }
     }
 
     /// Whether anyone may call without a key.

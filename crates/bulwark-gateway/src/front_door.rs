@@ -102,6 +102,13 @@ async fn handle(
     if let Err(error) = Auth::allows(key, &request.model) {
         return respond::error(format, &error, 0);
     }
+    let estimate = bulwark::limit::estimate::total_tokens(
+        &request,
+        u64::from(bulwark::config::DEFAULT_MAX_TOKENS),
+    );
+    if let Err(error) = gateway.auth.take_quota(key, estimate) {
+        return respond::error(format, &error, 0);
+    }
     if request.stream {
         let include_usage = request.include_usage;
         match gateway.client.stream_chunks(request, options).await {

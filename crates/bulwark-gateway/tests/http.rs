@@ -629,3 +629,55 @@ async fn the_admission_queue_orders_and_sheds() -> TestResult {
     assert_eq!(bad.status(), 400);
     Ok(())
 }
+
+#[tokio::test]
+async fn each_key_has_its_own_quota() -> TestResult {
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  r: {{ targets: [p/gpt-4o-mini] }}\nkeys:\n  small: {{ key: small-key-0123456789, limits: {{ rpm: 2 }} }}\n  big: {{ key: big-key-012345678901 }}\n",
+        sim.url()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bulwark_gateway::serve(
+        listener,
+        Gateway::new(&config)?,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for key in [
+        "small-key-0123456789",
+        "small-key-0123456789",
+        "small-key-0123456789",
+        "big-key-012345678901",
+    ] {
+        let response = http
+            .post(format!("{base}/v1/messages"))
+            .header("content-type", "application/json")
+            .header("x-api-key", key)
+            .body(chat("r", false))
+            .send()
+            .await?;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        statuses.push((response.status().as_u16(), retry_after.is_some()));
+    }
+    assert_eq!(
+        statuses,
+        [(200, false), (200, false), (429, true), (200, false)]
+    );
+    assert_eq!(
+        sim.sim.request_count(),
+        3,
+        "a request over its key's quota reached the provider"
+    );
+    Ok(())
+}

@@ -169,6 +169,8 @@ pub struct RouteConfig {
 pub struct RateLimits {
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
+    pub input_tpm: Option<u64>,
+    pub output_tpm: Option<u64>,
 }
 
 /// A client's key to the gateway. Only its blake3 hash is kept.
@@ -182,6 +184,8 @@ pub struct ClientKey {
     pub priority: Priority,
     /// Whether its requests may choose their priority (`x-bulwark-priority`).
     pub priority_header: bool,
+    /// Its own per-minute quotas, across all routes.
+    pub limits: RateLimits,
 }
 
 impl fmt::Debug for ClientKey {
@@ -261,6 +265,9 @@ fn build_key(
         routes: raw.routes,
         priority,
         priority_header: raw.priority_header,
+        limits: raw
+            .limits
+            .map_or_else(RateLimits::default, RawLimits::build),
     })
 }
 
@@ -408,6 +415,19 @@ struct RawTop {
 struct RawLimits {
     rpm: Option<u64>,
     tpm: Option<u64>,
+    input_tpm: Option<u64>,
+    output_tpm: Option<u64>,
+}
+
+impl RawLimits {
+    fn build(self) -> RateLimits {
+        RateLimits {
+            rpm: self.rpm,
+            tpm: self.tpm,
+            input_tpm: self.input_tpm,
+            output_tpm: self.output_tpm,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -419,6 +439,7 @@ struct RawKey {
     priority: Option<String>,
     #[serde(default)]
     priority_header: bool,
+    limits: Option<RawLimits>,
 }
 
 #[derive(Deserialize)]
@@ -714,10 +735,9 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
             .map(|(k, v)| (k, Secret(v)))
             .collect(),
         context_windows: raw.context_windows,
-        limits: raw.limits.map_or_else(RateLimits::default, |l| RateLimits {
-            rpm: l.rpm,
-            tpm: l.tpm,
-        }),
+        limits: raw
+            .limits
+            .map_or_else(RateLimits::default, RawLimits::build),
         concurrency: raw
             .max_concurrency
             .map_or_else(ConcurrencyConfig::default, |n| {

@@ -29,7 +29,7 @@ use crate::provider::{Chunk, ChunkStream};
 use crate::resilience::breaker::CallOutcome;
 use crate::resilience::classify::{Action, classify};
 use crate::resilience::concurrency::Signal;
-use crate::route::{MidStream, Permit, Route, Target, Ticket};
+use crate::route::{MidStream, Permit, Route, Target, Ticket, Tokens};
 use std::sync::Arc;
 
 /// Per-request settings from the caller.
@@ -179,7 +179,7 @@ pub(crate) struct Opened {
     /// The concurrency slot, held until the answer is complete.
     pub(crate) permit: Option<Permit>,
     /// When the token quota was taken, and the estimate taken.
-    quota: Option<(Instant, u64)>,
+    quota: Option<(Instant, Tokens)>,
 }
 
 struct Run<'a> {
@@ -634,10 +634,13 @@ impl Opener<'_> {
             }
         };
         // The provider's quotas: wait for room only if nothing else is left.
-        let estimate = crate::limit::estimate::total_tokens(
-            self.request,
-            u64::from(target.provider.default_max_tokens()),
-        );
+        let estimate = Tokens {
+            input: crate::limit::estimate::input_tokens(self.request),
+            output: self
+                .request
+                .max_tokens
+                .map_or(u64::from(target.provider.default_max_tokens()), u64::from),
+        };
         let taken = loop {
             match target.state.take_quota(estimate) {
                 Ok(taken) => break taken,
@@ -658,7 +661,8 @@ impl Opener<'_> {
                         &target.label,
                         UpstreamFailure::LimitReached,
                         format!(
-                            "the request (about {estimate} tokens with its max_tokens) exceeds this target's tokens-per-minute limit"
+                            "the request (about {} tokens with its max_tokens) exceeds this target's tokens-per-minute limit",
+                            estimate.input + estimate.output
                         ),
                     ));
                 }
@@ -770,7 +774,10 @@ impl Run<'_> {
                                 .rev()
                                 .flat_map(|c| &c.events)
                                 .filter_map(|e| match e {
-                                    StreamEvent::Usage(u) => Some(u.input_tokens + u.output_tokens),
+                                    StreamEvent::Usage(u) => Some(Tokens {
+                                        input: u.input_tokens,
+                                        output: u.output_tokens,
+                                    }),
                                     _ => None,
                                 })
                                 .next();

@@ -40,8 +40,7 @@ pub struct TargetState {
     /// Recent first-token times, for least-latency balancing and hedging.
     first_tokens: Mutex<FirstTokens>,
     /// The provider's per-minute quotas for this target.
-    requests_per_minute: Option<Mutex<SlidingWindow>>,
-    tokens_per_minute: Option<Mutex<SlidingWindow>>,
+    quotas: Vec<(Quota, Mutex<SlidingWindow>)>,
     /// Until when the provider said its quota is used up.
     quota_paused_until: Mutex<Option<Instant>>,
 }
@@ -96,8 +95,17 @@ impl TargetState {
                 ewma: PeakEwma::new(EWMA_DECAY, Instant::now()),
                 recent: VecDeque::with_capacity(RECENT_SAMPLES),
             }),
-            requests_per_minute: limits.rpm.map(|n| Mutex::new(SlidingWindow::per_minute(n))),
-            tokens_per_minute: limits.tpm.map(|n| Mutex::new(SlidingWindow::per_minute(n))),
+            quotas: [
+                (Quota::Requests, limits.rpm),
+                (Quota::Tokens, limits.tpm),
+                (Quota::InputTokens, limits.input_tpm),
+                (Quota::OutputTokens, limits.output_tpm),
+            ]
+            .into_iter()
+            .filter_map(|(kind, limit)| {
+                limit.map(|n| (kind, Mutex::new(SlidingWindow::per_minute(n))))
+            })
+            .collect(),
             quota_paused_until: Mutex::new(None),
         }
     }
@@ -114,7 +122,7 @@ impl TargetState {
 
     /// Takes one request and `tokens` from the target's quotas, if both
     /// fit now; otherwise says how long until they would.
-    pub fn take_quota(&self, tokens: u64) -> Result<Option<Instant>, Refusal> {
+    pub fn take_quota(&self, tokens: Tokens) -> Result<Option<Instant>, Refusal> {
         let now = Instant::now();
         if let Some(until) = *self
             .quota_paused_until
@@ -124,38 +132,37 @@ impl TargetState {
         {
             return Err(Refusal::Wait(until - now));
         }
-        let mut requests = self.requests_per_minute.as_ref().map(lock_window);
-        let mut token_window = self.tokens_per_minute.as_ref().map(lock_window);
-        if requests.is_none() && token_window.is_none() {
+        if self.quotas.is_empty() {
             return Ok(None);
         }
-        let request_check = requests.as_mut().map_or(Ok(()), |w| w.check(1, now));
-        let token_check = token_window
-            .as_mut()
-            .map_or(Ok(()), |w| w.check(tokens, now));
-        match (request_check, token_check) {
-            (Ok(()), Ok(())) => {
-                if let Some(w) = requests.as_mut() {
-                    w.take(1, now);
-                }
-                if let Some(w) = token_window.as_mut() {
-                    w.take(tokens, now);
-                }
-                Ok(Some(now))
+        let mut windows: Vec<_> = self
+            .quotas
+            .iter()
+            .map(|(kind, w)| (*kind, lock_window(w)))
+            .collect();
+        let mut wait = Duration::ZERO;
+        for (kind, window) in windows.iter_mut() {
+            match window.check(kind.amount(tokens), now) {
+                Ok(()) => {}
+                Err(Refusal::Wait(w)) => wait = wait.max(w),
+                Err(Refusal::TooLarge) => return Err(Refusal::TooLarge),
             }
-            (Err(Refusal::TooLarge), _) | (_, Err(Refusal::TooLarge)) => Err(Refusal::TooLarge),
-            (Err(Refusal::Wait(a)), Err(Refusal::Wait(b))) => Err(Refusal::Wait(a.max(b))),
-            (Err(refusal), Ok(())) | (Ok(()), Err(refusal)) => Err(refusal),
         }
+        if !wait.is_zero() {
+            return Err(Refusal::Wait(wait));
+        }
+        for (kind, window) in windows.iter_mut() {
+            window.take(kind.amount(tokens), now);
+        }
+        Ok(Some(now))
     }
 
     /// Replaces a token estimate taken at `at` by the answer's real usage.
-    pub fn correct_tokens(&self, at: Instant, estimated: u64, actual: u64) {
-        if let Some(window) = &self.tokens_per_minute {
-            window
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .correct(at, estimated, actual);
+    pub fn correct_tokens(&self, at: Instant, estimated: Tokens, actual: Tokens) {
+        for (kind, window) in &self.quotas {
+            if *kind != Quota::Requests {
+                lock_window(window).correct(at, kind.amount(estimated), kind.amount(actual));
+            }
         }
     }
 
@@ -282,6 +289,33 @@ impl Drop for Ticket {
 
 fn lock_window(window: &Mutex<SlidingWindow>) -> std::sync::MutexGuard<'_, SlidingWindow> {
     window.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a per-minute quota counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quota {
+    Requests,
+    Tokens,
+    InputTokens,
+    OutputTokens,
+}
+
+/// A request's tokens, estimated before the call or reported after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+}
+
+impl Quota {
+    fn amount(self, tokens: Tokens) -> u64 {
+        match self {
+            Quota::Requests => 1,
+            Quota::Tokens => tokens.input + tokens.output,
+            Quota::InputTokens => tokens.input,
+            Quota::OutputTokens => tokens.output,
+        }
+    }
 }
 
 /// A concurrency slot on a target, returned when dropped. Whoever holds it

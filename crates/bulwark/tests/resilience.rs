@@ -756,3 +756,29 @@ async fn a_burst_against_a_real_quota_collects_no_429s() -> TestResult {
     assert!(!outcomes.keys().any(|k| k.contains("429")), "{outcomes:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn output_token_quotas_count_max_tokens_then_usage() -> TestResult {
+    let limited = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: openai, base_url: \"{}/v1\", limits: {{ output_tpm: 20 }} }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [p/gpt-4o-mini, b/gpt-4o-mini] }}\n",
+        limited.url(),
+        backup.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    // Each request reserves its max_tokens (16) of output; the first answer
+    // used fewer, and the correction frees the rest, yet not enough for a
+    // second reservation of 16 within 20.
+    let first = client.chat(request("main")).await?;
+    assert_eq!(first.target, "p/gpt-4o-mini");
+    let used = first.value.usage.output_tokens;
+    assert!(
+        used < 16 && used + 16 > 20,
+        "the simulator answered with {used} tokens"
+    );
+    let second = client.chat(request("main")).await?;
+    assert_eq!(second.target, "b/gpt-4o-mini");
+    assert_eq!(limited.sim.request_count(), 1);
+    Ok(())
+}
