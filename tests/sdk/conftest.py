@@ -192,6 +192,8 @@ providers:
 routes:
   smart:    {{ targets: [sim-anthropic/claude-sonnet-4-5, sim-openai/gpt-4o-mini] }}
   fallback: {{ targets: [sim-anthropic/broken-model, sim-openai/gpt-4o-mini], max_retries: 0 }}
+  cached-oai: {{ targets: [sim-openai/gpt-4o-mini], cache: {{ ttl: 1h }} }}
+  cached-ant: {{ targets: [sim-anthropic/claude-sonnet-4-5], cache: {{ ttl: 1h }} }}
 {routes}"""
 
 
