@@ -5,6 +5,7 @@
 //! Routes: `POST /v1/chat/completions` (OpenAI), `POST /v1/messages`
 //! (Anthropic), `GET /v1/models`, `GET /healthz`.
 
+mod admin;
 mod auth;
 mod front_door;
 mod models;
@@ -29,6 +30,7 @@ pub struct Gateway {
     pub(crate) client: Arc<bulwark::Client>,
     pub(crate) max_request_bytes: usize,
     pub(crate) auth: Arc<auth::Auth>,
+    pub(crate) admin_key: Option<[u8; 32]>,
 }
 
 impl Gateway {
@@ -37,6 +39,7 @@ impl Gateway {
             client: Arc::new(bulwark::Client::from_config(config)?),
             max_request_bytes: config.max_request_bytes,
             auth: Arc::new(auth::Auth::new(config.keys.clone())),
+            admin_key: config.admin_key,
         })
     }
 
@@ -56,6 +59,7 @@ impl Gateway {
             .route("/v1/messages", post(front_door::anthropic))
             .route("/v1/models", get(models::list))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/admin/targets", get(admin::targets))
             .fallback(respond::not_found)
             // The handlers enforce the limit themselves, to answer in the
             // client's format; this only stops axum's smaller default.

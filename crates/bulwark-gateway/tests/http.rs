@@ -681,3 +681,59 @@ async fn each_key_has_its_own_quota() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_admin_api_is_behind_the_admin_key() -> TestResult {
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nadmin_key: admin-secret-0123456789\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  r: {{ targets: [p/gpt-4o-mini], max_retries: 0 }}\nbreaker: {{ consecutive_failures: 1 }}\n",
+        sim.url()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bulwark_gateway::serve(
+        listener,
+        Gateway::new(&config)?,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let http = reqwest::Client::new();
+    sim.sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let _ = http
+        .post(format!("{base}/v1/chat/completions"))
+        .body(chat("r", false))
+        .send()
+        .await?;
+    assert_eq!(
+        http.get(format!("{base}/admin/targets"))
+            .send()
+            .await?
+            .status(),
+        401
+    );
+    let wrong = http
+        .get(format!("{base}/admin/targets"))
+        .header("authorization", "Bearer not-the-admin-key-000")
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), 401);
+    let response = http
+        .get(format!("{base}/admin/targets"))
+        .header("authorization", "Bearer admin-secret-0123456789")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let body = json_of(response).await?;
+    assert_eq!(body["targets"][0]["target"], "p/gpt-4o-mini");
+    assert_eq!(body["targets"][0]["breaker"], "open");
+    assert!(
+        body["targets"][0]["open_for_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms > 0)
+    );
+    Ok(())
+}

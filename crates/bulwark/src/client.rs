@@ -359,6 +359,11 @@ impl Client {
         Some(from_cache(&hit, CacheStatus::Hit))
     }
 
+    /// Every target's health: breaker state, and concurrency limit and load.
+    pub fn target_states(&self) -> Vec<(String, Arc<crate::route::TargetState>)> {
+        self.table.target_states()
+    }
+
     /// The configured routes, for model listings.
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
         self.table.routes()

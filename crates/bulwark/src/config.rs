@@ -341,6 +341,9 @@ pub struct Config {
     pub cache_max_bytes: u64,
     /// Client keys; without any, the gateway is open (on loopback only).
     pub keys: Vec<ClientKey>,
+    /// The blake3 hash of the key that opens `/admin/`; without it, the
+    /// admin API is off.
+    pub admin_key: Option<[u8; 32]>,
 }
 
 /// One problem in a config file.
@@ -392,6 +395,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "retry_budget",
     "cache",
     "keys",
+    "admin_key",
 ];
 
 #[derive(Deserialize)]
@@ -408,6 +412,7 @@ struct RawTop {
     cache: Option<Value>,
     #[serde(default)]
     keys: BTreeMap<String, Value>,
+    admin_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -661,6 +666,22 @@ impl Config {
             }
         }
 
+        let admin_key = match top.admin_key.filter(|k| !k.is_empty()) {
+            None => None,
+            Some(key) if key.len() >= MIN_KEY_LENGTH => {
+                Some(*blake3::hash(key.as_bytes()).as_bytes())
+            }
+            Some(_) => {
+                issues.push(Issue {
+                    path: "admin_key".into(),
+                    message: format!(
+                        "the admin key must be at least {MIN_KEY_LENGTH} characters long"
+                    ),
+                });
+                None
+            }
+        };
+
         let cache_max_bytes = match top.cache {
             None => DEFAULT_CACHE_BYTES,
             Some(raw) => deserialize_at::<RawCache>(raw, "cache", &mut issues)
@@ -672,6 +693,7 @@ impl Config {
             Some(listen) if issues.is_empty() => Ok(Config {
                 cache_max_bytes,
                 keys,
+                admin_key,
                 listen,
                 max_request_bytes,
                 providers,

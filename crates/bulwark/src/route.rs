@@ -563,6 +563,17 @@ impl RouteTable {
         .with_code("model_not_found"))
     }
 
+    /// Every target's state, by `provider/model`.
+    pub fn target_states(&self) -> Vec<(String, Arc<TargetState>)> {
+        let states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<_> = states
+            .iter()
+            .map(|(label, state)| (label.clone(), Arc::clone(state)))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     pub fn routes(&self) -> impl Iterator<Item = &Route> {
         self.routes.values().map(|r| r.as_ref())
     }
