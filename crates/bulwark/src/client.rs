@@ -194,6 +194,10 @@ impl Client {
             .map_err(Failed::before_any_attempt)?;
         let cacheable = self.cacheable(&route, &request, &options);
         if let Some(hit) = self.cached(cacheable.as_ref()).await {
+            self.events.emit(|| Event::Cache {
+                route: route.name.clone(),
+                status: "hit",
+            });
             return Ok((hit.map(Answer::Complete), None, None));
         }
         // The route's admission queue; the time spent in it counts against
@@ -235,6 +239,10 @@ impl Client {
                 let store = cacheable.filter(|c| c.policy != CachePolicy::Bypass);
                 if store.is_some() {
                     served.cache = Some(CacheStatus::Miss);
+                    self.events.emit(|| Event::Cache {
+                        route: route.name.clone(),
+                        status: "miss",
+                    });
                 }
                 Ok((served, store, admitted))
             }
@@ -279,6 +287,10 @@ impl Client {
                         continue;
                     };
                     let mut served = from_cache(&stale, CacheStatus::Stale);
+                    self.events.emit(|| Event::Cache {
+                        route: route.name.clone(),
+                        status: "stale",
+                    });
                     served.attempts = failed.attempts;
                     (served.map(Answer::Complete), "stale-cache".to_string())
                 }

@@ -753,7 +753,14 @@ impl Run<'_> {
                 let head = futures_util::stream::iter(opened.head.into_iter().map(Ok));
                 let rest =
                     within_deadline(opened.rest, self.deadline, target.label.clone(), permit);
-                Ok((Answer::Stream(Box::pin(head.chain(rest))), first_token))
+                let stream: ChunkStream = Box::pin(head.chain(rest));
+                let stream = match opened.quota {
+                    Some((at, estimate)) => {
+                        correct_quota_at_end(stream, Arc::clone(&target.state), at, estimate)
+                    }
+                    None => stream,
+                };
+                Ok((Answer::Stream(stream), first_token))
             }
             Mode::Complete => {
                 let limit = self.route.timeouts.attempt;
@@ -970,6 +977,32 @@ fn unavailable(mut error: ApiError) -> ApiError {
         error.retry_after = error.retry_after.or(Some(1));
     }
     error
+}
+
+/// Replaces a stream's token estimate by its real usage once it ends.
+fn correct_quota_at_end(
+    stream: ChunkStream,
+    state: Arc<crate::route::TargetState>,
+    at: Instant,
+    estimate: Tokens,
+) -> ChunkStream {
+    Box::pin(async_stream::stream! {
+        let mut stream = stream;
+        let mut used = None;
+        while let Some(item) = stream.next().await {
+            if let Ok(chunk) = &item {
+                for event in &chunk.events {
+                    if let StreamEvent::Usage(u) = event {
+                        used = Some(Tokens { input: u.input_tokens, output: u.output_tokens });
+                    }
+                }
+            }
+            yield item;
+        }
+        if let Some(used) = used {
+            state.correct_tokens(at, estimate, used);
+        }
+    })
 }
 
 /// Whether `target` can take a prompt that was too long for a window of

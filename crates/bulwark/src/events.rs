@@ -51,6 +51,8 @@ pub enum Event {
     /// Every target failed and the answer was degraded (`how`: stale-cache,
     /// a degrade target, static).
     Degraded { route: String, how: String },
+    /// The route's cache was consulted: `hit`, `miss` or `stale`.
+    Cache { route: String, status: &'static str },
     /// A request was shed by the route's admission queue.
     Shed { route: String },
     /// A request was answered, by which target and after how many attempts.

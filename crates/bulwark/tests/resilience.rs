@@ -782,3 +782,28 @@ async fn output_token_quotas_count_max_tokens_then_usage() -> TestResult {
     assert_eq!(limited.sim.request_count(), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_streamed_answer_corrects_its_token_estimate_when_it_ends() -> TestResult {
+    use futures_util::StreamExt;
+    let limited = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: openai, base_url: \"{}/v1\", limits: {{ output_tpm: 30 }} }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [p/gpt-4o-mini, b/gpt-4o-mini] }}\n",
+        limited.url(),
+        backup.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    // Two reservations of 16 do not fit in 30; once the first stream has
+    // ended and reported fewer tokens, the second does.
+    let first = client.stream(request("main")).await?;
+    assert_eq!(first.target, "p/gpt-4o-mini");
+    let mut events = first.value;
+    while events.next().await.is_some() {}
+    let second = client.stream(request("main")).await?;
+    assert_eq!(
+        second.target, "p/gpt-4o-mini",
+        "the estimate was not corrected"
+    );
+    Ok(())
+}
