@@ -634,12 +634,17 @@ impl Opener<'_> {
             }
         };
         // The provider's quotas: wait for room only if nothing else is left.
-        let estimate = Tokens {
-            input: crate::limit::estimate::input_tokens(self.request),
-            output: self
-                .request
-                .max_tokens
-                .map_or(u64::from(target.provider.default_max_tokens()), u64::from),
+        // Estimating walks the whole prompt: only for targets with quotas.
+        let estimate = if target.state.has_quotas() {
+            Tokens {
+                input: crate::limit::estimate::input_tokens(self.request),
+                output: self
+                    .request
+                    .max_tokens
+                    .map_or(u64::from(target.provider.default_max_tokens()), u64::from),
+            }
+        } else {
+            Tokens::default()
         };
         let taken = loop {
             match target.state.take_quota(estimate) {

@@ -110,6 +110,11 @@ impl TargetState {
         }
     }
 
+    /// Whether any per-minute quota applies to this target.
+    pub fn has_quotas(&self) -> bool {
+        !self.quotas.is_empty()
+    }
+
     /// Holds requests to this target until the provider's quota resets.
     pub fn pause_quota(&self, reset: Duration) {
         let until = Instant::now() + reset;
