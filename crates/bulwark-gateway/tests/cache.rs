@@ -10,6 +10,8 @@ use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+mod common;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 struct Setup {
@@ -223,17 +225,8 @@ async fn degraded_answers_say_how_they_were_made() -> TestResult {
         primary.url(),
         local.url()
     );
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(
-        listener,
-        Gateway::new(&config)?,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let gateway = common::start_gateway(&yaml).await?;
+    let base = gateway.base.clone();
     let http = reqwest::Client::new();
     let send = |path: &'static str, body: String| {
         let http = http.clone();
@@ -319,17 +312,8 @@ async fn cached_answers_are_not_shared_across_client_keys() -> TestResult {
         "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  cached: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 1h }} }}\nkeys:\n  a: {{ key: tenant-a-key-0123456789 }}\n  b: {{ key: tenant-b-key-0123456789 }}\n",
         sim.url()
     );
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(
-        listener,
-        Gateway::new(&config)?,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let gateway = common::start_gateway(&yaml).await?;
+    let base = gateway.base.clone();
     let http = reqwest::Client::new();
     let body =
         r#"{"model":"cached","temperature":0,"messages":[{"role":"user","content":"private"}]}"#;

@@ -7,6 +7,8 @@ use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+mod common;
+
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 struct Setup {
@@ -313,17 +315,8 @@ async fn continued_streams_are_well_formed_for_both_client_formats() -> TestResu
         first_anthropic.url(),
         backup.url()
     );
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(
-        listener,
-        Gateway::new(&config)?,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let gateway = common::start_gateway(&yaml).await?;
+    let base = gateway.base.clone();
     first_openai
         .sim
         .set_faults(vec![FaultRule::always(Fault::cut(4))]);
@@ -423,17 +416,8 @@ async fn client_keys_guard_the_gateway_and_its_routes() -> TestResult {
         sim.url(),
         blake3::hash(b"admin-key-0123456789").to_hex()
     );
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(
-        listener,
-        Gateway::new(&config)?,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let gateway = common::start_gateway(&yaml).await?;
+    let base = gateway.base.clone();
     let http = reqwest::Client::new();
     let call = |path: &str, model: &str, auth: Option<(&'static str, String)>| {
         let mut request = http
@@ -551,17 +535,8 @@ async fn the_admission_queue_orders_and_sheds() -> TestResult {
         "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  narrow: {{ targets: [p/gpt-4o-mini], admission: {{ max_concurrency: 1, queue: 2 }} }}\n",
         sim.url()
     );
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(
-        listener,
-        Gateway::new(&config)?,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let gateway = common::start_gateway(&yaml).await?;
+    let base = gateway.base.clone();
     let http = reqwest::Client::new();
     let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let send = |name: &'static str, priority: &'static str| {
@@ -637,17 +612,8 @@ async fn each_key_has_its_own_quota() -> TestResult {
         "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  r: {{ targets: [p/gpt-4o-mini] }}\nkeys:\n  small: {{ key: small-key-0123456789, limits: {{ rpm: 2 }} }}\n  big: {{ key: big-key-012345678901 }}\n",
         sim.url()
     );
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(
-        listener,
-        Gateway::new(&config)?,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let gateway = common::start_gateway(&yaml).await?;
+    let base = gateway.base.clone();
     let http = reqwest::Client::new();
     let mut statuses = Vec::new();
     for key in [
@@ -689,17 +655,8 @@ async fn the_admin_api_is_behind_the_admin_key() -> TestResult {
         "listen: 127.0.0.1:0\nadmin_key: admin-secret-0123456789\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  r: {{ targets: [p/gpt-4o-mini], max_retries: 0 }}\nbreaker: {{ consecutive_failures: 1 }}\n",
         sim.url()
     );
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(
-        listener,
-        Gateway::new(&config)?,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let gateway = common::start_gateway(&yaml).await?;
+    let base = gateway.base.clone();
     let http = reqwest::Client::new();
     sim.sim
         .set_faults(vec![FaultRule::always(Fault::status(503))]);

@@ -1,0 +1,26 @@
+//! What the gateway's HTTP tests share: a gateway from YAML on 127.0.0.1.
+
+use bulwark::Config;
+use bulwark_gateway::Gateway;
+use tokio::net::TcpListener;
+
+/// A running gateway; it stops when this is dropped.
+pub struct Running {
+    pub base: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn start_gateway(yaml: &str) -> Result<Running, Box<dyn std::error::Error>> {
+    let config = Config::from_yaml(yaml, "test", &|_| None)?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(bulwark_gateway::serve(
+        listener,
+        Gateway::new(&config)?,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(Running { base, _stop: stop })
+}
