@@ -3,20 +3,17 @@
 
 mod common;
 
-use common::{ANTHROPIC, post, sse, start};
+use common::{ANTHROPIC, merged, post, sse, start};
 use serde_json::{Value, json};
 
 fn messages(extra: Value) -> Value {
-    let mut body = json!({
+    let body = json!({
         "model": "claude-sonnet-4-5",
         "max_tokens": 1024,
         "system": "Be terse.",
         "messages": [{"role": "user", "content": "Say hi please"}]
     });
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    body
+    merged(body, extra)
 }
 
 #[tokio::test]

@@ -3,19 +3,16 @@
 
 mod common;
 
-use common::{post, sse, start};
+use common::{merged, post, sse, start};
 use serde_json::{Value, json};
 
 fn request(extra: Value) -> Value {
-    let mut body = json!({
+    let body = json!({
         "systemInstruction": {"parts": [{"text": "Be terse."}]},
         "contents": [{"role": "user", "parts": [{"text": "Say hi please"}]}],
         "generationConfig": {"temperature": 0.2}
     });
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    body
+    merged(body, extra)
 }
 
 #[tokio::test]

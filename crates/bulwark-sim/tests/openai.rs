@@ -3,21 +3,18 @@
 
 mod common;
 
-use common::{post, sse, start};
+use common::{merged, post, sse, start};
 use serde_json::{Value, json};
 
 fn chat(extra: Value) -> Value {
-    let mut body = json!({
+    let body = json!({
         "model": "gpt-4o-mini",
         "messages": [
             {"role": "system", "content": "Be terse."},
             {"role": "user", "content": "Say hi please"}
         ]
     });
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    body
+    merged(body, extra)
 }
 
 #[tokio::test]

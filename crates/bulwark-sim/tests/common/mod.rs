@@ -98,3 +98,11 @@ pub fn sse(text: &str) -> Vec<Event> {
 }
 
 pub const ANTHROPIC: [(&str, &str); 1] = [("anthropic-version", "2023-06-01")];
+
+/// `base` with the fields of `extra` set on it.
+pub fn merged(mut base: Value, extra: Value) -> Value {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
