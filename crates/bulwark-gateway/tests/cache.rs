@@ -2,13 +2,10 @@
 //! client's format, `Cache-Control`, nondeterministic requests, TTLs, and no
 //! partial entries from a broken stream.
 
-use bulwark::Config;
 use bulwark::sse::SseDecoder;
 use bulwark::wire::{anthropic, openai};
-use bulwark_gateway::Gateway;
 use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 mod common;
 
@@ -18,7 +15,7 @@ struct Setup {
     base: String,
     http: reqwest::Client,
     sim: SimServer,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _gateway: common::Running,
 }
 
 async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
@@ -27,22 +24,12 @@ async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
         "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  cached: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 1h }} }}\n  any: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 1h, nondeterministic: true }} }}\n  brief: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 300ms }} }}\n  plain: {{ targets: [p/gpt-4o-mini] }}\n",
         sim.url()
     );
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(
-        listener,
-        Gateway::new(&config)?,
-        async {
-            let _ = stopped.await;
-        },
-    ));
+    let gateway = common::start_gateway(&yaml).await?;
     Ok(Setup {
-        base,
+        base: gateway.base.clone(),
         http: reqwest::Client::new(),
         sim,
-        _stop: stop,
+        _gateway: gateway,
     })
 }
 

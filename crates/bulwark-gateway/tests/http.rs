@@ -1,11 +1,8 @@
 //! The gateway over HTTP on 127.0.0.1, in front of simulated providers:
 //! status codes, error shapes, stream framing and the served-by headers.
 
-use bulwark::Config;
-use bulwark_gateway::Gateway;
 use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 mod common;
 
@@ -16,7 +13,7 @@ struct Setup {
     http: reqwest::Client,
     primary: SimServer,
     _backup: SimServer,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _gateway: common::Running,
 }
 
 async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
@@ -27,20 +24,13 @@ async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
         primary.url(),
         backup.url()
     );
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
-    let gateway = Gateway::new(&config)?;
-    let listener = TcpListener::bind(config.listen).await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(listener, gateway, async {
-        let _ = stopped.await;
-    }));
+    let gateway = common::start_gateway(&yaml).await?;
     Ok(Setup {
-        base,
+        base: gateway.base.clone(),
         http: reqwest::Client::new(),
         primary,
         _backup: backup,
-        _stop: stop,
+        _gateway: gateway,
     })
 }
 
