@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod limit;
+pub mod observe;
 pub mod provider;
 pub mod resilience;
 pub mod route;

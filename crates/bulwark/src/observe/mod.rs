@@ -1,0 +1,20 @@
+//! The vocabulary of observability, shared by the engine, the store, the
+//! health tracker, alerts and the status page: what one request did
+//! ([`record`]), how healthy a component is ([`component`]), what an
+//! incident holds ([`incident`]) and what the status page shows
+//! ([`snapshot`]). Plain data only; the logic lives with each consumer.
+
+pub mod component;
+pub mod incident;
+pub mod record;
+pub mod snapshot;
+
+/// Milliseconds since the Unix epoch: the one timestamp type of the store
+/// and the status page, portable across SQLite and PostgreSQL.
+pub type UnixMs = i64;
+
+pub fn unix_ms_now() -> UnixMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,86 @@
+//! Everything the status page shows, gathered in one value so rendering is
+//! a pure function of it.
+
+use serde::{Deserialize, Serialize};
+
+use super::UnixMs;
+use super::component::{ComponentKind, ComponentState};
+use super::incident::Incident;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    /// The page's name, e.g. `Bulwark`.
+    pub page_name: String,
+    /// The public URL of the page, if configured (for links in feeds).
+    pub page_url: Option<String>,
+    pub generated_at: UnixMs,
+    pub components: Vec<ComponentStatus>,
+    /// Routes' error budgets.
+    pub slos: Vec<SloStatus>,
+    /// Open incidents, newest first.
+    pub active_incidents: Vec<Incident>,
+    /// Incidents resolved recently, newest first.
+    pub recent_incidents: Vec<Incident>,
+}
+
+impl StatusSnapshot {
+    /// The worst state of any component: the page's overall status.
+    pub fn overall(&self) -> ComponentState {
+        self.components
+            .iter()
+            .map(|c| c.state)
+            .max()
+            .unwrap_or(ComponentState::Operational)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComponentStatus {
+    /// Unique name: `provider/model` for a target, the route's name for a route.
+    pub name: String,
+    pub kind: ComponentKind,
+    pub state: ComponentState,
+    /// When the state last changed.
+    pub updated_at: UnixMs,
+    /// Why it is in this state, for people (e.g. `error rate 62 % over 60 s`).
+    pub reason: Option<String>,
+    /// Share of good time, as fractions 0..=1, when known.
+    pub uptime_24h: Option<f64>,
+    pub uptime_7d: Option<f64>,
+    pub uptime_30d: Option<f64>,
+    /// Oldest first, up to 90 days ending today (UTC).
+    pub days: Vec<DayUptime>,
+    /// Recent median and p95 latency to the first token, in milliseconds.
+    pub latency_p50_ms: Option<f64>,
+    pub latency_p95_ms: Option<f64>,
+}
+
+/// One bar of the 90-day chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DayUptime {
+    /// `YYYY-MM-DD`, UTC.
+    pub date: String,
+    /// Share of the day's observed time spent operational; `None` when
+    /// nothing was observed that day.
+    pub uptime: Option<f64>,
+    /// The worst state seen that day.
+    pub worst: ComponentState,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SloStatus {
+    pub route: String,
+    /// The objective, e.g. 0.999.
+    pub objective: f64,
+    /// The SLO window, e.g. 30 days, in seconds.
+    pub window_secs: u64,
+    /// Measured availability over the window so far (good / total).
+    pub availability: Option<f64>,
+    pub total: u64,
+    pub good: u64,
+    /// Share of the error budget left, 1.0 = untouched, negative = overspent.
+    pub budget_remaining: f64,
+    /// Current burn rates over the short windows (1 h, 6 h).
+    pub burn_rate_1h: f64,
+    pub burn_rate_6h: f64,
+}
