@@ -157,6 +157,7 @@ impl Client {
                                 error: error.to_api_error(),
                                 attempts: served.attempts,
                                 failures: vec![error],
+                                attempt_log: std::mem::take(&mut served.attempt_log),
                             });
                         }
                     }
@@ -315,6 +316,9 @@ impl Client {
                     match engine::run(&single, request, options, mode, &self.events).await {
                         Ok(mut served) => {
                             served.attempts += failed.attempts;
+                            let later = std::mem::take(&mut served.attempt_log);
+                            served.attempt_log = failed.attempt_log.clone();
+                            served.attempt_log.extend(later);
                             (served, target.label.clone())
                         }
                         Err(_) => continue,
@@ -326,6 +330,9 @@ impl Client {
                 ),
             };
             let mut served = served;
+            if served.attempt_log.is_empty() {
+                served.attempt_log = failed.attempt_log.clone();
+            }
             served.fallback = true;
             self.events.emit(|| Event::Degraded {
                 route: route.name.clone(),
@@ -391,6 +398,7 @@ fn from_cache(answer: &CachedAnswer, status: CacheStatus) -> Served<Vec<Chunk>> 
         fallback: false,
         cache: Some(status),
         degraded: None,
+        attempt_log: Vec::new(),
     }
 }
 
@@ -458,6 +466,7 @@ fn static_answer(text: &str) -> Served<Vec<Chunk>> {
         fallback: true,
         cache: None,
         degraded: None,
+        attempt_log: Vec::new(),
     }
 }
 

@@ -25,6 +25,8 @@ use crate::api::{ChatRequest, StreamEvent, WireFormat};
 use crate::error::{ApiError, ErrorKind, UpstreamError, UpstreamFailure};
 use crate::events::{Event, EventBus};
 use crate::limit::window::Refusal;
+use crate::observe::record::AttemptRecord;
+use crate::observe::{UnixMs, unix_ms_now};
 use crate::provider::{Chunk, ChunkStream};
 use crate::resilience::breaker::CallOutcome;
 use crate::resilience::classify::{Action, classify};
@@ -105,6 +107,8 @@ pub struct Served<T> {
     /// How the answer was degraded, when every target failed: `stale-cache`,
     /// the degrade target's `provider/model`, or `static`.
     pub degraded: Option<String>,
+    /// Every upstream attempt, in the order they ended, for the request log.
+    pub attempt_log: Vec<AttemptRecord>,
 }
 
 impl<T> Served<T> {
@@ -117,6 +121,7 @@ impl<T> Served<T> {
             fallback: self.fallback,
             cache: self.cache,
             degraded: self.degraded,
+            attempt_log: self.attempt_log,
         }
     }
 }
@@ -129,6 +134,8 @@ pub struct Failed {
     pub attempts: u32,
     /// Every failed attempt, in order.
     pub failures: Vec<UpstreamError>,
+    /// Every upstream attempt, for the request log.
+    pub attempt_log: Vec<AttemptRecord>,
 }
 
 impl Failed {
@@ -137,6 +144,7 @@ impl Failed {
             error,
             attempts: 0,
             failures: Vec::new(),
+            attempt_log: Vec::new(),
         }
     }
 }
@@ -162,6 +170,7 @@ pub async fn run(
         attempts: 0,
         failures: Vec::new(),
         skipped: Vec::new(),
+        log: AttemptLog::new(route.targets.len()),
     };
     // Every wait inside is already clipped to the deadline; this is the
     // guarantee that nothing overlooked can hold a request past it.
@@ -195,6 +204,88 @@ struct Run<'a> {
     failures: Vec<UpstreamError>,
     /// Targets passed over without a call, and why.
     skipped: Vec<String>,
+    log: AttemptLog,
+}
+
+/// Attempts as the request log sees them. Wall-clock times are derived from
+/// the runtime's clock, so they stay consistent under paused test time.
+struct AttemptLog {
+    base: (Instant, UnixMs),
+    /// The attempt in flight on each target: when it started, and whether
+    /// it is a hedge.
+    open: Vec<Option<(Instant, bool)>>,
+    done: Vec<AttemptRecord>,
+}
+
+impl AttemptLog {
+    fn new(targets: usize) -> AttemptLog {
+        AttemptLog {
+            base: (Instant::now(), unix_ms_now()),
+            open: vec![None; targets],
+            done: Vec::new(),
+        }
+    }
+
+    fn start(&mut self, who: usize, hedge: bool) {
+        if let Some(slot) = self.open.get_mut(who) {
+            *slot = Some((Instant::now(), hedge));
+        }
+    }
+
+    fn unix_at(&self, at: Instant) -> UnixMs {
+        self.base.1 + at.saturating_duration_since(self.base.0).as_millis() as i64
+    }
+
+    /// Closes target `who`'s attempt: `error` is `None` when it answered.
+    fn end(
+        &mut self,
+        who: usize,
+        label: &str,
+        first_token: Option<Duration>,
+        error: Option<&UpstreamError>,
+    ) {
+        let Some((started, hedge)) = self.open.get_mut(who).and_then(Option::take) else {
+            return;
+        };
+        let status = error.and_then(|e| match e.failure {
+            UpstreamFailure::Status { status, .. } => Some(status),
+            _ => None,
+        });
+        self.done.push(AttemptRecord {
+            target: label.to_string(),
+            at: self.unix_at(started),
+            latency_ms: millis(Instant::now().saturating_duration_since(started)),
+            first_token_ms: first_token.map(millis),
+            status: status.or(error.is_none().then_some(200)),
+            error_class: error.map(|e| e.class().to_string()),
+            hedge,
+        });
+    }
+
+    /// Everything so far, with attempts still in flight closed as `class`
+    /// (a hedge that lost the race, or a call the deadline cut short).
+    fn snapshot(&self, labels: &[String], class: &str) -> Vec<AttemptRecord> {
+        let now = Instant::now();
+        let mut all = self.done.clone();
+        for (who, open) in self.open.iter().enumerate() {
+            if let Some((started, hedge)) = open {
+                all.push(AttemptRecord {
+                    target: labels.get(who).cloned().unwrap_or_default(),
+                    at: self.unix_at(*started),
+                    latency_ms: millis(now.saturating_duration_since(*started)),
+                    first_token_ms: None,
+                    status: None,
+                    error_class: Some(class.to_string()),
+                    hedge: *hedge,
+                });
+            }
+        }
+        all
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 /// What the engine does after a failed attempt.
@@ -334,6 +425,7 @@ impl<'a> Run<'a> {
     ) -> Served<Answer> {
         let target = &self.route.targets[who];
         target.state.observe_first_token(first_token);
+        self.log.end(who, &target.label, Some(first_token), None);
         let fallback = who != plan[0];
         self.events.emit(|| Event::Served {
             route: self.route.name.clone(),
@@ -384,7 +476,12 @@ impl<'a> Run<'a> {
             fallback,
             cache: None,
             degraded: None,
+            attempt_log: self.log.snapshot(&self.labels(), "cancelled"),
         }
+    }
+
+    fn labels(&self) -> Vec<String> {
+        self.route.targets.iter().map(|t| t.label.clone()).collect()
     }
 
     /// Books a failed attempt (breaker, events, the failure list) and says
@@ -397,6 +494,7 @@ impl<'a> Run<'a> {
         context_floor: &mut Option<u64>,
     ) -> Step {
         let target = &self.route.targets[who];
+        self.log.end(who, &target.label, None, Some(&error));
         let verdict = classify(&error);
         if matches!(error.failure, UpstreamFailure::Timeout) {
             // A hang is the slowest answer of all, for balancing.
@@ -507,6 +605,7 @@ impl<'a> Run<'a> {
         let targets = &self.route.targets;
         let opener = self.opener();
         self.attempts += 1;
+        self.log.start(i, false);
         let delay = hedge_to.and_then(|_| self.route.hedge_delay(&targets[i]));
         let (Some(j), Some(delay)) = (hedge_to, delay) else {
             let opened = opener.open(&targets[i], may_wait).await;
@@ -560,6 +659,7 @@ impl<'a> Run<'a> {
             );
         };
         self.attempts += 1;
+        self.log.start(j, true);
         self.events.emit(|| Event::Hedged {
             route: self.route.name.clone(),
             primary: targets[i].label.clone(),
@@ -828,6 +928,7 @@ impl Run<'_> {
             error,
             attempts: self.attempts,
             failures: self.failures.clone(),
+            attempt_log: self.log.snapshot(&self.labels(), "timeout"),
         }
     }
 
@@ -893,6 +994,7 @@ impl Run<'_> {
             error,
             attempts: self.attempts,
             failures: self.failures.clone(),
+            attempt_log: self.log.snapshot(&self.labels(), "cancelled"),
         }
     }
 
