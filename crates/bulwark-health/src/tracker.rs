@@ -1,0 +1,373 @@
+//! The health tracker: windows, states and incidents for every target and
+//! route of one gateway.
+
+use std::collections::HashMap;
+
+use bulwark::observe::UnixMs;
+use bulwark::observe::component::{ComponentKind, ComponentState};
+use bulwark::observe::incident::{Incident, IncidentStatus};
+use bulwark::observe::record::RequestRecord;
+use bulwark::resilience::breaker::BreakerState;
+
+use crate::incident::{IncidentBook, IncidentUpdate};
+use crate::ladder::{Hysteresis, Judgement, judge_route, judge_target};
+use crate::settings::{HealthSettings, SloSettings};
+use crate::slo::{BurnAlert, SloTracker};
+use crate::window::{RouteWindow, TargetWindow};
+
+/// The routes and the targets each one uses, in config order.
+#[derive(Debug, Clone, Default)]
+pub struct Topology {
+    pub routes: Vec<(String, Vec<String>)>,
+}
+
+impl Topology {
+    fn targets(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for (_, targets) in &self.routes {
+            for target in targets {
+                if !all.contains(target) {
+                    all.push(target.clone());
+                }
+            }
+        }
+        all
+    }
+}
+
+/// A component whose shown state changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentChange {
+    pub name: String,
+    pub kind: ComponentKind,
+    pub from: ComponentState,
+    pub to: ComponentState,
+    pub reason: Option<String>,
+    pub at: UnixMs,
+}
+
+/// What one evaluation found.
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    pub changes: Vec<ComponentChange>,
+    pub incidents: Vec<IncidentUpdate>,
+    pub burn_alerts: Vec<BurnAlert>,
+    /// Time observed since the previous evaluation, per component, in the
+    /// state it was shown in: the uptime roll-up's input.
+    pub uptime: Vec<(String, ComponentKind, f64, ComponentState)>,
+    /// The open incident, when its impact counts changed.
+    pub incident_to_store: Option<Incident>,
+}
+
+/// A component as the status page shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentView {
+    pub name: String,
+    pub kind: ComponentKind,
+    pub state: ComponentState,
+    pub reason: Option<String>,
+    pub updated_at: UnixMs,
+    pub first_token_p50_ms: Option<f64>,
+    pub first_token_p95_ms: Option<f64>,
+}
+
+#[derive(Debug)]
+struct Component {
+    kind: ComponentKind,
+    hysteresis: Hysteresis,
+    reason: Option<String>,
+    updated_at: UnixMs,
+    maintenance: bool,
+    targets: TargetWindow,
+    requests: RouteWindow,
+    /// The first-token median when healthy: what "slow" is measured against.
+    baseline_ms: Option<f64>,
+    p50_ms: Option<f64>,
+    p95_ms: Option<f64>,
+}
+
+impl Component {
+    fn new(kind: ComponentKind, now: UnixMs) -> Component {
+        Component {
+            kind,
+            hysteresis: Hysteresis::default(),
+            reason: None,
+            updated_at: now,
+            maintenance: false,
+            targets: TargetWindow::default(),
+            requests: RouteWindow::default(),
+            baseline_ms: None,
+            p50_ms: None,
+            p95_ms: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct HealthTracker {
+    settings: HealthSettings,
+    topology: Topology,
+    /// Targets first, then routes, in config order.
+    order: Vec<String>,
+    components: HashMap<String, Component>,
+    book: IncidentBook,
+    slo: SloTracker,
+    last_evaluation: Option<UnixMs>,
+}
+
+impl HealthTracker {
+    pub fn new(
+        settings: HealthSettings,
+        topology: Topology,
+        slos: HashMap<String, SloSettings>,
+        now: UnixMs,
+    ) -> HealthTracker {
+        let mut order = Vec::new();
+        let mut components = HashMap::new();
+        for target in topology.targets() {
+            components.insert(target.clone(), Component::new(ComponentKind::Target, now));
+            order.push(target);
+        }
+        for (route, _) in &topology.routes {
+            // A route named like a target keeps the target's entry.
+            if !components.contains_key(route) {
+                components.insert(route.clone(), Component::new(ComponentKind::Route, now));
+                order.push(route.clone());
+            }
+        }
+        HealthTracker {
+            settings,
+            topology,
+            order,
+            components,
+            book: IncidentBook::default(),
+            slo: SloTracker::new(slos),
+            last_evaluation: None,
+        }
+    }
+
+    pub fn settings(&self) -> &HealthSettings {
+        &self.settings
+    }
+
+    pub fn slo(&self) -> &SloTracker {
+        &self.slo
+    }
+
+    pub fn open_incident(&self) -> Option<&Incident> {
+        self.book.open_incident()
+    }
+
+    pub fn resume(&mut self, incident: Incident) {
+        self.book.resume(incident);
+    }
+
+    /// Takes one finished request into every window it concerns.
+    pub fn observe(&mut self, record: &RequestRecord) -> Option<IncidentUpdate> {
+        for attempt in &record.attempts {
+            if let Some(component) = self.components.get_mut(&attempt.target)
+                && component.kind == ComponentKind::Target
+            {
+                component.targets.push(attempt);
+            }
+        }
+        if let Some(component) = self.components.get_mut(&record.route)
+            && component.kind == ComponentKind::Route
+        {
+            component.requests.push(record);
+        }
+        self.slo.observe(record);
+        let affected = self.affected(record);
+        self.book.observe(record, affected)
+    }
+
+    /// A breaker changed state.
+    pub fn on_breaker(
+        &mut self,
+        now: UnixMs,
+        target: &str,
+        to: BreakerState,
+    ) -> Option<IncidentUpdate> {
+        match to {
+            BreakerState::Open => self.book.breaker(now, target, true),
+            BreakerState::Closed => self.book.breaker(now, target, false),
+            BreakerState::HalfOpen => None,
+        }
+    }
+
+    /// An admin put a component under maintenance, or took it out.
+    pub fn set_maintenance(
+        &mut self,
+        now: UnixMs,
+        name: &str,
+        on: bool,
+    ) -> Option<ComponentChange> {
+        let component = self.components.get_mut(name)?;
+        component.maintenance = on;
+        let from = component.hysteresis.shown();
+        let to = if on {
+            ComponentState::UnderMaintenance
+        } else {
+            ComponentState::Operational
+        };
+        component.hysteresis.force(to);
+        component.updated_at = now;
+        component.reason = on.then(|| "set by an admin".to_string());
+        let change = ComponentChange {
+            name: name.to_string(),
+            kind: component.kind,
+            from,
+            to,
+            reason: component.reason.clone(),
+            at: now,
+        };
+        self.book.component_changed(now, name, from, to, None);
+        Some(change)
+    }
+
+    /// An admin's note or status change on the open incident.
+    pub fn annotate(
+        &mut self,
+        now: UnixMs,
+        status: Option<IncidentStatus>,
+        note: Option<String>,
+    ) -> Option<IncidentUpdate> {
+        self.book.annotate(now, status, note)
+    }
+
+    /// Judges every component and moves incidents along. `breakers` holds
+    /// each target's breaker state now.
+    pub fn evaluate(
+        &mut self,
+        now: UnixMs,
+        breakers: &HashMap<String, BreakerState>,
+    ) -> Evaluation {
+        let mut evaluation = Evaluation::default();
+        let since = now - self.settings.window.as_millis() as i64;
+        let elapsed = self
+            .last_evaluation
+            .map_or(0.0, |last| (now - last).max(0) as f64 / 1000.0);
+        self.last_evaluation = Some(now);
+        for name in &self.order {
+            let Some(component) = self.components.get_mut(name) else {
+                continue;
+            };
+            let from = component.hysteresis.shown();
+            if elapsed > 0.0 {
+                evaluation
+                    .uptime
+                    .push((name.clone(), component.kind, elapsed, from));
+            }
+            if component.maintenance {
+                continue;
+            }
+            let breaker = breakers.get(name).copied().unwrap_or(BreakerState::Closed);
+            let judgement = match component.kind {
+                ComponentKind::Target => {
+                    let stats = component.targets.stats(since);
+                    component.p50_ms = stats.first_token_p50_ms;
+                    component.p95_ms = stats.first_token_p95_ms;
+                    let judgement =
+                        judge_target(&stats, breaker, component.baseline_ms, &self.settings);
+                    if judgement.state == ComponentState::Operational
+                        && stats.attempts >= self.settings.min_volume
+                        && let Some(p50) = stats.first_token_p50_ms
+                    {
+                        component.baseline_ms =
+                            Some(component.baseline_ms.map_or(p50, |b| 0.8 * b + 0.2 * p50));
+                    }
+                    judgement
+                }
+                ComponentKind::Route => {
+                    let stats = component.requests.stats(since);
+                    component.p50_ms = stats.first_token_p50_ms;
+                    component.p95_ms = stats.first_token_p95_ms;
+                    judge_route(&stats, &self.settings)
+                }
+            };
+            let Judgement { state, reason } = judgement;
+            let to = if breaker == BreakerState::Open {
+                component.hysteresis.force(state);
+                state
+            } else {
+                component.hysteresis.feed(state, &self.settings)
+            };
+            if state == to {
+                component.reason = reason;
+            }
+            if to != from {
+                component.updated_at = now;
+                if to == ComponentState::Operational {
+                    component.reason = None;
+                }
+                evaluation.changes.push(ComponentChange {
+                    name: name.clone(),
+                    kind: component.kind,
+                    from,
+                    to,
+                    reason: component.reason.clone(),
+                    at: now,
+                });
+            }
+        }
+        for change in &evaluation.changes {
+            tracing::info!(component = %change.name, from = change.from.as_str(), to = change.to.as_str(), reason = change.reason.as_deref().unwrap_or(""), "component state changed");
+            let updates = self.book.component_changed(
+                now,
+                &change.name,
+                change.from,
+                change.to,
+                change.reason.as_deref(),
+            );
+            evaluation.incidents.extend(updates);
+        }
+        let states: Vec<(String, ComponentState, Option<String>)> = self
+            .order
+            .iter()
+            .filter_map(|name| {
+                let c = self.components.get(name)?;
+                Some((name.clone(), c.hysteresis.shown(), c.reason.clone()))
+            })
+            .collect();
+        evaluation
+            .incidents
+            .extend(self.book.tick(now, &states, &self.settings));
+        evaluation.incident_to_store = self.book.take_dirty();
+        evaluation.burn_alerts = self.slo.alerts(now);
+        evaluation
+    }
+
+    /// Every component, targets first, in config order.
+    pub fn components(&self) -> Vec<ComponentView> {
+        self.order
+            .iter()
+            .filter_map(|name| {
+                let c = self.components.get(name)?;
+                Some(ComponentView {
+                    name: name.clone(),
+                    kind: c.kind,
+                    state: c.hysteresis.shown(),
+                    reason: c.reason.clone(),
+                    updated_at: c.updated_at,
+                    first_token_p50_ms: c.p50_ms,
+                    first_token_p95_ms: c.p95_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Whether a request touched a component of the open incident.
+    fn affected(&self, record: &RequestRecord) -> bool {
+        let Some(incident) = self.book.open_incident() else {
+            return false;
+        };
+        let hit = |name: &str| incident.components.iter().any(|c| c == name);
+        hit(&record.route)
+            || record.attempts.iter().any(|a| hit(&a.target))
+            || self
+                .topology
+                .routes
+                .iter()
+                .any(|(route, targets)| route == &record.route && targets.iter().any(|t| hit(t)))
+    }
+}
