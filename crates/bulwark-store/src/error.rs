@@ -1,0 +1,102 @@
+//! One error type for the whole store, worded for the operator who has to
+//! fix it: each message says what went wrong and where to look.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error(
+        "unsupported database URL `{url}`: use `sqlite://path/to/file.db`, \
+         `sqlite::memory:` or `postgres://user@host:5432/dbname`"
+    )]
+    UnsupportedUrl { url: String },
+
+    #[error(
+        "could not create the directory `{dir}` for the SQLite database: {source}; \
+         check the path and its permissions"
+    )]
+    CreateDir {
+        dir: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "could not connect to the {backend} database at `{url}`: {source}; check the URL, \
+         that the server is running and accepts this user, and that the file is writable"
+    )]
+    Connect {
+        backend: &'static str,
+        /// Password removed.
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error(
+        "could not bring the {backend} schema up to date: {source}; if another Bulwark \
+         version migrated this database, run the same version or point `store.url` at a \
+         fresh database"
+    )]
+    Migrate {
+        backend: &'static str,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+
+    #[error(
+        "{op} failed on the {backend} database: {source}; check that the database is \
+         reachable, not dropped, not read-only and not out of disk space"
+    )]
+    Query {
+        op: &'static str,
+        backend: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error(
+        "the stored {what} `{value}` is not one this Bulwark knows: the database was \
+         probably written by a newer version; upgrade Bulwark or use another database"
+    )]
+    Corrupt { what: &'static str, value: String },
+
+    #[error(
+        "uptime seconds must be finite, at least 0 and at most one year, got {seconds}: \
+         pass the time observed since the previous report"
+    )]
+    InvalidSeconds { seconds: f64 },
+}
+
+/// Removes the password from a connection URL so it can go into logs and
+/// error messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://bob:s3cret@db:5432/x"),
+            "postgres://bob:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://bob@db/x"), "postgres://bob@db/x");
+        assert_eq!(redact_url("sqlite://data/b.db"), "sqlite://data/b.db");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+}

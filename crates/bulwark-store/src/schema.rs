@@ -1,0 +1,71 @@
+//! Schema migrations, one directory per backend because the two dialects
+//! disagree on types (SQLite's BOOLEAN cannot be read through the Any
+//! driver; PostgreSQL needs BIGINT where SQLite's INTEGER is already 64-bit).
+//!
+//! The SQL is embedded with `include_str!` rather than read from disk at
+//! run time, so a deployed binary needs no migrations folder beside it, and
+//! without `sqlx::migrate!`, which would pull in sqlx's macro machinery.
+
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+use crate::Backend;
+
+/// `(version, description, sql)`, in order. Append; never edit a shipped
+/// one: sqlx checks the checksums of applied migrations.
+const SQLITE: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+
+const POSTGRES: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+
+pub(crate) fn migrator(backend: Backend) -> Migrator {
+    let source = match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    let migrations = source
+        .iter()
+        .map(|&(version, description, sql)| {
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_backends_have_the_same_versions() {
+        let versions = |m: &[(i64, &str, &str)]| m.iter().map(|m| m.0).collect::<Vec<_>>();
+        assert_eq!(versions(SQLITE), versions(POSTGRES));
+    }
+
+    #[test]
+    fn both_backends_create_the_same_tables() {
+        let tables = |sql: &str| {
+            sql.lines()
+                .filter_map(|l| l.strip_prefix("CREATE TABLE "))
+                .map(|l| l.split_whitespace().next().unwrap_or("").to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(tables(SQLITE[0].2), tables(POSTGRES[0].2));
+        assert_eq!(tables(SQLITE[0].2).len(), 6);
+    }
+}
