@@ -92,6 +92,8 @@ pub struct ProviderConfig {
     pub concurrency: ConcurrencyConfig,
     /// The provider's quotas, per target: requests and tokens per minute.
     pub limits: RateLimits,
+    /// USD per million tokens, per model, for cost metrics.
+    pub prices: crate::observe::config::Prices,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +164,8 @@ pub struct RouteConfig {
     pub degrade: Vec<Degrade>,
     /// At most this many requests run at once; `queue` more wait.
     pub admission: Option<(usize, usize)>,
+    /// The route's availability objective, for error budgets.
+    pub slo: Option<crate::observe::config::SloConfig>,
 }
 
 /// Per-minute quotas Bulwark keeps to on its own side.
@@ -344,6 +348,8 @@ pub struct Config {
     /// The blake3 hash of the key that opens `/admin/`; without it, the
     /// admin API is off.
     pub admin_key: Option<[u8; 32]>,
+    /// The request log, health, alerts and status page.
+    pub observe: crate::observe::config::ObserveConfig,
 }
 
 /// One problem in a config file.
@@ -396,6 +402,12 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "cache",
     "keys",
     "admin_key",
+    "store",
+    "retention",
+    "log_bodies",
+    "health",
+    "alerts",
+    "status_page",
 ];
 
 #[derive(Deserialize)]
@@ -413,6 +425,12 @@ struct RawTop {
     #[serde(default)]
     keys: BTreeMap<String, Value>,
     admin_key: Option<String>,
+    store: Option<String>,
+    retention: Option<String>,
+    log_bodies: Option<bool>,
+    health: Option<Value>,
+    alerts: Option<Value>,
+    status_page: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -461,6 +479,8 @@ struct RawProvider {
     headers: BTreeMap<String, String>,
     #[serde(default)]
     context_windows: BTreeMap<String, u64>,
+    #[serde(default)]
+    prices: BTreeMap<String, crate::observe::config::Price>,
 }
 
 #[derive(Deserialize)]
@@ -481,6 +501,7 @@ struct RawRoute {
     #[serde(default)]
     degrade: Vec<Value>,
     admission: Option<RawAdmission>,
+    slo: Option<crate::observe::config::RawSlo>,
 }
 
 #[derive(Deserialize)]
@@ -689,8 +710,21 @@ impl Config {
                 .unwrap_or(DEFAULT_CACHE_BYTES),
         };
 
+        let observe = crate::observe::config::build(
+            crate::observe::config::RawObserve {
+                store: top.store,
+                retention: top.retention,
+                log_bodies: top.log_bodies,
+                health: top.health,
+                alerts: top.alerts,
+                status_page: top.status_page,
+            },
+            &mut issues,
+        );
+
         match listen {
             Some(listen) if issues.is_empty() => Ok(Config {
+                observe,
                 cache_max_bytes,
                 keys,
                 admin_key,
@@ -757,6 +791,7 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
             .map(|(k, v)| (k, Secret(v)))
             .collect(),
         context_windows: raw.context_windows,
+        prices: raw.prices,
         limits: raw
             .limits
             .map_or_else(RateLimits::default, RawLimits::build),
@@ -966,7 +1001,11 @@ fn build_route(
         }
         Some((a.max_concurrency, a.queue.unwrap_or(a.max_concurrency * 4)))
     });
+    let slo = raw
+        .slo
+        .and_then(|slo| crate::observe::config::build_slo(slo, path, issues));
     (issues.len() == before).then_some(RouteConfig {
+        slo,
         admission,
         degrade,
         cache,
@@ -1144,7 +1183,7 @@ fn duration_field(
 }
 
 /// Deserializes one section, recording the failure with its full key path.
-fn deserialize_at<T: DeserializeOwned>(
+pub(crate) fn deserialize_at<T: DeserializeOwned>(
     value: Value,
     prefix: &str,
     issues: &mut Vec<Issue>,

@@ -5,6 +5,7 @@
 //! ([`snapshot`]). Plain data only; the logic lives with each consumer.
 
 pub mod component;
+pub mod config;
 pub mod incident;
 pub mod record;
 pub mod snapshot;
