@@ -20,13 +20,9 @@ use tokio::sync::{mpsc, watch};
 
 pub use delivery::retry_delay;
 
-/// The names [`Webhook::events`] may list.
-pub const ALERT_KINDS: [&str; 4] = [
-    "incident_opened",
-    "incident_updated",
-    "incident_resolved",
-    "budget_burn",
-];
+/// The names [`Webhook::events`] may list; shared with the config
+/// checker so both agree.
+pub use bulwark::observe::config::ALERT_KINDS;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -53,11 +49,31 @@ pub struct Webhook {
 pub enum WebhookError {
     #[error("webhook url {0:?} is not an http(s) URL")]
     BadUrl(String),
+    #[error("webhook format {0:?} is unknown; expected generic or slack")]
+    UnknownFormat(String),
     #[error("webhook event {name:?} is unknown; expected one of {}", ALERT_KINDS.join(", "))]
     UnknownEvent { name: String },
 }
 
 impl Webhook {
+    /// From the gateway's validated configuration.
+    pub fn from_config(
+        config: &bulwark::observe::config::WebhookConfig,
+    ) -> Result<Webhook, WebhookError> {
+        let format = match config.format.as_str() {
+            "generic" => WebhookFormat::Generic,
+            "slack" => WebhookFormat::Slack,
+            other => return Err(WebhookError::UnknownFormat(other.to_string())),
+        };
+        let webhook = Webhook {
+            url: config.url.clone(),
+            format,
+            events: config.events.clone(),
+        };
+        webhook.validate()?;
+        Ok(webhook)
+    }
+
     /// Config-time check, so a typo in `events` does not silently mute a
     /// webhook.
     pub fn validate(&self) -> Result<(), WebhookError> {

@@ -171,3 +171,23 @@ fn slack_text_escapes_markup() {
     let first = body["blocks"][0]["text"]["text"].as_str().unwrap();
     assert!(first.contains("&lt;failing&gt;"), "{first}");
 }
+
+#[test]
+fn webhooks_come_from_the_gateway_config() {
+    let config = bulwark::observe::config::WebhookConfig {
+        url: "https://hooks.example/x".to_string(),
+        format: "slack".to_string(),
+        events: Some(vec!["budget_burn".to_string()]),
+    };
+    let hook = Webhook::from_config(&config).unwrap();
+    assert_eq!(hook.format, WebhookFormat::Slack);
+    assert!(hook.wants("budget_burn") && !hook.wants("incident_opened"));
+    let bad = bulwark::observe::config::WebhookConfig {
+        format: "teams".to_string(),
+        ..config
+    };
+    assert_eq!(
+        Webhook::from_config(&bad).unwrap_err(),
+        WebhookError::UnknownFormat("teams".to_string())
+    );
+}

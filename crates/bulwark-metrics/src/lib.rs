@@ -74,6 +74,21 @@ pub struct Prices {
 }
 
 impl Prices {
+    /// The configured prices, re-keyed from per-provider model names to the
+    /// `provider/model` target labels records carry.
+    pub fn from_config(config: &bulwark::Config) -> Prices {
+        let per_target = config
+            .providers
+            .iter()
+            .flat_map(|(provider, p)| {
+                p.prices.iter().map(move |(model, price)| {
+                    (format!("{provider}/{model}"), (price.input, price.output))
+                })
+            })
+            .collect();
+        Prices { per_target }
+    }
+
     /// Cost of a call's tokens, if the target has a price.
     pub fn cost(&self, target: &str, input_tokens: u64, output_tokens: u64) -> Option<f64> {
         let (input, output) = self.per_target.get(target)?;
@@ -294,6 +309,23 @@ impl Metrics {
         targets.insert("static".to_string());
         targets.insert("cache".to_string());
         Metrics::build(prices, Some(routes), Some(targets))
+    }
+
+    /// Metrics limited to the configuration's routes and targets (those of
+    /// routes, degrade lists and priced models), with its prices.
+    pub fn from_config(config: &bulwark::Config) -> Metrics {
+        let mut targets: HashSet<String> = HashSet::new();
+        for route in config.routes.values() {
+            targets.extend(route.targets.iter().map(ToString::to_string));
+            for degrade in &route.degrade {
+                if let bulwark::config::Degrade::Target(t) = degrade {
+                    targets.insert(t.to_string());
+                }
+            }
+        }
+        let prices = Prices::from_config(config);
+        targets.extend(prices.per_target.keys().cloned());
+        Metrics::with_names(prices, config.routes.keys().cloned(), targets)
     }
 
     fn build(

@@ -435,3 +435,37 @@ fn metrics_are_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<Metrics>();
 }
+
+#[test]
+fn from_config_takes_names_and_prices() {
+    let config = bulwark::Config::from_yaml(
+        "providers:\n  a: { kind: openai, api_key: k, prices: { x: { input: 1.0, output: 2.0 } } }\nroutes:\n  r: { targets: [a/x], degrade: [a/small] }\n",
+        "test.yaml",
+        &|_| None,
+    )
+    .unwrap();
+    let prices = Prices::from_config(&config);
+    assert_eq!(prices.per_target.get("a/x"), Some(&(1.0, 2.0)));
+    let m = Metrics::from_config(&config);
+    m.record(&record(
+        "r",
+        Some("a/x"),
+        vec![attempt("a/small", None, false)],
+    ));
+    m.record(&record("made-up", Some("b/z"), vec![]));
+    let text = m.render();
+    assert!(
+        text.contains(r#"bulwark_attempts_total{target="a/small",result="ok"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"bulwark_cost_usd_total{target="a/x"} 0.002"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"bulwark_requests_total{route="other",target="other",outcome="ok",format="openai"} 1"#
+        ),
+        "{text}"
+    );
+}
