@@ -5,9 +5,7 @@
 use std::collections::HashMap;
 
 use bulwark::observe::component::ComponentState;
-use bulwark::observe::incident::{
-    Impact, Incident, IncidentStatus, TimelineEntry, TimelineKind,
-};
+use bulwark::observe::incident::{Impact, Incident, IncidentStatus, TimelineEntry, TimelineKind};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -36,7 +34,8 @@ fn read_incident(store: &Store, row: &AnyRow) -> Result<Incident, StoreError> {
     Ok(Incident {
         id: row.try_get("id").map_err(get_err)?,
         title: row.try_get("title").map_err(get_err)?,
-        status: IncidentStatus::parse(&status).ok_or_else(|| corrupt("incident status", &status))?,
+        status: IncidentStatus::parse(&status)
+            .ok_or_else(|| corrupt("incident status", &status))?,
         worst: ComponentState::parse(&worst).ok_or_else(|| corrupt("component state", &worst))?,
         components: serde_json::from_str(&components)
             .map_err(|_| corrupt("incident component list", &components))?,
@@ -113,7 +112,13 @@ impl Store {
             .map_err(self.err(op))?;
         let entries: Vec<(usize, &TimelineEntry)> = incident.timeline.iter().enumerate().collect();
         for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_values("incident_timeline", TIMELINE_COLUMNS, chunk.len(), "");
+            let sql = insert_values(
+                self.backend,
+                "incident_timeline",
+                TIMELINE_COLUMNS,
+                chunk.len(),
+                "",
+            );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for (seq, e) in chunk {
                 q = q
@@ -158,7 +163,10 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(self.err(op))?;
-        let mut incidents = rows.iter().map(|row| read_incident(self, row)).collect::<Result<Vec<_>, _>>()?;
+        let mut incidents = rows
+            .iter()
+            .map(|row| read_incident(self, row))
+            .collect::<Result<Vec<_>, _>>()?;
         self.attach_timelines(&mut incidents).await?;
         Ok(incidents)
     }
@@ -175,7 +183,7 @@ impl Store {
             let sql = format!(
                 "SELECT incident_id, at_ms, kind, component, status, message \
                  FROM incident_timeline WHERE incident_id IN ({}) ORDER BY incident_id, seq",
-                placeholders(1, chunk.len())
+                placeholders(self.backend, chunk.len())
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for id in chunk {

@@ -27,7 +27,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use error::StoreError;
 pub use retention::spawn_retention;
-pub use uptime::UptimeDay;
+pub use uptime::{UptimeDay, day_start, utc_date};
 pub use writer::{LogSender, LogWriter, WriterOptions, WriterStats};
 
 /// Connections wait this long for a locked SQLite database before failing,
@@ -205,7 +205,10 @@ mod tests {
     #[test]
     fn urls_pick_the_backend() {
         let (b, u, m) = classify("postgres://a@h/db").unwrap();
-        assert_eq!((b, u.as_str(), m), (Backend::Postgres, "postgres://a@h/db", false));
+        assert_eq!(
+            (b, u.as_str(), m),
+            (Backend::Postgres, "postgres://a@h/db", false)
+        );
         let (b, _, m) = classify("sqlite::memory:").unwrap();
         assert_eq!((b, m), (Backend::Sqlite, true));
         let dir = std::env::temp_dir().join(format!("bulwark-classify-{}", std::process::id()));

@@ -10,7 +10,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row};
 
 use crate::sql::{ROWS_PER_STATEMENT, get_bool, insert_values, to_i64, to_u64};
-use crate::{Store, StoreError};
+use crate::{Backend, Store, StoreError};
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -156,6 +156,16 @@ fn read_attempt(row: &AnyRow) -> Result<(String, AttemptRecord), sqlx::Error> {
 }
 
 impl Store {
+    /// Whether statements binding an `Option<f64>` may be prepared once and
+    /// cached. Not on PostgreSQL: sqlx 0.9's Any driver types a NULL f64 as
+    /// FLOAT4 (its `Null(Double)` maps to `Option<f32>`) and PostgreSQL
+    /// keeps a cached statement's parameter types, so a later execution
+    /// with a real f64 in that slot fails with "incorrect binary data
+    /// format". Re-preparing costs one parse per 500 rows.
+    fn cache_nullable_floats(&self) -> bool {
+        self.backend == Backend::Sqlite
+    }
+
     /// Writes a batch in one transaction, so a batch is either logged and
     /// counted in the rollups or not at all.
     ///
@@ -168,20 +178,23 @@ impl Store {
         }
         let op = "writing request log rows";
         let mut seen = HashSet::new();
-        let unique: Vec<&RequestRecord> =
-            batch.iter().filter(|r| seen.insert(r.id.as_str())).collect();
+        let unique: Vec<&RequestRecord> = batch
+            .iter()
+            .filter(|r| seen.insert(r.id.as_str()))
+            .collect();
 
         let mut tx = self.pool.begin().await.map_err(self.err(op))?;
 
         let mut inserted: HashSet<String> = HashSet::with_capacity(unique.len());
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_values(
+                self.backend,
                 "requests",
                 REQUEST_COLUMNS,
                 chunk.len(),
                 " ON CONFLICT (id) DO NOTHING RETURNING id",
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(self.cache_nullable_floats());
             for r in chunk {
                 q = bind_request(q, r);
             }
@@ -200,12 +213,13 @@ impl Store {
             .collect();
         for chunk in attempts.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_values(
+                self.backend,
                 "attempts",
                 ATTEMPT_COLUMNS,
                 chunk.len(),
                 " ON CONFLICT (request_id, seq) DO NOTHING",
             );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+            let mut q = sqlx::query(AssertSqlSafe(sql)).persistent(self.cache_nullable_floats());
             for (r, seq, a) in chunk {
                 q = bind_attempt(q, r, *seq, a);
             }
@@ -215,6 +229,7 @@ impl Store {
         let counts: Vec<_> = rollups(fresh.iter().copied()).into_iter().collect();
         for chunk in counts.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_values(
+                self.backend,
                 "route_hourly",
                 ROLLUP_COLUMNS,
                 chunk.len(),
@@ -224,7 +239,11 @@ impl Store {
             );
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for ((route, hour), (total, good)) in chunk {
-                q = q.bind(route.to_string()).bind(*hour).bind(*total).bind(*good);
+                q = q
+                    .bind(route.to_string())
+                    .bind(*hour)
+                    .bind(*total)
+                    .bind(*good);
             }
             q.execute(&mut *tx).await.map_err(self.err(op))?;
         }

@@ -120,10 +120,10 @@ impl Store {
         // At most a few rows (a span rarely crosses more than one midnight),
         // so one statement each.
         for (day, secs) in pieces {
-                let mut by_state = [0.0_f64; 5];
-                by_state[state as usize] = secs;
-                sqlx::query(
-                    "INSERT INTO uptime_daily (component, kind, day_start_ms, operational_s, \
+            let mut by_state = [0.0_f64; 5];
+            by_state[state as usize] = secs;
+            sqlx::query(
+                "INSERT INTO uptime_daily (component, kind, day_start_ms, operational_s, \
                      under_maintenance_s, degraded_performance_s, partial_outage_s, \
                      major_outage_s) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (component, day_start_ms) DO UPDATE SET kind = excluded.kind, \
@@ -134,18 +134,18 @@ impl Store {
                      + excluded.degraded_performance_s, \
                      partial_outage_s = uptime_daily.partial_outage_s + excluded.partial_outage_s, \
                      major_outage_s = uptime_daily.major_outage_s + excluded.major_outage_s",
-                )
-                .bind(component.to_string())
-                .bind(kind.as_str())
-                .bind(day)
-                .bind(by_state[0])
-                .bind(by_state[1])
-                .bind(by_state[2])
-                .bind(by_state[3])
-                .bind(by_state[4])
-                .execute(&mut *tx)
-                .await
-                .map_err(self.err(op))?;
+            )
+            .bind(component.to_string())
+            .bind(kind.as_str())
+            .bind(day)
+            .bind(by_state[0])
+            .bind(by_state[1])
+            .bind(by_state[2])
+            .bind(by_state[3])
+            .bind(by_state[4])
+            .execute(&mut *tx)
+            .await
+            .map_err(self.err(op))?;
         }
         tx.commit().await.map_err(self.err(op))?;
         Ok(())
