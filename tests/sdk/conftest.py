@@ -183,6 +183,7 @@ def _gateway_config(sim_url: str) -> str:
     )
     return f"""\
 listen: 127.0.0.1:0
+store: "sqlite::memory:"
 max_request_bytes: {MAX_REQUEST_BYTES}
 providers:
   sim-openai:    {{ kind: openai, base_url: "{sim_url}/v1", api_key: test }}

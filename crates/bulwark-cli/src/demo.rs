@@ -38,7 +38,7 @@ pub async fn run(listen: &str, no_wait: bool) -> anyhow::Result<()> {
     };
     let config = Config::from_yaml(DEMO_CONFIG, "embedded demo config", &env)?;
 
-    let gateway = bulwark_gateway::Gateway::new(&config)?;
+    let gateway = bulwark_gateway::Gateway::start(&config).await?;
     narrate_breakers(gateway.subscribe());
     let listener = TcpListener::bind(config.listen).await.with_context(|| {
         format!(

@@ -147,7 +147,7 @@ fn plural(n: usize) -> &'static str {
 /// Binds, announces the address on stdout (scripts wait for this line), and
 /// serves until Ctrl-C.
 pub async fn serve(config: &Config, addr: &str) -> anyhow::Result<()> {
-    let gateway = bulwark_gateway::Gateway::new(config)?;
+    let gateway = bulwark_gateway::Gateway::start(config).await?;
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

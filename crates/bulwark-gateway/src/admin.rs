@@ -3,7 +3,9 @@
 //! `GET /admin/targets`: every target's breaker state and concurrency.
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
+use bulwark::observe::incident::IncidentStatus;
+use bulwark::observe::unix_ms_now;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bulwark::error::{ApiError, ErrorKind};
@@ -57,4 +59,154 @@ fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
             "the admin API needs the admin key as `Authorization: Bearer <key>`",
         ))
     }
+}
+
+/// `GET /admin/incidents`: the latest incidents, newest first.
+pub async fn incidents(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Err(error) = authorize(&gateway, &headers) {
+        return respond::error(ClientFormat::OpenAi, &error, 0);
+    }
+    match gateway.observer.store.incidents(100).await {
+        Ok(incidents) => Json(json!({ "incidents": incidents })).into_response(),
+        Err(error) => store_error(&error),
+    }
+}
+
+/// `GET /admin/incidents/{id}`: one incident as JSON, or with
+/// `?format=md` as a ready post-incident review.
+pub async fn incident(
+    State(gateway): State<Gateway>,
+    Path(id): Path<String>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(error) = authorize(&gateway, &headers) {
+        return respond::error(ClientFormat::OpenAi, &error, 0);
+    }
+    let found = match gateway.observer.store.incident(&id).await {
+        Ok(found) => found,
+        Err(error) => return store_error(&error),
+    };
+    let Some(incident) = found else {
+        return respond::error(
+            ClientFormat::OpenAi,
+            &ApiError::new(ErrorKind::NotFound, format!("no incident `{id}`; GET /admin/incidents lists them")),
+            0,
+        );
+    };
+    if query.get("format").map(String::as_str) == Some("md") {
+        return (
+            [(axum::http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            bulwark_status::incident_markdown(&incident),
+        )
+            .into_response();
+    }
+    Json(json!(incident)).into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Annotation {
+    status: Option<String>,
+    message: Option<String>,
+}
+
+/// `POST /admin/incidents/current/updates` with `{"status": "identified",
+/// "message": "..."}`: an admin's word on the open incident.
+pub async fn annotate(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    body: Result<Json<Annotation>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    if let Err(error) = authorize(&gateway, &headers) {
+        return respond::error(ClientFormat::OpenAi, &error, 0);
+    }
+    let Json(annotation) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return respond::error(
+                ClientFormat::OpenAi,
+                &ApiError::invalid(format!(
+                    "expected a JSON body like {{\"status\": \"identified\", \"message\": \"...\"}}: {rejection}"
+                )),
+                0,
+            );
+        }
+    };
+    let status = match annotation.status.as_deref().map(IncidentStatus::parse) {
+        None => None,
+        Some(Some(status)) => Some(status),
+        Some(None) => {
+            return respond::error(
+                ClientFormat::OpenAi,
+                &ApiError::invalid("`status` must be investigating, identified, monitoring, resolved or postmortem"),
+                0,
+            );
+        }
+    };
+    if status.is_none() && annotation.message.as_deref().is_none_or(str::is_empty) {
+        return respond::error(
+            ClientFormat::OpenAi,
+            &ApiError::invalid("give a `status`, a `message`, or both"),
+            0,
+        );
+    }
+    let update = gateway
+        .observer
+        .health()
+        .annotate(unix_ms_now(), status, annotation.message);
+    match update {
+        Some(update) => {
+            let incident = update.incident().clone();
+            crate::observe::publish_incident_update(&gateway.observer, update);
+            Json(json!(incident)).into_response()
+        }
+        None => respond::error(
+            ClientFormat::OpenAi,
+            &ApiError::new(ErrorKind::NotFound, "no incident is open"),
+            0,
+        ),
+    }
+}
+
+/// `PUT /admin/components/{name}/maintenance`: shows the component as
+/// under maintenance until the matching `DELETE`.
+pub async fn maintenance_on(state: State<Gateway>, path: Path<String>, headers: HeaderMap) -> Response {
+    maintenance(state, path, headers, true)
+}
+
+pub async fn maintenance_off(state: State<Gateway>, path: Path<String>, headers: HeaderMap) -> Response {
+    maintenance(state, path, headers, false)
+}
+
+fn maintenance(State(gateway): State<Gateway>, Path(name): Path<String>, headers: HeaderMap, on: bool) -> Response {
+    if let Err(error) = authorize(&gateway, &headers) {
+        return respond::error(ClientFormat::OpenAi, &error, 0);
+    }
+    let change = gateway.observer.health().set_maintenance(unix_ms_now(), &name, on);
+    match change {
+        Some(change) => {
+            gateway
+                .observer
+                .metrics
+                .set_component_state(&change.name, change.kind, change.to);
+            Json(json!({"component": change.name, "status": change.to.as_str()})).into_response()
+        }
+        None => respond::error(
+            ClientFormat::OpenAi,
+            &ApiError::new(
+                ErrorKind::NotFound,
+                format!("no component `{name}`; components are targets (`provider/model`, URL-encoded) and route names"),
+            ),
+            0,
+        ),
+    }
+}
+
+fn store_error(error: &bulwark_store::StoreError) -> Response {
+    respond::error(
+        ClientFormat::OpenAi,
+        &ApiError::new(ErrorKind::Overloaded, format!("the store is not answering: {error}")),
+        0,
+    )
 }

@@ -11,13 +11,14 @@ use axum::http::header;
 use axum::response::Response;
 use bulwark::api::{ChatRequest, WireFormat};
 use bulwark::config::ClientKey;
-use bulwark::engine::{CachePolicy, RequestOptions};
+use bulwark::engine::{CachePolicy, Failed, RequestOptions};
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;
 use bulwark::wire::{anthropic, openai};
 
 use crate::Gateway;
 use crate::auth::Auth;
+use crate::observe::Pending;
 use crate::respond;
 
 /// A client's own deadline for one request, in milliseconds. It can shorten
@@ -37,6 +38,13 @@ impl ClientFormat {
         match self {
             ClientFormat::OpenAi => openai::decode_request(body),
             ClientFormat::Anthropic => anthropic::decode_request(body),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientFormat::OpenAi => "openai",
+            ClientFormat::Anthropic => "anthropic",
         }
     }
 
@@ -72,55 +80,74 @@ async fn handle(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let mut pending = Pending::new(std::sync::Arc::clone(&gateway.observer), format);
+    // Every refusal is logged too: a flood of 401s or 400s is worth seeing.
+    let refuse = |pending: Pending, error: ApiError| {
+        let response = respond::error(format, &error, 0);
+        pending.error(response.status().as_u16(), &error, None);
+        response
+    };
     let key = match gateway.auth.authenticate(headers) {
         Ok(key) => key,
-        Err(error) => return respond::error(format, &error, 0),
+        Err(error) => return refuse(pending, error),
     };
+    pending.key(key.map(|k| k.name.as_str()));
     let mut options = match options(headers) {
         Ok(options) => options,
-        Err(error) => return respond::error(format, &error, 0),
+        Err(error) => return refuse(pending, error),
     };
     options.tenant = key.map(|k| std::sync::Arc::from(k.name.as_str()));
     options.priority = match priority(headers, key) {
         Ok(priority) => priority,
-        Err(error) => return respond::error(format, &error, 0),
+        Err(error) => return refuse(pending, error),
     };
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
-            return respond::error(
-                format,
-                &body_error(&rejection, gateway.max_request_bytes),
-                0,
-            );
+            return refuse(pending, body_error(&rejection, gateway.max_request_bytes));
         }
     };
     let request = match format.decode(&body) {
         Ok(request) => request,
-        Err(error) => return respond::error(format, &error, 0),
+        Err(error) => return refuse(pending, error),
     };
+    pending.request(&request, &body);
     if let Err(error) = Auth::allows(key, &request.model) {
-        return respond::error(format, &error, 0);
+        return refuse(pending, error);
     }
     let estimate = bulwark::limit::estimate::total_tokens(
         &request,
         u64::from(bulwark::config::DEFAULT_MAX_TOKENS),
     );
     if let Err(error) = gateway.auth.take_quota(key, estimate) {
-        return respond::error(format, &error, 0);
+        let response = respond::error(format, &error, 0);
+        pending.error_as(response.status().as_u16(), "client_quota", None);
+        return response;
     }
     if request.stream {
         let include_usage = request.include_usage;
         match gateway.client.stream_chunks(request, options).await {
-            Ok(served) => respond::stream(format, served, include_usage),
-            Err(failed) => respond::error(format, &failed.error, failed.attempts),
+            Ok(served) => {
+                let end = pending.stream(&served);
+                respond::stream(format, served, include_usage, Some(end))
+            }
+            Err(failed) => failed_response(pending, format, &failed),
         }
     } else {
         match gateway.client.complete_chunks(request, options).await {
-            Ok(served) => respond::complete(format, served),
-            Err(failed) => respond::error(format, &failed.error, failed.attempts),
+            Ok(served) => {
+                pending.complete(&served);
+                respond::complete(format, served)
+            }
+            Err(failed) => failed_response(pending, format, &failed),
         }
     }
+}
+
+fn failed_response(pending: Pending, format: ClientFormat, failed: &Failed) -> Response {
+    let response = respond::error(format, &failed.error, failed.attempts);
+    pending.error(response.status().as_u16(), &failed.error, Some(failed));
+    response
 }
 
 fn options(headers: &HeaderMap) -> Result<RequestOptions, ApiError> {

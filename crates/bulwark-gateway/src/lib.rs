@@ -9,7 +9,9 @@ mod admin;
 mod auth;
 mod front_door;
 mod models;
+pub mod observe;
 mod respond;
+mod status;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,16 +33,40 @@ pub struct Gateway {
     pub(crate) max_request_bytes: usize,
     pub(crate) auth: Arc<auth::Auth>,
     pub(crate) admin_key: Option<[u8; 32]>,
+    pub(crate) observer: Arc<observe::Observer>,
+}
+
+/// Why a gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Provider(#[from] ProviderBuildError),
+    #[error(transparent)]
+    Observe(#[from] observe::ObserveError),
 }
 
 impl Gateway {
-    pub fn new(config: &Config) -> Result<Gateway, ProviderBuildError> {
+    /// Builds the engine and opens the store (running its migrations).
+    pub async fn start(config: &Config) -> Result<Gateway, StartError> {
+        let client = Arc::new(bulwark::Client::from_config(config)?);
+        let observer = observe::Observer::start(config, &client).await?;
         Ok(Gateway {
-            client: Arc::new(bulwark::Client::from_config(config)?),
+            client,
             max_request_bytes: config.max_request_bytes,
             auth: Arc::new(auth::Auth::new(config.keys.clone())),
             admin_key: config.admin_key,
+            observer,
         })
+    }
+
+    /// The request log, health, incidents and metrics of this gateway.
+    pub fn observer(&self) -> &Arc<observe::Observer> {
+        &self.observer
+    }
+
+    /// Judges health now instead of at the next tick (for tests and drills).
+    pub async fn evaluate_health(&self) {
+        observe::evaluate_now(&self.observer, &self.client).await;
     }
 
     /// Whether the gateway takes requests without a client key.
@@ -59,7 +85,24 @@ impl Gateway {
             .route("/v1/messages", post(front_door::anthropic))
             .route("/v1/models", get(models::list))
             .route("/healthz", get(|| async { "ok" }))
+            .route("/readyz", get(status::ready))
+            .route("/metrics", get(status::metrics))
+            .route("/status", get(status::page))
+            .route("/status/", get(status::page))
+            .route("/status/feed.atom", get(status::feed))
+            .route("/status/events", get(status::events))
+            .route("/api/v2/summary.json", get(status::summary))
+            .route("/api/v2/status.json", get(status::status))
+            .route("/api/v2/components.json", get(status::components))
+            .route("/api/v2/incidents.json", get(status::incidents))
             .route("/admin/targets", get(admin::targets))
+            .route("/admin/incidents", get(admin::incidents))
+            .route("/admin/incidents/{id}", get(admin::incident))
+            .route("/admin/incidents/current/updates", post(admin::annotate))
+            .route(
+                "/admin/components/{name}/maintenance",
+                axum::routing::put(admin::maintenance_on).delete(admin::maintenance_off),
+            )
             .fallback(respond::not_found)
             // The handlers enforce the limit themselves, to answer in the
             // client's format; this only stops axum's smaller default.

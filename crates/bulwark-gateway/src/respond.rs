@@ -20,6 +20,7 @@ use bulwark::wire::{anthropic, openai};
 use futures_util::StreamExt;
 
 use crate::ClientFormat;
+use crate::observe::StreamEnd;
 
 pub const TARGET_HEADER: &str = "x-bulwark-target";
 pub const ATTEMPTS_HEADER: &str = "x-bulwark-attempts";
@@ -61,7 +62,14 @@ pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
     response
 }
 
-pub fn stream(format: ClientFormat, served: Served<ChunkStream>, include_usage: bool) -> Response {
+/// `record` is completed as the stream is written, and handed to the
+/// observer when the stream ends or the client goes away.
+pub fn stream(
+    format: ClientFormat,
+    served: Served<ChunkStream>,
+    include_usage: bool,
+    record: Option<StreamEnd>,
+) -> Response {
     let mut encoder = if format.speaks(served.format) {
         Encoder::Relay {
             format,
@@ -83,11 +91,20 @@ pub fn stream(format: ClientFormat, served: Served<ChunkStream>, include_usage: 
         ..
     } = served;
     let body = async_stream::stream! {
+        let mut record = record;
         let mut out = Vec::new();
         while let Some(item) = chunks.next().await {
             match item {
-                Ok(chunk) => encoder.encode(&chunk, &mut out),
+                Ok(chunk) => {
+                    encoder.encode(&chunk, &mut out);
+                    if let Some(record) = &mut record {
+                        record.sent(&chunk);
+                    }
+                }
                 Err(failure) => {
+                    if let Some(record) = &mut record {
+                        record.broke(failure.class());
+                    }
                     tracing::warn!(target = %failure.target, class = failure.class(), "stream failed after content was sent: {}", failure.message);
                     let mut error = failure.to_api_error();
                     error.message = format!("the answer was interrupted: {}", error.message);

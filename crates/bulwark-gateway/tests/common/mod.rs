@@ -10,14 +10,21 @@ pub struct Running {
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
+/// Starts a gateway; its request log is an in-memory SQLite database unless
+/// the YAML names a store.
 pub async fn start_gateway(yaml: &str) -> Result<Running, Box<dyn std::error::Error>> {
-    let config = Config::from_yaml(yaml, "test", &|_| None)?;
+    let yaml = if yaml.lines().any(|l| l.starts_with("store:")) {
+        yaml.to_string()
+    } else {
+        format!("store: \"sqlite::memory:\"\n{yaml}")
+    };
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
     let listener = TcpListener::bind(config.listen).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(bulwark_gateway::serve(
         listener,
-        Gateway::new(&config)?,
+        Gateway::start(&config).await?,
         async {
             let _ = stopped.await;
         },

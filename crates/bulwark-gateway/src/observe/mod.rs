@@ -1,0 +1,227 @@
+//! The gateway's eyes: every finished request becomes a [`RequestRecord`]
+//! that feeds the metrics, the request log and the health tracker; a
+//! background loop turns the tracker's judgements into component states,
+//! incidents, alerts, uptime history and live status-page updates.
+//!
+//! Nothing here is on a request's critical path except `finish`, which
+//! only updates counters, queues the log row and pushes into in-memory
+//! windows.
+
+mod record;
+mod snapshot;
+mod watch;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bulwark::config::Config;
+use bulwark::observe::record::RequestRecord;
+use bulwark::observe::unix_ms_now;
+use bulwark_alerts::{AlertSender, Alerter, DeliveryOptions, Webhook, WebhookFormat};
+use bulwark_health::{HealthSettings, HealthTracker, SloSettings, Topology};
+use bulwark_metrics::{Metrics, Prices};
+use bulwark_store::{LogSender, LogWriter, Store, StoreError, WriterOptions};
+use tokio::sync::broadcast;
+
+pub use record::{Pending, StreamEnd};
+
+/// Stores, alerts on and publishes an incident's change.
+pub fn publish_incident_update(observer: &Observer, update: bulwark_health::IncidentUpdate) {
+    watch::incident_update(observer, update);
+}
+
+/// One health evaluation, now.
+pub async fn evaluate_now(observer: &Observer, client: &bulwark::Client) {
+    watch::evaluate(observer, client).await;
+}
+
+/// What a start-up of the observability side can fail on.
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("the store `{url}` could not be opened: {source}")]
+    Store {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+#[derive(Debug)]
+pub struct Observer {
+    pub(crate) metrics: Metrics,
+    pub(crate) store: Store,
+    log: LogSender,
+    pub(crate) alerts: AlertSender,
+    health: Mutex<HealthTracker>,
+    /// Status changes, as JSON, for `/status/events` subscribers.
+    pub(crate) updates: broadcast::Sender<String>,
+    pub(crate) log_bodies: bool,
+    pub(crate) page_title: String,
+    pub(crate) page_url: Option<String>,
+    pub(crate) slos: HashMap<String, SloSettings>,
+    incidents: tokio::sync::mpsc::UnboundedSender<bulwark::observe::incident::Incident>,
+    /// The live incidents, kept here so the status page never waits on
+    /// the store for what is happening now.
+    pub(crate) recent: Mutex<Vec<bulwark::observe::incident::Incident>>,
+}
+
+impl Observer {
+    pub async fn start(
+        config: &Config,
+        client: &Arc<bulwark::Client>,
+    ) -> Result<Arc<Observer>, ObserveError> {
+        let url = &config.observe.store;
+        let store = Store::connect(url).await.map_err(|source| ObserveError::Store {
+            url: redact_url(url),
+            source,
+        })?;
+        let (log, _writer) = LogWriter::spawn(store.clone(), WriterOptions::default());
+        bulwark_store::spawn_retention(
+            store.clone(),
+            config.observe.retention,
+            Duration::from_secs(3600),
+        );
+        let topology = Topology {
+            routes: config
+                .routes
+                .iter()
+                .map(|(name, route)| {
+                    let targets = route
+                        .targets
+                        .iter()
+                        .map(|t| format!("{}/{}", t.provider, t.model))
+                        .collect();
+                    (name.clone(), targets)
+                })
+                .collect(),
+        };
+        let slos: HashMap<String, SloSettings> = config
+            .routes
+            .iter()
+            .filter_map(|(name, route)| {
+                let slo = route.slo?;
+                Some((
+                    name.clone(),
+                    SloSettings {
+                        objective: slo.objective,
+                        window: slo.window,
+                    },
+                ))
+            })
+            .collect();
+        let h = &config.observe.health;
+        let settings = HealthSettings {
+            window: h.window,
+            evaluate_every: h.evaluate_every,
+            min_volume: h.min_volume,
+            raise_after: h.raise_after,
+            recover_after: h.recover_after,
+            incident_after: h.incident_after,
+            resolve_after: h.resolve_after,
+            slow_factor: h.slow_factor,
+        };
+        let mut health = HealthTracker::new(settings, topology.clone(), slos.clone(), unix_ms_now());
+        // An incident still open when the gateway last stopped carries on.
+        match store.incidents(20).await {
+            Ok(incidents) => {
+                if let Some(open) = incidents.into_iter().find(|i| !i.status.is_closed()) {
+                    health.resume(open);
+                }
+            }
+            Err(error) => tracing::warn!("cannot read open incidents from the store: {error}"),
+        }
+        let targets: Vec<String> = topology.routes.iter().flat_map(|(_, t)| t.clone()).collect();
+        let mut prices = Prices::default();
+        for (provider, config) in &config.providers {
+            for (model, price) in &config.prices {
+                prices
+                    .per_target
+                    .insert(format!("{provider}/{model}"), (price.input, price.output));
+            }
+        }
+        let metrics = Metrics::with_names(prices, config.routes.keys().cloned(), targets);
+        let webhooks = config
+            .observe
+            .webhooks
+            .iter()
+            .map(|w| Webhook {
+                url: w.url.clone(),
+                format: if w.format == "slack" {
+                    WebhookFormat::Slack
+                } else {
+                    WebhookFormat::Generic
+                },
+                events: w.events.clone(),
+            })
+            .collect();
+        let alerts = Alerter::spawn(webhooks, DeliveryOptions::default());
+        let (incidents, to_store) = tokio::sync::mpsc::unbounded_channel();
+        let recent = store.incidents(50).await.unwrap_or_default();
+        let observer = Arc::new(Observer {
+            incidents,
+            recent: Mutex::new(recent),
+            metrics,
+            store,
+            log,
+            alerts,
+            health: Mutex::new(health),
+            updates: broadcast::channel(64).0,
+            log_bodies: config.observe.log_bodies,
+            page_title: config.observe.status_page.title.clone(),
+            page_url: config.observe.status_page.url.clone(),
+            slos,
+        });
+        watch::spawn(&observer, client, to_store);
+        Ok(observer)
+    }
+
+    /// Queues an incident's new version for the store and keeps it for
+    /// the status page.
+    pub(crate) fn save_incident(&self, incident: bulwark::observe::incident::Incident) {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            match recent.iter_mut().find(|i| i.id == incident.id) {
+                Some(known) => *known = incident.clone(),
+                None => recent.insert(0, incident.clone()),
+            }
+            recent.truncate(50);
+        }
+        let _ = self.incidents.send(incident);
+    }
+
+    /// Books one finished request everywhere it counts.
+    pub fn finish(&self, record: RequestRecord) {
+        self.metrics.record(&record);
+        let update = self.health().observe(&record);
+        if let Some(update) = update {
+            watch::incident_update(self, update);
+        }
+        self.log.send(record);
+    }
+
+    pub(crate) fn health(&self) -> MutexGuard<'_, HealthTracker> {
+        // A panic while holding the lock must not take health down with it.
+        self.health.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Waits until every request finished so far is in the store.
+    pub async fn flush(&self) {
+        self.log.flush().await;
+    }
+
+    pub(crate) fn log_stats(&self) -> bulwark_store::WriterStats {
+        self.log.stats()
+    }
+}
+
+/// The store URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

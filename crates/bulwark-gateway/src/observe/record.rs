@@ -1,0 +1,224 @@
+//! Building a request's record as it goes: opened when the request
+//! arrives, closed when the answer is sent (or, for a stream, when its last
+//! byte is, or the client goes away).
+
+use std::sync::Arc;
+
+use bulwark::api::{ChatRequest, StreamEvent};
+use bulwark::engine::{CacheStatus, Failed, Served};
+use bulwark::error::{ApiError, ErrorKind};
+use bulwark::observe::record::{AttemptRecord, RequestRecord};
+use bulwark::observe::{UnixMs, unix_ms_now};
+use bulwark::provider::Chunk;
+use tokio::time::Instant;
+
+use super::Observer;
+use crate::ClientFormat;
+
+/// A request under way.
+#[derive(Debug)]
+pub struct Pending {
+    observer: Arc<Observer>,
+    started: Instant,
+    at: UnixMs,
+    format: ClientFormat,
+    route: String,
+    stream: bool,
+    key_id: Option<String>,
+    body: Option<String>,
+}
+
+impl Pending {
+    pub fn new(observer: Arc<Observer>, format: ClientFormat) -> Pending {
+        Pending {
+            observer,
+            started: Instant::now(),
+            at: unix_ms_now(),
+            format,
+            route: String::new(),
+            stream: false,
+            key_id: None,
+            body: None,
+        }
+    }
+
+    pub fn key(&mut self, name: Option<&str>) {
+        self.key_id = name.map(str::to_string);
+    }
+
+    pub fn request(&mut self, request: &ChatRequest, body: &[u8]) {
+        self.route = request.model.clone();
+        self.stream = request.stream;
+        if self.observer.log_bodies {
+            self.body = Some(String::from_utf8_lossy(body).into_owned());
+        }
+    }
+
+    /// The request was refused, by Bulwark or after every attempt.
+    pub fn error(self, status: u16, error: &ApiError, failed: Option<&Failed>) {
+        let class = failed
+            .and_then(|f| f.failures.last())
+            .map_or_else(|| kind_class(error.kind).to_string(), |f| f.class().to_string());
+        self.error_as(status, &class, failed);
+    }
+
+    /// As `error`, with the class given: `client_quota` for a client key
+    /// over its own quota, which is not the service failing.
+    pub fn error_as(self, status: u16, class: &str, failed: Option<&Failed>) {
+        let mut record = self.record(status, Some(class.to_string()));
+        if let Some(failed) = failed {
+            record.attempts = failed.attempt_log.clone();
+        }
+        let observer = Arc::clone(&self.observer);
+        observer.finish(record);
+    }
+
+    pub fn complete(self, served: &Served<Vec<Chunk>>) {
+        let mut record = self.record(200, None);
+        fill_served(&mut record, served);
+        let usage = usage(served.value.iter().flat_map(|c| &c.events));
+        (record.input_tokens, record.output_tokens) = usage;
+        record.first_token_ms = first_token(&record.attempts, record.at).or(Some(record.latency_ms));
+        let observer = Arc::clone(&self.observer);
+        observer.finish(record);
+    }
+
+    /// The record of a stream, finished when the stream is.
+    pub fn stream<T>(self, served: &Served<T>) -> StreamEnd {
+        let mut record = self.record(200, None);
+        fill_served(&mut record, served);
+        StreamEnd {
+            started: self.started,
+            observer: Arc::clone(&self.observer),
+            record: Some(record),
+        }
+    }
+
+    fn record(&self, status: u16, error_class: Option<String>) -> RequestRecord {
+        RequestRecord {
+            id: format!("req_{:016x}", fastrand::u64(..)),
+            at: self.at,
+            route: self.route.clone(),
+            client_format: self.format.as_str().to_string(),
+            stream: self.stream,
+            status,
+            error_class,
+            target: None,
+            fallback: false,
+            cache: None,
+            degraded: None,
+            latency_ms: millis(self.started.elapsed()),
+            first_token_ms: None,
+            input_tokens: None,
+            output_tokens: None,
+            key_id: self.key_id.clone(),
+            request_body: self.body.clone(),
+            attempts: Vec::new(),
+        }
+    }
+}
+
+/// A streamed answer's record, completed as the stream is written and
+/// handed over when it is dropped: at its end, or when the client leaves.
+#[derive(Debug)]
+pub struct StreamEnd {
+    started: Instant,
+    observer: Arc<Observer>,
+    record: Option<RequestRecord>,
+}
+
+impl StreamEnd {
+    /// Called for every chunk sent.
+    pub fn sent(&mut self, chunk: &Chunk) {
+        let started = self.started;
+        let Some(record) = &mut self.record else {
+            return;
+        };
+        if record.first_token_ms.is_none() {
+            record.first_token_ms = Some(millis(started.elapsed()));
+        }
+        for event in &chunk.events {
+            match event {
+                StreamEvent::Usage(usage) => {
+                    record.input_tokens = Some(usage.input_tokens);
+                    record.output_tokens = Some(usage.output_tokens);
+                }
+                StreamEvent::Start {
+                    input_tokens: Some(n),
+                    ..
+                } => record.input_tokens = Some(*n),
+                _ => {}
+            }
+        }
+    }
+
+    /// The stream broke after it started.
+    pub fn broke(&mut self, class: &str) {
+        if let Some(record) = &mut self.record {
+            record.error_class = Some(class.to_string());
+        }
+    }
+}
+
+impl Drop for StreamEnd {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.latency_ms = millis(self.started.elapsed());
+            self.observer.finish(record);
+        }
+    }
+}
+
+fn fill_served<T>(record: &mut RequestRecord, served: &Served<T>) {
+    record.target = Some(match served.cache {
+        Some(CacheStatus::Hit | CacheStatus::Stale) => "cache".to_string(),
+        _ => served.target.clone(),
+    });
+    record.fallback = served.fallback;
+    record.cache = served.cache.map(|c| c.as_str().to_string());
+    record.degraded = served.degraded.clone();
+    record.attempts = served.attempt_log.clone();
+}
+
+/// When the answering attempt's first token arrived, from the request's start.
+fn first_token(attempts: &[AttemptRecord], at: UnixMs) -> Option<f64> {
+    let answered = attempts.iter().rev().find(|a| a.error_class.is_none())?;
+    Some((answered.at - at) as f64 + answered.first_token_ms?)
+}
+
+fn usage<'a>(events: impl Iterator<Item = &'a StreamEvent>) -> (Option<u64>, Option<u64>) {
+    let (mut input, mut output) = (None, None);
+    for event in events {
+        match event {
+            StreamEvent::Usage(usage) => {
+                input = Some(usage.input_tokens);
+                output = Some(usage.output_tokens);
+            }
+            StreamEvent::Start {
+                input_tokens: Some(n),
+                ..
+            } if input.is_none() => input = Some(*n),
+            _ => {}
+        }
+    }
+    (input, output)
+}
+
+fn kind_class(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidRequest => "invalid_request",
+        ErrorKind::Authentication => "authentication",
+        ErrorKind::Billing => "billing",
+        ErrorKind::Permission => "permission",
+        ErrorKind::NotFound => "not_found",
+        ErrorKind::RequestTooLarge => "request_too_large",
+        ErrorKind::RateLimit => "rate_limit",
+        ErrorKind::Api => "api_error",
+        ErrorKind::Timeout => "timeout",
+        ErrorKind::Overloaded => "overloaded",
+    }
+}
+
+fn millis(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,116 @@
+//! Gathers what the status page shows: live states from the tracker,
+//! history from the store.
+
+use bulwark::observe::component::ComponentState;
+use bulwark::observe::snapshot::{ComponentStatus, DayUptime, SloStatus, StatusSnapshot};
+use bulwark::observe::{UnixMs, unix_ms_now};
+use bulwark_health::budget_remaining;
+use bulwark_store::UptimeDay;
+
+use super::Observer;
+
+const DAY_MS: i64 = 86_400_000;
+const DAYS_SHOWN: i64 = 90;
+
+impl Observer {
+    pub async fn snapshot(&self) -> StatusSnapshot {
+        let now = unix_ms_now();
+        let components = self.health().components();
+        let today = now.div_euclid(DAY_MS) * DAY_MS;
+        let from = today - (DAYS_SHOWN - 1) * DAY_MS;
+        let mut statuses = Vec::with_capacity(components.len());
+        for component in components {
+            let days = match self.store.uptime_days(&component.name, from, now).await {
+                Ok(days) => days,
+                Err(error) => {
+                    tracing::warn!("cannot read uptime history: {error}");
+                    Vec::new()
+                }
+            };
+            statuses.push(ComponentStatus {
+                uptime_24h: uptime_since(&days, now - DAY_MS),
+                uptime_7d: uptime_since(&days, now - 7 * DAY_MS),
+                uptime_30d: uptime_since(&days, now - 30 * DAY_MS),
+                days: bars(&days, from),
+                name: component.name,
+                kind: component.kind,
+                state: component.state,
+                updated_at: component.updated_at,
+                reason: component.reason,
+                latency_p50_ms: component.first_token_p50_ms,
+                latency_p95_ms: component.first_token_p95_ms,
+            });
+        }
+        let mut slos = Vec::new();
+        let mut routes: Vec<_> = self.slos.iter().collect();
+        routes.sort_by(|a, b| a.0.cmp(b.0));
+        for (route, slo) in routes {
+            let since = now - slo.window.as_millis() as i64;
+            let (total, good) = self.store.route_counts(route, since, now).await.unwrap_or((0, 0));
+            let (burn_1h, burn_6h) = {
+                let health = self.health();
+                (
+                    health.slo().burn_rate(route, now, 60),
+                    health.slo().burn_rate(route, now, 360),
+                )
+            };
+            slos.push(SloStatus {
+                route: route.clone(),
+                objective: slo.objective,
+                window_secs: slo.window.as_secs(),
+                availability: (total > 0).then(|| good as f64 / total as f64),
+                total,
+                good,
+                budget_remaining: budget_remaining(total, good, slo.objective),
+                burn_rate_1h: burn_1h,
+                burn_rate_6h: burn_6h,
+            });
+        }
+        let incidents = self.recent.lock().map(|r| r.clone()).unwrap_or_default();
+        let (active, recent): (Vec<_>, Vec<_>) = incidents.into_iter().partition(|i| !i.status.is_closed());
+        StatusSnapshot {
+            page_name: self.page_title.clone(),
+            page_url: self.page_url.clone(),
+            generated_at: now,
+            components: statuses,
+            slos,
+            active_incidents: active,
+            recent_incidents: recent.into_iter().take(10).collect(),
+        }
+    }
+}
+
+/// Operational share of the time observed on the days overlapping
+/// `since`. History is kept per day, so "24 h" covers today and yesterday
+/// in full: close enough for a status page, and it survives restarts.
+fn uptime_since(days: &[UptimeDay], since: UnixMs) -> Option<f64> {
+    let first_day = since.div_euclid(DAY_MS) * DAY_MS;
+    let (up, observed) = days
+        .iter()
+        .filter(|d| d.day_start >= first_day)
+        .fold((0.0, 0.0), |(up, seen), d| {
+            (up + d.seconds[ComponentState::Operational as usize], seen + d.observed())
+        });
+    (observed > 0.0).then(|| up / observed)
+}
+
+/// One bar per day from `from` to today, grey (no data) where nothing was seen.
+fn bars(days: &[UptimeDay], from: UnixMs) -> Vec<DayUptime> {
+    (0..DAYS_SHOWN)
+        .map(|i| {
+            let start = from + i * DAY_MS;
+            match days.iter().find(|d| d.day_start == start) {
+                Some(day) => DayUptime {
+                    date: day.date.clone(),
+                    uptime: day.uptime(),
+                    worst: day.worst(),
+                },
+                None => DayUptime {
+                    date: bulwark_store::utc_date(start),
+                    uptime: None,
+                    worst: ComponentState::Operational,
+                },
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,224 @@
+//! The background side: engine events into metrics and incident timelines,
+//! and a timer that judges health, rolls up uptime, raises alerts and
+//! pushes live updates. Each loop holds only weak references, so it ends
+//! when its gateway is dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bulwark::Client;
+use bulwark::events::Event;
+use bulwark::observe::incident::{Incident, TimelineKind};
+use bulwark::observe::unix_ms_now;
+use bulwark_alerts::{Alert, BurnSeverity};
+use bulwark_health::{BurnAlert, IncidentUpdate, budget_remaining};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+
+use super::Observer;
+
+/// Starts the loops for `observer`, watching `client`.
+pub(crate) fn spawn(observer: &Arc<Observer>, client: &Arc<Client>, incidents: mpsc::UnboundedReceiver<Incident>) {
+    let events = client.subscribe();
+    tokio::spawn(watch_events(Arc::downgrade(observer), events));
+    tokio::spawn(evaluate_forever(Arc::downgrade(observer), Arc::downgrade(client)));
+    tokio::spawn(store_incidents(Arc::downgrade(observer), incidents));
+}
+
+async fn watch_events(observer: Weak<Observer>, mut events: tokio::sync::broadcast::Receiver<Event>) {
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            // Metrics miss a few events; nothing waits on them.
+            Err(RecvError::Lagged(missed)) => {
+                tracing::debug!(missed, "observer fell behind the engine's events");
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        let Some(observer) = observer.upgrade() else {
+            return;
+        };
+        observer.metrics.on_event(&event);
+        if let Event::Breaker { target, to, .. } = &event {
+            observer.metrics.set_breaker_state(target, *to);
+            let update = observer.health().on_breaker(unix_ms_now(), target, *to);
+            if let Some(update) = update {
+                incident_update(&observer, update);
+            }
+        }
+    }
+}
+
+async fn evaluate_forever(observer: Weak<Observer>, client: Weak<Client>) {
+    let every = match observer.upgrade() {
+        Some(observer) => observer.health().settings().evaluate_every,
+        None => return,
+    };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let (Some(observer), Some(client)) = (observer.upgrade(), client.upgrade()) else {
+            return;
+        };
+        evaluate(&observer, &client).await;
+    }
+}
+
+/// One round: judge, publish, roll up, alert.
+pub(crate) async fn evaluate(observer: &Observer, client: &Client) {
+    let now = unix_ms_now();
+    let mut breakers = HashMap::new();
+    for (label, state) in client.target_states() {
+        let breaker = state.with_breaker(|b| b.state());
+        let (limit, in_flight) = state.concurrency();
+        observer.metrics.set_breaker_state(&label, breaker);
+        observer
+            .metrics
+            .set_concurrency(&label, limit as u64, in_flight as u64);
+        breakers.insert(label, breaker);
+    }
+    for route in client.routes() {
+        if let Some(queue) = &route.admission {
+            let (_running, waiting) = queue.depth();
+            observer.metrics.set_queue(&route.name, waiting as u64);
+        }
+    }
+    let evaluation = observer.health().evaluate(now, &breakers);
+    for change in &evaluation.changes {
+        observer
+            .metrics
+            .set_component_state(&change.name, change.kind, change.to);
+        let _ = observer.updates.send(
+            serde_json::json!({
+                "type": "component",
+                "component": change.name,
+                "from": change.from.as_str(),
+                "status": change.to.as_str(),
+                "reason": change.reason,
+                "at": change.at,
+            })
+            .to_string(),
+        );
+    }
+    for update in evaluation.incidents {
+        incident_update(observer, update);
+    }
+    if let Some(incident) = evaluation.incident_to_store {
+        observer.save_incident(incident);
+    }
+    for alert in evaluation.burn_alerts {
+        burn_alert(observer, alert, now).await;
+    }
+    for (component, kind, seconds, state) in evaluation.uptime {
+        if let Err(error) = observer
+            .store
+            .add_uptime(&component, kind, now, seconds, state)
+            .await
+        {
+            tracing::warn!("cannot record uptime: {error}");
+            break;
+        }
+    }
+    let log = observer.log_stats();
+    let store_up = observer.store.ping().await.is_ok();
+    observer.metrics.set_store_stats(
+        log.written,
+        log.dropped + log.failed_rows,
+        log.failed_batches,
+        log.pending,
+        store_up,
+    );
+    let alerts = observer.alerts.stats();
+    observer
+        .metrics
+        .set_alert_stats(alerts.delivered, alerts.failed, alerts.retried);
+}
+
+async fn burn_alert(observer: &Observer, alert: BurnAlert, now: i64) {
+    let Some(slo) = observer.slos.get(&alert.route) else {
+        return;
+    };
+    let from = now - slo.window.as_millis() as i64;
+    let remaining = match observer.store.route_counts(&alert.route, from, now).await {
+        Ok((total, good)) => budget_remaining(total, good, slo.objective),
+        Err(_) => f64::NAN,
+    };
+    tracing::warn!(route = %alert.route, severity = alert.severity.as_str(), burn_rate = alert.burn_rate, "error budget burning");
+    observer.alerts.send(Alert::BudgetBurn {
+        route: alert.route,
+        severity: match alert.severity {
+            bulwark_health::BurnSeverity::Page => BurnSeverity::Page,
+            bulwark_health::BurnSeverity::Ticket => BurnSeverity::Ticket,
+        },
+        burn_rate: alert.burn_rate,
+        long_window: alert.long_window,
+        short_window: alert.short_window,
+        budget_remaining: remaining,
+    });
+}
+
+/// Stores, alerts on and publishes an incident's change.
+pub(crate) fn incident_update(observer: &Observer, update: IncidentUpdate) {
+    let incident = update.incident().clone();
+    let (kind, alert) = match update {
+        IncidentUpdate::Opened(incident) => {
+            tracing::warn!(id = %incident.id, "incident opened: {}", incident.title);
+            ("opened", Some(Alert::IncidentOpened(incident)))
+        }
+        IncidentUpdate::Resolved(incident) => {
+            tracing::info!(id = %incident.id, "incident resolved: {}", incident.title);
+            ("resolved", Some(Alert::IncidentResolved(incident)))
+        }
+        IncidentUpdate::Updated { incident, entry } => {
+            // Breakers flap during an outage; the timeline keeps every
+            // swing, but the team is told only what changes the story.
+            let worth_telling = !matches!(entry.kind, TimelineKind::BreakerOpened | TimelineKind::BreakerClosed);
+            (
+                "updated",
+                worth_telling.then_some(Alert::IncidentUpdated { incident, update: entry }),
+            )
+        }
+    };
+    if let Some(alert) = alert {
+        observer.alerts.send(alert);
+    }
+    let _ = observer.updates.send(
+        serde_json::json!({
+            "type": "incident",
+            "change": kind,
+            "id": incident.id,
+            "status": incident.status.as_str(),
+            "title": incident.title,
+        })
+        .to_string(),
+    );
+    observer.save_incident(incident);
+}
+
+/// Writes incidents in the order they changed, so an older copy never
+/// overwrites a newer one.
+async fn store_incidents(observer: Weak<Observer>, mut incidents: mpsc::UnboundedReceiver<Incident>) {
+    while let Some(incident) = incidents.recv().await {
+        let Some(observer) = observer.upgrade() else {
+            return;
+        };
+        let mut saved = false;
+        for wait in [0u64, 200, 1_000, 5_000] {
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            match observer.store.save_incident(&incident).await {
+                Ok(()) => {
+                    saved = true;
+                    break;
+                }
+                Err(error) => tracing::warn!(id = %incident.id, "cannot store incident: {error}"),
+            }
+        }
+        if !saved {
+            tracing::error!(id = %incident.id, "incident not stored after retries; the status page shows it until restart");
+        }
+    }
+}
+
