@@ -119,7 +119,7 @@ pub fn percent(fraction: f64) -> String {
         return "–".to_string();
     }
     let p = fraction * 100.0;
-    if p >= 99.0 && p < 100.0 {
+    if (99.0..100.0).contains(&p) {
         // Never round 99.996 up to a misleading 100.00.
         let floored = (p * 100.0).floor() / 100.0;
         format!("{floored:.2} %")
@@ -175,7 +175,7 @@ pub fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('\u{202f}');
         }
         out.push(ch);

@@ -431,13 +431,18 @@ pub fn hostile() -> StatusSnapshot {
     let mut s = during_incident();
     s.page_name = format!("Acme {HOSTILE}");
     s.components[0].name = HOSTILE.to_string();
-    s.components[0].reason = Some(HOSTILE.to_string());
+    // An unbroken token wider than a phone, as pasted URLs and ids are.
+    s.components[0].reason = Some(format!("{HOSTILE} {}", "x".repeat(120)));
     s.slos[0].route = HOSTILE.to_string();
     let incident = &mut s.active_incidents[0];
     incident.title = HOSTILE.to_string();
     incident.components[0] = HOSTILE.to_string();
     for e in &mut incident.timeline {
-        e.message = format!("{} {HOSTILE}", e.message);
+        e.message = format!(
+            "{} {HOSTILE} https://example.com/{}",
+            e.message,
+            "a".repeat(100)
+        );
         if e.component.as_deref() == Some(TARGET_DOWN) {
             e.component = Some(HOSTILE.to_string());
         }
