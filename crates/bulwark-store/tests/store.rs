@@ -39,6 +39,7 @@ macro_rules! common_suite {
             uptime_accumulates_per_utc_day,
             writer_batches_everything_sent,
             writer_survives_a_failing_store,
+            retention_task_purges_old_rows,
             measure_batch_write,
             $($extra,)*;
             current_thread: writer_overflow_drops_and_counts
@@ -66,4 +67,59 @@ mod postgres {
         writer_never_slows_senders_when_the_store_is_locked,
         writer_survives_a_dropped_database
     );
+}
+
+/// Errors that say what to fix, whatever the backend.
+mod errors {
+    use std::time::{Duration, Instant};
+
+    use bulwark_store::{Store, StoreError};
+
+    #[tokio::test]
+    async fn unsupported_urls_list_the_supported_ones() {
+        let err = Store::connect("mysql://root@localhost/db")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::UnsupportedUrl { .. }));
+        let text = err.to_string();
+        assert!(
+            text.contains("sqlite://") && text.contains("postgres://"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_uncreatable_sqlite_directory_is_named() {
+        let err = Store::connect("sqlite:///proc/bulwark-no/such/dir/x.db")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::CreateDir { .. }), "{err}");
+        assert!(
+            err.to_string().contains("/proc/bulwark-no/such/dir"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_postgres_database_fails_fast_without_the_password() {
+        let started = Instant::now();
+        let err =
+            Store::connect("postgres://postgres:hunter2@127.0.0.1:5432/bulwark_store_no_such_db")
+                .await
+                .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Connect {
+                    backend: "postgres",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("postgres:***@"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
 }

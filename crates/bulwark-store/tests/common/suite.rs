@@ -689,6 +689,33 @@ pub async fn writer_survives_a_dropped_database(db: &TestDb) {
     assert!(db.store.ping().await.is_err());
 }
 
+pub async fn retention_task_purges_old_rows(db: &TestDb) {
+    let now = bulwark::observe::unix_ms_now();
+    let batch = vec![
+        full_record("ancient", now - 2 * DAY, "smart", 2),
+        full_record("fresh", now, "smart", 1),
+    ];
+    db.store.insert_requests(&batch).await.expect("insert");
+    let task = bulwark_store::spawn_retention(
+        db.store.clone(),
+        Duration::from_secs(3_600),
+        Duration::from_millis(20),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.count("requests").await != 1 {
+        assert!(Instant::now() < deadline, "retention never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task.abort();
+    assert_eq!(db.count("attempts").await, 1);
+    let left = db
+        .store
+        .requests_between(0, i64::MAX, None)
+        .await
+        .expect("read");
+    assert_eq!(left, vec![batch[1].clone()]);
+}
+
 /// Prints write throughput for one 10 000-row batch (with 20 000 attempts).
 pub async fn measure_batch_write(db: &TestDb) {
     let batch = records("m", 10_000, T0);
