@@ -108,10 +108,13 @@ fn serve_answers_through_a_simulated_provider() -> TestResult {
         bulwark().args(["sim", "--listen", "127.0.0.1:0"]),
         "bulwark-sim listening on ",
     )?;
+    // A real SQLite file, as `serve` keeps by default, in a scratch place.
+    let db = std::env::temp_dir().join(format!("bulwark-cli-test-{}.db", std::process::id()));
     let path = write_config(
         "serve.yaml",
         &format!(
-            "listen: 127.0.0.1:0\nproviders:\n  sim: {{ kind: openai-compatible, base_url: \"{sim_url}/v1\" }}\nroutes:\n  main: {{ targets: [sim/llama3] }}\n"
+            "listen: 127.0.0.1:0\nstore: \"sqlite://{}\"\nproviders:\n  sim: {{ kind: openai-compatible, base_url: \"{sim_url}/v1\" }}\nroutes:\n  main: {{ targets: [sim/llama3] }}\n",
+            db.display()
         ),
     )?;
     let (_gateway, url) = spawn_and_read_address(

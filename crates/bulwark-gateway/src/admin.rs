@@ -4,11 +4,11 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use bulwark::observe::incident::IncidentStatus;
-use bulwark::observe::unix_ms_now;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bulwark::error::{ApiError, ErrorKind};
+use bulwark::observe::incident::IncidentStatus;
+use bulwark::observe::unix_ms_now;
 use serde_json::json;
 
 use crate::{ClientFormat, Gateway, respond};
@@ -90,13 +90,19 @@ pub async fn incident(
     let Some(incident) = found else {
         return respond::error(
             ClientFormat::OpenAi,
-            &ApiError::new(ErrorKind::NotFound, format!("no incident `{id}`; GET /admin/incidents lists them")),
+            &ApiError::new(
+                ErrorKind::NotFound,
+                format!("no incident `{id}`; GET /admin/incidents lists them"),
+            ),
             0,
         );
     };
     if query.get("format").map(String::as_str) == Some("md") {
         return (
-            [(axum::http::header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/markdown; charset=utf-8",
+            )],
             bulwark_status::incident_markdown(&incident),
         )
             .into_response();
@@ -139,7 +145,9 @@ pub async fn annotate(
         Some(None) => {
             return respond::error(
                 ClientFormat::OpenAi,
-                &ApiError::invalid("`status` must be investigating, identified, monitoring, resolved or postmortem"),
+                &ApiError::invalid(
+                    "`status` must be investigating, identified, monitoring, resolved or postmortem",
+                ),
                 0,
             );
         }
@@ -171,19 +179,35 @@ pub async fn annotate(
 
 /// `PUT /admin/components/{name}/maintenance`: shows the component as
 /// under maintenance until the matching `DELETE`.
-pub async fn maintenance_on(state: State<Gateway>, path: Path<String>, headers: HeaderMap) -> Response {
+pub async fn maintenance_on(
+    state: State<Gateway>,
+    path: Path<String>,
+    headers: HeaderMap,
+) -> Response {
     maintenance(state, path, headers, true)
 }
 
-pub async fn maintenance_off(state: State<Gateway>, path: Path<String>, headers: HeaderMap) -> Response {
+pub async fn maintenance_off(
+    state: State<Gateway>,
+    path: Path<String>,
+    headers: HeaderMap,
+) -> Response {
     maintenance(state, path, headers, false)
 }
 
-fn maintenance(State(gateway): State<Gateway>, Path(name): Path<String>, headers: HeaderMap, on: bool) -> Response {
+fn maintenance(
+    State(gateway): State<Gateway>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    on: bool,
+) -> Response {
     if let Err(error) = authorize(&gateway, &headers) {
         return respond::error(ClientFormat::OpenAi, &error, 0);
     }
-    let change = gateway.observer.health().set_maintenance(unix_ms_now(), &name, on);
+    let change = gateway
+        .observer
+        .health()
+        .set_maintenance(unix_ms_now(), &name, on);
     match change {
         Some(change) => {
             gateway
@@ -196,7 +220,9 @@ fn maintenance(State(gateway): State<Gateway>, Path(name): Path<String>, headers
             ClientFormat::OpenAi,
             &ApiError::new(
                 ErrorKind::NotFound,
-                format!("no component `{name}`; components are targets (`provider/model`, URL-encoded) and route names"),
+                format!(
+                    "no component `{name}`; components are targets (`provider/model`, URL-encoded) and route names"
+                ),
             ),
             0,
         ),
@@ -206,7 +232,10 @@ fn maintenance(State(gateway): State<Gateway>, Path(name): Path<String>, headers
 fn store_error(error: &bulwark_store::StoreError) -> Response {
     respond::error(
         ClientFormat::OpenAi,
-        &ApiError::new(ErrorKind::Overloaded, format!("the store is not answering: {error}")),
+        &ApiError::new(
+            ErrorKind::Overloaded,
+            format!("the store is not answering: {error}"),
+        ),
         0,
     )
 }

@@ -22,32 +22,45 @@ pub async fn page(State(gateway): State<Gateway>) -> Response {
 }
 
 pub async fn summary(State(gateway): State<Gateway>) -> Response {
-    json_response(bulwark_status::summary_json(&gateway.observer.snapshot().await))
+    json_response(bulwark_status::summary_json(
+        &gateway.observer.snapshot().await,
+    ))
 }
 
 pub async fn status(State(gateway): State<Gateway>) -> Response {
-    json_response(bulwark_status::status_json(&gateway.observer.snapshot().await))
+    json_response(bulwark_status::status_json(
+        &gateway.observer.snapshot().await,
+    ))
 }
 
 pub async fn components(State(gateway): State<Gateway>) -> Response {
-    json_response(bulwark_status::components_json(&gateway.observer.snapshot().await))
+    json_response(bulwark_status::components_json(
+        &gateway.observer.snapshot().await,
+    ))
 }
 
 pub async fn incidents(State(gateway): State<Gateway>) -> Response {
-    json_response(bulwark_status::incidents_json(&gateway.observer.snapshot().await))
+    json_response(bulwark_status::incidents_json(
+        &gateway.observer.snapshot().await,
+    ))
 }
 
 pub async fn feed(State(gateway): State<Gateway>) -> Response {
     let body = bulwark_status::atom_feed(&gateway.observer.snapshot().await);
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/atom+xml; charset=utf-8"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/atom+xml; charset=utf-8"),
+        )],
         body,
     )
         .into_response()
 }
 
 /// Component and incident changes as they happen.
-pub async fn events(State(gateway): State<Gateway>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+pub async fn events(
+    State(gateway): State<Gateway>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let mut updates = gateway.observer.updates.subscribe();
     let overall = gateway.observer.snapshot().await.overall();
     let stream = async_stream::stream! {
@@ -68,7 +81,10 @@ pub async fn events(State(gateway): State<Gateway>) -> Sse<impl Stream<Item = Re
 
 pub async fn metrics(State(gateway): State<Gateway>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(bulwark_metrics::CONTENT_TYPE))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(bulwark_metrics::CONTENT_TYPE),
+        )],
         gateway.observer.metrics.render(),
     )
         .into_response()
@@ -91,9 +107,10 @@ fn json_response(value: serde_json::Value) -> Response {
     let mut response = Json(value).into_response();
     no_store(&mut response);
     // Status widgets are embedded on other sites.
-    response
-        .headers_mut()
-        .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response.headers_mut().insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     response
 }
 

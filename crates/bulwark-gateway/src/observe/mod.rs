@@ -72,10 +72,12 @@ impl Observer {
         client: &Arc<bulwark::Client>,
     ) -> Result<Arc<Observer>, ObserveError> {
         let url = &config.observe.store;
-        let store = Store::connect(url).await.map_err(|source| ObserveError::Store {
-            url: redact_url(url),
-            source,
-        })?;
+        let store = Store::connect(url)
+            .await
+            .map_err(|source| ObserveError::Store {
+                url: redact_url(url),
+                source,
+            })?;
         let (log, _writer) = LogWriter::spawn(store.clone(), WriterOptions::default());
         bulwark_store::spawn_retention(
             store.clone(),
@@ -121,7 +123,8 @@ impl Observer {
             resolve_after: h.resolve_after,
             slow_factor: h.slow_factor,
         };
-        let mut health = HealthTracker::new(settings, topology.clone(), slos.clone(), unix_ms_now());
+        let mut health =
+            HealthTracker::new(settings, topology.clone(), slos.clone(), unix_ms_now());
         // An incident still open when the gateway last stopped carries on.
         match store.incidents(20).await {
             Ok(incidents) => {
@@ -131,7 +134,11 @@ impl Observer {
             }
             Err(error) => tracing::warn!("cannot read open incidents from the store: {error}"),
         }
-        let targets: Vec<String> = topology.routes.iter().flat_map(|(_, t)| t.clone()).collect();
+        let targets: Vec<String> = topology
+            .routes
+            .iter()
+            .flat_map(|(_, t)| t.clone())
+            .collect();
         let mut prices = Prices::default();
         for (provider, config) in &config.providers {
             for (model, price) in &config.prices {
@@ -202,12 +209,23 @@ impl Observer {
 
     pub(crate) fn health(&self) -> MutexGuard<'_, HealthTracker> {
         // A panic while holding the lock must not take health down with it.
-        self.health.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.health
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Waits until every request finished so far is in the store.
     pub async fn flush(&self) {
         self.log.flush().await;
+    }
+
+    /// Waits until every alert raised so far is delivered or given up.
+    pub async fn flush_alerts(&self) {
+        self.alerts.flush().await;
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub(crate) fn log_stats(&self) -> bulwark_store::WriterStats {

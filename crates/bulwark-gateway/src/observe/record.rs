@@ -56,9 +56,10 @@ impl Pending {
 
     /// The request was refused, by Bulwark or after every attempt.
     pub fn error(self, status: u16, error: &ApiError, failed: Option<&Failed>) {
-        let class = failed
-            .and_then(|f| f.failures.last())
-            .map_or_else(|| kind_class(error.kind).to_string(), |f| f.class().to_string());
+        let class = failed.and_then(|f| f.failures.last()).map_or_else(
+            || kind_class(error.kind).to_string(),
+            |f| f.class().to_string(),
+        );
         self.error_as(status, &class, failed);
     }
 
@@ -78,7 +79,8 @@ impl Pending {
         fill_served(&mut record, served);
         let usage = usage(served.value.iter().flat_map(|c| &c.events));
         (record.input_tokens, record.output_tokens) = usage;
-        record.first_token_ms = first_token(&record.attempts, record.at).or(Some(record.latency_ms));
+        record.first_token_ms =
+            first_token(&record.attempts, record.at).or(Some(record.latency_ms));
         let observer = Arc::clone(&self.observer);
         observer.finish(record);
     }

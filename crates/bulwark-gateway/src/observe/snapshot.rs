@@ -46,7 +46,11 @@ impl Observer {
         routes.sort_by(|a, b| a.0.cmp(b.0));
         for (route, slo) in routes {
             let since = now - slo.window.as_millis() as i64;
-            let (total, good) = self.store.route_counts(route, since, now).await.unwrap_or((0, 0));
+            let (total, good) = self
+                .store
+                .route_counts(route, since, now)
+                .await
+                .unwrap_or((0, 0));
             let (burn_1h, burn_6h) = {
                 let health = self.health();
                 (
@@ -67,7 +71,8 @@ impl Observer {
             });
         }
         let incidents = self.recent.lock().map(|r| r.clone()).unwrap_or_default();
-        let (active, recent): (Vec<_>, Vec<_>) = incidents.into_iter().partition(|i| !i.status.is_closed());
+        let (active, recent): (Vec<_>, Vec<_>) =
+            incidents.into_iter().partition(|i| !i.status.is_closed());
         StatusSnapshot {
             page_name: self.page_title.clone(),
             page_url: self.page_url.clone(),
@@ -85,12 +90,15 @@ impl Observer {
 /// in full: close enough for a status page, and it survives restarts.
 fn uptime_since(days: &[UptimeDay], since: UnixMs) -> Option<f64> {
     let first_day = since.div_euclid(DAY_MS) * DAY_MS;
-    let (up, observed) = days
-        .iter()
-        .filter(|d| d.day_start >= first_day)
-        .fold((0.0, 0.0), |(up, seen), d| {
-            (up + d.seconds[ComponentState::Operational as usize], seen + d.observed())
-        });
+    let (up, observed) =
+        days.iter()
+            .filter(|d| d.day_start >= first_day)
+            .fold((0.0, 0.0), |(up, seen), d| {
+                (
+                    up + d.seconds[ComponentState::Operational as usize],
+                    seen + d.observed(),
+                )
+            });
     (observed > 0.0).then(|| up / observed)
 }
 

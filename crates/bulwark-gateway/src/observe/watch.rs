@@ -19,14 +19,24 @@ use tokio::sync::mpsc;
 use super::Observer;
 
 /// Starts the loops for `observer`, watching `client`.
-pub(crate) fn spawn(observer: &Arc<Observer>, client: &Arc<Client>, incidents: mpsc::UnboundedReceiver<Incident>) {
+pub(crate) fn spawn(
+    observer: &Arc<Observer>,
+    client: &Arc<Client>,
+    incidents: mpsc::UnboundedReceiver<Incident>,
+) {
     let events = client.subscribe();
     tokio::spawn(watch_events(Arc::downgrade(observer), events));
-    tokio::spawn(evaluate_forever(Arc::downgrade(observer), Arc::downgrade(client)));
+    tokio::spawn(evaluate_forever(
+        Arc::downgrade(observer),
+        Arc::downgrade(client),
+    ));
     tokio::spawn(store_incidents(Arc::downgrade(observer), incidents));
 }
 
-async fn watch_events(observer: Weak<Observer>, mut events: tokio::sync::broadcast::Receiver<Event>) {
+async fn watch_events(
+    observer: Weak<Observer>,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+) {
     loop {
         let event = match events.recv().await {
             Ok(event) => event,
@@ -175,10 +185,16 @@ pub(crate) fn incident_update(observer: &Observer, update: IncidentUpdate) {
         IncidentUpdate::Updated { incident, entry } => {
             // Breakers flap during an outage; the timeline keeps every
             // swing, but the team is told only what changes the story.
-            let worth_telling = !matches!(entry.kind, TimelineKind::BreakerOpened | TimelineKind::BreakerClosed);
+            let worth_telling = !matches!(
+                entry.kind,
+                TimelineKind::BreakerOpened | TimelineKind::BreakerClosed
+            );
             (
                 "updated",
-                worth_telling.then_some(Alert::IncidentUpdated { incident, update: entry }),
+                worth_telling.then_some(Alert::IncidentUpdated {
+                    incident,
+                    update: entry,
+                }),
             )
         }
     };
@@ -200,7 +216,10 @@ pub(crate) fn incident_update(observer: &Observer, update: IncidentUpdate) {
 
 /// Writes incidents in the order they changed, so an older copy never
 /// overwrites a newer one.
-async fn store_incidents(observer: Weak<Observer>, mut incidents: mpsc::UnboundedReceiver<Incident>) {
+async fn store_incidents(
+    observer: Weak<Observer>,
+    mut incidents: mpsc::UnboundedReceiver<Incident>,
+) {
     while let Some(incident) = incidents.recv().await {
         let Some(observer) = observer.upgrade() else {
             return;
@@ -221,4 +240,3 @@ async fn store_incidents(observer: Weak<Observer>, mut incidents: mpsc::Unbounde
         }
     }
 }
-

@@ -7,6 +7,9 @@ use tokio::net::TcpListener;
 /// A running gateway; it stops when this is dropped.
 pub struct Running {
     pub base: String,
+    /// The instance itself, for its observer and health evaluations.
+    #[allow(dead_code)]
+    pub gateway: Gateway,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -22,12 +25,13 @@ pub async fn start_gateway(yaml: &str) -> Result<Running, Box<dyn std::error::Er
     let listener = TcpListener::bind(config.listen).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(
-        listener,
-        Gateway::start(&config).await?,
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    Ok(Running { base, _stop: stop })
+    let gateway = Gateway::start(&config).await?;
+    tokio::spawn(bulwark_gateway::serve(listener, gateway.clone(), async {
+        let _ = stopped.await;
+    }));
+    Ok(Running {
+        base,
+        gateway,
+        _stop: stop,
+    })
 }

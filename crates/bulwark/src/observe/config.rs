@@ -237,12 +237,6 @@ fn build_health(raw: RawHealth, issues: &mut Vec<Issue>) -> HealthConfig {
             message: "must be greater than 1: it is how many times its usual first-token time makes a target slow".into(),
         });
     }
-    if health.evaluate_every > health.window {
-        issues.push(Issue {
-            path: "health.evaluate_every".into(),
-            message: "must not be longer than health.window".into(),
-        });
-    }
     health
 }
 

@@ -1,0 +1,321 @@
+//! An outage end to end through a real gateway: the request log, metrics,
+//! component states, the incident's lifecycle, alerts to a webhook that
+//! fails its first delivery, the status page and its JSON.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::StatusCode;
+use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
+use serde_json::{Value, json};
+
+/// A webhook receiver that answers 500 to its first delivery.
+#[derive(Clone, Default)]
+struct Receiver {
+    bodies: Arc<Mutex<Vec<Value>>>,
+    calls: Arc<Mutex<u32>>,
+}
+
+async fn start_receiver() -> (Receiver, String) {
+    let receiver = Receiver::default();
+    let state = receiver.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |Json(body): Json<Value>| {
+            let state = state.clone();
+            async move {
+                let first = {
+                    let mut calls = state.calls.lock().unwrap();
+                    *calls += 1;
+                    *calls == 1
+                };
+                if first {
+                    return StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                state.bodies.lock().unwrap().push(body);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (receiver, url)
+}
+
+async fn chat(http: &reqwest::Client, base: &str) -> reqwest::Response {
+    http.post(format!("{base}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(
+            json!({"model": "chat", "messages": [{"role": "user", "content": "hello"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    let bytes = http.get(url).send().await.unwrap().bytes().await.unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+const ADMIN: &str = "admin-key-for-tests-0123456789";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_is_detected_alerted_shown_and_resolved() {
+    let primary = SimServer::start("127.0.0.1:0", SimConfig::default())
+        .await
+        .unwrap();
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default())
+        .await
+        .unwrap();
+    let (receiver, hook) = start_receiver().await;
+    // Health is judged by hand (evaluate_health) with a one-second window,
+    // so the test decides when each evaluation happens.
+    let yaml = format!(
+        r#"listen: 127.0.0.1:0
+admin_key: {ADMIN}
+providers:
+  primary: {{ kind: openai, base_url: "{}/v1", api_key: k, prices: {{ gpt-4o-mini: {{ input: 0.15, output: 0.6 }} }} }}
+  backup: {{ kind: anthropic, base_url: "{}", api_key: k }}
+routes:
+  chat:
+    targets: [primary/gpt-4o-mini, backup/claude-sonnet-4-5]
+    max_retries: 0
+    slo: {{ availability: 99.9%, window: 30d }}
+breaker: {{ consecutive_failures: 3, base_ejection: 300ms }}
+health: {{ window: 1s, evaluate_every: 1h, min_volume: 3, raise_after: 1, recover_after: 1, incident_after: 1ms, resolve_after: 1ms }}
+alerts:
+  webhooks:
+    - {{ url: "{hook}", format: generic }}
+status_page: {{ title: "Acme AI" }}
+"#,
+        primary.url(),
+        backup.url()
+    );
+    let running = common::start_gateway(&yaml).await.unwrap();
+    let (base, gateway) = (running.base.clone(), running.gateway.clone());
+    let http = reqwest::Client::new();
+
+    // Healthy traffic.
+    for _ in 0..5 {
+        assert_eq!(chat(&http, &base).await.status(), 200);
+    }
+    gateway.evaluate_health().await;
+
+    // The primary fails everything: the backup answers every request.
+    primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    for _ in 0..10 {
+        let response = chat(&http, &base).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-bulwark-fallback"], "true");
+    }
+    gateway.evaluate_health().await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    gateway.evaluate_health().await;
+
+    let summary: Value = get_json(&http, &format!("{base}/api/v2/summary.json")).await;
+    assert_eq!(summary["page"]["name"], "Acme AI");
+    let components = summary["components"].as_array().unwrap();
+    let state_of = |name: &str| {
+        components
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        state_of("primary/gpt-4o-mini").as_deref(),
+        Some("major_outage")
+    );
+    assert_eq!(
+        state_of("backup/claude-sonnet-4-5").as_deref(),
+        Some("operational")
+    );
+    assert_ne!(summary["status"]["indicator"], "none");
+    let incidents = summary["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 1, "{summary:#}");
+    let incident_id = incidents[0]["id"].as_str().unwrap().to_string();
+
+    let page = http
+        .get(format!("{base}/status"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Major outage"), "the page shows the state");
+    assert!(page.contains("primary/gpt-4o-mini"));
+
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains(r#"bulwark_requests_total{route="chat",target="backup/claude-sonnet-4-5",outcome="fallback",format="openai"} 10"#), "{metrics}");
+    assert!(metrics.contains("bulwark_component_state{"));
+
+    // Recovery: the primary answers again, the window slides past the
+    // failures and its breaker lets traffic back.
+    primary.sim.clear_faults();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for _ in 0..10 {
+        assert_eq!(chat(&http, &base).await.status(), 200);
+    }
+    for _ in 0..3 {
+        gateway.evaluate_health().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let incidents: Value = get_json(&http, &format!("{base}/api/v2/incidents.json")).await;
+    let incident = incidents["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == incident_id.as_str())
+        .expect("the incident is listed")
+        .clone();
+    assert_eq!(incident["status"], "resolved", "{incident:#}");
+
+    // Alerts: the first delivery failed, yet open and resolve arrived once each.
+    gateway.observer().flush_alerts().await;
+    let kinds: Vec<String> = receiver
+        .bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| b["kind"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "incident_opened").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "incident_resolved").count(),
+        1,
+        "{kinds:?}"
+    );
+
+    // The request log: every request, with its attempts.
+    gateway.observer().flush().await;
+    let rows = gateway
+        .observer()
+        .store()
+        .requests_between(0, i64::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 25);
+    let saved: Vec<_> = rows.iter().filter(|r| r.fallback).collect();
+    assert_eq!(saved.len(), 10);
+    // Three calls failed on the primary before its breaker opened; the
+    // other seven skipped it without a call.
+    let tried_primary = saved.iter().filter(|r| r.attempts.len() == 2).count();
+    assert_eq!(tried_primary, 3);
+    for row in &saved {
+        if row.attempts.len() == 2 {
+            assert_eq!(row.attempts[0].target, "primary/gpt-4o-mini");
+            assert_eq!(row.attempts[0].error_class.as_deref(), Some("overloaded"));
+            assert_eq!(row.attempts[0].status, Some(503));
+        }
+        let last = row.attempts.last().unwrap();
+        assert_eq!(last.target, "backup/claude-sonnet-4-5");
+        assert!(last.error_class.is_none());
+    }
+    assert!(
+        rows.iter().all(|r| r.request_body.is_none()),
+        "bodies are not logged by default"
+    );
+
+    // The stored incident as a post-incident review.
+    let review = http
+        .get(format!("{base}/admin/incidents/{incident_id}?format=md"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(review.contains("Timeline"), "{review}");
+    assert!(review.contains("primary/gpt-4o-mini"), "{review}");
+
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
+async fn admins_annotate_incidents_and_set_maintenance() {
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nadmin_key: {ADMIN}\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\", api_key: k }}\nroutes:\n  chat: {{ targets: [p/gpt-4o-mini] }}\n",
+        sim.url()
+    );
+    let running = common::start_gateway(&yaml).await.unwrap();
+    let base = &running.base;
+    let http = reqwest::Client::new();
+    let put = http
+        .put(format!(
+            "{base}/admin/components/p%2Fgpt-4o-mini/maintenance"
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let status: Value = get_json(&http, &format!("{base}/api/v2/components.json")).await;
+    let component = status["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "p/gpt-4o-mini")
+        .unwrap()
+        .clone();
+    assert_eq!(component["status"], "under_maintenance");
+    // Without the key, nothing changes.
+    let denied = http
+        .delete(format!(
+            "{base}/admin/components/p%2Fgpt-4o-mini/maintenance"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 401);
+    let unknown = http
+        .put(format!("{base}/admin/components/nope/maintenance"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    // No incident is open: a note has nowhere to go.
+    let note = http
+        .post(format!("{base}/admin/incidents/current/updates"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(json!({"status": "identified", "message": "looking"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(note.status(), 404);
+    let bad = http
+        .post(format!("{base}/admin/incidents/current/updates"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(json!({"status": "sleeping"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
