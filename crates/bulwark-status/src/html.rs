@@ -215,7 +215,8 @@ fn slo_row(slo: &SloStatus) -> Markup {
                 span.name { (slo.route) }
                 span.obj { "Objective " (objective(slo.objective)) " over " (duration(slo.window_secs as i64 * 1000)) }
             }
-            div.budget role="img" aria-label={ "Error budget " (remaining_text) } {
+            div class=(if remaining <= 0.0 { "budget over" } else { "budget" })
+                role="img" aria-label={ "Error budget " (remaining_text) } {
                 div class=(budget_class(remaining)) style={ "width:" (width) "%" } {}
             }
             ul.stats {
