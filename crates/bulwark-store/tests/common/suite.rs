@@ -22,6 +22,22 @@ pub async fn connects_and_pings(db: &TestDb) {
         Kind::SqliteFile | Kind::SqliteMemory => "sqlite",
     };
     assert_eq!(db.store.backend(), expected);
+    if db.kind == Kind::SqliteFile {
+        use sqlx::Row;
+        let pragma = |name: &'static str| async move {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA {name}")))
+                .fetch_one(db.store.pool())
+                .await
+                .expect("pragma");
+            match row.try_get::<String, _>(0) {
+                Ok(text) => text,
+                Err(_) => row.try_get::<i64, _>(0).expect("pragma value").to_string(),
+            }
+        };
+        assert_eq!(pragma("journal_mode").await, "wal");
+        assert_eq!(pragma("synchronous").await, "1", "NORMAL");
+        assert_eq!(pragma("busy_timeout").await, "5000");
+    }
     // Connecting again runs the migrations again: a no-op, not an error.
     if db.kind != Kind::SqliteMemory {
         let again = bulwark_store::Store::connect(&db.url)
