@@ -3,6 +3,9 @@
 //!
 //! ```yaml
 //! latency: { headers_ms: 0, first_token_ms: 0, token_interval_ms: 0 }
+//! latency_dist: { first_token: { p50_ms: 400, p95_ms: 1200 } }
+//! speed: 1
+//! rate_limit_rpm: null
 //! models: [gpt-4o-mini, claude-sonnet-4-5, gemini-2.5-flash]
 //! strict_models: false
 //! api_key: null
@@ -18,6 +21,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dist::LatencyDist;
 use crate::error::SimError;
 use crate::fault::FaultRule;
 
@@ -39,6 +43,13 @@ pub struct Latency {
 #[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
     pub latency: Latency,
+    /// Per-request sampled pacing; components it sets replace the fixed
+    /// values of `latency` (an `x-sim-latency` header still wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_dist: Option<LatencyDist>,
+    /// Time compression: every duration waited or advertised is divided by
+    /// this (see the `speed` module); 1 is real time.
+    pub speed: f64,
     /// Models listed by the model endpoints (and the only ones accepted when
     /// `strict_models` is set).
     pub models: Vec<String>,
@@ -49,8 +60,9 @@ pub struct SimConfig {
     /// Fault rules, checked in order; the first that matches and fires wins.
     pub faults: Vec<FaultRule>,
     /// Rate-limiting mode: at most this many generation requests in any
-    /// minute; more get 429 with real rate-limit headers, and every answer's
-    /// headers say how many requests remain.
+    /// minute (a minute of scenario time: `60 s / speed`); more get 429
+    /// with real rate-limit headers, and every answer's headers say how many
+    /// requests remain.
     pub rate_limit_rpm: Option<u64>,
 }
 
@@ -58,6 +70,8 @@ impl Default for SimConfig {
     fn default() -> Self {
         Self {
             latency: Latency::default(),
+            latency_dist: None,
+            speed: 1.0,
             models: [
                 "gpt-4o-mini",
                 "gpt-4o",
@@ -95,15 +109,28 @@ pub(crate) fn parse_scenario(text: &str) -> Result<SimConfig, String> {
         return Ok(SimConfig::default());
     }
     let config: SimConfig = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
-    for (i, rule) in config.faults.iter().enumerate() {
-        if !(0.0..=1.0).contains(&rule.probability) {
-            return Err(format!(
-                "faults[{i}].probability must be between 0 and 1, got {}",
-                rule.probability
-            ));
+    config.problem().map_or(Ok(config), Err)
+}
+
+impl SimConfig {
+    /// The first value that would make the simulator misbehave, described
+    /// with its key path.
+    pub fn problem(&self) -> Option<String> {
+        if !(self.speed.is_finite() && self.speed > 0.0) {
+            return Some(format!("speed must be above 0, got {}", self.speed));
         }
+        if let Some(problem) = self.latency_dist.as_ref().and_then(LatencyDist::problem) {
+            return Some(format!("latency_dist.{problem}"));
+        }
+        self.faults.iter().enumerate().find_map(|(i, rule)| {
+            (!(0.0..=1.0).contains(&rule.probability)).then(|| {
+                format!(
+                    "faults[{i}].probability must be between 0 and 1, got {}",
+                    rule.probability
+                )
+            })
+        })
     }
-    Ok(config)
 }
 
 #[cfg(test)]
@@ -159,6 +186,21 @@ faults:
             }
         );
         assert_eq!(c.faults[3].fault, Fault::ConnectionReset);
+    }
+
+    #[test]
+    fn speed_and_latency_dist_parse_and_validate() {
+        let c = parse_scenario(
+            "speed: 60\nrate_limit_rpm: 30\nlatency_dist: { first_token: { p50_ms: 400, p95_ms: 1200 } }\n",
+        )
+        .unwrap();
+        assert_eq!(c.speed, 60.0);
+        assert_eq!(c.rate_limit_rpm, Some(30));
+        assert!(c.latency_dist.unwrap().first_token.is_some());
+        assert!(parse_scenario("speed: 0\n").unwrap_err().contains("speed"));
+        let err = parse_scenario("latency_dist: { first_token: { p50_ms: 9, p95_ms: 1 } }\n")
+            .unwrap_err();
+        assert!(err.starts_with("latency_dist.first_token: "), "{err}");
     }
 
     #[test]

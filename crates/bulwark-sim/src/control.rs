@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::config::Latency;
 use crate::fault::FaultRule;
+use crate::phase::SimPhase;
 use crate::state::Sim;
 
 pub(crate) fn routes() -> Router<Sim> {
@@ -26,6 +27,7 @@ pub(crate) fn routes() -> Router<Sim> {
         .route("/_sim/requests", get(get_requests).delete(delete_requests))
         .route("/_sim/stats", get(get_stats))
         .route("/_sim/latency", put(put_latency))
+        .route("/_sim/phase", get(get_phase).put(put_phase))
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
@@ -91,6 +93,22 @@ async fn put_latency(State(sim): State<Sim>, body: Bytes) -> Response {
         Ok(latency) => {
             sim.set_latency(latency);
             axum::Json(latency).into_response()
+        }
+        Err(e) => bad_request(&e),
+    }
+}
+
+async fn get_phase(State(sim): State<Sim>) -> Response {
+    axum::Json(SimPhase::of(&sim.config())).into_response()
+}
+
+/// Latency, distribution, rules and quota replaced in one step, as a drill
+/// switching phases needs.
+async fn put_phase(State(sim): State<Sim>, body: Bytes) -> Response {
+    match parse::<SimPhase>(&body) {
+        Ok(phase) => {
+            sim.apply_phase(phase);
+            get_phase(State(sim)).await
         }
         Err(e) => bad_request(&e),
     }

@@ -273,24 +273,34 @@ fn decide(
         return models_response(config, format, ctx, model.as_deref());
     }
 
-    let mut latency = config.latency;
-    if let Some(spec_text) = header_str(&inc.headers, "x-sim-latency") {
-        match parse_latency_header(spec_text, latency) {
-            Ok(l) => latency = l,
-            Err(e) => return invalid(format, ctx, Invalid::new(format!("x-sim-latency: {e}"))),
-        }
+    let latency_header = header_str(&inc.headers, "x-sim-latency");
+    if let Some(Err(e)) = latency_header.map(|h| parse_latency_header(h, Latency::default())) {
+        return invalid(format, ctx, Invalid::new(format!("x-sim-latency: {e}")));
     }
-    let fault = match header_str(&inc.headers, "x-sim-fault") {
+    let header_fault = match header_str(&inc.headers, "x-sim-fault") {
         Some(spec_text) => match parse_fault_header(spec_text) {
             Ok(f) => Some(f),
             Err(e) => return invalid(format, ctx, Invalid::new(format!("x-sim-fault: {e}"))),
         },
-        None => sim.pick_fault(format, &ctx.model, stream),
+        None => None,
     };
+    let picked = sim.pick(format, &ctx.model, stream, header_fault.is_none());
+    let speed = picked.speed;
+    let fault = header_fault
+        .or(picked.fault)
+        .map(|f| crate::speed::fault(f, speed));
+    let mut latency = match picked.latency_dist {
+        Some(dist) => dist.sample(picked.latency, &mut fastrand::Rng::new()),
+        None => picked.latency,
+    };
+    if let Some(Ok(l)) = latency_header.map(|h| parse_latency_header(h, latency)) {
+        latency = l;
+    }
     // Rate-limiting mode: over the quota, a real 429; under it, real headers.
     let mut quota_left = None;
-    let fault = match (fault, config.rate_limit_rpm) {
-        (None, Some(rpm)) => match sim.take_quota(rpm) {
+    let minute = crate::speed::wait(60_000, speed);
+    let fault = match (fault, picked.rate_limit_rpm) {
+        (None, Some(rpm)) => match sim.take_quota(rpm, minute) {
             Ok(left) => {
                 quota_left = Some((rpm, left.0, left.1));
                 None
@@ -305,7 +315,7 @@ fn decide(
     let label = fault
         .as_ref()
         .map_or_else(|| "ok".to_string(), |f| format!("fault_{}", f.label()));
-    let mut delay = Duration::from_millis(latency.headers_ms);
+    let mut delay = crate::speed::wait(latency.headers_ms, speed);
     match &fault {
         Some(Fault::Status(f)) => {
             return Outcome {
@@ -326,7 +336,7 @@ fn decide(
                 ),
             };
         }
-        Some(Fault::Hang { duration_ms }) => delay += Duration::from_millis(*duration_ms),
+        Some(Fault::Hang { duration_ms }) => delay += crate::speed::wait(*duration_ms, speed),
         _ => {}
     }
 
@@ -380,8 +390,9 @@ fn decide(
     }
     let gemini_sse = inc.query.get("alt").is_some_and(|a| a == "sse");
     if stream {
+        let pacing = Pacing::new(latency, speed);
         return outcome(stream_response(
-            format, ctx, &answer, headers, latency, fault, gemini_sse,
+            format, ctx, &answer, headers, pacing, fault, gemini_sse,
         ));
     }
     let json = match format {
@@ -397,7 +408,7 @@ fn decide(
             outcome(error_response(format, &spec, None))
         }
         Some(f @ (Fault::Cut { .. } | Fault::Stall { .. } | Fault::Malformed { .. })) => {
-            outcome(faulty_json(format, headers, json, &f))
+            outcome(faulty_json(format, headers, json, &f, speed))
         }
         _ => outcome(build(
             200,
@@ -419,7 +430,13 @@ fn default_error_event_status(format: Format) -> u16 {
 /// Stream-shaped faults on a non-streamed body act at its midpoint:
 /// `cut` sends the first half, `stall` pauses between halves, `malformed`
 /// drops the closing brace.
-fn faulty_json(format: Format, headers: HeaderMap, json: String, fault: &Fault) -> Response {
+fn faulty_json(
+    format: Format,
+    headers: HeaderMap,
+    json: String,
+    fault: &Fault,
+    speed: f64,
+) -> Response {
     let mut mid = json.len() / 2;
     while !json.is_char_boundary(mid) {
         mid -= 1;
@@ -437,7 +454,7 @@ fn faulty_json(format: Format, headers: HeaderMap, json: String, fault: &Fault) 
             ],
             Some(StreamFault::Stall {
                 after: 1,
-                duration: Duration::from_millis(*duration_ms),
+                duration: crate::speed::wait(*duration_ms, speed),
             }),
         ),
         _ => (
@@ -458,13 +475,27 @@ fn faulty_json(format: Format, headers: HeaderMap, json: String, fault: &Fault) 
     build(200, headers, json_content_type(format), stream::body(plan))
 }
 
+/// One request's stream pacing in scenario milliseconds, with the speed that
+/// turns it into wall time.
+#[derive(Debug, Clone, Copy)]
+struct Pacing {
+    latency: Latency,
+    speed: f64,
+}
+
+impl Pacing {
+    fn new(latency: Latency, speed: f64) -> Self {
+        Self { latency, speed }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn stream_response(
     format: Format,
     ctx: &Ctx,
     answer: &Answer,
     mut headers: HeaderMap,
-    latency: Latency,
+    pacing: Pacing,
     fault: Option<Fault>,
     gemini_sse: bool,
 ) -> Response {
@@ -502,7 +533,7 @@ fn stream_response(
             duration_ms,
         }) => Some(StreamFault::Stall {
             after: after_chunks,
-            duration: Duration::from_millis(duration_ms),
+            duration: crate::speed::wait(duration_ms, pacing.speed),
         }),
         Some(Fault::Cut { after_chunks }) => Some(StreamFault::Cut {
             after: after_chunks,
@@ -518,8 +549,8 @@ fn stream_response(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     let plan = StreamPlan {
         frames,
-        first_token: Duration::from_millis(latency.first_token_ms),
-        interval: Duration::from_millis(latency.token_interval_ms),
+        first_token: crate::speed::wait(pacing.latency.first_token_ms, pacing.speed),
+        interval: crate::speed::wait(pacing.latency.token_interval_ms, pacing.speed),
         fault: stream_fault,
         error_frame: Bytes::from(error_frame),
     };
@@ -542,7 +573,7 @@ fn models_response(config: &SimConfig, format: Format, ctx: &Ctx, model: Option<
     let headers = provider_headers(format, &ctx.request_id, 0, None);
     Outcome {
         label: "ok".into(),
-        delay: Duration::from_millis(config.latency.headers_ms),
+        delay: crate::speed::wait(config.latency.headers_ms, config.speed),
         response: build(
             200,
             headers,

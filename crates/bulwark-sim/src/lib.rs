@@ -11,7 +11,9 @@
 //!   is sent), `GET /v1beta/models`, `GET /v1beta/models/{model}`.
 //! - Control API: `/_sim/faults` (GET, PUT = replace, POST = append one,
 //!   DELETE = clear), `/_sim/requests` (GET, DELETE), `/_sim/stats` (GET),
-//!   `/_sim/latency` (PUT). The same controls are methods on [`Sim`].
+//!   `/_sim/latency` (PUT), `/_sim/phase` (GET, PUT: latency, latency
+//!   distribution, rules and quota replaced atomically). The same controls
+//!   are methods on [`Sim`].
 //!
 //! It works on raw JSON on purpose: it is an independent check of the
 //! gateway's own translators, so it shares no types with them.
@@ -51,29 +53,44 @@
 //!
 //! `x-sim-latency: first_token_ms=50,token_interval_ms=10,headers_ms=0`
 //! overrides pacing for one request.
+//!
+//! # Drills
+//!
+//! [`LatencyDist`] samples each request's pacing from a log-normal fitted to
+//! a p50 and p95; [`mix_rules`] turns unconditional fault shares into the
+//! conditional probabilities first-match rules need; [`SimConfig::speed`]
+//! compresses time (waits, the rate-limit window and retry hints); and
+//! [`Sim::apply_phase`] switches all of an incident phase's settings at once.
 
 mod answer;
 mod anthropic;
 mod clock;
 mod config;
 mod control;
+mod dist;
 mod error;
 mod fault;
 mod format;
 mod gemini;
 mod handler;
 mod headers;
+mod mix;
 mod openai;
+mod phase;
 mod server;
+mod speed;
 mod state;
 mod stream;
 mod wire;
 
 pub use config::{Latency, SimConfig, load_scenario};
+pub use dist::{Distribution, LatencyDist};
 pub use error::SimError;
 pub use fault::{
     Fault, FaultMatch, FaultRule, StatusFault, parse_fault_header, parse_latency_header,
 };
 pub use format::Format;
+pub use mix::mix_rules;
+pub use phase::SimPhase;
 pub use server::{SimServer, run};
 pub use state::{RecordedRequest, Sim, SimStats};

@@ -9,8 +9,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::{Latency, SimConfig};
+use crate::dist::LatencyDist;
 use crate::fault::{self, Fault, FaultRule};
 use crate::format::Format;
+use crate::phase::SimPhase;
 
 /// How many requests the log keeps.
 const LOG_CAPACITY: usize = 200;
@@ -41,6 +43,18 @@ pub struct SimStats {
     pub by_format: BTreeMap<String, u64>,
     pub by_model: BTreeMap<String, u64>,
     pub by_outcome: BTreeMap<String, u64>,
+}
+
+/// What one request needs from the live config, read together with its
+/// fault under a single lock (see [`Sim::pick`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Picked {
+    /// From the rules; `None` when the request brought its own fault.
+    pub fault: Option<Fault>,
+    pub latency: Latency,
+    pub latency_dist: Option<LatencyDist>,
+    pub speed: f64,
+    pub rate_limit_rpm: Option<u64>,
 }
 
 #[derive(Default)]
@@ -112,6 +126,33 @@ impl Sim {
         lock(&self.inner.config).latency = latency;
     }
 
+    /// Sample pacing per request (`None`: back to the fixed `latency`).
+    pub fn set_latency_dist(&self, dist: Option<LatencyDist>) {
+        lock(&self.inner.config).latency_dist = dist;
+    }
+
+    /// Change the time compression factor (see [`SimConfig::speed`]).
+    pub fn set_speed(&self, speed: f64) {
+        lock(&self.inner.config).speed = speed;
+    }
+
+    /// Change the request quota (`None`: unlimited). Requests already
+    /// counted stay in the window, as they would at a real provider.
+    pub fn set_rate_limit_rpm(&self, rpm: Option<u64>) {
+        lock(&self.inner.config).rate_limit_rpm = rpm;
+    }
+
+    /// Replace latency, latency distribution, fault rules and quota at once.
+    pub fn apply_phase(&self, phase: SimPhase) {
+        phase.apply_to(&mut lock(&self.inner.config));
+    }
+
+    /// Change several settings atomically: requests see the config before
+    /// or after `change`, never in between.
+    pub fn update(&self, change: impl FnOnce(&mut SimConfig)) {
+        change(&mut lock(&self.inner.config));
+    }
+
     /// A snapshot of the current config.
     pub fn config(&self) -> SimConfig {
         lock(&self.inner.config).clone()
@@ -144,17 +185,38 @@ impl Sim {
         self.inner.seq.fetch_add(1, Ordering::Relaxed)
     }
 
-    pub(crate) fn pick_fault(&self, format: Format, model: &str, stream: bool) -> Option<Fault> {
-        fault::select(&mut lock(&self.inner.config).faults, format, model, stream)
+    /// The fault from the rules (if `use_rules`) and the phase settings
+    /// that go with it, under one lock so a phase switch cannot fall between.
+    pub(crate) fn pick(
+        &self,
+        format: Format,
+        model: &str,
+        stream: bool,
+        use_rules: bool,
+    ) -> Picked {
+        let mut config = lock(&self.inner.config);
+        let fault = if use_rules {
+            fault::select(&mut config.faults, format, model, stream)
+        } else {
+            None
+        };
+        Picked {
+            fault,
+            latency: config.latency,
+            latency_dist: config.latency_dist,
+            speed: config.speed,
+            rate_limit_rpm: config.rate_limit_rpm,
+        }
     }
 
-    /// Counts a request against a per-minute quota: `Ok((remaining, reset))`
-    /// if it fits, `Err(wait)` until one does.
+    /// Counts a request against a quota per `minute` (a scenario minute in
+    /// wall time): `Ok((remaining, reset))` if it fits, `Err(wait)` until
+    /// one does.
     pub(crate) fn take_quota(
         &self,
         rpm: u64,
+        minute: std::time::Duration,
     ) -> Result<(u64, std::time::Duration), std::time::Duration> {
-        let minute = std::time::Duration::from_secs(60);
         let now = std::time::Instant::now();
         let mut quota = lock(&self.inner.quota);
         while quota
