@@ -10,6 +10,9 @@ step() { printf '\n==> %s\n' "$*"; }
 step "services (PostgreSQL, Redis)"
 scripts/services.sh
 
+step "tools (Chromium, promtool, rsvg-convert)"
+scripts/tools.sh
+
 step "Python SDK environment (.venv)"
 scripts/python-env.sh
 

@@ -64,6 +64,69 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// Debian's promtool must accept the exposition as Prometheus would.
+fn promtool_accepts(metrics: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is missing: run scripts/tools.sh (apt-get install prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn screenshot_dir() -> std::path::PathBuf {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/status-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Headless Chromium with a throwaway profile; its stdout. No virtual
+/// time budget: the page's live-update stream never goes idle, and
+/// virtual time waits for the network to.
+fn chromium(args: &[String]) -> String {
+    let profile = std::env::temp_dir().join(format!(
+        "bulwark-gateway-chromium-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let output = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--hide-scrollbars",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .output()
+        .expect("chromium is missing: run scripts/tools.sh (apt-get install chromium)");
+    let _ = std::fs::remove_dir_all(&profile);
+    assert!(
+        output.status.success(),
+        "chromium failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 const ADMIN: &str = "admin-key-for-tests-0123456789";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -164,6 +227,30 @@ status_page: {{ title: "Acme AI" }}
         .unwrap();
     assert!(metrics.contains(r#"bulwark_requests_total{route="chat",target="backup/claude-sonnet-4-5",outcome="fallback",format="openai"} 10"#), "{metrics}");
     assert!(metrics.contains("bulwark_component_state{"));
+    promtool_accepts(&metrics);
+
+    // What a person sees: the page in a real browser, mid-incident.
+    let shot = screenshot_dir().join("gateway-incident.png");
+    let dom = chromium(&[
+        format!("--screenshot={}", shot.display()),
+        "--window-size=1280,2000".into(),
+        format!("{base}/status"),
+    ]);
+    let _ = dom;
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real page, not a blank one"
+    );
+    let dom = chromium(&["--dump-dom".into(), format!("{base}/status")]);
+    assert!(
+        dom.contains("Major outage"),
+        "the rendered page shows the state"
+    );
+    assert!(
+        dom.contains("Fallback engaged") || dom.contains("Detected"),
+        "the rendered page shows the timeline"
+    );
 
     // Recovery: the primary answers again, the window slides past the
     // failures and its breaker lets traffic back.

@@ -21,12 +21,14 @@ use crate::review::timeline_label;
 
 const STYLE: &str = include_str!("style.css");
 
-/// Live updates are a nicety: any `data:` event on `/status/events` reloads
-/// the page. Without JavaScript (or if the endpoint is absent) the page is
-/// simply static, which is complete on its own.
+/// Live updates are a nicety: an `update` (a component or incident changed)
+/// or `reload` (the reader fell behind) event on `/status/events` reloads
+/// the page; the `hello` sent on connecting does not, or the page would
+/// reload forever. Without JavaScript the page is simply static, which is
+/// complete on its own.
 const LIVE_SCRIPT: &str = "(function(){if(!window.EventSource)return;\
-var s=new EventSource('/status/events');\
-s.onmessage=function(){location.reload()};\
+var s=new EventSource('/status/events'),r=function(){location.reload()};\
+s.addEventListener('update',r);s.addEventListener('reload',r);\
 s.onerror=function(){if(s.readyState===2)s.close()}})();";
 
 /// Days shown on each component's chart.

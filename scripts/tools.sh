@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the outside programs the tests drive for real, from Debian's
+# packages, when they are missing: Chromium (the status page is screenshot
+# in a headless browser), promtool (checks the /metrics output) and
+# rsvg-convert (checks that drill charts render).
+set -euo pipefail
+
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v rsvg-convert >/dev/null 2>&1 || missing+=(librsvg2-bin)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "tools: chromium, promtool and rsvg-convert are installed"
+    exit 0
+fi
+echo "tools: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# The package lists may be stale or absent on a fresh machine.
+apt-get update -qq >/dev/null 2>&1 || true
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
