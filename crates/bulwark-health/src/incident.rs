@@ -95,7 +95,7 @@ impl IncidentBook {
             incident.worst = incident.worst.max(to);
             (
                 TimelineKind::StateChanged,
-                format!("{name} is now {}{because}", to.label().to_lowercase()),
+                format!("{name}: now {}{because}", to.label().to_lowercase()),
             )
         } else if to == ComponentState::Operational {
             (
@@ -338,7 +338,7 @@ impl IncidentBook {
                 component: Some(name.clone()),
                 status: IncidentStatus::Investigating,
                 message: format!(
-                    "detected: {name} is {}{because}",
+                    "detected: {name}: {}{because}",
                     state.label().to_lowercase()
                 ),
             });
