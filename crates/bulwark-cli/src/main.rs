@@ -2,6 +2,7 @@
 //! provider, or watch the demo.
 
 mod demo;
+mod incidents;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,6 +43,22 @@ enum Command {
         #[arg(long)]
         scenario: Option<PathBuf>,
     },
+    /// List incidents, or show one (as a post-incident review with `--format md`).
+    Incidents {
+        #[command(subcommand)]
+        action: IncidentsAction,
+        #[arg(
+            long,
+            short,
+            default_value = "bulwark.yaml",
+            env = "BULWARK_CONFIG",
+            global = true
+        )]
+        config: PathBuf,
+        /// The store to read, instead of the config's `store`.
+        #[arg(long, global = true)]
+        store: Option<String>,
+    },
     /// Start three simulated providers and the gateway, knock the primary
     /// out, and watch the fallback.
     Demo {
@@ -50,6 +67,21 @@ enum Command {
         /// Exit after the demo traffic instead of serving until Ctrl-C.
         #[arg(long)]
         no_wait: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum IncidentsAction {
+    /// The latest incidents, newest first.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One incident: JSON, or Markdown with `--format md`.
+    Show {
+        id: String,
+        #[arg(long, default_value = "json", value_parser = ["json", "md"])]
+        format: String,
     },
 }
 
@@ -85,7 +117,7 @@ fn main() -> ExitCode {
 /// The demo narrates on stdout; per-attempt warnings would drown it out.
 fn default_log_filter(command: &Command) -> &'static str {
     match command {
-        Command::Demo { .. } => "error",
+        Command::Demo { .. } | Command::Incidents { .. } => "error",
         _ => "info",
     }
 }
@@ -132,6 +164,37 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             bulwark_sim::run(&listen, config).await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Incidents {
+            action,
+            config,
+            store,
+        } => {
+            let store = match store {
+                Some(url) => url,
+                None => match Config::load(&config) {
+                    Ok(config) => config.observe.store,
+                    Err(e) => {
+                        eprint!("{e}");
+                        eprintln!("bulwark: pass --store URL to read a store without a config");
+                        return Ok(ExitCode::from(2));
+                    }
+                },
+            };
+            match action {
+                IncidentsAction::List { limit } => {
+                    incidents::list(&store, limit).await?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                IncidentsAction::Show { id, format } => {
+                    let found = incidents::show(&store, &id, format == "md").await?;
+                    Ok(if found {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    })
+                }
+            }
         }
         Command::Demo { listen, no_wait } => {
             demo::run(&listen, no_wait).await?;

@@ -190,3 +190,89 @@ fn an_open_gateway_refuses_to_listen_beyond_loopback() -> TestResult {
     assert!(stderr.contains("without client keys"), "{stderr}");
     Ok(())
 }
+
+#[test]
+fn incidents_list_and_show_read_the_store() -> TestResult {
+    use bulwark::observe::component::ComponentState;
+    use bulwark::observe::incident::{
+        Impact, Incident, IncidentStatus, TimelineEntry, TimelineKind,
+    };
+    let db = std::env::temp_dir().join(format!("bulwark-cli-incidents-{}.db", std::process::id()));
+    let url = format!("sqlite://{}", db.display());
+    let incident = Incident {
+        id: "inc-1795946611-00aa".into(),
+        title: "Major outage of anthropic/claude-sonnet-4-5".into(),
+        status: IncidentStatus::Resolved,
+        worst: ComponentState::MajorOutage,
+        components: vec!["anthropic/claude-sonnet-4-5".into()],
+        started_at: 1_795_946_611_000,
+        updated_at: 1_795_950_211_000,
+        resolved_at: Some(1_795_950_211_000),
+        impact: Impact {
+            affected: 1200,
+            saved_by_fallback: 1190,
+            from_cache: 4,
+            degraded: 0,
+            failed: 6,
+        },
+        timeline: vec![TimelineEntry {
+            at: 1_795_946_611_000,
+            kind: TimelineKind::Detected,
+            component: Some("anthropic/claude-sonnet-4-5".into()),
+            status: IncidentStatus::Investigating,
+            message: "detected: anthropic/claude-sonnet-4-5: major outage".into(),
+        }],
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async {
+            let store = bulwark_store::Store::connect(&url).await?;
+            store.save_incident(&incident).await?;
+            store.close().await;
+            Ok::<_, bulwark_store::StoreError>(())
+        })?;
+
+    let list = bulwark()
+        .args(["incidents", "list", "--store", &url])
+        .output()?;
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let text = String::from_utf8(list.stdout)?;
+    assert!(text.contains("inc-1795946611-00aa"), "{text}");
+    assert!(
+        text.contains("resolved") && text.contains("1h00m") && text.contains("1200"),
+        "{text}"
+    );
+
+    let show = bulwark()
+        .args([
+            "incidents",
+            "show",
+            "inc-1795946611-00aa",
+            "--format",
+            "md",
+            "--store",
+            &url,
+        ])
+        .output()?;
+    assert!(show.status.success());
+    let review = String::from_utf8(show.stdout)?;
+    assert!(review.starts_with('#'), "{review}");
+    assert!(
+        review.contains("Timeline") && review.contains("Saved by fallback"),
+        "{review}"
+    );
+
+    let missing = bulwark()
+        .args(["incidents", "show", "nope", "--store", &url])
+        .output()?;
+    assert_eq!(missing.status.code(), Some(1));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    Ok(())
+}
