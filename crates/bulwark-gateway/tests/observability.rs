@@ -406,3 +406,48 @@ async fn admins_annotate_incidents_and_set_maintenance() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+/// Runs SQL on the local PostgreSQL as the tests' superuser.
+fn psql(sql: &str) {
+    let output = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql is missing (apt-get install postgresql-client)");
+    assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_one_postgres_request_log() {
+    let database = format!("bulwark_gateway_{}_{}", std::process::id(), fastrand::u32(..));
+    psql(&format!("CREATE DATABASE {database}"));
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await.unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nstore: \"postgres://postgres@127.0.0.1:5432/{database}\"\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\", api_key: k }}\nroutes:\n  chat: {{ targets: [p/gpt-4o-mini] }}\n",
+        sim.url()
+    );
+    let first = common::start_gateway(&yaml).await.unwrap();
+    let second = common::start_gateway(&yaml).await.unwrap();
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        assert_eq!(chat(&http, &first.base).await.status(), 200);
+        assert_eq!(chat(&http, &second.base).await.status(), 200);
+    }
+    let ready = get_json(&http, &format!("{}/readyz", first.base)).await;
+    assert_eq!(ready["store"], "postgres");
+    first.gateway.observer().flush().await;
+    second.gateway.observer().flush().await;
+    let rows = second
+        .gateway
+        .observer()
+        .store()
+        .requests_between(0, i64::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 6, "both instances' requests are in the one log");
+    let (total, good) = first.gateway.observer().store().route_counts("chat", 0, i64::MAX).await.unwrap();
+    assert_eq!((total, good), (6, 6));
+    first.gateway.observer().store().close().await;
+    second.gateway.observer().store().close().await;
+    drop((first, second));
+    psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+}
