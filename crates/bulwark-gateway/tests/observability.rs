@@ -410,17 +410,38 @@ async fn admins_annotate_incidents_and_set_maintenance() {
 /// Runs SQL on the local PostgreSQL as the tests' superuser.
 fn psql(sql: &str) {
     let output = std::process::Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "test",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql is missing (apt-get install postgresql-client)");
-    assert!(output.status.success(), "{sql}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_gateways_share_one_postgres_request_log() {
-    let database = format!("bulwark_gateway_{}_{}", std::process::id(), fastrand::u32(..));
+    let database = format!(
+        "bulwark_gateway_{}_{}",
+        std::process::id(),
+        fastrand::u32(..)
+    );
     psql(&format!("CREATE DATABASE {database}"));
-    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await.unwrap();
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default())
+        .await
+        .unwrap();
     let yaml = format!(
         "listen: 127.0.0.1:0\nstore: \"postgres://postgres@127.0.0.1:5432/{database}\"\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\", api_key: k }}\nroutes:\n  chat: {{ targets: [p/gpt-4o-mini] }}\n",
         sim.url()
@@ -444,10 +465,56 @@ async fn two_gateways_share_one_postgres_request_log() {
         .await
         .unwrap();
     assert_eq!(rows.len(), 6, "both instances' requests are in the one log");
-    let (total, good) = first.gateway.observer().store().route_counts("chat", 0, i64::MAX).await.unwrap();
+    let (total, good) = first
+        .gateway
+        .observer()
+        .store()
+        .route_counts("chat", 0, i64::MAX)
+        .await
+        .unwrap();
     assert_eq!((total, good), (6, 6));
     first.gateway.observer().store().close().await;
     second.gateway.observer().store().close().await;
     drop((first, second));
     psql(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_keep_a_quiet_target_judged() {
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default())
+        .await
+        .unwrap();
+    sim.sim
+        .set_faults(vec![FaultRule::always(Fault::status(500))]);
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\", api_key: k, probe: {{ every: 1s }} }}\nroutes:\n  chat: {{ targets: [p/gpt-4o-mini], max_retries: 0 }}\nbreaker: {{ consecutive_failures: 100 }}\nhealth: {{ window: 1m, evaluate_every: 1h, min_volume: 2, raise_after: 1 }}\n",
+        sim.url()
+    );
+    let running = common::start_gateway(&yaml).await.unwrap();
+    // No client traffic at all: only the probes, once a second.
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    assert!(sim.sim.request_count() >= 2, "probes reached the provider");
+    running.gateway.evaluate_health().await;
+    let http = reqwest::Client::new();
+    let components = get_json(&http, &format!("{}/api/v2/components.json", running.base)).await;
+    let target = components["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "p/gpt-4o-mini")
+        .unwrap()
+        .clone();
+    assert_eq!(target["status"], "major_outage", "{target:#}");
+    let metrics = http
+        .get(format!("{}/metrics", running.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"format="probe""#),
+        "probes are counted apart from clients"
+    );
 }

@@ -219,6 +219,8 @@ fn client_format(format: &str) -> &'static str {
     match format {
         "openai" => "openai",
         "anthropic" => "anthropic",
+        // The gateway's own health probes.
+        "probe" => "probe",
         _ => OTHER,
     }
 }

@@ -94,6 +94,8 @@ pub struct ProviderConfig {
     pub limits: RateLimits,
     /// USD per million tokens, per model, for cost metrics.
     pub prices: crate::observe::config::Prices,
+    /// An active health probe, when configured.
+    pub probe: Option<crate::observe::config::ProbeConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -481,6 +483,7 @@ struct RawProvider {
     context_windows: BTreeMap<String, u64>,
     #[serde(default)]
     prices: BTreeMap<String, crate::observe::config::Price>,
+    probe: Option<crate::observe::config::RawProbe>,
 }
 
 #[derive(Deserialize)]
@@ -742,6 +745,9 @@ impl Config {
 
 fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Option<ProviderConfig> {
     let before = issues.len();
+    let probe = raw
+        .probe
+        .map(|probe| crate::observe::config::build_probe(probe, path, issues));
     let base_url = match raw
         .base_url
         .or_else(|| raw.kind.default_base_url().map(str::to_string))
@@ -792,6 +798,7 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
             .collect(),
         context_windows: raw.context_windows,
         prices: raw.prices,
+        probe,
         limits: raw
             .limits
             .map_or_else(RateLimits::default, RawLimits::build),

@@ -7,6 +7,7 @@
 //! only updates counters, queues the log row and pushes into in-memory
 //! windows.
 
+mod probe;
 mod record;
 mod snapshot;
 mod watch;
@@ -180,6 +181,7 @@ impl Observer {
             slos,
         });
         watch::spawn(&observer, client, to_store);
+        probe::spawn(config, &observer, client);
         Ok(observer)
     }
 

@@ -333,3 +333,39 @@ fn long_duration(
 
 /// Prices per model for one provider.
 pub type Prices = BTreeMap<String, Price>;
+
+/// An active health probe: a one-token completion sent to a target at an
+/// interval, so the status page stays true while no traffic flows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeConfig {
+    pub every: Duration,
+    /// The model to probe; the provider's first model used by a route when
+    /// not set.
+    pub model: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProbe {
+    every: Option<String>,
+    model: Option<String>,
+}
+
+pub(crate) fn build_probe(raw: RawProbe, path: &str, issues: &mut Vec<Issue>) -> ProbeConfig {
+    let every = long_duration(
+        raw.every,
+        Duration::from_secs(30),
+        &format!("{path}.probe.every"),
+        issues,
+    );
+    if every < Duration::from_secs(1) {
+        issues.push(Issue {
+            path: format!("{path}.probe.every"),
+            message: "probing more often than once a second spends quota for nothing".into(),
+        });
+    }
+    ProbeConfig {
+        every,
+        model: raw.model,
+    }
+}
