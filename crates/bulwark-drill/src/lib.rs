@@ -11,6 +11,7 @@ mod clock;
 mod compile;
 mod duration;
 mod error;
+pub mod outcome;
 mod scenario;
 mod schedule;
 mod timeline;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::scenario::Scenario;
 
 /// A named phase of one provider, in scenario time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PhaseSpan {
     pub provider: String,
     pub name: String,
