@@ -9,9 +9,13 @@
 
 mod clock;
 mod compile;
+mod compress;
 mod duration;
 mod error;
+pub mod load;
 pub mod outcome;
+pub mod record;
+pub mod run;
 mod scenario;
 mod schedule;
 mod timeline;
@@ -19,6 +23,7 @@ mod validate;
 
 pub use clock::{InvalidSpeed, Speed, scenario_to_wall, wall_to_scenario};
 pub use compile::{fault_shares, sim_config, sim_phase};
+pub use compress::compress;
 pub use duration::{format as format_duration, parse as parse_duration};
 pub use error::{Issue, ScenarioError};
 pub use scenario::{

@@ -226,6 +226,17 @@ impl Observer {
         self.alerts.flush().await;
     }
 
+    /// Component and incident changes as they happen, as JSON (what
+    /// `/status/events` streams).
+    pub fn subscribe_status(&self) -> broadcast::Receiver<String> {
+        self.updates.subscribe()
+    }
+
+    /// The latest incidents, open and resolved, newest first.
+    pub fn recent_incidents(&self) -> Vec<bulwark::observe::incident::Incident> {
+        self.recent.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }

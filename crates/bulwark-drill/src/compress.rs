@@ -1,0 +1,106 @@
+//! Runs the gateway's clocks at the drill's speed. The simulated providers
+//! compress their phases, latencies and hangs by `speed`; if the gateway
+//! kept real-time timeouts, a 47 s hang compressed to 0.8 s would never
+//! trip a 3 s first-token timeout, and a 30 s breaker ejection would last
+//! half an hour of scenario time. So every duration in the config that
+//! governs behaviour is divided by the same factor, and the whole system
+//! plays the incident as it would happen, only faster.
+//!
+//! Not compressed: client-side quotas (`limits`), whose one-minute window
+//! is fixed in the limiter, and SLO windows, which the drill does not
+//! report on.
+
+use std::time::Duration;
+
+use bulwark::config::Config;
+use bulwark::route::HedgeAfter;
+
+/// Durations never go below this: zero means "off" or "invalid" in places.
+const FLOOR: Duration = Duration::from_micros(100);
+
+pub fn compress(config: &mut Config, speed: f64) {
+    if speed <= 1.0 {
+        return;
+    }
+    let s = |d: Duration| d.div_f64(speed).max(FLOOR);
+    for route in config.routes.values_mut() {
+        let t = &mut route.timeouts;
+        (t.deadline, t.attempt, t.first_token, t.stream_idle) = (
+            s(t.deadline),
+            s(t.attempt),
+            s(t.first_token),
+            s(t.stream_idle),
+        );
+        let b = &mut route.retry.backoff;
+        (b.base, b.cap) = (s(b.base), s(b.cap));
+        route.hedge_after = route.hedge_after.map(|h| match h {
+            HedgeAfter::Fixed(d) => HedgeAfter::Fixed(s(d)),
+            HedgeAfter::Percentile {
+                percentile,
+                fallback,
+            } => HedgeAfter::Percentile {
+                percentile,
+                fallback: s(fallback),
+            },
+        });
+        if let Some(cache) = &mut route.cache {
+            (cache.ttl, cache.max_stale) = (s(cache.ttl), s(cache.max_stale));
+        }
+    }
+    for provider in config.providers.values_mut() {
+        provider.connect_timeout = s(provider.connect_timeout);
+        if let Some(probe) = &mut provider.probe {
+            probe.every = s(probe.every);
+        }
+    }
+    let b = &mut config.breaker;
+    b.window = s(b.window);
+    b.slow_call = b.slow_call.map(s);
+    (b.base_ejection, b.max_ejection, b.probe_timeout) =
+        (s(b.base_ejection), s(b.max_ejection), s(b.probe_timeout));
+    // The budget's floor is a rate: per scenario second, so more per real one.
+    let budget = &mut config.retry_budget;
+    budget.window = s(budget.window);
+    budget.min_per_second *= speed;
+    let h = &mut config.observe.health;
+    (
+        h.window,
+        h.evaluate_every,
+        h.incident_after,
+        h.resolve_after,
+    ) = (
+        s(h.window),
+        s(h.evaluate_every),
+        s(h.incident_after),
+        s(h.resolve_after),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_behavioural_duration_runs_faster() {
+        let yaml = "providers:\n  p: { kind: openai, api_key: k }\nroutes:\n  r: { targets: [p/m], deadline: 60s, first_token_timeout: 3s, hedge_after: 2s }\nbreaker: { base_ejection: 30s }\n";
+        let Ok(mut config) = Config::from_yaml(yaml, "test", &|_| None) else {
+            panic!("valid config");
+        };
+        compress(&mut config, 60.0);
+        let Some(route) = config.routes.get("r") else {
+            panic!("route");
+        };
+        assert_eq!(route.timeouts.deadline, Duration::from_secs(1));
+        assert_eq!(route.timeouts.first_token, Duration::from_millis(50));
+        assert_eq!(
+            route.hedge_after,
+            Some(HedgeAfter::Fixed(Duration::from_micros(33_333)))
+        );
+        assert_eq!(config.breaker.base_ejection, Duration::from_millis(500));
+        assert_eq!(
+            config.observe.health.evaluate_every,
+            Duration::from_micros(83_333)
+        );
+        assert_eq!(config.retry_budget.min_per_second, 600.0);
+    }
+}
