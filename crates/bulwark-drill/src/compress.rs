@@ -7,8 +7,11 @@
 //! plays the incident as it would happen, only faster.
 //!
 //! Not compressed: client-side quotas (`limits`), whose one-minute window
-//! is fixed in the limiter, and SLO windows, which the drill does not
-//! report on.
+//! is fixed in the limiter; SLO windows, which the drill does not report
+//! on; and the retry budget. The budget is a rate relative to the request
+//! rate, and the drill's load is sent at real requests per second (time
+//! compression shortens the drill, it does not multiply the load), so the
+//! budget stays in real time too.
 
 use std::time::Duration;
 
@@ -58,10 +61,6 @@ pub fn compress(config: &mut Config, speed: f64) {
     b.slow_call = b.slow_call.map(s);
     (b.base_ejection, b.max_ejection, b.probe_timeout) =
         (s(b.base_ejection), s(b.max_ejection), s(b.probe_timeout));
-    // The budget's floor is a rate: per scenario second, so more per real one.
-    let budget = &mut config.retry_budget;
-    budget.window = s(budget.window);
-    budget.min_per_second *= speed;
     let h = &mut config.observe.health;
     (
         h.window,
@@ -101,6 +100,6 @@ mod tests {
             config.observe.health.evaluate_every,
             Duration::from_micros(83_333)
         );
-        assert_eq!(config.retry_budget.min_per_second, 600.0);
+        assert_eq!(config.retry_budget.min_per_second, 10.0);
     }
 }

@@ -1,0 +1,113 @@
+//! The headline check: the provider outage from the mission brief, against
+//! the demo config, through a real gateway and real simulated providers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use bulwark::Config;
+use bulwark_drill::outcome::Path as Via;
+use bulwark_drill::run::{DrillOptions, run};
+use bulwark_drill::{Scenario, Speed};
+
+fn scenario(name: &str) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scenarios")
+        .join(name);
+    Scenario::load(&path).unwrap()
+}
+
+fn demo_config() -> Config {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bulwark-cli/src/demo.yaml"),
+    )
+    .unwrap();
+    Config::from_yaml(&text, "demo.yaml", &|name| {
+        Some(if name == "DEMO_LISTEN" {
+            "127.0.0.1:0".into()
+        } else {
+            "http://127.0.0.1:9".into()
+        })
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_provider_outage_is_invisible_through_bulwark() {
+    let speed = 600.0;
+    let drill = run(
+        DrillOptions {
+            scenario: scenario("provider-outage.yaml"),
+            config: demo_config(),
+            config_name: "demo".into(),
+            route: None,
+            speed: Speed::new(speed).unwrap(),
+            rps: Some(15.0),
+            duration: None,
+            store: None,
+            listen: "127.0.0.1:0".into(),
+            seed: 42,
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let data = &drill.data;
+    let bulwark: Vec<_> = data
+        .sent
+        .iter()
+        .filter(|s| s.path == Via::Bulwark)
+        .collect();
+    let direct: Vec<_> = data.sent.iter().filter(|s| s.path == Via::Direct).collect();
+    let ok = |v: &[&bulwark_drill::outcome::Sent]| v.iter().filter(|s| s.ok).count();
+    eprintln!(
+        "bulwark {}/{} ok, direct {}/{} ok, calls {:?}, allowance {}, markers {}",
+        ok(&bulwark),
+        bulwark.len(),
+        ok(&direct),
+        direct.len(),
+        data.upstream_calls,
+        data.retry_budget_allowance,
+        data.markers.len()
+    );
+    for failed in bulwark.iter().filter(|s| !s.ok) {
+        eprintln!("failed through bulwark: {failed:?}");
+    }
+    // Every request sent on both paths, each once.
+    assert_eq!(bulwark.len(), direct.len());
+    assert!(bulwark.len() > 300, "{}", bulwark.len());
+    // At least 99.9 % through Bulwark.
+    assert!(
+        ok(&bulwark) * 1000 >= bulwark.len() * 999,
+        "{} of {}",
+        ok(&bulwark),
+        bulwark.len()
+    );
+    // Direct fails for most of the outage.
+    let outage = |s: &&&bulwark_drill::outcome::Sent| {
+        let t = data.scenario_time(s.at);
+        t >= std::time::Duration::from_secs(30 * 60) && t < std::time::Duration::from_secs(120 * 60)
+    };
+    let in_outage: Vec<_> = direct.iter().filter(outage).collect();
+    let direct_ok_in_outage = in_outage.iter().filter(|s| s.ok).count();
+    assert!(
+        direct_ok_in_outage * 2 < in_outage.len(),
+        "{direct_ok_in_outage} of {}",
+        in_outage.len()
+    );
+    // No answer through Bulwark took longer than the route's deadline.
+    let slowest = bulwark.iter().map(|s| s.latency).max().unwrap();
+    assert!(
+        data.scenario_time(slowest) <= data.deadline,
+        "{:?} > {:?}",
+        data.scenario_time(slowest),
+        data.deadline
+    );
+    // Amplification within the retry budget.
+    let calls: u64 = data.upstream_calls.iter().map(|(_, n)| n).sum();
+    assert!(
+        calls <= data.retry_budget_allowance,
+        "{calls} > {}",
+        data.retry_budget_allowance
+    );
+    assert!(!data.incidents.is_empty(), "an incident was opened");
+}
