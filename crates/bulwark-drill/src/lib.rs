@@ -15,6 +15,7 @@ mod error;
 pub mod load;
 pub mod outcome;
 pub mod record;
+pub mod report;
 pub mod run;
 mod scenario;
 mod schedule;
