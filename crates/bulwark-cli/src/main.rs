@@ -3,6 +3,7 @@
 
 mod demo;
 mod incidents;
+mod otel;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -87,14 +88,11 @@ enum IncidentsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    otel::init_subscriber(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))
+        }),
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -137,7 +135,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             let addr = listen.unwrap_or_else(|| config.listen.to_string());
-            serve(&config, &addr).await?;
+            let traces = otel::Traces::start(config.otel.as_ref())?;
+            let served = serve(&config, &addr).await;
+            traces.shutdown().await;
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { config: path } => match Config::load(&path) {

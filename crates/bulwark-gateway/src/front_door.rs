@@ -15,6 +15,7 @@ use bulwark::engine::{CachePolicy, Failed, RequestOptions};
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;
 use bulwark::wire::{anthropic, openai};
+use tracing::Instrument;
 
 use crate::Gateway;
 use crate::auth::Auth;
@@ -124,9 +125,17 @@ async fn handle(
         pending.error_as(response.status().as_u16(), "client_quota", None);
         return response;
     }
+    // The engine runs in the request's span, so each attempt's span is its
+    // child; the span itself ends with the request's record.
+    let span = pending.span().clone();
     if request.stream {
         let include_usage = request.include_usage;
-        match gateway.client.stream_chunks(request, options).await {
+        match gateway
+            .client
+            .stream_chunks(request, options)
+            .instrument(span)
+            .await
+        {
             Ok(served) => {
                 let end = pending.stream(&served);
                 respond::stream(format, served, include_usage, Some(end))
@@ -134,7 +143,12 @@ async fn handle(
             Err(failed) => failed_response(pending, format, &failed),
         }
     } else {
-        match gateway.client.complete_chunks(request, options).await {
+        match gateway
+            .client
+            .complete_chunks(request, options)
+            .instrument(span)
+            .await
+        {
             Ok(served) => {
                 pending.complete(&served);
                 respond::complete(format, served)

@@ -352,6 +352,8 @@ pub struct Config {
     pub admin_key: Option<[u8; 32]>,
     /// The request log, health, alerts and status page.
     pub observe: crate::observe::config::ObserveConfig,
+    /// Where OpenTelemetry traces go; without it, none are exported.
+    pub otel: Option<crate::observe::otel_config::OtelConfig>,
 }
 
 /// One problem in a config file.
@@ -410,6 +412,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "health",
     "alerts",
     "status_page",
+    "otel",
 ];
 
 #[derive(Deserialize)]
@@ -433,6 +436,7 @@ struct RawTop {
     health: Option<Value>,
     alerts: Option<Value>,
     status_page: Option<Value>,
+    otel: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -724,10 +728,12 @@ impl Config {
             },
             &mut issues,
         );
+        let otel = crate::observe::otel_config::build(top.otel, &mut issues);
 
         match listen {
             Some(listen) if issues.is_empty() => Ok(Config {
                 observe,
+                otel,
                 cache_max_bytes,
                 keys,
                 admin_key,

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::time::Instant;
+use tracing::{Instrument, Span};
 
 use crate::api::{ChatRequest, StreamEvent, WireFormat};
 use crate::error::{ApiError, ErrorKind, UpstreamError, UpstreamFailure};
@@ -209,12 +210,23 @@ struct Run<'a> {
 
 /// Attempts as the request log sees them. Wall-clock times are derived from
 /// the runtime's clock, so they stay consistent under paused test time.
+///
+/// Each attempt also has a `bulwark.attempt` tracing span, a child of the
+/// caller's current span (the gateway's `bulwark.request`), so that a trace
+/// exporter installed by the binary shows attempts, hedges included, without
+/// the engine depending on one.
 struct AttemptLog {
     base: (Instant, UnixMs),
-    /// The attempt in flight on each target: when it started, and whether
-    /// it is a hedge.
-    open: Vec<Option<(Instant, bool)>>,
+    /// The attempt in flight on each target.
+    open: Vec<Option<OpenAttempt>>,
     done: Vec<AttemptRecord>,
+}
+
+#[derive(Clone)]
+struct OpenAttempt {
+    started: Instant,
+    hedge: bool,
+    span: Span,
 }
 
 impl AttemptLog {
@@ -226,10 +238,29 @@ impl AttemptLog {
         }
     }
 
-    fn start(&mut self, who: usize, hedge: bool) {
+    /// Opens target `who`'s attempt; the span returned instruments the call.
+    fn start(&mut self, who: usize, target: &Target, hedge: bool) -> Span {
+        let span = tracing::info_span!(
+            "bulwark.attempt",
+            "otel.kind" = "client",
+            "otel.status_code" = tracing::field::Empty,
+            "gen_ai.operation.name" = "chat",
+            "gen_ai.provider.name" = semconv_provider(target.provider.format()),
+            "gen_ai.request.model" = %target.model,
+            "bulwark.target" = %target.label,
+            "bulwark.hedge" = hedge,
+            "http.response.status_code" = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+            "bulwark.first_token_ms" = tracing::field::Empty,
+        );
         if let Some(slot) = self.open.get_mut(who) {
-            *slot = Some((Instant::now(), hedge));
+            *slot = Some(OpenAttempt {
+                started: Instant::now(),
+                hedge,
+                span: span.clone(),
+            });
         }
+        span
     }
 
     fn unix_at(&self, at: Instant) -> UnixMs {
@@ -244,14 +275,19 @@ impl AttemptLog {
         first_token: Option<Duration>,
         error: Option<&UpstreamError>,
     ) {
-        let Some((started, hedge)) = self.open.get_mut(who).and_then(Option::take) else {
+        let Some(OpenAttempt {
+            started,
+            hedge,
+            span,
+        }) = self.open.get_mut(who).and_then(Option::take)
+        else {
             return;
         };
         let status = error.and_then(|e| match e.failure {
             UpstreamFailure::Status { status, .. } => Some(status),
             _ => None,
         });
-        self.done.push(AttemptRecord {
+        let record = AttemptRecord {
             target: label.to_string(),
             at: self.unix_at(started),
             latency_ms: millis(Instant::now().saturating_duration_since(started)),
@@ -259,7 +295,9 @@ impl AttemptLog {
             status: status.or(error.is_none().then_some(200)),
             error_class: error.map(|e| e.class().to_string()),
             hedge,
-        });
+        };
+        end_span(&span, &record);
+        self.done.push(record);
     }
 
     /// Everything so far, with attempts still in flight closed as `class`
@@ -268,19 +306,52 @@ impl AttemptLog {
         let now = Instant::now();
         let mut all = self.done.clone();
         for (who, open) in self.open.iter().enumerate() {
-            if let Some((started, hedge)) = open {
-                all.push(AttemptRecord {
+            if let Some(open) = open {
+                let record = AttemptRecord {
                     target: labels.get(who).cloned().unwrap_or_default(),
-                    at: self.unix_at(*started),
-                    latency_ms: millis(now.saturating_duration_since(*started)),
+                    at: self.unix_at(open.started),
+                    latency_ms: millis(now.saturating_duration_since(open.started)),
                     first_token_ms: None,
                     status: None,
                     error_class: Some(class.to_string()),
-                    hedge: *hedge,
-                });
+                    hedge: open.hedge,
+                };
+                end_span(&open.span, &record);
+                all.push(record);
             }
         }
         all
+    }
+}
+
+/// Puts an attempt's outcome on its span. The span is entered to do so:
+/// tracing-opentelemetry ends a span at its last exit, and the call it
+/// instruments may have returned well before the attempt is booked (a
+/// complete answer is read after its first token).
+fn end_span(span: &Span, record: &AttemptRecord) {
+    span.in_scope(|| {
+        // As i64: tracing-opentelemetry turns unsigned values into strings.
+        if let Some(status) = record.status {
+            span.record("http.response.status_code", i64::from(status));
+        }
+        if let Some(ms) = record.first_token_ms {
+            span.record("bulwark.first_token_ms", ms);
+        }
+        if let Some(class) = &record.error_class {
+            span.record("error.type", class.as_str());
+            span.record("otel.status_code", "error");
+        }
+    });
+}
+
+/// The API a target speaks, by the OpenTelemetry GenAI conventions'
+/// well-known `gen_ai.provider.name` values; which provider it is stays in
+/// `bulwark.target`.
+fn semconv_provider(format: WireFormat) -> &'static str {
+    match format {
+        WireFormat::OpenAi => "openai",
+        WireFormat::Anthropic => "anthropic",
+        WireFormat::Gemini => "gcp.gemini",
     }
 }
 
@@ -605,10 +676,10 @@ impl<'a> Run<'a> {
         let targets = &self.route.targets;
         let opener = self.opener();
         self.attempts += 1;
-        self.log.start(i, false);
+        let span = self.log.start(i, &targets[i], false);
         let delay = hedge_to.and_then(|_| self.route.hedge_delay(&targets[i]));
         let (Some(j), Some(delay)) = (hedge_to, delay) else {
-            let opened = opener.open(&targets[i], may_wait).await;
+            let opened = opener.open(&targets[i], may_wait).instrument(span).await;
             let result = self.finish(&targets[i], opened).await;
             return (
                 Attempted {
@@ -619,7 +690,7 @@ impl<'a> Run<'a> {
                 None,
             );
         };
-        let primary = opener.open(&targets[i], may_wait);
+        let primary = opener.open(&targets[i], may_wait).instrument(span);
         tokio::pin!(primary);
         tokio::select! {
             opened = &mut primary => {
@@ -659,13 +730,13 @@ impl<'a> Run<'a> {
             );
         };
         self.attempts += 1;
-        self.log.start(j, true);
+        let hedge_span = self.log.start(j, &targets[j], true);
         self.events.emit(|| Event::Hedged {
             route: self.route.name.clone(),
             primary: targets[i].label.clone(),
             target: targets[j].label.clone(),
         });
-        let second = opener.open(&targets[j], false);
+        let second = opener.open(&targets[j], false).instrument(hedge_span);
         tokio::pin!(second);
         tokio::select! {
             opened = &mut primary => match opened {

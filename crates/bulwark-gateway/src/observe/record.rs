@@ -1,6 +1,10 @@
 //! Building a request's record as it goes: opened when the request
 //! arrives, closed when the answer is sent (or, for a stream, when its last
 //! byte is, or the client goes away).
+//!
+//! The request's `bulwark.request` tracing span lives and ends with its
+//! record, and takes its outcome from it, so that a trace and the request
+//! log never disagree. The binary exports it over OTLP when configured.
 
 use std::sync::Arc;
 
@@ -11,6 +15,7 @@ use bulwark::observe::record::{AttemptRecord, RequestRecord};
 use bulwark::observe::{UnixMs, unix_ms_now};
 use bulwark::provider::Chunk;
 use tokio::time::Instant;
+use tracing::Span;
 
 use super::Observer;
 use crate::ClientFormat;
@@ -26,10 +31,28 @@ pub struct Pending {
     stream: bool,
     key_id: Option<String>,
     body: Option<String>,
+    span: Span,
 }
 
 impl Pending {
     pub fn new(observer: Arc<Observer>, format: ClientFormat) -> Pending {
+        let span = tracing::info_span!(
+            "bulwark.request",
+            "otel.kind" = "server",
+            "otel.status_code" = tracing::field::Empty,
+            "gen_ai.operation.name" = "chat",
+            "gen_ai.request.model" = tracing::field::Empty,
+            "bulwark.client_format" = format.as_str(),
+            "bulwark.stream" = tracing::field::Empty,
+            "http.response.status_code" = tracing::field::Empty,
+            "error.type" = tracing::field::Empty,
+            "bulwark.outcome" = tracing::field::Empty,
+            "bulwark.attempts" = tracing::field::Empty,
+            "bulwark.target" = tracing::field::Empty,
+            "bulwark.fallback" = tracing::field::Empty,
+            "bulwark.cache" = tracing::field::Empty,
+            "bulwark.degraded" = tracing::field::Empty,
+        );
         Pending {
             observer,
             started: Instant::now(),
@@ -39,7 +62,14 @@ impl Pending {
             stream: false,
             key_id: None,
             body: None,
+            span,
         }
+    }
+
+    /// The request's span: the engine runs inside it, so that its attempts
+    /// are children.
+    pub fn span(&self) -> &Span {
+        &self.span
     }
 
     pub fn key(&mut self, name: Option<&str>) {
@@ -70,6 +100,7 @@ impl Pending {
         if let Some(failed) = failed {
             record.attempts = failed.attempt_log.clone();
         }
+        end_span(&self.span, &record);
         let observer = Arc::clone(&self.observer);
         observer.finish(record);
     }
@@ -81,6 +112,7 @@ impl Pending {
         (record.input_tokens, record.output_tokens) = usage;
         record.first_token_ms =
             first_token(&record.attempts, record.at).or(Some(record.latency_ms));
+        end_span(&self.span, &record);
         let observer = Arc::clone(&self.observer);
         observer.finish(record);
     }
@@ -93,6 +125,7 @@ impl Pending {
             started: self.started,
             observer: Arc::clone(&self.observer),
             record: Some(record),
+            span: self.span.clone(),
         }
     }
 
@@ -127,6 +160,8 @@ pub struct StreamEnd {
     started: Instant,
     observer: Arc<Observer>,
     record: Option<RequestRecord>,
+    /// The request's span, ended with the stream.
+    span: Span,
 }
 
 impl StreamEnd {
@@ -166,9 +201,43 @@ impl Drop for StreamEnd {
     fn drop(&mut self) {
         if let Some(mut record) = self.record.take() {
             record.latency_ms = millis(self.started.elapsed());
+            end_span(&self.span, &record);
             self.observer.finish(record);
         }
     }
+}
+
+/// Puts the request's outcome on its span. The span is entered to do so:
+/// tracing-opentelemetry ends a span at its last exit, which would otherwise
+/// be when the engine returned, before a stream was sent.
+fn end_span(span: &Span, record: &RequestRecord) {
+    span.in_scope(|| {
+        span.record("gen_ai.request.model", record.route.as_str());
+        span.record("bulwark.stream", record.stream);
+        // As i64: tracing-opentelemetry turns unsigned values into strings.
+        span.record("http.response.status_code", i64::from(record.status));
+        span.record("bulwark.outcome", record.outcome());
+        span.record(
+            "bulwark.attempts",
+            i64::try_from(record.attempts.len()).unwrap_or(i64::MAX),
+        );
+        span.record("bulwark.fallback", record.fallback);
+        if let Some(target) = &record.target {
+            span.record("bulwark.target", target.as_str());
+        }
+        if let Some(cache) = &record.cache {
+            span.record("bulwark.cache", cache.as_str());
+        }
+        if let Some(degraded) = &record.degraded {
+            span.record("bulwark.degraded", degraded.as_str());
+        }
+        if let Some(class) = &record.error_class {
+            span.record("error.type", class.as_str());
+        }
+        if !record.is_good() && !record.is_client_error() {
+            span.record("otel.status_code", "error");
+        }
+    });
 }
 
 fn fill_served<T>(record: &mut RequestRecord, served: &Served<T>) {

@@ -7,6 +7,7 @@
 pub mod component;
 pub mod config;
 pub mod incident;
+pub mod otel_config;
 pub mod record;
 pub mod snapshot;
 

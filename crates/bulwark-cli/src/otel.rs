@@ -1,0 +1,144 @@
+//! Logging, and OpenTelemetry traces for `serve` when the config has `otel:`.
+//!
+//! The engine and gateway emit plain `tracing` spans (`bulwark.request`,
+//! `bulwark.attempt`); only this binary knows about OpenTelemetry. The
+//! subscriber is installed before the config is read, with an empty slot for
+//! the OTLP layer, which `serve` fills once it knows where traces go. Until
+//! then, and for every other command, those spans are disabled outright, so
+//! they cost nothing and log lines look the same with or without tracing.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bulwark::observe::otel_config::OtelConfig;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
+use tracing::Metadata;
+use tracing::level_filters::LevelFilter;
+use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{Layer, Registry, reload};
+
+type OtelLayer = OpenTelemetryLayer<Registry, SdkTracer>;
+
+/// Where `serve` puts the OTLP layer; set once, by [`init_subscriber`].
+static SLOT: OnceLock<reload::Handle<Option<OtelLayer>, Registry>> = OnceLock::new();
+
+/// Whether spans are being exported. Read by the slot's filter, so that
+/// without an exporter the spans are not even created.
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// How long the last export may take at shutdown. Past it, spans are lost
+/// rather than holding up the exit.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Installs the global subscriber: log lines on stderr by `filter`, and the
+/// (empty) slot for exporting traces.
+pub fn init_subscriber(filter: EnvFilter) {
+    let (slot, handle) = reload::Layer::new(None::<OtelLayer>);
+    let _ = SLOT.set(handle);
+    let traced = filter_fn(|meta| EXPORTING.load(Ordering::Relaxed) && is_traced(meta))
+        .with_max_level_hint(LevelFilter::INFO);
+    // The trace spans stay out of log lines, which keep their usual shape.
+    let logged = filter.and(filter_fn(|meta| !(meta.is_span() && is_traced(meta))));
+    tracing_subscriber::registry()
+        .with(slot.with_filter(traced))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(logged),
+        )
+        .init();
+}
+
+/// What goes to the collector: Bulwark's request and attempt spans, and the
+/// warnings and errors logged inside them (as span events).
+fn is_traced(meta: &Metadata<'_>) -> bool {
+    if meta.is_span() {
+        meta.name().starts_with("bulwark.") && *meta.level() <= tracing::Level::INFO
+    } else {
+        *meta.level() <= tracing::Level::WARN
+    }
+}
+
+/// The running exporter, if any; [`Traces::shutdown`] sends what is left.
+pub struct Traces(Option<SdkTracerProvider>);
+
+impl Traces {
+    /// Starts exporting to `config`'s collector; does nothing without one.
+    /// The batch processor runs on its own thread with a blocking HTTP
+    /// client, so exports never compete with requests on the runtime.
+    pub fn start(config: Option<&OtelConfig>) -> anyhow::Result<Traces> {
+        let Some(config) = config else {
+            return Ok(Traces(None));
+        };
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(config.traces_url())
+            .with_headers(
+                config
+                    .headers
+                    .iter()
+                    .map(|(name, value)| (name.clone(), value.expose().to_string()))
+                    .collect(),
+            )
+            .build()
+            .context("cannot set up the OTLP trace exporter")?;
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+                config.sample_ratio,
+            ))))
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(config.service_name.clone())
+                    .build(),
+            )
+            .build();
+        let layer = tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("bulwark"))
+            .with_tracked_inactivity(false);
+        let slot = SLOT.get().context("the log subscriber is not installed")?;
+        // Enabled first: reloading rebuilds every callsite's interest, which
+        // is when the filter above is asked again.
+        EXPORTING.store(true, Ordering::Relaxed);
+        if let Err(e) = slot.reload(Some(layer)) {
+            EXPORTING.store(false, Ordering::Relaxed);
+            return Err(e).context("cannot install the OTLP trace layer");
+        }
+        tracing::info!(
+            "exporting traces to {} (sample ratio {})",
+            config.traces_url(),
+            config.sample_ratio
+        );
+        Ok(Traces(Some(provider)))
+    }
+
+    /// Stops tracing and sends the spans still buffered, within
+    /// [`SHUTDOWN_TIMEOUT`]. The SDK blocks while it flushes, so it does so
+    /// off the runtime's worker threads.
+    pub async fn shutdown(self) {
+        let Some(provider) = self.0 else {
+            return;
+        };
+        EXPORTING.store(false, Ordering::Relaxed);
+        if let Some(slot) = SLOT.get() {
+            let _ = slot.reload(None);
+        }
+        let flushed =
+            tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT))
+                .await;
+        match flushed {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("the last traces may not have been sent: {e}"),
+            Err(e) => tracing::warn!("the last traces may not have been sent: {e}"),
+        }
+    }
+}
