@@ -2,6 +2,7 @@
 //! provider, or watch the demo.
 
 mod demo;
+mod drill;
 mod incidents;
 mod otel;
 
@@ -60,14 +61,84 @@ enum Command {
         #[arg(long, global = true)]
         store: Option<String>,
     },
-    /// Start three simulated providers and the gateway, knock the primary
-    /// out, and watch the fallback.
+    /// Replay a three-hour provider outage in two minutes through the
+    /// gateway, print the report, and keep the status page up.
     Demo {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: String,
-        /// Exit after the demo traffic instead of serving until Ctrl-C.
+        /// Scenario seconds per real second (120 plays the 4 h scenario in 2 min).
+        #[arg(long, default_value_t = 120.0)]
+        speed: f64,
+        /// Where the report goes.
+        #[arg(long, default_value = "drill-reports")]
+        out: PathBuf,
+        /// Exit after the report instead of serving until Ctrl-C.
         #[arg(long)]
         no_wait: bool,
+    },
+    /// Replay an incident scenario against a config and report what users
+    /// would have seen, with and without Bulwark.
+    Drill(Box<DrillCli>),
+}
+
+/// `bulwark drill`'s flags (boxed: they make the command enum large).
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct DrillCli {
+    #[command(subcommand)]
+    record: Option<DrillCommand>,
+    /// The scenario file (see scenarios/ and crates/bulwark-drill/SCENARIOS.md).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// The gateway config to drill; the demo config by default.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Scenario seconds per real second (the scenario's own `speed`, else 60).
+    #[arg(long)]
+    speed: Option<f64>,
+    /// Requests per real second (the scenario's load shape is scaled to it).
+    #[arg(long)]
+    rps: Option<f64>,
+    /// Stop after this much scenario time, e.g. 90m.
+    #[arg(long)]
+    duration: Option<String>,
+    /// The route to load; the first route using the primary by default.
+    #[arg(long)]
+    route: Option<String>,
+    /// Where the report goes.
+    #[arg(long, default_value = "drill-reports")]
+    out: PathBuf,
+    /// Keep the drill's request log here (e.g. sqlite://drill.db) to record it later.
+    #[arg(long)]
+    store: Option<String>,
+    /// Fail (exit 1) unless this holds, e.g. `availability>=99.9`, `p99<=10s`. Repeatable.
+    #[arg(long = "assert")]
+    asserts: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum DrillCommand {
+    /// Turn what a request log saw into a scenario, to replay it later.
+    Record {
+        /// How far back to look, e.g. 2h.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// The scenario file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// The config whose providers the log's targets belong to (and whose
+        /// `store` is read); the demo config by default.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The store to read, instead of the config's.
+        #[arg(long)]
+        store: Option<String>,
+        /// The speed the log was recorded at (a drill's `--speed`); 1 for real traffic.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// The recorded scenario's name.
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -115,7 +186,7 @@ fn main() -> ExitCode {
 /// The demo narrates on stdout; per-attempt warnings would drown it out.
 fn default_log_filter(command: &Command) -> &'static str {
     match command {
-        Command::Demo { .. } | Command::Incidents { .. } => "error",
+        Command::Demo { .. } | Command::Drill(_) | Command::Incidents { .. } => "error",
         _ => "info",
     }
 }
@@ -197,10 +268,74 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Demo { listen, no_wait } => {
-            demo::run(&listen, no_wait).await?;
+        Command::Demo {
+            listen,
+            speed,
+            out,
+            no_wait,
+        } => {
+            demo::run(&listen, speed, no_wait, &out).await?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Drill(drill) => match *drill {
+            DrillCli {
+                record:
+                    Some(DrillCommand::Record {
+                        since,
+                        out,
+                        config,
+                        store,
+                        speed,
+                        name,
+                    }),
+                ..
+            } => {
+                drill::record(drill::RecordArgs {
+                    since,
+                    out,
+                    config,
+                    store,
+                    speed,
+                    name,
+                })
+                .await?;
+                Ok(ExitCode::SUCCESS)
+            }
+            DrillCli {
+                record: None,
+                scenario,
+                config,
+                speed,
+                rps,
+                duration,
+                route,
+                out,
+                store,
+                asserts,
+            } => {
+                let Some(scenario) = scenario else {
+                    anyhow::bail!("--scenario is required (e.g. scenarios/provider-outage.yaml)");
+                };
+                let passed = drill::drill(drill::DrillArgs {
+                    scenario,
+                    config,
+                    speed,
+                    rps,
+                    duration,
+                    route,
+                    out,
+                    store,
+                    asserts,
+                    listen: "127.0.0.1:0".into(),
+                })
+                .await?;
+                Ok(if passed {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                })
+            }
+        },
     }
 }
 

@@ -21,7 +21,9 @@ use bulwark::route::HedgeAfter;
 /// Durations never go below this: zero means "off" or "invalid" in places.
 const FLOOR: Duration = Duration::from_micros(100);
 
-pub fn compress(config: &mut Config, speed: f64) {
+/// `rps` is the drill's request rate in real seconds: the health window is
+/// stretched, if need be, to hold enough requests to judge a rate by.
+pub fn compress(config: &mut Config, speed: f64, rps: f64) {
     if speed <= 1.0 {
         return;
     }
@@ -73,6 +75,13 @@ pub fn compress(config: &mut Config, speed: f64) {
         s(h.incident_after),
         s(h.resolve_after),
     );
+    // The load is not compressed, so a compressed window may hold only a
+    // request or two: too few to judge an error rate by, and a failing
+    // target would look healthy. Four times `min_volume` are kept in it.
+    if rps > 0.0 {
+        let needed = Duration::from_secs_f64(f64::from(h.min_volume.max(1)) * 4.0 / rps);
+        h.window = h.window.max(needed);
+    }
 }
 
 #[cfg(test)]
@@ -85,7 +94,7 @@ mod tests {
         let Ok(mut config) = Config::from_yaml(yaml, "test", &|_| None) else {
             panic!("valid config");
         };
-        compress(&mut config, 60.0);
+        compress(&mut config, 60.0, 10.0);
         let Some(route) = config.routes.get("r") else {
             panic!("route");
         };
@@ -93,13 +102,16 @@ mod tests {
         assert_eq!(route.timeouts.first_token, Duration::from_millis(50));
         assert_eq!(
             route.hedge_after,
-            Some(HedgeAfter::Fixed(Duration::from_micros(33_333)))
+            Some(HedgeAfter::Fixed(Duration::from_secs(2).div_f64(60.0)))
         );
         assert_eq!(config.breaker.base_ejection, Duration::from_millis(500));
         assert_eq!(
             config.observe.health.evaluate_every,
-            Duration::from_micros(83_333)
+            Duration::from_secs(5).div_f64(60.0)
         );
         assert_eq!(config.retry_budget.min_per_second, 10.0);
+        // 60 s / 60 is 1 s, which would hold 10 requests at 10 rps; the
+        // window must hold 4 × min_volume (5) = 20.
+        assert_eq!(config.observe.health.window, Duration::from_secs(2));
     }
 }

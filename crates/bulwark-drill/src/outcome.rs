@@ -39,9 +39,11 @@ pub struct Sent {
     pub ok: bool,
     /// Why not, in a few words (`529`, `timeout`, `stream cut`, ...).
     pub error: Option<String>,
-    /// From sending to the last byte.
+    /// From sending to the last byte, in scenario time (the real time
+    /// times the drill's speed).
     pub latency: Duration,
-    /// From sending to the first content byte, when there was one.
+    /// From sending to the first content byte, when there was one, in
+    /// scenario time.
     pub first_token: Option<Duration>,
     /// Bulwark's headers: who answered, and how.
     pub target: Option<String>,

@@ -4,12 +4,11 @@
 //! what was recorded without running anything.
 //!
 //! Two clocks meet here. `Sent.at` and `Marker.at` are *wall* time since
-//! the drill started; phases, `outage_start` and `recovery_start` are
-//! *scenario* time, compressed by `speed`. Reaction times (detect, alert,
-//! fail over, recover) are reported in wall seconds, because the gateway's
-//! own timers (breaker cool-downs, health windows, alert delays) run in
-//! real time while only the providers' phases are compressed. Comparing
-//! them in scenario time would multiply the gateway's reaction by `speed`.
+//! the drill started; phases, `outage_start`, `recovery_start`, and each
+//! request's `latency` and `first_token` are *scenario* time. The whole
+//! system (providers and the gateway's own timers) runs `speed` times
+//! faster than the incident it plays, so reaction times are reported in
+//! scenario time too, with the real time beside them.
 
 mod assertion;
 mod buckets;

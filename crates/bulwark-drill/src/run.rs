@@ -169,7 +169,13 @@ pub async fn run(
         events: None,
     });
     config.observe.store = store.unwrap_or_else(|| "sqlite::memory:".into());
-    compress(&mut config, factor);
+    let rate_scale = match rps {
+        Some(r) if r > 0.0 && r.is_finite() => r / scenario.load.rps.max(f64::MIN_POSITIVE),
+        Some(_) => return Err(DrillError::BadRate),
+        None => 1.0,
+    };
+    let mean_rps = scenario.load.rps * rate_scale;
+    compress(&mut config, factor, mean_rps);
     let deadline = config
         .routes
         .get(&route)
@@ -202,11 +208,6 @@ pub async fn run(
     let total = duration.unwrap_or(scenario.duration).min(scenario.duration);
     let wall_total = total.div_f64(factor);
 
-    let rate_scale = match rps {
-        Some(r) if r > 0.0 && r.is_finite() => r / scenario.load.rps.max(f64::MIN_POSITIVE),
-        Some(_) => return Err(DrillError::BadRate),
-        None => 1.0,
-    };
     let bulwark_endpoint = Endpoint {
         base: base.clone(),
         model: route.clone(),
@@ -380,6 +381,11 @@ async fn drive_load(
     counts.elapsed = counts.total;
     progress(&counts);
     outcomes.sort_by_key(|o| (o.path == Path::Direct, o.seq));
+    // What a user would have waited, in the incident's own time.
+    for outcome in &mut outcomes {
+        outcome.latency = outcome.latency.mul_f64(plan.factor);
+        outcome.first_token = outcome.first_token.map(|t| t.mul_f64(plan.factor));
+    }
     outcomes
 }
 
@@ -478,7 +484,7 @@ fn watch_markers(gateway: &Gateway, started: Instant, markers: Arc<Mutex<Vec<Mar
                 Marker {
                     at: started.elapsed(),
                     kind,
-                    label: value["title"].as_str().unwrap_or_default().to_string(),
+                    label: value["id"].as_str().unwrap_or_default().to_string(),
                 },
             );
         }

@@ -33,7 +33,10 @@ fn demo_config() -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_provider_outage_is_invisible_through_bulwark() {
-    let speed = 600.0;
+    // Fast enough for a test, slow enough that a debug build's own work
+    // (a few milliseconds a request) stays well inside the compressed
+    // timeouts: 10 s to the first token is 42 ms here.
+    let speed = 240.0;
     let drill = run(
         DrillOptions {
             scenario: scenario("provider-outage.yaml"),
@@ -41,7 +44,7 @@ async fn the_provider_outage_is_invisible_through_bulwark() {
             config_name: "demo".into(),
             route: None,
             speed: Speed::new(speed).unwrap(),
-            rps: Some(15.0),
+            rps: Some(8.0),
             duration: None,
             store: None,
             listen: "127.0.0.1:0".into(),
@@ -94,12 +97,12 @@ async fn the_provider_outage_is_invisible_through_bulwark() {
         "{direct_ok_in_outage} of {}",
         in_outage.len()
     );
-    // No answer through Bulwark took longer than the route's deadline.
+    // No answer through Bulwark took longer than the route's deadline
+    // (latencies are in scenario time).
     let slowest = bulwark.iter().map(|s| s.latency).max().unwrap();
     assert!(
-        data.scenario_time(slowest) <= data.deadline,
-        "{:?} > {:?}",
-        data.scenario_time(slowest),
+        slowest <= data.deadline,
+        "{slowest:?} > {:?}",
         data.deadline
     );
     // Amplification within the retry budget.

@@ -37,6 +37,14 @@ impl IncidentUpdate {
     }
 }
 
+/// `"<state> of <components>"` with the state replaced.
+fn retitle(title: &str, worst: ComponentState) -> String {
+    match title.split_once(" of ") {
+        Some((_, rest)) => format!("{} of {rest}", worst.label()),
+        None => title.to_string(),
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct IncidentBook {
     open: Option<Incident>,
@@ -92,7 +100,11 @@ impl IncidentBook {
             if !incident.components.iter().any(|c| c == name) {
                 incident.components.push(name.to_string());
             }
-            incident.worst = incident.worst.max(to);
+            if to > incident.worst {
+                // The title names the worst it got, as a reader expects.
+                incident.title = retitle(&incident.title, to);
+                incident.worst = to;
+            }
             (
                 TimelineKind::StateChanged,
                 format!("{name}: now {}{because}", to.label().to_lowercase()),

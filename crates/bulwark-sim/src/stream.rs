@@ -78,11 +78,19 @@ pub(crate) fn body(plan: StreamPlan) -> Body {
     let fault_at = fault.map(|f| f.after().min(last));
     let stream = async_stream::stream! {
         let mut first = true;
+        // Pacing is kept on an absolute schedule: the timer wakes on whole
+        // milliseconds, so sleeping each sub-millisecond interval (a
+        // compressed drill's per-token delay) would stretch every token
+        // to a millisecond. Late tokens catch up instead.
+        let mut due = tokio::time::Instant::now();
         for (i, frame) in frames.into_iter().enumerate() {
             let mut bytes = frame.bytes;
             if fault_at == Some(i) {
                 match fault {
-                    Some(StreamFault::Stall { duration, .. }) => tokio::time::sleep(duration).await,
+                    Some(StreamFault::Stall { duration, .. }) => {
+                        tokio::time::sleep(duration).await;
+                        due = tokio::time::Instant::now();
+                    }
                     Some(StreamFault::Cut { .. }) => return,
                     Some(StreamFault::Malformed { .. }) => bytes = break_frame(&bytes),
                     Some(StreamFault::ErrorEvent { .. }) => {
@@ -95,8 +103,9 @@ pub(crate) fn body(plan: StreamPlan) -> Body {
             if frame.paced {
                 let wait = if first { first_token } else { interval };
                 first = false;
-                if !wait.is_zero() {
-                    tokio::time::sleep(wait).await;
+                due += wait;
+                if !wait.is_zero() && due > tokio::time::Instant::now() {
+                    tokio::time::sleep_until(due).await;
                 }
             }
             yield Ok(bytes);

@@ -45,19 +45,19 @@ pub const METRICS: &[(&str, &str)] = &[
     ),
     (
         "time_to_detect",
-        "outage start to first incident opened, real time (duration)",
+        "outage start to first incident opened, scenario time",
     ),
     (
         "time_to_first_alert",
-        "outage start to first alert delivered, real time",
+        "outage start to first alert delivered, scenario time",
     ),
     (
         "time_to_fail_over",
-        "outage start to first request answered by a fallback, real time",
+        "outage start to first request answered by a fallback, scenario time",
     ),
     (
         "time_to_recover",
-        "recovery start to first incident resolved, real time",
+        "recovery start to first incident resolved, scenario time",
     ),
 ];
 

@@ -146,8 +146,10 @@ pub(crate) struct Timings {
     pub recover: Option<Duration>,
 }
 
-/// Reaction times in wall time. The outage's start is converted to wall
-/// time once, and everything is measured from there on the wall clock.
+/// Reaction times in scenario time. The outage's start is converted to
+/// wall time once, everything is measured from there on the wall clock,
+/// and the results converted back: the gateway's clocks run at the drill's
+/// speed too, so scenario time is the time of the incident being played.
 pub(crate) fn timings(data: &DrillData) -> Timings {
     let outage = data.outage_start.map(|t| data.wall_time(t));
     let recovery = data.recovery_start.map(|t| data.wall_time(t));
@@ -166,11 +168,12 @@ pub(crate) fn timings(data: &DrillData) -> Timings {
             .map(|s| s.at - from)
             .min()
     });
+    let scenario = |t: Option<Duration>| t.map(|t| data.scenario_time(t));
     Timings {
-        detect: first_marker(MarkerKind::IncidentOpened, outage),
-        first_alert: first_marker(MarkerKind::AlertDelivered, outage),
-        fail_over,
-        recover: first_marker(MarkerKind::IncidentResolved, recovery),
+        detect: scenario(first_marker(MarkerKind::IncidentOpened, outage)),
+        first_alert: scenario(first_marker(MarkerKind::AlertDelivered, outage)),
+        fail_over: scenario(fail_over),
+        recover: scenario(first_marker(MarkerKind::IncidentResolved, recovery)),
     }
 }
 

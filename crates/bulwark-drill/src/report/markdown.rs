@@ -166,7 +166,7 @@ fn timings(out: &mut String, report: &Report, data: &DrillData) {
     let from_recovery = data
         .recovery_start
         .map(|t| format!("recovery start ({} into the scenario)", text::scenario(t)));
-    let _ = writeln!(out, "| | Real time | (Scenario time) | Measured from |");
+    let _ = writeln!(out, "| | Scenario time | (Real time) | Measured from |");
     let _ = writeln!(out, "|---|---:|---:|---|");
     let rows = [
         ("Time to detect", report.time_to_detect, &from_outage),
@@ -187,8 +187,8 @@ fn timings(out: &mut String, report: &Report, data: &DrillData) {
                 let _ = writeln!(
                     out,
                     "| {label} | {} | ({}) | {from} |",
-                    text::duration(t),
-                    text::scenario(data.scenario_time(t))
+                    text::scenario(t),
+                    text::duration(data.wall_time(t))
                 );
             }
             None => {
@@ -359,12 +359,14 @@ fn how_to_read(out: &mut String, data: &DrillData) {
          incident resolved."
             .to_string(),
         format!(
-            "**Real time and scenario time**: the providers' phases are compressed by the \
-             speed ({speed}x: one wall second is {speed} scenario seconds), but the gateway's \
-             own timers (breaker cool-downs, health windows, alert delays) run in real time. \
-             So reaction times are given in real seconds; the scenario-time equivalent in \
-             parentheses says how much of the incident passed meanwhile, and would shrink \
-             at a lower speed."
+            "**Scenario time and real time**: everything runs {speed}x faster than the \
+             incident it plays (one real second is {speed} scenario seconds): the providers' \
+             phases, latencies and hangs, and the gateway's own timeouts, breaker cool-downs \
+             and health timers. Times and latencies are given in scenario time, real time in \
+             parentheses. Work the machine does in real time (a request's trip through the \
+             gateway, about a millisecond) is stretched by the same factor, so at high speeds \
+             latencies read higher than they would be; use `--speed 60` or less for latency \
+             figures."
         ),
     ];
     for line in lines {

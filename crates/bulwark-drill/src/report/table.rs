@@ -64,13 +64,13 @@ pub(crate) fn upstream_summary(report: &Report) -> String {
     out
 }
 
-/// A reaction time in real seconds with its scenario equivalent.
+/// A reaction time in scenario time, with the real time it took.
 pub(crate) fn timing(data: &DrillData, t: Option<Duration>) -> String {
     match t {
         Some(t) => format!(
-            "{} ({} of scenario)",
-            text::duration(t),
-            text::scenario(data.scenario_time(t))
+            "{} ({} real)",
+            text::scenario(t),
+            text::duration(data.wall_time(t))
         ),
         None => "never".to_string(),
     }
@@ -188,7 +188,7 @@ pub fn table(report: &Report, data: &DrillData) -> String {
 
     let _ = writeln!(
         out,
-        "Timings (real time from the outage's start; the gateway's clocks are not compressed)"
+        "Timings (scenario time from the outage's start; the gateway's clocks run at the drill's speed too)"
     );
     let timings = timing_rows(report, data);
     let w = timings.iter().map(|r| r[0].len()).max().unwrap_or(0);
