@@ -20,7 +20,7 @@ use crate::error::ScenarioError;
 use crate::scenario::Scenario;
 
 /// Fewer calls than this in a bucket say nothing about a provider.
-const MIN_CALLS: u32 = 3;
+const MIN_CALLS: u32 = 5;
 /// How many buckets the log is cut into, at most.
 const BUCKETS: u64 = 48;
 
@@ -72,15 +72,18 @@ impl Mix {
         self.errors.values().sum::<f64>() + self.hang + self.cut + self.reset
     }
 
-    /// Close enough to be one phase: failure shares within 10 points,
-    /// first-token medians within a factor of two.
-    fn alike(&self, other: &Mix) -> bool {
+    /// Close enough to be one phase: failure shares within 10 points plus
+    /// the sampling error of a bucket of `calls` (a handful of calls can
+    /// show 100 % failing by chance), first-token medians within a factor
+    /// of two.
+    fn alike(&self, other: &Mix, calls: u32) -> bool {
         let latency_alike = match (self.first_token_ms, other.first_token_ms) {
             (Some((a, _)), Some((b, _))) => a.max(b) <= 2.0 * a.min(b).max(1.0),
             _ => true,
         };
-        (self.failing() - other.failing()).abs() < 0.10
-            && (self.hang - other.hang).abs() < 0.05
+        let noise = 1.0 / f64::from(calls.max(1)).sqrt();
+        (self.failing() - other.failing()).abs() < 0.10 + noise
+            && (self.hang - other.hang).abs() < 0.05 + noise
             && latency_alike
     }
 }
@@ -253,17 +256,36 @@ pub fn record(
 }
 
 /// Merges a provider's buckets into phases: (end bucket, conditions).
+/// Buckets with too few calls to judge (the breaker kept traffic away)
+/// are no evidence either way: a run of them between two different
+/// phases is split down the middle.
 fn phases(tallies: &[Tally], speed: f64) -> Vec<(usize, Mix)> {
     let mut phases: Vec<(usize, Tally)> = Vec::new();
+    // Where the current run of unjudged buckets began.
+    let mut unjudged_from: Option<usize> = None;
     for (i, tally) in tallies.iter().enumerate() {
-        let judged = tally.calls >= MIN_CALLS;
+        if tally.calls < MIN_CALLS {
+            unjudged_from.get_or_insert(i);
+            if let Some((_, sum)) = phases.last_mut() {
+                merge(sum, tally);
+            }
+            continue;
+        }
+        let gap_start = unjudged_from.take();
         match phases.last_mut() {
-            Some((end, sum)) if !judged || Mix::of(sum, speed).alike(&Mix::of(tally, speed)) => {
+            Some((end, sum)) if Mix::of(sum, speed).alike(&Mix::of(tally, speed), tally.calls) => {
                 merge(sum, tally);
                 *end = i + 1;
             }
-            _ => phases.push((i + 1, tally.clone())),
+            Some((end, _)) => {
+                *end = gap_start.map_or(i, |g| g + (i - g) / 2);
+                phases.push((i + 1, tally.clone()));
+            }
+            None => phases.push((i + 1, tally.clone())),
         }
+    }
+    if let Some((end, _)) = phases.last_mut() {
+        *end = tallies.len();
     }
     if phases.is_empty() {
         return vec![(1, Mix::of(&Tally::default(), speed))];

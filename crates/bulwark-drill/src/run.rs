@@ -154,10 +154,6 @@ pub async fn run(
             .unwrap_or_else(|| "model".into()),
         format: primary.format,
     };
-    let mut direct_scenario = scenario.clone();
-    direct_scenario
-        .providers
-        .retain(|name, _| name == &scenario.primary);
     let direct_sim = direct_server.sim.clone();
     servers.push(direct_server);
 
@@ -199,7 +195,12 @@ pub async fn run(
     watch_markers(&gateway, started, Arc::clone(&markers));
     alerts.mark_from(started, Arc::clone(&markers));
 
-    let timeline = Timeline::start(&scenario, speed, sims.clone())?;
+    let paced = quotas_in_real_time(&scenario, factor, rate_scale);
+    let mut direct_scenario = paced.clone();
+    direct_scenario
+        .providers
+        .retain(|name, _| name == &scenario.primary);
+    let timeline = Timeline::start(&paced, speed, sims.clone())?;
     let _direct_timeline = Timeline::start(
         &direct_scenario,
         speed,
@@ -249,7 +250,15 @@ pub async fn run(
         .iter()
         .filter(|s| s.provider == scenario.primary)
         .collect();
-    let outage_start = primary_spans.get(1).map(|s| s.start).filter(|s| *s < total);
+    // Trouble starts with the primary's second phase; in a scenario where
+    // the providers stay the same and the load changes (a storm), with the
+    // load's second phase.
+    let load_change = scenario.load.phases.first().and_then(|p| p.until);
+    let outage_start = primary_spans
+        .get(1)
+        .map(|s| s.start)
+        .or(load_change)
+        .filter(|s| *s < total);
     let recovery_start = primary_spans
         .last()
         .filter(|s| primary_spans.len() > 2 && s.start < total)
@@ -281,6 +290,28 @@ pub async fn run(
         _sims: servers,
         _stop: stop,
     })
+}
+
+/// The scenario with each `rpm` quota kept in proportion to the load: the
+/// load is sent at real requests per second (scaled by `--rps`), and the
+/// simulator counts a quota over a window compressed by `speed`, so the
+/// quota per window shrinks by `speed` and grows with the load's scale.
+fn quotas_in_real_time(scenario: &Scenario, speed: f64, rate_scale: f64) -> Scenario {
+    let mut paced = scenario.clone();
+    let adapt = |rpm: &mut Option<u64>| {
+        if let Some(quota) = rpm {
+            *quota = ((*quota as f64) * rate_scale / speed).round().max(1.0) as u64;
+        }
+    };
+    for provider in paced.providers.values_mut() {
+        for phase in &mut provider.phases {
+            adapt(&mut phase.rpm);
+            if let Some(flap) = &mut phase.flap {
+                adapt(&mut flap.down.rpm);
+            }
+        }
+    }
+    paced
 }
 
 struct LoadPlan {
