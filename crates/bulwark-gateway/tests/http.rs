@@ -592,6 +592,21 @@ async fn the_admission_queue_orders_and_sheds() -> TestResult {
         .send()
         .await?;
     assert_eq!(bad.status(), 400);
+    // The queue shows in the metrics: its waits and what it shed.
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains(r#"bulwark_queue_wait_seconds_count{route="narrow"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"bulwark_shed_total{route="narrow"}"#),
+        "{metrics}"
+    );
     Ok(())
 }
 

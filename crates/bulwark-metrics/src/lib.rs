@@ -716,6 +716,7 @@ impl Metrics {
                     })
                     .inc();
             }
+            Event::Admitted { route, waited } => self.observe_queue_wait(route, *waited),
             Event::AttemptFailed { .. }
             | Event::Hedged { .. }
             | Event::Degraded { .. }

@@ -209,9 +209,16 @@ impl Client {
         let admitted = match &route.admission {
             None => None,
             Some(queue) => {
-                let deadline = tokio::time::Instant::now() + budget;
+                let queued = tokio::time::Instant::now();
+                let deadline = queued + budget;
                 match queue.admit(options.priority, deadline).await {
-                    Ok(admitted) => Some(admitted),
+                    Ok(admitted) => {
+                        self.events.emit(|| Event::Admitted {
+                            route: route.name.clone(),
+                            waited: queued.elapsed(),
+                        });
+                        Some(admitted)
+                    }
                     Err(shed) => {
                         let mut error = ApiError::new(
                             ErrorKind::RateLimit,

@@ -55,6 +55,8 @@ pub enum Event {
     Cache { route: String, status: &'static str },
     /// A request was shed by the route's admission queue.
     Shed { route: String },
+    /// A request got its turn in the route's admission queue after `waited`.
+    Admitted { route: String, waited: Duration },
     /// A request was answered, by which target and after how many attempts.
     Served {
         route: String,
