@@ -246,8 +246,8 @@ impl IncidentBook {
                 incident.status = IncidentStatus::Resolved;
                 incident.resolved_at = Some(now);
                 let message = format!(
-                    "resolved: every affected component has been operational for {} s",
-                    resolve_after / 1000
+                    "resolved: every affected component has stayed operational for {:?}",
+                    settings.resolve_after
                 );
                 let update = Self::add(&mut incident, now, TimelineKind::Resolved, None, message);
                 let IncidentUpdate::Updated { incident, .. } = update else {

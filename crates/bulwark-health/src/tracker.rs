@@ -182,16 +182,20 @@ impl HealthTracker {
     }
 
     /// A breaker changed state.
+    /// A failed half-open probe reopening the breaker is not news: the
+    /// target was out and stays out. Only leaving and returning to closed
+    /// go in the timeline.
     pub fn on_breaker(
         &mut self,
         now: UnixMs,
         target: &str,
+        from: BreakerState,
         to: BreakerState,
     ) -> Option<IncidentUpdate> {
-        match to {
-            BreakerState::Open => self.book.breaker(now, target, true),
-            BreakerState::Closed => self.book.breaker(now, target, false),
-            BreakerState::HalfOpen => None,
+        match (from, to) {
+            (BreakerState::Closed, BreakerState::Open) => self.book.breaker(now, target, true),
+            (_, BreakerState::Closed) => self.book.breaker(now, target, false),
+            _ => None,
         }
     }
 

@@ -219,6 +219,17 @@ fn an_open_breaker_is_a_major_outage_at_once_and_an_admin_can_close_the_incident
     let (at, incident) = opened.expect("an incident opened");
     assert_eq!(at, 35);
     assert!(incident.title.contains(PRIMARY), "{}", incident.title);
+    // A failed probe reopening the breaker is not news; leaving closed is.
+    assert!(
+        tracker
+            .on_breaker(35_500, PRIMARY, BreakerState::HalfOpen, BreakerState::Open)
+            .is_none()
+    );
+    assert!(
+        tracker
+            .on_breaker(35_600, PRIMARY, BreakerState::Closed, BreakerState::Open)
+            .is_some()
+    );
     let note = tracker
         .annotate(
             36_000,

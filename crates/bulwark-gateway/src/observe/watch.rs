@@ -51,9 +51,14 @@ async fn watch_events(
             return;
         };
         observer.metrics.on_event(&event);
-        if let Event::Breaker { target, to, .. } = &event {
+        if let Event::Breaker {
+            target, from, to, ..
+        } = &event
+        {
             observer.metrics.set_breaker_state(target, *to);
-            let update = observer.health().on_breaker(unix_ms_now(), target, *to);
+            let update = observer
+                .health()
+                .on_breaker(unix_ms_now(), target, *from, *to);
             if let Some(update) = update {
                 incident_update(&observer, update);
             }
