@@ -106,23 +106,7 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-/// Google SRE's multiwindow burn-rate alert levels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BurnSeverity {
-    /// Fast burn: wake someone up.
-    Page,
-    /// Slow burn: someone should look during working hours.
-    Ticket,
-}
-
-impl BurnSeverity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BurnSeverity::Page => "page",
-            BurnSeverity::Ticket => "ticket",
-        }
-    }
-}
+pub use bulwark::observe::burn::BurnSeverity;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Alert {

@@ -2,34 +2,13 @@
 //! the demo config, through a real gateway and real simulated providers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+mod common;
 
-use bulwark::Config;
+use common::{demo_config, shipped};
+
 use bulwark_drill::outcome::Path as Via;
 use bulwark_drill::run::{DrillOptions, run};
-use bulwark_drill::{Scenario, Speed};
-
-fn scenario(name: &str) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../scenarios")
-        .join(name);
-    Scenario::load(&path).unwrap()
-}
-
-fn demo_config() -> Config {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bulwark-cli/src/demo.yaml"),
-    )
-    .unwrap();
-    Config::from_yaml(&text, "demo.yaml", &|name| {
-        Some(if name == "DEMO_LISTEN" {
-            "127.0.0.1:0".into()
-        } else {
-            "http://127.0.0.1:9".into()
-        })
-    })
-    .unwrap()
-}
+use bulwark_drill::Speed;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_provider_outage_is_invisible_through_bulwark() {
@@ -39,7 +18,7 @@ async fn the_provider_outage_is_invisible_through_bulwark() {
     let speed = 240.0;
     let drill = run(
         DrillOptions {
-            scenario: scenario("provider-outage.yaml"),
+            scenario: shipped("provider-outage.yaml"),
             config: demo_config(),
             config_name: "demo".into(),
             route: None,

@@ -4,29 +4,16 @@
 //! recorded as a scenario and replayed, gives a report close to the first.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+mod common;
+
+use common::{demo_config, shipped};
+
 use std::time::Duration;
 
-use bulwark::Config;
 use bulwark_drill::outcome::Path as Via;
 use bulwark_drill::report::Report;
 use bulwark_drill::run::{DrillOptions, DrillRun, run};
 use bulwark_drill::{Scenario, Speed};
-
-fn demo_config() -> Config {
-    let text = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bulwark-cli/src/demo.yaml"),
-    )
-    .unwrap();
-    Config::from_yaml(&text, "demo.yaml", &|name| {
-        Some(if name == "DEMO_LISTEN" {
-            "127.0.0.1:0".into()
-        } else {
-            "http://127.0.0.1:9".into()
-        })
-    })
-    .unwrap()
-}
 
 async fn drill(scenario: Scenario, speed: f64, rps: f64, store: Option<String>) -> DrillRun {
     run(
@@ -90,15 +77,6 @@ async fn reconcile(drill: &DrillRun) -> Report {
     let attempts: usize = log.iter().map(|r| r.attempts.len()).sum();
     assert_eq!(attempts as u64, report.upstream_calls, "{}", data.scenario);
     report
-}
-
-fn shipped(name: &str) -> Scenario {
-    Scenario::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../scenarios")
-            .join(name),
-    )
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,20 +16,7 @@ const MINUTE_MS: i64 = 60_000;
 /// The longest alert window is 3 days.
 const KEPT_MINUTES: usize = 3 * 24 * 60;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BurnSeverity {
-    Page,
-    Ticket,
-}
-
-impl BurnSeverity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BurnSeverity::Page => "page",
-            BurnSeverity::Ticket => "ticket",
-        }
-    }
-}
+pub use bulwark::observe::burn::BurnSeverity;
 
 /// A route's error budget burning too fast.
 #[derive(Debug, Clone, PartialEq)]

@@ -47,26 +47,7 @@ impl UptimeDay {
     }
 }
 
-/// Midnight UTC starting the day holding `at`.
-pub fn day_start(at: UnixMs) -> UnixMs {
-    at.div_euclid(DAY_MS) * DAY_MS
-}
-
-/// `YYYY-MM-DD` of the UTC day holding `at`, without a date crate
-/// (Howard Hinnant's civil-from-days).
-pub fn utc_date(at: UnixMs) -> String {
-    let days = at.div_euclid(DAY_MS);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
+pub use bulwark::observe::calendar::{day_start, utc_date};
 
 /// Splits the span of `seconds` ending at `at` into `(day_start, seconds)`
 /// pieces, one per UTC day it touches, oldest first. The pieces add up to

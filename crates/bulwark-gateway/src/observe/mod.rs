@@ -113,17 +113,7 @@ impl Observer {
                 ))
             })
             .collect();
-        let h = &config.observe.health;
-        let settings = HealthSettings {
-            window: h.window,
-            evaluate_every: h.evaluate_every,
-            min_volume: h.min_volume,
-            raise_after: h.raise_after,
-            recover_after: h.recover_after,
-            incident_after: h.incident_after,
-            resolve_after: h.resolve_after,
-            slow_factor: h.slow_factor,
-        };
+        let settings: HealthSettings = config.observe.health.clone();
         let mut health =
             HealthTracker::new(settings, topology.clone(), slos.clone(), unix_ms_now());
         // An incident still open when the gateway last stopped carries on.

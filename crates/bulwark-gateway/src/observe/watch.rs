@@ -11,7 +11,7 @@ use bulwark::Client;
 use bulwark::events::Event;
 use bulwark::observe::incident::{Incident, TimelineKind};
 use bulwark::observe::unix_ms_now;
-use bulwark_alerts::{Alert, BurnSeverity};
+use bulwark_alerts::Alert;
 use bulwark_health::{BurnAlert, IncidentUpdate, budget_remaining};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -164,10 +164,7 @@ async fn burn_alert(observer: &Observer, alert: BurnAlert, now: i64) {
     tracing::warn!(route = %alert.route, severity = alert.severity.as_str(), burn_rate = alert.burn_rate, "error budget burning");
     observer.alerts.send(Alert::BudgetBurn {
         route: alert.route,
-        severity: match alert.severity {
-            bulwark_health::BurnSeverity::Page => BurnSeverity::Page,
-            bulwark_health::BurnSeverity::Ticket => BurnSeverity::Ticket,
-        },
+        severity: alert.severity,
         burn_rate: alert.burn_rate,
         long_window: alert.long_window,
         short_window: alert.short_window,

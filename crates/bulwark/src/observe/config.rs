@@ -39,16 +39,29 @@ impl Default for ObserveConfig {
     }
 }
 
-/// Mirrors `bulwark_health::HealthSettings`, whose defaults it shares.
+/// How health is judged (`bulwark_health` reads it as its settings). The
+/// defaults make a real outage visible within half a minute and a single
+/// failed request never.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthConfig {
+    /// Rolling window the rates are computed over.
     pub window: Duration,
+    /// How often states are judged.
     pub evaluate_every: Duration,
+    /// Fewer attempts than this in the window say nothing about error rates.
     pub min_volume: u32,
+    /// Consecutive evaluations a worse state must persist before it shows:
+    /// one bad tick is noise.
     pub raise_after: u32,
+    /// Consecutive evaluations a better state must persist before it shows:
+    /// slower than raising, so a flapping provider stays flagged.
     pub recover_after: u32,
+    /// How long a component must be out of `operational` to open an incident.
     pub incident_after: Duration,
+    /// How long every affected component must be back before the incident
+    /// is resolved.
     pub resolve_after: Duration,
+    /// First-token median over this many times its baseline counts as slow.
     pub slow_factor: f64,
 }
 

@@ -4,6 +4,8 @@
 //! incident holds ([`incident`]) and what the status page shows
 //! ([`snapshot`]). Plain data only; the logic lives with each consumer.
 
+pub mod burn;
+pub mod calendar;
 pub mod component;
 pub mod config;
 pub mod incident;

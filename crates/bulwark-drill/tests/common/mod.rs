@@ -1,0 +1,34 @@
+//! What the drill tests share: the demo config and the shipped scenarios.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::Path;
+
+use bulwark::Config;
+use bulwark_drill::Scenario;
+
+/// The CLI's demo config, with placeholder addresses (a drill points every
+/// provider at its simulator).
+pub fn demo_config() -> Config {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../bulwark-cli/src/demo.yaml"),
+    )
+    .unwrap();
+    Config::from_yaml(&text, "demo.yaml", &|name| {
+        Some(if name == "DEMO_LISTEN" {
+            "127.0.0.1:0".into()
+        } else {
+            "http://127.0.0.1:9".into()
+        })
+    })
+    .unwrap()
+}
+
+/// A scenario from `scenarios/`.
+pub fn shipped(name: &str) -> Scenario {
+    Scenario::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scenarios")
+            .join(name),
+    )
+    .unwrap()
+}
