@@ -6,9 +6,9 @@ mod common;
 
 use common::{demo_config, shipped};
 
+use bulwark_drill::Speed;
 use bulwark_drill::outcome::Path as Via;
 use bulwark_drill::run::{DrillOptions, run};
-use bulwark_drill::Speed;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_provider_outage_is_invisible_through_bulwark() {

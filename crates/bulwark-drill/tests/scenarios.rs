@@ -187,7 +187,9 @@ async fn a_recorded_drill_replays_to_a_close_report() {
         run.data
             .sent
             .iter()
-            .filter(|s| s.path == Via::Direct && !s.ok)
+            // Failures the provider answered with; a client timeout on a
+            // busy test machine is not part of the story.
+            .filter(|s| s.path == Via::Direct && !s.ok && s.status.is_some())
             .filter(|s| {
                 let t = run.data.scenario_time(s.at);
                 t >= Duration::from_secs(from * 60) && t < Duration::from_secs(to * 60)

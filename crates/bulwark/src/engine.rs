@@ -283,6 +283,12 @@ impl AttemptLog {
         else {
             return;
         };
+        // Bulwark's own limits refused it before any call: the provider
+        // never saw it, so it is no attempt on the provider.
+        if error.is_some_and(|e| matches!(e.failure, UpstreamFailure::LimitReached)) {
+            span.record("error.type", "not_sent");
+            return;
+        }
         let status = error.and_then(|e| match e.failure {
             UpstreamFailure::Status { status, .. } => Some(status),
             _ => None,
