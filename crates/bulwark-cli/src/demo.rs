@@ -22,7 +22,11 @@ pub async fn run(listen: &str, speed: f64, no_wait: bool, out: &Path) -> anyhow:
     println!(
         "The app calls route `smart` (anthropic -> openai -> gemini) through Bulwark, and the same"
     );
-    println!("requests go straight to Anthropic, as they would without Bulwark.\n");
+    println!("requests go straight to Anthropic, as they would without Bulwark.");
+    if !listen.ends_with(":0") {
+        println!("Watch it live on the status page: http://{listen}/status");
+    }
+    println!();
     let run = run_drill(DrillOptions {
         scenario,
         config,
