@@ -265,10 +265,23 @@ fn phases(tallies: &[Tally], speed: f64) -> Vec<(usize, Mix)> {
     let mut unjudged_from: Option<usize> = None;
     for (i, tally) in tallies.iter().enumerate() {
         if tally.calls < MIN_CALLS {
-            unjudged_from.get_or_insert(i);
-            if let Some((_, sum)) = phases.last_mut() {
+            // A few calls (a breaker's probes) cannot start a phase, but
+            // ones that agree with the current phase extend it: probes
+            // failing in a failing phase are evidence it went on.
+            let agrees = tally.calls > 0
+                && phases.last().is_some_and(|(_, sum)| {
+                    (Mix::of(sum, speed).failing() >= 0.5)
+                        == (Mix::of(tally, speed).failing() >= 0.5)
+                });
+            if let Some((end, sum)) = phases.last_mut() {
                 merge(sum, tally);
+                if agrees {
+                    *end = i + 1;
+                    unjudged_from = None;
+                    continue;
+                }
             }
+            unjudged_from.get_or_insert(i);
             continue;
         }
         let gap_start = unjudged_from.take();
