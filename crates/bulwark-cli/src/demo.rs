@@ -8,13 +8,12 @@ use std::path::Path;
 use bulwark_drill::run::DrillOptions;
 use bulwark_drill::{Scenario, Speed};
 
-use crate::drill::{load_config, run_drill, write_report};
+use crate::drill::{load_config, problems, run_drill, write_report};
 
 const OUTAGE: &str = include_str!("../../../scenarios/provider-outage.yaml");
 
 pub async fn run(listen: &str, speed: f64, no_wait: bool, out: &Path) -> anyhow::Result<()> {
-    let scenario = Scenario::parse(OUTAGE, "scenarios/provider-outage.yaml")
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scenario = Scenario::parse(OUTAGE, "scenarios/provider-outage.yaml").map_err(problems)?;
     let (config, config_name) = load_config(None)?;
     println!(
         "Bulwark demo: Anthropic's API fails for three hours (most calls 529/5xx, some hanging 47 s), replayed at {speed}x."

@@ -39,7 +39,7 @@ pub async fn drill(args: DrillArgs) -> anyhow::Result<bool> {
                 .map_err(|e| anyhow::anyhow!("--assert {a}: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let scenario = Scenario::load(&args.scenario).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let scenario = Scenario::load(&args.scenario).map_err(problems)?;
     let (config, config_name) = load_config(args.config.as_deref())?;
     let speed = args.speed.or(scenario.speed).unwrap_or(60.0);
     let duration = args
@@ -66,11 +66,16 @@ pub async fn drill(args: DrillArgs) -> anyhow::Result<bool> {
     Ok(check(&report, &asserts))
 }
 
+/// A config's or scenario's problems, one per line, as an error.
+pub fn problems(error: bulwark::config::ConfigError) -> anyhow::Error {
+    anyhow::anyhow!("{}", error.to_string().trim_end())
+}
+
 /// The config to drill, and how to name it in the report.
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
     match path {
         Some(path) => {
-            let config = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let config = Config::load(path).map_err(problems)?;
             Ok((config, path.display().to_string()))
         }
         None => {
@@ -79,7 +84,7 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
                 _ => Some("http://127.0.0.1:9".to_string()),
             };
             let config = Config::from_yaml(DEMO_CONFIG, "the demo config", &placeholder)
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(problems)?;
             Ok((config, "the demo config".to_string()))
         }
     }

@@ -364,7 +364,18 @@ pub struct Issue {
     pub message: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+impl Issue {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Issue {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A file that cannot be used, with every problem found: a config here,
+/// and a drill scenario in `bulwark-drill`, reported the same way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ConfigError {
     pub source_name: String,
     pub issues: Vec<Issue>,
