@@ -70,7 +70,7 @@ pub enum StoreError {
 
 /// Removes the password from a connection URL so it can go into logs and
 /// error messages.
-pub(crate) fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };

@@ -25,7 +25,7 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-pub use error::StoreError;
+pub use error::{StoreError, redact_url};
 pub use retention::spawn_retention;
 pub use uptime::{UptimeDay, day_start, utc_date};
 pub use writer::{LogSender, LogWriter, WriterOptions, WriterStats};

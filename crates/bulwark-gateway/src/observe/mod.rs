@@ -76,7 +76,7 @@ impl Observer {
         let store = Store::connect(url)
             .await
             .map_err(|source| ObserveError::Store {
-                url: redact_url(url),
+                url: bulwark_store::redact_url(url),
                 source,
             })?;
         let (log, _writer) = LogWriter::spawn(store.clone(), WriterOptions::default());
@@ -233,16 +233,5 @@ impl Observer {
 
     pub(crate) fn log_stats(&self) -> bulwark_store::WriterStats {
         self.log.stats()
-    }
-}
-
-/// The store URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_string(),
     }
 }
