@@ -62,7 +62,16 @@ pub async fn events(
     State(gateway): State<Gateway>,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let mut updates = gateway.observer.updates.subscribe();
-    let overall = gateway.observer.snapshot().await.overall();
+    // The live states are enough here: the full snapshot would read 90
+    // days of history from the store for every subscriber.
+    let overall = gateway
+        .observer
+        .health()
+        .components()
+        .iter()
+        .map(|c| c.state)
+        .max()
+        .unwrap_or(bulwark::observe::component::ComponentState::Operational);
     let stream = async_stream::stream! {
         yield Ok(SseEvent::default().event("hello").data(json!({"status": overall.as_str()}).to_string()));
         loop {
