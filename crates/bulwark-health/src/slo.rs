@@ -170,24 +170,13 @@ mod tests {
 
     fn record(at: UnixMs, good: bool) -> RequestRecord {
         RequestRecord {
-            id: String::new(),
             at,
             route: "chat".into(),
             client_format: "openai".into(),
-            stream: false,
             status: if good { 200 } else { 503 },
             error_class: (!good).then(|| "overloaded".into()),
-            target: None,
-            fallback: false,
-            cache: None,
-            degraded: None,
             latency_ms: 1.0,
-            first_token_ms: None,
-            input_tokens: None,
-            output_tokens: None,
-            key_id: None,
-            request_body: None,
-            attempts: Vec::new(),
+            ..RequestRecord::default()
         }
     }
 

@@ -368,20 +368,10 @@ mod tests {
             at,
             route: route.into(),
             client_format: "openai".into(),
-            stream: false,
             status,
             error_class: (status >= 500).then(|| "overloaded".to_string()),
-            target: None,
-            fallback: false,
-            cache: None,
-            degraded: None,
             latency_ms: 1.0,
-            first_token_ms: None,
-            input_tokens: None,
-            output_tokens: None,
-            key_id: None,
-            request_body: None,
-            attempts: Vec::new(),
+            ..RequestRecord::default()
         }
     }
 

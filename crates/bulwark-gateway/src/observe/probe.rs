@@ -81,20 +81,12 @@ async fn probe_once(observer: &Weak<Observer>, client: &Weak<Client>, target: &s
         at,
         route: target.to_string(),
         client_format: "probe".into(),
-        stream: false,
         status,
         error_class,
         target: Some(target.to_string()),
-        fallback: false,
-        cache: None,
-        degraded: None,
         latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-        first_token_ms: None,
-        input_tokens: None,
-        output_tokens: None,
-        key_id: None,
-        request_body: None,
         attempts,
+        ..RequestRecord::default()
     });
     true
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::UnixMs;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
     /// Unique per request; attempts refer to it.
     pub id: String,
@@ -44,7 +44,7 @@ pub struct RequestRecord {
 }
 
 /// One call to one upstream target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
     /// `provider/model`.
     pub target: String,
