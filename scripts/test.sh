@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
+step "disk"
+# A clean build and test run needs about 3 GB under target/.
+df -h . | tail -n 1
+
 step "services (PostgreSQL, Redis)"
 scripts/services.sh
 

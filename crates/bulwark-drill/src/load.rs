@@ -123,6 +123,7 @@ pub async fn send(
         status: None,
         ok: false,
         error: None,
+        detail: None,
         latency: Duration::ZERO,
         first_token: None,
         target: None,
@@ -187,6 +188,7 @@ pub async fn send(
             sent.degraded = degraded;
             if status != 200 {
                 sent.error = Some(status.to_string());
+                sent.detail = error_message(&body);
             } else {
                 match judge(format, shape.stream, &body) {
                     Ok(()) => {
@@ -275,6 +277,15 @@ fn judge(format: WireFormat, stream: bool, body: &[u8]) -> Result<(), &'static s
     if ended { Ok(()) } else { Err("stream cut") }
 }
 
+/// The message of an error body. OpenAI, Anthropic and Gemini all put it
+/// at `error.message`.
+fn error_message(body: &[u8]) -> Option<String> {
+    const LONGEST: usize = 500;
+    let value: Value = serde_json::from_slice(body).ok()?;
+    let message = value["error"]["message"].as_str()?;
+    Some(message.chars().take(LONGEST).collect())
+}
+
 fn short_error(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         "timeout".into()
@@ -290,6 +301,19 @@ fn short_error(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_body_gives_its_message() {
+        let anthropic =
+            br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+        assert_eq!(error_message(anthropic).as_deref(), Some("Overloaded"));
+        let openai = br#"{"error":{"message":"no answer within the deadline","type":"timeout"}}"#;
+        assert_eq!(
+            error_message(openai).as_deref(),
+            Some("no answer within the deadline")
+        );
+        assert_eq!(error_message(b"<html>bad gateway</html>"), None);
+    }
 
     #[test]
     fn the_mix_has_its_shares() {

@@ -39,6 +39,10 @@ pub struct Sent {
     pub ok: bool,
     /// Why not, in a few words (`529`, `timeout`, `stream cut`, ...).
     pub error: Option<String>,
+    /// The error's own message, when the answer was an error body: what
+    /// the gateway or provider said, for reading a failure afterwards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// From sending to the last byte, in scenario time (the real time
     /// times the drill's speed).
     pub latency: Duration,

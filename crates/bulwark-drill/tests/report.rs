@@ -77,6 +77,7 @@ fn base(path: Path, seq: u64) -> Sent {
         status: Some(200),
         ok: true,
         error: None,
+        detail: None,
         latency: Duration::ZERO,
         first_token: None,
         target: None,
