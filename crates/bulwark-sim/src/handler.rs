@@ -401,6 +401,11 @@ fn decide(
         Format::Gemini => gemini::response(ctx, &answer),
     }
     .to_string();
+    let outcome = |response| Outcome {
+        label: label.clone(),
+        delay: delay + generation_time(format, ctx, &answer, Pacing::new(latency, speed)),
+        response,
+    };
     match fault {
         Some(Fault::ErrorEvent { status, .. }) => {
             // A non-streamed response has no events, so the error becomes the status.
@@ -473,6 +478,27 @@ fn faulty_json(
         error_frame: Bytes::new(),
     };
     build(200, headers, json_content_type(format), stream::body(plan))
+}
+
+/// How long the answer takes to generate: a provider sends a complete
+/// answer only once it has all of it, as long after the request as the
+/// last token of the same answer streamed. Without it, a drill's direct
+/// baseline would get its complete answers sooner than any real provider
+/// gives them, and look faster than the gateway that streams them.
+fn generation_time(format: Format, ctx: &Ctx, answer: &Answer, pacing: Pacing) -> Duration {
+    let first_token = crate::speed::wait(pacing.latency.first_token_ms, pacing.speed);
+    let interval = crate::speed::wait(pacing.latency.token_interval_ms, pacing.speed);
+    if first_token.is_zero() && interval.is_zero() {
+        return Duration::ZERO;
+    }
+    let frames = match format {
+        Format::OpenAi => openai::stream_frames(ctx, answer),
+        Format::Anthropic => anthropic::stream_frames(ctx, answer),
+        Format::Gemini => gemini::stream_frames(ctx, answer, true),
+    };
+    let tokens = frames.iter().filter(|frame| frame.paced).count();
+    let later_tokens = u32::try_from(tokens.saturating_sub(1)).unwrap_or(u32::MAX);
+    first_token + interval.saturating_mul(later_tokens)
 }
 
 /// One request's stream pacing in scenario milliseconds, with the speed that

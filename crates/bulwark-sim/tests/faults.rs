@@ -386,6 +386,31 @@ async fn latency_header_paces_stream() {
 }
 
 #[tokio::test]
+async fn a_complete_answer_takes_as_long_as_its_stream() {
+    let server = start().await;
+    let u = urls(&server.url());
+    let pacing = ("x-sim-latency", "first_token_ms=60,token_interval_ms=20");
+    for (url, headers, body) in [
+        (&u.openai, vec![pacing], openai_body(false)),
+        (
+            &u.anthropic,
+            vec![pacing, ("anthropic-version", "2023-06-01")],
+            anthropic_body(false),
+        ),
+    ] {
+        let t = Instant::now();
+        let r = post(url, &headers, &body).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        // As streamed: 60 ms, then 20 ms for each of at least 6 more words.
+        assert!(
+            t.elapsed() >= Duration::from_millis(180),
+            "{url}: {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
 async fn configured_latency_and_streamed_timing() {
     let config = SimConfig {
         latency: bulwark_sim::Latency {
