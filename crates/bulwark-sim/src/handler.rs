@@ -403,7 +403,12 @@ fn decide(
     .to_string();
     let outcome = |response| Outcome {
         label: label.clone(),
-        delay: delay + generation_time(format, ctx, &answer, Pacing::new(latency, speed)),
+        delay: delay.saturating_add(generation_time(
+            format,
+            ctx,
+            &answer,
+            Pacing::new(latency, speed),
+        )),
         response,
     };
     match fault {
@@ -498,7 +503,7 @@ fn generation_time(format: Format, ctx: &Ctx, answer: &Answer, pacing: Pacing) -
     };
     let tokens = frames.iter().filter(|frame| frame.paced).count();
     let later_tokens = u32::try_from(tokens.saturating_sub(1)).unwrap_or(u32::MAX);
-    first_token + interval.saturating_mul(later_tokens)
+    first_token.saturating_add(interval.saturating_mul(later_tokens))
 }
 
 /// One request's stream pacing in scenario milliseconds, with the speed that
