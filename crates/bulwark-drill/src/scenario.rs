@@ -73,7 +73,10 @@ impl WireFormat {
     }
 }
 
-/// One stretch of a provider's timeline.
+/// One stretch of a provider's timeline. It repeats the fields of
+/// `Conditions` rather than flattening them in: serde cannot combine
+/// `flatten` with `deny_unknown_fields`, and a misspelt fault key must be an
+/// error, not a healthy phase.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Phase {
