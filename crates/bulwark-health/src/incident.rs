@@ -273,8 +273,15 @@ impl IncidentBook {
                 updates.push(entry);
             }
         }
-        if updates.is_empty() && std::mem::take(&mut self.dirty) {
-            incident.updated_at = now;
+        if updates.is_empty() {
+            if self.dirty {
+                // Only the counts changed: `take_dirty` hands the incident
+                // over for storing.
+                incident.updated_at = now;
+            }
+        } else {
+            // Each update carries the incident, and is stored with it.
+            self.dirty = false;
         }
         updates
     }

@@ -75,6 +75,9 @@ struct Run {
     /// (second, component, to)
     changes: Vec<(i64, String, ComponentState)>,
     updates: Vec<(i64, IncidentUpdate)>,
+    /// (second, requests affected) of each incident handed over for storing
+    /// without a timeline update.
+    stored: Vec<(i64, u64)>,
 }
 
 /// Two requests a second; the primary is down from 60 s to 180 s.
@@ -86,6 +89,7 @@ fn run(until_s: i64) -> Run {
         tracker: HealthTracker::new(settings(), topology, HashMap::new(), 0),
         changes: Vec::new(),
         updates: Vec::new(),
+        stored: Vec::new(),
     };
     let breakers = HashMap::from([(PRIMARY.to_string(), BreakerState::Closed)]);
     for half_second in 0..until_s * 2 {
@@ -102,6 +106,9 @@ fn run(until_s: i64) -> Run {
             }
             for update in evaluation.incidents {
                 run.updates.push((next / 1000, update));
+            }
+            if let Some(incident) = evaluation.incident_to_store {
+                run.stored.push((next / 1000, incident.impact.affected));
             }
         }
     }
@@ -261,4 +268,18 @@ fn maintenance_shows_at_once_and_does_not_open_an_incident() {
         assert!(evaluation.changes.is_empty());
     }
     assert!(tracker.set_maintenance(2_000, "nope", true).is_none());
+}
+
+#[test]
+fn impact_counts_reach_the_store_between_timeline_updates() {
+    let run = run(400);
+    // Open from 100 s to 375 s, two affected requests a second. Every
+    // evaluation hands the counts over, except those whose timeline update
+    // carries the incident itself (opened at 100 s, monitoring at 255 s).
+    let expected: Vec<(i64, u64)> = (105..375)
+        .step_by(5)
+        .filter(|&s| s != 255)
+        .map(|s| (s, (s as u64 - 100) * 2))
+        .collect();
+    assert_eq!(run.stored, expected);
 }
