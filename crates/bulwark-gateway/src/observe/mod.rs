@@ -19,9 +19,9 @@ use std::time::Duration;
 use bulwark::config::Config;
 use bulwark::observe::record::RequestRecord;
 use bulwark::observe::unix_ms_now;
-use bulwark_alerts::{AlertSender, Alerter, DeliveryOptions, Webhook, WebhookFormat};
+use bulwark_alerts::{AlertSender, Alerter, DeliveryOptions, Webhook};
 use bulwark_health::{HealthSettings, HealthTracker, SloSettings, Topology};
-use bulwark_metrics::{Metrics, Prices};
+use bulwark_metrics::Metrics;
 use bulwark_store::{LogSender, LogWriter, Store, StoreError, WriterOptions};
 use tokio::sync::broadcast;
 
@@ -90,11 +90,7 @@ impl Observer {
                 .routes
                 .iter()
                 .map(|(name, route)| {
-                    let targets = route
-                        .targets
-                        .iter()
-                        .map(|t| format!("{}/{}", t.provider, t.model))
-                        .collect();
+                    let targets = route.targets.iter().map(ToString::to_string).collect();
                     (name.clone(), targets)
                 })
                 .collect(),
@@ -116,46 +112,31 @@ impl Observer {
         let settings: HealthSettings = config.observe.health.clone();
         let mut health =
             HealthTracker::new(settings, topology.clone(), slos.clone(), unix_ms_now());
+        let recent = match store.incidents(50).await {
+            Ok(recent) => recent,
+            Err(error) => {
+                tracing::warn!("cannot read incidents from the store: {error}");
+                Vec::new()
+            }
+        };
         // An incident still open when the gateway last stopped carries on.
-        match store.incidents(20).await {
-            Ok(incidents) => {
-                if let Some(open) = incidents.into_iter().find(|i| !i.status.is_closed()) {
-                    health.resume(open);
-                }
-            }
-            Err(error) => tracing::warn!("cannot read open incidents from the store: {error}"),
+        if let Some(open) = recent.iter().find(|i| !i.status.is_closed()) {
+            health.resume(open.clone());
         }
-        let targets: Vec<String> = topology
-            .routes
-            .iter()
-            .flat_map(|(_, t)| t.clone())
-            .collect();
-        let mut prices = Prices::default();
-        for (provider, config) in &config.providers {
-            for (model, price) in &config.prices {
-                prices
-                    .per_target
-                    .insert(format!("{provider}/{model}"), (price.input, price.output));
-            }
-        }
-        let metrics = Metrics::with_names(prices, config.routes.keys().cloned(), targets);
+        let metrics = Metrics::from_config(config);
+        // `bulwark check` has refused a bad format or event already.
         let webhooks = config
             .observe
             .webhooks
             .iter()
-            .map(|w| Webhook {
-                url: w.url.clone(),
-                format: if w.format == "slack" {
-                    WebhookFormat::Slack
-                } else {
-                    WebhookFormat::Generic
-                },
-                events: w.events.clone(),
+            .filter_map(|w| {
+                Webhook::from_config(w)
+                    .inspect_err(|error| tracing::error!(url = %w.url, "webhook left out: {error}"))
+                    .ok()
             })
             .collect();
         let alerts = Alerter::spawn(webhooks, DeliveryOptions::default());
         let (incidents, to_store) = tokio::sync::mpsc::unbounded_channel();
-        let recent = store.incidents(50).await.unwrap_or_default();
         let observer = Arc::new(Observer {
             incidents,
             recent: Mutex::new(recent),
