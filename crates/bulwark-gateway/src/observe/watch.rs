@@ -55,7 +55,6 @@ async fn watch_events(
             target, from, to, ..
         } = &event
         {
-            observer.metrics.set_breaker_state(target, *to);
             let update = observer
                 .health()
                 .on_breaker(unix_ms_now(), target, *from, *to);
