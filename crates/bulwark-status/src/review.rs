@@ -8,7 +8,7 @@ use bulwark::observe::incident::{Incident, TimelineKind};
 
 use crate::format::{count, duration, human_time, md_escape};
 
-fn kind_label(kind: TimelineKind) -> &'static str {
+pub(crate) fn timeline_label(kind: TimelineKind) -> &'static str {
     match kind {
         TimelineKind::Detected => "Detected",
         TimelineKind::StateChanged => "State changed",
@@ -20,10 +20,6 @@ fn kind_label(kind: TimelineKind) -> &'static str {
         TimelineKind::Resolved => "Resolved",
         TimelineKind::Note => "Note",
     }
-}
-
-pub(crate) fn timeline_label(kind: TimelineKind) -> &'static str {
-    kind_label(kind)
 }
 
 /// The gateway's own mitigations, the part of an incident no human did.
@@ -148,7 +144,7 @@ pub fn incident_markdown(incident: &Incident) -> String {
                 out,
                 "| {} | {} | {} | {} | {} |",
                 human_time(entry.at).trim_end_matches(" UTC"),
-                kind_label(entry.kind),
+                timeline_label(entry.kind),
                 entry
                     .component
                     .as_deref()
@@ -190,7 +186,7 @@ pub fn incident_markdown(incident: &Incident) -> String {
                 out,
                 "- {}: {}{on}: {}",
                 human_time(e.at),
-                kind_label(e.kind).to_lowercase(),
+                timeline_label(e.kind).to_lowercase(),
                 md_escape(&e.message)
             );
         }
