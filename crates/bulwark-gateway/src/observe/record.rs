@@ -95,7 +95,7 @@ impl Pending {
 
     /// As `error`, with the class given: `client_quota` for a client key
     /// over its own quota, which is not the service failing.
-    pub fn error_as(self, status: u16, class: &str, failed: Option<&Failed>) {
+    pub fn error_as(mut self, status: u16, class: &str, failed: Option<&Failed>) {
         let mut record = self.record(status, Some(class.to_string()));
         if let Some(failed) = failed {
             record.attempts = failed.attempt_log.clone();
@@ -105,7 +105,7 @@ impl Pending {
         observer.finish(record);
     }
 
-    pub fn complete(self, served: &Served<Vec<Chunk>>) {
+    pub fn complete(mut self, served: &Served<Vec<Chunk>>) {
         let mut record = self.record(200, None);
         fill_served(&mut record, served);
         let usage = usage(served.value.iter().flat_map(|c| &c.events));
@@ -118,7 +118,7 @@ impl Pending {
     }
 
     /// The record of a stream, finished when the stream is.
-    pub fn stream<T>(self, served: &Served<T>) -> StreamEnd {
+    pub fn stream<T>(mut self, served: &Served<T>) -> StreamEnd {
         let mut record = self.record(200, None);
         fill_served(&mut record, served);
         StreamEnd {
@@ -129,11 +129,13 @@ impl Pending {
         }
     }
 
-    fn record(&self, status: u16, error_class: Option<String>) -> RequestRecord {
+    /// Every caller consumes the request, so its strings move into the
+    /// record rather than being copied.
+    fn record(&mut self, status: u16, error_class: Option<String>) -> RequestRecord {
         RequestRecord {
             id: format!("req_{:016x}", fastrand::u64(..)),
             at: self.at,
-            route: self.route.clone(),
+            route: std::mem::take(&mut self.route),
             client_format: self.format.as_str().to_string(),
             stream: self.stream,
             status,
@@ -146,8 +148,8 @@ impl Pending {
             first_token_ms: None,
             input_tokens: None,
             output_tokens: None,
-            key_id: self.key_id.clone(),
-            request_body: self.body.clone(),
+            key_id: self.key_id.take(),
+            request_body: self.body.take(),
             attempts: Vec::new(),
         }
     }
