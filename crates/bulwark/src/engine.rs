@@ -308,13 +308,16 @@ impl AttemptLog {
 
     /// Everything so far, with attempts still in flight closed as `class`
     /// (a hedge that lost the race, or a call the deadline cut short).
-    fn snapshot(&self, labels: &[String], class: &str) -> Vec<AttemptRecord> {
+    fn snapshot(&self, targets: &[Target], class: &str) -> Vec<AttemptRecord> {
         let now = Instant::now();
         let mut all = self.done.clone();
         for (who, open) in self.open.iter().enumerate() {
             if let Some(open) = open {
                 let record = AttemptRecord {
-                    target: labels.get(who).cloned().unwrap_or_default(),
+                    target: targets
+                        .get(who)
+                        .map(|t| t.label.clone())
+                        .unwrap_or_default(),
                     at: self.unix_at(open.started),
                     latency_ms: millis(now.saturating_duration_since(open.started)),
                     first_token_ms: None,
@@ -553,12 +556,8 @@ impl<'a> Run<'a> {
             fallback,
             cache: None,
             degraded: None,
-            attempt_log: self.log.snapshot(&self.labels(), "cancelled"),
+            attempt_log: self.log.snapshot(&self.route.targets, "cancelled"),
         }
-    }
-
-    fn labels(&self) -> Vec<String> {
-        self.route.targets.iter().map(|t| t.label.clone()).collect()
     }
 
     /// Books a failed attempt (breaker, events, the failure list) and says
@@ -1005,7 +1004,7 @@ impl Run<'_> {
             error,
             attempts: self.attempts,
             failures: self.failures.clone(),
-            attempt_log: self.log.snapshot(&self.labels(), "timeout"),
+            attempt_log: self.log.snapshot(&self.route.targets, "timeout"),
         }
     }
 
@@ -1071,7 +1070,7 @@ impl Run<'_> {
             error,
             attempts: self.attempts,
             failures: self.failures.clone(),
-            attempt_log: self.log.snapshot(&self.labels(), "cancelled"),
+            attempt_log: self.log.snapshot(&self.route.targets, "cancelled"),
         }
     }
 
