@@ -323,9 +323,6 @@ impl Client {
                     match engine::run(&single, request, options, mode, &self.events).await {
                         Ok(mut served) => {
                             served.attempts += failed.attempts;
-                            let later = std::mem::take(&mut served.attempt_log);
-                            served.attempt_log = failed.attempt_log.clone();
-                            served.attempt_log.extend(later);
                             (served, target.label.clone())
                         }
                         Err(_) => continue,
@@ -337,9 +334,8 @@ impl Client {
                 ),
             };
             let mut served = served;
-            if served.attempt_log.is_empty() {
-                served.attempt_log = failed.attempt_log.clone();
-            }
+            // The failed attempts came first, whichever way it was saved.
+            served.attempt_log.splice(0..0, failed.attempt_log);
             served.fallback = true;
             self.events.emit(|| Event::Degraded {
                 route: route.name.clone(),
