@@ -27,7 +27,7 @@ use crate::error::{ApiError, ErrorKind, UpstreamError, UpstreamFailure};
 use crate::events::{Event, EventBus};
 use crate::limit::window::Refusal;
 use crate::observe::record::AttemptRecord;
-use crate::observe::{UnixMs, unix_ms_now};
+use crate::observe::{UnixMs, millis, unix_ms_now};
 use crate::provider::{Chunk, ChunkStream};
 use crate::resilience::breaker::CallOutcome;
 use crate::resilience::classify::{Action, classify};
@@ -362,10 +362,6 @@ fn semconv_provider(format: WireFormat) -> &'static str {
         WireFormat::Anthropic => "anthropic",
         WireFormat::Gemini => "gcp.gemini",
     }
-}
-
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
 
 /// What the engine does after a failed attempt.

@@ -10,7 +10,7 @@ use bulwark::api::{ChatRequest, Message, Role};
 use bulwark::config::Config;
 use bulwark::engine::RequestOptions;
 use bulwark::observe::record::RequestRecord;
-use bulwark::observe::unix_ms_now;
+use bulwark::observe::{millis, unix_ms_now};
 
 use super::Observer;
 
@@ -84,7 +84,7 @@ async fn probe_once(observer: &Weak<Observer>, client: &Weak<Client>, target: &s
         status,
         error_class,
         target: Some(target.to_string()),
-        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+        latency_ms: millis(started.elapsed()),
         attempts,
         ..RequestRecord::default()
     });

@@ -12,7 +12,7 @@ use bulwark::api::{ChatRequest, StreamEvent};
 use bulwark::engine::{CacheStatus, Failed, Served};
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::observe::record::{AttemptRecord, RequestRecord};
-use bulwark::observe::{UnixMs, unix_ms_now};
+use bulwark::observe::{UnixMs, millis, unix_ms_now};
 use bulwark::provider::Chunk;
 use tokio::time::Instant;
 use tracing::Span;
@@ -290,8 +290,4 @@ fn kind_class(kind: ErrorKind) -> &'static str {
         ErrorKind::Timeout => "timeout",
         ErrorKind::Overloaded => "overloaded",
     }
-}
-
-fn millis(duration: std::time::Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }

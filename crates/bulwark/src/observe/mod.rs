@@ -17,6 +17,11 @@ pub mod snapshot;
 /// and the status page, portable across SQLite and PostgreSQL.
 pub type UnixMs = i64;
 
+/// A duration as the fractional milliseconds records keep.
+pub fn millis(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
 pub fn unix_ms_now() -> UnixMs {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
