@@ -518,3 +518,48 @@ async fn probes_keep_a_quiet_target_judged() {
         "probes are counted apart from clients"
     );
 }
+
+#[tokio::test]
+async fn the_request_log_counts_the_tokens_of_streamed_and_complete_answers() {
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: anthropic, base_url: \"{}\", api_key: k }}\nroutes:\n  chat: {{ targets: [p/claude-sonnet-4-5] }}\n",
+        sim.url()
+    );
+    let running = common::start_gateway(&yaml).await.unwrap();
+    let http = reqwest::Client::new();
+    for stream in [false, true] {
+        let response = http
+            .post(format!("{}/v1/chat/completions", running.base))
+            .header("content-type", "application/json")
+            .body(
+                json!({
+                    "model": "chat",
+                    "stream": stream,
+                    "messages": [{"role": "user", "content": "count my tokens please"}],
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        // A stream's record is finished when the client has read it all.
+        response.bytes().await.unwrap();
+    }
+    let observer = running.gateway.observer();
+    observer.flush().await;
+    let rows = observer
+        .store()
+        .requests_between(0, i64::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert!(row.input_tokens.is_some_and(|n| n > 0), "{row:?}");
+        assert!(row.output_tokens.is_some_and(|n| n > 0), "{row:?}");
+    }
+    assert_eq!(rows.iter().filter(|r| r.stream).count(), 1);
+}

@@ -176,19 +176,9 @@ impl StreamEnd {
         if record.first_token_ms.is_none() {
             record.first_token_ms = Some(millis(started.elapsed()));
         }
-        for event in &chunk.events {
-            match event {
-                StreamEvent::Usage(usage) => {
-                    record.input_tokens = Some(usage.input_tokens);
-                    record.output_tokens = Some(usage.output_tokens);
-                }
-                StreamEvent::Start {
-                    input_tokens: Some(n),
-                    ..
-                } => record.input_tokens = Some(*n),
-                _ => {}
-            }
-        }
+        let (input, output) = usage(chunk.events.iter());
+        record.input_tokens = input.or(record.input_tokens);
+        record.output_tokens = output.or(record.output_tokens);
     }
 
     /// The stream broke after it started.
