@@ -22,7 +22,6 @@ use crate::compress::compress;
 use crate::load::{Endpoint, Shape, send};
 use crate::outcome::{DrillData, Marker, MarkerKind, Path, Sent};
 use crate::scenario::{Scenario, WireFormat};
-use crate::schedule::phase_spans;
 use crate::timeline::{Timeline, TimelineError, TimelineHandle};
 
 #[derive(Debug, thiserror::Error)]
@@ -124,11 +123,18 @@ pub async fn run(
             .ok_or_else(|| DrillError::NoRoute(scenario.primary.clone()))?,
     };
 
+    let rate_scale = match rps {
+        Some(r) if r > 0.0 && r.is_finite() => r / scenario.load.rps.max(f64::MIN_POSITIVE),
+        Some(_) => return Err(DrillError::BadRate),
+        None => 1.0,
+    };
+    let paced = quotas_in_real_time(&scenario, factor, rate_scale);
+
     // One simulator per provider, and one more for the primary, called
     // directly by the baseline so the two paths do not share quotas.
     let mut sims = HashMap::new();
     let mut servers = Vec::new();
-    for (name, provider) in &scenario.providers {
+    for (name, provider) in &paced.providers {
         let server = SimServer::start("127.0.0.1:0", sim_config(provider, speed)).await?;
         let Some(settings) = config.providers.get_mut(name) else {
             return Err(DrillError::MissingProvider(name.clone()));
@@ -140,7 +146,7 @@ pub async fn run(
         sims.insert(name.clone(), server.sim.clone());
         servers.push(server);
     }
-    let primary = scenario
+    let primary = paced
         .providers
         .get(&scenario.primary)
         .ok_or_else(|| DrillError::MissingProvider(scenario.primary.clone()))?;
@@ -165,11 +171,6 @@ pub async fn run(
         events: None,
     });
     config.observe.store = store.unwrap_or_else(|| "sqlite::memory:".into());
-    let rate_scale = match rps {
-        Some(r) if r > 0.0 && r.is_finite() => r / scenario.load.rps.max(f64::MIN_POSITIVE),
-        Some(_) => return Err(DrillError::BadRate),
-        None => 1.0,
-    };
     let mean_rps = scenario.load.rps * rate_scale;
     compress(&mut config, factor, mean_rps);
     let deadline = config
@@ -195,7 +196,6 @@ pub async fn run(
     watch_markers(&gateway, started, Arc::clone(&markers));
     alerts.mark_from(started, Arc::clone(&markers));
 
-    let paced = quotas_in_real_time(&scenario, factor, rate_scale);
     let mut direct_scenario = paced.clone();
     direct_scenario
         .providers
@@ -245,7 +245,7 @@ pub async fn run(
     let allowance = retry_allowance(&gateway, &config, wall_duration).await;
     let mut incidents = gateway.observer().recent_incidents();
     incidents.sort_by_key(|i| i.started_at);
-    let spans = phase_spans(&scenario);
+    let spans = timeline.phases().to_vec();
     let primary_spans: Vec<_> = spans
         .iter()
         .filter(|s| s.provider == scenario.primary)
