@@ -20,25 +20,11 @@ pub(crate) struct Civil {
     pub millis: u32,
 }
 
-const MS_PER_DAY: i64 = 86_400_000;
-
-use bulwark::observe::calendar::civil_from_days;
-
-/// The inverse of [`civil_from_days`].
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use bulwark::observe::calendar::{DAY_MS, civil_from_days, days_from_civil, utc_date};
 
 pub(crate) fn civil(at: UnixMs) -> Civil {
-    let days = at.div_euclid(MS_PER_DAY);
-    let in_day = at.rem_euclid(MS_PER_DAY);
+    let days = at.div_euclid(DAY_MS);
+    let in_day = at.rem_euclid(DAY_MS);
     let (year, month, day) = civil_from_days(days);
     Civil {
         year,
@@ -94,8 +80,7 @@ pub fn parse_date(text: &str) -> Option<i64> {
 }
 
 pub fn date_from_days(days: i64) -> String {
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}")
+    utc_date(days.saturating_mul(DAY_MS))
 }
 
 /// A fraction 0..=1 as a percentage with enough digits to tell 99.9 % from

@@ -4,12 +4,11 @@
 //! health tracker's tick rate.
 
 use bulwark::observe::UnixMs;
+use bulwark::observe::calendar::DAY_MS;
 use bulwark::observe::component::{ComponentKind, ComponentState};
 use sqlx::Row;
 
 use crate::{Store, StoreError};
-
-const DAY_MS: i64 = 86_400_000;
 
 /// A longer span is a caller bug (a clock jump, seconds passed as ms), and
 /// splitting it would write a row per day.

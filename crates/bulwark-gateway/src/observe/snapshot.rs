@@ -1,6 +1,7 @@
 //! Gathers what the status page shows: live states from the tracker,
 //! history from the store.
 
+use bulwark::observe::calendar::{DAY_MS, day_start};
 use bulwark::observe::component::ComponentState;
 use bulwark::observe::snapshot::{ComponentStatus, DayUptime, SloStatus, StatusSnapshot};
 use bulwark::observe::{UnixMs, unix_ms_now};
@@ -9,14 +10,13 @@ use bulwark_store::UptimeDay;
 
 use super::Observer;
 
-const DAY_MS: i64 = 86_400_000;
 const DAYS_SHOWN: i64 = 90;
 
 impl Observer {
     pub async fn snapshot(&self) -> StatusSnapshot {
         let now = unix_ms_now();
         let components = self.health().components();
-        let today = now.div_euclid(DAY_MS) * DAY_MS;
+        let today = day_start(now);
         let from = today - (DAYS_SHOWN - 1) * DAY_MS;
         let mut statuses = Vec::with_capacity(components.len());
         for component in components {
@@ -89,7 +89,7 @@ impl Observer {
 /// `since`. History is kept per day, so "24 h" covers today and yesterday
 /// in full: close enough for a status page, and it survives restarts.
 fn uptime_since(days: &[UptimeDay], since: UnixMs) -> Option<f64> {
-    let first_day = since.div_euclid(DAY_MS) * DAY_MS;
+    let first_day = day_start(since);
     let (up, observed) =
         days.iter()
             .filter(|d| d.day_start >= first_day)
