@@ -157,14 +157,13 @@ impl IncidentBook {
         let stale = record.cache.as_deref() == Some("stale")
             || record.degraded.as_deref() == Some("stale-cache");
         let mut note = None;
-        if !record.is_good() {
-            impact.failed += 1;
-        } else if stale || record.cache.as_deref() == Some("hit") {
-            impact.from_cache += 1;
-        } else if record.degraded.is_some() {
-            impact.degraded += 1;
-        } else if record.fallback {
-            impact.saved_by_fallback += 1;
+        // By the same outcome the metrics count, so the two never disagree.
+        match record.outcome() {
+            "error" => impact.failed += 1,
+            "stale" | "cache" => impact.from_cache += 1,
+            "degraded" => impact.degraded += 1,
+            "fallback" => impact.saved_by_fallback += 1,
+            _ => {}
         }
         if record.is_good() && record.fallback && record.degraded.is_none() && !self.fallback_noted
         {

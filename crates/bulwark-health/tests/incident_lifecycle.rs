@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bulwark::observe::UnixMs;
 use bulwark::observe::component::ComponentState::{self, *};
-use bulwark::observe::incident::{IncidentStatus, TimelineKind};
+use bulwark::observe::incident::{Impact, IncidentStatus, TimelineKind};
 use bulwark::observe::record::{AttemptRecord, RequestRecord};
 use bulwark::resilience::breaker::BreakerState;
 use bulwark_health::{HealthSettings, HealthTracker, IncidentUpdate, Topology};
@@ -75,9 +75,9 @@ struct Run {
     /// (second, component, to)
     changes: Vec<(i64, String, ComponentState)>,
     updates: Vec<(i64, IncidentUpdate)>,
-    /// (second, requests affected) of each incident handed over for storing
-    /// without a timeline update.
-    stored: Vec<(i64, u64)>,
+    /// (second, impact) of each incident handed over for storing without a
+    /// timeline update.
+    stored: Vec<(i64, Impact)>,
 }
 
 /// Two requests a second; the primary is down from 60 s to 180 s.
@@ -108,7 +108,7 @@ fn run(until_s: i64) -> Run {
                 run.updates.push((next / 1000, update));
             }
             if let Some(incident) = evaluation.incident_to_store {
-                run.stored.push((next / 1000, incident.impact.affected));
+                run.stored.push((next / 1000, incident.impact));
             }
         }
     }
@@ -281,5 +281,50 @@ fn impact_counts_reach_the_store_between_timeline_updates() {
         .filter(|&s| s != 255)
         .map(|s| (s, (s as u64 - 100) * 2))
         .collect();
-    assert_eq!(run.stored, expected);
+    let affected: Vec<(i64, u64)> = run.stored.iter().map(|(s, i)| (*s, i.affected)).collect();
+    assert_eq!(affected, expected);
+}
+
+#[test]
+fn impact_counts_each_answer_by_how_it_was_given() {
+    let mut run = run(150);
+    let before = run.stored.last().unwrap().1;
+    let at = 150_100;
+    let answered = |change: fn(&mut RequestRecord)| {
+        let mut record = request(at, false);
+        change(&mut record);
+        record
+    };
+    for record in [
+        answered(|_| {}),
+        answered(|r| r.cache = Some("hit".into())),
+        answered(|r| r.cache = Some("stale".into())),
+        answered(|r| r.degraded = Some("stale-cache".into())),
+        answered(|r| r.degraded = Some("openai/gpt-4o-mini".into())),
+        // A static apology is no answer.
+        answered(|r| r.degraded = Some("static".into())),
+        answered(|r| {
+            r.status = 503;
+            r.error_class = Some("overloaded".into());
+        }),
+    ] {
+        run.tracker.observe(&record);
+    }
+    let breakers = HashMap::from([(PRIMARY.to_string(), BreakerState::Closed)]);
+    let after = run
+        .tracker
+        .evaluate(155_000, &breakers)
+        .incident_to_store
+        .unwrap()
+        .impact;
+    assert_eq!(
+        after,
+        Impact {
+            affected: before.affected + 7,
+            saved_by_fallback: before.saved_by_fallback + 1,
+            from_cache: before.from_cache + 3,
+            degraded: before.degraded + 1,
+            failed: before.failed + 2,
+        }
+    );
 }

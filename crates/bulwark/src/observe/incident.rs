@@ -115,9 +115,10 @@ pub struct Impact {
     pub saved_by_fallback: u64,
     /// Answered from the cache, fresh or stale.
     pub from_cache: u64,
-    /// Answered degraded (a simpler model or a static answer).
+    /// Answered degraded, by a simpler model. A static answer is no
+    /// answer, and counts as failed.
     pub degraded: u64,
-    /// Got an error.
+    /// Got an error, or a static degraded answer.
     pub failed: u64,
 }
 
