@@ -61,17 +61,8 @@ pub fn judge_target(
     }
     if stats.attempts >= settings.min_volume {
         let rate = stats.error_rate();
-        let state = if rate >= MAJOR_ERROR_RATE {
-            ComponentState::MajorOutage
-        } else if rate >= PARTIAL_ERROR_RATE {
-            ComponentState::PartialOutage
-        } else if rate >= DEGRADED_ERROR_RATE {
-            ComponentState::DegradedPerformance
-        } else {
-            ComponentState::Operational
-        };
         judgement.worsen(
-            state,
+            state_for_error_rate(rate),
             format!(
                 "error rate {:.0} % over the last {} calls",
                 rate * 100.0,
@@ -87,17 +78,29 @@ pub fn judge_target(
                 ),
             );
         }
-    }
-    if let (Some(p50), Some(baseline)) = (stats.first_token_p50_ms, baseline_first_token_ms)
-        && stats.attempts >= settings.min_volume
-        && p50 > baseline * settings.slow_factor
-    {
-        judgement.worsen(
-            ComponentState::DegradedPerformance,
-            format!("first token in {:.0} ms, usually {:.0} ms", p50, baseline),
-        );
+        if let (Some(p50), Some(baseline)) = (stats.first_token_p50_ms, baseline_first_token_ms)
+            && p50 > baseline * settings.slow_factor
+        {
+            judgement.worsen(
+                ComponentState::DegradedPerformance,
+                format!("first token in {:.0} ms, usually {:.0} ms", p50, baseline),
+            );
+        }
     }
     judgement
+}
+
+/// The ladder's rung for a share of failed calls or requests.
+fn state_for_error_rate(rate: f64) -> ComponentState {
+    if rate >= MAJOR_ERROR_RATE {
+        ComponentState::MajorOutage
+    } else if rate >= PARTIAL_ERROR_RATE {
+        ComponentState::PartialOutage
+    } else if rate >= DEGRADED_ERROR_RATE {
+        ComponentState::DegradedPerformance
+    } else {
+        ComponentState::Operational
+    }
 }
 
 /// A route as its clients see it: errors they got, and how many answers
@@ -108,16 +111,10 @@ pub fn judge_route(stats: &RouteStats, settings: &HealthSettings) -> Judgement {
         return judgement;
     }
     let rate = stats.bad_rate();
-    let state = if rate >= MAJOR_ERROR_RATE {
-        ComponentState::MajorOutage
-    } else if rate >= PARTIAL_ERROR_RATE {
-        ComponentState::PartialOutage
-    } else if rate >= DEGRADED_ERROR_RATE {
-        ComponentState::DegradedPerformance
-    } else {
-        ComponentState::Operational
-    };
-    judgement.worsen(state, format!("{:.0} % of requests failed", rate * 100.0));
+    judgement.worsen(
+        state_for_error_rate(rate),
+        format!("{:.0} % of requests failed", rate * 100.0),
+    );
     if stats.degraded_share() >= DEGRADED_ERROR_RATE {
         judgement.worsen(
             ComponentState::DegradedPerformance,
