@@ -1,24 +1,60 @@
 //! `Client`: the engine in-process. The HTTP gateway is a thin layer over it,
 //! so both behave identically.
+//!
+//! A request's way, top to bottom; each stage may touch only what it names:
+//!
+//! 1. **front door** (`bulwark-gateway`: `front_door.rs`): decodes the
+//!    client's wire format into a neutral [`ChatRequest`] through its
+//!    dialect (`wire::`);
+//! 2. **auth** (`bulwark-gateway`: `auth.rs`): the client key, its models and
+//!    its quota;
+//! 3. **route** ([`RouteTable::resolve`]): the request's `model` names a
+//!    route or a target; its [`Deadline`] starts here, once, and is carried
+//!    down through every later stage;
+//! 4. **cache** ([`crate::cache`]): an exact-match hit answers here;
+//! 5. **admission** ([`crate::limit::queue`]): the route's priority queue,
+//!    within the deadline;
+//! 6. **engine** ([`crate::engine`]): plan the targets' order, attempt each
+//!    (breaker, concurrency, quotas, the call, hedges, retries), and relay
+//!    the answer's stream ([`crate::continuation`] continues a broken one);
+//! 7. **degrade** ([`crate::degrade`]): when every target failed, a stale
+//!    answer, a last-resort target or a fixed answer;
+//! 8. **encode** (`bulwark-gateway`: `respond.rs`): the answer or error in
+//!    the client's format, with headers that say what happened;
+//! 9. **record** (`bulwark-gateway`: `observe/`): the request log, metrics,
+//!    health and traces.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::aggregate::aggregate;
-use std::time::Instant;
-
-use crate::api::{ChatRequest, ChatResponse, FinishReason, StreamEvent, Usage, WireFormat};
-use crate::cache::{CacheKey, CachedAnswer, ResponseCache, cache_key};
+use crate::api::{ChatRequest, ChatResponse};
+use crate::cache::{CacheKey, CachePolicy, CacheStatus, CachedAnswer, ResponseCache, cache_key};
 use crate::config::{Config, RouteCache};
-use crate::engine::{self, Answer, CachePolicy, CacheStatus, Failed, Mode, RequestOptions, Served};
+use crate::deadline::Deadline;
+use crate::degrade::Degrade;
+use crate::engine::{self, Answer, Failed, Mode, Served};
 use crate::error::{ApiError, ErrorKind};
 use crate::events::{Event, EventBus};
-use crate::limit::queue::Admitted;
+use crate::limit::queue::{Admitted, Priority};
 use crate::provider::{Chunk, ChunkStream, EventStream, ProviderBuildError};
-use crate::route::{DegradeStep, Route, RouteTable};
-use crate::sse::SseEvent;
+use crate::route::{Route, RouteTable};
+
+/// Per-request settings from the caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// The caller's own deadline; it can shorten the route's, never lengthen it.
+    pub deadline: Option<Duration>,
+    pub cache: CachePolicy,
+    /// Who is asking (a client key's name); cached answers are not shared
+    /// across tenants.
+    pub tenant: Option<Arc<str>>,
+    /// The request's place in the route's admission queue.
+    pub priority: Priority,
+}
 
 #[derive(Debug)]
 pub struct Client {
@@ -188,11 +224,11 @@ impl Client {
         options: RequestOptions,
         mode: Mode,
     ) -> Result<(Served<Answer>, Option<Cacheable>, Option<Admitted>), Failed> {
-        let started = Instant::now();
         let route = self
             .table
             .resolve(&request.model)
             .map_err(Failed::before_any_attempt)?;
+        let deadline = Deadline::start(route.timeouts.deadline, options.deadline);
         let cacheable = self.cacheable(&route, &request, &options);
         if let Some(hit) = self.cached(cacheable.as_ref()).await {
             self.events.emit(|| Event::Cache {
@@ -201,49 +237,11 @@ impl Client {
             });
             return Ok((hit.map(Answer::Complete), None, None));
         }
-        // The route's admission queue; the time spent in it counts against
-        // the request's deadline.
-        let budget = options
-            .deadline
-            .map_or(route.timeouts.deadline, |d| d.min(route.timeouts.deadline));
-        let admitted = match &route.admission {
-            None => None,
-            Some(queue) => {
-                let queued = tokio::time::Instant::now();
-                let deadline = queued + budget;
-                match queue.admit(options.priority, deadline).await {
-                    Ok(admitted) => {
-                        self.events.emit(|| Event::Admitted {
-                            route: route.name.clone(),
-                            waited: queued.elapsed(),
-                        });
-                        Some(admitted)
-                    }
-                    Err(shed) => {
-                        let mut error = ApiError::new(
-                            ErrorKind::RateLimit,
-                            format!(
-                                "route `{}` is at capacity and this request would not get its turn within its deadline; retry after {:.0} s",
-                                route.name,
-                                shed.retry_after.as_secs_f64().ceil()
-                            ),
-                        );
-                        error.retry_after = Some(shed.retry_after.as_secs().max(1));
-                        self.events.emit(|| Event::Shed {
-                            route: route.name.clone(),
-                        });
-                        return Err(Failed::before_any_attempt(error));
-                    }
-                }
-            }
-        };
-        let mut options = options;
-        options.deadline = Some(budget.saturating_sub(started.elapsed()));
+        let admitted = self.admit(&route, options.priority, deadline).await?;
         let mut request = request;
         request.stream = mode == Mode::Stream;
-        match engine::run(&route, &request, options.clone(), mode, &self.events).await {
+        match engine::run(&route, &request, deadline, mode, &self.events).await {
             Ok(mut served) => {
-                // A degraded answer is never stored: it would outlive the outage.
                 let store = cacheable.filter(|c| c.policy != CachePolicy::Bypass);
                 if store.is_some() {
                     served.cache = Some(CacheStatus::Miss);
@@ -255,97 +253,57 @@ impl Client {
                 Ok((served, store, admitted))
             }
             Err(failed) => {
-                let served = self
-                    .degrade(
-                        &route,
-                        &request,
-                        cacheable.as_ref(),
-                        options,
-                        mode,
-                        started,
-                        failed,
-                    )
-                    .await?;
-                Ok((served, None, admitted))
+                let degrade = Degrade {
+                    route: &route,
+                    request: &request,
+                    cache_key: cacheable.as_ref().map(|c| &c.key),
+                    cache: &self.cache,
+                    deadline,
+                    mode,
+                    events: &self.events,
+                };
+                // A degraded answer is never stored: it would outlive the outage.
+                Ok((degrade.answer(failed).await?, None, admitted))
             }
         }
     }
 
-    /// Every target failed: the route's degrade steps, in order, within
-    /// what is left of the deadline. Each degraded answer says so.
-    #[allow(clippy::too_many_arguments)]
-    async fn degrade(
+    /// A place in the route's admission queue, if it has one; the time spent
+    /// waiting for it counts against the request's deadline.
+    async fn admit(
         &self,
-        route: &Arc<Route>,
-        request: &ChatRequest,
-        cacheable: Option<&Cacheable>,
-        options: RequestOptions,
-        mode: Mode,
-        started: Instant,
-        failed: Failed,
-    ) -> Result<Served<Answer>, Failed> {
-        let budget = options
-            .deadline
-            .map_or(route.timeouts.deadline, |d| d.min(route.timeouts.deadline));
-        for step in &route.degrade {
-            let (served, how) = match step {
-                DegradeStep::StaleCache => {
-                    let Some(cacheable) = cacheable else { continue };
-                    let Some(stale) = self.cache.get_stale(&cacheable.key).await else {
-                        continue;
-                    };
-                    let mut served = from_cache(&stale, CacheStatus::Stale);
-                    self.events.emit(|| Event::Cache {
-                        route: route.name.clone(),
-                        status: "stale",
-                    });
-                    served.attempts = failed.attempts;
-                    (served.map(Answer::Complete), "stale-cache".to_string())
-                }
-                DegradeStep::Target(target) => {
-                    let left = budget.saturating_sub(started.elapsed());
-                    if left.is_zero() {
-                        continue;
-                    }
-                    let single = Arc::new(Route {
-                        name: route.name.clone(),
-                        targets: vec![target.clone()],
-                        tiers: std::iter::once(0..1).collect(),
-                        weights: vec![1],
-                        hedge_after: None,
-                        degrade: Vec::new(),
-                        ..(**route).clone()
-                    });
-                    let options = RequestOptions {
-                        deadline: Some(left),
-                        ..options.clone()
-                    };
-                    match engine::run(&single, request, options, mode, &self.events).await {
-                        Ok(mut served) => {
-                            served.attempts += failed.attempts;
-                            (served, target.label.clone())
-                        }
-                        Err(_) => continue,
-                    }
-                }
-                DegradeStep::Static(text) => (
-                    static_answer(text).map(Answer::Complete),
-                    "static".to_string(),
-                ),
-            };
-            let mut served = served;
-            // The failed attempts came first, whichever way it was saved.
-            served.attempt_log.splice(0..0, failed.attempt_log);
-            served.fallback = true;
-            self.events.emit(|| Event::Degraded {
-                route: route.name.clone(),
-                how: how.clone(),
-            });
-            tracing::warn!(route = %route.name, how = %how, "every target failed; answered degraded");
-            served.degraded = Some(how);
-            return Ok(served);
+        route: &Route,
+        priority: Priority,
+        deadline: Deadline,
+    ) -> Result<Option<Admitted>, Failed> {
+        let Some(queue) = &route.admission else {
+            return Ok(None);
+        };
+        let queued = tokio::time::Instant::now();
+        match queue.admit(priority, deadline.at()).await {
+            Ok(admitted) => {
+                self.events.emit(|| Event::Admitted {
+                    route: route.name.clone(),
+                    waited: queued.elapsed(),
+                });
+                Ok(Some(admitted))
+            }
+            Err(shed) => {
+                let mut error = ApiError::new(
+                    ErrorKind::RateLimit,
+                    format!(
+                        "route `{}` is at capacity and this request would not get its turn within its deadline; retry after {:.0} s",
+                        route.name,
+                        shed.retry_after.as_secs_f64().ceil()
+                    ),
+                );
+                error.retry_after = Some(shed.retry_after.as_secs().max(1));
+                self.events.emit(|| Event::Shed {
+                    route: route.name.clone(),
+                });
+                Err(Failed::before_any_attempt(error))
+            }
         }
-        Err(failed)
     }
 
     /// Whether this request's answer may be cached, and under which key:
@@ -392,7 +350,7 @@ impl Client {
     }
 }
 
-fn from_cache(answer: &CachedAnswer, status: CacheStatus) -> Served<Vec<Chunk>> {
+pub(crate) fn from_cache(answer: &CachedAnswer, status: CacheStatus) -> Served<Vec<Chunk>> {
     Served {
         value: answer.chunks.clone(),
         target: answer.target.clone(),
@@ -400,74 +358,6 @@ fn from_cache(answer: &CachedAnswer, status: CacheStatus) -> Served<Vec<Chunk>> 
         attempts: 0,
         fallback: false,
         cache: Some(status),
-        degraded: None,
-        attempt_log: Vec::new(),
-    }
-}
-
-/// A fixed answer, written as an OpenAI-format stream (clients of other
-/// formats get it translated like any answer).
-fn static_answer(text: &str) -> Served<Vec<Chunk>> {
-    let created = crate::api::unix_now();
-    let chunk = |data: serde_json::Value, events: Vec<StreamEvent>| Chunk {
-        raw: SseEvent {
-            event: None,
-            data: data.to_string(),
-        },
-        events,
-    };
-    let frame = |delta: serde_json::Value, finish: serde_json::Value| {
-        serde_json::json!({
-            "id": "chatcmpl-bulwark-static", "object": "chat.completion.chunk", "created": created,
-            "model": "bulwark-static", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        })
-    };
-    let start = StreamEvent::Start {
-        id: "chatcmpl-bulwark-static".into(),
-        model: "bulwark-static".into(),
-        created,
-        input_tokens: Some(0),
-    };
-    let chunks = vec![
-        chunk(
-            frame(
-                serde_json::json!({"role": "assistant", "content": text}),
-                serde_json::Value::Null,
-            ),
-            vec![
-                start,
-                StreamEvent::TextDelta {
-                    index: 0,
-                    text: text.to_string(),
-                },
-            ],
-        ),
-        chunk(
-            frame(serde_json::json!({}), serde_json::json!("stop")),
-            vec![StreamEvent::Finish {
-                reason: FinishReason::Stop,
-                stop_sequence: None,
-            }],
-        ),
-        chunk(
-            serde_json::json!({"id": "chatcmpl-bulwark-static", "object": "chat.completion.chunk", "created": created, "model": "bulwark-static", "choices": [], "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}),
-            vec![StreamEvent::Usage(Usage::default())],
-        ),
-        Chunk {
-            raw: SseEvent {
-                event: None,
-                data: "[DONE]".into(),
-            },
-            events: vec![],
-        },
-    ];
-    Served {
-        value: chunks,
-        target: "static".into(),
-        format: WireFormat::OpenAi,
-        attempts: 0,
-        fallback: true,
-        cache: None,
         degraded: None,
         attempt_log: Vec::new(),
     }

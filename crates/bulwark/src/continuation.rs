@@ -10,7 +10,6 @@
 //! one ends with an error as usual.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -18,10 +17,11 @@ use tokio::time::Instant;
 
 use crate::api::{ChatRequest, ContentBlock, Message, Role, StreamEvent, Usage, WireFormat};
 use crate::config::ProviderKind;
-use crate::engine::{Opener, report_at_end, within_deadline};
+use crate::deadline::Deadline;
+use crate::engine::{Call, report_at_end};
 use crate::events::{Event, EventBus};
 use crate::provider::{Chunk, ChunkStream};
-use crate::resilience::breaker::CallOutcome;
+use crate::resilience::classify::classify;
 use crate::route::Route;
 use crate::sse::SseEvent;
 
@@ -30,8 +30,7 @@ pub(crate) struct Continuation {
     pub request: ChatRequest,
     /// Targets not yet tried, in plan order.
     pub candidates: Vec<usize>,
-    pub deadline: Instant,
-    pub budget: Duration,
+    pub deadline: Deadline,
     pub events: EventBus,
     /// The target that served the stream so far.
     pub served: usize,
@@ -120,7 +119,7 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             }
             return;
         }
-        if so_far.tool_started || so_far.text.is_empty() || so_far.text_block_closed || Instant::now() >= c.deadline {
+        if so_far.tool_started || so_far.text.is_empty() || so_far.text_block_closed || c.deadline.passed() {
             yield Err(failure);
             return;
         }
@@ -132,7 +131,7 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
         request.messages.push(Message { role: Role::Assistant, content: vec![ContentBlock::Text(prefill)] });
         // The original body no longer describes this request.
         request.source = None;
-        let opener = Opener { route: &c.route, request: &request, deadline: c.deadline, budget: c.budget };
+        let call = Call { route: &c.route, request: &request, deadline: c.deadline };
         let mut last_error = failure;
         for &j in &c.candidates {
             let target = &c.route.targets[j];
@@ -148,12 +147,10 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
                 c.events.emit(|| Event::RetryBudgetExhausted { target: served.label.clone() });
                 break;
             }
-            let started = Instant::now();
-            let opened = match opener.open(target, false).await {
+            let opened = match call.open(target, false).await {
                 Ok(opened) => opened,
                 Err(error) => {
-                    let failed = crate::resilience::classify::classify(&error).breaker_failure;
-                    ticket.report(if failed { CallOutcome::Failure } else { CallOutcome::Ignored });
+                    ticket.report(classify(&error).breaker_outcome());
                     last_error = error;
                     continue;
                 }
@@ -164,9 +161,8 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
                 from: c.route.targets[c.served].label.clone(),
                 to: target.label.clone(),
             });
-            let head = futures_util::stream::iter(opened.head.into_iter().map(Ok));
-            let continued: ChunkStream = Box::pin(head.chain(within_deadline(opened.rest, c.deadline, target.label.clone(), opened.permit)));
-            let mut rest = report_at_end(continued, ticket, started.elapsed());
+            let first_token = opened.first_token;
+            let mut rest = report_at_end(opened.into_stream(target, c.deadline), ticket, first_token);
             let mut writer = Splice { format, so_far: &so_far, usage: None };
             let mut finish = None;
             while let Some(item) = rest.next().await {

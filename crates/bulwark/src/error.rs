@@ -36,21 +36,6 @@ impl ErrorKind {
             ErrorKind::Overloaded => 503,
         }
     }
-
-    pub fn from_status(status: u16) -> Self {
-        match status {
-            400 | 409 | 422 => ErrorKind::InvalidRequest,
-            401 => ErrorKind::Authentication,
-            402 => ErrorKind::Billing,
-            403 => ErrorKind::Permission,
-            404 => ErrorKind::NotFound,
-            413 => ErrorKind::RequestTooLarge,
-            429 => ErrorKind::RateLimit,
-            408 | 504 => ErrorKind::Timeout,
-            503 | 529 => ErrorKind::Overloaded,
-            _ => ErrorKind::Api,
-        }
-    }
 }
 
 /// An error as the client will see it, before it is written in the client's
@@ -102,15 +87,6 @@ impl ApiError {
         self.status = status;
         self
     }
-}
-
-/// What the engine should do after an attempt failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// Another target may well succeed: move on.
-    FailOver,
-    /// The request itself is at fault; every target would refuse it.
-    FailFast,
 }
 
 /// How an upstream attempt failed.
@@ -166,102 +142,14 @@ impl UpstreamError {
         }
     }
 
-    /// The foundation's failure table: connection errors, timeouts, 408, 409,
-    /// 429, 5xx and 529 move the request to the next target; other statuses
-    /// mean the request itself is at fault. The resilience engine refines this
-    /// (retry in place, quota exhaustion, `x-should-retry`).
-    pub fn disposition(&self) -> Disposition {
-        match &self.failure {
-            UpstreamFailure::Connect
-            | UpstreamFailure::Timeout
-            | UpstreamFailure::Decode
-            | UpstreamFailure::Stream { .. }
-            | UpstreamFailure::Rejected(_)
-            | UpstreamFailure::LimitReached => Disposition::FailOver,
-            UpstreamFailure::Status { status, .. } => match status {
-                408 | 409 | 429 | 500..=599 => Disposition::FailOver,
-                // Another provider's key may work where this one's does not.
-                401 | 403 => Disposition::FailOver,
-                _ => Disposition::FailFast,
-            },
-        }
-    }
-
-    /// Low-cardinality label for logs and metrics.
+    /// Low-cardinality label for logs and metrics, from the failure table.
     pub fn class(&self) -> &'static str {
-        match &self.failure {
-            UpstreamFailure::Connect => "connect",
-            UpstreamFailure::Timeout => "timeout",
-            UpstreamFailure::Decode => "decode",
-            UpstreamFailure::Stream { .. } => "stream",
-            UpstreamFailure::Rejected(_) => "untranslatable",
-            UpstreamFailure::LimitReached => "concurrency_limit",
-            UpstreamFailure::Status { status, .. } => match status {
-                429 => "rate_limited",
-                529 | 503 => "overloaded",
-                500..=599 => "server_error",
-                401 | 403 => "auth",
-                _ => "client_error",
-            },
-        }
+        crate::resilience::classify::classify(self).class
     }
 
-    /// The error the client sees when this was the last word.
+    /// The error the client sees when this was the last word, from the
+    /// failure table.
     pub fn to_api_error(&self) -> ApiError {
-        match &self.failure {
-            UpstreamFailure::Rejected(error) => error.clone(),
-            // Bulwark's own limits: the client should slow down, not retry now.
-            UpstreamFailure::LimitReached => {
-                let mut error = ApiError::new(ErrorKind::RateLimit, format!("{}: {}", self.target, self.message));
-                error.retry_after = Some(self.retry_after.map_or(1, |d| d.as_secs().max(1)));
-                error
-            }
-            // The client's credentials are fine; the gateway's are not.
-            UpstreamFailure::Status {
-                status: 401 | 403, ..
-            } => ApiError::new(
-                ErrorKind::Api,
-                format!(
-                    "{} rejected the gateway's credentials ({}); check the provider's api_key in the Bulwark config",
-                    self.target, self.message
-                ),
-            )
-            .with_status(502),
-            // The model the config names does not exist there (any more).
-            UpstreamFailure::Status { status: 404, .. } => ApiError::new(
-                ErrorKind::Api,
-                format!(
-                    "{} answered 404 ({}); check that the model in this route's target exists at the provider",
-                    self.target, self.message
-                ),
-            )
-            .with_status(502),
-            UpstreamFailure::Status {
-                status,
-                provider_code,
-            } if (400..500).contains(status) => {
-                let kind = ErrorKind::from_status(*status);
-                let mut error = ApiError::new(kind, format!("{}: {}", self.target, self.message));
-                error.status = *status;
-                error.code.clone_from(provider_code);
-                error.retry_after = self.retry_after.map(|d| d.as_secs().max(1));
-                error
-            }
-            UpstreamFailure::Stream {
-                provider_code: Some(code),
-            } if code.contains("overloaded") => ApiError::new(
-                ErrorKind::Overloaded,
-                format!("{} is overloaded: {}", self.target, self.message),
-            ),
-            UpstreamFailure::Timeout => ApiError::new(
-                ErrorKind::Timeout,
-                format!("{} did not answer in time: {}", self.target, self.message),
-            ),
-            _ => ApiError::new(
-                ErrorKind::Api,
-                format!("{} failed: {}", self.target, self.message),
-            )
-            .with_status(502),
-        }
+        crate::resilience::classify::client_error(self)
     }
 }

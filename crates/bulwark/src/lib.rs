@@ -10,6 +10,8 @@ pub mod cache;
 pub mod client;
 pub mod config;
 mod continuation;
+pub mod deadline;
+mod degrade;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -22,7 +24,7 @@ pub mod sse;
 pub mod timefmt;
 pub mod wire;
 
-pub use client::Client;
+pub use client::{Client, RequestOptions};
 pub use config::Config;
 pub use engine::{Failed, Served};
 pub use error::{ApiError, ErrorKind};

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bulwark::RequestOptions;
 use bulwark::api::{ChatRequest, Message, Role};
-use bulwark::engine::RequestOptions;
 use bulwark::events::Event;
 use bulwark::resilience::breaker::BreakerState;
 use bulwark::{Client, Config, ErrorKind};

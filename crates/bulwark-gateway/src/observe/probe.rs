@@ -6,9 +6,9 @@
 use std::sync::{Arc, Weak};
 
 use bulwark::Client;
+use bulwark::RequestOptions;
 use bulwark::api::{ChatRequest, Message, Role};
 use bulwark::config::Config;
-use bulwark::engine::RequestOptions;
 use bulwark::observe::record::RequestRecord;
 use bulwark::observe::{millis, unix_ms_now};
 

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use bulwark::api::{ChatRequest, StreamEvent};
-use bulwark::engine::{CacheStatus, Failed, Served};
+use bulwark::cache::CacheStatus;
+use bulwark::engine::{Failed, Served};
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::observe::record::{AttemptRecord, RequestRecord};
 use bulwark::observe::{UnixMs, millis, unix_ms_now};

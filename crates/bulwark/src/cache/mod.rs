@@ -16,6 +16,36 @@ pub use key::{CacheKey, cache_key};
 use crate::api::WireFormat;
 use crate::provider::Chunk;
 
+/// What the caller allows the response cache to do (`Cache-Control`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CachePolicy {
+    #[default]
+    Use,
+    /// `no-cache`: do not answer from the cache, but store the fresh answer.
+    Refresh,
+    /// `no-store`: neither read nor write.
+    Bypass,
+}
+
+/// Whether an answer came from the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    Miss,
+    /// An expired entry, served because every target failed.
+    Stale,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Stale => "stale",
+        }
+    }
+}
+
 /// A complete answer, as the provider streamed it.
 #[derive(Debug)]
 pub struct CachedAnswer {

@@ -1,27 +1,40 @@
-//! The failure table: for every way an attempt can fail, whether to retry
-//! the same target, fail over to the next, or give up. This is the one place
-//! that decides; the README's failure table documents it.
+//! The failure table: everything a failed attempt means, decided in one
+//! place. For each way an attempt can fail it says whether to retry the same
+//! target, fail over to the next, or give up; whether it counts against the
+//! target's breaker; how it moves the target's concurrency limit; its class
+//! for logs and metrics; and what the client is told if it is the last word.
+//! The README's failure table documents it.
 //!
-//! | Failure | Action | Breaker |
-//! |---|---|---|
-//! | `x-should-retry: true` | retry | as below |
-//! | `x-should-retry: false` on a transient failure | fail over | as below |
-//! | connection refused/reset, broken stream, garbled answer | retry | failure |
-//! | attempt or first-token timeout | fail over | failure |
-//! | 408, 409, 500, 502, 503, 504, 520-524, 529, HTML error page | retry | failure |
-//! | error event inside a 200 stream (overloaded, api error) | retry | failure |
-//! | 429 rate limit | retry (honouring hints) | not counted |
-//! | OpenAI 429 `insufficient_quota`, Anthropic 402 `billing_error`, Gemini 429 per-day quota | fail over | failure |
-//! | 401, 403, 404 (model unknown to the provider) | fail over; target marked misconfigured | failure |
-//! | 400 `context_length_exceeded` | fail over to a larger context window only | not counted |
-//! | a field the target's format cannot express | fail over | not counted |
-//! | the target is at its concurrency limit (no call made) | fail over | not counted |
-//! | other 4xx (400, 413, 422...) | fail fast | not counted |
+//! | Failure | Action | Breaker | Concurrency | Class | Client sees |
+//! |---|---|---|---|---|---|
+//! | `x-should-retry: true` | retry | as below | as below | as below | as below |
+//! | `x-should-retry: false` on a transient failure | fail over | as below | as below | as below | as below |
+//! | connection refused/reset | retry | failure | - | `connect` | 502 |
+//! | broken stream, error event inside a 200 stream | retry | failure | overload if the provider says overloaded | `stream` | 503 if overloaded, else 502 |
+//! | garbled answer | retry | failure | - | `decode` | 502 |
+//! | attempt or first-token timeout | fail over | failure | overload | `timeout` | 504 |
+//! | 408, 409, 425, 500, 502, 504, 520-524, HTML error page | retry | failure | - | `server_error` (`client_error` below 500) | 502 (408/409: their own status) |
+//! | 503, 529 | retry | failure | overload | `overloaded` | 502 |
+//! | 429 rate limit | retry (honouring hints) | not counted | overload | `rate_limited` | 429 |
+//! | OpenAI 429 `insufficient_quota`, Anthropic 402 `billing_error`, Gemini 429 per-day quota | fail over | failure | overload (429) | `rate_limited` / `client_error` | 429 / 402 |
+//! | 401, 403 | fail over; target marked misconfigured | failure | - | `auth` | 502: the gateway's key, not the client's |
+//! | 404 (model unknown to the provider) | fail over; target marked misconfigured | failure | - | `client_error` | 502: the route's model |
+//! | 400 `context_length_exceeded` | fail over to a larger context window only | not counted | - | `client_error` | 400 |
+//! | a field the target's format cannot express | fail over | not counted | - | `untranslatable` | 400, naming the field |
+//! | the target is at its concurrency or rate limit (no call made) | fail over | not counted | - | `concurrency_limit` | 429 |
+//! | other 4xx (400, 413, 422...) | fail fast | not counted | - | `client_error` | the same status |
+//!
+//! When every target failed, a 502 becomes 503 with a `Retry-After`: the
+//! service is unavailable for now ([`every_target_failed`]). The status each
+//! SDK needs for its own exception class (Anthropic's 529) is set at the
+//! HTTP edge, by the client's dialect.
 //!
 //! Timeouts fail over rather than retry: a target that just hung will most
 //! likely hang again, and the time it took is gone from the deadline.
 
-use crate::error::{UpstreamError, UpstreamFailure};
+use crate::error::{ApiError, ErrorKind, UpstreamError, UpstreamFailure};
+use crate::resilience::breaker::CallOutcome;
+use crate::resilience::concurrency::Signal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -42,14 +55,20 @@ pub struct Verdict {
     pub breaker_failure: bool,
     /// The target's own configuration is wrong (its key was refused).
     pub misconfigured: bool,
+    /// How the failure moves the target's concurrency limit: overload and
+    /// slowness shrink it, the client's own mistakes do not.
+    pub concurrency: Signal,
+    /// Low-cardinality label for logs and metrics.
+    pub class: &'static str,
 }
 
 impl Verdict {
-    fn new(action: Action, breaker_failure: bool) -> Self {
-        Verdict {
-            action,
-            breaker_failure,
-            misconfigured: false,
+    /// What the target's breaker is told about this attempt.
+    pub fn breaker_outcome(&self) -> CallOutcome {
+        if self.breaker_failure {
+            CallOutcome::Failure
+        } else {
+            CallOutcome::Ignored
         }
     }
 }
@@ -71,38 +90,78 @@ pub fn classify(error: &UpstreamError) -> Verdict {
 }
 
 fn by_failure(error: &UpstreamError) -> Verdict {
+    let verdict = |action, breaker_failure, concurrency, class| Verdict {
+        action,
+        breaker_failure,
+        misconfigured: false,
+        concurrency,
+        class,
+    };
     match &error.failure {
-        UpstreamFailure::Connect | UpstreamFailure::Decode | UpstreamFailure::Stream { .. } => {
-            Verdict::new(Action::Retry, true)
+        UpstreamFailure::Connect => verdict(Action::Retry, true, Signal::Ignore, "connect"),
+        UpstreamFailure::Decode => verdict(Action::Retry, true, Signal::Ignore, "decode"),
+        UpstreamFailure::Stream { provider_code } => {
+            let overloaded = provider_code.as_deref().is_some_and(is_overloaded_code);
+            let signal = if overloaded {
+                Signal::Overload
+            } else {
+                Signal::Ignore
+            };
+            verdict(Action::Retry, true, signal, "stream")
         }
-        UpstreamFailure::Timeout => Verdict::new(Action::FailOver, true),
-        UpstreamFailure::Rejected(_) | UpstreamFailure::LimitReached => {
-            Verdict::new(Action::FailOver, false)
+        UpstreamFailure::Timeout => verdict(Action::FailOver, true, Signal::Overload, "timeout"),
+        UpstreamFailure::Rejected(_) => {
+            verdict(Action::FailOver, false, Signal::Ignore, "untranslatable")
+        }
+        UpstreamFailure::LimitReached => {
+            verdict(Action::FailOver, false, Signal::Ignore, "concurrency_limit")
         }
         UpstreamFailure::Status {
             status,
             provider_code,
         } => {
             let code = provider_code.as_deref().unwrap_or_default();
+            let class = status_class(*status);
+            let concurrency = match status {
+                429 | 503 | 529 => Signal::Overload,
+                _ => Signal::Ignore,
+            };
+            let verdict =
+                |action, breaker_failure| verdict(action, breaker_failure, concurrency, class);
             match status {
-                429 if quota_exhausted(code) => Verdict::new(Action::FailOver, true),
-                429 => Verdict::new(Action::Retry, false),
-                402 => Verdict::new(Action::FailOver, true),
+                429 if quota_exhausted(code) => verdict(Action::FailOver, true),
+                429 => verdict(Action::Retry, false),
+                402 => verdict(Action::FailOver, true),
                 // A refused key, or a model the provider does not have: this
                 // target is misconfigured, and another may well work.
                 401 | 403 | 404 => Verdict {
-                    action: Action::FailOver,
-                    breaker_failure: true,
                     misconfigured: true,
+                    ..verdict(Action::FailOver, true)
                 },
                 400 | 413 if context_exceeded(code, &error.message) => {
-                    Verdict::new(Action::FailOverToLargerContext, false)
+                    verdict(Action::FailOverToLargerContext, false)
                 }
-                408 | 409 | 425 | 500..=599 => Verdict::new(Action::Retry, true),
-                _ => Verdict::new(Action::FailFast, false),
+                408 | 409 | 425 | 500..=599 => verdict(Action::Retry, true),
+                _ => verdict(Action::FailFast, false),
             }
         }
     }
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        429 => "rate_limited",
+        529 | 503 => "overloaded",
+        500..=599 => "server_error",
+        401 | 403 => "auth",
+        _ => "client_error",
+    }
+}
+
+/// Providers name an overload in their error events `overloaded_error`
+/// (Anthropic) or similar.
+fn is_overloaded_code(code: &str) -> bool {
+    code.contains("overloaded")
 }
 
 /// Quotas that will not refill in seconds: retrying only burns time.
@@ -118,6 +177,87 @@ fn context_exceeded(code: &str, message: &str) -> bool {
         || message.contains("prompt is too long")
         || message.contains("maximum context length")
         || message.contains("exceeds the maximum number of tokens")
+}
+
+/// The error the client sees when this failure was the last word.
+pub fn client_error(error: &UpstreamError) -> ApiError {
+    let target = &error.target;
+    let message = &error.message;
+    match &error.failure {
+        UpstreamFailure::Rejected(refusal) => refusal.clone(),
+        // Bulwark's own limits: the client should slow down, not retry now.
+        UpstreamFailure::LimitReached => {
+            let mut api = ApiError::new(ErrorKind::RateLimit, format!("{target}: {message}"));
+            api.retry_after = Some(error.retry_after.map_or(1, |d| d.as_secs().max(1)));
+            api
+        }
+        // The client's credentials are fine; the gateway's are not.
+        UpstreamFailure::Status {
+            status: 401 | 403, ..
+        } => ApiError::new(
+            ErrorKind::Api,
+            format!(
+                "{target} rejected the gateway's credentials ({message}); check the provider's api_key in the Bulwark config"
+            ),
+        )
+        .with_status(502),
+        // The model the config names does not exist there (any more).
+        UpstreamFailure::Status { status: 404, .. } => ApiError::new(
+            ErrorKind::Api,
+            format!(
+                "{target} answered 404 ({message}); check that the model in this route's target exists at the provider"
+            ),
+        )
+        .with_status(502),
+        UpstreamFailure::Status {
+            status,
+            provider_code,
+        } if (400..500).contains(status) => {
+            let mut api = ApiError::new(passed_through_kind(*status), format!("{target}: {message}"));
+            api.status = *status;
+            api.code.clone_from(provider_code);
+            api.retry_after = error.retry_after.map(|d| d.as_secs().max(1));
+            api
+        }
+        UpstreamFailure::Stream {
+            provider_code: Some(code),
+        } if is_overloaded_code(code) => ApiError::new(
+            ErrorKind::Overloaded,
+            format!("{target} is overloaded: {message}"),
+        ),
+        UpstreamFailure::Timeout => ApiError::new(
+            ErrorKind::Timeout,
+            format!("{target} did not answer in time: {message}"),
+        ),
+        _ => ApiError::new(ErrorKind::Api, format!("{target} failed: {message}")).with_status(502),
+    }
+}
+
+/// The providers failed, not the request: to the client the service is
+/// unavailable for now (503, with a hint of when to come back), unless the
+/// failures were rate limits (429) or timeouts (504), which say more.
+pub fn every_target_failed(mut error: ApiError) -> ApiError {
+    if error.status == 502 {
+        error.kind = ErrorKind::Overloaded;
+        error.status = 503;
+        error.retry_after = error.retry_after.or(Some(1));
+    }
+    error
+}
+
+/// The kind of a provider's 4xx that reaches the client with its status.
+fn passed_through_kind(status: u16) -> ErrorKind {
+    match status {
+        401 => ErrorKind::Authentication,
+        402 => ErrorKind::Billing,
+        403 => ErrorKind::Permission,
+        404 => ErrorKind::NotFound,
+        408 => ErrorKind::Timeout,
+        413 => ErrorKind::RequestTooLarge,
+        429 => ErrorKind::RateLimit,
+        400 | 409 | 422 => ErrorKind::InvalidRequest,
+        _ => ErrorKind::Api,
+    }
 }
 
 #[cfg(test)]

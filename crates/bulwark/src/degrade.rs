@@ -1,0 +1,164 @@
+//! Graceful degradation: when every target of a route failed, its degrade
+//! steps are tried in order, within what is left of the deadline: a stale
+//! cached answer, a last-resort target, or a fixed answer. Each degraded
+//! answer says how it was made.
+
+use std::sync::Arc;
+
+use crate::api::{ChatRequest, FinishReason, StreamEvent, Usage, WireFormat};
+use crate::cache::{CacheKey, CacheStatus, ResponseCache};
+use crate::deadline::Deadline;
+use crate::engine::{self, Answer, Failed, Mode, Served};
+use crate::events::{Event, EventBus};
+use crate::provider::Chunk;
+use crate::route::{DegradeStep, Route, Target};
+use crate::sse::SseEvent;
+
+/// Everything a degrade step may use.
+pub(crate) struct Degrade<'a> {
+    pub route: &'a Arc<Route>,
+    pub request: &'a ChatRequest,
+    /// Where a stale answer would be, when the route caches this request.
+    pub cache_key: Option<&'a CacheKey>,
+    pub cache: &'a ResponseCache,
+    pub deadline: Deadline,
+    pub mode: Mode,
+    pub events: &'a EventBus,
+}
+
+impl Degrade<'_> {
+    /// The first degrade step that yields an answer, or the route's failure.
+    pub(crate) async fn answer(self, failed: Failed) -> Result<Served<Answer>, Failed> {
+        let route = self.route;
+        for step in &route.degrade {
+            let (served, how) = match step {
+                DegradeStep::StaleCache => {
+                    let Some(key) = self.cache_key else { continue };
+                    let Some(stale) = self.cache.get_stale(key).await else {
+                        continue;
+                    };
+                    self.events.emit(|| Event::Cache {
+                        route: route.name.clone(),
+                        status: "stale",
+                    });
+                    let mut served = crate::client::from_cache(&stale, CacheStatus::Stale);
+                    served.attempts = failed.attempts;
+                    (served.map(Answer::Complete), "stale-cache".to_string())
+                }
+                DegradeStep::Target(target) => {
+                    if self.deadline.passed() {
+                        continue;
+                    }
+                    let single = Arc::new(single_target_route(route, target));
+                    match engine::run(&single, self.request, self.deadline, self.mode, self.events)
+                        .await
+                    {
+                        Ok(mut served) => {
+                            served.attempts += failed.attempts;
+                            (served, target.label.clone())
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                DegradeStep::Static(text) => (
+                    static_answer(text).map(Answer::Complete),
+                    "static".to_string(),
+                ),
+            };
+            let mut served = served;
+            // The failed attempts came first, whichever way it was saved.
+            served.attempt_log.splice(0..0, failed.attempt_log);
+            served.fallback = true;
+            self.events.emit(|| Event::Degraded {
+                route: route.name.clone(),
+                how: how.clone(),
+            });
+            tracing::warn!(route = %route.name, how = %how, "every target failed; answered degraded");
+            served.degraded = Some(how);
+            return Ok(served);
+        }
+        Err(failed)
+    }
+}
+
+/// `route` with `target` as its only target: its settings, no hedging, and
+/// no degrade steps of its own.
+fn single_target_route(route: &Route, target: &Target) -> Route {
+    Route {
+        name: route.name.clone(),
+        targets: vec![target.clone()],
+        tiers: std::iter::once(0..1).collect(),
+        weights: vec![1],
+        hedge_after: None,
+        degrade: Vec::new(),
+        ..route.clone()
+    }
+}
+
+/// A fixed answer, written as an OpenAI-format stream (clients of other
+/// formats get it translated like any answer).
+fn static_answer(text: &str) -> Served<Vec<Chunk>> {
+    let created = crate::api::unix_now();
+    let chunk = |data: serde_json::Value, events: Vec<StreamEvent>| Chunk {
+        raw: SseEvent {
+            event: None,
+            data: data.to_string(),
+        },
+        events,
+    };
+    let frame = |delta: serde_json::Value, finish: serde_json::Value| {
+        serde_json::json!({
+            "id": "chatcmpl-bulwark-static", "object": "chat.completion.chunk", "created": created,
+            "model": "bulwark-static", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+        })
+    };
+    let start = StreamEvent::Start {
+        id: "chatcmpl-bulwark-static".into(),
+        model: "bulwark-static".into(),
+        created,
+        input_tokens: Some(0),
+    };
+    let chunks = vec![
+        chunk(
+            frame(
+                serde_json::json!({"role": "assistant", "content": text}),
+                serde_json::Value::Null,
+            ),
+            vec![
+                start,
+                StreamEvent::TextDelta {
+                    index: 0,
+                    text: text.to_string(),
+                },
+            ],
+        ),
+        chunk(
+            frame(serde_json::json!({}), serde_json::json!("stop")),
+            vec![StreamEvent::Finish {
+                reason: FinishReason::Stop,
+                stop_sequence: None,
+            }],
+        ),
+        chunk(
+            serde_json::json!({"id": "chatcmpl-bulwark-static", "object": "chat.completion.chunk", "created": created, "model": "bulwark-static", "choices": [], "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}),
+            vec![StreamEvent::Usage(Usage::default())],
+        ),
+        Chunk {
+            raw: SseEvent {
+                event: None,
+                data: "[DONE]".into(),
+            },
+            events: vec![],
+        },
+    ];
+    Served {
+        value: chunks,
+        target: "static".into(),
+        format: WireFormat::OpenAi,
+        attempts: 0,
+        fallback: true,
+        cache: None,
+        degraded: None,
+        attempt_log: Vec::new(),
+    }
+}

@@ -1,0 +1,277 @@
+//! One attempt on one target: take a concurrency slot and the target's
+//! quota, send, and wait for the first content; then either hand the answer
+//! over as a stream or read it whole. The engine's loop, hedges and
+//! `mid_stream: continue` all open attempts this way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use crate::api::ChatRequest;
+use crate::deadline::Deadline;
+use crate::error::{UpstreamError, UpstreamFailure};
+use crate::limit::window::Refusal;
+use crate::provider::{Chunk, ChunkStream};
+use crate::resilience::classify::classify;
+use crate::resilience::concurrency::Signal;
+use crate::route::{Permit, Route, Target, Tokens};
+
+use super::streams::{correct_quota_at_end, reported_usage, within_deadline};
+use super::{Answer, Mode};
+
+/// What every attempt of one request shares.
+#[derive(Clone, Copy)]
+pub(crate) struct Call<'a> {
+    pub(crate) route: &'a Route,
+    pub(crate) request: &'a ChatRequest,
+    pub(crate) deadline: Deadline,
+}
+
+/// An attempt whose stream reached its first content event.
+pub(crate) struct Opened {
+    head: Vec<Chunk>,
+    rest: ChunkStream,
+    pub(crate) first_token: Duration,
+    /// The concurrency slot, held until the answer is complete.
+    permit: Option<Permit>,
+    /// When the token quota was taken, and the estimate taken.
+    quota: Option<(Instant, Tokens)>,
+}
+
+impl Opened {
+    /// The whole answer as a stream: the chunks already read, then the rest,
+    /// cut at the deadline, holding the concurrency slot to its end and
+    /// replacing the token estimate by the usage it reports.
+    pub(crate) fn into_stream(self, target: &Target, deadline: Deadline) -> ChunkStream {
+        let head = futures_util::stream::iter(self.head.into_iter().map(Ok));
+        let rest = within_deadline(self.rest, deadline, target.label.clone(), self.permit);
+        let stream: ChunkStream = Box::pin(head.chain(rest));
+        match self.quota {
+            Some((at, estimate)) => {
+                correct_quota_at_end(stream, Arc::clone(&target.state), at, estimate)
+            }
+            None => stream,
+        }
+    }
+}
+
+impl Call<'_> {
+    /// Takes a concurrency slot on `target` (waiting for one only when
+    /// `may_wait`, i.e. no other target is left) and room in its quotas,
+    /// sends, and reads up to the first content event.
+    pub(crate) async fn open(
+        self,
+        target: &Target,
+        may_wait: bool,
+    ) -> Result<Opened, UpstreamError> {
+        let permit = match target.state.try_permit() {
+            Some(permit) => permit,
+            None if may_wait => target
+                .state
+                .permit_by(self.deadline.at())
+                .await
+                .ok_or_else(|| timeout(target, "free concurrency slot", self.deadline.budget()))?,
+            None => {
+                return Err(UpstreamError::new(
+                    &target.label,
+                    UpstreamFailure::LimitReached,
+                    "at its concurrency limit",
+                ));
+            }
+        };
+        let (taken, estimate) = self.take_quota(target, may_wait).await?;
+        let mut opened = self.send_and_await_first_content(target).await;
+        match &mut opened {
+            Ok(opened) => {
+                opened.permit = Some(permit);
+                opened.quota = taken.map(|at| (at, estimate));
+            }
+            Err(error) => {
+                let mut permit = permit;
+                permit.signal = classify(error).concurrency;
+            }
+        }
+        opened
+    }
+
+    /// The provider's quotas: waits for room only if nothing else is left.
+    /// Returns when the quota was taken (if the target has one) and the
+    /// estimate taken.
+    async fn take_quota(
+        self,
+        target: &Target,
+        may_wait: bool,
+    ) -> Result<(Option<Instant>, Tokens), UpstreamError> {
+        // Estimating walks the whole prompt: only for targets with quotas.
+        let estimate = if target.state.has_quotas() {
+            Tokens {
+                input: crate::limit::estimate::input_tokens(self.request),
+                output: self
+                    .request
+                    .max_tokens
+                    .map_or(u64::from(target.provider.default_max_tokens()), u64::from),
+            }
+        } else {
+            Tokens::default()
+        };
+        loop {
+            match target.state.take_quota(estimate) {
+                Ok(taken) => return Ok((taken, estimate)),
+                Err(Refusal::Wait(wait)) if may_wait && self.deadline.leaves_room_for(wait) => {
+                    tokio::time::sleep(wait).await;
+                }
+                Err(Refusal::Wait(wait)) => {
+                    let mut error = UpstreamError::new(
+                        &target.label,
+                        UpstreamFailure::LimitReached,
+                        format!("at its rate limit for another {:.1} s", wait.as_secs_f64()),
+                    );
+                    error.retry_after = Some(wait);
+                    return Err(error);
+                }
+                Err(Refusal::TooLarge) => {
+                    return Err(UpstreamError::new(
+                        &target.label,
+                        UpstreamFailure::LimitReached,
+                        format!(
+                            "the request (about {} tokens with its max_tokens) exceeds this target's tokens-per-minute limit",
+                            estimate.input + estimate.output
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Sends, and reads the stream up to its first content event within
+    /// `first_token_timeout`.
+    async fn send_and_await_first_content(self, target: &Target) -> Result<Opened, UpstreamError> {
+        let started = Instant::now();
+        let limit = self.route.timeouts.first_token;
+        let until = self.deadline.clip(started + limit);
+        let opening = async {
+            let (mut stream, exhausted) = target
+                .provider
+                .stream(
+                    self.request,
+                    &target.model,
+                    &target.label,
+                    self.route.timeouts.stream_idle,
+                )
+                .await?;
+            // The provider says its quota is used up: hold further requests
+            // until it resets, rather than collect its 429s.
+            if let Some(reset) = exhausted {
+                target.state.pause_quota(reset);
+            }
+            let mut head = Vec::new();
+            loop {
+                match stream.next().await {
+                    Some(Ok(chunk)) => {
+                        let content = chunk.has_content();
+                        head.push(chunk);
+                        if content {
+                            return Ok(Opened {
+                                head,
+                                rest: stream,
+                                first_token: started.elapsed(),
+                                permit: None,
+                                quota: None,
+                            });
+                        }
+                    }
+                    Some(Err(error)) => return Err(error),
+                    None => {
+                        return Err(UpstreamError::new(
+                            &target.label,
+                            UpstreamFailure::Stream {
+                                provider_code: None,
+                            },
+                            "the stream ended before any content",
+                        ));
+                    }
+                }
+            }
+        };
+        match tokio::time::timeout_at(until, opening).await {
+            Ok(result) => result,
+            Err(_) => Err(timeout(
+                target,
+                "first token",
+                limit.min(self.deadline.budget()),
+            )),
+        }
+    }
+
+    /// Completes an opened attempt as the caller reads it: a stream is
+    /// handed over as it is; a complete answer is read to its end within
+    /// `attempt_timeout`.
+    pub(crate) async fn finish(
+        self,
+        target: &Target,
+        opened: Result<Opened, UpstreamError>,
+        mode: Mode,
+    ) -> Result<(Answer, Duration), UpstreamError> {
+        let opened = opened?;
+        let first_token = opened.first_token;
+        match mode {
+            Mode::Stream => Ok((
+                Answer::Stream(opened.into_stream(target, self.deadline)),
+                first_token,
+            )),
+            Mode::Complete => {
+                let limit = self.route.timeouts.attempt;
+                let until = self
+                    .deadline
+                    .clip(Instant::now() + limit.saturating_sub(first_token));
+                let Opened {
+                    head: mut chunks,
+                    mut rest,
+                    mut permit,
+                    quota,
+                    ..
+                } = opened;
+                let reading = async {
+                    while let Some(item) = rest.next().await {
+                        chunks.push(item?);
+                    }
+                    Ok::<_, UpstreamError>(())
+                };
+                let result = match tokio::time::timeout_at(until, reading).await {
+                    Ok(Ok(())) => {
+                        if let Some((at, estimate)) = quota
+                            && let Some(used) =
+                                reported_usage(chunks.iter().flat_map(|c| &c.events))
+                        {
+                            target.state.correct_tokens(at, estimate, used);
+                        }
+                        Ok((Answer::Complete(chunks), first_token))
+                    }
+                    Ok(Err(error)) => Err(error),
+                    Err(_) => Err(timeout(
+                        target,
+                        "complete answer",
+                        limit.min(self.deadline.budget()),
+                    )),
+                };
+                if let Some(permit) = &mut permit {
+                    permit.signal = match &result {
+                        Ok(_) => Signal::Success,
+                        Err(error) => classify(error).concurrency,
+                    };
+                }
+                result
+            }
+        }
+    }
+}
+
+pub(super) fn timeout(target: &Target, what: &str, limit: Duration) -> UpstreamError {
+    UpstreamError::new(
+        &target.label,
+        UpstreamFailure::Timeout,
+        format!("no {what} within {limit:?}"),
+    )
+}

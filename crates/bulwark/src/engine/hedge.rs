@@ -1,0 +1,137 @@
+//! Hedging: an attempt that is slow to produce its first token races a
+//! second attempt on the next target. The first to produce content wins;
+//! the other is dropped, closing its connection.
+
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::error::UpstreamError;
+use crate::events::Event;
+use crate::route::Ticket;
+
+use super::{Answer, Run};
+
+/// An attempt's outcome: on which target, with the breaker ticket to report on.
+pub(super) struct Attempted {
+    pub(super) target: usize,
+    pub(super) ticket: Ticket,
+    pub(super) result: Result<(Answer, std::time::Duration), UpstreamError>,
+}
+
+/// The losing side of a hedge race that failed before the other finished.
+pub(super) struct LostRace {
+    pub(super) target: usize,
+    pub(super) ticket: Ticket,
+    pub(super) error: UpstreamError,
+}
+
+impl Run<'_> {
+    /// One attempt on target `primary`, raced against a hedge on target
+    /// `hedge` if `primary` is slow to produce its first token.
+    pub(super) async fn attempt_hedged(
+        &mut self,
+        primary: usize,
+        ticket: Ticket,
+        hedge: Option<usize>,
+        may_wait: bool,
+    ) -> (Attempted, Option<LostRace>) {
+        let route = self.route;
+        let targets = &route.targets;
+        let call = self.call();
+        let mode = self.mode;
+        self.attempts += 1;
+        let span = self.log.start(primary, &targets[primary], false);
+        let delay = hedge.and_then(|_| route.hedge_delay(&targets[primary]));
+        let (Some(hedge), Some(delay)) = (hedge, delay) else {
+            let opened = call
+                .open(&targets[primary], may_wait)
+                .instrument(span)
+                .await;
+            let result = call.finish(&targets[primary], opened, mode).await;
+            return (
+                Attempted {
+                    target: primary,
+                    ticket,
+                    result,
+                },
+                None,
+            );
+        };
+        let first = call.open(&targets[primary], may_wait).instrument(span);
+        tokio::pin!(first);
+        tokio::select! {
+            opened = &mut first => {
+                // Answered before a hedge was due: no hedge, nothing paid.
+                let result = call.finish(&targets[primary], opened, mode).await;
+                return (Attempted { target: primary, ticket, result }, None);
+            }
+            () = tokio::time::sleep(delay) => {}
+        }
+        // The hedge is sent now, if its breaker admits it and the primary's
+        // retry budget pays for it; otherwise the primary carries on alone.
+        let hedge_ticket = match self.admit(&targets[hedge]) {
+            Some(hedge_ticket)
+                if targets[primary]
+                    .state
+                    .with_budget(|b| b.try_withdraw(Instant::now())) =>
+            {
+                Some(hedge_ticket)
+            }
+            Some(_unpaid) => {
+                self.events.emit(|| Event::RetryBudgetExhausted {
+                    target: targets[primary].label.clone(),
+                });
+                None
+            }
+            None => None,
+        };
+        let Some(hedge_ticket) = hedge_ticket else {
+            let result = call.finish(&targets[primary], first.await, mode).await;
+            return (
+                Attempted {
+                    target: primary,
+                    ticket,
+                    result,
+                },
+                None,
+            );
+        };
+        self.attempts += 1;
+        let hedge_span = self.log.start(hedge, &targets[hedge], true);
+        self.events.emit(|| Event::Hedged {
+            route: route.name.clone(),
+            primary: targets[primary].label.clone(),
+            target: targets[hedge].label.clone(),
+        });
+        let second = call.open(&targets[hedge], false).instrument(hedge_span);
+        tokio::pin!(second);
+        tokio::select! {
+            opened = &mut first => match opened {
+                Ok(opened) => {
+                    let result = call.finish(&targets[primary], Ok(opened), mode).await;
+                    (Attempted { target: primary, ticket, result }, None)
+                }
+                Err(error) => {
+                    let result = call.finish(&targets[hedge], second.await, mode).await;
+                    (
+                        Attempted { target: hedge, ticket: hedge_ticket, result },
+                        Some(LostRace { target: primary, ticket, error }),
+                    )
+                }
+            },
+            opened = &mut second => match opened {
+                Ok(opened) => {
+                    let result = call.finish(&targets[hedge], Ok(opened), mode).await;
+                    (Attempted { target: hedge, ticket: hedge_ticket, result }, None)
+                }
+                Err(error) => {
+                    let result = call.finish(&targets[primary], first.await, mode).await;
+                    (
+                        Attempted { target: primary, ticket, result },
+                        Some(LostRace { target: hedge, ticket: hedge_ticket, error }),
+                    )
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! How a request ends: served (and how), or failed (and why), with the
+//! error the client is told when no target could answer.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::api::WireFormat;
+use crate::cache::CacheStatus;
+use crate::error::{ApiError, ErrorKind, UpstreamError, UpstreamFailure};
+use crate::observe::record::AttemptRecord;
+use crate::provider::{Chunk, ChunkStream};
+use crate::resilience::classify::{Action, classify, every_target_failed};
+
+use super::Run;
+
+/// Whether the caller reads the answer as it streams or wants it whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Stream,
+    Complete,
+}
+
+pub enum Answer {
+    /// Chunks from the first content event on; an `Err` item ends it.
+    Stream(ChunkStream),
+    /// Every chunk of a complete answer.
+    Complete(Vec<Chunk>),
+}
+
+/// A successful answer and how it was obtained.
+pub struct Served<T> {
+    pub value: T,
+    /// `provider/model` that answered.
+    pub target: String,
+    /// The wire format of the provider that answered.
+    pub format: WireFormat,
+    /// Upstream attempts made, including the successful one.
+    pub attempts: u32,
+    /// The answer came from a target other than the route's first.
+    pub fallback: bool,
+    /// Set when the route caches answers.
+    pub cache: Option<CacheStatus>,
+    /// How the answer was degraded, when every target failed: `stale-cache`,
+    /// the degrade target's `provider/model`, or `static`.
+    pub degraded: Option<String>,
+    /// Every upstream attempt, in the order they ended, for the request log.
+    pub attempt_log: Vec<AttemptRecord>,
+}
+
+impl<T> Served<T> {
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Served<U> {
+        Served {
+            value: f(self.value),
+            target: self.target,
+            format: self.format,
+            attempts: self.attempts,
+            fallback: self.fallback,
+            cache: self.cache,
+            degraded: self.degraded,
+            attempt_log: self.attempt_log,
+        }
+    }
+}
+
+/// The request could not be answered.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}")]
+pub struct Failed {
+    pub error: ApiError,
+    pub attempts: u32,
+    /// Every failed attempt, in order.
+    pub failures: Vec<UpstreamError>,
+    /// Every upstream attempt, for the request log.
+    pub attempt_log: Vec<AttemptRecord>,
+}
+
+impl Failed {
+    pub fn before_any_attempt(error: ApiError) -> Failed {
+        Failed {
+            error,
+            attempts: 0,
+            failures: Vec::new(),
+            attempt_log: Vec::new(),
+        }
+    }
+}
+
+impl Run<'_> {
+    pub(super) fn deadline_exceeded(&self) -> Failed {
+        let mut error = ApiError::new(
+            ErrorKind::Timeout,
+            format!(
+                "no answer within the request deadline of {:?} (route `{}`){}",
+                self.deadline.budget(),
+                self.route.name,
+                self.summary()
+            ),
+        );
+        error.code = Some("deadline_exceeded".into());
+        Failed {
+            error,
+            attempts: self.attempts,
+            failures: self.failures.clone(),
+            attempt_log: self.log.snapshot(&self.route.targets, "timeout"),
+        }
+    }
+
+    fn summary(&self) -> String {
+        let mut parts: Vec<String> = self
+            .failures
+            .iter()
+            .map(|f| format!("{}: {}", f.target, f.message))
+            .collect();
+        parts.extend(self.skipped.iter().map(|s| format!("{s}: skipped")));
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", parts.join("; "))
+        }
+    }
+
+    /// The error for a request no target could serve. A request the client
+    /// got wrong keeps its own error; otherwise the client learns every
+    /// attempt.
+    pub(super) fn give_up(&self) -> Failed {
+        let error = match self.failures.last() {
+            None if !self.skipped.is_empty() => {
+                let mut error = ApiError::new(
+                    ErrorKind::Overloaded,
+                    format!(
+                        "every target of route `{}` is unavailable{}",
+                        self.route.name,
+                        self.summary()
+                    ),
+                );
+                error.retry_after = Some(self.min_open_wait().as_secs().max(1));
+                error
+            }
+            None => ApiError::new(
+                ErrorKind::Api,
+                format!("route `{}` has no targets", self.route.name),
+            ),
+            Some(last) if classify(last).action == Action::FailFast => last.to_api_error(),
+            Some(last)
+                if self
+                    .failures
+                    .iter()
+                    .all(|f| matches!(f.failure, UpstreamFailure::Rejected(_))) =>
+            {
+                last.to_api_error()
+            }
+            Some(last) if self.failures.len() == 1 && self.skipped.is_empty() => {
+                every_target_failed(last.to_api_error())
+            }
+            Some(last) => {
+                let mut error = last.to_api_error();
+                error.message = format!(
+                    "every target of route `{}` failed ({} attempts){}",
+                    self.route.name,
+                    self.attempts,
+                    self.summary()
+                );
+                every_target_failed(error)
+            }
+        };
+        Failed {
+            error,
+            attempts: self.attempts,
+            failures: self.failures.clone(),
+            attempt_log: self.log.snapshot(&self.route.targets, "cancelled"),
+        }
+    }
+
+    /// How long until the first skipped target's breaker lets a call through.
+    fn min_open_wait(&self) -> Duration {
+        let now = Instant::now();
+        self.route
+            .targets
+            .iter()
+            .filter_map(|t| t.state.with_breaker(|b| b.admit_preview(now)))
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+    }
+}
