@@ -807,3 +807,42 @@ async fn a_streamed_answer_corrects_its_token_estimate_when_it_ends() -> TestRes
     );
     Ok(())
 }
+
+/// Time spent in the admission queue is gone from the request's deadline,
+/// on tokio's clock: with paused time the wait costs no real time, and the
+/// deadline must still see it. A request that waits 6 s for its turn on a
+/// route with a 10 s deadline has 4 s left, too little for a 6 s answer.
+#[tokio::test(start_paused = true)]
+async fn queueing_counts_against_the_deadline_on_tokios_clock() -> TestResult {
+    let s = setup(
+        ", deadline: 10s, first_token_timeout: 9s, admission: { max_concurrency: 1, queue: 4 }",
+        "",
+    )
+    .await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::hang(6_000))]);
+    let first = {
+        let client = Arc::clone(&s.client);
+        tokio::spawn(async move { client.chat(request("solo")).await })
+    };
+    // Let the first request take the route's only slot.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let started = Instant::now();
+    let second = s.client.chat(request("solo")).await;
+    let waited = started.elapsed();
+    assert!(first.await?.is_ok(), "the first request fits its deadline");
+    let failed = match second {
+        Ok(served) => panic!(
+            "served by {} after {waited:?}, past its 10 s deadline",
+            served.target
+        ),
+        Err(failed) => failed,
+    };
+    assert_eq!(failed.error.kind, ErrorKind::Timeout, "{}", failed.error);
+    assert!(
+        waited <= Duration::from_secs(10),
+        "the deadline held only after {waited:?}"
+    );
+    Ok(())
+}

@@ -359,4 +359,83 @@ mod tests {
         );
         assert!(classify(&failure(UpstreamFailure::Timeout)).breaker_failure);
     }
+
+    #[test]
+    fn overload_and_slowness_shrink_concurrency_and_client_mistakes_do_not() {
+        for s in [429, 503, 529] {
+            assert_eq!(
+                classify(&status(s, None)).concurrency,
+                Signal::Overload,
+                "{s}"
+            );
+        }
+        for s in [400, 401, 404, 500, 502] {
+            assert_eq!(
+                classify(&status(s, None)).concurrency,
+                Signal::Ignore,
+                "{s}"
+            );
+        }
+        let failure = |f| classify(&UpstreamError::new("p/m", f, "x")).concurrency;
+        assert_eq!(failure(UpstreamFailure::Timeout), Signal::Overload);
+        assert_eq!(
+            failure(UpstreamFailure::Stream {
+                provider_code: Some("overloaded_error".into())
+            }),
+            Signal::Overload
+        );
+        assert_eq!(
+            failure(UpstreamFailure::Stream {
+                provider_code: Some("api_error".into())
+            }),
+            Signal::Ignore
+        );
+        assert_eq!(failure(UpstreamFailure::LimitReached), Signal::Ignore);
+    }
+
+    #[test]
+    fn every_failure_has_a_class() {
+        let class = |s| classify(&status(s, None)).class;
+        assert_eq!(class(429), "rate_limited");
+        assert_eq!(class(529), "overloaded");
+        assert_eq!(class(503), "overloaded");
+        assert_eq!(class(500), "server_error");
+        assert_eq!(class(401), "auth");
+        assert_eq!(class(400), "client_error");
+        let failure = |f| classify(&UpstreamError::new("p/m", f, "x")).class;
+        assert_eq!(failure(UpstreamFailure::Connect), "connect");
+        assert_eq!(failure(UpstreamFailure::LimitReached), "concurrency_limit");
+        assert_eq!(
+            failure(UpstreamFailure::Rejected(ApiError::invalid("no"))),
+            "untranslatable"
+        );
+    }
+
+    #[test]
+    fn the_client_gets_a_4xx_only_for_its_own_mistakes() {
+        // The gateway's key or model is wrong: a server error, not the client's.
+        for s in [401, 403, 404] {
+            let told = client_error(&status(s, None));
+            assert_eq!(told.status, 502, "{s}");
+            assert!(
+                told.message.contains("Bulwark config")
+                    || told.message.contains("exists at the provider")
+            );
+        }
+        let told = client_error(&status(400, Some("invalid_request_error")));
+        assert_eq!((told.status, told.kind), (400, ErrorKind::InvalidRequest));
+        assert_eq!(told.code.as_deref(), Some("invalid_request_error"));
+        let told = client_error(&status(500, None));
+        assert_eq!(told.status, 502);
+        assert_eq!(every_target_failed(told).status, 503);
+        let told = client_error(&UpstreamError::new("p/m", UpstreamFailure::Timeout, "x"));
+        assert_eq!(
+            (told.status, every_target_failed(told.clone()).status),
+            (504, 504)
+        );
+        let mut limited = UpstreamError::new("p/m", UpstreamFailure::LimitReached, "x");
+        limited.retry_after = Some(std::time::Duration::from_millis(2_500));
+        let told = client_error(&limited);
+        assert_eq!((told.status, told.retry_after), (429, Some(2)));
+    }
 }
