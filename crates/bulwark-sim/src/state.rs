@@ -68,7 +68,7 @@ struct Inner {
     log: Mutex<Log>,
     seq: AtomicU64,
     /// When each request of the last minute was let through (rate-limiting mode).
-    quota: Mutex<std::collections::VecDeque<std::time::Instant>>,
+    quota: Mutex<std::collections::VecDeque<tokio::time::Instant>>,
 }
 
 /// Handle on a running simulator; cheap to clone, shared with the router.
@@ -217,7 +217,7 @@ impl Sim {
         rpm: u64,
         minute: std::time::Duration,
     ) -> Result<(u64, std::time::Duration), std::time::Duration> {
-        let now = std::time::Instant::now();
+        let now = tokio::time::Instant::now();
         let mut quota = lock(&self.inner.quota);
         while quota
             .front()
@@ -225,7 +225,7 @@ impl Sim {
         {
             quota.pop_front();
         }
-        let reset = |quota: &std::collections::VecDeque<std::time::Instant>| {
+        let reset = |quota: &std::collections::VecDeque<tokio::time::Instant>| {
             quota.front().map_or(minute, |oldest| {
                 minute.saturating_sub(now.duration_since(*oldest))
             })
