@@ -51,7 +51,7 @@ async fn healthy_primary_serves_in_one_attempt() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
     // (status, attempts): one retry on the primary for transient failures,
     // none for a refused key, then the backup. The simulated 429 says its
@@ -86,7 +86,7 @@ async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn server_hints_are_honoured_and_long_hints_fail_over() -> TestResult {
     use bulwark_sim::StatusFault;
     let s = setup().await?;
@@ -111,7 +111,7 @@ async fn server_hints_are_honoured_and_long_hints_fail_over() -> TestResult {
     s.primary
         .sim
         .set_faults(vec![FaultRule::always(Fault::Status(long))]);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let served = s.client.chat(request("main")).await?;
     assert_eq!(
         (served.target.as_str(), served.attempts),
@@ -163,7 +163,7 @@ async fn refused_connections_fail_over() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hanging_primary_times_out_and_fails_over() -> TestResult {
     let s = setup().await?;
     s.primary
@@ -270,7 +270,7 @@ async fn streams_fail_over_before_the_first_token_only() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stalled_stream_ends_with_an_idle_timeout() -> TestResult {
     let s = setup().await?;
     s.primary

@@ -101,7 +101,7 @@ async fn the_47_second_outage() -> TestResult {
 
 /// 1,000 requests against a primary that fails every call: retries stay
 /// within the budget (20 % of requests plus 10 per second over 10 s).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_retry_storm_stays_within_the_budget() -> TestResult {
     // The breaker is set never to trip, so only the budget limits retries.
     let s = setup(
@@ -185,14 +185,14 @@ async fn the_client_deadline_shortens_the_routes() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_primary_is_hedged_and_the_loser_dropped() -> TestResult {
     let s = setup(", hedge_after: 100ms, first_token_timeout: 10s", "").await?;
     s.primary
         .sim
         .set_faults(vec![FaultRule::always(Fault::hang(5_000))]);
     let mut events = s.client.subscribe();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let served = s.client.chat(request("main")).await?;
     assert_eq!(served.target, "backup/gpt-4o-mini");
     assert_eq!(served.attempts, 2, "the original and its hedge");
@@ -219,7 +219,7 @@ async fn a_slow_primary_is_hedged_and_the_loser_dropped() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_style_of_server_hint_is_honoured() -> TestResult {
     let styles = [
         (
@@ -270,7 +270,7 @@ async fn every_style_of_server_hint_is_honoured() -> TestResult {
     gemini
         .sim
         .set_faults(vec![FaultRule::always(Fault::Status(fault)).times(1)]);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let served = client.chat(request("r")).await?;
     assert_eq!(served.attempts, 2);
     assert!(
@@ -280,7 +280,7 @@ async fn every_style_of_server_hint_is_honoured() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn exhausted_quotas_and_cdn_pages_are_classified() -> TestResult {
     // OpenAI's insufficient_quota: no retry on that target, straight on.
     let s = setup(", max_retries: 2, backoff_base: 1ms", "").await?;
@@ -358,7 +358,7 @@ async fn context_overflow_moves_only_to_a_larger_window() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_flapping_primary_is_ejected_and_readmitted() -> TestResult {
     let s = setup(
         ", max_retries: 0",
@@ -406,7 +406,7 @@ async fn a_flapping_primary_is_ejected_and_readmitted() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_full_target_passes_requests_on_or_makes_the_last_one_wait() -> TestResult {
     // The primary takes one request at a time and answers slowly.
     let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
@@ -453,7 +453,7 @@ async fn a_full_target_passes_requests_on_or_makes_the_last_one_wait() -> TestRe
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_tier_shares_the_load_and_least_latency_avoids_the_slow_one() -> TestResult {
     let a = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let b = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
@@ -555,7 +555,7 @@ async fn a_stream_broken_midway_is_continued_by_the_next_target() -> TestResult 
 }
 
 /// The remaining rows of the failure table, each against the simulator.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_row_of_the_failure_table() -> TestResult {
     // (fault on the primary's first call, expected (target, attempts))
     let retried = ("primary/claude-sonnet-4-5", 2);
