@@ -5,6 +5,7 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bulwark::resilience::backoff::Backoff;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
 use tokio::sync::{mpsc, watch};
@@ -29,10 +30,9 @@ pub(crate) fn client(options: &DeliveryOptions) -> Option<reqwest::Client> {
     }
 }
 
-/// Full-jitter exponential backoff (AWS architecture blog): a uniformly
-/// random wait up to `base * 2^retry`, capped, so receivers coming back
-/// from an outage are not hit by every sender at once. A receiver's
-/// `Retry-After` wins over the jitter but not over the cap.
+/// The engine's full-jitter backoff, so receivers coming back from an
+/// outage are not hit by every sender at once. A receiver's `Retry-After`
+/// wins over the jitter but not over the cap.
 pub fn retry_delay(
     retry: u32,
     base: Duration,
@@ -42,11 +42,7 @@ pub fn retry_delay(
     if let Some(asked) = retry_after {
         return asked.min(cap);
     }
-    let ceiling = base
-        .checked_mul(1u32.checked_shl(retry.min(31)).unwrap_or(u32::MAX))
-        .unwrap_or(cap)
-        .min(cap);
-    ceiling.mul_f64(fastrand::f64())
+    Backoff { base, cap }.delay(retry, fastrand::f64())
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date.

@@ -27,7 +27,6 @@ use crate::outcome::{DrillData, Path};
 
 pub use assertion::{Assertion, AssertionError, Comparison, METRICS};
 pub use chart::chart_svg;
-pub use figures::percentile;
 pub use markdown::markdown;
 pub use table::table;
 

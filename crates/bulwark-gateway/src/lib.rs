@@ -2,8 +2,10 @@
 //! `bulwark` engine. Requests are decoded once into the neutral types, run
 //! through [`bulwark::Client`], and answered in the format the client spoke.
 //!
-//! Routes: `POST /v1/chat/completions` (OpenAI), `POST /v1/messages`
-//! (Anthropic), `GET /v1/models`, `GET /healthz`.
+//! [`Gateway::router`] is the one list of the paths it serves: the front
+//! doors under `/v1`, liveness and readiness probes, Prometheus metrics,
+//! the status page with its feed, event stream and Statuspage-style
+//! `/api/v2` JSON, and the admin API under `/admin`.
 
 mod admin;
 mod auth;

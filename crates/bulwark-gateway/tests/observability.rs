@@ -491,19 +491,29 @@ async fn probes_keep_a_quiet_target_judged() {
         sim.url()
     );
     let running = common::start_gateway(&yaml).await.unwrap();
-    // No client traffic at all: only the probes, once a second.
-    tokio::time::sleep(Duration::from_millis(2_300)).await;
-    assert!(sim.sim.request_count() >= 2, "probes reached the provider");
-    running.gateway.evaluate_health().await;
+    // No client traffic at all: only the probes, once a second, the first
+    // at start. The gateway opens its SQLite store on its own thread, which
+    // tokio's paused clock would take for idle time and jump the pool's
+    // timeouts, so this runs on the real clock and asks until the second
+    // probe has been judged instead of sleeping a fixed 2.3 s.
     let http = reqwest::Client::new();
-    let components = get_json(&http, &format!("{}/api/v2/components.json", running.base)).await;
-    let target = components["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "p/gpt-4o-mini")
-        .unwrap()
-        .clone();
+    let asked_from = tokio::time::Instant::now();
+    let target = loop {
+        running.gateway.evaluate_health().await;
+        let components = get_json(&http, &format!("{}/api/v2/components.json", running.base)).await;
+        let target = components["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "p/gpt-4o-mini")
+            .unwrap()
+            .clone();
+        if target["status"] == "major_outage" || asked_from.elapsed() > Duration::from_secs(10) {
+            break target;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(sim.sim.request_count() >= 2, "probes reached the provider");
     assert_eq!(target["status"], "major_outage", "{target:#}");
     let metrics = http
         .get(format!("{}/metrics", running.base))

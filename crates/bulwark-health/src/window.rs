@@ -3,6 +3,7 @@
 use std::collections::VecDeque;
 
 use bulwark::observe::UnixMs;
+use bulwark::observe::percentile::nearest_rank;
 use bulwark::observe::record::{AttemptRecord, RequestRecord};
 
 /// What one attempt says about its target's health.
@@ -81,8 +82,9 @@ impl TargetWindow {
             stats.throttled += u32::from(sample.throttled);
             first_tokens.extend(sample.first_token_ms);
         }
-        stats.first_token_p50_ms = percentile(&mut first_tokens, 0.50);
-        stats.first_token_p95_ms = percentile(&mut first_tokens, 0.95);
+        first_tokens.sort_by(f64::total_cmp);
+        stats.first_token_p50_ms = nearest_rank(&first_tokens, 50.0);
+        stats.first_token_p95_ms = nearest_rank(&first_tokens, 95.0);
         stats
     }
 }
@@ -158,8 +160,9 @@ impl RouteWindow {
             stats.degraded += u32::from(sample.degraded);
             first_tokens.extend(sample.first_token_ms);
         }
-        stats.first_token_p50_ms = percentile(&mut first_tokens, 0.50);
-        stats.first_token_p95_ms = percentile(&mut first_tokens, 0.95);
+        first_tokens.sort_by(f64::total_cmp);
+        stats.first_token_p50_ms = nearest_rank(&first_tokens, 50.0);
+        stats.first_token_p95_ms = nearest_rank(&first_tokens, 95.0);
         stats
     }
 }
@@ -172,27 +175,9 @@ fn ratio(part: u32, whole: u32) -> f64 {
     }
 }
 
-/// Nearest-rank percentile; sorts `values` in place.
-fn percentile(values: &mut [f64], q: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
-    values.get(rank - 1).copied()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentile_is_nearest_rank() {
-        let mut v = vec![5.0, 1.0, 3.0, 2.0, 4.0];
-        assert_eq!(percentile(&mut v, 0.5), Some(3.0));
-        assert_eq!(percentile(&mut v, 0.95), Some(5.0));
-        assert_eq!(percentile(&mut [], 0.5), None);
-    }
 
     fn attempt(at: UnixMs, class: Option<&str>) -> AttemptRecord {
         AttemptRecord {

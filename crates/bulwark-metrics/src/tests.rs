@@ -1,7 +1,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use super::*;
+use bulwark::events::Event;
+use bulwark::observe::component::{ComponentKind, ComponentState};
 use bulwark::observe::record::AttemptRecord;
+use bulwark::observe::record::RequestRecord;
+use bulwark::resilience::breaker::BreakerState;
 use bulwark::resilience::classify::Action;
 
 fn attempt(target: &str, error: Option<&str>, hedge: bool) -> AttemptRecord {

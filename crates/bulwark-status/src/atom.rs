@@ -2,14 +2,15 @@
 //! chat integration announces each step of an incident as it is posted.
 //!
 //! Written by hand: the format is a dozen elements, and every piece of
-//! text goes through [`xml_escape`].
+//! text goes through [`xml::escape`].
 
 use std::fmt::Write as _;
 
 use bulwark::observe::incident::{Incident, TimelineEntry};
 use bulwark::observe::snapshot::StatusSnapshot;
+use bulwark::observe::xml;
 
-use crate::format::{page_id, rfc3339, xml_escape};
+use crate::format::{page_id, rfc3339};
 use crate::page_link;
 use crate::statuspage::update_id;
 
@@ -56,8 +57,8 @@ pub fn atom_feed(snapshot: &StatusSnapshot) -> String {
                 .max()
                 .unwrap_or(i64::MIN),
         );
-    let name = xml_escape(&snapshot.page_name);
-    let page = xml_escape(&page_link(snapshot, ""));
+    let name = xml::escape(&snapshot.page_name);
+    let page = xml::escape(&page_link(snapshot, ""));
     let feed_id = feed_urn(snapshot);
 
     let mut out = String::with_capacity(1024 + entries.len() * 512);
@@ -74,7 +75,7 @@ pub fn atom_feed(snapshot: &StatusSnapshot) -> String {
     let _ = writeln!(
         out,
         "  <link rel=\"self\" type=\"application/atom+xml\" href=\"{}\"/>",
-        xml_escape(&page_link(snapshot, "/feed.atom"))
+        xml::escape(&page_link(snapshot, "/feed.atom"))
     );
     let _ = writeln!(out, "  <author><name>{name}</name></author>");
     out.push_str("  <generator>Bulwark</generator>\n");
@@ -89,21 +90,21 @@ pub fn atom_feed(snapshot: &StatusSnapshot) -> String {
         let _ = writeln!(
             out,
             "    <id>{feed_id}:{}</id>",
-            xml_escape(&update_id(incident, index))
+            xml::escape(&update_id(incident, index))
         );
-        let _ = writeln!(out, "    <title>{}</title>", xml_escape(&title));
+        let _ = writeln!(out, "    <title>{}</title>", xml::escape(&title));
         let _ = writeln!(out, "    <updated>{}</updated>", rfc3339(entry.at));
         let _ = writeln!(out, "    <published>{}</published>", rfc3339(entry.at));
         let _ = writeln!(
             out,
             "    <link rel=\"alternate\" type=\"text/html\" href=\"{}\"/>",
-            xml_escape(&href)
+            xml::escape(&href)
         );
         let _ = writeln!(out, "    <category term=\"{}\"/>", entry.kind.as_str());
         let _ = writeln!(
             out,
             "    <content type=\"text\">{}</content>",
-            xml_escape(&content)
+            xml::escape(&content)
         );
         out.push_str("  </entry>\n");
     }

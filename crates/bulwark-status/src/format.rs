@@ -189,26 +189,6 @@ pub fn page_id(page_name: &str) -> String {
     stable_id(&format!("page:{page_name}"))
 }
 
-/// Escapes text for XML element content and attribute values, and drops
-/// the control characters XML 1.0 forbids outright (an admin's pasted log
-/// line must not make the whole feed unparsable).
-pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' | '\n' | '\r' => out.push(ch),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Escapes text for Markdown so that names and messages stay literal:
 /// no accidental emphasis, links, table breaks or raw HTML (many renderers
 /// pass HTML through, so `<` becomes an entity).
@@ -295,14 +275,6 @@ mod tests {
         // Pinned: changing the algorithm would re-key every poller.
         assert_eq!(stable_id(""), stable_id(""));
         assert_eq!(stable_id("page:Bulwark"), "howz1hv0hkck");
-    }
-
-    #[test]
-    fn xml_escape_handles_markup_and_control_characters() {
-        assert_eq!(
-            xml_escape("<script>a & 'b' \"c\"\u{1}</script>"),
-            "&lt;script&gt;a &amp; &apos;b&apos; &quot;c&quot;&lt;/script&gt;"
-        );
     }
 
     #[test]

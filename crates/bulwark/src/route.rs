@@ -74,8 +74,7 @@ impl FirstTokens {
         }
         let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
         sorted.sort_unstable();
-        let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-        sorted.get(rank.min(sorted.len() - 1)).copied()
+        crate::observe::percentile::nearest_rank(&sorted, p)
     }
 }
 

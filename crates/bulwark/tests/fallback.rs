@@ -1,6 +1,7 @@
 //! The in-process `Client` against simulated providers on 127.0.0.1: which
 //! failures move a request to the next target, and which end it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bulwark::api::{ChatRequest, Message, Role, StreamEvent};
@@ -51,7 +52,7 @@ async fn healthy_primary_serves_in_one_attempt() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
     // (status, attempts): one retry on the primary for transient failures,
     // none for a refused key, then the backup. The simulated 429 says its
@@ -86,7 +87,7 @@ async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn server_hints_are_honoured_and_long_hints_fail_over() -> TestResult {
     use bulwark_sim::StatusFault;
     let s = setup().await?;
@@ -111,7 +112,7 @@ async fn server_hints_are_honoured_and_long_hints_fail_over() -> TestResult {
     s.primary
         .sim
         .set_faults(vec![FaultRule::always(Fault::Status(long))]);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let served = s.client.chat(request("main")).await?;
     assert_eq!(
         (served.target.as_str(), served.attempts),
@@ -163,7 +164,7 @@ async fn refused_connections_fail_over() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_hanging_primary_times_out_and_fails_over() -> TestResult {
     let s = setup().await?;
     s.primary
@@ -270,7 +271,7 @@ async fn streams_fail_over_before_the_first_token_only() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stalled_stream_ends_with_an_idle_timeout() -> TestResult {
     let s = setup().await?;
     s.primary
@@ -279,5 +280,94 @@ async fn a_stalled_stream_ends_with_an_idle_timeout() -> TestResult {
     let served = s.client.stream(request("main")).await?;
     let (_, error) = tokio::time::timeout(Duration::from_secs(10), collect(served.value)).await?;
     assert!(error.is_some_and(|m| m.contains("stalled")));
+    Ok(())
+}
+
+/// When every later target's breaker is open, the last usable one is the
+/// last target: the request waits for its slot instead of failing.
+#[tokio::test(start_paused = true)]
+async fn the_last_usable_target_waits_for_a_slot_when_later_ones_are_open() -> TestResult {
+    let p = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let b = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: anthropic, base_url: \"{}\", max_concurrency: 1 }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [p/claude-sonnet-4-5, b/gpt-4o-mini], max_retries: 0 }}\nbreaker: {{ consecutive_failures: 1, base_ejection: 60s }}\n",
+        p.url(),
+        b.url()
+    );
+    let client = Arc::new(Client::from_config(&Config::from_yaml(
+        &yaml,
+        "t",
+        &|_| None,
+    )?)?);
+    b.sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let _ = client.chat(request("b/gpt-4o-mini")).await; // opens b's breaker
+    p.sim.set_latency(bulwark_sim::Latency {
+        headers_ms: 0,
+        first_token_ms: 0,
+        token_interval_ms: 50,
+    });
+    let c = Arc::clone(&client);
+    let first = tokio::spawn(async move { c.chat(request("main")).await.is_ok() });
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let second = client.chat(request("main")).await;
+    assert!(first.await?);
+    match second {
+        Ok(s) => {
+            println!("second served by {}", s.target);
+            Ok(())
+        }
+        Err(f) => Err(format!("second failed instead of waiting: {}", f.error.message).into()),
+    }
+}
+
+/// A stream cut after its finish chunk (only `[DONE]` missing) is complete:
+/// continuing it once sent a second finish and text after it.
+#[tokio::test]
+async fn a_stream_cut_after_its_finish_is_not_continued() -> TestResult {
+    let p = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let b = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\n  b: {{ kind: anthropic, base_url: \"{}\" }}\nroutes:\n  main: {{ targets: [p/gpt-4o-mini, b/claude-sonnet-4-5], mid_stream: continue }}\n",
+        p.url(),
+        b.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "t", &|_| None)?)?;
+    // count chunks of a healthy stream
+    let s = client
+        .stream_chunks(request("p/gpt-4o-mini"), Default::default())
+        .await
+        .map_err(|f| f.error.message)?;
+    let chunks: Vec<_> = s.value.collect().await;
+    let n = chunks.len();
+    for c in chunks.iter().flatten() {
+        println!("healthy: {}", c.raw.data);
+    }
+    // cut just before [DONE]
+    p.sim.set_faults(vec![FaultRule::always(Fault::cut(n - 1))]);
+    let s = client
+        .stream_chunks(request("main"), Default::default())
+        .await
+        .map_err(|f| f.error.message)?;
+    let out: Vec<_> = s.value.collect().await;
+    let mut finishes = 0;
+    for c in &out {
+        match c {
+            Ok(c) => {
+                println!("client got: {}", c.raw.data);
+                if c.raw.data.contains("\"finish_reason\":\"") {
+                    finishes += 1;
+                }
+            }
+            Err(e) => println!("ERR {e:?}"),
+        }
+    }
+    println!(
+        "finish_reason chunks: {finishes}; backup calls: {}",
+        b.sim.request_count()
+    );
+    if finishes > 1 {
+        return Err("two finish chunks / text after finish".into());
+    }
     Ok(())
 }

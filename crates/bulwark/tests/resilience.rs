@@ -11,6 +11,7 @@ use bulwark::events::Event;
 use bulwark::resilience::breaker::BreakerState;
 use bulwark::{Client, Config, ErrorKind};
 use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer, StatusFault};
+use futures_util::StreamExt;
 use tokio::time::Instant;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -101,7 +102,7 @@ async fn the_47_second_outage() -> TestResult {
 
 /// 1,000 requests against a primary that fails every call: retries stay
 /// within the budget (20 % of requests plus 10 per second over 10 s).
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_retry_storm_stays_within_the_budget() -> TestResult {
     // The breaker is set never to trip, so only the budget limits retries.
     let s = setup(
@@ -185,14 +186,14 @@ async fn the_client_deadline_shortens_the_routes() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_primary_is_hedged_and_the_loser_dropped() -> TestResult {
     let s = setup(", hedge_after: 100ms, first_token_timeout: 10s", "").await?;
     s.primary
         .sim
         .set_faults(vec![FaultRule::always(Fault::hang(5_000))]);
     let mut events = s.client.subscribe();
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let served = s.client.chat(request("main")).await?;
     assert_eq!(served.target, "backup/gpt-4o-mini");
     assert_eq!(served.attempts, 2, "the original and its hedge");
@@ -219,7 +220,7 @@ async fn a_slow_primary_is_hedged_and_the_loser_dropped() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_style_of_server_hint_is_honoured() -> TestResult {
     let styles = [
         (
@@ -270,7 +271,7 @@ async fn every_style_of_server_hint_is_honoured() -> TestResult {
     gemini
         .sim
         .set_faults(vec![FaultRule::always(Fault::Status(fault)).times(1)]);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let served = client.chat(request("r")).await?;
     assert_eq!(served.attempts, 2);
     assert!(
@@ -280,7 +281,7 @@ async fn every_style_of_server_hint_is_honoured() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn exhausted_quotas_and_cdn_pages_are_classified() -> TestResult {
     // OpenAI's insufficient_quota: no retry on that target, straight on.
     let s = setup(", max_retries: 2, backoff_base: 1ms", "").await?;
@@ -358,7 +359,7 @@ async fn context_overflow_moves_only_to_a_larger_window() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_flapping_primary_is_ejected_and_readmitted() -> TestResult {
     let s = setup(
         ", max_retries: 0",
@@ -406,7 +407,7 @@ async fn a_flapping_primary_is_ejected_and_readmitted() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_full_target_passes_requests_on_or_makes_the_last_one_wait() -> TestResult {
     // The primary takes one request at a time and answers slowly.
     let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
@@ -453,7 +454,7 @@ async fn a_full_target_passes_requests_on_or_makes_the_last_one_wait() -> TestRe
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_tier_shares_the_load_and_least_latency_avoids_the_slow_one() -> TestResult {
     let a = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let b = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
@@ -490,7 +491,6 @@ async fn a_tier_shares_the_load_and_least_latency_avoids_the_slow_one() -> TestR
 #[tokio::test]
 async fn a_stream_broken_midway_is_continued_by_the_next_target() -> TestResult {
     use bulwark::api::StreamEvent;
-    use futures_util::StreamExt;
     let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let yaml = format!(
@@ -555,7 +555,7 @@ async fn a_stream_broken_midway_is_continued_by_the_next_target() -> TestResult 
 }
 
 /// The remaining rows of the failure table, each against the simulator.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_row_of_the_failure_table() -> TestResult {
     // (fault on the primary's first call, expected (target, attempts))
     let retried = ("primary/claude-sonnet-4-5", 2);
@@ -785,7 +785,6 @@ async fn output_token_quotas_count_max_tokens_then_usage() -> TestResult {
 
 #[tokio::test]
 async fn a_streamed_answer_corrects_its_token_estimate_when_it_ends() -> TestResult {
-    use futures_util::StreamExt;
     let limited = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let yaml = format!(
@@ -844,5 +843,141 @@ async fn queueing_counts_against_the_deadline_on_tokios_clock() -> TestResult {
         waited <= Duration::from_secs(10),
         "the deadline held only after {waited:?}"
     );
+    Ok(())
+}
+
+/// A half-open probe whose request future is dropped (the client
+/// disconnected, or the caller timed out) must still be reported: an
+/// unreported probe once left the target skipped forever.
+#[tokio::test(start_paused = true)]
+async fn a_dropped_half_open_probe_does_not_wedge_its_target() -> TestResult {
+    let p = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: anthropic, base_url: \"{}\" }}\nroutes:\n  solo: {{ targets: [p/claude-sonnet-4-5], max_retries: 0 }}\nbreaker: {{ consecutive_failures: 1, base_ejection: 200ms, max_ejection: 200ms }}\n",
+        p.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "t", &|_| None)?)?;
+    p.sim
+        .set_faults(vec![FaultRule::always(Fault::status(503)).times(1)]);
+    assert!(client.chat(request("solo")).await.is_err());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    p.sim
+        .set_faults(vec![FaultRule::always(Fault::hang(2_000)).times(1)]);
+    // caller gives up (or HTTP client disconnects) while the probe is in flight
+    let _ = tokio::time::timeout(Duration::from_millis(100), client.chat(request("solo"))).await;
+    p.sim.clear_faults();
+    for i in 0..5 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        match client.chat(request("solo")).await {
+            Ok(_) => {
+                println!("recovered at {i}");
+                return Ok(());
+            }
+            Err(f) => println!("after {i}: {}", f.error.message),
+        }
+    }
+    println!("upstream calls total: {}", p.sim.request_count());
+    Err("WEDGED: healthy target never admitted again".into())
+}
+
+/// A stream broken after content is a failure of its target: once such
+/// cuts were never reported, so the breaker never opened.
+#[tokio::test]
+async fn streams_cut_after_content_count_against_the_breaker() -> TestResult {
+    let p = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  solo: {{ targets: [p/gpt-4o-mini], max_retries: 0 }}\nbreaker: {{ consecutive_failures: 2 }}\n",
+        p.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "t", &|_| None)?)?;
+    p.sim.set_faults(vec![FaultRule::always(Fault::cut(3))]);
+    let mut broken = 0;
+    let mut refused = 0;
+    for _ in 0..10 {
+        match client.stream(request("solo")).await {
+            Ok(s) => {
+                let mut st = s.value;
+                while let Some(i) = st.next().await {
+                    if i.is_err() {
+                        broken += 1;
+                    }
+                }
+            }
+            // Skipped by the open breaker, without a call.
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(broken, 2, "two broken streams open the breaker");
+    assert_eq!(refused, 8);
+    assert_eq!(p.sim.request_count(), 2);
+    Ok(())
+}
+
+/// A route with hedging once withdrew retry budget for every request, even
+/// when the hedge never started, so a later retry was refused.
+#[tokio::test(start_paused = true)]
+async fn hedges_that_never_start_leave_the_retry_budget_alone() -> TestResult {
+    let p = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let b = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: anthropic, base_url: \"{}\" }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [p/claude-sonnet-4-5, b/gpt-4o-mini], hedge_after: 5s, max_retries: 1, backoff_base: 1ms, backoff_cap: 5ms }}\nretry_budget: {{ ratio: 0.2, min_per_second: 0.1, window: 10s }}\n",
+        p.url(),
+        b.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "t", &|_| None)?)?;
+    let mut ev = client.subscribe();
+    for _ in 0..20 {
+        client.chat(request("main")).await?;
+    }
+    assert_eq!(b.sim.request_count(), 0, "no hedge was ever started");
+    p.sim
+        .set_faults(vec![FaultRule::always(Fault::status(503)).times(1)]);
+    let served = client
+        .chat(request("main"))
+        .await
+        .map_err(|f| f.error.message)?;
+    let mut exhausted = false;
+    while let Ok(e) = ev.try_recv() {
+        exhausted |= matches!(e, Event::RetryBudgetExhausted { .. });
+    }
+    println!(
+        "served by {} after {} attempts; budget exhausted event: {exhausted}",
+        served.target, served.attempts
+    );
+    if served.target != "p/claude-sonnet-4-5" {
+        return Err("retry refused: budget drained by hedges that never ran".into());
+    }
+    Ok(())
+}
+
+/// A hedge that fails first has still used its target: once it was not
+/// marked used, and the engine called the same target again as a failover.
+#[tokio::test(start_paused = true)]
+async fn a_failed_hedge_target_is_not_called_again() -> TestResult {
+    let p = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let b = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let yaml = format!(
+        "providers:\n  p: {{ kind: anthropic, base_url: \"{}\" }}\n  b: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [p/claude-sonnet-4-5, b/gpt-4o-mini], hedge_after: 100ms, first_token_timeout: 500ms, max_retries: 0 }}\n",
+        p.url(),
+        b.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "t", &|_| None)?)?;
+    p.sim
+        .set_faults(vec![FaultRule::always(Fault::hang(2_000))]);
+    b.sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let r = client.chat(request("main")).await;
+    let attempts = match &r {
+        Ok(s) => s.attempts,
+        Err(f) => f.attempts,
+    };
+    println!(
+        "backup calls: {}, primary calls: {}, reported attempts: {attempts}",
+        b.sim.request_count(),
+        p.sim.request_count()
+    );
+    if b.sim.request_count() > 1 {
+        return Err("failed hedge target called again without budget".into());
+    }
     Ok(())
 }

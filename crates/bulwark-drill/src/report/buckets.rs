@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
-use crate::outcome::{DrillData, Path};
+use bulwark::observe::percentile::nearest_rank;
 
-use super::figures::percentile;
+use crate::outcome::{DrillData, Path};
 
 /// Most buckets a chart line gets; about one per two pixels.
 const MAX_BUCKETS: u64 = 600;
@@ -77,8 +77,8 @@ pub(crate) fn buckets(data: &DrillData) -> Buckets {
                 Bucket {
                     sent: l.len() as u64,
                     ok,
-                    p50: percentile(&l, 50.0),
-                    p95: percentile(&l, 95.0),
+                    p50: nearest_rank(&l, 50.0),
+                    p95: nearest_rank(&l, 95.0),
                 }
             })
             .collect()

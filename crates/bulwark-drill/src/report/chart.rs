@@ -7,12 +7,14 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use bulwark::observe::xml;
+
 use crate::outcome::{DrillData, MarkerKind};
 use crate::schedule::PhaseSpan;
 
 use super::buckets::{Bucket, Buckets, buckets, wall_span};
 use super::scale::{LatencyScale, time_label, time_ticks};
-use super::text::{self, xml};
+use super::text;
 
 const WIDTH: f64 = 1100.0;
 const LEFT: f64 = 84.0;
@@ -128,22 +130,22 @@ fn heading(svg: &mut String, data: &DrillData, buckets: &Buckets) {
     let _ = write!(
         svg,
         r##"<text x="{LEFT}" y="30" font-size="18" font-weight="bold" fill="#111827">Drill: {}</text>"##,
-        xml(&data.scenario)
+        xml::escape(&data.scenario)
     );
     let _ = write!(
         svg,
         r##"<text x="{LEFT}" y="50" font-size="12" fill="#4b5563">Speed {speed}x: {wall} of wall time replays {scen} of scenario. Each point covers {per} of wall time ({bucket} of scenario). Config {config}, route {route}.</text>"##,
         speed = data.speed,
-        wall = xml(&text::duration(data.wall_duration)),
-        scen = xml(&text::scenario(data.scenario_time(data.wall_duration))),
-        per = xml(&if buckets.width.subsec_nanos() == 0 {
+        wall = xml::escape(&text::duration(data.wall_duration)),
+        scen = xml::escape(&text::scenario(data.scenario_time(data.wall_duration))),
+        per = xml::escape(&if buckets.width.subsec_nanos() == 0 {
             format!("{} s", buckets.width.as_secs())
         } else {
             text::duration(buckets.width)
         }),
-        bucket = xml(&text::scenario(data.scenario_time(buckets.width))),
-        config = xml(&data.config_name),
-        route = xml(&data.route),
+        bucket = xml::escape(&text::scenario(data.scenario_time(buckets.width))),
+        config = xml::escape(&data.config_name),
+        route = xml::escape(&data.route),
     );
 }
 
@@ -154,7 +156,7 @@ fn legend_item(svg: &mut String, x: f64, y: f64, sample: &str, label: &str) -> f
     let _ = write!(
         svg,
         r##"<text x="26" y="4" fill="#374151">{}</text></g>"##,
-        xml(label)
+        xml::escape(label)
     );
     x + 26.0 + text_width(label, 11.0) + 12.0
 }
@@ -250,7 +252,7 @@ fn primary_phases(svg: &mut String, data: &DrillData, axis: &TimeAxis, l: &Layou
                 r##"<rect x="{x0:.1}" y="{y:.1}" width="{width:.1}" height="{h:.1}" fill="{c}" fill-opacity="0.12"><title>{title}</title></rect>"##,
                 y = l.phase_labels - 12.0,
                 h = l.bottom_bottom - l.phase_labels + 12.0,
-                title = xml(&phase_title(p)),
+                title = xml::escape(&phase_title(p)),
             );
             let _ = write!(
                 svg,
@@ -276,7 +278,7 @@ fn primary_phases(svg: &mut String, data: &DrillData, axis: &TimeAxis, l: &Layou
             let _ = write!(
                 svg,
                 r##"<text x="{x:.1}" y="{y:.1}" text-anchor="middle" fill="{fill}" font-weight="{weight}">{}</text>"##,
-                xml(&label),
+                xml::escape(&label),
                 x = (x0 + x1) / 2.0,
                 y = l.phase_labels + 2.0,
             );
@@ -323,7 +325,7 @@ fn provider_lanes(
         let _ = write!(
             svg,
             r##"<text x="{x}" y="{ty:.1}" text-anchor="end" font-size="9" fill="#6b7280">{}</text>"##,
-            xml(&fit(provider, LEFT - 10.0, 9.0).unwrap_or_default()),
+            xml::escape(&fit(provider, LEFT - 10.0, 9.0).unwrap_or_default()),
             x = LEFT - 6.0,
             ty = y + 7.0,
         );
@@ -342,13 +344,13 @@ fn provider_lanes(
                 svg,
                 r##"<rect x="{x0:.1}" y="{y:.1}" width="{w:.1}" height="6" fill="{c}" fill-opacity="0.6"><title>{t}</title></rect>"##,
                 w = (x1 - x0).max(1.0),
-                t = xml(&phase_title(p)),
+                t = xml::escape(&phase_title(p)),
             );
             if let Some(label) = fit(&p.name, x1 - x0 - 6.0, 8.0) {
                 let _ = write!(
                     svg,
                     r##"<text x="{x:.1}" y="{ty:.1}" font-size="8" fill="#374151">{}</text>"##,
-                    xml(&label),
+                    xml::escape(&label),
                     x = x0 + 3.0,
                     ty = y + 5.5,
                 );
@@ -367,7 +369,7 @@ fn panel_frame(svg: &mut String, top: f64, bottom: f64, title: &str) {
     let _ = write!(
         svg,
         r##"<text transform="translate(18,{y:.1}) rotate(-90)" text-anchor="middle" font-size="12" fill="#374151">{}</text>"##,
-        xml(title),
+        xml::escape(title),
         y = (top + bottom) / 2.0,
     );
 }
@@ -376,7 +378,7 @@ fn gridline(svg: &mut String, y: f64, label: &str) {
     let _ = write!(
         svg,
         r##"<line x1="{LEFT}" y1="{y:.1}" x2="{x2:.1}" y2="{y:.1}" stroke="#e5e7eb" stroke-width="1"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="10" fill="#6b7280">{}</text>"##,
-        xml(label),
+        xml::escape(label),
         x2 = WIDTH - RIGHT,
         tx = LEFT - 6.0,
         ty = y + 3.5,
@@ -465,7 +467,7 @@ fn latency_panel(
         let _ = write!(
             svg,
             r##"<line x1="{LEFT}" y1="{yd:.1}" x2="{x2:.1}" y2="{yd:.1}" stroke="#111827" stroke-width="1" stroke-dasharray="6 3" stroke-opacity="0.6"/><text x="{tx:.1}" y="{ty:.1}" text-anchor="end" font-size="10" fill="#111827">deadline {}</text>"##,
-            xml(&text::duration(deadline)),
+            xml::escape(&text::duration(deadline)),
             yd = y(d),
             x2 = WIDTH - RIGHT,
             tx = WIDTH - RIGHT - 4.0,
@@ -561,7 +563,7 @@ fn time_axis(svg: &mut String, axis: &TimeAxis, span: Duration, l: &Layout) {
         let _ = write!(
             svg,
             r##"<text x="{x:.1}" y="{y:.1}" text-anchor="middle" font-size="10" fill="#374151">{}</text>"##,
-            xml(&time_label(t)),
+            xml::escape(&time_label(t)),
             y = l.bottom_bottom + 17.0,
         );
     }
@@ -613,7 +615,7 @@ fn markers(svg: &mut String, data: &DrillData, axis: &TimeAxis, l: &Layout) {
                 let _ = write!(
                     svg,
                     "<g><title>{}</title>",
-                    xml(&format!("{what}: {} at {when}", m.label))
+                    xml::escape(&format!("{what}: {} at {when}", m.label))
                 );
                 for edge in [l.top_bottom, l.bottom_bottom] {
                     let (tip, down) = if opened {
@@ -632,7 +634,7 @@ fn markers(svg: &mut String, data: &DrillData, axis: &TimeAxis, l: &Layout) {
             r##"<line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{y1:.1}" stroke="{color}" stroke-width="1.4"{dash}><title>{t}</title></line>"##,
             y0 = l.top,
             y1 = l.bottom_bottom,
-            t = xml(&format!("{label}: {} at {when}", m.label)),
+            t = xml::escape(&format!("{label}: {} at {when}", m.label)),
         );
         // Two rows of labels in the gap; a label goes in the first row it
         // does not overlap. No room in either (a flapping drill): the line
@@ -654,7 +656,7 @@ fn markers(svg: &mut String, data: &DrillData, axis: &TimeAxis, l: &Layout) {
         let _ = write!(
             svg,
             r##"<text x="{tx:.1}" y="{y:.1}" text-anchor="{anchor}" font-size="10" fill="{color}">{}</text>"##,
-            xml(label),
+            xml::escape(label),
             y = l.top_bottom + 17.0 + row as f64 * 14.0,
         );
     }

@@ -4,22 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
+use bulwark::observe::percentile::nearest_rank;
+
 use crate::outcome::{DrillData, MarkerKind, Path, Sent};
 
 use super::PathFigures;
-
-/// The nearest-rank percentile: the smallest value with at least `p` % of
-/// the values at or below it, so it is always a latency someone actually
-/// saw (no interpolation between two requests). `sorted` must be sorted
-/// ascending; empty gives `None`.
-pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
-    if sorted.is_empty() {
-        return None;
-    }
-    // p × n first: exact for whole percentages, where p / 100 is not.
-    let rank = (p * sorted.len() as f64 / 100.0).ceil() as usize;
-    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
-}
 
 /// How an answer that succeeded was served. Checked in this order, from
 /// least to most like a normal answer (see [`PathFigures`]).
@@ -90,12 +79,12 @@ pub(crate) fn path_figures(data: &DrillData, path: Path) -> PathFigures {
         ok,
         failed,
         availability: if n == 0 { 0.0 } else { ok as f64 / n as f64 },
-        p50: percentile(&latencies, 50.0).unwrap_or_default(),
-        p95: percentile(&latencies, 95.0).unwrap_or_default(),
-        p99: percentile(&latencies, 99.0).unwrap_or_default(),
+        p50: nearest_rank(&latencies, 50.0).unwrap_or_default(),
+        p95: nearest_rank(&latencies, 95.0).unwrap_or_default(),
+        p99: nearest_rank(&latencies, 99.0).unwrap_or_default(),
         slowest: latencies.last().copied().unwrap_or_default(),
-        first_token_p50: percentile(&first_tokens, 50.0),
-        first_token_p95: percentile(&first_tokens, 95.0),
+        first_token_p50: nearest_rank(&first_tokens, 50.0),
+        first_token_p95: nearest_rank(&first_tokens, 95.0),
         fallback,
         from_cache: cache,
         degraded,
@@ -197,22 +186,4 @@ pub(crate) fn drill_epoch_ms(data: &DrillData) -> Option<i64> {
 /// Wall time since the drill started of a Unix time, given the epoch.
 pub(crate) fn wall_of(epoch_ms: i64, unix_ms: i64) -> Duration {
     Duration::from_millis(unix_ms.saturating_sub(epoch_ms).max(0) as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_rank() {
-        let ms =
-            |v: &[u64]| -> Vec<Duration> { v.iter().map(|&m| Duration::from_millis(m)).collect() };
-        let v = ms(&[10, 20, 30, 40, 50, 60, 70, 80, 90, 100]);
-        assert_eq!(percentile(&v, 50.0), Some(Duration::from_millis(50)));
-        assert_eq!(percentile(&v, 95.0), Some(Duration::from_millis(100)));
-        assert_eq!(percentile(&v, 10.0), Some(Duration::from_millis(10)));
-        assert_eq!(percentile(&v, 0.0), Some(Duration::from_millis(10)));
-        assert_eq!(percentile(&ms(&[7]), 99.0), Some(Duration::from_millis(7)));
-        assert_eq!(percentile(&[], 50.0), None);
-    }
 }

@@ -80,24 +80,6 @@ pub fn list(values: &[u64]) -> String {
     }
 }
 
-/// Text inside SVG elements and attributes.
-pub fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // XML 1.0 forbids most control characters even escaped.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Text inside a Markdown table cell: a pipe would end the cell and a
 /// newline the row.
 pub fn cell(text: &str) -> String {
@@ -125,7 +107,6 @@ mod tests {
         assert_eq!(thousands(1_200), "1,200");
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(xml("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
         assert_eq!(cell("a|b\nc"), "a\\|b c");
     }
 }

@@ -10,8 +10,10 @@ pub mod component;
 pub mod config;
 pub mod incident;
 pub mod otel_config;
+pub mod percentile;
 pub mod record;
 pub mod snapshot;
+pub mod xml;
 
 /// Milliseconds since the Unix epoch: the one timestamp type of the store
 /// and the status page, portable across SQLite and PostgreSQL.

@@ -1,0 +1,105 @@
+//! Gauges of current state (breakers, components, queues, concurrency) and
+//! the running totals other parts of the gateway keep themselves.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bulwark::observe::component::{ComponentKind, ComponentState};
+use bulwark::resilience::breaker::BreakerState;
+use prometheus_client::metrics::counter::Counter;
+
+use crate::Metrics;
+use crate::labels::{ComponentLabels, RouteLabels, TargetLabels};
+
+impl Metrics {
+    pub fn set_breaker_state(&self, target: &str, state: BreakerState) {
+        self.breaker_state
+            .get_or_create(&TargetLabels {
+                target: self.target(target),
+            })
+            .set(breaker_level(state));
+    }
+
+    pub fn set_component_state(&self, component: &str, kind: ComponentKind, state: ComponentState) {
+        let component = match kind {
+            ComponentKind::Target => self.target(component),
+            ComponentKind::Route => self.route(component),
+        };
+        self.component_state
+            .get_or_create(&ComponentLabels {
+                component,
+                kind: kind.as_str(),
+            })
+            .set(i64::from(state.level()));
+    }
+
+    pub fn set_queue(&self, route: &str, depth: u64) {
+        self.queue_depth
+            .get_or_create(&RouteLabels {
+                route: self.route(route),
+            })
+            .set(clamp_i64(depth));
+    }
+
+    pub fn observe_queue_wait(&self, route: &str, wait: Duration) {
+        self.queue_wait
+            .get_or_create(&RouteLabels {
+                route: self.route(route),
+            })
+            .observe(wait.as_secs_f64());
+    }
+
+    pub fn set_concurrency(&self, target: &str, limit: u64, in_flight: u64) {
+        let labels = TargetLabels {
+            target: self.target(target),
+        };
+        self.concurrency_limit
+            .get_or_create(&labels)
+            .set(clamp_i64(limit));
+        self.in_flight
+            .get_or_create(&labels)
+            .set(clamp_i64(in_flight));
+    }
+
+    /// Takes the store writer's own running totals. They are exported as
+    /// counters (they only grow while the writer lives; a new writer
+    /// starting from zero reads as a counter reset, which `rate()` handles),
+    /// so the absolute value is stored rather than added.
+    pub fn set_store_stats(
+        &self,
+        written: u64,
+        dropped: u64,
+        failed_batches: u64,
+        pending: u64,
+        up: bool,
+    ) {
+        set_counter(&self.store_written, written);
+        set_counter(&self.store_dropped, dropped);
+        set_counter(&self.store_failed_batches, failed_batches);
+        self.store_pending.set(clamp_i64(pending));
+        self.store_up.set(i64::from(up));
+    }
+
+    /// Takes the alerter's running totals, like [`Metrics::set_store_stats`].
+    pub fn set_alert_stats(&self, delivered: u64, failed: u64, retried: u64) {
+        set_counter(&self.alerts_delivered, delivered);
+        set_counter(&self.alerts_failed, failed);
+        set_counter(&self.alerts_retried, retried);
+    }
+}
+
+fn breaker_level(state: BreakerState) -> i64 {
+    match state {
+        BreakerState::Closed => 0,
+        BreakerState::HalfOpen => 1,
+        BreakerState::Open => 2,
+    }
+}
+
+fn clamp_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn set_counter(counter: &Counter, value: u64) {
+    counter.inner().store(value, Ordering::Relaxed);
+}
