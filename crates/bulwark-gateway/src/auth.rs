@@ -9,8 +9,8 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use crate::config::ClientKey;
 use axum::http::HeaderMap;
-use bulwark::config::ClientKey;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::window::{Refusal, SlidingWindow};
 

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::config::ClientKey;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -10,7 +11,6 @@ use axum::http::HeaderMap;
 use axum::http::header;
 use axum::response::Response;
 use bulwark::api::{ChatRequest, WireFormat};
-use bulwark::config::ClientKey;
 use bulwark::engine::{CachePolicy, Failed, RequestOptions};
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;

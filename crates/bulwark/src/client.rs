@@ -307,15 +307,7 @@ impl Client {
                     if left.is_zero() {
                         continue;
                     }
-                    let single = Arc::new(Route {
-                        name: route.name.clone(),
-                        targets: vec![target.clone()],
-                        tiers: std::iter::once(0..1).collect(),
-                        weights: vec![1],
-                        hedge_after: None,
-                        degrade: Vec::new(),
-                        ..(**route).clone()
-                    });
+                    let single = Arc::new(route.narrowed_to(target.clone()));
                     let options = RequestOptions {
                         deadline: Some(left),
                         ..options.clone()

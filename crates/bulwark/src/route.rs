@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::time::Instant;
 
-use crate::config::RateLimits;
-use crate::config::{Config, RetryPolicy, Timeouts};
+use crate::config::{Config, RateLimits, RoutePolicy};
 use crate::error::{ApiError, ErrorKind};
 use crate::events::EventBus;
 use crate::limit::window::{Refusal, SlidingWindow};
@@ -18,7 +17,6 @@ use crate::resilience::budget::{BudgetConfig, RetryBudget};
 use crate::resilience::concurrency::{Aimd, ConcurrencyConfig, Signal};
 use crate::resilience::ewma::PeakEwma;
 use std::collections::VecDeque;
-use std::ops::Range;
 use std::time::Duration;
 
 /// Target states kept for `provider/model` names clients choose themselves.
@@ -351,23 +349,30 @@ pub struct Target {
     pub context_window: Option<u64>,
 }
 
+pub use crate::config::{HedgeAfter, MidStream};
+
+/// A route ready to serve: its targets resolved to providers and their
+/// shared state, its policy as the config gave it.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub name: String,
     /// Tried in order: the first is the primary, the rest are fallbacks.
     pub targets: Vec<Target>,
-    /// Groups of `targets` tried in order; within one, the load is shared.
-    pub tiers: Vec<Range<usize>>,
-    pub weights: Vec<u32>,
-    pub balance: Balance,
-    pub timeouts: Timeouts,
-    pub retry: RetryPolicy,
-    pub hedge_after: Option<HedgeAfter>,
-    pub mid_stream: MidStream,
-    pub cache: Option<crate::config::RouteCache>,
     /// Tried in order when every target failed.
     pub degrade: Vec<DegradeStep>,
     pub admission: Option<crate::limit::queue::AdmissionQueue>,
+    pub policy: RoutePolicy,
+}
+
+/// Reading `route.timeouts` as `route.policy.timeouts` keeps the engine's
+/// code unchanged while it is being reorganised; new code should name
+/// `policy`.
+impl std::ops::Deref for Route {
+    type Target = RoutePolicy;
+
+    fn deref(&self) -> &RoutePolicy {
+        &self.policy
+    }
 }
 
 /// A fallback of last resort, resolved.
@@ -378,34 +383,27 @@ pub enum DegradeStep {
     Static(String),
 }
 
-/// What to do when a stream fails after part of the answer was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MidStream {
-    /// End the stream with a protocol-correct error event.
-    #[default]
-    Error,
-    /// Ask the next target that takes an assistant prefill (Anthropic) to
-    /// continue the partial answer, and splice its continuation into the
-    /// same stream.
-    Continue,
-}
-
-/// When to start a hedge.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum HedgeAfter {
-    Fixed(Duration),
-    /// A percentile of the primary's recent first-token times; until enough
-    /// are known, the fallback delay.
-    Percentile {
-        percentile: f64,
-        fallback: Duration,
-    },
-}
-
 impl Route {
+    /// This route with `target` as its only one, for a degrade step: no
+    /// hedge (there is nothing to hedge to) and no further degrading.
+    pub fn narrowed_to(&self, target: Target) -> Route {
+        Route {
+            name: self.name.clone(),
+            targets: vec![target],
+            degrade: Vec::new(),
+            admission: self.admission.clone(),
+            policy: RoutePolicy {
+                tiers: std::iter::once(0..1).collect(),
+                weights: vec![1],
+                hedge_after: None,
+                ..self.policy.clone()
+            },
+        }
+    }
+
     /// The order this request tries the targets in.
     pub fn plan(&self) -> Vec<usize> {
-        let costs: Vec<Option<f64>> = match self.balance {
+        let costs: Vec<Option<f64>> = match self.policy.balance {
             Balance::Weighted => vec![None; self.targets.len()],
             Balance::LeastLatency => self
                 .targets
@@ -414,12 +412,19 @@ impl Route {
                 .collect(),
         };
         let mut rng = fastrand::Rng::new();
-        crate::resilience::balance::plan(&self.tiers, &self.weights, &costs, self.balance, &mut rng)
+        let policy = &self.policy;
+        crate::resilience::balance::plan(
+            &policy.tiers,
+            &policy.weights,
+            &costs,
+            policy.balance,
+            &mut rng,
+        )
     }
 
     /// How long to wait before hedging an attempt on `target`.
     pub fn hedge_delay(&self, target: &Target) -> Option<Duration> {
-        match self.hedge_after? {
+        match self.policy.hedge_after? {
             HedgeAfter::Fixed(delay) => Some(delay),
             HedgeAfter::Percentile {
                 percentile,
@@ -471,14 +476,7 @@ impl RouteTable {
             let route = Route {
                 name: name.clone(),
                 targets,
-                tiers: route.tiers.clone(),
-                weights: route.weights.clone(),
-                balance: route.balance,
-                timeouts: route.timeouts,
-                retry: route.retry,
-                hedge_after: route.hedge_after,
-                mid_stream: route.mid_stream,
-                cache: route.cache,
+                policy: route.policy.clone(),
                 admission: route.admission.map(|(running, waiting)| {
                     crate::limit::queue::AdmissionQueue::new(running, waiting)
                 }),
@@ -543,14 +541,7 @@ impl RouteTable {
             return Ok(Arc::new(Route {
                 name: model.to_string(),
                 targets: vec![target],
-                tiers: std::iter::once(0..1).collect(),
-                weights: vec![1],
-                balance: Balance::Weighted,
-                timeouts: Timeouts::default(),
-                retry: RetryPolicy::default(),
-                hedge_after: None,
-                mid_stream: MidStream::Error,
-                cache: None,
+                policy: RoutePolicy::single_target(),
                 admission: None,
                 degrade: Vec::new(),
             }));
