@@ -9,7 +9,9 @@ use tokio::time::Instant;
 use crate::config::{Config, RateLimits, RoutePolicy};
 use crate::error::{ApiError, ErrorKind};
 use crate::events::EventBus;
-use crate::limit::window::{Refusal, SlidingWindow};
+use crate::limit::quota::Quotas;
+pub use crate::limit::quota::Tokens;
+use crate::limit::window::Refusal;
 use crate::provider::{Provider, ProviderBuildError};
 use crate::resilience::balance::Balance;
 use crate::resilience::breaker::{Admission, Breaker, BreakerConfig, CallOutcome};
@@ -38,7 +40,9 @@ pub struct TargetState {
     /// Recent first-token times, for least-latency balancing and hedging.
     first_tokens: Mutex<FirstTokens>,
     /// The provider's per-minute quotas for this target.
-    quotas: Vec<(Quota, Mutex<SlidingWindow>)>,
+    quotas: Mutex<Quotas>,
+    /// Whether `quotas` holds any, known without taking its lock.
+    has_quotas: bool,
     /// Until when the provider said its quota is used up.
     quota_paused_until: Mutex<Option<Instant>>,
 }
@@ -84,6 +88,7 @@ impl TargetState {
         concurrency: ConcurrencyConfig,
         limits: RateLimits,
     ) -> Self {
+        let quotas = Quotas::per_minute(limits);
         TargetState {
             breaker: Mutex::new(Breaker::new(breaker, Instant::now())),
             budget: Mutex::new(RetryBudget::new(budget)),
@@ -93,24 +98,15 @@ impl TargetState {
                 ewma: PeakEwma::new(EWMA_DECAY, Instant::now()),
                 recent: VecDeque::with_capacity(RECENT_SAMPLES),
             }),
-            quotas: [
-                (Quota::Requests, limits.rpm),
-                (Quota::Tokens, limits.tpm),
-                (Quota::InputTokens, limits.input_tpm),
-                (Quota::OutputTokens, limits.output_tpm),
-            ]
-            .into_iter()
-            .filter_map(|(kind, limit)| {
-                limit.map(|n| (kind, Mutex::new(SlidingWindow::per_minute(n))))
-            })
-            .collect(),
+            has_quotas: !quotas.is_empty(),
+            quotas: Mutex::new(quotas),
             quota_paused_until: Mutex::new(None),
         }
     }
 
     /// Whether any per-minute quota applies to this target.
     pub fn has_quotas(&self) -> bool {
-        !self.quotas.is_empty()
+        self.has_quotas
     }
 
     /// Holds requests to this target until the provider's quota resets.
@@ -135,38 +131,20 @@ impl TargetState {
         {
             return Err(Refusal::Wait(until - now));
         }
-        if self.quotas.is_empty() {
+        if !self.has_quotas {
             return Ok(None);
         }
-        let mut windows: Vec<_> = self
-            .quotas
-            .iter()
-            .map(|(kind, w)| (*kind, lock_window(w)))
-            .collect();
-        let mut wait = Duration::ZERO;
-        for (kind, window) in windows.iter_mut() {
-            match window.check(kind.amount(tokens), now) {
-                Ok(()) => {}
-                Err(Refusal::Wait(w)) => wait = wait.max(w),
-                Err(Refusal::TooLarge) => return Err(Refusal::TooLarge),
-            }
-        }
-        if !wait.is_zero() {
-            return Err(Refusal::Wait(wait));
-        }
-        for (kind, window) in windows.iter_mut() {
-            window.take(kind.amount(tokens), now);
-        }
+        self.with_quotas(|q| q.take(tokens, now))?;
         Ok(Some(now))
     }
 
     /// Replaces a token estimate taken at `at` by the answer's real usage.
     pub fn correct_tokens(&self, at: Instant, estimated: Tokens, actual: Tokens) {
-        for (kind, window) in &self.quotas {
-            if *kind != Quota::Requests {
-                lock_window(window).correct(at, kind.amount(estimated), kind.amount(actual));
-            }
-        }
+        self.with_quotas(|q| q.correct_tokens(at, estimated, actual));
+    }
+
+    fn with_quotas<T>(&self, f: impl FnOnce(&mut Quotas) -> T) -> T {
+        f(&mut self.quotas.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub fn observe_first_token(&self, sample: Duration) {
@@ -287,37 +265,6 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.record(CallOutcome::Ignored);
-    }
-}
-
-fn lock_window(window: &Mutex<SlidingWindow>) -> std::sync::MutexGuard<'_, SlidingWindow> {
-    window.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What a per-minute quota counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quota {
-    Requests,
-    Tokens,
-    InputTokens,
-    OutputTokens,
-}
-
-/// A request's tokens, estimated before the call or reported after.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Tokens {
-    pub input: u64,
-    pub output: u64,
-}
-
-impl Quota {
-    fn amount(self, tokens: Tokens) -> u64 {
-        match self {
-            Quota::Requests => 1,
-            Quota::Tokens => tokens.input + tokens.output,
-            Quota::InputTokens => tokens.input,
-            Quota::OutputTokens => tokens.output,
-        }
     }
 }
 

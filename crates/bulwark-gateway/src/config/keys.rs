@@ -36,8 +36,8 @@ impl fmt::Debug for ClientKey {
 /// Client keys shorter than this are refused: they could be guessed.
 const MIN_KEY_LENGTH: usize = 16;
 
-/// The `keys:` section, in name order. Each key's `routes` are checked
-/// against the engine's, when the engine's part could be read.
+/// The `keys:` section, in name order. Each key's `routes` must name the
+/// engine's routes, or targets of its providers.
 pub(crate) fn build(
     raw: BTreeMap<String, Value>,
     engine: &Config,

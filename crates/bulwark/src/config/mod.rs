@@ -5,15 +5,15 @@
 //! the key path it concerns, so `bulwark check` can report them all at once.
 //! The gateway reads its own top-level keys from the same [`Document`].
 //!
-//! - [`raw`]: the file as written ([`Document`]) and its serde types;
-//! - [`env`]: `${VAR}` interpolation;
-//! - [`validate`]: raw to typed, collecting [`Issue`]s;
+//! - `raw`: the file as written ([`Document`]) and its serde types;
+//! - `env`: `${VAR}` interpolation;
+//! - `validate`: raw to typed, collecting [`Issue`]s;
 //! - [`duration`]: the one duration format of configs and scenarios.
 
 pub mod duration;
-pub mod env;
+mod env;
 mod issue;
-pub mod raw;
+mod raw;
 mod validate;
 
 use std::collections::BTreeMap;
