@@ -509,11 +509,12 @@ mod tests {
             "RPM" => Some("600".to_string()),
             "RETRIES" => Some("1".to_string()),
             "RATIO" => Some("0.5".to_string()),
+            "WEIGHT" => Some("3".to_string()),
             "KEY" => Some("1234567890".to_string()),
             _ => None,
         };
         let config = Config::from_yaml(
-            "providers:\n  a: { kind: openai, api_key: ${KEY}, limits: { rpm: ${RPM} } }\nroutes:\n  r: { targets: [a/x], max_retries: ${RETRIES} }\nretry_budget: { ratio: ${RATIO} }\n",
+            "providers:\n  a: { kind: openai, api_key: ${KEY}, limits: { rpm: ${RPM} } }\nroutes:\n  r: { targets: [a/x, { target: a/y, weight: ${WEIGHT} }], max_retries: ${RETRIES} }\nretry_budget: { ratio: ${RATIO} }\n",
             "t.yaml",
             &env,
         )?;
@@ -524,6 +525,7 @@ mod tests {
             Some("1234567890")
         );
         assert_eq!(config.routes["r"].policy.retry.max_retries, 1);
+        assert_eq!(config.routes["r"].policy.weights, [1, 3]);
         assert_eq!(config.retry_budget.ratio, 0.5);
 
         let Err(error) = Config::from_yaml(

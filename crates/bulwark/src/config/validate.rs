@@ -55,7 +55,7 @@ pub(crate) fn config(raw: RawConfig, doc: &Document, issues: &mut Vec<Issue>) ->
             });
         }
         if let Some(raw) = doc.read::<RawRoute>(raw, &path, issues)
-            && let Some(route) = build_route(raw, &path, &providers, issues)
+            && let Some(route) = build_route(raw, &path, &providers, doc, issues)
         {
             routes.insert(name, route);
         }
@@ -160,6 +160,7 @@ fn build_route(
     raw: RawRoute,
     path: &str,
     providers: &BTreeMap<String, ProviderConfig>,
+    doc: &Document,
     issues: &mut Vec<Issue>,
 ) -> Option<RouteConfig> {
     let before = issues.len();
@@ -187,7 +188,7 @@ fn build_route(
                 for (k, member) in members.iter().enumerate() {
                     let member_path = format!("{entry_path}[{k}]");
                     if let Some((target, weight)) =
-                        parse_target(member, &member_path, providers, issues)
+                        parse_target(member, &member_path, providers, doc, issues)
                     {
                         targets.push(target);
                         weights.push(weight);
@@ -195,7 +196,8 @@ fn build_route(
                 }
             }
             other => {
-                if let Some((target, weight)) = parse_target(other, &entry_path, providers, issues)
+                if let Some((target, weight)) =
+                    parse_target(other, &entry_path, providers, doc, issues)
                 {
                     targets.push(target);
                     weights.push(weight);
@@ -338,7 +340,7 @@ fn build_route(
                 ));
             }
             other => {
-                if let Some((target, _)) = parse_target(other, &step_path, providers, issues) {
+                if let Some((target, _)) = parse_target(other, &step_path, providers, doc, issues) {
                     degrade.push(Degrade::Target(target));
                 }
             }
@@ -380,6 +382,7 @@ fn parse_target(
     value: &Value,
     path: &str,
     providers: &BTreeMap<String, ProviderConfig>,
+    doc: &Document,
     issues: &mut Vec<Issue>,
 ) -> Option<(TargetRef, u32)> {
     let (text, weight) = match value {
@@ -388,7 +391,9 @@ fn parse_target(
             let text = map.get("target").and_then(Value::as_str);
             let weight = match map.get("weight") {
                 None => Some(1),
-                Some(w) => w.as_u64().and_then(|w| u32::try_from(w).ok()),
+                // Read as a section for `weight: ${W}`; the message below
+                // says more than serde's would.
+                Some(w) => doc.read::<u32>(w.clone(), &format!("{path}.weight"), &mut Vec::new()),
             };
             let unknown: Vec<&String> = map
                 .keys()
