@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use bulwark::Config;
 use bulwark_drill::report::{self, Assertion, Report};
 use bulwark_drill::run::{DrillOptions, DrillRun, Progress};
 use bulwark_drill::{Scenario, Speed};
+use bulwark_gateway::GatewayConfig;
 
 /// The demo's gateway config, with placeholder addresses: a drill points
 /// every provider at its simulator anyway.
@@ -72,10 +72,10 @@ pub fn problems(error: bulwark::config::ConfigError) -> anyhow::Error {
 }
 
 /// The config to drill, and how to name it in the report.
-pub fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<(GatewayConfig, String)> {
     match path {
         Some(path) => {
-            let config = Config::load(path).map_err(problems)?;
+            let config = GatewayConfig::load(path).map_err(problems)?;
             Ok((config, path.display().to_string()))
         }
         None => {
@@ -83,7 +83,7 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
                 "DEMO_LISTEN" => Some("127.0.0.1:0".to_string()),
                 _ => Some("http://127.0.0.1:9".to_string()),
             };
-            let config = Config::from_yaml(DEMO_CONFIG, "the demo config", &placeholder)
+            let config = GatewayConfig::from_yaml(DEMO_CONFIG, "the demo config", &placeholder)
                 .map_err(problems)?;
             Ok((config, "the demo config".to_string()))
         }
@@ -245,7 +245,7 @@ pub async fn record(args: RecordArgs) -> anyhow::Result<()> {
     let from = now - since.as_millis() as i64;
     let rows = store.requests_between(from, now + 1, None).await?;
     let name = args.name.unwrap_or_else(|| "recorded".to_string());
-    let yaml = bulwark_drill::record::record(&rows, &config, args.speed, &name)?;
+    let yaml = bulwark_drill::record::record(&rows, &config.engine, args.speed, &name)?;
     std::fs::write(&args.out, &yaml)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     println!(

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use bulwark::Config;
+use bulwark_gateway::GatewayConfig;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
@@ -194,7 +194,7 @@ fn default_log_filter(command: &Command) -> &'static str {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config, listen } => {
-            let config = match Config::load(&config) {
+            let config = match GatewayConfig::load(&config) {
                 Ok(config) => config,
                 Err(e) => {
                     eprint!("{e}");
@@ -212,15 +212,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             served?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check { config: path } => match Config::load(&path) {
+        Command::Check { config: path } => match GatewayConfig::load(&path) {
             Ok(config) => {
                 println!(
                     "{}: OK ({} provider{}, {} route{})",
                     path.display(),
-                    config.providers.len(),
-                    plural(config.providers.len()),
-                    config.routes.len(),
-                    plural(config.routes.len())
+                    config.engine.providers.len(),
+                    plural(config.engine.providers.len()),
+                    config.engine.routes.len(),
+                    plural(config.engine.routes.len())
                 );
                 Ok(ExitCode::SUCCESS)
             }
@@ -244,7 +244,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let store = match store {
                 Some(url) => url,
-                None => match Config::load(&config) {
+                None => match GatewayConfig::load(&config) {
                     Ok(config) => config.observe.store,
                     Err(e) => {
                         eprint!("{e}");
@@ -345,7 +345,7 @@ fn plural(n: usize) -> &'static str {
 
 /// Binds, announces the address on stdout (scripts wait for this line), and
 /// serves until Ctrl-C.
-pub async fn serve(config: &Config, addr: &str) -> anyhow::Result<()> {
+pub async fn serve(config: &GatewayConfig, addr: &str) -> anyhow::Result<()> {
     let gateway = bulwark_gateway::Gateway::start(config).await?;
     let listener = TcpListener::bind(addr)
         .await

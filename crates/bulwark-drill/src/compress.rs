@@ -15,20 +15,21 @@
 
 use std::time::Duration;
 
-use bulwark::config::Config;
 use bulwark::route::HedgeAfter;
+use bulwark_gateway::GatewayConfig;
 
 /// Durations never go below this: zero means "off" or "invalid" in places.
 const FLOOR: Duration = Duration::from_micros(100);
 
 /// `rps` is the drill's request rate in real seconds: the health window is
 /// stretched, if need be, to hold enough requests to judge a rate by.
-pub fn compress(config: &mut Config, speed: f64, rps: f64) {
+pub fn compress(config: &mut GatewayConfig, speed: f64, rps: f64) {
     if speed <= 1.0 {
         return;
     }
     let s = |d: Duration| d.div_f64(speed).max(FLOOR);
-    for route in config.routes.values_mut() {
+    for route in config.engine.routes.values_mut() {
+        let route = &mut route.policy;
         let t = &mut route.timeouts;
         (t.deadline, t.attempt, t.first_token, t.stream_idle) = (
             s(t.deadline),
@@ -52,13 +53,13 @@ pub fn compress(config: &mut Config, speed: f64, rps: f64) {
             (cache.ttl, cache.max_stale) = (s(cache.ttl), s(cache.max_stale));
         }
     }
-    for provider in config.providers.values_mut() {
+    for provider in config.engine.providers.values_mut() {
         provider.connect_timeout = s(provider.connect_timeout);
         if let Some(probe) = &mut provider.probe {
             probe.every = s(probe.every);
         }
     }
-    let b = &mut config.breaker;
+    let b = &mut config.engine.breaker;
     b.window = s(b.window);
     b.slow_call = b.slow_call.map(s);
     (b.base_ejection, b.max_ejection, b.probe_timeout) =
@@ -91,11 +92,11 @@ mod tests {
     #[test]
     fn every_behavioural_duration_runs_faster() {
         let yaml = "providers:\n  p: { kind: openai, api_key: k }\nroutes:\n  r: { targets: [p/m], deadline: 60s, first_token_timeout: 3s, hedge_after: 2s }\nbreaker: { base_ejection: 30s }\n";
-        let Ok(mut config) = Config::from_yaml(yaml, "test", &|_| None) else {
+        let Ok(mut config) = GatewayConfig::from_yaml(yaml, "test", &|_| None) else {
             panic!("valid config");
         };
         compress(&mut config, 60.0, 10.0);
-        let Some(route) = config.routes.get("r") else {
+        let Some(route) = config.engine.routes.get("r").map(|r| &r.policy) else {
             panic!("route");
         };
         assert_eq!(route.timeouts.deadline, Duration::from_secs(1));
@@ -104,12 +105,15 @@ mod tests {
             route.hedge_after,
             Some(HedgeAfter::Fixed(Duration::from_secs(2).div_f64(60.0)))
         );
-        assert_eq!(config.breaker.base_ejection, Duration::from_millis(500));
+        assert_eq!(
+            config.engine.breaker.base_ejection,
+            Duration::from_millis(500)
+        );
         assert_eq!(
             config.observe.health.evaluate_every,
             Duration::from_secs(5).div_f64(60.0)
         );
-        assert_eq!(config.retry_budget.min_per_second, 10.0);
+        assert_eq!(config.engine.retry_budget.min_per_second, 10.0);
         // 60 s / 60 is 1 s, which would hold 10 requests at 10 rps; the
         // window must hold 4 × min_volume (5) = 20.
         assert_eq!(config.observe.health.window, Duration::from_secs(2));

@@ -10,7 +10,6 @@
 mod clock;
 mod compile;
 mod compress;
-mod duration;
 mod error;
 pub mod load;
 pub mod outcome;
@@ -22,10 +21,10 @@ mod schedule;
 mod timeline;
 mod validate;
 
+pub use bulwark::config::duration::{format as format_duration, parse as parse_duration};
 pub use clock::{InvalidSpeed, Speed, scenario_to_wall, wall_to_scenario};
 pub use compile::{fault_shares, sim_config, sim_phase};
 pub use compress::compress;
-pub use duration::{format as format_duration, parse as parse_duration};
 pub use error::{Issue, ScenarioError};
 pub use scenario::{
     Conditions, CutSpec, ErrorDetails, ErrorEventSpec, ErrorShare, Flap, HangSpec, LatencySpec,

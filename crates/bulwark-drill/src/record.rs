@@ -15,9 +15,9 @@ use std::time::Duration;
 use bulwark::config::{Config, ProviderKind};
 use bulwark::observe::record::RequestRecord;
 
-use crate::duration::format as format_duration;
 use crate::error::ScenarioError;
 use crate::scenario::Scenario;
+use bulwark::config::duration::format as format_duration;
 
 /// Fewer calls than this in a bucket say nothing about a provider.
 const MIN_CALLS: u32 = 5;

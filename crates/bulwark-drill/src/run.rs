@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bulwark::config::{Config, ProviderKind};
+use bulwark::config::ProviderKind;
 use bulwark::events::Event;
 use bulwark::observe::config::WebhookConfig;
 use bulwark::resilience::breaker::BreakerState;
-use bulwark_gateway::Gateway;
+use bulwark_gateway::{Gateway, GatewayConfig};
 use bulwark_sim::SimServer;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -54,7 +54,7 @@ pub enum DrillError {
 
 pub struct DrillOptions {
     pub scenario: Scenario,
-    pub config: Config,
+    pub config: GatewayConfig,
     /// How the config was named on the command line (for the report).
     pub config_name: String,
     pub route: Option<String>,
@@ -113,9 +113,10 @@ pub async fn run(
     } = options;
     let factor = speed.factor();
     let route = match route {
-        Some(route) if config.routes.contains_key(&route) => route,
+        Some(route) if config.engine.routes.contains_key(&route) => route,
         Some(route) => return Err(DrillError::UnknownRoute(route)),
         None => config
+            .engine
             .routes
             .iter()
             .find(|(_, r)| r.targets.iter().any(|t| t.provider == scenario.primary))
@@ -136,7 +137,7 @@ pub async fn run(
     let mut servers = Vec::new();
     for (name, provider) in &paced.providers {
         let server = SimServer::start("127.0.0.1:0", sim_config(provider, speed)).await?;
-        let Some(settings) = config.providers.get_mut(name) else {
+        let Some(settings) = config.engine.providers.get_mut(name) else {
             return Err(DrillError::MissingProvider(name.clone()));
         };
         settings.base_url = match settings.kind {
@@ -174,9 +175,10 @@ pub async fn run(
     let mean_rps = scenario.load.rps * rate_scale;
     compress(&mut config, factor, mean_rps);
     let deadline = config
+        .engine
         .routes
         .get(&route)
-        .map_or(Duration::from_secs(60), |r| r.timeouts.deadline);
+        .map_or(Duration::from_secs(60), |r| r.policy.timeouts.deadline);
 
     let gateway = Gateway::start(&config).await?;
     let listener = tokio::net::TcpListener::bind(&listen)
@@ -436,7 +438,7 @@ fn tally(counts: &mut Progress, outcome: &Sent) {
 /// Upstream calls the retry budget allows: per target, one call for each
 /// request that reached it first-hand, plus the budget's share of those
 /// and its floor rate over the drill.
-async fn retry_allowance(gateway: &Gateway, config: &Config, wall: Duration) -> u64 {
+async fn retry_allowance(gateway: &Gateway, config: &GatewayConfig, wall: Duration) -> u64 {
     let Ok(rows) = gateway
         .observer()
         .store()
@@ -455,7 +457,7 @@ async fn retry_allowance(gateway: &Gateway, config: &Config, wall: Duration) -> 
             previous = Some(attempt.target.as_str());
         }
     }
-    let budget = &config.retry_budget;
+    let budget = &config.engine.retry_budget;
     first_hand
         .values()
         .map(|&n| n as f64 * (1.0 + budget.ratio) + budget.min_per_second * wall.as_secs_f64())

@@ -12,8 +12,8 @@ use bulwark_sim::Format;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use crate::duration;
 use crate::error::{Issue, ScenarioError};
+use bulwark::config::duration;
 
 /// A whole scenario file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

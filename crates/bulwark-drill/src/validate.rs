@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use crate::duration::format;
 use crate::error::Issue;
 use crate::scenario::{Conditions, LatencySpec, Load, Scenario, Spread};
+use bulwark::config::duration::format;
 
 /// Shares may add up to 1 give or take float rounding.
 const SUM_SLACK: f64 = 1e-9;

@@ -152,7 +152,8 @@ async fn a_recorded_drill_replays_to_a_close_report() {
         .requests_between(0, i64::MAX, None)
         .await
         .unwrap();
-    let yaml = bulwark_drill::record::record(&rows, &demo_config(), speed, "replay").unwrap();
+    let yaml =
+        bulwark_drill::record::record(&rows, &demo_config().engine, speed, "replay").unwrap();
     eprintln!("{yaml}");
     let recorded = Scenario::parse(&yaml, "recorded").unwrap();
     assert_eq!(recorded.primary, "anthropic");

@@ -7,24 +7,19 @@
 //! (Anthropic).
 
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
+use crate::config::ClientKey;
 use axum::http::HeaderMap;
-use bulwark::config::ClientKey;
+use bulwark::config::RateLimits;
 use bulwark::error::{ApiError, ErrorKind};
-use bulwark::limit::window::{Refusal, SlidingWindow};
+use bulwark::limit::quota::{Quotas, Tokens};
+use bulwark::limit::window::Refusal;
 
 #[derive(Debug, Default)]
 pub struct Auth {
     keys: Vec<ClientKey>,
     /// Per key (same order as `keys`): its requests and tokens this minute.
-    quotas: Vec<Mutex<KeyQuota>>,
-}
-
-#[derive(Debug)]
-struct KeyQuota {
-    requests: Option<SlidingWindow>,
-    tokens: Option<SlidingWindow>,
+    quotas: Vec<Mutex<Quotas>>,
 }
 
 impl Auth {
@@ -32,10 +27,13 @@ impl Auth {
         let quotas = keys
             .iter()
             .map(|k| {
-                Mutex::new(KeyQuota {
-                    requests: k.limits.rpm.map(SlidingWindow::per_minute),
-                    tokens: k.limits.tpm.map(SlidingWindow::per_minute),
-                })
+                // A key's quotas count requests and all tokens; the input
+                // and output split is a provider's concern.
+                Mutex::new(Quotas::per_minute(RateLimits {
+                    rpm: k.limits.rpm,
+                    tpm: k.limits.tpm,
+                    ..RateLimits::default()
+                }))
             })
             .collect();
         Auth { keys, quotas }
@@ -54,32 +52,17 @@ impl Auth {
         let Some(quota) = self.quotas.get(index) else {
             return Ok(());
         };
-        let mut quota = quota.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = tokio::time::Instant::now();
-        let checks = [
-            quota.requests.as_mut().map(|w| w.check(1, now)),
-            quota.tokens.as_mut().map(|w| w.check(tokens, now)),
-        ];
-        let wait = checks
-            .iter()
-            .flatten()
-            .try_fold(Duration::ZERO, |longest, check| match check {
-                Ok(()) => Ok(longest),
-                Err(Refusal::Wait(wait)) => Ok(longest.max(*wait)),
-                Err(Refusal::TooLarge) => Err(()),
-            });
+        let taken = quota.lock().unwrap_or_else(PoisonError::into_inner).take(
+            Tokens {
+                input: tokens,
+                output: 0,
+            },
+            tokio::time::Instant::now(),
+        );
         let name = key.map(|k| k.name.as_str()).unwrap_or_default();
-        match wait {
-            Ok(wait) if wait.is_zero() => {
-                if let Some(w) = quota.requests.as_mut() {
-                    w.take(1, now);
-                }
-                if let Some(w) = quota.tokens.as_mut() {
-                    w.take(tokens, now);
-                }
-                Ok(())
-            }
-            Ok(wait) => {
+        match taken {
+            Ok(()) => Ok(()),
+            Err(Refusal::Wait(wait)) => {
                 let mut error = ApiError::new(
                     ErrorKind::RateLimit,
                     format!(
@@ -90,7 +73,7 @@ impl Auth {
                 error.retry_after = Some(wait.as_secs().max(1));
                 Err(error)
             }
-            Err(()) => Err(ApiError::new(
+            Err(Refusal::TooLarge) => Err(ApiError::new(
                 ErrorKind::RateLimit,
                 format!(
                     "this request (about {tokens} tokens with its max_tokens) is larger than the key `{name}`'s tokens-per-minute quota"

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::config::ClientKey;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -12,7 +13,6 @@ use axum::response::Response;
 use bulwark::RequestOptions;
 use bulwark::api::{ChatRequest, WireFormat};
 use bulwark::cache::CachePolicy;
-use bulwark::config::ClientKey;
 use bulwark::engine::Failed;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;

@@ -9,6 +9,7 @@
 
 mod admin;
 mod auth;
+pub mod config;
 mod front_door;
 mod models;
 pub mod observe;
@@ -22,10 +23,10 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::serve::ListenerExt;
-use bulwark::config::Config;
 use bulwark::provider::ProviderBuildError;
 use tokio::net::TcpListener;
 
+pub use config::GatewayConfig;
 pub use front_door::ClientFormat;
 
 /// Shared state of one gateway instance.
@@ -49,8 +50,8 @@ pub enum StartError {
 
 impl Gateway {
     /// Builds the engine and opens the store (running its migrations).
-    pub async fn start(config: &Config) -> Result<Gateway, StartError> {
-        let client = Arc::new(bulwark::Client::from_config(config)?);
+    pub async fn start(config: &GatewayConfig) -> Result<Gateway, StartError> {
+        let client = Arc::new(bulwark::Client::from_config(&config.engine)?);
         let observer = observe::Observer::start(config, &client).await?;
         Ok(Gateway {
             client,

@@ -11,7 +11,7 @@ use crate::deadline::Deadline;
 use crate::engine::{self, Answer, Failed, Mode, Served};
 use crate::events::{Event, EventBus};
 use crate::provider::Chunk;
-use crate::route::{DegradeStep, Route, Target};
+use crate::route::{DegradeStep, Route};
 use crate::sse::SseEvent;
 
 /// Everything a degrade step may use.
@@ -49,7 +49,7 @@ impl Degrade<'_> {
                     if self.deadline.passed() {
                         continue;
                     }
-                    let single = Arc::new(single_target_route(route, target));
+                    let single = Arc::new(route.narrowed_to(target.clone()));
                     match engine::run(&single, self.request, self.deadline, self.mode, self.events)
                         .await
                     {
@@ -78,20 +78,6 @@ impl Degrade<'_> {
             return Ok(served);
         }
         Err(failed)
-    }
-}
-
-/// `route` with `target` as its only target: its settings, no hedging, and
-/// no degrade steps of its own.
-fn single_target_route(route: &Route, target: &Target) -> Route {
-    Route {
-        name: route.name.clone(),
-        targets: vec![target.clone()],
-        tiers: std::iter::once(0..1).collect(),
-        weights: vec![1],
-        hedge_after: None,
-        degrade: Vec::new(),
-        ..route.clone()
     }
 }
 

@@ -6,11 +6,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::time::Instant;
 
-use crate::config::RateLimits;
-use crate::config::{Config, RetryPolicy, Timeouts};
+use crate::config::{Config, RateLimits, RoutePolicy};
 use crate::error::{ApiError, ErrorKind};
 use crate::events::EventBus;
-use crate::limit::window::{Refusal, SlidingWindow};
+use crate::limit::quota::Quotas;
+pub use crate::limit::quota::Tokens;
+use crate::limit::window::Refusal;
 use crate::provider::{Provider, ProviderBuildError};
 use crate::resilience::balance::Balance;
 use crate::resilience::breaker::{Admission, Breaker, BreakerConfig, CallOutcome};
@@ -18,7 +19,6 @@ use crate::resilience::budget::{BudgetConfig, RetryBudget};
 use crate::resilience::concurrency::{Aimd, ConcurrencyConfig, Signal};
 use crate::resilience::ewma::PeakEwma;
 use std::collections::VecDeque;
-use std::ops::Range;
 use std::time::Duration;
 
 /// Target states kept for `provider/model` names clients choose themselves.
@@ -40,7 +40,9 @@ pub struct TargetState {
     /// Recent first-token times, for least-latency balancing and hedging.
     first_tokens: Mutex<FirstTokens>,
     /// The provider's per-minute quotas for this target.
-    quotas: Vec<(Quota, Mutex<SlidingWindow>)>,
+    quotas: Mutex<Quotas>,
+    /// Whether `quotas` holds any, known without taking its lock.
+    has_quotas: bool,
     /// Until when the provider said its quota is used up.
     quota_paused_until: Mutex<Option<Instant>>,
 }
@@ -85,6 +87,7 @@ impl TargetState {
         concurrency: ConcurrencyConfig,
         limits: RateLimits,
     ) -> Self {
+        let quotas = Quotas::per_minute(limits);
         TargetState {
             breaker: Mutex::new(Breaker::new(breaker, Instant::now())),
             budget: Mutex::new(RetryBudget::new(budget)),
@@ -94,24 +97,15 @@ impl TargetState {
                 ewma: PeakEwma::new(EWMA_DECAY, Instant::now()),
                 recent: VecDeque::with_capacity(RECENT_SAMPLES),
             }),
-            quotas: [
-                (Quota::Requests, limits.rpm),
-                (Quota::Tokens, limits.tpm),
-                (Quota::InputTokens, limits.input_tpm),
-                (Quota::OutputTokens, limits.output_tpm),
-            ]
-            .into_iter()
-            .filter_map(|(kind, limit)| {
-                limit.map(|n| (kind, Mutex::new(SlidingWindow::per_minute(n))))
-            })
-            .collect(),
+            has_quotas: !quotas.is_empty(),
+            quotas: Mutex::new(quotas),
             quota_paused_until: Mutex::new(None),
         }
     }
 
     /// Whether any per-minute quota applies to this target.
     pub fn has_quotas(&self) -> bool {
-        !self.quotas.is_empty()
+        self.has_quotas
     }
 
     /// Holds requests to this target until the provider's quota resets.
@@ -136,38 +130,20 @@ impl TargetState {
         {
             return Err(Refusal::Wait(until - now));
         }
-        if self.quotas.is_empty() {
+        if !self.has_quotas {
             return Ok(None);
         }
-        let mut windows: Vec<_> = self
-            .quotas
-            .iter()
-            .map(|(kind, w)| (*kind, lock_window(w)))
-            .collect();
-        let mut wait = Duration::ZERO;
-        for (kind, window) in windows.iter_mut() {
-            match window.check(kind.amount(tokens), now) {
-                Ok(()) => {}
-                Err(Refusal::Wait(w)) => wait = wait.max(w),
-                Err(Refusal::TooLarge) => return Err(Refusal::TooLarge),
-            }
-        }
-        if !wait.is_zero() {
-            return Err(Refusal::Wait(wait));
-        }
-        for (kind, window) in windows.iter_mut() {
-            window.take(kind.amount(tokens), now);
-        }
+        self.with_quotas(|q| q.take(tokens, now))?;
         Ok(Some(now))
     }
 
     /// Replaces a token estimate taken at `at` by the answer's real usage.
     pub fn correct_tokens(&self, at: Instant, estimated: Tokens, actual: Tokens) {
-        for (kind, window) in &self.quotas {
-            if *kind != Quota::Requests {
-                lock_window(window).correct(at, kind.amount(estimated), kind.amount(actual));
-            }
-        }
+        self.with_quotas(|q| q.correct_tokens(at, estimated, actual));
+    }
+
+    fn with_quotas<T>(&self, f: impl FnOnce(&mut Quotas) -> T) -> T {
+        f(&mut self.quotas.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     pub fn observe_first_token(&self, sample: Duration) {
@@ -291,37 +267,6 @@ impl Drop for Ticket {
     }
 }
 
-fn lock_window(window: &Mutex<SlidingWindow>) -> std::sync::MutexGuard<'_, SlidingWindow> {
-    window.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// What a per-minute quota counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Quota {
-    Requests,
-    Tokens,
-    InputTokens,
-    OutputTokens,
-}
-
-/// A request's tokens, estimated before the call or reported after.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Tokens {
-    pub input: u64,
-    pub output: u64,
-}
-
-impl Quota {
-    fn amount(self, tokens: Tokens) -> u64 {
-        match self {
-            Quota::Requests => 1,
-            Quota::Tokens => tokens.input + tokens.output,
-            Quota::InputTokens => tokens.input,
-            Quota::OutputTokens => tokens.output,
-        }
-    }
-}
-
 /// A concurrency slot on a target, returned when dropped. Whoever holds it
 /// sets `signal` to how the call went, which adjusts the limit.
 #[derive(Debug)]
@@ -350,23 +295,30 @@ pub struct Target {
     pub context_window: Option<u64>,
 }
 
+pub use crate::config::{HedgeAfter, MidStream};
+
+/// A route ready to serve: its targets resolved to providers and their
+/// shared state, its policy as the config gave it.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub name: String,
     /// Tried in order: the first is the primary, the rest are fallbacks.
     pub targets: Vec<Target>,
-    /// Groups of `targets` tried in order; within one, the load is shared.
-    pub tiers: Vec<Range<usize>>,
-    pub weights: Vec<u32>,
-    pub balance: Balance,
-    pub timeouts: Timeouts,
-    pub retry: RetryPolicy,
-    pub hedge_after: Option<HedgeAfter>,
-    pub mid_stream: MidStream,
-    pub cache: Option<crate::config::RouteCache>,
     /// Tried in order when every target failed.
     pub degrade: Vec<DegradeStep>,
     pub admission: Option<crate::limit::queue::AdmissionQueue>,
+    pub policy: RoutePolicy,
+}
+
+/// Reading `route.timeouts` as `route.policy.timeouts` keeps the engine's
+/// code unchanged while it is being reorganised; new code should name
+/// `policy`.
+impl std::ops::Deref for Route {
+    type Target = RoutePolicy;
+
+    fn deref(&self) -> &RoutePolicy {
+        &self.policy
+    }
 }
 
 /// A fallback of last resort, resolved.
@@ -377,34 +329,27 @@ pub enum DegradeStep {
     Static(String),
 }
 
-/// What to do when a stream fails after part of the answer was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MidStream {
-    /// End the stream with a protocol-correct error event.
-    #[default]
-    Error,
-    /// Ask the next target that takes an assistant prefill (Anthropic) to
-    /// continue the partial answer, and splice its continuation into the
-    /// same stream.
-    Continue,
-}
-
-/// When to start a hedge.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum HedgeAfter {
-    Fixed(Duration),
-    /// A percentile of the primary's recent first-token times; until enough
-    /// are known, the fallback delay.
-    Percentile {
-        percentile: f64,
-        fallback: Duration,
-    },
-}
-
 impl Route {
+    /// This route with `target` as its only one, for a degrade step: no
+    /// hedge (there is nothing to hedge to) and no further degrading.
+    pub fn narrowed_to(&self, target: Target) -> Route {
+        Route {
+            name: self.name.clone(),
+            targets: vec![target],
+            degrade: Vec::new(),
+            admission: self.admission.clone(),
+            policy: RoutePolicy {
+                tiers: std::iter::once(0..1).collect(),
+                weights: vec![1],
+                hedge_after: None,
+                ..self.policy.clone()
+            },
+        }
+    }
+
     /// The order this request tries the targets in.
     pub fn plan(&self) -> Vec<usize> {
-        let costs: Vec<Option<f64>> = match self.balance {
+        let costs: Vec<Option<f64>> = match self.policy.balance {
             Balance::Weighted => vec![None; self.targets.len()],
             Balance::LeastLatency => self
                 .targets
@@ -413,12 +358,19 @@ impl Route {
                 .collect(),
         };
         let mut rng = fastrand::Rng::new();
-        crate::resilience::balance::plan(&self.tiers, &self.weights, &costs, self.balance, &mut rng)
+        let policy = &self.policy;
+        crate::resilience::balance::plan(
+            &policy.tiers,
+            &policy.weights,
+            &costs,
+            policy.balance,
+            &mut rng,
+        )
     }
 
     /// How long to wait before hedging an attempt on `target`.
     pub fn hedge_delay(&self, target: &Target) -> Option<Duration> {
-        match self.hedge_after? {
+        match self.policy.hedge_after? {
             HedgeAfter::Fixed(delay) => Some(delay),
             HedgeAfter::Percentile {
                 percentile,
@@ -470,14 +422,7 @@ impl RouteTable {
             let route = Route {
                 name: name.clone(),
                 targets,
-                tiers: route.tiers.clone(),
-                weights: route.weights.clone(),
-                balance: route.balance,
-                timeouts: route.timeouts,
-                retry: route.retry,
-                hedge_after: route.hedge_after,
-                mid_stream: route.mid_stream,
-                cache: route.cache,
+                policy: route.policy.clone(),
                 admission: route.admission.map(|(running, waiting)| {
                     crate::limit::queue::AdmissionQueue::new(running, waiting)
                 }),
@@ -542,14 +487,7 @@ impl RouteTable {
             return Ok(Arc::new(Route {
                 name: model.to_string(),
                 targets: vec![target],
-                tiers: std::iter::once(0..1).collect(),
-                weights: vec![1],
-                balance: Balance::Weighted,
-                timeouts: Timeouts::default(),
-                retry: RetryPolicy::default(),
-                hedge_after: None,
-                mid_stream: MidStream::Error,
-                cache: None,
+                policy: RoutePolicy::single_target(),
                 admission: None,
                 degrade: Vec::new(),
             }));

@@ -344,7 +344,7 @@ fn threshold(metric: &str, value: &str) -> Result<Threshold, String> {
                 "amplification is a number of upstream calls per request, e.g. 1.5; got `{value}`"
             )),
         },
-        m if DURATION_METRICS.contains(&m) => crate::duration::parse(value)
+        m if DURATION_METRICS.contains(&m) => bulwark::config::duration::parse(value)
             .map(Threshold::Duration)
             .map_err(|e| format!("{m} is a duration with a unit, e.g. 10s or 400ms: {e}")),
         m => value.parse::<u64>().map(Threshold::Count).map_err(|_| {

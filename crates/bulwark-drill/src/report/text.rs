@@ -29,7 +29,7 @@ pub fn duration(d: Duration) -> String {
 
 /// Scenario time, rounded to the second: `6m`, `1h30m`, `0s`.
 pub fn scenario(d: Duration) -> String {
-    crate::duration::format(Duration::from_secs(d.as_secs_f64().round() as u64))
+    bulwark::config::duration::format(Duration::from_secs(d.as_secs_f64().round() as u64))
 }
 
 /// A fraction as a percentage with two decimals, never rounded up to

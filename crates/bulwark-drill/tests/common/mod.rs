@@ -3,17 +3,17 @@
 
 use std::path::Path;
 
-use bulwark::Config;
 use bulwark_drill::Scenario;
+use bulwark_gateway::GatewayConfig;
 
 /// The CLI's demo config, with placeholder addresses (a drill points every
 /// provider at its simulator).
-pub fn demo_config() -> Config {
+pub fn demo_config() -> GatewayConfig {
     let text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../bulwark-cli/src/demo.yaml"),
     )
     .unwrap();
-    Config::from_yaml(&text, "demo.yaml", &|name| {
+    GatewayConfig::from_yaml(&text, "demo.yaml", &|name| {
         Some(if name == "DEMO_LISTEN" {
             "127.0.0.1:0".into()
         } else {

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bulwark::config::Config;
+use crate::config::GatewayConfig;
 use bulwark::observe::record::RequestRecord;
 use bulwark::observe::unix_ms_now;
 use bulwark_alerts::{AlertSender, Alerter, DeliveryOptions, Webhook};
@@ -69,7 +69,7 @@ pub struct Observer {
 
 impl Observer {
     pub async fn start(
-        config: &Config,
+        config: &GatewayConfig,
         client: &Arc<bulwark::Client>,
     ) -> Result<Arc<Observer>, ObserveError> {
         let url = &config.observe.store;
@@ -87,6 +87,7 @@ impl Observer {
         );
         let topology = Topology {
             routes: config
+                .engine
                 .routes
                 .iter()
                 .map(|(name, route)| {
@@ -96,6 +97,7 @@ impl Observer {
                 .collect(),
         };
         let slos: HashMap<String, SloSettings> = config
+            .engine
             .routes
             .iter()
             .filter_map(|(name, route)| {
@@ -123,7 +125,7 @@ impl Observer {
         if let Some(open) = recent.iter().find(|i| !i.status.is_closed()) {
             health.resume(open.clone());
         }
-        let metrics = Metrics::from_config(config);
+        let metrics = Metrics::from_config(&config.engine);
         // `bulwark check` has refused a bad format or event already.
         let webhooks = config
             .observe
@@ -152,7 +154,7 @@ impl Observer {
             slos,
         });
         watch::spawn(&observer, client, to_store);
-        probe::spawn(config, &observer, client);
+        probe::spawn(&config.engine, &observer, client);
         Ok(observer)
     }
 

@@ -1,7 +1,6 @@
 //! What the gateway's HTTP tests share: a gateway from YAML on 127.0.0.1.
 
-use bulwark::Config;
-use bulwark_gateway::Gateway;
+use bulwark_gateway::{Gateway, GatewayConfig};
 use tokio::net::TcpListener;
 
 /// A running gateway; it stops when this is dropped.
@@ -21,7 +20,7 @@ pub async fn start_gateway(yaml: &str) -> Result<Running, Box<dyn std::error::Er
     } else {
         format!("store: \"sqlite::memory:\"\n{yaml}")
     };
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    let config = GatewayConfig::from_yaml(&yaml, "test", &|_| None)?;
     let listener = TcpListener::bind(config.listen).await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -3,4 +3,5 @@
 
 pub mod estimate;
 pub mod queue;
+pub mod quota;
 pub mod window;

@@ -9,7 +9,6 @@ pub mod calendar;
 pub mod component;
 pub mod config;
 pub mod incident;
-pub mod otel_config;
 pub mod percentile;
 pub mod record;
 pub mod snapshot;

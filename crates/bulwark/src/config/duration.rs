@@ -1,11 +1,18 @@
-//! Durations as operators write them in scenarios: humantime (`30m`,
-//! `3h30m`, `1h 5m`) plus a decimal in one unit (`1.2s`, `0.5h`), which
-//! humantime rejects but latency percentiles are naturally quoted in.
+//! Durations as operators write them, in the config and in drill
+//! scenarios alike: humantime (`30m`, `3h30m`, `1h 5m`) plus a decimal in
+//! one unit (`1.2s`, `0.5h`), which humantime rejects but latency
+//! percentiles are naturally quoted in.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
+
+use super::Issue;
+
+/// Beyond a day is a slip of the pen for a timeout or a break, and would
+/// overflow clock arithmetic somewhere far enough out.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Parse a duration; the message says what was expected.
 pub fn parse(text: &str) -> Result<Duration, String> {
@@ -29,6 +36,54 @@ fn decimal(text: &str) -> Option<Duration> {
         _ => return None,
     };
     Duration::try_from_secs_f64(seconds).ok()
+}
+
+/// A timeout or break setting: positive and at most a day. A problem is
+/// recorded at `path` and the default used, so that validation goes on.
+pub fn timeout(
+    text: Option<String>,
+    default: Duration,
+    path: &str,
+    issues: &mut Vec<Issue>,
+) -> Duration {
+    let Some(text) = text else { return default };
+    match parse(&text) {
+        Ok(d) if d > MAX_TIMEOUT => {
+            issues.push(Issue::new(
+                path,
+                format!("`{text}` is longer than a day; no timeout or break here should be"),
+            ));
+            default
+        }
+        Ok(d) if !d.is_zero() => d,
+        _ => {
+            issues.push(Issue::new(
+                path,
+                format!("`{text}` is not a positive duration such as 500ms, 30s or 2m"),
+            ));
+            default
+        }
+    }
+}
+
+/// A setting that may run to days or months (`30d`), unlike a timeout.
+pub fn long(
+    text: Option<String>,
+    default: Duration,
+    path: &str,
+    issues: &mut Vec<Issue>,
+) -> Duration {
+    let Some(text) = text else { return default };
+    match parse(&text) {
+        Ok(d) if !d.is_zero() => d,
+        _ => {
+            issues.push(Issue::new(
+                path,
+                format!("`{text}` is not a positive duration such as 30s, 5m or 30d"),
+            ));
+            default
+        }
+    }
 }
 
 /// `1h30m` style, for messages and chart labels.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{Issue, Secret, deserialize_at};
+use bulwark::config::{Document, Issue, Secret};
 
 /// The OTLP/HTTP port on this machine, as every collector listens by default.
 pub const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:4318";
@@ -44,8 +44,12 @@ struct RawOtel {
 
 /// `None` when the key is absent, or when it has problems (reported in
 /// `issues`, which then keep the config from loading).
-pub(crate) fn build(raw: Option<Value>, issues: &mut Vec<Issue>) -> Option<OtelConfig> {
-    let raw = deserialize_at::<RawOtel>(raw?, "otel", issues)?;
+pub(crate) fn build(
+    raw: Option<Value>,
+    doc: &Document,
+    issues: &mut Vec<Issue>,
+) -> Option<OtelConfig> {
+    let raw = doc.read::<RawOtel>(raw?, "otel", issues)?;
     let before = issues.len();
     let endpoint = raw
         .endpoint
@@ -113,13 +117,14 @@ pub(crate) fn build(raw: Option<Value>, issues: &mut Vec<Issue>) -> Option<OtelC
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, ConfigError};
+    use crate::config::GatewayConfig;
+    use bulwark::config::ConfigError;
 
     const PROVIDERS: &str = "providers:\n  a: { kind: openai }\n";
 
-    fn load(otel: &str) -> Result<Config, ConfigError> {
+    fn load(otel: &str) -> Result<GatewayConfig, ConfigError> {
         let env = |name: &str| (name == "HONEYCOMB_KEY").then(|| "hc-secret".to_string());
-        Config::from_yaml(&format!("{PROVIDERS}{otel}"), "test.yaml", &env)
+        GatewayConfig::from_yaml(&format!("{PROVIDERS}{otel}"), "test.yaml", &env)
     }
 
     #[test]

@@ -1,0 +1,261 @@
+//! The file as written: YAML parsed and interpolated into a [`Document`],
+//! and the serde types its sections are read into before validation.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::de::{self, DeserializeOwned, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+use super::env::{self, Env};
+use super::issue::join_path;
+use super::{Issue, ProviderKind};
+
+/// A config file parsed and interpolated, its sections not yet read. The
+/// engine and the gateway each read their own top-level keys from it, so
+/// one file reports the problems of both at once.
+#[derive(Debug)]
+pub struct Document {
+    top: Map<String, Value>,
+    /// Key paths whose value came from a `${...}` reference.
+    substituted: BTreeSet<String>,
+}
+
+impl Document {
+    /// Parses YAML and substitutes `${VAR}` from `env`. `Err` when the text
+    /// is not YAML at all: nothing else can then be said about it.
+    pub fn parse(text: &str, env: Env<'_>, issues: &mut Vec<Issue>) -> Result<Document, Issue> {
+        let (text, references) = env::protect_references(text);
+        let mut value: Value = serde_saphyr::from_str(&text)
+            .map_err(|e| Issue::new("", format!("not valid YAML: {e}")))?;
+        let substituted = env::interpolate(&mut value, &references, env, issues);
+        let top = match value {
+            Value::Null => Map::new(),
+            Value::Object(top) => top,
+            other => {
+                return Err(Issue::new(
+                    "",
+                    format!("expected keys such as `providers:` and `routes:`, found {other}"),
+                ));
+            }
+        };
+        Ok(Document { top, substituted })
+    }
+
+    /// Reports each top-level key that is not in `known` and drops it, so
+    /// that a typo does not hide the problems in the sections after it.
+    pub fn refuse_unknown(&mut self, known: &[&str], issues: &mut Vec<Issue>) {
+        self.top.retain(|key, _| {
+            let is_known = known.contains(&key.as_str());
+            if !is_known {
+                issues.push(Issue {
+                    path: key.clone(),
+                    message: format!(
+                        "unknown key; expected one of {} (see the config reference in README.md)",
+                        known.join(", ")
+                    ),
+                });
+            }
+            is_known
+        });
+    }
+
+    /// Takes the top-level keys `T` has fields for and reads them into it.
+    pub fn read_top<T: DeserializeOwned>(&mut self, issues: &mut Vec<Issue>) -> Option<T> {
+        let fields = field_names::<T>();
+        let mut part = Map::new();
+        for key in fields {
+            if let Some((key, value)) = self.top.remove_entry(*key) {
+                part.insert(key, value);
+            }
+        }
+        self.read(Value::Object(part), "", issues)
+    }
+
+    /// Deserializes one section, recording a failure with its full key path.
+    /// A number or boolean key given as `${VAR}` arrives as a string; it is
+    /// read as the scalar the variable spells.
+    pub fn read<T: DeserializeOwned>(
+        &self,
+        mut value: Value,
+        prefix: &str,
+        issues: &mut Vec<Issue>,
+    ) -> Option<T> {
+        let mut retyped = BTreeSet::new();
+        loop {
+            let error = match serde_path_to_error::deserialize::<_, T>(&value) {
+                Ok(v) => return Some(v),
+                Err(error) => error,
+            };
+            let path = join_path(prefix, &error.path().to_string());
+            if self.substituted.contains(&path)
+                && !retyped.contains(&path)
+                && let Some(slot) = value_at(&mut value, error.path())
+                && let Some(scalar) = slot.as_str().and_then(env::as_scalar)
+            {
+                *slot = scalar;
+                retyped.insert(path);
+                continue;
+            }
+            let mut message = error.into_inner().to_string();
+            if message.starts_with("unknown field") {
+                message.push_str(" (see the config reference in README.md)");
+            }
+            issues.push(Issue { path, message });
+            return None;
+        }
+    }
+}
+
+fn value_at<'v>(value: &'v mut Value, path: &serde_path_to_error::Path) -> Option<&'v mut Value> {
+    use serde_path_to_error::Segment;
+    path.iter().try_fold(value, |value, segment| match segment {
+        Segment::Seq { index } => value.get_mut(*index),
+        Segment::Map { key } => value.get_mut(key.as_str()),
+        Segment::Enum { .. } | Segment::Unknown => None,
+    })
+}
+
+/// The field names of a struct that derives `Deserialize`, as serde knows
+/// them: lists of known keys then cannot drift from the type.
+pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    let mut names = FieldNames(&[]);
+    // The capture always "fails": it stops serde once the names are known.
+    let _ = T::deserialize(&mut names);
+    names.0
+}
+
+struct FieldNames(&'static [&'static str]);
+
+impl<'de> Deserializer<'de> for &mut FieldNames {
+    type Error = de::value::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("not a struct"))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0 = fields;
+        Err(de::Error::custom("field names captured"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
+
+/// The engine's top-level keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    #[serde(default)]
+    pub providers: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub routes: BTreeMap<String, Value>,
+    pub breaker: Option<Value>,
+    pub retry_budget: Option<Value>,
+    pub cache: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProvider {
+    pub kind: ProviderKind,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub max_concurrency: Option<u32>,
+    pub limits: Option<super::RateLimits>,
+    pub default_max_tokens: Option<u32>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub context_windows: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub prices: BTreeMap<String, crate::observe::config::Price>,
+    pub probe: Option<crate::observe::config::RawProbe>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub targets: Vec<Value>,
+    pub balance: Option<String>,
+    pub deadline: Option<String>,
+    pub attempt_timeout: Option<String>,
+    pub first_token_timeout: Option<String>,
+    pub stream_idle_timeout: Option<String>,
+    pub max_retries: Option<u32>,
+    pub backoff_base: Option<String>,
+    pub backoff_cap: Option<String>,
+    pub hedge_after: Option<String>,
+    pub mid_stream: Option<String>,
+    pub cache: Option<RawRouteCache>,
+    #[serde(default)]
+    pub degrade: Vec<Value>,
+    pub admission: Option<RawAdmission>,
+    pub slo: Option<crate::observe::config::RawSlo>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmission {
+    pub max_concurrency: usize,
+    pub queue: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRouteCache {
+    pub ttl: Option<String>,
+    pub max_stale: Option<String>,
+    #[serde(default)]
+    pub nondeterministic: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCache {
+    pub max_bytes: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBreaker {
+    pub consecutive_failures: Option<u32>,
+    pub failure_rate: Option<f64>,
+    pub window: Option<String>,
+    pub min_calls: Option<u32>,
+    pub slow_call: Option<String>,
+    pub base_ejection: Option<String>,
+    pub max_ejection: Option<String>,
+    pub half_open_probes: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBudget {
+    pub ratio: Option<f64>,
+    pub min_per_second: Option<f64>,
+    pub window: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_come_from_the_type() {
+        assert_eq!(
+            field_names::<RawConfig>(),
+            ["providers", "routes", "breaker", "retry_budget", "cache"]
+        );
+    }
+}
