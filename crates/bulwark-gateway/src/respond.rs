@@ -60,9 +60,7 @@ pub fn stream(
     include_usage: bool,
     record: Option<StreamEnd>,
 ) -> Response {
-    let mut writer = format
-        .dialect()
-        .stream_writer(served.format, include_usage);
+    let mut writer = format.dialect().stream_writer(served.format, include_usage);
     let Served {
         value: mut chunks,
         target,

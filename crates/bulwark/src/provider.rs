@@ -94,7 +94,10 @@ impl Provider {
                 error.message,
             )
         };
-        let url = self.dialect.url(&self.config.base_url, model).map_err(rejected)?;
+        let url = self
+            .dialect
+            .url(&self.config.base_url, model)
+            .map_err(rejected)?;
         let body = self
             .dialect
             .encode_request(request, model, self.config.default_max_tokens)

@@ -100,7 +100,6 @@ impl StreamFault {
     }
 }
 
-
 /// Splits leading system messages from the conversation. Anthropic and Gemini
 /// take system instructions once, before the conversation, so a system
 /// message later on cannot be expressed there.

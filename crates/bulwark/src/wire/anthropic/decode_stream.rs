@@ -32,8 +32,7 @@ impl StreamDecoder {
         event: &SseEvent,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), StreamFault> {
-        let data: Value =
-            serde_json::from_str(&event.data).map_err(StreamFault::malformed)?;
+        let data: Value = serde_json::from_str(&event.data).map_err(StreamFault::malformed)?;
         let kind = j::get_str(&data, "type")
             .or(event.event.as_deref())
             .unwrap_or_default();
@@ -122,9 +121,12 @@ impl StreamDecoder {
     }
 }
 
-
 impl StreamDecode for StreamDecoder {
-    fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), StreamFault> {
+    fn on_event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), StreamFault> {
         StreamDecoder::on_event(self, event, out)
     }
 

@@ -267,4 +267,3 @@ fn decode_tool_choice(
     j::leftovers(&obj, "tool_choice", untranslatable);
     Ok(choice)
 }
-

@@ -8,9 +8,7 @@ use super::upstream::encode_block;
 use crate::api::{ChatRequest, ChatResponse, ContentBlock, WireFormat};
 use crate::error::{ApiError, ErrorKind};
 use crate::sse::SseEvent;
-use crate::wire::dialect::{
-    Chunk, ClientDialect, EventEncoder, SseSink, StreamHead, StreamWriter,
-};
+use crate::wire::dialect::{Chunk, ClientDialect, EventEncoder, SseSink, StreamHead, StreamWriter};
 use crate::wire::json as j;
 
 pub fn encode_response(response: &ChatResponse) -> Value {
@@ -32,7 +30,6 @@ pub fn encode_response(response: &ChatResponse) -> Value {
     })
 }
 
-
 pub fn error_type(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::InvalidRequest => "invalid_request_error",
@@ -51,7 +48,6 @@ pub fn error_type(kind: ErrorKind) -> &'static str {
 pub fn encode_error(error: &ApiError) -> Value {
     json!({"type": "error", "error": {"type": error_type(error.kind), "message": error.message}})
 }
-
 
 /// Rebuilds the complete `message` object from a provider's stream events,
 /// keeping every block and field Anthropic sent (thinking and its signature,
@@ -156,7 +152,6 @@ fn append(block: &mut Value, key: &str, part: Option<&str>) {
     );
     block[key] = json!(joined);
 }
-
 
 /// The `/v1/messages` front door's dialect.
 #[derive(Debug, Clone, Copy)]

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, ToolCall,
-    ToolChoice, Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, ToolCall, ToolChoice,
+    Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -30,7 +30,10 @@ pub fn encode_request(
         return Ok(Value::Object(body));
     }
     if !request.untranslatable.is_empty() {
-        return Err(crate::wire::untranslatable(&request.untranslatable, "Anthropic"));
+        return Err(crate::wire::untranslatable(
+            &request.untranslatable,
+            "Anthropic",
+        ));
     }
     let (system, first_turn) = crate::wire::leading_system(request, "Anthropic")?;
     let mut messages = Vec::with_capacity(request.messages.len());
@@ -183,7 +186,6 @@ pub(super) fn decode_stop(reason: &str) -> FinishReason {
     FinishReason::from_name(WireFormat::Anthropic, reason).unwrap_or(FinishReason::Stop)
 }
 
-
 /// Reads an error body from Anthropic: (message, error type).
 pub fn decode_error(body: &Value) -> (Option<String>, Option<String>) {
     let error = body.get("error").unwrap_or(body);
@@ -192,7 +194,6 @@ pub fn decode_error(body: &Value) -> (Option<String>, Option<String>) {
         j::get_str(error, "type").map(str::to_string),
     )
 }
-
 
 /// The upstream dialect of the `anthropic` provider kind.
 #[derive(Debug, Clone, Copy)]

@@ -35,8 +35,7 @@ impl StreamDecoder {
         event: &SseEvent,
         out: &mut Vec<StreamEvent>,
     ) -> Result<(), StreamFault> {
-        let chunk: Value =
-            serde_json::from_str(&event.data).map_err(StreamFault::malformed)?;
+        let chunk: Value = serde_json::from_str(&event.data).map_err(StreamFault::malformed)?;
         if let Some(error) = chunk.get("error") {
             return Err(StreamFault::error_event(error));
         }
@@ -122,9 +121,12 @@ impl StreamDecoder {
     }
 }
 
-
 impl StreamDecode for StreamDecoder {
-    fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), StreamFault> {
+    fn on_event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), StreamFault> {
         StreamDecoder::on_event(self, event, out)
     }
 

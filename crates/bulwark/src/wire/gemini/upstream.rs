@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, ToolCall,
-    ToolChoice, Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, ToolCall, ToolChoice,
+    Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -15,7 +15,10 @@ use crate::wire::json as j;
 
 pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
     if !request.untranslatable.is_empty() {
-        return Err(crate::wire::untranslatable(&request.untranslatable, "Gemini"));
+        return Err(crate::wire::untranslatable(
+            &request.untranslatable,
+            "Gemini",
+        ));
     }
     let (system, first_turn) = crate::wire::leading_system(request, "Gemini")?;
     crate::wire::refuse_prefill(request, "Gemini")?;
@@ -259,7 +262,6 @@ pub(super) fn failed_tool_call(reason: &str) -> bool {
     )
 }
 
-
 /// Reads a Google RPC error body: (message, status). A per-day quota shows in
 /// the details and is reported as `{status}:PerDay`, since it will not clear
 /// by waiting a few seconds.
@@ -294,7 +296,6 @@ pub fn retry_delay(body: &Value) -> Option<Duration> {
         Duration::try_from_secs_f64(seconds).ok()
     })
 }
-
 
 /// The upstream dialect of the `gemini` provider kind.
 #[derive(Debug, Clone, Copy)]

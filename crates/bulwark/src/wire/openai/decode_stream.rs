@@ -214,9 +214,12 @@ struct UsageIn {
     completion_tokens: Option<u64>,
 }
 
-
 impl StreamDecode for StreamDecoder {
-    fn on_event(&mut self, event: &SseEvent, out: &mut Vec<StreamEvent>) -> Result<(), StreamFault> {
+    fn on_event(
+        &mut self,
+        event: &SseEvent,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), StreamFault> {
         StreamDecoder::on_event(self, event, out)
     }
 

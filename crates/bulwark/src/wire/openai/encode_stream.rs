@@ -135,7 +135,6 @@ impl StreamEncoder {
     }
 }
 
-
 impl EventEncoder for StreamEncoder {
     fn encode(&mut self, event: &StreamEvent, out: &mut dyn SseSink) {
         StreamEncoder::encode(self, event, out);

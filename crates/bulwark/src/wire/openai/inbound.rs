@@ -301,4 +301,3 @@ fn decode_tool_choice(value: Value) -> Result<ToolChoice, ApiError> {
         other => Err(j::wrong_type("tool_choice", "a string or an object", other)),
     }
 }
-

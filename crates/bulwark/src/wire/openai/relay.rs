@@ -8,9 +8,7 @@ use super::encode_stream::StreamEncoder;
 use crate::api::{ChatRequest, ChatResponse, ContentBlock, Usage, WireFormat};
 use crate::error::{ApiError, ErrorKind};
 use crate::sse::SseEvent;
-use crate::wire::dialect::{
-    Chunk, ClientDialect, EventEncoder, SseSink, StreamHead, StreamWriter,
-};
+use crate::wire::dialect::{Chunk, ClientDialect, EventEncoder, SseSink, StreamHead, StreamWriter};
 use crate::wire::json as j;
 
 pub fn encode_response(response: &ChatResponse) -> Value {
@@ -59,7 +57,6 @@ pub(super) fn usage_json(usage: &Usage) -> Value {
     })
 }
 
-
 pub fn encode_error(error: &ApiError) -> Value {
     let kind = match error.kind {
         ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::RequestTooLarge => {
@@ -80,7 +77,6 @@ pub fn encode_error(error: &ApiError) -> Value {
         "code": error.code,
     }})
 }
-
 
 /// Whether a chunk is the usage-only chunk that `include_usage` adds.
 pub fn is_usage_chunk(data: &str) -> bool {
@@ -212,7 +208,6 @@ fn merge_tool_call(calls: &mut Value, delta: &Value) {
         }
     }
 }
-
 
 /// The `/v1/chat/completions` front door's dialect.
 #[derive(Debug, Clone, Copy)]

@@ -49,7 +49,10 @@ pub fn encode_request(
         return Ok(Value::Object(body));
     }
     if !request.untranslatable.is_empty() {
-        return Err(crate::wire::untranslatable(&request.untranslatable, "OpenAI"));
+        return Err(crate::wire::untranslatable(
+            &request.untranslatable,
+            "OpenAI",
+        ));
     }
     crate::wire::refuse_prefill(request, "OpenAI")?;
     let mut messages = Vec::with_capacity(request.messages.len());
@@ -74,7 +77,10 @@ pub fn encode_request(
     }
     if let Some(k) = request.top_k {
         if flavor == Upstream::OpenAi {
-            return Err(crate::wire::untranslatable(&["top_k".to_string()], "OpenAI"));
+            return Err(crate::wire::untranslatable(
+                &["top_k".to_string()],
+                "OpenAI",
+            ));
         }
         body.insert("top_k".into(), json!(k));
     }
@@ -200,7 +206,6 @@ fn encode_image(image: &ImageSource) -> Value {
     json!({"type": "image_url", "image_url": {"url": url}})
 }
 
-
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     let choice = value
@@ -255,7 +260,6 @@ pub(super) fn decode_finish(reason: &str) -> FinishReason {
     FinishReason::from_name(WireFormat::OpenAi, reason).unwrap_or(FinishReason::Stop)
 }
 
-
 /// Reads an error body from an OpenAI-format provider: (message, code).
 pub fn decode_error(body: &Value) -> (Option<String>, Option<String>) {
     let error = body.get("error").unwrap_or(body);
@@ -265,7 +269,6 @@ pub fn decode_error(body: &Value) -> (Option<String>, Option<String>) {
         .map(str::to_string);
     (message, code)
 }
-
 
 impl UpstreamDialect for Upstream {
     fn format(&self) -> WireFormat {
