@@ -249,44 +249,49 @@ impl StreamWriter for Translate {
     }
 }
 
-/// Encodes neutral events as chunks of an answer in `encoder`'s format: each
-/// chunk's raw event is in that format, and its neutral events are the ones
-/// that produced it (an event the format writes later, such as OpenAI's
-/// usage, travels with the next raw event). With `end`, the format's
-/// terminator follows.
+/// Encodes neutral events as chunks of an answer in `encoder`'s format, as
+/// a provider of that format would have sent them. Each event rides on the
+/// last raw event it produced; one the format writes only later (OpenAI's
+/// usage, Anthropic's finish) rides on the next raw event written. With
+/// `end`, the format's terminator follows. Events that produce no raw event
+/// at all (usage alone, without `end`) have nothing to ride on and are left
+/// out.
 pub fn encode_chunks(
     encoder: &mut dyn EventEncoder,
     events: &[StreamEvent],
     end: bool,
 ) -> Vec<Chunk> {
     let mut chunks = Vec::new();
-    let mut pending = Vec::new();
+    let mut carried = Vec::new();
     let mut raw: Vec<SseEvent> = Vec::new();
-    let mut collect = |raw: &mut Vec<SseEvent>, pending: &mut Vec<StreamEvent>| {
-        let produced = raw.len();
-        for (i, event) in raw.drain(..).enumerate() {
-            // The events that produced this output ride on its last piece.
-            let events = if i + 1 == produced {
-                std::mem::take(pending)
-            } else {
-                Vec::new()
-            };
-            chunks.push(Chunk { raw: event, events });
-        }
-    };
     for event in events {
         encoder.encode(event, &mut raw);
-        pending.push(event.clone());
-        collect(&mut raw, &mut pending);
+        carried.push(event.clone());
+        move_into_chunks(&mut raw, &mut carried, &mut chunks);
     }
     if end {
         encoder.finish(&mut raw);
-    }
-    collect(&mut raw, &mut pending);
-    if !pending.is_empty()
-        && let Some(last) = chunks.last_mut()
-    {
-        last.events.append(&mut pending);
+        move_into_chunks(&mut raw, &mut carried, &mut chunks);
     }
     chunks
+}
+
+/// Turns the raw events written so far into chunks, the carried neutral
+/// events on the last of them.
+fn move_into_chunks(
+    raw: &mut Vec<SseEvent>,
+    carried: &mut Vec<StreamEvent>,
+    chunks: &mut Vec<Chunk>,
+) {
+    let Some(last) = raw.len().checked_sub(1) else {
+        return;
+    };
+    for (i, event) in raw.drain(..).enumerate() {
+        let events = if i == last {
+            std::mem::take(carried)
+        } else {
+            Vec::new()
+        };
+        chunks.push(Chunk { raw: event, events });
+    }
 }

@@ -10,8 +10,9 @@
 //!    implementing `UpstreamDialect` (URL, headers, request encoding, stream
 //!    and error decoding) and, for a front door, one implementing
 //!    `ClientDialect` (request decoding, answer and error encoding).
-//! 2. One line in `upstream` below mapping the new `ProviderKind` to it (and,
-//!    for a front door, one in `front_door`, plus the gateway's route).
+//! 2. One line in `upstream` below mapping the new `ProviderKind` variant
+//!    (the name the configuration accepts) to it; for a front door, one in
+//!    `front_door` and the gateway's route and `ClientFormat`.
 //!
 //! Nothing in the engine or in `provider.rs` changes: they only call the
 //! traits.
