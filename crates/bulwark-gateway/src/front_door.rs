@@ -16,7 +16,7 @@ use bulwark::cache::CachePolicy;
 use bulwark::engine::Failed;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;
-use bulwark::wire::{anthropic, openai};
+use bulwark::wire::{ClientDialect, anthropic, openai};
 use tracing::Instrument;
 
 use crate::Gateway;
@@ -37,27 +37,26 @@ pub enum ClientFormat {
 }
 
 impl ClientFormat {
-    fn decode(self, body: &[u8]) -> Result<ChatRequest, ApiError> {
+    /// The dialect the client speaks: the one place a client format is told
+    /// apart.
+    pub fn dialect(self) -> &'static dyn ClientDialect {
         match self {
-            ClientFormat::OpenAi => openai::decode_request(body),
-            ClientFormat::Anthropic => anthropic::decode_request(body),
+            ClientFormat::OpenAi => &openai::FrontDoor,
+            ClientFormat::Anthropic => &anthropic::FrontDoor,
         }
     }
 
+    fn decode(self, body: &[u8]) -> Result<ChatRequest, ApiError> {
+        self.dialect().decode_request(body)
+    }
+
     pub fn as_str(self) -> &'static str {
-        match self {
-            ClientFormat::OpenAi => "openai",
-            ClientFormat::Anthropic => "anthropic",
-        }
+        self.dialect().format().as_str()
     }
 
     /// Whether a provider speaking `format` can be relayed to this client as is.
     pub fn speaks(self, format: WireFormat) -> bool {
-        matches!(
-            (self, format),
-            (ClientFormat::OpenAi, WireFormat::OpenAi)
-                | (ClientFormat::Anthropic, WireFormat::Anthropic)
-        )
+        self.dialect().relays(format)
     }
 }
 

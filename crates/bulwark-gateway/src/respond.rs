@@ -16,8 +16,6 @@ use bulwark::cache::CacheStatus;
 use bulwark::engine::Served;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::provider::{Chunk, ChunkStream};
-use bulwark::sse;
-use bulwark::wire::{anthropic, openai};
 use futures_util::StreamExt;
 
 use crate::ClientFormat;
@@ -30,19 +28,11 @@ pub const CACHE_HEADER: &str = "x-bulwark-cache";
 pub const DEGRADED_HEADER: &str = "x-bulwark-degraded";
 
 pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
-    let relay = format.speaks(served.format);
-    let body = if relay {
-        let raw = served.value.iter().map(|c| &c.raw);
-        match format {
-            ClientFormat::OpenAi => openai::assemble_response(raw),
-            ClientFormat::Anthropic => anthropic::assemble_response(raw),
-        }
+    let dialect = format.dialect();
+    let body = if dialect.relays(served.format) {
+        dialect.assemble_relayed(&mut served.value.iter().map(|c: &Chunk| &c.raw))
     } else {
-        let response = aggregate(served.value.iter().flat_map(|c| &c.events));
-        match format {
-            ClientFormat::OpenAi => openai::encode_response(&response),
-            ClientFormat::Anthropic => anthropic::encode_response(&response),
-        }
+        dialect.encode_response(&aggregate(served.value.iter().flat_map(|c| &c.events)))
     };
     let mut response = (
         [(
@@ -71,17 +61,7 @@ pub fn stream(
     include_usage: bool,
     record: Option<StreamEnd>,
 ) -> Response {
-    let mut encoder = if format.speaks(served.format) {
-        Encoder::Relay {
-            format,
-            include_usage,
-        }
-    } else {
-        match format {
-            ClientFormat::OpenAi => Encoder::OpenAi(openai::StreamEncoder::new(include_usage)),
-            ClientFormat::Anthropic => Encoder::Anthropic(anthropic::StreamEncoder::new()),
-        }
-    };
+    let mut writer = format.dialect().stream_writer(served.format, include_usage);
     let Served {
         value: mut chunks,
         target,
@@ -93,11 +73,11 @@ pub fn stream(
     } = served;
     let body = async_stream::stream! {
         let mut record = record;
-        let mut out = Vec::new();
+        let mut out: Vec<Bytes> = Vec::new();
         while let Some(item) = chunks.next().await {
             match item {
                 Ok(chunk) => {
-                    encoder.encode(&chunk, &mut out);
+                    writer.write(&chunk, &mut out);
                     if let Some(record) = &mut record {
                         record.sent(&chunk);
                     }
@@ -109,7 +89,7 @@ pub fn stream(
                     tracing::warn!(target = %failure.target, class = failure.class(), "stream failed after content was sent: {}", failure.message);
                     let mut error = failure.to_api_error();
                     error.message = format!("the answer was interrupted: {}", error.message);
-                    encoder.error(&error, &mut out);
+                    writer.error(&error, &mut out);
                     for bytes in out.drain(..) {
                         yield Ok::<Bytes, Infallible>(bytes);
                     }
@@ -120,7 +100,7 @@ pub fn stream(
                 yield Ok(bytes);
             }
         }
-        encoder.finish(&mut out);
+        writer.finish(&mut out);
         for bytes in out.drain(..) {
             yield Ok(bytes);
         }
@@ -146,11 +126,9 @@ pub fn stream(
 }
 
 pub fn error(format: ClientFormat, error: &ApiError, attempts: u32) -> Response {
-    let body = match format {
-        ClientFormat::OpenAi => openai::encode_error(error),
-        ClientFormat::Anthropic => anthropic::encode_error(error),
-    };
-    let status = StatusCode::from_u16(status_for(format, error))
+    let dialect = format.dialect();
+    let body = dialect.encode_error(error);
+    let status = StatusCode::from_u16(dialect.status_for(error))
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (
         status,
@@ -167,16 +145,6 @@ pub fn error(format: ClientFormat, error: &ApiError, attempts: u32) -> Response 
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
     response
-}
-
-/// The status that makes each SDK raise its matching exception: Anthropic's
-/// SDK has `OverloadedError` for 529, OpenAI's has no class for 402.
-fn status_for(format: ClientFormat, error: &ApiError) -> u16 {
-    match (format, error.kind) {
-        (ClientFormat::Anthropic, ErrorKind::Overloaded) if error.status == 503 => 529,
-        (ClientFormat::OpenAi, ErrorKind::Billing) if error.status == 402 => 429,
-        _ => error.status,
-    }
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> Response {
@@ -214,67 +182,5 @@ fn set_served_headers(
     }
     if let Some(value) = degraded.and_then(|d| HeaderValue::from_str(d).ok()) {
         headers.insert(DEGRADED_HEADER, value);
-    }
-}
-
-/// Writes the client's stream: relayed from a provider of the same format,
-/// or translated from neutral events.
-enum Encoder {
-    Relay {
-        format: ClientFormat,
-        include_usage: bool,
-    },
-    OpenAi(openai::StreamEncoder),
-    Anthropic(anthropic::StreamEncoder),
-}
-
-impl Encoder {
-    fn encode(&mut self, chunk: &Chunk, out: &mut Vec<Bytes>) {
-        match self {
-            Encoder::Relay {
-                format: ClientFormat::OpenAi,
-                include_usage,
-            } => {
-                // Bulwark always asks for usage; pass it on only if the client did.
-                if *include_usage || !openai::is_usage_chunk(&chunk.raw.data) {
-                    out.push(sse::encode(None, &chunk.raw.data));
-                }
-            }
-            Encoder::Relay {
-                format: ClientFormat::Anthropic,
-                ..
-            } => {
-                out.push(sse::encode(chunk.raw.event.as_deref(), &chunk.raw.data));
-            }
-            Encoder::OpenAi(e) => chunk.events.iter().for_each(|event| e.encode(event, out)),
-            Encoder::Anthropic(e) => chunk.events.iter().for_each(|event| e.encode(event, out)),
-        }
-    }
-
-    /// Ends a complete stream; a relayed stream already carried its terminator.
-    fn finish(&mut self, out: &mut Vec<Bytes>) {
-        match self {
-            Encoder::Relay { .. } => {}
-            Encoder::OpenAi(e) => e.finish(out),
-            Encoder::Anthropic(e) => e.finish(out),
-        }
-    }
-
-    fn error(&mut self, error: &ApiError, out: &mut Vec<Bytes>) {
-        match self {
-            Encoder::Relay {
-                format: ClientFormat::OpenAi,
-                ..
-            } => out.push(sse::encode(None, &openai::encode_error(error).to_string())),
-            Encoder::Relay {
-                format: ClientFormat::Anthropic,
-                ..
-            } => out.push(sse::encode(
-                Some("error"),
-                &anthropic::encode_error(error).to_string(),
-            )),
-            Encoder::OpenAi(e) => e.error(error, out),
-            Encoder::Anthropic(e) => e.error(error, out),
-        }
     }
 }

@@ -86,7 +86,7 @@ fn relay_openai_to_openai(bencher: Bencher) {
     let request = openai::decode_request(&openai_body()).ok();
     bencher.bench(|| {
         request.as_ref().map(|r| {
-            openai::encode_request(black_box(r), "gpt-4o-mini", openai::Dialect::OpenAi)
+            openai::encode_request(black_box(r), "gpt-4o-mini", openai::Upstream::OpenAi)
                 .map(|v| v.to_string())
         })
     });
@@ -120,7 +120,7 @@ fn translate_stream_anthropic_to_openai(bencher: Bencher) {
         let mut decoder = anthropic::StreamDecoder::new();
         let mut encoder = openai::StreamEncoder::new(true);
         let mut neutral: Vec<StreamEvent> = Vec::new();
-        let mut out = Vec::new();
+        let mut out: Vec<bytes::Bytes> = Vec::new();
         for event in black_box(&events) {
             neutral.clear();
             let _ = decoder.on_event(event, &mut neutral);

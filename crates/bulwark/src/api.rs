@@ -180,6 +180,82 @@ pub enum FinishReason {
     ContentFilter,
 }
 
+/// How each wire format names a finish reason, as one table: a reason is
+/// written as the first name in its format's list, and a name is read as the
+/// reason of the first row that lists it, so `stop` reads as `Stop`, never
+/// `StopSequence`. Each format keeps its own default for names not listed.
+struct FinishNames {
+    reason: FinishReason,
+    openai: &'static [&'static str],
+    anthropic: &'static [&'static str],
+    gemini: &'static [&'static str],
+}
+
+const FINISH_NAMES: [FinishNames; 5] = [
+    FinishNames {
+        reason: FinishReason::Stop,
+        openai: &["stop"],
+        anthropic: &["end_turn"],
+        gemini: &["STOP", "FINISH_REASON_UNSPECIFIED", "OTHER"],
+    },
+    FinishNames {
+        reason: FinishReason::StopSequence,
+        openai: &["stop"],
+        anthropic: &["stop_sequence"],
+        gemini: &["STOP"],
+    },
+    FinishNames {
+        reason: FinishReason::Length,
+        openai: &["length", "model_length"],
+        anthropic: &["max_tokens", "model_context_window_exceeded"],
+        gemini: &["MAX_TOKENS"],
+    },
+    FinishNames {
+        reason: FinishReason::ToolUse,
+        openai: &["tool_calls", "function_call"],
+        anthropic: &["tool_use"],
+        // Gemini has no name of its own: a `STOP` after a call is a tool use.
+        gemini: &["STOP"],
+    },
+    FinishNames {
+        reason: FinishReason::ContentFilter,
+        openai: &["content_filter"],
+        anthropic: &["refusal"],
+        gemini: &["SAFETY"],
+    },
+];
+
+impl FinishNames {
+    fn names(&self, format: WireFormat) -> &'static [&'static str] {
+        match format {
+            WireFormat::OpenAi => self.openai,
+            WireFormat::Anthropic => self.anthropic,
+            WireFormat::Gemini => self.gemini,
+        }
+    }
+}
+
+impl FinishReason {
+    /// The name `format` gives this reason.
+    pub fn name(&self, format: WireFormat) -> &'static str {
+        FINISH_NAMES
+            .iter()
+            .find(|row| row.reason == *self)
+            .and_then(|row| row.names(format).first())
+            .copied()
+            .unwrap_or("stop")
+    }
+
+    /// The reason `format` means by `name`, if the table knows the name;
+    /// each format decides what an unknown name means.
+    pub fn from_name(format: WireFormat, name: &str) -> Option<FinishReason> {
+        FINISH_NAMES
+            .iter()
+            .find(|row| row.names(format).contains(&name))
+            .map(|row| row.reason.clone())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatResponse {
     pub id: String,

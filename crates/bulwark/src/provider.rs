@@ -1,4 +1,6 @@
-//! The upstream client for each provider kind. Every failure leaves here as a
+//! The HTTP client for a provider: sending, reading error bodies and wait
+//! hints, and the stream's byte loop. Everything about the provider's wire
+//! format is its dialect's (`wire::upstream`). Every failure leaves here as a
 //! classified `UpstreamError`; credentials never appear in one.
 
 use std::pin::Pin;
@@ -12,26 +14,13 @@ use serde_json::Value;
 use crate::api::{ChatRequest, StreamEvent, WireFormat};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::{UpstreamError, UpstreamFailure};
-use crate::sse::{SseDecoder, SseEvent};
-use crate::wire::{anthropic, gemini, openai};
+use crate::sse::SseDecoder;
+use crate::wire::UpstreamDialect;
+
+pub use crate::wire::Chunk;
 
 /// A stream of answer events; an `Err` ends it.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, UpstreamError>> + Send>>;
-
-/// One server-sent event from a provider: as received, so that a client
-/// speaking the provider's own format can be given it unchanged, and as
-/// neutral events, for every other client and for accounting.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Chunk {
-    pub raw: SseEvent,
-    pub events: Vec<StreamEvent>,
-}
-
-impl Chunk {
-    pub fn has_content(&self) -> bool {
-        self.events.iter().any(StreamEvent::is_content)
-    }
-}
 
 /// A provider's answer as it streams in; an `Err` ends it.
 pub type ChunkStream = Pin<Box<dyn Stream<Item = Result<Chunk, UpstreamError>> + Send>>;
@@ -54,6 +43,7 @@ pub struct ProviderBuildError {
 pub struct Provider {
     name: String,
     config: ProviderConfig,
+    dialect: &'static dyn UpstreamDialect,
     http: reqwest::Client,
 }
 
@@ -71,6 +61,7 @@ impl Provider {
             })?;
         Ok(Provider {
             name: name.to_string(),
+            dialect: crate::wire::upstream(config.kind),
             config,
             http,
         })
@@ -84,30 +75,9 @@ impl Provider {
         self.config.kind
     }
 
-    fn url(&self, model: &str) -> String {
-        let base = &self.config.base_url;
-        match self.config.kind {
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-                format!("{base}/chat/completions")
-            }
-            ProviderKind::Anthropic => format!("{base}/v1/messages"),
-            ProviderKind::Gemini => {
-                format!("{base}/v1beta/models/{model}:streamGenerateContent?alt=sse")
-            }
-        }
-    }
-
-    fn encode(&self, request: &ChatRequest, model: &str) -> Result<Value, crate::error::ApiError> {
-        match self.config.kind {
-            ProviderKind::OpenAi => openai::encode_request(request, model, openai::Dialect::OpenAi),
-            ProviderKind::OpenAiCompatible => {
-                openai::encode_request(request, model, openai::Dialect::Compatible)
-            }
-            ProviderKind::Anthropic => {
-                anthropic::encode_request(request, model, self.config.default_max_tokens)
-            }
-            ProviderKind::Gemini => gemini::encode_request(request),
-        }
+    /// What the provider's wire format decides: URL, headers, bodies.
+    pub fn dialect(&self) -> &'static dyn UpstreamDialect {
+        self.dialect
     }
 
     /// Sends the request and returns the response once its status is a success.
@@ -117,28 +87,21 @@ impl Provider {
         model: &str,
         target: &str,
     ) -> Result<reqwest::Response, UpstreamError> {
-        // Gemini puts the model in the URL path: a crafted name must not be
-        // able to reach another endpoint with the gateway's key.
-        if self.config.kind == ProviderKind::Gemini
-            && !model
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-        {
-            let error = crate::error::ApiError::invalid_param(
-                "model",
-                format!(
-                    "`{model}` is not a valid Gemini model name (letters, digits, `-`, `.`, `_`)"
-                ),
-            );
-            return Err(UpstreamError::new(
+        let rejected = |error: crate::error::ApiError| {
+            UpstreamError::new(
                 target,
                 UpstreamFailure::Rejected(error.clone()),
                 error.message,
-            ));
-        }
-        let body = self.encode(request, model).map_err(|e| {
-            UpstreamError::new(target, UpstreamFailure::Rejected(e.clone()), e.message)
-        })?;
+            )
+        };
+        let url = self
+            .dialect
+            .url(&self.config.base_url, model)
+            .map_err(rejected)?;
+        let body = self
+            .dialect
+            .encode_request(request, model, self.config.default_max_tokens)
+            .map_err(rejected)?;
         let body = serde_json::to_vec(&body).map_err(|e| {
             UpstreamError::new(
                 target,
@@ -148,19 +111,18 @@ impl Provider {
         })?;
         let mut builder = self
             .http
-            .post(self.url(model))
+            .post(url)
             .header(http::header::CONTENT_TYPE, "application/json");
-        if let Some(key) = &self.config.api_key {
-            builder = match self.config.kind {
-                ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-                    builder.bearer_auth(key.expose())
+        let key = self.config.api_key.as_ref().map(|key| key.expose());
+        for header in self.dialect.headers(key) {
+            builder = match http::HeaderValue::from_str(&header.value) {
+                Ok(mut value) => {
+                    value.set_sensitive(header.secret);
+                    builder.header(header.name, value)
                 }
-                ProviderKind::Anthropic => builder.header("x-api-key", key.expose()),
-                ProviderKind::Gemini => builder.header("x-goog-api-key", key.expose()),
+                // reqwest keeps the error and reports it when sending.
+                Err(_) => builder.header(header.name, header.value),
             };
-        }
-        if self.config.kind == ProviderKind::Anthropic {
-            builder = builder.header("anthropic-version", anthropic::API_VERSION);
         }
         for (name, value) in &self.config.headers {
             builder = builder.header(name, value.expose());
@@ -196,11 +158,7 @@ impl Provider {
 
     /// The wire format this provider speaks.
     pub fn format(&self) -> WireFormat {
-        match self.config.kind {
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => WireFormat::OpenAi,
-            ProviderKind::Anthropic => WireFormat::Anthropic,
-            ProviderKind::Gemini => WireFormat::Gemini,
-        }
+        self.dialect.format()
     }
 
     /// Sends the request as a stream, whatever the client asked for: only a
@@ -221,7 +179,7 @@ impl Provider {
         // A quota the provider says is used up: when it resets.
         let exhausted = rate_limit_reset(response.headers(), SystemTime::now());
         let mut bytes = response.bytes_stream();
-        let mut decoder = FormatDecoder::new(self.config.kind);
+        let mut decoder = self.dialect.stream_decoder();
         let target = target.to_string();
         let stream = async_stream::stream! {
             let mut sse = SseDecoder::new();
@@ -274,13 +232,7 @@ impl Provider {
         let body = read_capped(response).await;
         let json: Option<Value> = serde_json::from_slice(&body).ok();
         let (message, code) = match &json {
-            Some(value) => match self.config.kind {
-                ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-                    openai::decode_error(value)
-                }
-                ProviderKind::Anthropic => anthropic::decode_error(value),
-                ProviderKind::Gemini => gemini::decode_error(value),
-            },
+            Some(value) => self.dialect.decode_error(value),
             None => (None, None),
         };
         let mut description = format!("HTTP {status}");
@@ -312,7 +264,7 @@ impl Provider {
         let now = SystemTime::now();
         error.retry_after = retry_after(&headers, now)
             .or_else(|| rate_limit_reset(&headers, now))
-            .or_else(|| json.as_ref().and_then(gemini::retry_delay));
+            .or_else(|| json.as_ref().and_then(|body| self.dialect.retry_hint(body)));
         error.should_retry = match header_text(&headers, "x-should-retry") {
             Some("true") => Some(true),
             Some("false") => Some(false),
@@ -410,45 +362,6 @@ pub fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration
         }
     }
     latest
-}
-
-/// The stream decoder for a provider kind's wire format.
-enum FormatDecoder {
-    OpenAi(openai::StreamDecoder),
-    Anthropic(anthropic::StreamDecoder),
-    Gemini(gemini::StreamDecoder),
-}
-
-impl FormatDecoder {
-    fn new(kind: ProviderKind) -> Self {
-        match kind {
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-                FormatDecoder::OpenAi(openai::StreamDecoder::new())
-            }
-            ProviderKind::Anthropic => FormatDecoder::Anthropic(anthropic::StreamDecoder::new()),
-            ProviderKind::Gemini => FormatDecoder::Gemini(gemini::StreamDecoder::new()),
-        }
-    }
-
-    fn on_event(
-        &mut self,
-        event: &SseEvent,
-        out: &mut Vec<StreamEvent>,
-    ) -> Result<(), crate::wire::StreamFault> {
-        match self {
-            FormatDecoder::OpenAi(d) => d.on_event(event, out),
-            FormatDecoder::Anthropic(d) => d.on_event(event, out),
-            FormatDecoder::Gemini(d) => d.on_event(event, out),
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        match self {
-            FormatDecoder::OpenAi(d) => d.is_done(),
-            FormatDecoder::Anthropic(d) => d.is_done(),
-            FormatDecoder::Gemini(d) => d.is_done(),
-        }
-    }
 }
 
 #[cfg(test)]

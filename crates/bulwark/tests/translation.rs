@@ -140,7 +140,7 @@ fn anthropic_request_translates_to_openai_both_dialects() -> TestResult {
         {"role": "tool", "tool_call_id": "toolu_1", "content": "18C"},
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}
     ]);
-    let compatible = openai::encode_request(&request, "llama3", openai::Dialect::Compatible)?;
+    let compatible = openai::encode_request(&request, "llama3", openai::Upstream::Compatible)?;
     assert_eq!(
         compatible,
         json!({
@@ -157,7 +157,7 @@ fn anthropic_request_translates_to_openai_both_dialects() -> TestResult {
         })
     );
     // OpenAI itself has no top_k: refused, not dropped.
-    let error = openai::encode_request(&request, "gpt-4o", openai::Dialect::OpenAi)
+    let error = openai::encode_request(&request, "gpt-4o", openai::Upstream::OpenAi)
         .err()
         .ok_or("top_k was dropped silently")?;
     assert_eq!(error.kind, ErrorKind::InvalidRequest);
@@ -176,7 +176,7 @@ fn same_format_passes_every_field_through() -> TestResult {
         request.untranslatable,
         vec!["logprobs".to_string(), "seed".to_string()]
     );
-    let encoded = openai::encode_request(&request, "gpt-4o-mini", openai::Dialect::OpenAi)?;
+    let encoded = openai::encode_request(&request, "gpt-4o-mini", openai::Upstream::OpenAi)?;
     let mut expected = body.clone();
     expected["model"] = json!("gpt-4o-mini");
     expected["stream"] = json!(true);
@@ -483,7 +483,7 @@ fn anthropic_stream_round_trips_through_the_openai_stream_format() -> TestResult
 #[test]
 fn stream_round_trips_through_the_anthropic_stream_format() -> TestResult {
     let mut encoder = anthropic::StreamEncoder::new();
-    let mut out = Vec::new();
+    let mut out: Vec<bytes::Bytes> = Vec::new();
     let mut events = vec![StreamEvent::Start {
         id: "x".into(),
         model: "m".into(),
@@ -653,7 +653,7 @@ fn review_fixes_hold() -> TestResult {
     let body = json!({"model": "m", "max_tokens": 5, "messages": [
         {"role": "user", "content": "Give JSON"}, {"role": "assistant", "content": "{\"answer\":"}]});
     let request = anthropic::decode_request(&bytes(&body))?;
-    let error = openai::encode_request(&request, "gpt", openai::Dialect::OpenAi)
+    let error = openai::encode_request(&request, "gpt", openai::Upstream::OpenAi)
         .err()
         .ok_or("prefill sent to OpenAI")?;
     assert_eq!(error.param.as_deref(), Some("messages[1]"));
@@ -675,13 +675,13 @@ fn review_fixes_hold() -> TestResult {
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "w", "input": {}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "is_error": true, "content": "boom"}]}]});
     let request = anthropic::decode_request(&bytes(&body))?;
-    let encoded = openai::encode_request(&request, "gpt", openai::Dialect::OpenAi)?;
+    let encoded = openai::encode_request(&request, "gpt", openai::Upstream::OpenAi)?;
     assert_eq!(encoded["messages"][2]["content"], "Error: boom");
 
     // Compatible servers get `max_tokens` even when the client wrote the new name.
     let body = json!({"model": "m", "max_completion_tokens": 7, "messages": [{"role": "user", "content": "hi"}]});
     let request = openai::decode_request(&bytes(&body))?;
-    let encoded = openai::encode_request(&request, "llama", openai::Dialect::Compatible)?;
+    let encoded = openai::encode_request(&request, "llama", openai::Upstream::Compatible)?;
     assert_eq!(
         (
             encoded.get("max_tokens"),

@@ -1,12 +1,71 @@
-//! One module per wire format: decode and encode requests, responses, SSE
-//! streams and error bodies. `json` holds the field readers they share.
+//! The wire dialects: one folder per format, split by direction (a
+//! client's request in, the provider's request out and its answers back,
+//! answers out to a client), each providing the traits of `dialect`:
+//! `UpstreamDialect` for a provider kind, `ClientDialect` for a front door.
+//! `json` holds the field readers they share.
+//!
+//! # Adding a dialect
+//!
+//! 1. A new folder beside `openai/` with the directions it needs: a type
+//!    implementing `UpstreamDialect` (URL, headers, request encoding, stream
+//!    and error decoding) and, for a front door, one implementing
+//!    `ClientDialect` (request decoding, answer and error encoding).
+//! 2. One line in `upstream` below mapping the new `ProviderKind` variant
+//!    (the name the configuration accepts) to it; for a front door, one in
+//!    `front_door` and the gateway's route and `ClientFormat`.
+//!
+//! Nothing in the engine or in `provider.rs` changes: they only call the
+//! traits.
 
 pub mod anthropic;
+pub mod dialect;
 pub mod gemini;
 pub mod json;
 pub mod openai;
 
-use crate::api::{ChatRequest, Role};
+pub use dialect::{
+    Chunk, ClientDialect, EventEncoder, Header, SseSink, StreamDecode, StreamHead, StreamWriter,
+    UpstreamDialect, encode_chunks,
+};
+
+use crate::api::{ChatRequest, Role, StreamEvent, WireFormat};
+use crate::config::ProviderKind;
+use crate::error::ApiError;
+
+/// The dialect each provider kind speaks: the one place a `ProviderKind` is
+/// told apart.
+pub fn upstream(kind: ProviderKind) -> &'static dyn UpstreamDialect {
+    match kind {
+        ProviderKind::OpenAi => &openai::Upstream::OpenAi,
+        ProviderKind::OpenAiCompatible => &openai::Upstream::Compatible,
+        ProviderKind::Anthropic => &anthropic::Upstream,
+        ProviderKind::Gemini => &gemini::Upstream,
+    }
+}
+
+/// The front door that speaks `format`, if Bulwark has one.
+pub fn front_door(format: WireFormat) -> Option<&'static dyn ClientDialect> {
+    match format {
+        WireFormat::OpenAi => Some(&openai::FrontDoor),
+        WireFormat::Anthropic => Some(&anthropic::FrontDoor),
+        WireFormat::Gemini => None,
+    }
+}
+
+/// Neutral events as chunks of an answer in a provider's `format`, for
+/// answers Bulwark writes itself in the place of a provider's (a continued
+/// stream, a static answer): see `openai::encode_events`. A format without a
+/// front door is only ever shown to clients translated, so any raw form
+/// serves; the OpenAI one is used.
+pub fn encode_events(
+    format: WireFormat,
+    head: &StreamHead,
+    events: &[StreamEvent],
+    end: bool,
+) -> Vec<Chunk> {
+    let dialect = front_door(format).unwrap_or(&openai::FrontDoor);
+    encode_chunks(&mut *dialect.event_encoder(true, Some(head)), events, end)
+}
 
 /// Why a provider's stream could not be decoded further.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,7 +100,6 @@ impl StreamFault {
         }
     }
 }
-use crate::error::ApiError;
 
 /// Splits leading system messages from the conversation. Anthropic and Gemini
 /// take system instructions once, before the conversation, so a system

@@ -1,24 +1,27 @@
-//! The Gemini `generateContent` format (upstream side only: Bulwark has no
-//! Gemini front door).
+//! Calling Gemini's `streamGenerateContent`: the request it is sent, its
+//! complete answer and its error bodies.
+
+use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::json as j;
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, StreamEvent,
-    ToolCall, ToolChoice, Usage,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, ToolCall, ToolChoice,
+    Usage, WireFormat,
 };
 use crate::error::ApiError;
-use crate::sse::SseEvent;
-
-// === Requests to providers ===
+use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
+use crate::wire::json as j;
 
 pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
     if !request.untranslatable.is_empty() {
-        return Err(super::untranslatable(&request.untranslatable, "Gemini"));
+        return Err(crate::wire::untranslatable(
+            &request.untranslatable,
+            "Gemini",
+        ));
     }
-    let (system, first_turn) = super::leading_system(request, "Gemini")?;
-    super::refuse_prefill(request, "Gemini")?;
+    let (system, first_turn) = crate::wire::leading_system(request, "Gemini")?;
+    crate::wire::refuse_prefill(request, "Gemini")?;
     let mut contents = Vec::with_capacity(request.messages.len());
     for (i, message) in request.messages.iter().enumerate().skip(first_turn) {
         let role = if message.role == Role::Assistant {
@@ -159,8 +162,6 @@ fn tool_name_for<'a>(request: &'a ChatRequest, id: &str) -> Option<&'a str> {
         })
 }
 
-// === Responses from providers ===
-
 pub fn decode_response(body: &[u8]) -> Result<ChatResponse, String> {
     let value: Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
     let mut content = Vec::new();
@@ -213,7 +214,7 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, String> {
     })
 }
 
-fn parts_of(candidate: &Value) -> &[Value] {
+pub(super) fn parts_of(candidate: &Value) -> &[Value] {
     candidate
         .get("content")
         .and_then(|c| c.get("parts"))
@@ -223,7 +224,7 @@ fn parts_of(candidate: &Value) -> &[Value] {
 }
 
 /// Gemini calls may lack ids; the other formats need one to pair results.
-fn decode_call(call: &Value, ordinal: usize) -> ToolCall {
+pub(super) fn decode_call(call: &Value, ordinal: usize) -> ToolCall {
     let name = j::get_str(call, "name").unwrap_or_default().to_string();
     ToolCall {
         id: j::get_str(call, "id")
@@ -235,7 +236,7 @@ fn decode_call(call: &Value, ordinal: usize) -> ToolCall {
 }
 
 /// Thinking tokens are output the caller pays for, so they count as output.
-fn decode_usage(usage: &Value) -> Usage {
+pub(super) fn decode_usage(usage: &Value) -> Usage {
     Usage {
         input_tokens: j::get_u64(usage, "promptTokenCount"),
         output_tokens: j::get_u64(usage, "candidatesTokenCount")
@@ -243,138 +244,23 @@ fn decode_usage(usage: &Value) -> Usage {
     }
 }
 
-fn decode_finish(reason: &str, called_tools: bool) -> FinishReason {
-    match reason {
-        "MAX_TOKENS" => FinishReason::Length,
-        "STOP" | "FINISH_REASON_UNSPECIFIED" | "OTHER" if called_tools => FinishReason::ToolUse,
-        "STOP" | "FINISH_REASON_UNSPECIFIED" | "OTHER" => FinishReason::Stop,
-        _ => FinishReason::ContentFilter,
+pub(super) fn decode_finish(reason: &str, called_tools: bool) -> FinishReason {
+    match FinishReason::from_name(WireFormat::Gemini, reason) {
+        Some(FinishReason::Stop) if called_tools => FinishReason::ToolUse,
+        Some(reason) => reason,
+        // Every other reason (SAFETY, RECITATION, BLOCKLIST...) is a block.
+        None => FinishReason::ContentFilter,
     }
 }
 
 /// Finish reasons that mean the model failed to produce a usable tool call:
 /// the answer is broken, not finished, and another attempt may succeed.
-fn failed_tool_call(reason: &str) -> bool {
+pub(super) fn failed_tool_call(reason: &str) -> bool {
     matches!(
         reason,
         "MALFORMED_FUNCTION_CALL" | "UNEXPECTED_TOOL_CALL" | "TOO_MANY_TOOL_CALLS"
     )
 }
-
-/// Decodes `streamGenerateContent?alt=sse`. The stream has no terminator:
-/// it is complete once a chunk carried a finish reason.
-#[derive(Debug, Default)]
-pub struct StreamDecoder {
-    started: bool,
-    done: bool,
-    next_index: usize,
-    text_index: Option<usize>,
-    calls: usize,
-    finish: Option<String>,
-}
-
-impl StreamDecoder {
-    pub fn new() -> Self {
-        StreamDecoder::default()
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
-    pub fn on_event(
-        &mut self,
-        event: &SseEvent,
-        out: &mut Vec<StreamEvent>,
-    ) -> Result<(), super::StreamFault> {
-        let chunk: Value =
-            serde_json::from_str(&event.data).map_err(super::StreamFault::malformed)?;
-        if let Some(error) = chunk.get("error") {
-            return Err(super::StreamFault::error_event(error));
-        }
-        if !self.started {
-            self.started = true;
-            out.push(StreamEvent::Start {
-                id: j::get_str(&chunk, "responseId")
-                    .unwrap_or("gemini-bulwark")
-                    .to_string(),
-                model: j::get_str(&chunk, "modelVersion")
-                    .unwrap_or_default()
-                    .to_string(),
-                created: crate::api::unix_now(),
-                input_tokens: chunk
-                    .get("usageMetadata")
-                    .map(|u| decode_usage(u).input_tokens),
-            });
-        }
-        if let Some(candidate) = chunk.get("candidates").and_then(|c| c.get(0)) {
-            for part in parts_of(candidate) {
-                if let Some(text) = j::get_str(part, "text") {
-                    if text.is_empty() || part.get("thought").and_then(Value::as_bool) == Some(true)
-                    {
-                        continue;
-                    }
-                    let index = match self.text_index {
-                        Some(index) => index,
-                        None => {
-                            let index = self.next_index;
-                            self.next_index += 1;
-                            self.text_index = Some(index);
-                            index
-                        }
-                    };
-                    out.push(StreamEvent::TextDelta {
-                        index,
-                        text: text.to_string(),
-                    });
-                } else if let Some(call) = part.get("functionCall") {
-                    self.calls += 1;
-                    self.text_index = None;
-                    let index = self.next_index;
-                    self.next_index += 1;
-                    let call = decode_call(call, self.calls);
-                    out.push(StreamEvent::ToolCallStart {
-                        index,
-                        id: call.id,
-                        name: call.name,
-                    });
-                    out.push(StreamEvent::ToolCallDelta {
-                        index,
-                        partial_json: super::arguments_text(&call.input),
-                    });
-                }
-            }
-            if let Some(reason) = j::get_str(candidate, "finishReason") {
-                if failed_tool_call(reason) {
-                    return Err(super::StreamFault {
-                        message: format!("Gemini failed to produce a valid tool call ({reason})"),
-                        code: Some(reason.to_string()),
-                    });
-                }
-                self.finish = Some(reason.to_string());
-            }
-        } else if chunk
-            .get("promptFeedback")
-            .and_then(|f| f.get("blockReason"))
-            .is_some()
-        {
-            self.finish = Some("SAFETY".into());
-        }
-        if let Some(usage) = chunk.get("usageMetadata") {
-            out.push(StreamEvent::Usage(decode_usage(usage)));
-        }
-        if let Some(reason) = self.finish.take() {
-            out.push(StreamEvent::Finish {
-                reason: decode_finish(&reason, self.calls > 0),
-                stop_sequence: None,
-            });
-            self.done = true;
-        }
-        Ok(())
-    }
-}
-
-// === Errors ===
 
 /// Reads a Google RPC error body: (message, status). A per-day quota shows in
 /// the details and is reported as `{status}:PerDay`, since it will not clear
@@ -402,11 +288,87 @@ pub fn decode_error(body: &Value) -> (Option<String>, Option<String>) {
 }
 
 /// The server's `RetryInfo.retryDelay` (e.g. `"41s"`), Gemini's Retry-After.
-pub fn retry_delay(body: &Value) -> Option<std::time::Duration> {
+pub fn retry_delay(body: &Value) -> Option<Duration> {
     let details = body.get("error")?.get("details")?.as_array()?;
     details.iter().find_map(|d| {
         let delay = j::get_str(d, "retryDelay")?;
         let seconds: f64 = delay.strip_suffix('s')?.parse().ok()?;
-        std::time::Duration::try_from_secs_f64(seconds).ok()
+        Duration::try_from_secs_f64(seconds).ok()
     })
+}
+
+/// The upstream dialect of the `gemini` provider kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream;
+
+impl UpstreamDialect for Upstream {
+    fn format(&self) -> WireFormat {
+        WireFormat::Gemini
+    }
+
+    fn kind_name(&self) -> &'static str {
+        "gemini"
+    }
+
+    fn semconv_name(&self) -> &'static str {
+        "gcp.gemini"
+    }
+
+    fn default_base_url(&self) -> Option<&'static str> {
+        Some("https://generativelanguage.googleapis.com")
+    }
+
+    /// Gemini puts the model in the URL path: a crafted name must not be
+    /// able to reach another endpoint with the gateway's key.
+    fn url(&self, base_url: &str, model: &str) -> Result<String, ApiError> {
+        if !model
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+        {
+            return Err(ApiError::invalid_param(
+                "model",
+                format!(
+                    "`{model}` is not a valid Gemini model name (letters, digits, `-`, `.`, `_`)"
+                ),
+            ));
+        }
+        Ok(format!(
+            "{base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+        ))
+    }
+
+    fn headers(&self, key: Option<&str>) -> Vec<Header> {
+        key.map(|key| Header {
+            name: "x-goog-api-key",
+            value: key.to_string(),
+            secret: true,
+        })
+        .into_iter()
+        .collect()
+    }
+
+    fn encode_request(
+        &self,
+        request: &ChatRequest,
+        _model: &str,
+        _default_max_tokens: u32,
+    ) -> Result<Value, ApiError> {
+        encode_request(request)
+    }
+
+    fn stream_decoder(&self) -> Box<dyn StreamDecode> {
+        Box::new(super::StreamDecoder::new())
+    }
+
+    fn decode_response(&self, body: &[u8]) -> Result<ChatResponse, String> {
+        decode_response(body)
+    }
+
+    fn decode_error(&self, body: &Value) -> (Option<String>, Option<String>) {
+        decode_error(body)
+    }
+
+    fn retry_hint(&self, body: &Value) -> Option<Duration> {
+        retry_delay(body)
+    }
 }
