@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use bulwark::config::{Config, ProviderKind};
+use bulwark::config::Config;
 use bulwark::observe::record::RequestRecord;
 
 use crate::error::ScenarioError;
@@ -205,12 +205,7 @@ pub fn record(
         let Some(settings) = config.providers.get(provider) else {
             continue;
         };
-        let format = match settings.kind {
-            ProviderKind::Anthropic => "anthropic",
-            ProviderKind::OpenAi => "openai",
-            ProviderKind::Gemini => "gemini",
-            ProviderKind::OpenAiCompatible => "openai-compatible",
-        };
+        let format = bulwark::wire::upstream(settings.kind).kind_name();
         let _ = writeln!(yaml, "  {}:", quote(provider));
         let _ = writeln!(yaml, "    format: {format}");
         let _ = writeln!(

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bulwark::config::ProviderKind;
 use bulwark::events::Event;
 use bulwark::observe::config::WebhookConfig;
 use bulwark::resilience::breaker::BreakerState;
@@ -140,10 +139,11 @@ pub async fn run(
         let Some(settings) = config.engine.providers.get_mut(name) else {
             return Err(DrillError::MissingProvider(name.clone()));
         };
-        settings.base_url = match settings.kind {
-            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => format!("{}/v1", server.url()),
-            ProviderKind::Anthropic | ProviderKind::Gemini => server.url(),
-        };
+        settings.base_url = format!(
+            "{}{}",
+            server.url(),
+            bulwark::wire::upstream(settings.kind).base_path()
+        );
         sims.insert(name.clone(), server.sim.clone());
         servers.push(server);
     }

@@ -15,8 +15,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::api::{ChatRequest, ContentBlock, Message, Role, StreamEvent, Usage, WireFormat};
-use crate::config::ProviderKind;
+use crate::api::{
+    ChatRequest, ContentBlock, FinishReason, Message, Role, StreamEvent, Usage, WireFormat,
+};
 use crate::deadline::Deadline;
 use crate::engine::{Call, report_at_end};
 use crate::events::{Event, EventBus};
@@ -24,6 +25,7 @@ use crate::provider::{Chunk, ChunkStream};
 use crate::resilience::classify::classify;
 use crate::route::Route;
 use crate::sse::SseEvent;
+use crate::wire::{self, EventEncoder, StreamHead, encode_chunks};
 
 pub(crate) struct Continuation {
     pub route: Arc<Route>,
@@ -46,7 +48,7 @@ struct SoFar {
     model: String,
     created: u64,
     /// Anthropic's index of the text block, from the raw events.
-    raw_text_block: Option<u64>,
+    raw_text_block: Option<usize>,
     /// The text block was closed (Anthropic): nothing more can go into it.
     text_block_closed: bool,
     /// The answer's finish reason was already sent: only the terminator is
@@ -83,17 +85,22 @@ impl SoFar {
             Some("content_block_start")
                 if data.pointer("/content_block/type").and_then(Value::as_str) == Some("text") =>
             {
-                self.raw_text_block = data.get("index").and_then(Value::as_u64);
+                self.raw_text_block = block_index(&data);
                 self.text_block_closed = false;
             }
-            Some("content_block_stop")
-                if data.get("index").and_then(Value::as_u64) == self.raw_text_block =>
-            {
+            Some("content_block_stop") if block_index(&data) == self.raw_text_block => {
                 self.text_block_closed = true;
             }
             _ => {}
         }
     }
+}
+
+/// An Anthropic stream event's content-block index.
+fn block_index(data: &Value) -> Option<usize> {
+    data.get("index")
+        .and_then(Value::as_u64)
+        .and_then(|index| usize::try_from(index).ok())
 }
 
 pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkStream {
@@ -135,7 +142,7 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
         let mut last_error = failure;
         for &j in &c.candidates {
             let target = &c.route.targets[j];
-            if target.provider.kind() != ProviderKind::Anthropic {
+            if !target.provider.dialect().continues_prefill() {
                 continue; // only Anthropic continues an assistant prefill
             }
             let Ok(ticket) = target.state.admit(&target.label, &c.events) else {
@@ -163,8 +170,9 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             });
             let first_token = opened.first_token;
             let mut rest = report_at_end(opened.into_stream(target, c.deadline), ticket, first_token);
-            let mut writer = Splice { format, so_far: &so_far, usage: None };
+            let mut writer = Splice::new(format, &so_far);
             let mut finish = None;
+            let mut usage_seen = None;
             while let Some(item) = rest.next().await {
                 match item {
                     Ok(chunk) => {
@@ -174,11 +182,13 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
                                     let text = if strip_leading_space { text.trim_start() } else { text.as_str() };
                                     if !text.is_empty() {
                                         strip_leading_space = false;
-                                        yield Ok(writer.text(text));
+                                        for chunk in writer.text(text) {
+                                            yield Ok(chunk);
+                                        }
                                     }
                                 }
                                 StreamEvent::Finish { reason, stop_sequence } => finish = Some((reason, stop_sequence)),
-                                StreamEvent::Usage(usage) => writer.usage = Some(usage),
+                                StreamEvent::Usage(usage) => usage_seen = Some(usage),
                                 _ => {}
                             }
                         }
@@ -189,7 +199,7 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
                     }
                 }
             }
-            for chunk in writer.end(finish) {
+            for chunk in writer.end(finish, usage_seen) {
                 yield Ok(chunk);
             }
             return;
@@ -198,100 +208,54 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
     })
 }
 
-/// Writes the continuation in the first provider's format.
-struct Splice<'a> {
-    format: WireFormat,
-    so_far: &'a SoFar,
-    usage: Option<Usage>,
+/// Writes the continuation in the first provider's format, as the same
+/// answer: its id, model and creation time, and its open text block.
+struct Splice {
+    encoder: Box<dyn EventEncoder>,
+    text_index: usize,
 }
 
-impl Splice<'_> {
-    fn chunk(&self, event: Option<&str>, data: Value, events: Vec<StreamEvent>) -> Chunk {
-        Chunk {
-            raw: SseEvent {
-                event: event.map(str::to_string),
-                data: data.to_string(),
-            },
-            events,
-        }
-    }
-
-    fn text(&self, text: &str) -> Chunk {
-        let neutral = vec![StreamEvent::TextDelta {
-            index: self.so_far.text_index.unwrap_or(0),
-            text: text.to_string(),
-        }];
-        match self.format {
-            WireFormat::Anthropic => self.chunk(
-                Some("content_block_delta"),
-                json!({"type": "content_block_delta", "index": self.so_far.raw_text_block.unwrap_or(0), "delta": {"type": "text_delta", "text": text}}),
-                neutral,
-            ),
-            // Gemini streams reach clients only translated; any raw form does.
-            WireFormat::OpenAi | WireFormat::Gemini => self.chunk(None, self.openai_chunk(json!({"content": text}), Value::Null), neutral),
-        }
-    }
-
-    fn openai_chunk(&self, delta: Value, finish: Value) -> Value {
-        json!({
-            "id": self.so_far.id, "object": "chat.completion.chunk", "created": self.so_far.created, "model": self.so_far.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        })
-    }
-
-    /// The terminators the first provider would have sent.
-    fn end(&self, finish: Option<(crate::api::FinishReason, Option<String>)>) -> Vec<Chunk> {
-        let (reason, stop_sequence) = finish.unwrap_or((crate::api::FinishReason::Stop, None));
-        let usage = self.usage.unwrap_or_default();
-        let neutral_finish = StreamEvent::Finish {
-            reason: reason.clone(),
-            stop_sequence: stop_sequence.clone(),
+impl Splice {
+    fn new(format: WireFormat, so_far: &SoFar) -> Splice {
+        let head = StreamHead {
+            id: so_far.id.clone(),
+            model: so_far.model.clone(),
+            created: so_far.created,
+            started: true,
+            open_text: so_far.text_index.zip(so_far.raw_text_block),
+            blocks: so_far.raw_text_block.map_or(0, |index| index + 1),
         };
-        match self.format {
-            WireFormat::Anthropic => {
-                let stop = match reason {
-                    crate::api::FinishReason::Length => "max_tokens",
-                    crate::api::FinishReason::StopSequence => "stop_sequence",
-                    crate::api::FinishReason::ToolUse => "tool_use",
-                    crate::api::FinishReason::ContentFilter => "refusal",
-                    crate::api::FinishReason::Stop => "end_turn",
-                };
-                vec![
-                    self.chunk(Some("content_block_stop"), json!({"type": "content_block_stop", "index": self.so_far.raw_text_block.unwrap_or(0)}), vec![]),
-                    self.chunk(
-                        Some("message_delta"),
-                        json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": stop_sequence}, "usage": {"output_tokens": usage.output_tokens}}),
-                        vec![neutral_finish, StreamEvent::Usage(usage)],
-                    ),
-                    self.chunk(Some("message_stop"), json!({"type": "message_stop"}), vec![]),
-                ]
-            }
-            WireFormat::OpenAi | WireFormat::Gemini => {
-                let finish = match reason {
-                    crate::api::FinishReason::Length => "length",
-                    crate::api::FinishReason::ToolUse => "tool_calls",
-                    crate::api::FinishReason::ContentFilter => "content_filter",
-                    _ => "stop",
-                };
-                let mut usage_chunk = self.openai_chunk(json!({}), Value::Null);
-                usage_chunk["choices"] = json!([]);
-                usage_chunk["usage"] = json!({"prompt_tokens": usage.input_tokens, "completion_tokens": usage.output_tokens, "total_tokens": usage.input_tokens + usage.output_tokens});
-                vec![
-                    self.chunk(
-                        None,
-                        self.openai_chunk(json!({}), json!(finish)),
-                        vec![neutral_finish],
-                    ),
-                    self.chunk(None, usage_chunk, vec![StreamEvent::Usage(usage)]),
-                    Chunk {
-                        raw: SseEvent {
-                            event: None,
-                            data: "[DONE]".into(),
-                        },
-                        events: vec![],
-                    },
-                ]
-            }
+        // A format without a front door reaches clients only translated,
+        // so any raw form serves; the OpenAI one is used.
+        let dialect = wire::front_door(format).unwrap_or(&wire::openai::FrontDoor);
+        Splice {
+            encoder: dialect.event_encoder(true, Some(&head)),
+            text_index: so_far.text_index.unwrap_or(0),
         }
+    }
+
+    fn text(&mut self, text: &str) -> Vec<Chunk> {
+        let delta = StreamEvent::TextDelta {
+            index: self.text_index,
+            text: text.to_string(),
+        };
+        encode_chunks(&mut *self.encoder, &[delta], false)
+    }
+
+    /// The ending the first provider would have sent.
+    fn end(
+        &mut self,
+        finish: Option<(FinishReason, Option<String>)>,
+        usage: Option<Usage>,
+    ) -> Vec<Chunk> {
+        let (reason, stop_sequence) = finish.unwrap_or((FinishReason::Stop, None));
+        let events = [
+            StreamEvent::Finish {
+                reason,
+                stop_sequence,
+            },
+            StreamEvent::Usage(usage.unwrap_or_default()),
+        ];
+        encode_chunks(&mut *self.encoder, &events, true)
     }
 }

@@ -12,7 +12,7 @@ use crate::engine::{self, Answer, Failed, Mode, Served};
 use crate::events::{Event, EventBus};
 use crate::provider::Chunk;
 use crate::route::{DegradeStep, Route};
-use crate::sse::SseEvent;
+use crate::wire::{self, StreamHead};
 
 /// Everything a degrade step may use.
 pub(crate) struct Degrade<'a> {
@@ -84,59 +84,33 @@ impl Degrade<'_> {
 /// A fixed answer, written as an OpenAI-format stream (clients of other
 /// formats get it translated like any answer).
 fn static_answer(text: &str) -> Served<Vec<Chunk>> {
+    const ID: &str = "chatcmpl-bulwark-static";
+    const MODEL: &str = "bulwark-static";
     let created = crate::api::unix_now();
-    let chunk = |data: serde_json::Value, events: Vec<StreamEvent>| Chunk {
-        raw: SseEvent {
-            event: None,
-            data: data.to_string(),
-        },
-        events,
-    };
-    let frame = |delta: serde_json::Value, finish: serde_json::Value| {
-        serde_json::json!({
-            "id": "chatcmpl-bulwark-static", "object": "chat.completion.chunk", "created": created,
-            "model": "bulwark-static", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
-        })
-    };
-    let start = StreamEvent::Start {
-        id: "chatcmpl-bulwark-static".into(),
-        model: "bulwark-static".into(),
+    let head = StreamHead {
+        id: ID.into(),
+        model: MODEL.into(),
         created,
-        input_tokens: Some(0),
+        ..StreamHead::default()
     };
-    let chunks = vec![
-        chunk(
-            frame(
-                serde_json::json!({"role": "assistant", "content": text}),
-                serde_json::Value::Null,
-            ),
-            vec![
-                start,
-                StreamEvent::TextDelta {
-                    index: 0,
-                    text: text.to_string(),
-                },
-            ],
-        ),
-        chunk(
-            frame(serde_json::json!({}), serde_json::json!("stop")),
-            vec![StreamEvent::Finish {
-                reason: FinishReason::Stop,
-                stop_sequence: None,
-            }],
-        ),
-        chunk(
-            serde_json::json!({"id": "chatcmpl-bulwark-static", "object": "chat.completion.chunk", "created": created, "model": "bulwark-static", "choices": [], "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}),
-            vec![StreamEvent::Usage(Usage::default())],
-        ),
-        Chunk {
-            raw: SseEvent {
-                event: None,
-                data: "[DONE]".into(),
-            },
-            events: vec![],
+    let events = [
+        StreamEvent::Start {
+            id: ID.into(),
+            model: MODEL.into(),
+            created,
+            input_tokens: Some(0),
         },
+        StreamEvent::TextDelta {
+            index: 0,
+            text: text.to_string(),
+        },
+        StreamEvent::Finish {
+            reason: FinishReason::Stop,
+            stop_sequence: None,
+        },
+        StreamEvent::Usage(Usage::default()),
     ];
+    let chunks = wire::openai::encode_events(&head, &events, true);
     Served {
         value: chunks,
         target: "static".into(),

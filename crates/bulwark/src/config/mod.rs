@@ -53,17 +53,6 @@ pub enum ProviderKind {
     OpenAiCompatible,
 }
 
-impl ProviderKind {
-    pub fn default_base_url(self) -> Option<&'static str> {
-        match self {
-            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
-            ProviderKind::OpenAi => Some("https://api.openai.com/v1"),
-            ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
-            ProviderKind::OpenAiCompatible => None,
-        }
-    }
-}
-
 /// A credential. Its `Debug` never shows the value, so it cannot leak into logs.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -96,10 +96,11 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
     let probe = raw
         .probe
         .map(|probe| crate::observe::config::build_probe(probe, path, issues));
-    let base_url = match raw
-        .base_url
-        .or_else(|| raw.kind.default_base_url().map(str::to_string))
-    {
+    let base_url = match raw.base_url.or_else(|| {
+        crate::wire::upstream(raw.kind)
+            .default_base_url()
+            .map(str::to_string)
+    }) {
         Some(url) => {
             match reqwest::Url::parse(&url) {
                 Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}

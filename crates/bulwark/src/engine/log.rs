@@ -12,7 +12,6 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Span;
 
-use crate::api::WireFormat;
 use crate::error::{UpstreamError, UpstreamFailure};
 use crate::observe::record::AttemptRecord;
 use crate::observe::{UnixMs, millis, unix_ms_now};
@@ -49,7 +48,7 @@ impl AttemptLog {
             "otel.kind" = "client",
             "otel.status_code" = tracing::field::Empty,
             "gen_ai.operation.name" = "chat",
-            "gen_ai.provider.name" = semconv_provider(target.provider.format()),
+            "gen_ai.provider.name" = target.provider.dialect().semconv_name(),
             "gen_ai.request.model" = %target.model,
             "bulwark.target" = %target.label,
             "bulwark.hedge" = hedge,
@@ -156,15 +155,4 @@ fn end_span(span: &Span, record: &AttemptRecord) {
             span.record("otel.status_code", "error");
         }
     });
-}
-
-/// The API a target speaks, by the OpenTelemetry GenAI conventions'
-/// well-known `gen_ai.provider.name` values; which provider it is stays in
-/// `bulwark.target`.
-fn semconv_provider(format: WireFormat) -> &'static str {
-    match format {
-        WireFormat::OpenAi => "openai",
-        WireFormat::Anthropic => "anthropic",
-        WireFormat::Gemini => "gcp.gemini",
-    }
 }
