@@ -228,7 +228,7 @@ impl Client {
             .table
             .resolve(&request.model)
             .map_err(Failed::before_any_attempt)?;
-        let deadline = Deadline::start(route.timeouts.deadline, options.deadline);
+        let deadline = Deadline::start(route.policy.timeouts.deadline, options.deadline);
         let cacheable = self.cacheable(&route, &request, &options);
         if let Some(hit) = self.cached(cacheable.as_ref()).await {
             self.events.emit(|| Event::Cache {
@@ -314,7 +314,7 @@ impl Client {
         request: &ChatRequest,
         options: &RequestOptions,
     ) -> Option<Cacheable> {
-        let settings = route.cache?;
+        let settings = route.policy.cache?;
         // Unless the temperature is 0 the provider samples: the same request
         // may rightly get another answer, so it is cached only if the route
         // says that is fine.

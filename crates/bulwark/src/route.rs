@@ -310,16 +310,6 @@ pub struct Route {
     pub policy: RoutePolicy,
 }
 
-/// Reading `route.timeouts` as `route.policy.timeouts` keeps the engine's
-/// code unchanged while it is being reorganised; new code should name
-/// `policy`.
-impl std::ops::Deref for Route {
-    type Target = RoutePolicy;
-
-    fn deref(&self) -> &RoutePolicy {
-        &self.policy
-    }
-}
 
 /// A fallback of last resort, resolved.
 #[derive(Debug, Clone)]

@@ -149,7 +149,7 @@ impl Call<'_> {
     /// `first_token_timeout`.
     async fn send_and_await_first_content(self, target: &Target) -> Result<Opened, UpstreamError> {
         let started = Instant::now();
-        let limit = self.route.timeouts.first_token;
+        let limit = self.route.policy.timeouts.first_token;
         let until = self.deadline.clip(started + limit);
         let opening = async {
             let (mut stream, exhausted) = target
@@ -158,7 +158,7 @@ impl Call<'_> {
                     self.request,
                     &target.model,
                     &target.label,
-                    self.route.timeouts.stream_idle,
+                    self.route.policy.timeouts.stream_idle,
                 )
                 .await?;
             // The provider says its quota is used up: hold further requests
@@ -222,7 +222,7 @@ impl Call<'_> {
                 first_token,
             )),
             Mode::Complete => {
-                let limit = self.route.timeouts.attempt;
+                let limit = self.route.policy.timeouts.attempt;
                 let until = self
                     .deadline
                     .clip(Instant::now() + limit.saturating_sub(first_token));

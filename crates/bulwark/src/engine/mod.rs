@@ -158,7 +158,7 @@ impl Run<'_> {
                     // The hedge failed too: both were tried.
                     Action::Retry if answered_by != index => break,
                     Action::Retry => {
-                        if retries >= route.retry.max_retries {
+                        if retries >= route.policy.retry.max_retries {
                             break;
                         }
                         let Some(wait) = self.retry_wait(retries, hint) else {
@@ -179,7 +179,7 @@ impl Run<'_> {
     /// How long to wait before retrying the same target, or `None` if a
     /// retry would not fit.
     fn retry_wait(&self, retries: u32, hint: Option<Duration>) -> Option<Duration> {
-        let backoff = self.route.retry.backoff;
+        let backoff = self.route.policy.retry.backoff;
         let wait = match hint {
             // A long hint means this target is out for a while.
             Some(hint) if hint > backoff.cap => return None,
@@ -239,7 +239,7 @@ impl Run<'_> {
             }
             Answer::Stream(stream) => {
                 let stream = report_at_end(stream, ticket, first_token);
-                match route.mid_stream {
+                match route.policy.mid_stream {
                     MidStream::Error => Answer::Stream(stream),
                     MidStream::Continue => Answer::Stream(continue_on_failure(
                         stream,
@@ -283,7 +283,7 @@ impl Run<'_> {
         let verdict = classify(&error);
         if matches!(error.failure, crate::error::UpstreamFailure::Timeout) {
             // A hang is the slowest answer of all, for balancing.
-            target.state.observe_timeout(route.timeouts.first_token);
+            target.state.observe_timeout(route.policy.timeouts.first_token);
         }
         ticket.report(verdict.breaker_outcome());
         if verdict.misconfigured {

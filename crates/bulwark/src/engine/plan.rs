@@ -74,7 +74,7 @@ impl Plan {
 
     /// The next target a hedge could go to, if the route hedges.
     pub(super) fn hedge_target(&self, route: &Route, position: usize) -> Option<usize> {
-        route.hedge_after?;
+        route.policy.hedge_after?;
         self.later(route, position).next()
     }
 
