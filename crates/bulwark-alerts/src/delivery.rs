@@ -185,7 +185,6 @@ async fn post(client: &reqwest::Client, webhook: &Webhook, host: &str, body: Vec
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
     use reqwest::header::HeaderValue;

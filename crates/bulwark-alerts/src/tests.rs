@@ -1,5 +1,3 @@
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use super::*;
 use bulwark::observe::component::ComponentState;
 use bulwark::observe::incident::{Impact, IncidentStatus, TimelineKind};

@@ -5,9 +5,10 @@
 //! `cargo run --release -p bulwark-cli --example stream_load -- URL STREAMS [MODEL]`
 //! where URL is an OpenAI-style base such as http://127.0.0.1:8080/v1.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,12 +1,16 @@
 //! `bulwark serve` with `otel:` sends a trace per request to an OTLP/HTTP
 //! collector: a `bulwark.request` span with the outcome, and a
 //! `bulwark.attempt` child per upstream call, fallbacks included.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failed setup fails the test"
+)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -188,12 +192,19 @@ fn serve_exports_a_request_span_with_an_attempt_span_per_call() -> TestResult {
             .status()?
             .success()
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
+    #[expect(
+        clippy::disallowed_types,
+        reason = "a blocking wait on a child process in a plain #[test], outside any runtime"
+    )]
+    let waiting = std::time::Instant::now();
     let exit = loop {
         if let Some(status) = gateway.0.try_wait()? {
             break status;
         }
-        assert!(Instant::now() < deadline, "the gateway did not exit");
+        assert!(
+            waiting.elapsed() < Duration::from_secs(20),
+            "the gateway did not exit"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let log = std::fs::read_to_string(&gateway_log)?;

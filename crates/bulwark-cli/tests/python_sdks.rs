@@ -3,8 +3,6 @@
 //!
 //! Needs the virtualenv that `scripts/python-env.sh` creates at `.venv`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -157,7 +157,6 @@ pub fn sim_config(provider: &Provider, speed: Speed) -> SimConfig {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::scenario::{HangSpec, StallSpec};

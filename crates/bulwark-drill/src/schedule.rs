@@ -99,7 +99,6 @@ pub fn segments(scenario: &Scenario) -> Vec<Segment> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

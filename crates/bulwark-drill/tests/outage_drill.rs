@@ -1,6 +1,5 @@
 //! The headline check: the provider outage from the mission brief, against
 //! the demo config, through a real gateway and real simulated providers.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

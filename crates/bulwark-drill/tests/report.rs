@@ -1,7 +1,6 @@
 //! The report against a drill built by hand, where every request's fate is
 //! known: each figure is recomputed here from that knowledge, not from the
 //! report's own helpers, and the chart is rendered with rsvg-convert.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -580,6 +579,10 @@ fn table_shows_both_columns_and_the_timings() {
     assert!(rows.iter().all(|r| r.chars().count() == width), "{t}");
 }
 
+#[expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup fails the test"
+)]
 fn out_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/drill-report-test");
     std::fs::create_dir_all(&dir).unwrap();
@@ -587,6 +590,11 @@ fn out_dir() -> PathBuf {
 }
 
 /// Render with rsvg-convert; returns the PNG's width and height.
+#[expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: a failed setup fails the test"
+)]
 fn render(svg: &str, name: &str) -> (u32, u32) {
     let dir = out_dir();
     let svg_path = dir.join(format!("{name}.svg"));

@@ -1,6 +1,5 @@
 //! A bad scenario is refused with every problem named as
 //! `file: key.path: reason`, before any simulator starts.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bulwark_drill::Scenario;
 
@@ -23,6 +22,10 @@ load:
   rps: 2
 "#;
 
+#[expect(
+    clippy::expect_used,
+    reason = "an assertion helper: a scenario that loads fails the test"
+)]
 fn problems(yaml: &str) -> String {
     Scenario::parse(yaml, "tiny.yaml")
         .expect_err("the scenario should be refused")

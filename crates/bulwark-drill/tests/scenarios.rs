@@ -2,7 +2,10 @@
 //! report's figures must reconcile with what the gateway logged and what
 //! the simulated providers counted. And a drill's own request log,
 //! recorded as a scenario and replayed, gives a report close to the first.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup fails the test"
+)]
 
 mod common;
 

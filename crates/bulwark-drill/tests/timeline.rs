@@ -1,5 +1,4 @@
 //! A tiny scenario replayed at high speed against real simulators.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,6 +29,10 @@ providers:
         flap: { period: 2s, down_for: 1s, down: { errors: { 529: 1.0 } } }
 "#;
 
+#[expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup fails the test"
+)]
 async fn status(client: &reqwest::Client, url: &str) -> u16 {
     let body = json!({"model": "gpt-4o-mini",
         "messages": [{"role": "user", "content": "hi"}]});

@@ -383,7 +383,7 @@ async fn the_deadline_header_shortens_a_request() -> TestResult {
     s._backup
         .sim
         .set_faults(vec![FaultRule::always(Fault::hang(20_000))]);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let response = s
         .http
         .post(format!("{}/v1/messages", s.base))
@@ -570,7 +570,7 @@ async fn the_admission_queue_orders_and_sheds() -> TestResult {
     // A deadline the queue cannot meet is shed without waiting.
     let running = send("running", "normal");
     tokio::time::sleep(std::time::Duration::from_millis(60)).await;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let response = http
         .post(format!("{base}/v1/messages"))
         .header("content-type", "application/json")

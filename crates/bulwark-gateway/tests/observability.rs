@@ -1,7 +1,11 @@
 //! An outage end to end through a real gateway: the request log, metrics,
 //! component states, the incident's lifecycle, alerts to a webhook that
 //! fails its first delivery, the status page and its JSON.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test helpers: a failed setup fails the test"
+)]
 
 mod common;
 

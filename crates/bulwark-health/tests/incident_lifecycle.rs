@@ -1,7 +1,6 @@
 //! A scripted outage, driven through the tracker second by second: the
 //! exact evaluations at which states change, the incident opens and
 //! resolves, and what its impact counts say.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::time::Duration;

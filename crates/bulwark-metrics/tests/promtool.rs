@@ -1,6 +1,5 @@
 //! Runs Debian's `promtool check metrics` over the page a realistic
 //! workload renders: the same parser and linter Prometheus users rely on.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -15,33 +14,37 @@ use bulwark_metrics::{Metrics, Prices};
 
 const PROMTOOL: &str = "/usr/bin/promtool";
 
-/// promtool's exit status and everything it printed.
-fn promtool_check(text: &str) -> (bool, String) {
+/// promtool's exit status and everything it printed; an error says what
+/// to install.
+fn promtool_check(text: &str) -> std::io::Result<(bool, String)> {
     let mut child = Command::new(PROMTOOL)
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {PROMTOOL} ({e}); install it with \
-                 `apt-get install -y --no-install-recommends prometheus`"
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot run {PROMTOOL} ({e}); install it with \
+                     `apt-get install -y --no-install-recommends prometheus`"
+                ),
             )
-        });
+        })?;
+    // Written and closed in one statement: promtool reads until EOF.
     child
         .stdin
         .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        .ok_or_else(|| std::io::Error::other("promtool's stdin is not piped"))?
+        .write_all(text.as_bytes())?;
+    let out = child.wait_with_output()?;
     let printed = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success(), printed)
+    Ok((out.status.success(), printed))
 }
 
 fn attempt(target: &str, error: Option<&str>, hedge: bool, ms: f64) -> AttemptRecord {
@@ -209,7 +212,7 @@ fn workload() -> Metrics {
 #[test]
 fn promtool_accepts_the_rendered_page_without_lint_warnings() {
     let text = workload().render();
-    let (ok, printed) = promtool_check(&text);
+    let (ok, printed) = promtool_check(&text).unwrap_or_else(|e| panic!("{e}"));
     assert!(ok, "promtool rejected the page:\n{printed}\n---\n{text}");
     assert!(
         printed.trim().is_empty(),
@@ -259,6 +262,7 @@ fn promtool_accepts_the_rendered_page_without_lint_warnings() {
 /// Prints its verdict on the OpenMetrics rendering for the record.
 #[test]
 fn promtool_on_the_openmetrics_rendering() {
-    let (ok, printed) = promtool_check(&workload().render_openmetrics());
+    let (ok, printed) =
+        promtool_check(&workload().render_openmetrics()).unwrap_or_else(|e| panic!("{e}"));
     println!("promtool on OpenMetrics: ok={ok}\n{printed}");
 }

@@ -134,7 +134,6 @@ impl SimConfig {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::fault::{Fault, StatusFault};

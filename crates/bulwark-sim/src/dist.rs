@@ -133,7 +133,6 @@ impl LatencyDist {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -379,7 +379,6 @@ pub fn parse_latency_header(spec: &str, base: Latency) -> Result<Latency, String
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -520,7 +520,6 @@ impl Pacing {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn stream_response(
     format: Format,
     ctx: &Ctx,

@@ -34,7 +34,6 @@ pub fn mix_rules(shares: impl IntoIterator<Item = (Fault, f64)>) -> Vec<FaultRul
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::fault::select;

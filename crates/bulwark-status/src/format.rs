@@ -213,7 +213,6 @@ pub fn md_escape(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     // 2026-11-29T09:45:01.250Z

@@ -5,7 +5,12 @@
 //! Screenshots land in `target/status-screenshots/` for people to look at.
 //! A missing Chromium fails the test: a silent skip would let the page's
 //! only real rendering check disappear from CI unnoticed.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a failed setup fails the test"
+)]
 
 mod common;
 
@@ -13,7 +18,7 @@ use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Path;
@@ -114,12 +119,16 @@ fn run_chromium(args: &[String]) -> String {
         let _ = err_pipe.read_to_end(&mut buf);
         buf
     });
-    let deadline = Instant::now() + Duration::from_secs(90);
+    #[expect(
+        clippy::disallowed_types,
+        reason = "a blocking wait on a child process, outside any runtime"
+    )]
+    let waiting = std::time::Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        if Instant::now() > deadline {
+        if waiting.elapsed() > Duration::from_secs(90) {
             let _ = child.kill();
             let _ = child.wait();
             panic!("chromium did not finish within 90 s: {args:?}");

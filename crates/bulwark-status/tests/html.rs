@@ -1,6 +1,5 @@
 //! The HTML page: what it shows, that it is self-contained, and that it
 //! escapes everything that comes from config or admins.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

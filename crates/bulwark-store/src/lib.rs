@@ -199,7 +199,6 @@ fn classify(url: &str) -> Result<(Backend, String, bool), StoreError> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

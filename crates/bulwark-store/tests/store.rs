@@ -1,7 +1,5 @@
 //! The same suite against SQLite (file and memory) and PostgreSQL.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod common;
 
 use common::{Kind, TestDb, suite};
@@ -71,9 +69,10 @@ mod postgres {
 
 /// Errors that say what to fix, whatever the backend.
 mod errors {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use bulwark_store::{Store, StoreError};
+    use tokio::time::Instant;
 
     #[tokio::test]
     async fn unsupported_urls_list_the_supported_ones() {

@@ -310,7 +310,6 @@ pub struct Route {
     pub policy: RoutePolicy,
 }
 
-
 /// A fallback of last resort, resolved.
 #[derive(Debug, Clone)]
 pub enum DegradeStep {

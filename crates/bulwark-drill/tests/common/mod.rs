@@ -1,5 +1,12 @@
 //! What the drill tests share: the demo config and the shipped scenarios.
-#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using part of it"
+)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test fixtures: a broken fixture fails the test"
+)]
 
 use std::path::Path;
 

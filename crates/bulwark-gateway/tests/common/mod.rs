@@ -7,7 +7,10 @@ use tokio::net::TcpListener;
 pub struct Running {
     pub base: String,
     /// The instance itself, for its observer and health evaluations.
-    #[allow(dead_code)]
+    #[allow(
+        dead_code,
+        reason = "only some of the test binaries sharing this read it"
+    )]
     pub gateway: Gateway,
     _stop: tokio::sync::oneshot::Sender<()>,
 }

@@ -1,6 +1,9 @@
 //! Realistic snapshots shared by the tests: a quiet day, the middle of an
 //! upstream outage, and the same page after the incident was resolved.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using part of it"
+)]
 
 use bulwark::observe::UnixMs;
 use bulwark::observe::component::{ComponentKind, ComponentState};
@@ -59,7 +62,10 @@ fn days(count: i64, bad: &[(i64, f64, ComponentState)], gaps: &[i64]) -> Vec<Day
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a fixture builder: one call per component reads as a table row"
+)]
 fn component(
     name: &str,
     kind: ComponentKind,
@@ -375,6 +381,10 @@ pub fn during_incident() -> StatusSnapshot {
     let now = STARTED + 21 * MIN;
     let mut s = base(now);
     for c in &mut s.components {
+        #[expect(
+            clippy::unwrap_used,
+            reason = "a fixture: base() gives every component its days"
+        )]
         let today = c.days.last_mut().unwrap();
         if c.name == TARGET_DOWN {
             c.state = ComponentState::MajorOutage;

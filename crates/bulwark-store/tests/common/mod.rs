@@ -1,7 +1,15 @@
 //! A fresh, private database per test, on each backend, removed afterwards
 //! (even when the test panics), so tests can run in parallel processes.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "shared by several test binaries, each using part of it"
+)]
+#![expect(
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers and the shared suite: a failed setup fails the test"
+)]
 
 pub mod suite;
 

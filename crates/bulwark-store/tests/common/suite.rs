@@ -1,12 +1,13 @@
 //! The store's behaviour, written once and run on every backend.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bulwark::observe::UnixMs;
 use bulwark::observe::component::{ComponentKind, ComponentState};
 use bulwark::observe::incident::{Impact, Incident, IncidentStatus, TimelineEntry, TimelineKind};
 use bulwark::observe::record::RequestRecord;
 use bulwark_store::{LogWriter, StoreError, WriterOptions};
+use tokio::time::Instant;
 
 use super::{Kind, TestDb, bare_record, full_record};
 

@@ -9,7 +9,9 @@
 mod key;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 pub use key::{CacheKey, cache_key};
 
@@ -87,11 +89,15 @@ impl CachedAnswer {
 struct RouteTtl;
 
 impl moka::Expiry<CacheKey, Arc<CachedAnswer>> for RouteTtl {
+    #[expect(
+        clippy::disallowed_types,
+        reason = "moka's Expiry trait takes std's Instant; unused here, and eviction runs on moka's own clock"
+    )]
     fn expire_after_create(
         &self,
         _key: &CacheKey,
         value: &Arc<CachedAnswer>,
-        _created_at: Instant,
+        _created_at: std::time::Instant,
     ) -> Option<Duration> {
         Some(value.keep_for)
     }

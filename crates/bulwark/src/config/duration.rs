@@ -133,7 +133,6 @@ pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

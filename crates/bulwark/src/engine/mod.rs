@@ -283,7 +283,9 @@ impl Run<'_> {
         let verdict = classify(&error);
         if matches!(error.failure, crate::error::UpstreamFailure::Timeout) {
             // A hang is the slowest answer of all, for balancing.
-            target.state.observe_timeout(route.policy.timeouts.first_token);
+            target
+                .state
+                .observe_timeout(route.policy.timeouts.first_token);
         }
         ticket.report(verdict.breaker_outcome());
         if verdict.misconfigured {
