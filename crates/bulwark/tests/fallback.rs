@@ -1,5 +1,9 @@
 //! The in-process `Client` against simulated providers on 127.0.0.1: which
 //! failures move a request to the next target, and which end it.
+//!
+//! Every test runs on tokio's paused clock: the routes' 500 ms timeouts and
+//! the simulator's hangs are on that clock, so a busy machine cannot make a
+//! healthy answer time out, and long hangs cost no real time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +45,7 @@ fn request(model: &str) -> ChatRequest {
     request
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn healthy_primary_serves_in_one_attempt() -> TestResult {
     let s = setup().await?;
     let served = s.client.chat(request("main")).await?;
@@ -140,7 +144,7 @@ async fn server_hints_are_honoured_and_long_hints_fail_over() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_errors_fail_fast_without_touching_the_backup() -> TestResult {
     let s = setup().await?;
     s.primary
@@ -155,7 +159,7 @@ async fn client_errors_fail_fast_without_touching_the_backup() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refused_connections_fail_over() -> TestResult {
     let s = setup().await?;
     let served = s.client.chat(request("via-closed")).await?;
@@ -177,7 +181,7 @@ async fn a_hanging_primary_times_out_and_fails_over() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_target_failing_reports_each_attempt() -> TestResult {
     let s = setup().await?;
     s.primary
@@ -211,7 +215,7 @@ async fn every_target_failing_reports_each_attempt() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unknown_models_are_not_found_before_any_attempt() -> TestResult {
     let s = setup().await?;
     let Err(failed) = s.client.chat(request("nope")).await else {
@@ -241,7 +245,7 @@ async fn collect(mut stream: bulwark::provider::EventStream) -> (Vec<StreamEvent
     (events, None)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn streams_fail_over_before_the_first_token_only() -> TestResult {
     let s = setup().await?;
     // An error event before any content: invisible to the client, next target.
@@ -323,7 +327,7 @@ async fn the_last_usable_target_waits_for_a_slot_when_later_ones_are_open() -> T
 
 /// A stream cut after its finish chunk (only `[DONE]` missing) is complete:
 /// continuing it once sent a second finish and text after it.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_cut_after_its_finish_is_not_continued() -> TestResult {
     let p = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let b = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
