@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bulwark::api::{ChatRequest, Message, Role, StreamEvent};
 use bulwark::{Client, Config, ErrorKind};
-use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
+use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer, StatusFault};
 use futures_util::StreamExt;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -60,8 +60,16 @@ async fn healthy_primary_serves_in_one_attempt() -> TestResult {
 async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
     // (status, attempts): one retry on the primary for transient failures,
     // none for a refused key, then the backup. The simulated 429 says its
-    // quota resets in about a minute (rate-limit headers): longer than the
-    // backoff cap, so the engine moves on at once instead of waiting.
+    // quota resets in a minute (retry-after and rate-limit headers): longer
+    // than the backoff cap, so the engine moves on at once instead of
+    // waiting. It says so explicitly: with no hint of its own the simulator
+    // points Anthropic's reset header at the next wall-clock second, a wait
+    // of 0 to 1 s depending on when the test runs, and in the last 50 ms of a
+    // second (under the cap) the engine rightly retried, about one run in 20.
+    let in_a_minute = StatusFault {
+        retry_after: Some(60),
+        ..StatusFault::new(429)
+    };
     let cases = [
         (429, 2),
         (500, 3),
@@ -75,9 +83,14 @@ async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
     ];
     for (status, attempts) in cases {
         let s = setup().await?;
+        let fault = if status == 429 {
+            in_a_minute.clone()
+        } else {
+            StatusFault::new(status)
+        };
         s.primary
             .sim
-            .set_faults(vec![FaultRule::always(Fault::status(status))]);
+            .set_faults(vec![FaultRule::always(Fault::Status(fault))]);
         let served = s.client.chat(request("main")).await?;
         assert_eq!(served.target, "backup/gpt-4o-mini", "status {status}");
         assert_eq!(served.attempts, attempts, "status {status}");
@@ -93,7 +106,6 @@ async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
 
 #[tokio::test(start_paused = true)]
 async fn server_hints_are_honoured_and_long_hints_fail_over() -> TestResult {
-    use bulwark_sim::StatusFault;
     let s = setup().await?;
     let short = StatusFault {
         retry_after_ms: Some(20),
