@@ -1,5 +1,4 @@
 //! Anthropic Messages wire format.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,5 +1,4 @@
 //! The `/_sim` control API and the in-process `Sim` handle.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -11,15 +10,15 @@ async fn send(
     method: reqwest::Method,
     url: &str,
     body: Option<serde_json::Value>,
-) -> (u16, String) {
+) -> reqwest::Result<(u16, String)> {
     let mut req = reqwest::Client::new().request(method, url);
     if let Some(b) = body {
         req = req
             .header("content-type", "application/json")
             .body(b.to_string());
     }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
+    let resp = req.send().await?;
+    Ok((resp.status().as_u16(), resp.text().await?))
 }
 
 #[tokio::test]
@@ -28,14 +27,17 @@ async fn fault_rules_over_http() {
     let base = server.url();
     let faults = format!("{base}/_sim/faults");
     let rule = json!({"match": {"format": "openai"}, "count": 1, "fault": {"status": 503}});
-    let (status, text) = send(reqwest::Method::PUT, &faults, Some(json!([rule]))).await;
+    let (status, text) = send(reqwest::Method::PUT, &faults, Some(json!([rule])))
+        .await
+        .unwrap();
     assert_eq!(status, 200, "{text}");
     let (_, text) = send(
         reqwest::Method::POST,
         &faults,
         Some(json!({"fault": {"hang": {"duration_ms": 1}}})),
     )
-    .await;
+    .await
+    .unwrap();
     let rules: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(rules.as_array().unwrap().len(), 2);
     assert_eq!(server.sim.faults().len(), 2);
@@ -45,7 +47,7 @@ async fn fault_rules_over_http() {
     assert_eq!(post(&chat, &[], &body).await.status, 503);
     assert_eq!(post(&chat, &[], &body).await.status, 200);
 
-    let (status, _) = send(reqwest::Method::DELETE, &faults, None).await;
+    let (status, _) = send(reqwest::Method::DELETE, &faults, None).await.unwrap();
     assert_eq!(status, 200);
     assert!(
         get(&faults, &[])
@@ -56,7 +58,9 @@ async fn fault_rules_over_http() {
             .is_empty()
     );
 
-    let (status, _) = send(reqwest::Method::PUT, &faults, Some(json!({"bogus": 1}))).await;
+    let (status, _) = send(reqwest::Method::PUT, &faults, Some(json!({"bogus": 1})))
+        .await
+        .unwrap();
     assert_eq!(status, 400);
 }
 
@@ -103,7 +107,8 @@ async fn request_log_redacts_keys_and_stats_count() {
         &format!("{base}/_sim/requests"),
         None,
     )
-    .await;
+    .await
+    .unwrap();
     assert_eq!(status, 204);
     assert_eq!(server.sim.request_count(), 0);
     assert!(server.sim.requests().is_empty());

@@ -1,5 +1,4 @@
 //! Gemini generateContent wire format.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

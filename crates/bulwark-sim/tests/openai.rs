@@ -1,5 +1,4 @@
 //! OpenAI Chat Completions wire format.
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -1,12 +1,16 @@
 //! The in-process `Client` against simulated providers on 127.0.0.1: which
 //! failures move a request to the next target, and which end it.
+//!
+//! Every test runs on tokio's paused clock: the routes' 500 ms timeouts and
+//! the simulator's hangs are on that clock, so a busy machine cannot make a
+//! healthy answer time out, and long hangs cost no real time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bulwark::api::{ChatRequest, Message, Role, StreamEvent};
 use bulwark::{Client, Config, ErrorKind};
-use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
+use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer, StatusFault};
 use futures_util::StreamExt;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -41,7 +45,7 @@ fn request(model: &str) -> ChatRequest {
     request
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn healthy_primary_serves_in_one_attempt() -> TestResult {
     let s = setup().await?;
     let served = s.client.chat(request("main")).await?;
@@ -56,8 +60,16 @@ async fn healthy_primary_serves_in_one_attempt() -> TestResult {
 async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
     // (status, attempts): one retry on the primary for transient failures,
     // none for a refused key, then the backup. The simulated 429 says its
-    // quota resets in about a minute (rate-limit headers): longer than the
-    // backoff cap, so the engine moves on at once instead of waiting.
+    // quota resets in a minute (retry-after and rate-limit headers): longer
+    // than the backoff cap, so the engine moves on at once instead of
+    // waiting. It says so explicitly: with no hint of its own the simulator
+    // points Anthropic's reset header at the next wall-clock second, a wait
+    // of 0 to 1 s depending on when the test runs, and in the last 50 ms of a
+    // second (under the cap) the engine rightly retried, about one run in 20.
+    let in_a_minute = StatusFault {
+        retry_after: Some(60),
+        ..StatusFault::new(429)
+    };
     let cases = [
         (429, 2),
         (500, 3),
@@ -71,9 +83,14 @@ async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
     ];
     for (status, attempts) in cases {
         let s = setup().await?;
+        let fault = if status == 429 {
+            in_a_minute.clone()
+        } else {
+            StatusFault::new(status)
+        };
         s.primary
             .sim
-            .set_faults(vec![FaultRule::always(Fault::status(status))]);
+            .set_faults(vec![FaultRule::always(Fault::Status(fault))]);
         let served = s.client.chat(request("main")).await?;
         assert_eq!(served.target, "backup/gpt-4o-mini", "status {status}");
         assert_eq!(served.attempts, attempts, "status {status}");
@@ -89,7 +106,6 @@ async fn transient_statuses_are_retried_then_fail_over() -> TestResult {
 
 #[tokio::test(start_paused = true)]
 async fn server_hints_are_honoured_and_long_hints_fail_over() -> TestResult {
-    use bulwark_sim::StatusFault;
     let s = setup().await?;
     let short = StatusFault {
         retry_after_ms: Some(20),
@@ -140,7 +156,7 @@ async fn server_hints_are_honoured_and_long_hints_fail_over() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn client_errors_fail_fast_without_touching_the_backup() -> TestResult {
     let s = setup().await?;
     s.primary
@@ -155,7 +171,7 @@ async fn client_errors_fail_fast_without_touching_the_backup() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn refused_connections_fail_over() -> TestResult {
     let s = setup().await?;
     let served = s.client.chat(request("via-closed")).await?;
@@ -177,7 +193,7 @@ async fn a_hanging_primary_times_out_and_fails_over() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn every_target_failing_reports_each_attempt() -> TestResult {
     let s = setup().await?;
     s.primary
@@ -211,7 +227,7 @@ async fn every_target_failing_reports_each_attempt() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn unknown_models_are_not_found_before_any_attempt() -> TestResult {
     let s = setup().await?;
     let Err(failed) = s.client.chat(request("nope")).await else {
@@ -241,7 +257,7 @@ async fn collect(mut stream: bulwark::provider::EventStream) -> (Vec<StreamEvent
     (events, None)
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn streams_fail_over_before_the_first_token_only() -> TestResult {
     let s = setup().await?;
     // An error event before any content: invisible to the client, next target.
@@ -323,7 +339,7 @@ async fn the_last_usable_target_waits_for_a_slot_when_later_ones_are_open() -> T
 
 /// A stream cut after its finish chunk (only `[DONE]` missing) is complete:
 /// continuing it once sent a second finish and text after it.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_cut_after_its_finish_is_not_continued() -> TestResult {
     let p = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let b = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;

@@ -1,6 +1,12 @@
 //! The resilience engine against simulated providers: the outage the project
 //! exists for, retry storms, breakers, deadlines, hedging, and every style
 //! of server hint.
+//!
+//! Every test runs on tokio's paused clock. The engine, the client's
+//! deadline, the quotas and the simulator (started on the test's runtime)
+//! all read tokio's clock, so hangs of seconds cost no real time, and no
+//! timeout, deadline or quota window can be crossed because the machine is
+//! busy: the clock moves only when every task is waiting on a timer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -141,7 +147,10 @@ async fn a_retry_storm_stays_within_the_budget() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+/// The caller's deadline shortens the route's and never lengthens it. On the
+/// paused clock the 30 s hangs cost nothing, and the elapsed time is the
+/// client's own deadline arithmetic, not the machine's speed.
+#[tokio::test(start_paused = true)]
 async fn the_client_deadline_shortens_the_routes() -> TestResult {
     let s = setup(", first_token_timeout: 20s, deadline: 60s", "").await?;
     s.primary
@@ -150,7 +159,7 @@ async fn the_client_deadline_shortens_the_routes() -> TestResult {
     s.backup
         .sim
         .set_faults(vec![FaultRule::always(Fault::hang(30_000))]);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let options = RequestOptions {
         deadline: Some(Duration::from_millis(300)),
         ..RequestOptions::default()
@@ -158,8 +167,10 @@ async fn the_client_deadline_shortens_the_routes() -> TestResult {
     let Err(failed) = s.client.chat_with(request("main"), options).await else {
         return Err("a hanging route answered".into());
     };
+    // On the paused clock the elapsed time is exact: no slack for a busy
+    // machine is needed, so the bound is the deadline itself.
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() <= Duration::from_millis(300),
         "ran past the deadline: {:?}",
         started.elapsed()
     );
@@ -176,13 +187,17 @@ async fn the_client_deadline_shortens_the_routes() -> TestResult {
     s.primary
         .sim
         .set_faults(vec![FaultRule::always(Fault::hang(30_000))]);
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let options = RequestOptions {
         deadline: Some(Duration::from_secs(60)),
         ..RequestOptions::default()
     };
     assert!(s.client.chat_with(request("solo"), options).await.is_err());
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        started.elapsed() <= Duration::from_millis(300),
+        "ran past the route's deadline: {:?}",
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -332,7 +347,7 @@ async fn exhausted_quotas_and_cdn_pages_are_classified() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn context_overflow_moves_only_to_a_larger_window() -> TestResult {
     let small = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let large = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
@@ -488,7 +503,7 @@ async fn a_tier_shares_the_load_and_least_latency_avoids_the_slow_one() -> TestR
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_stream_broken_midway_is_continued_by_the_next_target() -> TestResult {
     use bulwark::api::StreamEvent;
     let primary = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
@@ -630,7 +645,7 @@ async fn every_row_of_the_failure_table() -> TestResult {
 /// A burst over the provider's quota: nothing is sent just to collect a
 /// 429. Requests move to the next target, or, with none left, are refused
 /// with 429 and a Retry-After.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn quotas_are_kept_on_this_side() -> TestResult {
     let limited = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
@@ -693,7 +708,7 @@ async fn quotas_are_kept_on_this_side() -> TestResult {
 /// mode): Bulwark reads the quota from the answers' headers and stops before
 /// the provider says no, even with no limit configured; and with the quota
 /// configured, a burst of ten times the quota collects no 429 upstream.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_burst_against_a_real_quota_collects_no_429s() -> TestResult {
     let limited_config = SimConfig {
         rate_limit_rpm: Some(5),
@@ -757,7 +772,7 @@ async fn a_burst_against_a_real_quota_collects_no_429s() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn output_token_quotas_count_max_tokens_then_usage() -> TestResult {
     let limited = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
@@ -783,7 +798,7 @@ async fn output_token_quotas_count_max_tokens_then_usage() -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_streamed_answer_corrects_its_token_estimate_when_it_ends() -> TestResult {
     let limited = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
@@ -882,7 +897,7 @@ async fn a_dropped_half_open_probe_does_not_wedge_its_target() -> TestResult {
 
 /// A stream broken after content is a failure of its target: once such
 /// cuts were never reported, so the breaker never opened.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn streams_cut_after_content_count_against_the_breaker() -> TestResult {
     let p = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let yaml = format!(

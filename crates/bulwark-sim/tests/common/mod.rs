@@ -1,5 +1,12 @@
 //! Shared helpers for the integration tests.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own subset of these helpers"
+)]
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup fails the test"
+)]
 
 use bulwark_sim::{SimConfig, SimServer};
 use serde_json::Value;
