@@ -5,6 +5,7 @@
 )]
 #![expect(
     clippy::unwrap_used,
+    clippy::panic,
     reason = "test helpers: a failed setup fails the test"
 )]
 
