@@ -346,6 +346,23 @@ async fn continued_streams_are_well_formed_for_both_client_formats() -> TestResu
                 Some(1),
                 "{route} {path}: {message}"
             );
+            // Anthropic's SDKs take message_delta's input tokens over
+            // message_start's: a continuation must not replace the size of
+            // the prompt the client sent with its own (prompt plus prefill).
+            let input_tokens = |name: &str, pointer: &str| {
+                raw.iter()
+                    .rev()
+                    .filter(|e| e.event.as_deref() == Some(name))
+                    .filter_map(|e| serde_json::from_str::<serde_json::Value>(&e.data).ok())
+                    .find_map(|data| data.pointer(pointer).and_then(serde_json::Value::as_u64))
+            };
+            if route == "via-anthropic" {
+                assert_eq!(
+                    input_tokens("message_delta", "/usage/input_tokens"),
+                    input_tokens("message_start", "/message/usage/input_tokens"),
+                    "{route} {path}: {text}"
+                );
+            }
         } else {
             let mut decoder = openai::StreamDecoder::new();
             for event in &raw {

@@ -41,6 +41,8 @@ pub(crate) struct Continuation {
 /// What the client has been sent so far, to continue from it seamlessly.
 #[derive(Default)]
 struct SoFar {
+    /// The prompt's size as the answer's start reported it.
+    input_tokens: Option<u64>,
     text: String,
     tool_started: bool,
     text_index: Option<usize>,
@@ -61,11 +63,15 @@ impl SoFar {
         for event in &chunk.events {
             match event {
                 StreamEvent::Start {
-                    id, model, created, ..
+                    id,
+                    model,
+                    created,
+                    input_tokens,
                 } => {
                     self.id.clone_from(id);
                     self.model.clone_from(model);
                     self.created = *created;
+                    self.input_tokens = *input_tokens;
                 }
                 StreamEvent::TextDelta { index, text } => {
                     self.text.push_str(text);
@@ -213,6 +219,10 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
 struct Splice {
     encoder: Box<dyn EventEncoder>,
     text_index: usize,
+    /// Anthropic's SDKs take `message_delta`'s input tokens over
+    /// `message_start`'s: the client keeps the size of the prompt it sent,
+    /// not the continuation's (its prompt plus the prefill).
+    keep_input_tokens: Option<u64>,
 }
 
 impl Splice {
@@ -231,6 +241,9 @@ impl Splice {
         Splice {
             encoder: dialect.event_encoder(true, Some(&head)),
             text_index: so_far.text_index.unwrap_or(0),
+            keep_input_tokens: so_far
+                .input_tokens
+                .filter(|_| format == WireFormat::Anthropic),
         }
     }
 
@@ -249,12 +262,16 @@ impl Splice {
         usage: Option<Usage>,
     ) -> Vec<Chunk> {
         let (reason, stop_sequence) = finish.unwrap_or((FinishReason::Stop, None));
+        let usage = usage.unwrap_or_default();
         let events = [
             StreamEvent::Finish {
                 reason,
                 stop_sequence,
             },
-            StreamEvent::Usage(usage.unwrap_or_default()),
+            StreamEvent::Usage(Usage {
+                input_tokens: self.keep_input_tokens.unwrap_or(usage.input_tokens),
+                ..usage
+            }),
         ];
         encode_chunks(&mut *self.encoder, &events, true)
     }

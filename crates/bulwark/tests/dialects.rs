@@ -121,13 +121,18 @@ fn gemini_refuses_a_model_name_that_could_reach_another_endpoint() {
     );
 }
 
+/// Google's `retryDelay` is honoured whichever kind relays it: a proxy in
+/// front of Gemini passes its error bodies through.
 #[test]
-fn only_gemini_reads_a_wait_from_the_error_body() {
+fn every_kind_reads_googles_wait_from_the_error_body() {
     let body = serde_json::json!({"error": {"details": [{"retryDelay": "41s"}]}});
     for kind in KINDS {
         let hint = wire::upstream(kind).retry_hint(&body);
-        let expected = (kind == ProviderKind::Gemini).then(|| std::time::Duration::from_secs(41));
-        assert_eq!(hint, expected, "{kind:?}");
+        assert_eq!(hint, Some(std::time::Duration::from_secs(41)), "{kind:?}");
+    }
+    let plain = serde_json::json!({"error": {"message": "slow down"}});
+    for kind in KINDS {
+        assert_eq!(wire::upstream(kind).retry_hint(&plain), None, "{kind:?}");
     }
 }
 

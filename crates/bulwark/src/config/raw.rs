@@ -14,11 +14,20 @@ use super::{Issue, ProviderKind};
 /// A config file parsed and interpolated, its sections not yet read. The
 /// engine and the gateway each read their own top-level keys from it, so
 /// one file reports the problems of both at once.
-#[derive(Debug)]
 pub struct Document {
     top: Map<String, Value>,
     /// Key paths whose value came from a `${...}` reference.
     substituted: BTreeSet<String>,
+}
+
+/// Only the key names: the values hold interpolated secrets (provider keys,
+/// client keys, the admin key), which must never reach a log.
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document")
+            .field("keys", &self.top.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Document {

@@ -86,9 +86,10 @@ pub trait UpstreamDialect: Debug + Send + Sync {
     fn decode_error(&self, body: &Value) -> (Option<String>, Option<String>);
 
     /// The wait an error body asks for, for APIs that put it there rather
-    /// than in headers.
-    fn retry_hint(&self, _body: &Value) -> Option<Duration> {
-        None
+    /// than in headers. Google's `retryDelay` is read from any provider's
+    /// body: proxies in front of Gemini pass its errors through unchanged.
+    fn retry_hint(&self, body: &Value) -> Option<Duration> {
+        crate::wire::gemini::retry_delay(body)
     }
 
     /// Whether the API continues a conversation that ends with an assistant
