@@ -18,12 +18,14 @@ struct AttemptSample {
 impl AttemptSample {
     /// `None` for attempts that say nothing about the provider: the client's
     /// own mistakes, hedges cancelled because the other side won, Bulwark's
-    /// own concurrency limit.
+    /// own concurrency limit, the client's own deadline.
     fn of(attempt: &AttemptRecord) -> Option<AttemptSample> {
         let class = attempt.error_class.as_deref();
         let failed = match class {
             None => false,
-            Some("client_error" | "untranslatable" | "concurrency_limit" | "cancelled") => {
+            Some(
+                "client_error" | "untranslatable" | "concurrency_limit" | "cancelled" | "deadline",
+            ) => {
                 return None;
             }
             Some(_) => true,
@@ -199,6 +201,8 @@ mod tests {
         window.push(&attempt(2_000, None));
         window.push(&attempt(2_500, Some("client_error")));
         window.push(&attempt(2_600, Some("cancelled")));
+        // The client's own deadline cut it: nothing about the provider.
+        window.push(&attempt(2_700, Some("deadline")));
         let stats = window.stats(500);
         assert_eq!(stats.attempts, 2);
         assert_eq!(stats.failures, 1);

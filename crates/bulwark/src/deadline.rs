@@ -14,6 +14,10 @@ pub struct Deadline {
     at: Instant,
     /// The whole allowance, as the error message states it.
     budget: Duration,
+    /// The caller asked for less than the route allows: when this deadline
+    /// cuts an attempt short, it was the caller's choice, not the
+    /// provider's failure.
+    set_by_caller: bool,
 }
 
 impl Deadline {
@@ -24,6 +28,7 @@ impl Deadline {
         Deadline {
             at: Instant::now() + budget,
             budget,
+            set_by_caller: budget < route_limit,
         }
     }
 
@@ -46,6 +51,17 @@ impl Deadline {
     /// Whether waiting `wait` from now still ends before the deadline.
     pub fn leaves_room_for(self, wait: Duration) -> bool {
         Instant::now() + wait < self.at
+    }
+
+    /// Whether the caller chose this deadline (shorter than the route's).
+    pub fn set_by_caller(self) -> bool {
+        self.set_by_caller
+    }
+
+    /// Whether a wait that Bulwark would have ended at `own_limit` (a first
+    /// token or attempt timeout) was instead cut by the caller's deadline.
+    pub fn cuts_short(self, own_limit: Instant) -> bool {
+        self.set_by_caller && self.at < own_limit
     }
 
     /// `until`, or the deadline if that comes first.
@@ -83,5 +99,19 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(6)).await;
         assert!(deadline.passed());
         assert_eq!(deadline.remaining(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_a_deadline_shorter_than_the_routes_is_the_callers() {
+        let route = Duration::from_secs(10);
+        let own = Deadline::start(route, None);
+        assert!(!own.set_by_caller());
+        assert!(!Deadline::start(route, Some(Duration::from_secs(60))).set_by_caller());
+        let asked = Deadline::start(route, Some(Duration::from_secs(2)));
+        assert!(asked.set_by_caller());
+        let first_token_limit = Instant::now() + Duration::from_secs(5);
+        assert!(asked.cuts_short(first_token_limit));
+        assert!(!asked.cuts_short(Instant::now() + Duration::from_secs(1)));
+        assert!(!own.cuts_short(first_token_limit + Duration::from_secs(60)));
     }
 }

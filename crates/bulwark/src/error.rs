@@ -94,8 +94,12 @@ impl ApiError {
 pub enum UpstreamFailure {
     /// No connection could be made, or it broke before an answer began.
     Connect,
-    /// The attempt ran out of time.
+    /// The attempt ran out of time: a limit Bulwark set (first token,
+    /// attempt, the route's deadline) expired.
     Timeout,
+    /// The caller's own deadline, shorter than the route's, ran out during
+    /// the attempt: that says nothing about the provider.
+    CallerDeadline,
     /// The provider answered with an error status.
     Status {
         status: u16,

@@ -996,3 +996,53 @@ async fn a_failed_hedge_target_is_not_called_again() -> TestResult {
     }
     Ok(())
 }
+
+/// A client's own deadline says nothing about the provider: requests whose
+/// caller allows 5 ms, against a provider that takes 2 s to its first token,
+/// must not open its breaker for everyone else, shrink its concurrency, or
+/// count as its failures. Before, five of them opened the breaker for 30 s.
+#[tokio::test(start_paused = true)]
+async fn a_callers_short_deadline_never_trips_the_providers_breaker() -> TestResult {
+    let s = setup(", first_token_timeout: 10s, deadline: 30s", "").await?;
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::hang(2_000))]);
+    let mut events = s.client.subscribe();
+    let hasty = RequestOptions {
+        deadline: Some(Duration::from_millis(5)),
+        ..RequestOptions::default()
+    };
+    for _ in 0..10 {
+        let failed = match s.client.chat_with(request("solo"), hasty.clone()).await {
+            Ok(served) => return Err(format!("served by {} within 5 ms", served.target).into()),
+            Err(failed) => failed,
+        };
+        assert_eq!(failed.error.status, 504, "{}", failed.error);
+        assert!(
+            failed
+                .attempt_log
+                .iter()
+                .all(|a| a.error_class.as_deref() == Some("deadline")),
+            "{:?}",
+            failed.attempt_log
+        );
+    }
+    while let Ok(event) = events.try_recv() {
+        assert!(
+            !matches!(
+                event,
+                Event::Breaker {
+                    to: BreakerState::Open,
+                    ..
+                }
+            ),
+            "a caller's deadline opened the breaker: {event:?}"
+        );
+    }
+    // The provider is still called, and answers a patient request.
+    let before = s.primary.sim.request_count();
+    let served = s.client.chat(request("solo")).await?;
+    assert_eq!(served.target, "primary/claude-sonnet-4-5");
+    assert_eq!(s.primary.sim.request_count(), before + 1);
+    Ok(())
+}

@@ -72,7 +72,15 @@ impl Call<'_> {
                 .state
                 .permit_by(self.deadline.at())
                 .await
-                .ok_or_else(|| timeout(target, "free concurrency slot", self.deadline.budget()))?,
+                .ok_or_else(|| {
+                    expired(
+                        target,
+                        "free concurrency slot",
+                        self.deadline.budget(),
+                        self.deadline,
+                        None,
+                    )
+                })?,
             None => {
                 return Err(UpstreamError::new(
                     &target.label,
@@ -197,10 +205,12 @@ impl Call<'_> {
         };
         match tokio::time::timeout_at(until, opening).await {
             Ok(result) => result,
-            Err(_) => Err(timeout(
+            Err(_) => Err(expired(
                 target,
                 "first token",
                 limit.min(self.deadline.budget()),
+                self.deadline,
+                Some(started + limit),
             )),
         }
     }
@@ -223,9 +233,8 @@ impl Call<'_> {
             )),
             Mode::Complete => {
                 let limit = self.route.policy.timeouts.attempt;
-                let until = self
-                    .deadline
-                    .clip(Instant::now() + limit.saturating_sub(first_token));
+                let own_limit = Instant::now() + limit.saturating_sub(first_token);
+                let until = self.deadline.clip(own_limit);
                 let Opened {
                     head: mut chunks,
                     mut rest,
@@ -250,10 +259,12 @@ impl Call<'_> {
                         Ok((Answer::Complete(chunks), first_token))
                     }
                     Ok(Err(error)) => Err(error),
-                    Err(_) => Err(timeout(
+                    Err(_) => Err(expired(
                         target,
                         "complete answer",
                         limit.min(self.deadline.budget()),
+                        self.deadline,
+                        Some(own_limit),
                     )),
                 };
                 if let Some(permit) = &mut permit {
@@ -268,7 +279,30 @@ impl Call<'_> {
     }
 }
 
-pub(super) fn timeout(target: &Target, what: &str, limit: Duration) -> UpstreamError {
+/// A wait that ran out: Bulwark's own timeout (ending at `own_limit`; `None`
+/// when only the deadline bounds the wait), or the caller's shorter
+/// deadline, which says nothing about the provider.
+fn expired(
+    target: &Target,
+    what: &str,
+    limit: Duration,
+    deadline: Deadline,
+    own_limit: Option<Instant>,
+) -> UpstreamError {
+    let callers = match own_limit {
+        Some(own_limit) => deadline.cuts_short(own_limit),
+        None => deadline.set_by_caller(),
+    };
+    if callers {
+        return UpstreamError::new(
+            &target.label,
+            UpstreamFailure::CallerDeadline,
+            format!(
+                "no {what} within the request's deadline of {:?}",
+                deadline.budget()
+            ),
+        );
+    }
     UpstreamError::new(
         &target.label,
         UpstreamFailure::Timeout,

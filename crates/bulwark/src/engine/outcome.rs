@@ -102,7 +102,16 @@ impl Run<'_> {
             error,
             attempts: self.attempts,
             failures: self.failures.clone(),
-            attempt_log: self.log.snapshot(&self.route.targets, "timeout"),
+            // Attempts the caller's own deadline cut short are not held
+            // against their providers.
+            attempt_log: self.log.snapshot(
+                &self.route.targets,
+                if self.deadline.set_by_caller() {
+                    "deadline"
+                } else {
+                    "timeout"
+                },
+            ),
         }
     }
 

@@ -49,7 +49,9 @@ pub(crate) fn within_deadline(
                     return;
                 }
                 Err(_) => {
-                    yield Err(UpstreamError::new(&target, UpstreamFailure::Timeout, "the request deadline passed while the answer was streaming"));
+                    // The caller's own deadline says nothing about the provider.
+                    let failure = if deadline.set_by_caller() { UpstreamFailure::CallerDeadline } else { UpstreamFailure::Timeout };
+                    yield Err(UpstreamError::new(&target, failure, "the request deadline passed while the answer was streaming"));
                     return;
                 }
             }

@@ -74,12 +74,14 @@ impl RequestRecord {
     }
 
     /// The client got an error status because of what it sent (bad input,
-    /// unknown model, its own quota): not a failure of the service.
+    /// unknown model, its own quota, a deadline shorter than the route's):
+    /// not a failure of the service.
     pub fn is_client_error(&self) -> bool {
         matches!(self.status, 400..=428 | 430..=499)
             || (self.status == 429
                 && self.attempts.is_empty()
                 && self.error_class.as_deref() == Some("client_quota"))
+            || self.error_class.as_deref() == Some("deadline")
     }
 
     /// An outcome label for metrics: `ok`, `fallback`, `cache`, `stale`,

@@ -12,7 +12,8 @@
 //! | connection refused/reset | retry | failure | - | `connect` | 502 |
 //! | broken stream, error event inside a 200 stream | retry | failure | overload if the provider says overloaded | `stream` | 503 if overloaded, else 502 |
 //! | garbled answer | retry | failure | - | `decode` | 502 |
-//! | attempt or first-token timeout | fail over | failure | overload | `timeout` | 504 |
+//! | attempt or first-token timeout, the route's deadline | fail over | failure | overload | `timeout` | 504 |
+//! | the caller's own (shorter) deadline | fail over | not counted | - | `deadline` | 504 |
 //! | 408, 409, 425, 500, 502, 504, 520-524, HTML error page | retry | failure | - | `server_error` (`client_error` below 500) | 502 (408/409: their own status) |
 //! | 503, 529 | retry | failure | overload | `overloaded` | 502 |
 //! | 429 rate limit | retry (honouring hints) | not counted | overload | `rate_limited` | 429 |
@@ -110,6 +111,10 @@ fn by_failure(error: &UpstreamError) -> Verdict {
             verdict(Action::Retry, true, signal, "stream")
         }
         UpstreamFailure::Timeout => verdict(Action::FailOver, true, Signal::Overload, "timeout"),
+        // The caller gave up; the provider may have been about to answer.
+        UpstreamFailure::CallerDeadline => {
+            verdict(Action::FailOver, false, Signal::Ignore, "deadline")
+        }
         UpstreamFailure::Rejected(_) => {
             verdict(Action::FailOver, false, Signal::Ignore, "untranslatable")
         }
@@ -229,6 +234,11 @@ pub fn client_error(error: &UpstreamError) -> ApiError {
             ErrorKind::Timeout,
             format!("{target} did not answer in time: {message}"),
         ),
+        UpstreamFailure::CallerDeadline => ApiError::new(
+            ErrorKind::Timeout,
+            format!("{target} had not answered when the request's deadline passed: {message}"),
+        )
+        .with_code("deadline_exceeded"),
         _ => ApiError::new(ErrorKind::Api, format!("{target} failed: {message}")).with_status(502),
     }
 }
@@ -358,6 +368,24 @@ mod tests {
             Action::Retry
         );
         assert!(classify(&failure(UpstreamFailure::Timeout)).breaker_failure);
+    }
+
+    #[test]
+    fn the_callers_own_deadline_says_nothing_about_the_provider() {
+        let verdict = classify(&UpstreamError::new(
+            "p/m",
+            UpstreamFailure::CallerDeadline,
+            "x",
+        ));
+        assert!(!verdict.breaker_failure);
+        assert_eq!(verdict.concurrency, Signal::Ignore);
+        assert_eq!(verdict.class, "deadline");
+        let told = client_error(&UpstreamError::new(
+            "p/m",
+            UpstreamFailure::CallerDeadline,
+            "x",
+        ));
+        assert_eq!(told.status, 504);
     }
 
     #[test]
