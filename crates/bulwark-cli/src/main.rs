@@ -344,7 +344,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Binds, announces the address on stdout (scripts wait for this line), and
-/// serves until Ctrl-C.
+/// serves until Ctrl-C or SIGTERM, then drains (see `bulwark_gateway::serve`).
 pub async fn serve(config: &GatewayConfig, addr: &str) -> anyhow::Result<()> {
     let gateway = bulwark_gateway::Gateway::start(config).await?;
     let listener = TcpListener::bind(addr)
@@ -369,9 +369,30 @@ pub async fn serve(config: &GatewayConfig, addr: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Ctrl-C, or SIGTERM as `docker stop`, systemd and Kubernetes send it.
 async fn shutdown_signal() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        // Without a signal handler, run until killed.
-        std::future::pending::<()>().await;
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            // Without a signal handler, run until killed.
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                terminate.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!("cannot listen for SIGTERM ({error}); only Ctrl-C stops gracefully");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
     }
 }

@@ -332,3 +332,69 @@ fn incidents_list_and_show_read_the_store() -> TestResult {
     }
     Ok(())
 }
+
+/// `docker stop`, systemd and Kubernetes stop a process with SIGTERM: the
+/// gateway drains, flushes its request log, and exits 0 (before, SIGTERM
+/// killed it outright, losing the requests not yet written).
+#[test]
+fn sigterm_drains_flushes_the_request_log_and_exits_zero() -> TestResult {
+    let (_sim, sim_url) = spawn_and_read_address(
+        bulwark().args(["sim", "--listen", "127.0.0.1:0"]),
+        "bulwark-sim listening on ",
+    )?;
+    let db = std::env::temp_dir().join(format!("bulwark-cli-sigterm-{}.db", std::process::id()));
+    let store = format!("sqlite://{}", db.display());
+    let path = write_config(
+        "sigterm.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\nstore: \"{store}\"\nshutdown_grace: 5s\nproviders:\n  sim: {{ kind: openai-compatible, base_url: \"{sim_url}/v1\" }}\nroutes:\n  main: {{ targets: [sim/llama3] }}\n"
+        ),
+    )?;
+    let (mut gateway, url) = spawn_and_read_address(
+        bulwark().args(["serve", "--config"]).arg(&path),
+        "bulwark listening on ",
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{url}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(r#"{"model":"main","messages":[{"role":"user","content":"Hi"}]}"#)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    })?;
+    assert_eq!(status, 200);
+
+    let pid = gateway.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()?
+            .success()
+    );
+    let mut exit = None;
+    for _ in 0..200 {
+        if let Some(status) = gateway.0.try_wait()? {
+            exit = Some(status);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let exit = exit.ok_or("still running 10 s after SIGTERM")?;
+    assert!(exit.success(), "exit status after SIGTERM: {exit}");
+
+    let logged = runtime.block_on(async {
+        let store = bulwark_store::Store::connect(&store).await?;
+        let logged = store.requests_between(0, i64::MAX, None).await;
+        store.close().await;
+        logged
+    })?;
+    assert_eq!(logged.len(), 1, "the request log after SIGTERM: {logged:?}");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    Ok(())
+}

@@ -18,6 +18,8 @@ mod status;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -37,6 +39,10 @@ pub struct Gateway {
     pub(crate) auth: Arc<auth::Auth>,
     pub(crate) admin_key: Option<[u8; 32]>,
     pub(crate) observer: Arc<observe::Observer>,
+    /// Set once a shutdown starts: `/readyz` answers 503 so that load
+    /// balancers stop sending.
+    pub(crate) draining: Arc<AtomicBool>,
+    shutdown_grace: Duration,
 }
 
 /// Why a gateway could not start.
@@ -59,7 +65,18 @@ impl Gateway {
             auth: Arc::new(auth::Auth::new(config.keys.clone())),
             admin_key: config.admin_key,
             observer,
+            draining: Arc::new(AtomicBool::new(false)),
+            shutdown_grace: config.shutdown_grace,
         })
+    }
+
+    /// Marks the gateway as shutting down: `/readyz` answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// The request log, health, incidents and metrics of this gateway.
@@ -114,8 +131,46 @@ impl Gateway {
     }
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes.
+/// Serves the gateway on `listener` until `shutdown` completes, then drains:
+/// `/readyz` turns 503, no new connection is accepted, requests and streams
+/// in flight get `shutdown_grace` to finish, and the request log is flushed
+/// before this returns.
 pub async fn serve(
+    listener: TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (drain_started, drain_begun) = tokio::sync::oneshot::channel::<()>();
+    let draining = gateway.clone();
+    let shutdown = async move {
+        shutdown.await;
+        draining.start_draining();
+        tracing::info!(
+            grace = ?draining.shutdown_grace,
+            "shutting down: finishing the requests in flight"
+        );
+        let _ = drain_started.send(());
+    };
+    let grace = gateway.shutdown_grace;
+    let grace_over = async move {
+        // Until a shutdown starts there is no grace period to count.
+        if drain_begun.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(grace).await;
+    };
+    let served = tokio::select! {
+        served = serve_until(listener, gateway.clone(), shutdown) => served,
+        () = grace_over => {
+            tracing::warn!(?grace, "shutdown grace over with requests still in flight; cutting them");
+            Ok(())
+        }
+    };
+    gateway.observer.flush().await;
+    served
+}
+
+async fn serve_until(
     listener: TcpListener,
     gateway: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,

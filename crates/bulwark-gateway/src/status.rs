@@ -102,6 +102,13 @@ pub async fn metrics(State(gateway): State<Gateway>) -> Response {
 /// Ready when the config is loaded (it is, or the gateway would not be
 /// running) and the store answers.
 pub async fn ready(State(gateway): State<Gateway>) -> Response {
+    if gateway.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        )
+            .into_response();
+    }
     match gateway.observer.store.ping().await {
         Ok(()) => Json(json!({"status": "ready", "store": gateway.observer.store.backend()})).into_response(),
         Err(error) => (

@@ -10,6 +10,7 @@ pub mod otel;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use bulwark::config::{Config, ConfigError, Document, Env, Issue, field_names};
 use serde::Deserialize;
@@ -22,6 +23,9 @@ pub use otel::OtelConfig;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Anthropic's own limit for a Messages request.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 32 * 1024 * 1024;
+/// How long requests and streams in flight may take to finish once a
+/// shutdown starts (Kubernetes' default termination grace period).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
@@ -38,6 +42,9 @@ pub struct GatewayConfig {
     pub observe: ObserveConfig,
     /// Where OpenTelemetry traces go; without it, none are exported.
     pub otel: Option<OtelConfig>,
+    /// How long requests in flight may take to finish after SIGTERM or
+    /// Ctrl-C; past it they are cut.
+    pub shutdown_grace: Duration,
 }
 
 /// The gateway's own top-level keys; the engine reads the rest.
@@ -56,6 +63,7 @@ struct RawGateway {
     alerts: Option<Value>,
     status_page: Option<Value>,
     otel: Option<Value>,
+    shutdown_grace: Option<String>,
 }
 
 impl GatewayConfig {
@@ -132,6 +140,12 @@ fn build(
         issues,
     );
     let otel = otel::build(raw.otel, doc, issues);
+    let shutdown_grace = bulwark::config::duration::timeout(
+        raw.shutdown_grace,
+        DEFAULT_SHUTDOWN_GRACE,
+        "shutdown_grace",
+        issues,
+    );
     Some(GatewayConfig {
         engine,
         listen: listen?,
@@ -140,6 +154,7 @@ fn build(
         admin_key,
         observe,
         otel,
+        shutdown_grace,
     })
 }
 
