@@ -172,8 +172,11 @@ impl Observer {
         let _ = self.incidents.send(incident);
     }
 
-    /// Books one finished request everywhere it counts.
-    pub fn finish(&self, record: RequestRecord) {
+    /// Books one finished request everywhere it counts. The client's
+    /// strings are capped whoever built the record (a request's own record
+    /// comes capped already; capping again changes nothing).
+    pub fn finish(&self, mut record: RequestRecord) {
+        record.cap_client_fields();
         self.metrics.record(&record);
         let update = self.health().observe(&record);
         if let Some(update) = update {

@@ -12,7 +12,9 @@ use bulwark::api::{ChatRequest, StreamEvent};
 use bulwark::cache::CacheStatus;
 use bulwark::engine::{Failed, Served};
 use bulwark::error::{ApiError, ErrorKind};
-use bulwark::observe::record::{AttemptRecord, RequestRecord};
+use bulwark::observe::record::{
+    AttemptRecord, MAX_LOGGED_BODY, MAX_LOGGED_NAME, RequestRecord, capped, capped_body,
+};
 use bulwark::observe::{UnixMs, millis, unix_ms_now};
 use bulwark::provider::Chunk;
 use tokio::time::Instant;
@@ -77,11 +79,14 @@ impl Pending {
         self.key_id = name.map(str::to_string);
     }
 
+    /// The client's own strings are cut to their caps here, as they are
+    /// taken, rather than copied whole first: a model name can be as long
+    /// as the body.
     pub fn request(&mut self, request: &ChatRequest, body: &[u8]) {
-        self.route = request.model.clone();
+        self.route = capped(&request.model, MAX_LOGGED_NAME).into_owned();
         self.stream = request.stream;
         if self.observer.log_bodies {
-            self.body = Some(String::from_utf8_lossy(body).into_owned());
+            self.body = Some(capped_body(body, MAX_LOGGED_BODY));
         }
     }
 
@@ -101,9 +106,7 @@ impl Pending {
         if let Some(failed) = failed {
             record.attempts = failed.attempt_log.clone();
         }
-        end_span(&self.span, &record);
-        let observer = Arc::clone(&self.observer);
-        observer.finish(record);
+        close(&self.span, &self.observer, record);
     }
 
     pub fn complete(mut self, served: &Served<Vec<Chunk>>) {
@@ -113,9 +116,7 @@ impl Pending {
         (record.input_tokens, record.output_tokens) = usage;
         record.first_token_ms =
             first_token(&record.attempts, record.at).or(Some(record.latency_ms));
-        end_span(&self.span, &record);
-        let observer = Arc::clone(&self.observer);
-        observer.finish(record);
+        close(&self.span, &self.observer, record);
     }
 
     /// The record of a stream, finished when the stream is.
@@ -194,10 +195,19 @@ impl Drop for StreamEnd {
     fn drop(&mut self) {
         if let Some(mut record) = self.record.take() {
             record.latency_ms = millis(self.started.elapsed());
-            end_span(&self.span, &record);
-            self.observer.finish(record);
+            close(&self.span, &self.observer, record);
         }
     }
+}
+
+/// Hands a finished record over, with the client's strings capped first:
+/// the span, the metrics and the request log all see the capped record.
+/// (A direct target's label carries the client's model, so the cap is
+/// applied after the engine's fields are filled in, not only as they come.)
+fn close(span: &Span, observer: &Observer, mut record: RequestRecord) {
+    record.cap_client_fields();
+    end_span(span, &record);
+    observer.finish(record);
 }
 
 /// Puts the request's outcome on its span. The span is entered to do so:

@@ -1,0 +1,145 @@
+//! A client's strings reach the request log, the metrics and the traces
+//! only up to a cap (issue #15, defect 7): an 8 MiB model name once put
+//! 17 MB per request into the store, refused or not.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed setup fails the test"
+)]
+
+mod common;
+
+use bulwark::observe::record::{MAX_LOGGED_BODY, MAX_LOGGED_NAME, RequestRecord};
+use bulwark_sim::{SimConfig, SimServer};
+use serde_json::json;
+
+const MIB: usize = 1024 * 1024;
+
+async fn logged(running: &common::Running) -> Vec<RequestRecord> {
+    let observer = running.gateway.observer();
+    observer.flush().await;
+    observer
+        .store()
+        .requests_between(0, i64::MAX, None)
+        .await
+        .unwrap()
+}
+
+fn post(base: &str, model: &str, content: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(format!("{base}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(
+            json!({"model": model, "messages": [{"role": "user", "content": content}]}).to_string(),
+        )
+}
+
+#[tokio::test]
+async fn an_8_mib_model_is_refused_and_logged_within_the_cap() {
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: anthropic, base_url: \"{}\", api_key: k }}\nroutes:\n  chat: {{ targets: [p/claude-sonnet-4-5] }}\n",
+        sim.url()
+    );
+    let running = common::start_gateway(&yaml).await.unwrap();
+    let model = "m".repeat(8 * MIB);
+    let response = post(&running.base, &model, "hello").send().await.unwrap();
+    assert_eq!(response.status(), 404, "no route has that name");
+
+    let rows = logged(&running).await;
+    assert_eq!(rows.len(), 1);
+    let route = &rows[0].route;
+    assert!(
+        route.len() <= MAX_LOGGED_NAME,
+        "the logged route holds {} bytes",
+        route.len()
+    );
+    assert!(route.starts_with("mmm"), "{route}");
+    assert!(
+        route.ends_with(&format!("…({} bytes)", 8 * MIB)),
+        "the cut is marked with the original length: {route}"
+    );
+
+    let metrics = reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("mmmmmmmm"),
+        "a client's model is never a label"
+    );
+}
+
+#[tokio::test]
+async fn a_direct_target_named_by_the_client_is_logged_within_the_cap() {
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default())
+        .await
+        .unwrap();
+    let yaml = format!(
+        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: anthropic, base_url: \"{}\", api_key: k }}\nroutes:\n  chat: {{ targets: [p/claude-sonnet-4-5] }}\n",
+        sim.url()
+    );
+    let running = common::start_gateway(&yaml).await.unwrap();
+    // `provider/model` reaches the provider as is: the simulator answers
+    // any model, so the label `p/<model>` is both route and target. Kept
+    // to 16 KiB: the answer's headers name the target, and an HTTP client
+    // refuses headers of a megabyte.
+    let model = format!("p/{}", "x".repeat(16 * 1024));
+    let response = post(&running.base, &model, "hello").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+
+    let rows = logged(&running).await;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert!(row.route.len() <= MAX_LOGGED_NAME, "{}", row.route.len());
+    let target = row.target.as_deref().unwrap_or_default();
+    assert!(target.len() <= MAX_LOGGED_NAME, "{}", target.len());
+    assert!(target.starts_with("p/xxx"), "{target}");
+    assert!(!row.attempts.is_empty());
+    for attempt in &row.attempts {
+        assert!(
+            attempt.target.len() <= MAX_LOGGED_NAME,
+            "{}",
+            attempt.target.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_logged_body_is_cut_to_its_cap() {
+    let running = common::start_gateway(
+        "listen: 127.0.0.1:0\nlog_bodies: true\nproviders:\n  p: { kind: anthropic, base_url: \"http://127.0.0.1:9\", api_key: k }\nroutes:\n  chat: { targets: [p/claude-sonnet-4-5] }\n",
+    )
+    .await
+    .unwrap();
+    // Refused (no such route) after it was read: its body is logged.
+    let content = "é".repeat(MIB);
+    let response = post(&running.base, "nope", &content).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let small = post(&running.base, "nope", "short").send().await.unwrap();
+    assert_eq!(small.status(), 404);
+
+    let rows = logged(&running).await;
+    assert_eq!(rows.len(), 2);
+    let mut bodies: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.request_body.as_deref())
+        .collect();
+    bodies.sort_by_key(|b| b.len());
+    assert_eq!(bodies.len(), 2);
+    assert!(
+        bodies[0].contains("\"short\""),
+        "a small body is kept whole: {}",
+        bodies[0]
+    );
+    assert!(
+        bodies[1].len() <= MAX_LOGGED_BODY,
+        "the logged body holds {} bytes",
+        bodies[1].len()
+    );
+    assert!(bodies[1].ends_with(" bytes)"), "the cut is marked");
+}
