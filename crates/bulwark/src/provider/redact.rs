@@ -16,6 +16,9 @@ pub(crate) const REDACTED: &str = "[redacted]";
 const MIN_PREFIX: usize = 4;
 /// Likewise for the key's last characters after an ellipsis.
 const MIN_SUFFIX: usize = 4;
+/// A credential header's value shorter than this is a setting (`x-auth-mode:
+/// on`), not a secret: replacing it everywhere would garble every message.
+const MIN_HEADER_SECRET: usize = 8;
 
 /// The secrets of one provider: its key and the values of its credential
 /// headers.
@@ -40,14 +43,12 @@ impl Redactor {
                 continue;
             }
             let value = value.trim();
-            if !value.is_empty() {
-                secrets.push(value.to_string());
-            }
-            // `Bearer <token>`: the token is quoted alone.
-            if let Some((_, token)) = value.rsplit_once(' ')
-                && !token.is_empty()
-            {
-                secrets.push(token.to_string());
+            // `Bearer <token>`: the token is quoted alone too.
+            let token = value.rsplit_once(' ').map(|(_, token)| token);
+            for secret in std::iter::once(value).chain(token) {
+                if secret.chars().count() >= MIN_HEADER_SECRET {
+                    secrets.push(secret.to_string());
+                }
             }
         }
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
@@ -282,8 +283,10 @@ mod tests {
                 ("x-custom-api-key", "custom-KEY-987654321"),
                 ("anthropic-version", "2023-06-01"),
                 ("OpenAI-Organization", "org-visible"),
+                ("x-auth-mode", "on"),
             ],
         );
+        assert_eq!(r.redact("connection failed"), "connection failed");
         assert_eq!(
             r.redact(
                 "tok-ABCDEFGH12345678 tok-ABCD...5678 custom-KEY-9... for 2023-06-01 org-visible"
