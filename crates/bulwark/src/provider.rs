@@ -1,9 +1,12 @@
 //! The HTTP client for a provider: sending, reading error bodies and wait
 //! hints, and the stream's byte loop. Everything about the provider's wire
 //! format is its dialect's (`wire::upstream`). Every failure leaves here as a
-//! classified `UpstreamError`; credentials never appear in one.
+//! classified `UpstreamError`, made by the provider's `Redactor`: its
+//! credentials, or fragments of them, never appear in one. Redirects are
+//! never followed, so credentials never leave for another origin.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -16,6 +19,9 @@ use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::{UpstreamError, UpstreamFailure};
 use crate::sse::SseDecoder;
 use crate::wire::UpstreamDialect;
+
+mod redact;
+use redact::Redactor;
 
 pub use crate::wire::Chunk;
 
@@ -45,6 +51,9 @@ pub struct Provider {
     config: ProviderConfig,
     dialect: &'static dyn UpstreamDialect,
     http: reqwest::Client,
+    /// Every error this provider causes is made by it, so that its key
+    /// never reaches a client or a log.
+    redactor: Arc<Redactor>,
 }
 
 impl Provider {
@@ -53,14 +62,27 @@ impl Provider {
             .connect_timeout(config.connect_timeout)
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
+            // An LLM API does not redirect; a 3xx means a wrong base_url or
+            // a hijacked one. Following it would send the key headers
+            // (`x-api-key`, `x-goog-api-key`) and the prompt to wherever it
+            // points, so the 3xx is returned and classified instead.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("bulwark/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|source| ProviderBuildError {
                 name: name.to_string(),
                 source,
             })?;
+        let redactor = Redactor::new(
+            config.api_key.as_ref().map(|key| key.expose()),
+            config
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.expose())),
+        );
         Ok(Provider {
             name: name.to_string(),
+            redactor: Arc::new(redactor),
             dialect: crate::wire::upstream(config.kind),
             config,
             http,
@@ -88,7 +110,7 @@ impl Provider {
         target: &str,
     ) -> Result<reqwest::Response, UpstreamError> {
         let rejected = |error: crate::error::ApiError| {
-            UpstreamError::new(
+            self.redactor.error(
                 target,
                 UpstreamFailure::Rejected(error.clone()),
                 error.message,
@@ -103,7 +125,7 @@ impl Provider {
             .encode_request(request, model, self.config.default_max_tokens)
             .map_err(rejected)?;
         let body = serde_json::to_vec(&body).map_err(|e| {
-            UpstreamError::new(
+            self.redactor.error(
                 target,
                 UpstreamFailure::Decode,
                 format!("cannot encode the request: {e}"),
@@ -181,18 +203,19 @@ impl Provider {
         let mut bytes = response.bytes_stream();
         let mut decoder = self.dialect.stream_decoder();
         let target = target.to_string();
+        let redactor = Arc::clone(&self.redactor);
         let stream = async_stream::stream! {
             let mut sse = SseDecoder::new();
             let mut sse_events = Vec::new();
             loop {
                 let chunk: Bytes = match tokio::time::timeout(idle_timeout, bytes.next()).await {
                     Err(_) => {
-                        yield Err(UpstreamError::new(&target, UpstreamFailure::Timeout, format!("the stream stalled for more than {idle_timeout:?}")));
+                        yield Err(redactor.error(&target, UpstreamFailure::Timeout, format!("the stream stalled for more than {idle_timeout:?}")));
                         return;
                     }
                     Ok(None) => break,
                     Ok(Some(Err(e))) => {
-                        yield Err(UpstreamError::new(&target, UpstreamFailure::Stream { provider_code: None }, format!("the stream broke: {}", describe_transport(&e))));
+                        yield Err(redactor.error(&target, UpstreamFailure::Stream { provider_code: None }, format!("the stream broke: {}", describe_transport(&e))));
                         return;
                     }
                     Ok(Some(Ok(chunk))) => chunk,
@@ -201,7 +224,7 @@ impl Provider {
                 for raw in sse_events.drain(..) {
                     let mut events = Vec::new();
                     if let Err(fault) = decoder.on_event(&raw, &mut events) {
-                        yield Err(UpstreamError::new(&target, UpstreamFailure::Stream { provider_code: fault.code }, fault.message));
+                        yield Err(redactor.error(&target, UpstreamFailure::Stream { provider_code: fault.code }, fault.message));
                         return;
                     }
                     yield Ok(Chunk { raw, events });
@@ -211,7 +234,7 @@ impl Provider {
                 }
             }
             if !decoder.is_done() {
-                yield Err(UpstreamError::new(&target, UpstreamFailure::Stream { provider_code: None }, "the stream ended before its terminator (the answer is truncated)"));
+                yield Err(redactor.error(&target, UpstreamFailure::Stream { provider_code: None }, "the stream ended before its terminator (the answer is truncated)"));
             }
         };
         Ok((Box::pin(stream), exhausted))
@@ -223,11 +246,27 @@ impl Provider {
         } else {
             UpstreamFailure::Connect
         };
-        UpstreamError::new(target, failure, describe_transport(error))
+        self.redactor
+            .error(target, failure, describe_transport(error))
     }
 
     async fn status_error(&self, target: &str, response: reqwest::Response) -> UpstreamError {
         let status = response.status().as_u16();
+        if (300..400).contains(&status) {
+            // Redirects are not followed (see `new`). Neither the body nor
+            // the location goes further: they are the redirecting server's,
+            // and the location may carry tokens.
+            return self.redactor.error(
+                target,
+                UpstreamFailure::Status {
+                    status,
+                    provider_code: None,
+                },
+                format!(
+                    "HTTP {status}: the provider redirected to another location, which Bulwark does not follow; check the provider's base_url"
+                ),
+            );
+        }
         let headers = response.headers().clone();
         let body = read_capped(response).await;
         let json: Option<Value> = serde_json::from_slice(&body).ok();
@@ -243,7 +282,7 @@ impl Provider {
             // Providers quote fragments of a refused key back
             // ("sk-proj-abcd...wxyz"); none of it goes further.
             Some(_) if matches!(status, 401 | 403) => {}
-            Some(m) => description.push_str(&format!(": {}", self.redact(m))),
+            Some(m) => description.push_str(&format!(": {m}")),
             None if !body.is_empty() => {
                 let kind = headers
                     .get(http::header::CONTENT_TYPE)
@@ -253,7 +292,8 @@ impl Provider {
             }
             None => {}
         }
-        let mut error = UpstreamError::new(
+        // Redacted as a whole: the provider's code and message both.
+        let mut error = self.redactor.error(
             target,
             UpstreamFailure::Status {
                 status,
@@ -271,14 +311,6 @@ impl Provider {
             _ => None,
         };
         error
-    }
-
-    /// Providers sometimes quote part of a rejected key back; never pass it on.
-    fn redact(&self, message: &str) -> String {
-        match &self.config.api_key {
-            Some(key) if !key.expose().is_empty() => message.replace(key.expose(), "***"),
-            _ => message.to_string(),
-        }
     }
 }
 

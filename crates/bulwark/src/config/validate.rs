@@ -126,13 +126,17 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
         &format!("{path}.connect_timeout"),
         issues,
     );
-    for name in raw.headers.keys() {
+    for (name, value) in &raw.headers {
         if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
             issues.push(Issue {
                 path: format!("{path}.headers.{name}"),
                 message: "not a valid HTTP header name".into(),
             });
         }
+        refuse_control_characters(value, &format!("{path}.headers.{name}"), issues);
+    }
+    if let Some(key) = &raw.api_key {
+        refuse_control_characters(key, &format!("{path}.api_key"), issues);
     }
     (issues.len() == before).then(|| ProviderConfig {
         kind: raw.kind,
@@ -155,6 +159,37 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
                 ConcurrencyConfig::pinned(n.max(1))
             }),
     })
+}
+
+/// A key or header value is sent in an HTTP header, which cannot carry
+/// control characters: with one (typically the newline a key file or
+/// `echo` leaves behind), every request would fail before leaving, as a
+/// retried connection error counted against the target's breaker. Checked
+/// after `${VAR}` interpolation, since that is where such a value comes
+/// from. The message names the characters, never the value: it is a secret.
+fn refuse_control_characters(value: &str, path: &str, issues: &mut Vec<Issue>) {
+    let mut found: Vec<&str> = Vec::new();
+    for c in value.chars().filter(|c| c.is_control()) {
+        let name = match c {
+            '\r' => "CR",
+            '\n' => "LF",
+            '\t' => "tab",
+            '\0' => "NUL",
+            _ => "another control character",
+        };
+        if !found.contains(&name) {
+            found.push(name);
+        }
+    }
+    if !found.is_empty() {
+        issues.push(Issue {
+            path: path.to_string(),
+            message: format!(
+                "contains a control character ({}), which an HTTP header cannot carry; remove it (a trailing newline from a file or an environment variable?)",
+                found.join(", ")
+            ),
+        });
+    }
 }
 
 fn build_route(
@@ -510,5 +545,62 @@ fn build_budget(raw: RawBudget, issues: &mut Vec<Issue>) -> BudgetConfig {
         ratio,
         min_per_second,
         window: duration::timeout(raw.window, d.window, "retry_budget.window", issues),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, ConfigError};
+
+    const SECRET: &str = "sk-live-SECRET123456";
+
+    fn load_with(value: &str) -> Result<Config, ConfigError> {
+        let env = |name: &str| (name == "KEY").then(|| value.to_string());
+        Config::from_yaml(
+            "providers:\n  a: { kind: openai, api_key: ${KEY}, headers: { x-team: ${KEY} } }\nroutes: {}\n",
+            "t.yaml",
+            &env,
+        )
+    }
+
+    #[test]
+    fn control_characters_in_keys_and_headers_are_refused_after_interpolation() {
+        for (value, named) in [
+            (format!("{SECRET}\n"), "(LF)"),
+            (format!("{SECRET}\r\n"), "(CR, LF)"),
+            (format!("{SECRET}\u{7f}"), "(another control character)"),
+        ] {
+            let Err(error) = load_with(&value) else {
+                panic!("a key with {named} loaded");
+            };
+            let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+            assert_eq!(paths, ["providers.a.headers.x-team", "providers.a.api_key"]);
+            for issue in &error.issues {
+                assert!(
+                    issue.message.starts_with("contains a control character")
+                        && issue.message.contains(named),
+                    "{}",
+                    issue.message
+                );
+            }
+            // The report names the problem, never the secret.
+            assert!(!error.to_string().contains("SECRET"), "{error}");
+        }
+        // Ordinary keys, with a space or non-ASCII text in a header, still load.
+        assert!(load_with(SECRET).is_ok());
+        assert!(load_with("Bearer clé").is_ok());
+    }
+
+    #[test]
+    fn control_characters_written_in_the_file_are_refused_too() {
+        let Err(error) = Config::from_yaml(
+            "providers:\n  a: { kind: openai, api_key: \"sk-abc\\r\\n\" }\nroutes: {}\n",
+            "t.yaml",
+            &|_| None,
+        ) else {
+            panic!("a key with CR LF loaded");
+        };
+        assert_eq!(error.issues.len(), 1);
+        assert_eq!(error.issues[0].path, "providers.a.api_key");
     }
 }

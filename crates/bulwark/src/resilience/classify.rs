@@ -16,6 +16,7 @@
 //! | the caller's own (shorter) deadline | fail over | not counted | - | `deadline` | 504 |
 //! | 408, 409, 425, 500, 502, 504, 520-524, HTML error page | retry | failure | - | `server_error` (`client_error` below 500) | 502 (408/409: their own status) |
 //! | 503, 529 | retry | failure | overload | `overloaded` | 502 |
+//! | 3xx (redirects are never followed: they would carry the key elsewhere) | fail over | failure | - | `redirect` | 502 |
 //! | 429 rate limit | retry (honouring hints) | not counted | overload | `rate_limited` | 429 |
 //! | OpenAI 429 `insufficient_quota`, Anthropic 402 `billing_error`, Gemini 429 per-day quota | fail over | failure | overload (429) | `rate_limited` / `client_error` | 429 / 402 |
 //! | 401, 403 | fail over; target marked misconfigured | failure | - | `auth` | 502: the gateway's key, not the client's |
@@ -147,6 +148,9 @@ fn by_failure(error: &UpstreamError) -> Verdict {
                     verdict(Action::FailOverToLargerContext, false)
                 }
                 408 | 409 | 425 | 500..=599 => verdict(Action::Retry, true),
+                // A misconfigured or hijacked base_url: asking again gets
+                // the same redirect, another target may be fine.
+                300..=399 => verdict(Action::FailOver, true),
                 _ => verdict(Action::FailFast, false),
             }
         }
@@ -158,6 +162,7 @@ fn status_class(status: u16) -> &'static str {
         429 => "rate_limited",
         529 | 503 => "overloaded",
         500..=599 => "server_error",
+        300..=399 => "redirect",
         401 | 403 => "auth",
         _ => "client_error",
     }
@@ -224,6 +229,12 @@ pub fn client_error(error: &UpstreamError) -> ApiError {
             api.retry_after = error.retry_after.map(|d| d.as_secs().max(1));
             api
         }
+        // Never the 3xx itself: a client would follow it.
+        UpstreamFailure::Status { status, .. } if (300..400).contains(status) => ApiError::new(
+            ErrorKind::Api,
+            format!("{target} failed: {message}"),
+        )
+        .with_status(502),
         UpstreamFailure::Stream {
             provider_code: Some(code),
         } if is_overloaded_code(code) => ApiError::new(
@@ -419,6 +430,21 @@ mod tests {
             Signal::Ignore
         );
         assert_eq!(failure(UpstreamFailure::LimitReached), Signal::Ignore);
+    }
+
+    #[test]
+    fn redirects_fail_over_count_against_the_breaker_and_reach_the_client_as_502() {
+        for s in [301, 302, 303, 307, 308] {
+            let verdict = classify(&status(s, None));
+            assert_eq!(verdict.action, Action::FailOver, "{s}");
+            assert!(verdict.breaker_failure, "{s}");
+            assert!(!verdict.misconfigured, "{s}: the key was not refused");
+            assert_eq!(verdict.class, "redirect", "{s}");
+            let told = client_error(&status(s, None));
+            assert_eq!((told.status, told.kind), (502, ErrorKind::Api), "{s}");
+            assert!(told.message.starts_with("p/m failed"), "{}", told.message);
+            assert_eq!(every_target_failed(told).status, 503);
+        }
     }
 
     #[test]

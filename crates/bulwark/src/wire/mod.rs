@@ -67,7 +67,10 @@ pub fn encode_events(
     encode_chunks(&mut *dialect.event_encoder(true, Some(head)), events, end)
 }
 
-/// Why a provider's stream could not be decoded further.
+/// Why a provider's stream could not be decoded further. Its message and
+/// code are the provider's text, which may quote the key back; `provider.rs`
+/// redacts them as it turns the fault into an `UpstreamError`, before any
+/// client or log sees them.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct StreamFault {
