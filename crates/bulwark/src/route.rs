@@ -374,6 +374,13 @@ impl Route {
     }
 }
 
+/// The longest `model` a request may name. Far above any provider's model
+/// ids (a Bedrock inference-profile ARN is about 100 bytes), and a bound on
+/// what a client can make Bulwark keep: every direct `provider/model` target
+/// a client names gets a state of its own, and its name reaches logs, spans
+/// and headers.
+pub const MAX_MODEL_NAME: usize = 512;
+
 #[derive(Debug)]
 pub struct RouteTable {
     providers: BTreeMap<String, Arc<Provider>>,
@@ -466,6 +473,15 @@ impl RouteTable {
 
     /// A route by name, or a one-target route for `provider/model`.
     pub fn resolve(&self, model: &str) -> Result<Arc<Route>, ApiError> {
+        if model.len() > MAX_MODEL_NAME {
+            return Err(ApiError::invalid_param(
+                "model",
+                format!(
+                    "the model is named in {} bytes; route and model names are at most {MAX_MODEL_NAME}",
+                    model.len()
+                ),
+            ));
+        }
         if let Some(route) = self.routes.get(model) {
             return Ok(Arc::clone(route));
         }
