@@ -113,6 +113,10 @@ pub enum UpstreamFailure {
         /// The provider's error type from an error event, e.g. `overloaded_error`.
         provider_code: Option<String>,
     },
+    /// The answer grew past a cap Bulwark sets on what it reads from a
+    /// provider (`max_response_bytes`, or one stream event's size): the
+    /// attempt was cut so that an endless answer cannot exhaust memory.
+    TooLarge,
     /// The request cannot be written in this target's format (a field it has
     /// no way to express). Another target may speak the client's format.
     Rejected(ApiError),

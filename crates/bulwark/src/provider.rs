@@ -190,6 +190,12 @@ impl Provider {
     /// rate-limit headers say it is used up; chunks follow. A gap longer than
     /// `idle_timeout`, a stream cut before its terminator, or an error event
     /// ends the stream with an `Err`.
+    ///
+    /// So does an answer past `max_response_bytes`, or one event past the
+    /// SSE decoder's cap (`sse::MAX_EVENT_BYTES`): a complete answer is held
+    /// whole until its end, and even a relayed stream, which holds nothing,
+    /// must end, so the cap counts every byte read for the answer whatever
+    /// the client asked for.
     pub async fn stream(
         &self,
         request: &ChatRequest,
@@ -204,9 +210,12 @@ impl Provider {
         let mut decoder = self.dialect.stream_decoder();
         let target = target.to_string();
         let redactor = Arc::clone(&self.redactor);
+        let max_bytes = self.config.max_response_bytes;
         let stream = async_stream::stream! {
             let mut sse = SseDecoder::new();
             let mut sse_events = Vec::new();
+            // Bytes read so far: a counter, the chunks are not copied for it.
+            let mut read: u64 = 0;
             loop {
                 let chunk: Bytes = match tokio::time::timeout(idle_timeout, bytes.next()).await {
                     Err(_) => {
@@ -220,7 +229,16 @@ impl Provider {
                     }
                     Ok(Some(Ok(chunk))) => chunk,
                 };
-                sse.feed(&chunk, &mut sse_events);
+                // Checked before the chunk goes further: at most one
+                // chunk past the cap is ever held.
+                read = read.saturating_add(chunk.len() as u64);
+                if read > max_bytes {
+                    yield Err(redactor.error(&target, UpstreamFailure::TooLarge, format!("the answer exceeded max_response_bytes ({max_bytes} bytes)")));
+                    return;
+                }
+                // The events completed before an overflow go on first, as
+                // with any break; one of them may even end the answer.
+                let fed = sse.try_feed(&chunk, &mut sse_events);
                 for raw in sse_events.drain(..) {
                     let mut events = Vec::new();
                     if let Err(fault) = decoder.on_event(&raw, &mut events) {
@@ -231,6 +249,10 @@ impl Provider {
                     if decoder.is_done() {
                         return;
                     }
+                }
+                if let Err(too_large) = fed {
+                    yield Err(redactor.error(&target, UpstreamFailure::TooLarge, too_large.to_string()));
+                    return;
                 }
             }
             if !decoder.is_done() {

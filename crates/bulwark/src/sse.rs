@@ -4,8 +4,24 @@
 //! The decoder takes bytes as they arrive, in pieces of any size. A piece may
 //! end inside a multi-byte UTF-8 character or between the `\r` and `\n` of a
 //! line ending; lines are only decoded once complete, so neither matters.
+//!
+//! What the decoder holds between pieces (a partial line, an event's data so
+//! far) is capped at [`MAX_EVENT_BYTES`]: an upstream that never ends a line
+//! or an event is refused, not buffered until memory runs out.
 
 use bytes::{BufMut, Bytes, BytesMut};
+
+/// The most one event (its partial line and the data lines gathered so far)
+/// may hold: far above any real provider event, including a tool call's
+/// whole arguments or a base64 image in an answer, which run to a few MiB.
+pub const MAX_EVENT_BYTES: usize = 8 * 1024 * 1024;
+
+/// An event grew past the decoder's cap before it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("an event of the stream exceeded {limit} bytes before it ended")]
+pub struct EventTooLarge {
+    pub limit: usize,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SseEvent {
@@ -15,7 +31,7 @@ pub struct SseEvent {
     pub data: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseDecoder {
     line: Vec<u8>,
     /// The previous piece ended with `\r`; a leading `\n` belongs to it.
@@ -23,6 +39,16 @@ pub struct SseDecoder {
     event: Option<String>,
     data: String,
     has_data: bool,
+    /// The most `line` and `data` may hold together.
+    max_event_bytes: usize,
+    /// An event went over the cap: the stream is refused from there on.
+    overflowed: bool,
+}
+
+impl Default for SseDecoder {
+    fn default() -> Self {
+        SseDecoder::with_max_event_bytes(MAX_EVENT_BYTES)
+    }
 }
 
 impl SseDecoder {
@@ -30,10 +56,45 @@ impl SseDecoder {
         SseDecoder::default()
     }
 
-    /// Feeds the next piece of the stream and appends completed events to `out`.
-    pub fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<SseEvent>) {
+    /// A decoder that refuses an event larger than `max_event_bytes`.
+    pub fn with_max_event_bytes(max_event_bytes: usize) -> Self {
+        SseDecoder {
+            line: Vec::new(),
+            skip_lf: false,
+            event: None,
+            data: String::new(),
+            has_data: false,
+            max_event_bytes,
+            overflowed: false,
+        }
+    }
+
+    /// Feeds the next piece of the stream and appends completed events to
+    /// `out`, for input that is already whole in memory and trusted
+    /// (tests, benchmarks). An event over the cap is dropped with everything
+    /// after it; [`SseDecoder::try_feed`] says so, and is what upstream
+    /// bytes go through.
+    pub fn feed(&mut self, bytes: &[u8], out: &mut Vec<SseEvent>) {
+        // The refusal is remembered: every later piece is refused too.
+        let _ = self.try_feed(bytes, out);
+    }
+
+    /// Feeds the next piece of the stream and appends completed events to
+    /// `out`. Fails, without holding more than the cap, once one event
+    /// (its unfinished line plus its data so far) would exceed it; from
+    /// then on every piece is refused, since the stream cannot be resumed
+    /// in the middle of an event. Events completed before the overflow are
+    /// in `out`.
+    pub fn try_feed(
+        &mut self,
+        mut bytes: &[u8],
+        out: &mut Vec<SseEvent>,
+    ) -> Result<(), EventTooLarge> {
+        if self.overflowed {
+            return Err(self.too_large());
+        }
         if bytes.is_empty() {
-            return; // an empty piece must not forget a pending `\r`
+            return Ok(()); // an empty piece must not forget a pending `\r`
         }
         if self.skip_lf {
             self.skip_lf = false;
@@ -42,6 +103,7 @@ impl SseDecoder {
             }
         }
         while let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+            self.reserve(end)?;
             self.line.extend_from_slice(&bytes[..end]);
             let terminator = bytes[end];
             bytes = &bytes[end + 1..];
@@ -55,7 +117,31 @@ impl SseDecoder {
             let line = std::mem::take(&mut self.line);
             self.process_line(&line, out);
         }
+        self.reserve(bytes.len())?;
         self.line.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Checks that `more` bytes of the current line still fit the event's
+    /// cap, before they are copied. On overflow the buffers are freed: the
+    /// stream is over.
+    fn reserve(&mut self, more: usize) -> Result<(), EventTooLarge> {
+        let held = self.line.len().saturating_add(self.data.len());
+        if held.saturating_add(more) <= self.max_event_bytes {
+            return Ok(());
+        }
+        self.overflowed = true;
+        self.line = Vec::new();
+        self.data = String::new();
+        self.event = None;
+        self.has_data = false;
+        Err(self.too_large())
+    }
+
+    fn too_large(&self) -> EventTooLarge {
+        EventTooLarge {
+            limit: self.max_event_bytes,
+        }
     }
 
     fn process_line(&mut self, line: &[u8], out: &mut Vec<SseEvent>) {
@@ -169,6 +255,72 @@ mod tests {
                 data: "a\nb".into()
             }]
         );
+    }
+
+    /// Bytes the decoder holds for the event in progress.
+    fn held(decoder: &SseDecoder) -> usize {
+        decoder.line.capacity() + decoder.data.capacity()
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_at_the_cap_without_buffering_beyond_it() {
+        let mut decoder = SseDecoder::with_max_event_bytes(1024);
+        let mut out = Vec::new();
+        let piece = [b'x'; 100];
+        assert_eq!(decoder.try_feed(b"data: ", &mut out), Ok(()));
+        let mut fed = 6;
+        let refused = loop {
+            match decoder.try_feed(&piece, &mut out) {
+                Ok(()) => fed += piece.len(),
+                Err(error) => break error,
+            }
+            assert!(fed <= 1024, "{fed} bytes of one line were accepted");
+            assert!(held(&decoder) <= 2048, "{} bytes held", held(&decoder));
+        };
+        assert_eq!(refused, EventTooLarge { limit: 1024 });
+        assert!(fed > 900, "refused early, after {fed} bytes");
+        assert!(out.is_empty());
+        // The refusal sticks, and nothing is held any more.
+        assert_eq!(held(&decoder), 0);
+        assert_eq!(decoder.try_feed(b"\n\n", &mut out), Err(refused));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn an_event_of_endless_data_lines_is_refused_and_its_predecessors_kept() {
+        let mut decoder = SseDecoder::with_max_event_bytes(1024);
+        let mut out = Vec::new();
+        assert_eq!(decoder.try_feed(b"data: first\n\n", &mut out), Ok(()));
+        let line = format!("data: {}\n", "y".repeat(50));
+        let mut refused = None;
+        for _ in 0..100 {
+            if let Err(error) = decoder.try_feed(line.as_bytes(), &mut out) {
+                refused = Some(error);
+                break;
+            }
+            assert!(decoder.data.len() <= 1024);
+        }
+        assert_eq!(refused, Some(EventTooLarge { limit: 1024 }));
+        assert_eq!(
+            out,
+            vec![SseEvent {
+                event: None,
+                data: "first".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn an_event_up_to_the_cap_is_decoded_and_the_cap_is_per_event() {
+        let mut decoder = SseDecoder::with_max_event_bytes(64);
+        let mut out = Vec::new();
+        // Line and data at once never pass 64 bytes; many such events do.
+        let event = format!("data: {}\n\n", "z".repeat(58));
+        for _ in 0..10 {
+            assert_eq!(decoder.try_feed(event.as_bytes(), &mut out), Ok(()));
+        }
+        assert_eq!(out.len(), 10);
+        assert_eq!(out[0].data.len(), 58);
     }
 
     proptest! {

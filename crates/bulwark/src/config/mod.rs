@@ -41,6 +41,11 @@ pub const DEFAULT_STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Used when a client that need not send `max_tokens` is served by Anthropic,
 /// which requires it.
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+/// The most Bulwark reads from a provider for one answer, SSE framing
+/// included. A streamed token costs about 150-250 bytes of framing, so
+/// this is room for some 250,000 tokens, well past any model's output
+/// limit; what it stops is an upstream that never ends.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -80,6 +85,9 @@ pub struct ProviderConfig {
     pub api_key: Option<Secret>,
     pub connect_timeout: Duration,
     pub default_max_tokens: u32,
+    /// The most read from the provider for one answer (bytes of its
+    /// stream), streamed or complete; past it the attempt fails.
+    pub max_response_bytes: u64,
     /// Extra headers sent with every request (e.g. `OpenAI-Organization`).
     /// Values are secret: some carry credentials.
     pub headers: BTreeMap<String, Secret>,
@@ -364,6 +372,29 @@ mod tests {
         assert_eq!(smart.targets[1].model, "meta/llama3");
         assert_eq!(smart.policy.timeouts.first_token, Duration::from_secs(2));
         assert_eq!(smart.policy.timeouts.attempt, DEFAULT_ATTEMPT_TIMEOUT);
+        Ok(())
+    }
+
+    #[test]
+    fn max_response_bytes_has_a_default_and_refuses_zero() -> Result<(), ConfigError> {
+        let config = load(
+            "providers:\n  a: { kind: openai }\n  b: { kind: openai, max_response_bytes: 65536 }\nroutes:\n  r: { targets: [a/x, b/x] }\n",
+        )?;
+        assert_eq!(
+            config.providers["a"].max_response_bytes,
+            DEFAULT_MAX_RESPONSE_BYTES
+        );
+        assert_eq!(config.providers["b"].max_response_bytes, 65536);
+        let Err(error) = load(
+            "providers:\n  a: { kind: openai, max_response_bytes: 0 }\nroutes:\n  r: { targets: [a/x] }\n",
+        ) else {
+            panic!("max_response_bytes: 0 loaded");
+        };
+        let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+        assert!(
+            paths.contains(&"providers.a.max_response_bytes"),
+            "{paths:?}"
+        );
         Ok(())
     }
 

@@ -183,6 +183,7 @@ pub(crate) struct RawProvider {
     pub max_concurrency: Option<u32>,
     pub limits: Option<super::RateLimits>,
     pub default_max_tokens: Option<u32>,
+    pub max_response_bytes: Option<u64>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]

@@ -8,9 +8,10 @@ use serde_json::Value;
 
 use super::raw::{Document, RawBreaker, RawBudget, RawCache, RawConfig, RawProvider, RawRoute};
 use super::{
-    Config, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_TTL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_STALE,
-    DEFAULT_MAX_TOKENS, Degrade, HedgeAfter, Issue, MidStream, ProviderConfig, RetryPolicy,
-    RouteCache, RouteConfig, RoutePolicy, Secret, TargetRef, Timeouts, duration,
+    Config, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_TTL, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKENS, Degrade, HedgeAfter, Issue,
+    MidStream, ProviderConfig, RetryPolicy, RouteCache, RouteConfig, RoutePolicy, Secret,
+    TargetRef, Timeouts, duration,
 };
 use crate::resilience::backoff::Backoff;
 use crate::resilience::balance::Balance;
@@ -138,12 +139,20 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
     if let Some(key) = &raw.api_key {
         refuse_control_characters(key, &format!("{path}.api_key"), issues);
     }
+    // Zero would refuse every answer, which is a typo, not a setting.
+    if raw.max_response_bytes == Some(0) {
+        issues.push(Issue {
+            path: format!("{path}.max_response_bytes"),
+            message: "must be more than 0 (the default is 67108864, 64 MiB)".into(),
+        });
+    }
     (issues.len() == before).then(|| ProviderConfig {
         kind: raw.kind,
         base_url,
         api_key: raw.api_key.filter(|k| !k.is_empty()).map(Secret::new),
         connect_timeout,
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        max_response_bytes: raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
         headers: raw
             .headers
             .into_iter()

@@ -12,6 +12,7 @@
 //! | connection refused/reset | retry | failure | - | `connect` | 502 |
 //! | broken stream, error event inside a 200 stream | retry | failure | overload if the provider says overloaded | `stream` | 503 if overloaded, else 502 |
 //! | garbled answer | retry | failure | - | `decode` | 502 |
+//! | answer over `max_response_bytes`, or one stream event over 8 MiB | fail over | failure | - | `too_large` | 502 |
 //! | attempt or first-token timeout, the route's deadline | fail over | failure | overload | `timeout` | 504 |
 //! | the caller's own (shorter) deadline | fail over | not counted | - | `deadline` | 504 |
 //! | 408, 409, 425, 500, 502, 504, 520-524, HTML error page | retry | failure | - | `server_error` (`client_error` below 500) | 502 (408/409: their own status) |
@@ -33,6 +34,13 @@
 //!
 //! Timeouts fail over rather than retry: a target that just hung will most
 //! likely hang again, and the time it took is gone from the deadline.
+//!
+//! An answer cut at a size cap fails over for the same reason: no real
+//! answer comes near the caps, so the target is sending garbage without end
+//! (a proxy's loop, a model stuck repeating itself past any token limit),
+//! and asking it again would only spend the deadline reading as much again.
+//! It is the provider's fault, so the breaker counts it; it says nothing
+//! about load, so the concurrency limit stays.
 
 use crate::error::{ApiError, ErrorKind, UpstreamError, UpstreamFailure};
 use crate::resilience::breaker::CallOutcome;
@@ -112,6 +120,7 @@ fn by_failure(error: &UpstreamError) -> Verdict {
             verdict(Action::Retry, true, signal, "stream")
         }
         UpstreamFailure::Timeout => verdict(Action::FailOver, true, Signal::Overload, "timeout"),
+        UpstreamFailure::TooLarge => verdict(Action::FailOver, true, Signal::Ignore, "too_large"),
         // The caller gave up; the provider may have been about to answer.
         UpstreamFailure::CallerDeadline => {
             verdict(Action::FailOver, false, Signal::Ignore, "deadline")
@@ -379,6 +388,19 @@ mod tests {
             Action::Retry
         );
         assert!(classify(&failure(UpstreamFailure::Timeout)).breaker_failure);
+    }
+
+    #[test]
+    fn an_answer_over_a_size_cap_fails_over_as_a_provider_fault() {
+        let error = UpstreamError::new("p/m", UpstreamFailure::TooLarge, "too big");
+        let verdict = classify(&error);
+        assert_eq!(verdict.action, Action::FailOver);
+        assert!(verdict.breaker_failure);
+        assert_eq!(verdict.concurrency, Signal::Ignore);
+        assert_eq!(verdict.class, "too_large");
+        let told = every_target_failed(client_error(&error));
+        assert_eq!(told.status, 503);
+        assert!(told.message.contains("too big"), "{}", told.message);
     }
 
     #[test]
