@@ -64,19 +64,20 @@ pub async fn events(
     let mut updates = gateway.observer.updates.subscribe();
     // The live states are enough here: the full snapshot would read 90
     // days of history from the store for every subscriber.
-    let overall = gateway
-        .observer
-        .health()
-        .components()
-        .iter()
-        .map(|c| c.state)
-        .max()
-        .unwrap_or(bulwark::observe::component::ComponentState::Operational);
+    let overall = gateway.observer.public_overall();
+    // The view, not the observer: holding the observer would keep it (and
+    // this stream) alive after the gateway is dropped.
+    let public = gateway.observer.public.clone();
     let stream = async_stream::stream! {
         yield Ok(SseEvent::default().event("hello").data(json!({"status": overall.as_str()}).to_string()));
         loop {
             match updates.recv().await {
-                Ok(update) => yield Ok(SseEvent::default().event("update").data(update)),
+                // Only what the public view lets through (`show_targets`).
+                Ok(update) => {
+                    if let Some(update) = public.update(&update) {
+                        yield Ok(SseEvent::default().event("update").data(update));
+                    }
+                }
                 // A slow reader misses updates; it is told to reload instead.
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     yield Ok(SseEvent::default().event("reload").data("{}"));

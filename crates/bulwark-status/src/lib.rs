@@ -8,6 +8,7 @@
 mod atom;
 mod format;
 mod html;
+mod public;
 mod review;
 mod statuspage;
 
@@ -16,6 +17,7 @@ use bulwark::observe::snapshot::StatusSnapshot;
 
 pub use atom::atom_feed;
 pub use html::render_html;
+pub use public::{PublicView, UPSTREAM};
 pub use review::incident_markdown;
 pub use statuspage::{components_json, incidents_json, status_json, summary_json};
 

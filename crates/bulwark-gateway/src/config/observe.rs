@@ -1,6 +1,6 @@
 //! The `store`, `retention`, `log_bodies`, `health`, `alerts` and
 //! `status_page` keys: where the request log goes, how health is judged,
-//! where alerts are sent and what the status page is called.
+//! where alerts are sent and what the status page is called and shows.
 
 use std::time::Duration;
 
@@ -44,6 +44,10 @@ pub struct StatusPageConfig {
     pub title: String,
     /// The page's public address, for links in feeds and alerts.
     pub url: Option<String>,
+    /// List upstream targets (`provider/model`) on the public page, feed,
+    /// JSON and live stream. Off, they show routes only, so the page does
+    /// not tell anyone which providers are behind the per-key model lists.
+    pub show_targets: bool,
 }
 
 impl Default for StatusPageConfig {
@@ -51,6 +55,7 @@ impl Default for StatusPageConfig {
         StatusPageConfig {
             title: "Bulwark".into(),
             url: None,
+            show_targets: true,
         }
     }
 }
@@ -88,6 +93,7 @@ struct RawWebhook {
 struct RawStatusPage {
     title: Option<String>,
     url: Option<String>,
+    show_targets: Option<bool>,
 }
 
 /// The top-level keys this module reads, already split off the file.
@@ -128,6 +134,7 @@ pub(crate) fn build(raw: RawObserve, doc: &Document, issues: &mut Vec<Issue>) ->
         .map_or_else(StatusPageConfig::default, |p| StatusPageConfig {
             title: p.title.unwrap_or_else(|| "Bulwark".into()),
             url: p.url,
+            show_targets: p.show_targets.unwrap_or(true),
         });
     ObserveConfig {
         store,

@@ -60,11 +60,26 @@ pub struct Observer {
     pub(crate) log_bodies: bool,
     pub(crate) page_title: String,
     pub(crate) page_url: Option<String>,
+    /// What the public surfaces may name (`status_page.show_targets`).
+    pub(crate) public: bulwark_status::PublicView,
     pub(crate) slos: HashMap<String, SloSettings>,
     incidents: tokio::sync::mpsc::UnboundedSender<bulwark::observe::incident::Incident>,
     /// The live incidents, kept here so the status page never waits on
     /// the store for what is happening now.
     pub(crate) recent: Mutex<Vec<bulwark::observe::incident::Incident>>,
+}
+
+/// Everything, or with `show_targets: false` every route's targets and
+/// every provider's name hidden.
+fn public_view(config: &GatewayConfig) -> bulwark_status::PublicView {
+    if config.observe.status_page.show_targets {
+        return bulwark_status::PublicView::everything();
+    }
+    let routes = config.engine.routes.iter().map(|(name, route)| {
+        let targets = route.targets.iter().map(ToString::to_string);
+        (name.clone(), targets)
+    });
+    bulwark_status::PublicView::without_targets(routes, config.engine.providers.keys().cloned())
 }
 
 impl Observer {
@@ -151,6 +166,7 @@ impl Observer {
             log_bodies: config.observe.log_bodies,
             page_title: config.observe.status_page.title.clone(),
             page_url: config.observe.status_page.url.clone(),
+            public: public_view(config),
             slos,
         });
         watch::spawn(&observer, client, to_store);

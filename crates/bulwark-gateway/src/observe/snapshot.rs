@@ -13,9 +13,31 @@ use super::Observer;
 const DAYS_SHOWN: i64 = 90;
 
 impl Observer {
+    /// What the status page, its JSON and its feed show: the public view
+    /// (`status_page.show_targets`) is applied here, the one way to get a
+    /// snapshot, so no surface can show more than it may.
     pub async fn snapshot(&self) -> StatusSnapshot {
+        self.public.snapshot(self.gather().await)
+    }
+
+    /// The worst state among the components the public sees.
+    pub(crate) fn public_overall(&self) -> ComponentState {
+        self.health()
+            .components()
+            .iter()
+            .filter(|c| self.public.shows(c.kind, &c.name))
+            .map(|c| c.state)
+            .max()
+            .unwrap_or(ComponentState::Operational)
+    }
+
+    /// Everything the public view may keep, for it to trim.
+    async fn gather(&self) -> StatusSnapshot {
         let now = unix_ms_now();
-        let components = self.health().components();
+        let mut components = self.health().components();
+        // The view drops hidden components anyway: no need to read their
+        // 90 days of history first.
+        components.retain(|c| self.public.shows(c.kind, &c.name));
         let today = day_start(now);
         let from = today - (DAYS_SHOWN - 1) * DAY_MS;
         let mut statuses = Vec::with_capacity(components.len());
