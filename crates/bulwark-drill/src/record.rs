@@ -145,8 +145,11 @@ pub fn record(
                 continue;
             };
             let class = attempt.error_class.as_deref();
-            // A hedge cancelled because its twin won says nothing.
-            if class == Some("cancelled") || !config.providers.contains_key(provider) {
+            // A hedge cancelled because its twin won, or an attempt the
+            // client's own deadline cut, says nothing about the provider.
+            if matches!(class, Some("cancelled" | "deadline"))
+                || !config.providers.contains_key(provider)
+            {
                 continue;
             }
             let known = models.entry(provider.to_string()).or_default();
@@ -168,7 +171,7 @@ pub fn record(
                     tally.hangs += 1;
                     tally.hang_ms.push(attempt.latency_ms);
                 }
-                (Some("stream" | "decode"), _) => tally.cuts += 1,
+                (Some("stream" | "decode" | "too_large"), _) => tally.cuts += 1,
                 (Some("connect"), None) => tally.resets += 1,
                 (_, Some(status)) => *tally.statuses.entry(status).or_default() += 1,
                 (Some(_), None) => tally.resets += 1,
