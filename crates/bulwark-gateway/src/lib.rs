@@ -211,6 +211,7 @@ async fn serve_until(
     // client retries at once, and a flood of those costs more than a
     // queue), and once the backlog is full the kernel drops their SYNs,
     // which clients retry with backoff.
+    warn_if_short_of_descriptors(settings.max_connections);
     let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     // Owning the connections: when `serve` gives up on them at the end of
@@ -257,6 +258,35 @@ async fn serve_until(
     let _ = stop.send(true);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Each connection takes a file descriptor and each request in flight a
+/// second one upstream: a cap the descriptor limit cannot hold is worth
+/// saying at start, rather than as failed accepts under load.
+fn warn_if_short_of_descriptors(max_connections: usize) {
+    let Some(limit) = open_files_limit() else {
+        return;
+    };
+    let needed = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(2);
+    if limit < needed {
+        tracing::warn!(
+            "server.max_connections is {max_connections}, which takes up to {needed} file descriptors, \
+             but this process may open {limit}: raise `ulimit -n` (LimitNOFILE under systemd) or lower server.max_connections"
+        );
+    }
+}
+
+/// The soft limit on open files, where Linux tells it.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.get("Max open files".len()..)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Like `axum::serve`: a connection the client dropped before it was

@@ -203,3 +203,20 @@ async fn a_trickled_body_is_cut_with_408_after_the_body_timeout() -> TestResult 
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     Ok(())
 }
+
+#[tokio::test]
+async fn http2_is_still_served_with_its_limits_set() -> TestResult {
+    let running = gateway("server: { http2_max_streams: 2, idle_timeout: 300ms }\n").await?;
+    let http = reqwest::Client::builder().http2_prior_knowledge().build()?;
+    // More requests at once than streams allowed: the client queues them.
+    let answers = futures_util::future::join_all(
+        (0..5).map(|_| http.get(format!("{}/healthz", running.base)).send()),
+    )
+    .await;
+    for answer in answers {
+        let answer = answer?;
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+        assert_eq!(answer.status(), 200);
+    }
+    Ok(())
+}
