@@ -143,7 +143,9 @@ impl Gateway {
 /// Serves the gateway on `listener` until `shutdown` completes, then drains:
 /// `/readyz` turns 503, no new connection is accepted, requests and streams
 /// in flight get `shutdown_grace` to finish, and the request log is flushed
-/// before this returns.
+/// before this returns. Until then clients are held to the `server:`
+/// section: header, body and idle timeouts, `max_connections`, and the
+/// HTTP/2 limits.
 pub async fn serve(
     listener: TcpListener,
     gateway: Gateway,
