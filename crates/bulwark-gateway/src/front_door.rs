@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use crate::config::ClientKey;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::http::header;
 use axum::response::Response;
@@ -17,6 +16,7 @@ use bulwark::engine::Failed;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;
 use bulwark::wire::{ClientDialect, anthropic, openai};
+use futures_util::StreamExt;
 use tracing::Instrument;
 
 use crate::Gateway;
@@ -60,19 +60,11 @@ impl ClientFormat {
     }
 }
 
-pub async fn openai(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn openai(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
     handle(gateway, ClientFormat::OpenAi, &headers, body).await
 }
 
-pub async fn anthropic(
-    State(gateway): State<Gateway>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+pub async fn anthropic(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
     handle(gateway, ClientFormat::Anthropic, &headers, body).await
 }
 
@@ -80,7 +72,7 @@ async fn handle(
     gateway: Gateway,
     format: ClientFormat,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let mut pending = Pending::new(std::sync::Arc::clone(&gateway.observer), format);
     // Every refusal is logged too: a flood of 401s or 400s is worth seeing.
@@ -103,11 +95,18 @@ async fn handle(
         Ok(priority) => priority,
         Err(error) => return refuse(pending, error),
     };
-    let body = match body {
+    // Only now, with the key checked, is the body read: an unauthenticated
+    // client cannot make the gateway hold its upload.
+    let body = match read_body(
+        body,
+        headers,
+        gateway.max_request_bytes,
+        gateway.server.body_timeout,
+    )
+    .await
+    {
         Ok(body) => body,
-        Err(rejection) => {
-            return refuse(pending, body_error(&rejection, gateway.max_request_bytes));
-        }
+        Err(error) => return refuse(pending, error),
     };
     let request = match format.decode(&body) {
         Ok(request) => request,
@@ -224,15 +223,55 @@ fn priority(headers: &HeaderMap, key: Option<&ClientKey>) -> Result<Priority, Ap
     })
 }
 
-fn body_error(rejection: &BytesRejection, limit: usize) -> ApiError {
-    if rejection.status().as_u16() == 413 {
-        ApiError::new(
-            ErrorKind::RequestTooLarge,
-            format!(
-                "the request body is larger than this gateway's limit of {limit} bytes (config key `max_request_bytes`)"
-            ),
-        )
-    } else {
-        ApiError::invalid(format!("the request body could not be read: {rejection}"))
+/// Reads a request body of at most `limit` bytes within `timeout`. A
+/// declared length over the limit is refused before a byte is read; a body
+/// still arriving at the deadline (a client trickling it) gets 408.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| usize::try_from(length).map_or(true, |l| l > limit)) {
+        return Err(too_large(limit));
     }
+    let read = async {
+        let mut stream = body.into_data_stream();
+        // Grown as bytes arrive, not sized from the declared length: a
+        // client could declare the limit and send nothing.
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| {
+                ApiError::invalid(format!("the request body could not be read: {error}"))
+            })?;
+            if out.len() + chunk.len() > limit {
+                return Err(too_large(limit));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Bytes::from(out))
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(read) => read,
+        Err(_) => Err(ApiError {
+            // 408 Request Timeout: the client was too slow, not the service.
+            status: 408,
+            ..ApiError::invalid(format!(
+                "the request body was not received within {timeout:?} (config key `server.body_timeout`)"
+            ))
+        }),
+    }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorKind::RequestTooLarge,
+        format!(
+            "the request body is larger than this gateway's limit of {limit} bytes (config key `max_request_bytes`)"
+        ),
+    )
 }

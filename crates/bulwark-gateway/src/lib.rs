@@ -22,11 +22,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::DefaultBodyLimit;
+use axum::http::Request;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use bulwark::provider::ProviderBuildError;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 pub use config::GatewayConfig;
 pub use front_door::ClientFormat;
@@ -43,6 +49,8 @@ pub struct Gateway {
     /// balancers stop sending.
     pub(crate) draining: Arc<AtomicBool>,
     shutdown_grace: Duration,
+    /// Timeouts and limits on client connections.
+    pub(crate) server: config::ServerConfig,
 }
 
 /// Why a gateway could not start.
@@ -67,6 +75,7 @@ impl Gateway {
             observer,
             draining: Arc::new(AtomicBool::new(false)),
             shutdown_grace: config.shutdown_grace,
+            server: config.server.clone(),
         })
     }
 
@@ -134,7 +143,9 @@ impl Gateway {
 /// Serves the gateway on `listener` until `shutdown` completes, then drains:
 /// `/readyz` turns 503, no new connection is accepted, requests and streams
 /// in flight get `shutdown_grace` to finish, and the request log is flushed
-/// before this returns.
+/// before this returns. Until then clients are held to the `server:`
+/// section: header, body and idle timeouts, `max_connections`, and the
+/// HTTP/2 limits.
 pub async fn serve(
     listener: TcpListener,
     gateway: Gateway,
@@ -170,21 +181,215 @@ pub async fn serve(
     served
 }
 
+/// Headers of one HTTP/2 request, decoded (nginx's
+/// `large_client_header_buffers` allows 32 KiB; h2's default is 16 MiB).
+const HTTP2_MAX_HEADER_LIST_BYTES: u32 = 64 * 1024;
+
 async fn serve_until(
     listener: TcpListener,
     gateway: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Without TCP_NODELAY, each small SSE chunk after the first waits for
-    // the client's delayed ACK (Nagle's algorithm): about 40 ms per answer.
-    let listener = listener.tap_io(|tcp| {
+    let settings = gateway.server.clone();
+    // Built once: a `Router` clone shares its route table.
+    let router = gateway.router();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // A slowloris client holds its connection at most this long.
+        .header_read_timeout(settings.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(settings.http2_max_streams)
+        .max_header_list_size(HTTP2_MAX_HEADER_LIST_BYTES)
+        // Pings find a vanished peer that still holds streams open.
+        .keep_alive_interval(Some(settings.idle_timeout));
+    let builder = Arc::new(builder);
+    // Past `max_connections` the loop stops accepting until one closes,
+    // rather than accepting and closing at once: the kernel's backlog holds
+    // the newcomers, which are served late instead of refused (a refused
+    // client retries at once, and a flood of those costs more than a
+    // queue), and once the backlog is full the kernel drops their SYNs,
+    // which clients retry with backoff.
+    warn_if_short_of_descriptors(settings.max_connections);
+    let slots = Arc::new(tokio::sync::Semaphore::new(settings.max_connections));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    // Owning the connections: when `serve` gives up on them at the end of
+    // the grace period, dropping this cuts them.
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let tcp = loop {
+            tokio::select! {
+                () = &mut shutdown => break None,
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                accepted = listener.accept() => match accepted {
+                    Ok((tcp, _)) => break Some(tcp),
+                    Err(error) => accept_failed(&error).await,
+                },
+            }
+        };
+        let Some(tcp) = tcp else { break };
+        // Without TCP_NODELAY, each small SSE chunk after the first waits for
+        // the client's delayed ACK (Nagle's algorithm): about 40 ms per answer.
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {error}");
         }
+        connections.spawn(connection(
+            tcp,
+            Arc::clone(&builder),
+            router.clone(),
+            settings.idle_timeout,
+            stopping.clone(),
+            slot,
+        ));
+    }
+    // No new connection from here on; those open finish what they are
+    // doing and close.
+    drop(listener);
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Each connection takes a file descriptor and each request in flight a
+/// second one upstream: a cap the descriptor limit cannot hold is worth
+/// saying at start, rather than as failed accepts under load.
+fn warn_if_short_of_descriptors(max_connections: usize) {
+    let Some(limit) = open_files_limit() else {
+        return;
+    };
+    let needed = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(2);
+    if limit < needed {
+        tracing::warn!(
+            "server.max_connections is {max_connections}, which takes up to {needed} file descriptors, \
+             but this process may open {limit}: raise `ulimit -n` (LimitNOFILE under systemd) or lower server.max_connections"
+        );
+    }
+}
+
+/// The soft limit on open files, where Linux tells it.
+fn open_files_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.get("Max open files".len()..)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Like `axum::serve`: a connection the client dropped before it was
+/// accepted is nothing, while running out of file descriptors is worth a
+/// pause instead of a busy loop.
+async fn accept_failed(error: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        tracing::debug!("accept: {error}");
+    } else {
+        tracing::error!("accept: {error}; trying again in a second");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Serves one connection until it closes: by the client, by a timeout, by
+/// `idle` with no request in flight, or once `stopping` turns true.
+async fn connection(
+    tcp: tokio::net::TcpStream,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    router: Router,
+    idle: Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+) {
+    // Requests in flight on this connection, a response counting until its
+    // body is sent or dropped (a stream can be quiet for long).
+    let (in_flight, mut watched) = tokio::sync::watch::channel(0_usize);
+    let in_flight = Arc::new(in_flight);
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let router = router.clone();
+        let guard = InFlight::start(Arc::clone(&in_flight));
+        async move {
+            let response = router.oneshot(request.map(Body::new)).await;
+            response.map(|response| {
+                response.map(|body| {
+                    Body::new(body.map_frame(move |frame| {
+                        let _counted = &guard;
+                        frame
+                    }))
+                })
+            })
+        }
     });
-    // A plain `Router` is rebuilt for every connection (its route table
-    // copied, about 6 kB); a make-service built once is only cloned.
-    axum::serve(listener, gateway.router().into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let idle_over = async move {
+        loop {
+            let quiet = *watched.borrow_and_update() == 0;
+            let changed = async {
+                if watched.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            if quiet {
+                tokio::select! {
+                    () = tokio::time::sleep(idle) => return,
+                    () = changed => {}
+                }
+            } else {
+                changed.await;
+            }
+        }
+    };
+    let served = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+    let mut served = std::pin::pin!(served);
+    let mut idle_over = std::pin::pin!(idle_over);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = served.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!("connection closed: {error}");
+                }
+                return;
+            }
+            () = &mut idle_over, if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+            _ = stopping.wait_for(|stop| *stop), if !closing => {
+                closing = true;
+                served.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// One request in flight on a connection, until dropped.
+struct InFlight(Arc<tokio::sync::watch::Sender<usize>>);
+
+impl InFlight {
+    fn start(count: Arc<tokio::sync::watch::Sender<usize>>) -> InFlight {
+        count.send_modify(|n| *n += 1);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }

@@ -6,6 +6,7 @@
 pub mod keys;
 pub mod observe;
 pub mod otel;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use serde_json::Value;
 pub use keys::ClientKey;
 pub use observe::ObserveConfig;
 pub use otel::OtelConfig;
+pub use server::ServerConfig;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// Anthropic's own limit for a Messages request.
@@ -45,6 +47,8 @@ pub struct GatewayConfig {
     /// How long requests in flight may take to finish after SIGTERM or
     /// Ctrl-C; past it they are cut.
     pub shutdown_grace: Duration,
+    /// Timeouts and limits on client connections.
+    pub server: ServerConfig,
 }
 
 /// The gateway's own top-level keys; the engine reads the rest.
@@ -64,6 +68,7 @@ struct RawGateway {
     status_page: Option<Value>,
     otel: Option<Value>,
     shutdown_grace: Option<String>,
+    server: Option<Value>,
 }
 
 impl GatewayConfig {
@@ -146,6 +151,7 @@ fn build(
         "shutdown_grace",
         issues,
     );
+    let server = server::build(raw.server, doc, issues);
     Some(GatewayConfig {
         engine,
         listen: listen?,
@@ -155,6 +161,7 @@ fn build(
         observe,
         otel,
         shutdown_grace,
+        server,
     })
 }
 
@@ -243,6 +250,50 @@ mod tests {
                 "keys.routes.routes[0]",
                 "keys.short.key"
             ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_server_section_has_defaults_and_reports_each_problem_by_path() -> Result<(), ConfigError>
+    {
+        let base = "providers:\n  a: { kind: openai }\nroutes:\n  r: { targets: [a/x] }\n";
+        assert_eq!(load(base)?.server, ServerConfig::default());
+        let config = load(&format!(
+            "{base}server: {{ header_timeout: 2s, body_timeout: 1m, idle_timeout: 500ms, max_connections: 7, http2_max_streams: 8 }}\n"
+        ))?;
+        assert_eq!(
+            config.server,
+            ServerConfig {
+                header_timeout: Duration::from_secs(2),
+                body_timeout: Duration::from_secs(60),
+                idle_timeout: Duration::from_millis(500),
+                max_connections: 7,
+                http2_max_streams: 8,
+            }
+        );
+        let Err(error) = load(&format!(
+            "{base}server: {{ header_timeout: soon, body_timeout: 0s, idle_timeout: 2d, max_connections: 0, http2_max_streams: 0 }}\n"
+        )) else {
+            panic!("an invalid server section loaded");
+        };
+        let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "server.header_timeout",
+                "server.body_timeout",
+                "server.idle_timeout",
+                "server.max_connections",
+                "server.http2_max_streams"
+            ]
+        );
+        let Err(error) = load(&format!("{base}server: {{ header_timout: 1s }}\n")) else {
+            panic!("an unknown server key loaded");
+        };
+        assert!(
+            error.issues.iter().any(|i| i.path.starts_with("server")),
+            "{error:?}"
         );
         Ok(())
     }

@@ -1,0 +1,222 @@
+//! Clients that try to hold the gateway's sockets, memory or attention:
+//! slowloris headers, idle keep-alive connections, more connections than
+//! allowed, unauthenticated uploads and trickled bodies (`server:` config).
+
+mod common;
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use common::{Running, start_gateway};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Generous: the server's own timeouts in these tests are sub-second, and
+/// this only has to tell "closed" or "answered" from "held forever" on a
+/// busy machine.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A provider nobody reaches: these tests stop before the engine.
+const PROVIDERS: &str = "providers:\n  p: { kind: openai, base_url: \"http://127.0.0.1:9/v1\" }\nroutes:\n  r: { targets: [p/gpt-4o-mini] }\n";
+
+async fn gateway(extra: &str) -> Result<Running, Box<dyn std::error::Error>> {
+    start_gateway(&format!("listen: 127.0.0.1:0\n{PROVIDERS}{extra}")).await
+}
+
+fn address(running: &Running) -> String {
+    running.base.trim_start_matches("http://").to_string()
+}
+
+/// Reads until the connection closes; `None` if it is still open after
+/// `within`. A reset counts as closed.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let mut read = Vec::new();
+    let until_closed = async {
+        let mut buffer = [0_u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => read.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, until_closed).await.ok()?;
+    Some(read)
+}
+
+/// The status line and headers of the next response; `None` if none came
+/// within `within` (or the connection closed first).
+async fn response_head(stream: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut read = Vec::new();
+    let head = async {
+        let mut buffer = [0_u8; 4096];
+        loop {
+            if let Some(end) = read.windows(4).position(|w| w == b"\r\n\r\n") {
+                return Some(String::from_utf8_lossy(&read[..end]).into_owned());
+            }
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => read.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, head).await.ok().flatten()
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: bulwark\r\n\r\n";
+
+#[tokio::test]
+async fn slowloris_connections_are_closed_after_the_header_timeout() -> TestResult {
+    let running = gateway("server: { header_timeout: 200ms }\n").await?;
+    let address = address(&running);
+    let mut slow = Vec::new();
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(&address).await?;
+        stream
+            .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: bulwark\r\nx-slow: ")
+            .await?;
+        slow.push(stream);
+    }
+    // Meanwhile a normal client is served on a fresh connection.
+    let answer = reqwest::get(format!("{}/healthz", running.base)).await?;
+    assert_eq!(answer.status(), 200);
+    for (i, stream) in slow.iter_mut().enumerate() {
+        assert!(
+            closed_within(stream, PATIENCE).await.is_some(),
+            "slowloris connection {i} is still open"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() -> TestResult {
+    // The header timeout stays at its 10 s default: what closes the
+    // connection here is the idle timeout.
+    let running = gateway("server: { idle_timeout: 300ms }\n").await?;
+    let mut stream = TcpStream::connect(address(&running)).await?;
+    stream.write_all(HEALTHZ).await?;
+    let head = response_head(&mut stream, PATIENCE).await;
+    assert!(
+        head.as_deref()
+            .is_some_and(|h| h.starts_with("HTTP/1.1 200")),
+        "{head:?}"
+    );
+    // Kept alive after its answer, then closed once idle.
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the idle connection is still open"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn past_max_connections_a_newcomer_waits_until_one_closes() -> TestResult {
+    let running = gateway("server: { max_connections: 5 }\n").await?;
+    let address = address(&running);
+    let mut held = Vec::new();
+    for i in 0..5 {
+        let mut stream = TcpStream::connect(&address).await?;
+        stream.write_all(HEALTHZ).await?;
+        let head = response_head(&mut stream, PATIENCE).await;
+        assert!(
+            head.as_deref()
+                .is_some_and(|h| h.starts_with("HTTP/1.1 200")),
+            "connection {i}: {head:?}"
+        );
+        held.push(stream);
+    }
+    // The sixth reaches the kernel's backlog but is not served...
+    let mut sixth = TcpStream::connect(&address).await?;
+    sixth.write_all(HEALTHZ).await?;
+    let early = response_head(&mut sixth, Duration::from_millis(500)).await;
+    assert_eq!(early, None, "the sixth connection was served");
+    // ...until one of the five closes.
+    drop(held.pop());
+    let head = response_head(&mut sixth, PATIENCE).await;
+    assert!(
+        head.as_deref()
+            .is_some_and(|h| h.starts_with("HTTP/1.1 200")),
+        "{head:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unauthenticated_upload_is_refused_before_its_body_is_read() -> TestResult {
+    let running = gateway("keys:\n  team: { key: team-key-0123456789 }\n").await?;
+    let mut stream = TcpStream::connect(address(&running)).await?;
+    // 30 MiB declared, a few bytes sent: the 401 must not wait for the rest.
+    stream
+        .write_all(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: bulwark\r\ncontent-type: application/json\r\ncontent-length: 31457280\r\n\r\n{\"model\":",
+        )
+        .await?;
+    let head = response_head(&mut stream, PATIENCE).await;
+    assert!(
+        head.as_deref()
+            .is_some_and(|h| h.starts_with("HTTP/1.1 401")),
+        "{head:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_with_408_after_the_body_timeout() -> TestResult {
+    let running = gateway("server: { body_timeout: 300ms }\n").await?;
+    let mut stream = TcpStream::connect(address(&running)).await?;
+    stream
+        .write_all(
+            b"POST /v1/messages HTTP/1.1\r\nhost: bulwark\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{",
+        )
+        .await?;
+    let (mut reading, mut writing) = stream.into_split();
+    // A byte every 50 ms: never idle for long, never done.
+    let trickle = tokio::spawn(async move {
+        for _ in 0..999 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if writing.write_all(b" ").await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut read = Vec::new();
+    let head = tokio::time::timeout(PATIENCE, async {
+        let mut buffer = [0_u8; 4096];
+        loop {
+            if read.windows(4).any(|w| w == b"\r\n\r\n") {
+                return String::from_utf8_lossy(&read).into_owned();
+            }
+            match reading.read(&mut buffer).await {
+                Ok(0) | Err(_) => return String::from_utf8_lossy(&read).into_owned(),
+                Ok(n) => read.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    trickle.abort();
+    let head = head.map_err(|_| "no answer while the body trickled in")?;
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn http2_is_still_served_with_its_limits_set() -> TestResult {
+    let running = gateway("server: { http2_max_streams: 2, idle_timeout: 300ms }\n").await?;
+    let http = reqwest::Client::builder().http2_prior_knowledge().build()?;
+    // More requests at once than streams allowed: the client queues them.
+    let answers = futures_util::future::join_all(
+        (0..5).map(|_| http.get(format!("{}/healthz", running.base)).send()),
+    )
+    .await;
+    for answer in answers {
+        let answer = answer?;
+        assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+        assert_eq!(answer.status(), 200);
+    }
+    Ok(())
+}
