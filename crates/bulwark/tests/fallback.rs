@@ -1,5 +1,7 @@
 //! The in-process `Client` against simulated providers on 127.0.0.1: which
-//! failures move a request to the next target, and which end it.
+//! failures move a request to the next target, which end it, when a
+//! request waits for a busy target instead, and how a stream cut just
+//! before its end is finished.
 //!
 //! Every test runs on tokio's paused clock: the routes' 500 ms timeouts and
 //! the simulator's hangs are on that clock, so a busy machine cannot make a
@@ -340,7 +342,7 @@ async fn the_last_usable_target_waits_for_a_slot_when_later_ones_are_open() -> T
 /// A stream cut after its finish chunk (only `[DONE]` missing) is complete:
 /// continuing it once sent a second finish and text after it.
 #[tokio::test(start_paused = true)]
-async fn a_stream_cut_after_its_finish_is_not_continued() -> TestResult {
+async fn a_stream_cut_just_before_done_finishes_once() -> TestResult {
     let p = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let b = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let yaml = format!(
