@@ -9,7 +9,6 @@
 mod common;
 
 use bulwark::observe::record::{MAX_LOGGED_BODY, MAX_LOGGED_NAME, RequestRecord};
-use bulwark_sim::{SimConfig, SimServer};
 use serde_json::json;
 
 const MIB: usize = 1024 * 1024;
@@ -35,14 +34,7 @@ fn post(base: &str, model: &str, content: &str) -> reqwest::RequestBuilder {
 
 #[tokio::test]
 async fn an_8_mib_model_is_refused_and_logged_within_the_cap() {
-    let sim = SimServer::start("127.0.0.1:0", SimConfig::default())
-        .await
-        .unwrap();
-    let yaml = format!(
-        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: anthropic, base_url: \"{}\", api_key: k }}\nroutes:\n  chat: {{ targets: [p/claude-sonnet-4-5] }}\n",
-        sim.url()
-    );
-    let running = common::start_gateway(&yaml).await.unwrap();
+    let (_sim, running) = common::gateway_to_one_sim().await.unwrap();
     let model = "m".repeat(8 * MIB);
     let response = post(&running.base, &model, "hello").send().await.unwrap();
     assert_eq!(
@@ -82,14 +74,7 @@ async fn an_8_mib_model_is_refused_and_logged_within_the_cap() {
 /// be kept), and logged within the cap.
 #[tokio::test]
 async fn a_direct_target_named_by_the_client_is_refused_past_the_name_limit() {
-    let sim = SimServer::start("127.0.0.1:0", SimConfig::default())
-        .await
-        .unwrap();
-    let yaml = format!(
-        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: anthropic, base_url: \"{}\", api_key: k }}\nroutes:\n  chat: {{ targets: [p/claude-sonnet-4-5] }}\n",
-        sim.url()
-    );
-    let running = common::start_gateway(&yaml).await.unwrap();
+    let (sim, running) = common::gateway_to_one_sim().await.unwrap();
     let model = format!("p/{}", "x".repeat(16 * 1024));
     let response = post(&running.base, &model, "hello").send().await.unwrap();
     assert_eq!(response.status(), 400);

@@ -51,18 +51,6 @@ async fn start_receiver() -> (Receiver, String) {
     (receiver, url)
 }
 
-async fn chat(http: &reqwest::Client, base: &str) -> reqwest::Response {
-    http.post(format!("{base}/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(
-            json!({"model": "chat", "messages": [{"role": "user", "content": "hello"}]})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     let bytes = http.get(url).send().await.unwrap().bytes().await.unwrap();
     serde_json::from_slice(&bytes).unwrap()
@@ -171,7 +159,7 @@ status_page: {{ title: "Acme AI" }}
 
     // Healthy traffic.
     for _ in 0..5 {
-        assert_eq!(chat(&http, &base).await.status(), 200);
+        assert_eq!(common::chat(&http, &base).await.status(), 200);
     }
     gateway.evaluate_health().await;
 
@@ -180,7 +168,7 @@ status_page: {{ title: "Acme AI" }}
         .sim
         .set_faults(vec![FaultRule::always(Fault::status(503))]);
     for _ in 0..10 {
-        let response = chat(&http, &base).await;
+        let response = common::chat(&http, &base).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["x-bulwark-fallback"], "true");
     }
@@ -261,7 +249,7 @@ status_page: {{ title: "Acme AI" }}
     primary.sim.clear_faults();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     for _ in 0..10 {
-        assert_eq!(chat(&http, &base).await.status(), 200);
+        assert_eq!(common::chat(&http, &base).await.status(), 200);
     }
     for _ in 0..3 {
         gateway.evaluate_health().await;
@@ -454,8 +442,8 @@ async fn two_gateways_share_one_postgres_request_log() {
     let second = common::start_gateway(&yaml).await.unwrap();
     let http = reqwest::Client::new();
     for _ in 0..3 {
-        assert_eq!(chat(&http, &first.base).await.status(), 200);
-        assert_eq!(chat(&http, &second.base).await.status(), 200);
+        assert_eq!(common::chat(&http, &first.base).await.status(), 200);
+        assert_eq!(common::chat(&http, &second.base).await.status(), 200);
     }
     let ready = get_json(&http, &format!("{}/readyz", first.base)).await;
     assert_eq!(ready["store"], "postgres");
@@ -535,14 +523,7 @@ async fn probes_keep_a_quiet_target_judged() {
 
 #[tokio::test]
 async fn the_request_log_counts_the_tokens_of_streamed_and_complete_answers() {
-    let sim = SimServer::start("127.0.0.1:0", SimConfig::default())
-        .await
-        .unwrap();
-    let yaml = format!(
-        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: anthropic, base_url: \"{}\", api_key: k }}\nroutes:\n  chat: {{ targets: [p/claude-sonnet-4-5] }}\n",
-        sim.url()
-    );
-    let running = common::start_gateway(&yaml).await.unwrap();
+    let (_sim, running) = common::gateway_to_one_sim().await.unwrap();
     let http = reqwest::Client::new();
     for stream in [false, true] {
         let response = http

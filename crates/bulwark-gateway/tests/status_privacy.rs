@@ -17,18 +17,6 @@ const ADMIN: &str = "admin-key-for-tests-0123456789";
 /// neither a target label nor a part of one slips through).
 const HIDDEN: [&str; 4] = ["zephyrco", "quillworks", "gpt-4o-mini", "claude-sonnet-4-5"];
 
-async fn chat(http: &reqwest::Client, base: &str) -> reqwest::Response {
-    http.post(format!("{base}/v1/chat/completions"))
-        .header("content-type", "application/json")
-        .body(
-            json!({"model": "chat", "messages": [{"role": "user", "content": "hello"}]})
-                .to_string(),
-        )
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn get_text(http: &reqwest::Client, url: &str) -> String {
     let response = http.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200, "{url}");
@@ -91,7 +79,7 @@ status_page: {{ title: "Acme AI", show_targets: false }}
     });
 
     for _ in 0..5 {
-        assert_eq!(chat(&http, &base).await.status(), 200);
+        assert_eq!(common::chat(&http, &base).await.status(), 200);
     }
     gateway.evaluate_health().await;
     // The first target fails everything; the second answers.
@@ -99,7 +87,7 @@ status_page: {{ title: "Acme AI", show_targets: false }}
         .sim
         .set_faults(vec![FaultRule::always(Fault::status(503))]);
     for _ in 0..10 {
-        assert_eq!(chat(&http, &base).await.status(), 200);
+        assert_eq!(common::chat(&http, &base).await.status(), 200);
     }
     gateway.evaluate_health().await;
     tokio::time::sleep(Duration::from_millis(5)).await;
