@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::config::ClientKey;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::http::header;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use bulwark::RequestOptions;
 use bulwark::api::{ChatRequest, WireFormat};
@@ -28,6 +28,14 @@ use crate::respond;
 /// the route's deadline, never lengthen it.
 pub const DEADLINE_HEADER: &str = "x-bulwark-deadline-ms";
 pub const PRIORITY_HEADER: &str = "x-bulwark-priority";
+
+/// Bounds on what a same-format target receives besides the body: far more
+/// than any SDK sends (Claude Code sends two headers and `beta=true`), so
+/// that a client cannot make every attempt carry an unbounded copy of its
+/// request's headers.
+pub const MAX_FORWARDED_HEADERS: usize = 16;
+pub const MAX_FORWARDED_HEADER_BYTES: usize = 4096;
+pub const MAX_FORWARDED_QUERY_BYTES: usize = 2048;
 
 /// The wire format a client spoke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,17 +68,28 @@ impl ClientFormat {
     }
 }
 
-pub async fn openai(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
-    handle(gateway, ClientFormat::OpenAi, &headers, body).await
+pub async fn openai(
+    State(gateway): State<Gateway>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(gateway, ClientFormat::OpenAi, &uri, &headers, body).await
 }
 
-pub async fn anthropic(State(gateway): State<Gateway>, headers: HeaderMap, body: Body) -> Response {
-    handle(gateway, ClientFormat::Anthropic, &headers, body).await
+pub async fn anthropic(
+    State(gateway): State<Gateway>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(gateway, ClientFormat::Anthropic, &uri, &headers, body).await
 }
 
 async fn handle(
     gateway: Gateway,
     format: ClientFormat,
+    uri: &Uri,
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
@@ -108,10 +127,13 @@ async fn handle(
         Ok(body) => body,
         Err(error) => return refuse(pending, error),
     };
-    let request = match format.decode(&body) {
+    let mut request = match format.decode(&body) {
         Ok(request) => request,
         Err(error) => return refuse(pending, error),
     };
+    if let Err(error) = carry_extras(&mut request, format, uri.query(), headers) {
+        return refuse(pending, error);
+    }
     pending.request(&request, &body);
     if let Err(error) = Auth::allows(key, &request.model) {
         return refuse(pending, error);
@@ -156,6 +178,46 @@ async fn handle(
             Err(failed) => failed_response(pending, format, &failed),
         }
     }
+}
+
+/// Puts the client's query string and the provider headers its dialect
+/// forwards on the request's source, for a target of the client's own format.
+fn carry_extras(
+    request: &mut ChatRequest,
+    format: ClientFormat,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    let Some(source) = request.source.as_mut() else {
+        return Ok(());
+    };
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        if query.len() > MAX_FORWARDED_QUERY_BYTES {
+            return Err(ApiError::invalid(format!(
+                "the query string is longer than {MAX_FORWARDED_QUERY_BYTES} bytes"
+            )));
+        }
+        source.query = Some(query.to_string());
+    }
+    let forwarded = format.dialect().forwarded_headers();
+    for (name, value) in headers {
+        if !forwarded.contains(&name.as_str()) {
+            continue;
+        }
+        if value.len() > MAX_FORWARDED_HEADER_BYTES {
+            return Err(ApiError::invalid(format!(
+                "the `{name}` header is longer than {MAX_FORWARDED_HEADER_BYTES} bytes"
+            )));
+        }
+        if source.headers.len() == MAX_FORWARDED_HEADERS {
+            return Err(ApiError::invalid(format!(
+                "more than {MAX_FORWARDED_HEADERS} values of the headers {} were sent",
+                forwarded.join(", ")
+            )));
+        }
+        source.headers.push((name.clone(), value.clone()));
+    }
+    Ok(())
 }
 
 fn failed_response(pending: Pending, format: ClientFormat, failed: &Failed) -> Response {

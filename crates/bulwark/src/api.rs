@@ -110,14 +110,22 @@ pub enum ToolChoice {
     Tool(String),
 }
 
-/// The request body exactly as the client sent it.
+/// The request body exactly as the client sent it, with what else of its
+/// request names its own format's features.
 ///
 /// A target that speaks the client's own format receives this body (with its
-/// model replaced), so nothing the neutral model does not describe is lost.
+/// model replaced), its query string and its provider headers, so nothing the
+/// neutral model does not describe is lost. Other targets get none of the
+/// query and headers: they name one provider's features.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceBody {
     pub format: WireFormat,
     pub body: Arc<Map<String, Value>>,
+    /// The query string of the client's request, without the `?`.
+    pub query: Option<String>,
+    /// The client's headers that its front door's dialect forwards
+    /// (`ClientDialect::forwarded_headers`), in the order received.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -116,10 +116,21 @@ impl Provider {
                 error.message,
             )
         };
-        let url = self
+        let mut url = self
             .dialect
             .url(&self.config.base_url, model)
             .map_err(rejected)?;
+        // What the client sent besides its body names its own format's
+        // features (Claude Code's `?beta=true`, its `anthropic-beta`): only
+        // a target of that format is given it.
+        let own = request
+            .source
+            .as_ref()
+            .filter(|source| source.format == self.dialect.format());
+        if let Some(query) = own.and_then(|source| source.query.as_deref()) {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(query);
+        }
         let body = self
             .dialect
             .encode_request(request, model, self.config.default_max_tokens)
@@ -145,6 +156,15 @@ impl Provider {
                 // reqwest keeps the error and reports it when sending.
                 Err(_) => builder.header(header.name, header.value),
             };
+        }
+        if let Some(source) = own.filter(|source| !source.headers.is_empty()) {
+            let mut forwarded = HeaderMap::new();
+            for (name, value) in &source.headers {
+                forwarded.append(name.clone(), value.clone());
+            }
+            // Replaces the dialect's own values of the same names: a client's
+            // `anthropic-version` is the version its body was written for.
+            builder = builder.headers(forwarded);
         }
         for (name, value) in &self.config.headers {
             builder = builder.header(name, value.expose());

@@ -6,7 +6,9 @@
 //! belongs in the key. Each value is written with its length and a field
 //! tag, so that no two different requests can produce the same byte stream.
 
-use crate::api::{ChatRequest, ContentBlock, ImageSource, Message, Role, Tool, ToolChoice};
+use crate::api::{
+    ChatRequest, ContentBlock, ImageSource, Message, Role, SourceBody, Tool, ToolChoice,
+};
 
 pub type CacheKey = [u8; 32];
 
@@ -58,13 +60,27 @@ pub fn cache_key(tenant: &str, route: &str, request: &ChatRequest) -> CacheKey {
     }
     // Everything else the client sent (a seed, a response format...): a JSON
     // object's keys are sorted, so field order in the body does not matter.
-    if let Some(source) = source {
-        key.text(b"format", source.format.as_str());
-        for (name, value) in source.body.iter() {
+    if let Some(SourceBody {
+        format,
+        body,
+        query,
+        headers,
+    }) = source
+    {
+        key.text(b"format", format.as_str());
+        for (name, value) in body.iter() {
             if !COVERED.contains(&name.as_str()) {
                 key.text(b"field", name);
                 key.text(b"value", &value.to_string());
             }
+        }
+        // A same-format target is sent both: a beta header or query turns
+        // features on, and the version header chooses the API's behaviour.
+        key.number(b"query", query.as_ref().map(|_| 1));
+        key.text(b"query.text", query.as_deref().unwrap_or_default());
+        for (name, value) in headers {
+            key.text(b"header", name.as_str());
+            key.bytes(b"header.value", value.as_bytes());
         }
     }
     *key.0.finalize().as_bytes()
@@ -74,9 +90,13 @@ struct Key(blake3::Hasher);
 
 impl Key {
     fn text(&mut self, tag: &[u8], value: &str) {
+        self.bytes(tag, value.as_bytes());
+    }
+
+    fn bytes(&mut self, tag: &[u8], value: &[u8]) {
         self.0.update(tag);
         self.0.update(&(value.len() as u64).to_le_bytes());
-        self.0.update(value.as_bytes());
+        self.0.update(value);
     }
 
     fn number(&mut self, tag: &[u8], value: Option<u64>) {

@@ -188,6 +188,15 @@ pub trait ClientDialect: Debug + Send + Sync {
         provider == self.format()
     }
 
+    /// The request headers of this format's clients that a target speaking
+    /// the same format receives, lower-case: those that name the API's
+    /// version and features and so change the answer. An allow-list, so
+    /// that credentials, cookies, hop-by-hop and SDK telemetry headers
+    /// (`x-stainless-*`) never travel.
+    fn forwarded_headers(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// Rebuilds the complete answer from a relayed provider's raw events,
     /// field for field, as the client's SDK accumulates a stream.
     fn assemble_relayed(&self, events: &mut dyn Iterator<Item = &SseEvent>) -> Value;

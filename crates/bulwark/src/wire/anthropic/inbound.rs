@@ -120,6 +120,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     request.source = Some(SourceBody {
         format: WireFormat::Anthropic,
         body: source,
+        query: None,
+        headers: Vec::new(),
     });
     Ok(request)
 }

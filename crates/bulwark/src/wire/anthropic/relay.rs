@@ -153,6 +153,13 @@ fn append(block: &mut Value, key: &str, part: Option<&str>) {
     block[key] = json!(joined);
 }
 
+/// What an Anthropic client sends besides its body that an Anthropic target
+/// must see: the API version it was written against (it overrides Bulwark's
+/// default) and the betas that turn on the features its body uses (Claude
+/// Code's thinking, context management, 1M context). Session ids, `x-app`
+/// and `anthropic-dangerous-direct-browser-access` do not change the answer.
+pub const FORWARDED_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
+
 /// The `/v1/messages` front door's dialect.
 #[derive(Debug, Clone, Copy)]
 pub struct FrontDoor;
@@ -164,6 +171,10 @@ impl ClientDialect for FrontDoor {
 
     fn decode_request(&self, body: &[u8]) -> Result<ChatRequest, ApiError> {
         super::decode_request(body)
+    }
+
+    fn forwarded_headers(&self) -> &'static [&'static str] {
+        FORWARDED_HEADERS
     }
 
     fn assemble_relayed(&self, events: &mut dyn Iterator<Item = &SseEvent>) -> Value {

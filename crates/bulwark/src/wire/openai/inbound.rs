@@ -106,6 +106,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     request.source = Some(SourceBody {
         format: WireFormat::OpenAi,
         body: source,
+        query: None,
+        headers: Vec::new(),
     });
     Ok(request)
 }

@@ -209,6 +209,12 @@ fn merge_tool_call(calls: &mut Value, delta: &Value) {
     }
 }
 
+/// What an OpenAI client sends besides its body that an OpenAI-format target
+/// must see: the beta features it opts into. `openai-organization` and
+/// `openai-project` choose whose account pays, which belongs with the
+/// target's key, not the client's; `x-stainless-*` is SDK telemetry.
+pub const FORWARDED_HEADERS: &[&str] = &["openai-beta"];
+
 /// The `/v1/chat/completions` front door's dialect.
 #[derive(Debug, Clone, Copy)]
 pub struct FrontDoor;
@@ -220,6 +226,10 @@ impl ClientDialect for FrontDoor {
 
     fn decode_request(&self, body: &[u8]) -> Result<ChatRequest, ApiError> {
         super::decode_request(body)
+    }
+
+    fn forwarded_headers(&self) -> &'static [&'static str] {
+        FORWARDED_HEADERS
     }
 
     fn assemble_relayed(&self, events: &mut dyn Iterator<Item = &SseEvent>) -> Value {
