@@ -109,7 +109,10 @@ pub fn assemble_response<'a>(events: impl IntoIterator<Item = &'a SseEvent>) -> 
                             list.push(citation.clone());
                         }
                     }
-                    _ => {}
+                    // A delta added after this was written: its fields are
+                    // the block's, text arriving in pieces, so they are
+                    // joined rather than lost.
+                    (_, block) => merge_unknown_delta(block, &delta),
                 }
             }
             Some("message_delta") => {
@@ -142,6 +145,20 @@ pub fn assemble_response<'a>(events: impl IntoIterator<Item = &'a SseEvent>) -> 
         }
     }
     message
+}
+
+fn merge_unknown_delta(block: &mut Value, delta: &Value) {
+    let (Some(block), Some(delta)) = (block.as_object_mut(), delta.as_object()) else {
+        return;
+    };
+    for (key, value) in delta.iter().filter(|(key, _)| key.as_str() != "type") {
+        let slot = block.entry(key.clone()).or_insert(Value::Null);
+        match (&mut *slot, value) {
+            (Value::String(so_far), Value::String(part)) => so_far.push_str(part),
+            (Value::Array(so_far), Value::Array(more)) => so_far.extend(more.iter().cloned()),
+            _ => *slot = value.clone(),
+        }
+    }
 }
 
 fn append(block: &mut Value, key: &str, part: Option<&str>) {

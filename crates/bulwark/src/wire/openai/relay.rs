@@ -161,14 +161,6 @@ fn merge_choice(target: &mut Value, chunk: &Value) {
     let message = &mut target["message"];
     for (key, value) in delta {
         match (key.as_str(), value) {
-            (_, Value::Null) => {}
-            ("content" | "refusal", Value::String(text)) => {
-                let joined = format!(
-                    "{}{text}",
-                    message[key.as_str()].as_str().unwrap_or_default()
-                );
-                message[key.as_str()] = json!(joined);
-            }
             ("tool_calls", Value::Array(calls)) => {
                 if !message["tool_calls"].is_array() {
                     message["tool_calls"] = json!([]);
@@ -177,8 +169,33 @@ fn merge_choice(target: &mut Value, chunk: &Value) {
                     merge_tool_call(&mut message["tool_calls"], call);
                 }
             }
-            _ => message[key.as_str()] = value.clone(),
+            _ => accumulate(&mut message[key.as_str()], key, value),
         }
+    }
+}
+
+/// Adds one delta field to what earlier chunks gave, as the OpenAI SDK's
+/// accumulator does, so that fields Bulwark does not know arrive whole:
+/// text arrives in pieces (`content`, `refusal`, compatible servers'
+/// `reasoning_content`), lists in batches (`annotations`), objects field by
+/// field. Discriminators are replaced, not joined: some servers repeat the
+/// `role` in every chunk.
+fn accumulate(slot: &mut Value, key: &str, delta: &Value) {
+    match (&mut *slot, delta) {
+        (_, Value::Null) => {}
+        (_, _) if matches!(key, "role" | "type" | "index") => *slot = delta.clone(),
+        (Value::String(so_far), Value::String(part)) => so_far.push_str(part),
+        (Value::Array(so_far), Value::Array(more)) => so_far.extend(more.iter().cloned()),
+        (Value::Object(so_far), Value::Object(fields)) => {
+            for (name, value) in fields {
+                accumulate(
+                    so_far.entry(name.clone()).or_insert(Value::Null),
+                    name,
+                    value,
+                );
+            }
+        }
+        _ => *slot = delta.clone(),
     }
 }
 
