@@ -337,3 +337,39 @@ fn too_large(limit: usize) -> ApiError {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_dialect_forwards_credentials_or_connection_headers() {
+        for format in [ClientFormat::OpenAi, ClientFormat::Anthropic] {
+            for name in format.dialect().forwarded_headers() {
+                assert_eq!(
+                    *name,
+                    name.to_ascii_lowercase(),
+                    "header maps are lower-case"
+                );
+                assert!(
+                    !matches!(
+                        *name,
+                        "authorization"
+                            | "x-api-key"
+                            | "x-goog-api-key"
+                            | "api-key"
+                            | "cookie"
+                            | "host"
+                            | "content-length"
+                            | "connection"
+                            | "transfer-encoding"
+                            | "openai-organization"
+                            | "openai-project"
+                    ) && !name.starts_with("x-bulwark")
+                        && !name.starts_with("x-stainless"),
+                    "{name}"
+                );
+            }
+        }
+    }
+}

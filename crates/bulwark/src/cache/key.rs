@@ -197,6 +197,35 @@ mod tests {
         let request =
             openai::decode_request(br#"{"model":"m","messages":[{"role":"user","content":"hi"}]}"#)
                 .ok();
+        // What a same-format target is sent besides the body turns features
+        // on (a beta) or chooses the API's behaviour (a version).
+        let with = |query: Option<&str>, headers: &[(&'static str, &'static str)]| {
+            request.clone().map(|mut r| {
+                if let Some(source) = r.source.as_mut() {
+                    source.query = query.map(str::to_string);
+                    source.headers = headers
+                        .iter()
+                        .map(|(name, value)| {
+                            (
+                                http::HeaderName::from_static(name),
+                                http::HeaderValue::from_static(value),
+                            )
+                        })
+                        .collect();
+                }
+                cache_key("a", "route", &r)
+            })
+        };
+        let plain = with(None, &[]);
+        for other in [
+            with(Some("beta=true"), &[]),
+            with(Some(""), &[]),
+            with(None, &[("openai-beta", "assistants=v2")]),
+            with(None, &[("anthropic-version", "2023-06-01")]),
+            with(None, &[("anthropic-beta", "2023-06-01")]),
+        ] {
+            assert!(plain.is_some() && other.is_some() && plain != other);
+        }
         let keys = request.map(|r| {
             (
                 cache_key("a", "route", &r),
