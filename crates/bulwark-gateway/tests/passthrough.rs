@@ -171,7 +171,7 @@ fn anthropic_events() -> Vec<(&'static str, Value)> {
         ),
         (
             "message_delta",
-            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 42, "server_tool_use": {"web_search_requests": 1}}}),
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 42, "server_tool_use": {"web_search_requests": 1}}, "context_management": {"applied_edits": [{"type": "clear_tool_uses_20250919", "cleared_tool_uses": 2}]}}),
         ),
         ("message_stop", json!({"type": "message_stop"})),
     ]
@@ -540,6 +540,11 @@ async fn a_complete_anthropic_answer_keeps_every_block() -> TestResult {
     );
     assert_eq!(message["stop_reason"], "end_turn");
     assert_eq!(message["usage"]["output_tokens"], 42);
+    // A beta's result beside the delta is kept too.
+    assert_eq!(
+        message["context_management"]["applied_edits"][0]["cleared_tool_uses"],
+        2
+    );
     assert_eq!(message["usage"]["cache_read_input_tokens"], 7);
     assert_eq!(
         message["usage"]["server_tool_use"]["web_search_requests"],

@@ -131,6 +131,16 @@ pub fn assemble_response<'a>(events: impl IntoIterator<Item = &'a SseEvent>) -> 
                         }
                     }
                 }
+                // Betas put their results beside `delta` (context
+                // management's `applied_edits`); the SDKs keep them on the
+                // message.
+                if let Some(extra) = data.as_object() {
+                    for (key, value) in extra {
+                        if !matches!(key.as_str(), "type" | "delta" | "usage") && !value.is_null() {
+                            message[key.as_str()] = value.clone();
+                        }
+                    }
+                }
             }
             _ => {}
         }
