@@ -28,12 +28,14 @@ providers:
   compat: {{ kind: openai-compatible, base_url: \"{url}/v1\" }}
   complete: {{ kind: openai-compatible, base_url: \"{url}/v1\", stream: false }}
   claude: {{ kind: anthropic, base_url: \"{url}\", api_key: k, stream: false }}
+  tiny: {{ kind: openai-compatible, base_url: \"{url}/v1\", max_response_bytes: 200 }}
 routes:
   json: {{ targets: [compat/llama-json-stream], max_retries: 0 }}
   cached: {{ targets: [compat/llama-json-stream], cache: {{ ttl: 1h }} }}
   asked: {{ targets: [complete/llama], max_retries: 0 }}
   slow: {{ targets: [complete/llama], first_token_timeout: 100ms, attempt_timeout: 60s, max_retries: 0 }}
   claude: {{ targets: [claude/claude-sonnet-4-5], max_retries: 0 }}
+  tiny: {{ targets: [tiny/llama-json-stream] }}
 "
     );
     let gateway = common::start_gateway(&yaml).await?;
@@ -313,5 +315,21 @@ async fn a_complete_answer_is_waited_for_within_the_attempt_timeout_not_the_firs
     assert_eq!(reply.status, 200, "{}", reply.text);
     let (text, _, _) = openai_stream(&reply.text);
     assert_eq!(text, "Simulated answer from llama: hello there");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_json_answer_is_bounded_by_max_response_bytes() -> TestResult {
+    let s = setup(SimConfig::default()).await?;
+    let reply = s
+        .post(
+            "/v1/chat/completions",
+            &openai("tiny", false, "hello there"),
+        )
+        .await?;
+    assert_ne!(reply.status, 200, "{}", reply.text);
+    assert!(reply.text.contains("max_response_bytes"), "{}", reply.text);
+    // Too large is not retried: asking again would read as much again.
+    assert_eq!(s.sim.sim.request_count(), 1);
     Ok(())
 }
