@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::api::{ChatResponse, ContentBlock, StreamEvent, WireFormat};
 use crate::error::UpstreamFailure;
+use crate::sse::SseDecoder;
 use crate::wire::{Chunk, StreamHead, UpstreamDialect};
 
 /// Turns an encoded streaming request into a request for a complete answer.
@@ -42,15 +43,55 @@ pub(super) fn is_json(headers: &HeaderMap) -> bool {
 
 /// A complete answer's body as the chunks of the stream it stands for, or
 /// why it cannot be: the failure and the provider's text (unredacted; the
-/// caller redacts it).
+/// caller redacts it). A body that is not JSON after all (a server that
+/// labels its event stream as JSON) is decoded as the stream it is.
 pub(super) fn chunks(
     dialect: &dyn UpstreamDialect,
     body: &[u8],
 ) -> Result<Vec<Chunk>, (UpstreamFailure, String)> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if !matches!(first, Some(b'{' | b'[')) {
+        return event_stream(dialect, body);
+    }
     match dialect.decode_response(body) {
         Ok(response) => Ok(encode(dialect.format(), &response)),
         Err(reason) => Err(not_an_answer(dialect, body, &reason)),
     }
+}
+
+/// A whole event stream, decoded as `Provider::stream` decodes one as it
+/// arrives.
+fn event_stream(
+    dialect: &dyn UpstreamDialect,
+    body: &[u8],
+) -> Result<Vec<Chunk>, (UpstreamFailure, String)> {
+    let mut raw = Vec::new();
+    SseDecoder::new()
+        .try_feed(body, &mut raw)
+        .map_err(|too_large| (UpstreamFailure::TooLarge, too_large.to_string()))?;
+    let mut decoder = dialect.stream_decoder();
+    let mut chunks = Vec::with_capacity(raw.len());
+    for event in raw {
+        let mut events = Vec::new();
+        decoder.on_event(&event, &mut events).map_err(|fault| {
+            (
+                UpstreamFailure::Stream {
+                    provider_code: fault.code,
+                },
+                fault.message,
+            )
+        })?;
+        chunks.push(Chunk { raw: event, events });
+        if decoder.is_done() {
+            return Ok(chunks);
+        }
+    }
+    Err((
+        UpstreamFailure::Stream {
+            provider_code: None,
+        },
+        "the stream ended before its terminator (the answer is truncated)".into(),
+    ))
 }
 
 /// A body that is not an answer: an error object in a 200 (as some
@@ -203,6 +244,36 @@ mod tests {
         );
         // Raw events in the provider's own format, ending as its stream ends.
         assert_eq!(chunks.last().map(|c| c.raw.data.as_str()), Some("[DONE]"));
+        Ok(())
+    }
+
+    #[test]
+    fn an_event_stream_labelled_as_json_is_read_as_a_stream() -> Result<(), String> {
+        let dialect = crate::wire::upstream(ProviderKind::OpenAiCompatible);
+        let chunk = |delta: Value, finish: Value| {
+            json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        };
+        let body = format!(
+            "data: {}\n\ndata: {}\n\ndata: [DONE]\n\n",
+            chunk(json!({"role": "assistant", "content": "Hi"}), Value::Null),
+            chunk(json!({}), json!("stop"))
+        );
+        let chunks = chunks(dialect, body.as_bytes()).map_err(|e| e.1)?;
+        let events = streamed_events(&chunks);
+        assert!(events.contains(&StreamEvent::TextDelta {
+            index: 0,
+            text: "Hi".into()
+        }));
+        // Cut before its terminator, it is as truncated as any stream.
+        let cut = body.replace("data: [DONE]\n\n", "");
+        let Err((failure, _)) = super::chunks(dialect, cut.as_bytes()) else {
+            panic!("a truncated stream was read as an answer");
+        };
+        assert!(
+            matches!(failure, UpstreamFailure::Stream { .. }),
+            "{failure:?}"
+        );
         Ok(())
     }
 
