@@ -291,7 +291,7 @@ def test_top_k_forwarded_to_openai_compatible(ant, sim):
 @pytest.mark.parametrize("stream", STREAM)
 @pytest.mark.parametrize("model", UPSTREAMS)
 def test_tool_use_then_tool_result(ant, sim, model, stream):
-    question = {"role": "user", "content": "What's the weather in Paris?"}
+    question = {"role": "user", "content": "What's the weather in Paris? sim:call get_weather"}
     if stream:
         with ant.messages.stream(model=model, max_tokens=200, messages=[question], tools=TOOLS) as s:
             st = Streamed(s)

@@ -331,7 +331,7 @@ def test_tool_call_then_tool_result(oai, sim, model, stream):
         oai,
         stream,
         model=model,
-        messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+        messages=[{"role": "user", "content": "What's the weather in Paris? sim:call get_weather"}],
         tools=TOOLS,
     )
     if stream:
@@ -443,7 +443,7 @@ def test_tool_choice_none_answers_text(oai, model):
 def test_stream_helper_reassembles_tool_call(oai, model):
     with oai.chat.completions.stream(
         model=model,
-        messages=[{"role": "user", "content": "What's the weather in Paris?"}],
+        messages=[{"role": "user", "content": "What's the weather in Paris? sim:call get_weather"}],
         tools=TOOLS,
     ) as s:
         events = [e.type for e in s]

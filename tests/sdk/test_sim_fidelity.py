@@ -69,7 +69,7 @@ def test_openai_stream_usage_and_tools(direct_oai):
     assert all(c.usage is None and c.choices for c in plain)
 
     with direct_oai.chat.completions.stream(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "weather?"}], tools=OAI_TOOLS
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "weather? sim:call get_weather"}], tools=OAI_TOOLS
     ) as s:
         final = s.get_final_completion()
     assert final.choices[0].finish_reason == "tool_calls"
@@ -127,7 +127,7 @@ def test_anthropic_tools_stream(direct_ant):
     with direct_ant.messages.stream(
         model="claude-sonnet-4-5",
         max_tokens=100,
-        messages=[{"role": "user", "content": "weather?"}],
+        messages=[{"role": "user", "content": "weather? sim:call get_weather"}],
         tools=ANT_TOOLS,
     ) as s:
         final = s.get_final_message()

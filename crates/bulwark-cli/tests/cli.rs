@@ -43,6 +43,34 @@ fn check_reports_every_problem_with_file_and_key() -> TestResult {
 }
 
 #[test]
+fn check_knows_the_stream_option() -> TestResult {
+    let good = write_config(
+        "stream-false.yaml",
+        "providers:\n  local: { kind: openai-compatible, base_url: http://127.0.0.1:11434/v1, stream: false }\nroutes:\n  r: { targets: [local/llama3] }\n",
+    )?;
+    let output = bulwark().args(["check", "--config"]).arg(&good).output()?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bad = write_config(
+        "stream-false-gemini.yaml",
+        "providers:\n  g: { kind: gemini, api_key: k, stream: false }\nroutes:\n  r: { targets: [g/gemini-2.5-pro] }\n",
+    )?;
+    let output = bulwark().args(["check", "--config"]).arg(&bad).output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(
+        stderr.contains(
+            "providers.g.stream: `stream: false` is for OpenAI-format and Anthropic providers"
+        ),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
 fn serve_refuses_an_invalid_config() -> TestResult {
     let path = write_config("bad-serve.yaml", BAD_CONFIG)?;
     let output = bulwark().args(["serve", "--config"]).arg(&path).output()?;

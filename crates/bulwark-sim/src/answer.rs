@@ -12,6 +12,26 @@
 //! sequences cut the text before the earliest match (trailing whitespace
 //! trimmed so streamed and non-streamed text agree); `max_tokens` then
 //! truncates to that many words.
+//!
+//! Tool rule: with tool choice auto (or none given) the model calls a tool
+//! only when the last user text holds `sim:call <ToolName>`, optionally
+//! followed on the same line by a JSON object of arguments: a client with
+//! many tools declared (Claude Code sends two dozen) gets text unless it
+//! asks. The named tool is called with those arguments, or with arguments
+//! built from its schema when none are given; a tool that is not declared,
+//! or arguments that are not a JSON object, get a text answer saying so.
+//! With tool choice required (`any`, `ANY`) the model always calls: the
+//! `sim:call` tool if it names a declared one, else the first declared; a
+//! named tool choice calls that tool (with `sim:call`'s arguments when the
+//! directive names the same tool). Tool results in the last turn always get
+//! the text answer quoting them.
+//!
+//! Thinking rule: when the request asks for thinking (Anthropic `thinking`
+//! enabled or adaptive, OpenAI `reasoning_effort`, Gemini
+//! `thinkingConfig.includeThoughts`), the model also thinks
+//! `Simulated thinking from <model>: <first 12 words of the last user
+//! text>` (`... about the tool result` after tool results); its words are
+//! reported as thinking tokens.
 
 use serde_json::{Map, Value};
 
@@ -36,6 +56,8 @@ pub(crate) struct Prompt {
     pub tool_choice: ToolChoice,
     pub max_tokens: Option<u64>,
     pub stop: Vec<String>,
+    /// Whether the request asked the model to think (or reason) first.
+    pub thinking: bool,
 }
 
 /// A declared tool: name and JSON schema of its parameters.
@@ -51,6 +73,8 @@ pub(crate) enum ToolChoice {
     #[default]
     Auto,
     None,
+    /// OpenAI `required`, Anthropic `any`, Gemini `ANY`: some tool must be called.
+    Required,
     Named(String),
 }
 
@@ -73,11 +97,23 @@ pub(crate) struct ToolCall {
 /// The simulated model output.
 #[derive(Debug, Clone)]
 pub(crate) struct Answer {
+    /// What the model thought first, when the request asked for thinking.
+    pub thinking: Option<String>,
     pub text: String,
     pub tool_call: Option<ToolCall>,
     pub finish: Finish,
     pub input_tokens: u64,
+    /// Tokens of the visible answer (text or tool call), without thinking.
     pub output_tokens: u64,
+    /// Words of `thinking` (0 without it).
+    pub thinking_tokens: u64,
+}
+
+impl Answer {
+    /// Output tokens with thinking included, as Anthropic and OpenAI bill them.
+    pub(crate) fn billed_output_tokens(&self) -> u64 {
+        self.output_tokens + self.thinking_tokens
+    }
 }
 
 /// Count tokens (words) in `text`.
@@ -100,19 +136,46 @@ fn first_words(text: &str, n: usize) -> String {
 /// Derive the answer for a prompt.
 pub(crate) fn answer(prompt: &Prompt) -> Answer {
     let input_tokens = prompt_tokens(&prompt.texts);
-    if let Some(call) = tool_call(prompt) {
-        let output_tokens = 1 + call
-            .arguments
-            .as_object()
-            .map_or(0, |m| u64::try_from(m.len()).unwrap_or(0));
-        return Answer {
-            text: String::new(),
-            tool_call: Some(call),
-            finish: Finish::ToolUse,
-            input_tokens,
-            output_tokens,
-        };
+    let thinking = prompt.thinking.then(|| thinking_text(prompt));
+    let thinking_tokens = thinking.as_deref().map_or(0, count_words);
+    let text = match decide_tool(prompt) {
+        ToolDecision::Call(call) => {
+            let output_tokens = 1 + call
+                .arguments
+                .as_object()
+                .map_or(0, |m| u64::try_from(m.len()).unwrap_or(0));
+            return Answer {
+                thinking,
+                text: String::new(),
+                tool_call: Some(call),
+                finish: Finish::ToolUse,
+                input_tokens,
+                output_tokens,
+                thinking_tokens,
+            };
+        }
+        ToolDecision::Refuse(note) => format!("Simulated answer from {}: {note}", prompt.model),
+        ToolDecision::Text => text_answer(prompt),
+    };
+    let text = first_words(&text, usize::MAX);
+    let (text, mut finish) = apply_stop(text, &prompt.stop);
+    let (text, truncated) = truncate(text, prompt.max_tokens);
+    if truncated {
+        finish = Finish::Length;
     }
+    let output_tokens = count_words(&text);
+    Answer {
+        thinking,
+        text,
+        tool_call: None,
+        finish,
+        input_tokens,
+        output_tokens,
+        thinking_tokens,
+    }
+}
+
+fn text_answer(prompt: &Prompt) -> String {
     let mut text = format!("Simulated answer from {}:", prompt.model);
     if let Some(results) = &prompt.tool_results {
         text.push_str(" the tool returned ");
@@ -129,20 +192,19 @@ pub(crate) fn answer(prompt: &Prompt) -> Answer {
             n => text.push_str(&format!(" ({n} images)")),
         }
     }
-    let text = first_words(&text, usize::MAX);
-    let (text, mut finish) = apply_stop(text, &prompt.stop);
-    let (text, truncated) = truncate(text, prompt.max_tokens);
-    if truncated {
-        finish = Finish::Length;
-    }
-    let output_tokens = count_words(&text);
-    Answer {
-        text,
-        tool_call: None,
-        finish,
-        input_tokens,
-        output_tokens,
-    }
+    text
+}
+
+fn thinking_text(prompt: &Prompt) -> String {
+    let about = if prompt.tool_results.is_some() {
+        "about the tool result".to_string()
+    } else {
+        first_words(&prompt.last_user_text, ECHO_WORDS)
+    };
+    first_words(
+        &format!("Simulated thinking from {}: {about}", prompt.model),
+        usize::MAX,
+    )
 }
 
 fn apply_stop(text: String, stops: &[String]) -> (String, Finish) {
@@ -171,26 +233,118 @@ fn truncate(text: String, max_tokens: Option<u64>) -> (String, bool) {
     (first_words(&text, max), true)
 }
 
-fn tool_call(prompt: &Prompt) -> Option<ToolCall> {
-    if prompt.tools.is_empty()
-        || !prompt.last_is_user
+/// What the model does about tools for this prompt.
+#[derive(Debug)]
+enum ToolDecision {
+    Call(ToolCall),
+    /// A text answer saying why the requested call was not made.
+    Refuse(String),
+    /// The ordinary text answer.
+    Text,
+}
+
+/// `sim:call <ToolName> [{json arguments}]` found in the last user text.
+#[derive(Debug, PartialEq)]
+struct Directive {
+    name: String,
+    /// `None` when no arguments follow; `Err` when what follows is not a JSON object.
+    arguments: Option<Result<Value, String>>,
+}
+
+const DIRECTIVE: &str = "sim:call";
+
+/// The first `sim:call` directive in `text`, if any.
+fn directive(text: &str) -> Option<Directive> {
+    let mut rest = text;
+    while let Some(at) = rest.find(DIRECTIVE) {
+        let after = &rest[at + DIRECTIVE.len()..];
+        rest = after;
+        // `sim:call` must be followed by horizontal space, then the name.
+        let line = after.split('\n').next().unwrap_or("");
+        let trimmed = line.trim_start_matches([' ', '\t']);
+        if trimmed.len() == line.len() {
+            continue;
+        }
+        let end = trimmed
+            .find(|c: char| c.is_whitespace() || c == '{')
+            .unwrap_or(trimmed.len());
+        let name = &trimmed[..end];
+        if name.is_empty() {
+            continue;
+        }
+        let tail = trimmed[end..].trim_start();
+        let arguments = tail.starts_with('{').then(|| {
+            let mut values = serde_json::Deserializer::from_str(tail).into_iter::<Value>();
+            match values.next() {
+                Some(Ok(value @ Value::Object(_))) => Ok(value),
+                Some(Ok(_)) => Err("not a JSON object".to_string()),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("missing".to_string()),
+            }
+        });
+        return Some(Directive {
+            name: name.to_string(),
+            arguments,
+        });
+    }
+    None
+}
+
+fn decide_tool(prompt: &Prompt) -> ToolDecision {
+    if !prompt.last_is_user
         || prompt.tool_results.is_some()
         || prompt.tool_choice == ToolChoice::None
     {
-        return None;
+        return ToolDecision::Text;
     }
-    let tool = match &prompt.tool_choice {
-        ToolChoice::Named(name) => prompt
-            .tools
-            .iter()
-            .find(|t| &t.name == name)
-            .or(prompt.tools.first()),
-        _ => prompt.tools.first(),
-    }?;
-    Some(ToolCall {
-        name: tool.name.clone(),
-        arguments: args_from_schema(&tool.schema),
-    })
+    let asked = directive(&prompt.last_user_text);
+    let declared = |name: &str| prompt.tools.iter().find(|t| t.name == name);
+    let call = |tool: &ToolDecl, arguments: Option<&Result<Value, String>>| match arguments {
+        None => ToolDecision::Call(ToolCall {
+            name: tool.name.clone(),
+            arguments: args_from_schema(&tool.schema),
+        }),
+        Some(Ok(arguments)) => ToolDecision::Call(ToolCall {
+            name: tool.name.clone(),
+            arguments: arguments.clone(),
+        }),
+        Some(Err(e)) => ToolDecision::Refuse(format!(
+            "the arguments after sim:call {} are not a JSON object ({e})",
+            tool.name
+        )),
+    };
+    match &prompt.tool_choice {
+        ToolChoice::None => ToolDecision::Text,
+        ToolChoice::Auto => match asked {
+            None => ToolDecision::Text,
+            Some(d) => match declared(&d.name) {
+                Some(tool) => call(tool, d.arguments.as_ref()),
+                None => ToolDecision::Refuse(format!("no tool named {} is declared", d.name)),
+            },
+        },
+        ToolChoice::Required => {
+            let asked_tool = asked
+                .as_ref()
+                .and_then(|d| declared(&d.name).map(|tool| (tool, d.arguments.as_ref())));
+            match asked_tool {
+                Some((tool, arguments)) => call(tool, arguments),
+                None => prompt
+                    .tools
+                    .first()
+                    .map_or(ToolDecision::Text, |tool| call(tool, None)),
+            }
+        }
+        ToolChoice::Named(name) => {
+            let Some(tool) = declared(name).or(prompt.tools.first()) else {
+                return ToolDecision::Text;
+            };
+            let arguments = asked
+                .as_ref()
+                .filter(|d| d.name == tool.name)
+                .and_then(|d| d.arguments.as_ref());
+            call(tool, arguments)
+        }
+    }
 }
 
 /// Arguments for a tool, one value per schema property: string "sim",
@@ -367,10 +521,120 @@ mod tests {
         assert_eq!(a.finish, Finish::ToolUse);
         assert_eq!(a.output_tokens, 10);
 
-        p.tool_choice = ToolChoice::Auto;
+        p.tool_choice = ToolChoice::Required;
         assert_eq!(answer(&p).tool_call.unwrap().name, "first");
         p.tool_choice = ToolChoice::None;
         assert!(answer(&p).tool_call.is_none());
+        // Auto without a `sim:call` directive: text, whatever is declared.
+        p.tool_choice = ToolChoice::Auto;
+        let a = answer(&p);
+        assert!(a.tool_call.is_none());
+        assert_eq!(a.text, "Simulated answer from m: weather?");
+    }
+
+    fn with_tools(text: &str) -> Prompt {
+        let mut p = prompt(text);
+        p.tools = vec![
+            ToolDecl {
+                name: "Bash".into(),
+                schema: json!({"type": "object", "properties": {"command": {"type": "string"}}}),
+            },
+            ToolDecl {
+                name: "Read".into(),
+                schema: json!({"type": "object", "properties": {"file_path": {"type": "string"}}}),
+            },
+        ];
+        p
+    }
+
+    #[test]
+    fn sim_call_directive_calls_on_demand() {
+        let a = answer(&with_tools(
+            "please sim:call Read {\"file_path\": \"/tmp/x/notes.txt\"} now\nmore",
+        ));
+        let call = a.tool_call.unwrap();
+        assert_eq!(call.name, "Read");
+        assert_eq!(call.arguments, json!({"file_path": "/tmp/x/notes.txt"}));
+        assert_eq!(a.finish, Finish::ToolUse);
+
+        let call = answer(&with_tools("sim:call Read")).tool_call.unwrap();
+        assert_eq!(call.arguments, json!({"file_path": "sim"}));
+
+        // Arguments on the next line are not the directive's.
+        let call = answer(&with_tools("sim:call Bash\n{\"command\": \"ls\"}"))
+            .tool_call
+            .unwrap();
+        assert_eq!(call.arguments, json!({"command": "sim"}));
+
+        let a = answer(&with_tools("sim:call Write {}"));
+        assert!(a.tool_call.is_none());
+        assert_eq!(
+            a.text,
+            "Simulated answer from m: no tool named Write is declared"
+        );
+        assert_eq!(a.finish, Finish::Stop);
+
+        let a = answer(&with_tools("sim:call Read {\"file_path\": "));
+        assert!(a.tool_call.is_none());
+        assert!(
+            a.text.starts_with(
+                "Simulated answer from m: the arguments after sim:call Read are not a JSON object"
+            ),
+            "{}",
+            a.text
+        );
+
+        // No tools declared at all: the directive still answers that it is not.
+        let a = answer(&prompt("sim:call Read"));
+        assert_eq!(
+            a.text,
+            "Simulated answer from m: no tool named Read is declared"
+        );
+        // `sim:call` needs a name after a space.
+        assert!(answer(&with_tools("sim:callRead")).tool_call.is_none());
+        assert!(answer(&with_tools("sim:call")).tool_call.is_none());
+    }
+
+    #[test]
+    fn tool_choice_required_and_named_with_directive() {
+        let mut p = with_tools("sim:call Read {\"file_path\": \"/a\"}");
+        p.tool_choice = ToolChoice::Required;
+        let call = answer(&p).tool_call.unwrap();
+        assert_eq!(
+            (call.name.as_str(), call.arguments),
+            ("Read", json!({"file_path": "/a"}))
+        );
+        p.last_user_text = "sim:call Nope".into();
+        assert_eq!(answer(&p).tool_call.unwrap().name, "Bash");
+        p.tool_choice = ToolChoice::Named("Read".into());
+        let call = answer(&p).tool_call.unwrap();
+        assert_eq!(
+            (call.name.as_str(), call.arguments),
+            ("Read", json!({"file_path": "sim"}))
+        );
+        // After a tool result, the text quoting it, even with a directive.
+        p.tool_choice = ToolChoice::Auto;
+        p.last_user_text = "sim:call Read".into();
+        p.tool_results = Some(vec!["done".into()]);
+        let a = answer(&p);
+        assert!(a.tool_call.is_none());
+        assert_eq!(a.text, "Simulated answer from m: the tool returned done");
+    }
+
+    #[test]
+    fn thinking_when_asked() {
+        let a = answer(&prompt("Say hi"));
+        assert_eq!((a.thinking, a.thinking_tokens), (None, 0));
+        let mut p = prompt("Say hi");
+        p.thinking = true;
+        let a = answer(&p);
+        assert_eq!(
+            a.thinking.as_deref(),
+            Some("Simulated thinking from m: Say hi")
+        );
+        assert_eq!(a.thinking_tokens, 6);
+        assert_eq!(a.output_tokens, 6);
+        assert_eq!(a.billed_output_tokens(), 12);
     }
 
     #[test]

@@ -53,7 +53,14 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
             }
         }
     }
-    if let Some(last) = messages.last()
+    // A system message may come mid-conversation (Claude Code's beta
+    // `mid-conversation-system-2026-04-07`); the turn that asks is the last
+    // one of the conversation proper.
+    let last = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) != Some("system"));
+    if let Some(last) = last
         && last.get("role").and_then(Value::as_str) == Some("user")
     {
         prompt.last_is_user = true;
@@ -84,12 +91,17 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
         .collect();
     prompt.tool_choice = match body.pointer("/tool_choice/type").and_then(Value::as_str) {
         Some("none") => ToolChoice::None,
+        Some("any") => ToolChoice::Required,
         Some("tool") => body
             .pointer("/tool_choice/name")
             .and_then(Value::as_str)
             .map_or(ToolChoice::Auto, |n| ToolChoice::Named(n.to_string())),
         _ => ToolChoice::Auto,
     };
+    prompt.thinking = matches!(
+        body.pointer("/thinking/type").and_then(Value::as_str),
+        Some("enabled" | "adaptive")
+    );
     Ok(prompt)
 }
 
@@ -110,14 +122,29 @@ fn tool_id(ctx: &Ctx) -> String {
     format!("toolu_sim{}", ctx.hex_id(1))
 }
 
+/// An opaque signature for a thinking block, derived from its text (FNV-1a)
+/// so the same thinking always carries the same signature.
+fn signature(thinking: &str) -> String {
+    let hash = thinking.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("simsig{hash:016x}")
+}
+
 /// Non-streaming `message` body.
 pub(crate) fn response(ctx: &Ctx, answer: &Answer) -> Value {
-    let content = match &answer.tool_call {
-        Some(call) => json!([{
+    let mut content = Vec::new();
+    if let Some(thinking) = &answer.thinking {
+        content.push(json!({
+            "type": "thinking", "thinking": thinking, "signature": signature(thinking)
+        }));
+    }
+    content.push(match &answer.tool_call {
+        Some(call) => json!({
             "type": "tool_use", "id": tool_id(ctx), "name": call.name, "input": call.arguments
-        }]),
-        None => json!([{"type": "text", "text": answer.text}]),
-    };
+        }),
+        None => json!({"type": "text", "text": answer.text}),
+    });
     let (reason, sequence) = stop_reason(&answer.finish);
     json!({
         "id": message_id(ctx),
@@ -129,7 +156,7 @@ pub(crate) fn response(ctx: &Ctx, answer: &Answer) -> Value {
         "stop_sequence": sequence,
         "usage": {
             "input_tokens": answer.input_tokens,
-            "output_tokens": answer.output_tokens,
+            "output_tokens": answer.billed_output_tokens(),
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 0,
             "service_tier": "standard"
@@ -138,7 +165,8 @@ pub(crate) fn response(ctx: &Ctx, answer: &Answer) -> Value {
 }
 
 /// Streaming frames in the real event order, with a `ping` after the first
-/// block start.
+/// block start. Thinking comes first, as its own block: `thinking_delta`
+/// events, then one `signature_delta` before the block stops.
 pub(crate) fn stream_frames(ctx: &Ctx, answer: &Answer) -> Vec<Frame> {
     let start = json!({
         "type": "message_start",
@@ -153,6 +181,31 @@ pub(crate) fn stream_frames(ctx: &Ctx, answer: &Answer) -> Vec<Frame> {
         }
     });
     let mut frames = vec![Frame::immediate(sse_event("message_start", &start))];
+    let mut index = 0;
+    if let Some(thinking) = &answer.thinking {
+        let mut deltas: Vec<Frame> = stream_tokens(thinking)
+            .into_iter()
+            .map(|t| {
+                Frame::paced(sse_event(
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": 0,
+                        "delta": {"type": "thinking_delta", "thinking": t}}),
+                ))
+            })
+            .collect();
+        deltas.push(Frame::immediate(sse_event(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "signature_delta", "signature": signature(thinking)}}),
+        )));
+        push_block(
+            &mut frames,
+            0,
+            json!({"type": "thinking", "thinking": "", "signature": ""}),
+            deltas,
+        );
+        index = 1;
+    }
     let (block, deltas): (Value, Vec<Value>) = match &answer.tool_call {
         Some(call) => (
             json!({"type": "tool_use", "id": tool_id(ctx), "name": call.name, "input": {}}),
@@ -169,31 +222,23 @@ pub(crate) fn stream_frames(ctx: &Ctx, answer: &Answer) -> Vec<Frame> {
                 .collect(),
         ),
     };
-    frames.push(Frame::immediate(sse_event(
-        "content_block_start",
-        &json!({"type": "content_block_start", "index": 0, "content_block": block}),
-    )));
-    frames.push(Frame::immediate(sse_event(
-        "ping",
-        &json!({"type": "ping"}),
-    )));
-    for delta in deltas {
-        frames.push(Frame::paced(sse_event(
-            "content_block_delta",
-            &json!({"type": "content_block_delta", "index": 0, "delta": delta}),
-        )));
-    }
-    frames.push(Frame::immediate(sse_event(
-        "content_block_stop",
-        &json!({"type": "content_block_stop", "index": 0}),
-    )));
+    let deltas = deltas
+        .into_iter()
+        .map(|delta| {
+            Frame::paced(sse_event(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+            ))
+        })
+        .collect();
+    push_block(&mut frames, index, block, deltas);
     let (reason, sequence) = stop_reason(&answer.finish);
     frames.push(Frame::immediate(sse_event(
         "message_delta",
         &json!({
             "type": "message_delta",
             "delta": {"stop_reason": reason, "stop_sequence": sequence},
-            "usage": {"output_tokens": answer.output_tokens}
+            "usage": {"output_tokens": answer.billed_output_tokens()}
         }),
     )));
     frames.push(Frame::immediate(sse_event(
@@ -201,6 +246,26 @@ pub(crate) fn stream_frames(ctx: &Ctx, answer: &Answer) -> Vec<Frame> {
         &json!({"type": "message_stop"}),
     )));
     frames
+}
+
+/// One content block: its start (with the `ping` Anthropic sends after the
+/// first), its deltas, its stop.
+fn push_block(frames: &mut Vec<Frame>, index: usize, block: Value, deltas: Vec<Frame>) {
+    frames.push(Frame::immediate(sse_event(
+        "content_block_start",
+        &json!({"type": "content_block_start", "index": index, "content_block": block}),
+    )));
+    if index == 0 {
+        frames.push(Frame::immediate(sse_event(
+            "ping",
+            &json!({"type": "ping"}),
+        )));
+    }
+    frames.extend(deltas);
+    frames.push(Frame::immediate(sse_event(
+        "content_block_stop",
+        &json!({"type": "content_block_stop", "index": index}),
+    )));
 }
 
 /// The documented status -> error type table.

@@ -122,8 +122,13 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
     prompt.tool_choice = match (calling.get("mode").and_then(Value::as_str), allowed) {
         (Some("NONE"), _) => ToolChoice::None,
         (_, Some(name)) => ToolChoice::Named(name.to_string()),
+        (Some("ANY"), None) => ToolChoice::Required,
         _ => ToolChoice::Auto,
     };
+    prompt.thinking = field(config, "thinkingConfig", "thinking_config")
+        .and_then(|t| field(t, "includeThoughts", "include_thoughts"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     Ok(prompt)
 }
 
@@ -138,20 +143,41 @@ fn response_id(ctx: &Ctx) -> String {
     format!("sim{}", ctx.hex_id(0))
 }
 
+/// Thoughts are counted apart from the candidates, as Gemini reports them.
 fn full_usage(answer: &Answer) -> Value {
-    json!({
+    let mut usage = json!({
         "promptTokenCount": answer.input_tokens,
         "candidatesTokenCount": answer.output_tokens,
-        "totalTokenCount": answer.input_tokens + answer.output_tokens,
+        "totalTokenCount": answer.input_tokens + answer.billed_output_tokens(),
         "promptTokensDetails": [{"modality": "TEXT", "tokenCount": answer.input_tokens}]
-    })
+    });
+    if answer.thinking.is_some() {
+        usage["thoughtsTokenCount"] = Value::from(answer.thinking_tokens);
+    }
+    usage
+}
+
+fn thought_part(answer: &Answer) -> Option<Value> {
+    answer
+        .thinking
+        .as_ref()
+        .map(|thinking| json!({"text": thinking, "thought": true}))
+}
+
+fn answer_part(answer: &Answer) -> Value {
+    match &answer.tool_call {
+        Some(call) => json!({"functionCall": {"name": call.name, "args": call.arguments}}),
+        None => json!({"text": answer.text}),
+    }
 }
 
 fn content_parts(answer: &Answer) -> Value {
-    match &answer.tool_call {
-        Some(call) => json!([{"functionCall": {"name": call.name, "args": call.arguments}}]),
-        None => json!([{"text": answer.text}]),
-    }
+    Value::Array(
+        thought_part(answer)
+            .into_iter()
+            .chain([answer_part(answer)])
+            .collect(),
+    )
 }
 
 fn envelope(ctx: &Ctx, candidate: Value, usage: Value) -> Value {
@@ -177,18 +203,23 @@ pub(crate) fn response(ctx: &Ctx, answer: &Answer) -> Value {
 }
 
 /// One response object per word; the last carries `finishReason` and the
-/// full `usageMetadata`. Function calls arrive whole in a single chunk.
+/// full `usageMetadata`. Function calls arrive whole in a single chunk, and
+/// so does a thought, before the answer.
 fn stream_objects(ctx: &Ctx, answer: &Answer) -> Vec<Value> {
-    let pieces: Vec<Value> = if answer.tool_call.is_some() {
-        vec![content_parts(answer)]
+    let mut pieces: Vec<Value> = thought_part(answer)
+        .map(|part| json!([part]))
+        .into_iter()
+        .collect();
+    if answer.tool_call.is_some() {
+        pieces.push(json!([answer_part(answer)]));
     } else {
         let tokens = stream_tokens(&answer.text);
         if tokens.is_empty() {
-            vec![json!([{"text": ""}])]
+            pieces.push(json!([{"text": ""}]));
         } else {
-            tokens.into_iter().map(|t| json!([{"text": t}])).collect()
+            pieces.extend(tokens.into_iter().map(|t| json!([{"text": t}])));
         }
-    };
+    }
     let last = pieces.len() - 1;
     pieces
         .into_iter()

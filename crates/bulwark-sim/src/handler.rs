@@ -24,14 +24,24 @@ use crate::stream::{self, StreamFault, StreamPlan};
 use crate::wire::{Ctx, ErrorSpec, Invalid};
 use crate::{anthropic, gemini, openai};
 
-/// Headers never copied into the request log.
-const SECRET_HEADERS: [&str; 5] = [
+/// Headers whose values the request log replaces by [`REDACTED`]: the
+/// providers' key headers (the first four, which also say whether a key was
+/// presented) and other credentials.
+const SECRET_HEADERS: [&str; 6] = [
     "authorization",
     "x-api-key",
     "x-goog-api-key",
+    "api-key",
     "cookie",
     "proxy-authorization",
 ];
+
+/// What the request log shows instead of a credential.
+const REDACTED: &str = "<redacted>";
+
+/// Models whose name ends so answer a stream request with a complete JSON
+/// body, as some OpenAI-compatible servers do.
+pub(crate) const JSON_STREAM_SUFFIX: &str = "-json-stream";
 
 /// What kind of call a request is.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +60,8 @@ pub(crate) struct Incoming {
     pub call: Call,
     pub method: String,
     pub path: String,
+    /// The query string as sent, without `?`.
+    pub raw_query: Option<String>,
     pub headers: HeaderMap,
     pub query: HashMap<String, String>,
     pub body: Bytes,
@@ -103,7 +115,7 @@ pub(crate) async fn handle(sim: Sim, inc: Incoming) -> Response {
     sim.record(RecordedRequest {
         time_ms: clock::unix_millis(),
         method: inc.method.clone(),
-        path: inc.path.clone(),
+        path: loggable_path(&inc.path, inc.raw_query.as_deref()),
         format: inc.format,
         model: (!model.is_empty()).then_some(model),
         stream,
@@ -118,12 +130,40 @@ pub(crate) async fn handle(sim: Sim, inc: Incoming) -> Response {
     outcome.response
 }
 
+/// Every header, credentials redacted; a header sent several times is kept
+/// as its values joined with `, `, as HTTP allows.
 fn loggable_headers(headers: &HeaderMap) -> BTreeMap<String, String> {
-    headers
-        .iter()
-        .filter(|(name, _)| !SECRET_HEADERS.contains(&name.as_str()))
-        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
-        .collect()
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in headers {
+        let value = if SECRET_HEADERS.contains(&name.as_str()) {
+            REDACTED.to_string()
+        } else {
+            String::from_utf8_lossy(value.as_bytes()).into_owned()
+        };
+        out.entry(name.to_string())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert(value);
+    }
+    out
+}
+
+/// The path with its query string; Gemini's `key` parameter (a credential)
+/// is redacted like the key headers.
+fn loggable_path(path: &str, query: Option<&str>) -> String {
+    let Some(query) = query.filter(|q| !q.is_empty()) else {
+        return path.to_string();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some(("key", _)) => format!("key={REDACTED}"),
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -131,7 +171,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn auth_present(inc: &Incoming) -> bool {
-    SECRET_HEADERS[..3]
+    SECRET_HEADERS[..4]
         .iter()
         .any(|h| inc.headers.contains_key(*h))
         || inc.query.contains_key("key")
@@ -389,7 +429,7 @@ fn decide(
         crate::headers::request_quota(&mut headers, format, limit, left, reset);
     }
     let gemini_sse = inc.query.get("alt").is_some_and(|a| a == "sse");
-    if stream {
+    if stream && !ctx.model.ends_with(JSON_STREAM_SUFFIX) {
         let pacing = Pacing::new(latency, speed);
         return outcome(stream_response(
             format, ctx, &answer, headers, pacing, fault, gemini_sse,

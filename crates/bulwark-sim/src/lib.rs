@@ -27,10 +27,17 @@
 //! `Simulated answer from <model>: <first 12 words of the last user text>`
 //! plus `(N image[s])`, or `... the tool returned <result>` after tool
 //! results. Stop sequences cut before the match; max tokens truncate to that
-//! many words. With tools declared and a plain user turn last (and tool
-//! choice not none) the model calls the named or first tool with arguments
-//! built from its schema (string "sim", integer 1, number 1.5, boolean true,
-//! enum first value, array [], object {}). Streams send one word per chunk.
+//! many words. Streams send one word per chunk.
+//!
+//! Tools are called on demand: with tool choice auto, only when the last
+//! user text holds `sim:call <ToolName>` (optionally followed on the same
+//! line by a JSON object of arguments; else arguments are built from the
+//! schema: string "sim", integer 1, number 1.5, boolean true, enum first
+//! value, array [], object {}). Tool choice required calls the `sim:call`
+//! tool or the first declared; a named choice calls that tool. Requests
+//! that ask for thinking get deterministic thinking first, and models named
+//! `*-json-stream` answer stream requests with a complete JSON body. The
+//! exact rules are in the README and the `answer` module.
 //!
 //! # Faults
 //!

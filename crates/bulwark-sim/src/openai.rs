@@ -71,10 +71,13 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
     if !trailing_tools.is_empty() {
         prompt.tool_results = Some(trailing_tools.into_iter().rev().collect());
     }
+    // System and developer messages may come anywhere; the turn that asks
+    // is the last one of the conversation proper.
     prompt.last_is_user = messages
-        .last()
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str)
+        .iter()
+        .rev()
+        .filter_map(|m| m.get("role").and_then(Value::as_str))
+        .find(|role| !matches!(*role, "system" | "developer"))
         == Some("user");
     prompt.tools = body
         .get("tools")
@@ -91,6 +94,7 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
         .collect();
     prompt.tool_choice = match body.get("tool_choice") {
         Some(Value::String(s)) if s == "none" => ToolChoice::None,
+        Some(Value::String(s)) if s == "required" => ToolChoice::Required,
         Some(obj @ Value::Object(_)) => obj
             .pointer("/function/name")
             .and_then(Value::as_str)
@@ -102,6 +106,10 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
         None => u64_field(body, "max_tokens")?,
     };
     prompt.stop = string_list(body.get("stop"));
+    prompt.thinking = match body.get("reasoning_effort") {
+        Some(Value::String(effort)) => effort != "none",
+        _ => false,
+    };
     Ok(prompt)
 }
 
@@ -113,14 +121,17 @@ fn finish_reason(finish: &Finish) -> &'static str {
     }
 }
 
+/// Reasoning stays hidden, as OpenAI keeps it: only its tokens show, in
+/// `completion_tokens` and `completion_tokens_details.reasoning_tokens`.
 fn usage(answer: &Answer) -> Value {
+    let completion = answer.billed_output_tokens();
     json!({
         "prompt_tokens": answer.input_tokens,
-        "completion_tokens": answer.output_tokens,
-        "total_tokens": answer.input_tokens + answer.output_tokens,
+        "completion_tokens": completion,
+        "total_tokens": answer.input_tokens + completion,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0, "audio_tokens": 0,
+            "reasoning_tokens": answer.thinking_tokens, "audio_tokens": 0,
             "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0
         }
     })

@@ -49,6 +49,7 @@ fn incoming(format: Format, call: Call, parts: Parts, path_model: Option<String>
         call,
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
+        raw_query: parts.uri.query().map(String::from),
         headers: parts.headers,
         query: parts.query,
         body: parts.body,

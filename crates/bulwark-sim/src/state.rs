@@ -23,16 +23,20 @@ pub struct RecordedRequest {
     /// Unix milliseconds when the request arrived.
     pub time_ms: u64,
     pub method: String,
+    /// The path with its query string (Gemini's `?key=` value redacted).
     pub path: String,
     pub format: Format,
     pub model: Option<String>,
     pub stream: bool,
-    /// Selected non-secret headers (content type, versions, sim controls).
+    /// Every header as received, lower-cased names; the values of
+    /// credential headers (`authorization`, `x-api-key`, `x-goog-api-key`,
+    /// `api-key`, `cookie`, `proxy-authorization`) replaced by `<redacted>`.
     pub headers: BTreeMap<String, String>,
     /// Whether any credential header or `?key=` was present (never its value).
     pub auth_present: bool,
     /// `ok`, `error_<status>` or `fault_<label>`.
     pub outcome: String,
+    /// The JSON body (`null` when it was not JSON).
     pub body: Value,
 }
 

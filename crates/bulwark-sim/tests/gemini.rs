@@ -99,7 +99,11 @@ async fn function_calls_and_responses() {
         "parameters": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}, "metric": {"type": "BOOLEAN"}}}
     }]}]});
     let url = format!("{base}/v1beta/models/gemini-2.5-flash:generateContent");
-    let v = post(&url, &[], &request(tools.clone())).await.json();
+    let any = merged(
+        tools.clone(),
+        json!({"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}}),
+    );
+    let v = post(&url, &[], &request(any)).await.json();
     let c = &v["candidates"][0];
     assert_eq!(c["finishReason"], "STOP");
     assert_eq!(
@@ -108,7 +112,9 @@ async fn function_calls_and_responses() {
     );
 
     let url = format!("{base}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
-    let events = sse(&post(&url, &[], &request(tools.clone())).await.text);
+    let mut asked = request(tools.clone());
+    asked["contents"][0]["parts"][0]["text"] = json!("Weather? sim:call get_weather");
+    let events = sse(&post(&url, &[], &asked).await.text);
     assert_eq!(events.len(), 1);
     let c = events[0].json();
     assert_eq!(

@@ -116,7 +116,8 @@ fn weather_tools() -> Value {
 async fn tool_call_non_stream_and_stream() {
     let server = start().await;
     let url = format!("{}/v1/chat/completions", server.url());
-    let r = post(&url, &[], &chat(weather_tools())).await;
+    let required = merged(weather_tools(), json!({"tool_choice": "required"}));
+    let r = post(&url, &[], &chat(required)).await;
     let v = r.json();
     let msg = &v["choices"][0]["message"];
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
@@ -129,8 +130,10 @@ async fn tool_call_non_stream_and_stream() {
         serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(args, json!({"city": "sim", "unit": "celsius"}));
 
+    // Tool choice auto: called when the user text asks with `sim:call`.
     let mut body = chat(weather_tools());
     body["stream"] = json!(true);
+    body["messages"][1]["content"] = json!("Weather? sim:call get_weather");
     let events = sse(&post(&url, &[], &body).await.text);
     let chunks: Vec<Value> = events[..events.len() - 1]
         .iter()

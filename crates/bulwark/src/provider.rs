@@ -20,6 +20,7 @@ use crate::error::{UpstreamError, UpstreamFailure};
 use crate::sse::SseDecoder;
 use crate::wire::UpstreamDialect;
 
+mod complete;
 mod redact;
 use redact::Redactor;
 
@@ -131,10 +132,13 @@ impl Provider {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(query);
         }
-        let body = self
+        let mut body = self
             .dialect
             .encode_request(request, model, self.config.default_max_tokens)
             .map_err(rejected)?;
+        if !self.config.stream {
+            complete::ask_complete(&mut body);
+        }
         let body = serde_json::to_vec(&body).map_err(|e| {
             self.redactor.error(
                 target,
@@ -203,6 +207,13 @@ impl Provider {
         self.dialect.format()
     }
 
+    /// Whether the provider is asked for streams (`stream: true`, the
+    /// default); without, it is asked for complete answers, whose first
+    /// token is their last.
+    pub fn streams(&self) -> bool {
+        self.config.stream
+    }
+
     /// Sends the request as a stream, whatever the client asked for: only a
     /// stream shows when the first token arrives, and a broken answer can be
     /// replaced before a non-streaming client sees any of it. Returns once
@@ -216,6 +227,12 @@ impl Provider {
     /// whole until its end, and even a relayed stream, which holds nothing,
     /// must end, so the cap counts every byte read for the answer whatever
     /// the client asked for.
+    ///
+    /// A provider that answers with JSON instead (some compatible servers
+    /// do, whatever they were asked; one configured with `stream: false` is
+    /// asked to) gives its complete answer, read whole within the same caps
+    /// and decoded by the dialect, as the chunks of the stream it stands
+    /// for: the rest of the engine cannot tell it from a stream.
     pub async fn stream(
         &self,
         request: &ChatRequest,
@@ -226,6 +243,12 @@ impl Provider {
         let response = self.send(request, model, target).await?;
         // A quota the provider says is used up: when it resets.
         let exhausted = rate_limit_reset(response.headers(), SystemTime::now());
+        if complete::is_json(response.headers()) {
+            return Ok((
+                self.complete_answer(response, target, idle_timeout),
+                exhausted,
+            ));
+        }
         let mut bytes = response.bytes_stream();
         let mut decoder = self.dialect.stream_decoder();
         let target = target.to_string();
@@ -280,6 +303,52 @@ impl Provider {
             }
         };
         Ok((Box::pin(stream), exhausted))
+    }
+
+    /// A complete JSON answer, read whole under the same idle timeout and
+    /// `max_response_bytes` as a stream, as the chunks of its stream.
+    fn complete_answer(
+        &self,
+        response: reqwest::Response,
+        target: &str,
+        idle_timeout: Duration,
+    ) -> ChunkStream {
+        let mut bytes = response.bytes_stream();
+        let dialect = self.dialect;
+        let target = target.to_string();
+        let redactor = Arc::clone(&self.redactor);
+        let max_bytes = self.config.max_response_bytes;
+        let stream = async_stream::stream! {
+            let mut body: Vec<u8> = Vec::new();
+            loop {
+                let chunk: Bytes = match tokio::time::timeout(idle_timeout, bytes.next()).await {
+                    Err(_) => {
+                        yield Err(redactor.error(&target, UpstreamFailure::Timeout, format!("the answer stalled for more than {idle_timeout:?}")));
+                        return;
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Err(e))) => {
+                        yield Err(redactor.error(&target, UpstreamFailure::Stream { provider_code: None }, format!("the answer broke: {}", describe_transport(&e))));
+                        return;
+                    }
+                    Ok(Some(Ok(chunk))) => chunk,
+                };
+                if (body.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
+                    yield Err(redactor.error(&target, UpstreamFailure::TooLarge, format!("the answer exceeded max_response_bytes ({max_bytes} bytes)")));
+                    return;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            match complete::chunks(dialect, &body) {
+                Ok(chunks) => {
+                    for chunk in chunks {
+                        yield Ok(chunk);
+                    }
+                }
+                Err((failure, message)) => yield Err(redactor.error(&target, failure, message)),
+            }
+        };
+        Box::pin(stream)
     }
 
     fn transport_error(&self, target: &str, error: &reqwest::Error) -> UpstreamError {

@@ -88,6 +88,9 @@ pub struct ProviderConfig {
     /// The most read from the provider for one answer (bytes of its
     /// stream), streamed or complete; past it the attempt fails.
     pub max_response_bytes: u64,
+    /// Whether the provider is asked for streams (the default) or, with
+    /// `stream: false`, for complete answers.
+    pub stream: bool,
     /// Extra headers sent with every request (e.g. `OpenAI-Organization`).
     /// Values are secret: some carry credentials.
     pub headers: BTreeMap<String, Secret>,
@@ -372,6 +375,24 @@ mod tests {
         assert_eq!(smart.targets[1].model, "meta/llama3");
         assert_eq!(smart.policy.timeouts.first_token, Duration::from_secs(2));
         assert_eq!(smart.policy.timeouts.attempt, DEFAULT_ATTEMPT_TIMEOUT);
+        Ok(())
+    }
+
+    #[test]
+    fn stream_defaults_to_true_and_false_is_refused_for_gemini() -> Result<(), ConfigError> {
+        let config = load(
+            "providers:\n  a: { kind: openai-compatible, base_url: http://h/v1 }\n  b: { kind: openai-compatible, base_url: http://h/v1, stream: false }\n  c: { kind: anthropic, stream: false }\nroutes:\n  r: { targets: [a/x, b/x, c/x] }\n",
+        )?;
+        assert!(config.providers["a"].stream);
+        assert!(!config.providers["b"].stream);
+        assert!(!config.providers["c"].stream);
+        let Err(error) = load(
+            "providers:\n  g: { kind: gemini, stream: false }\nroutes:\n  r: { targets: [g/x] }\n",
+        ) else {
+            panic!("stream: false loaded for gemini");
+        };
+        let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+        assert!(paths.contains(&"providers.g.stream"), "{paths:?}");
         Ok(())
     }
 

@@ -184,6 +184,7 @@ pub(crate) struct RawProvider {
     pub limits: Option<super::RateLimits>,
     pub default_max_tokens: Option<u32>,
     pub max_response_bytes: Option<u64>,
+    pub stream: Option<bool>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     #[serde(default)]

@@ -10,8 +10,8 @@ use super::raw::{Document, RawBreaker, RawBudget, RawCache, RawConfig, RawProvid
 use super::{
     Config, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_TTL, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKENS, Degrade, HedgeAfter, Issue,
-    MidStream, ProviderConfig, RetryPolicy, RouteCache, RouteConfig, RoutePolicy, Secret,
-    TargetRef, Timeouts, duration,
+    MidStream, ProviderConfig, ProviderKind, RetryPolicy, RouteCache, RouteConfig, RoutePolicy,
+    Secret, TargetRef, Timeouts, duration,
 };
 use crate::resilience::backoff::Backoff;
 use crate::resilience::balance::Balance;
@@ -146,6 +146,14 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
             message: "must be more than 0 (the default is 67108864, 64 MiB)".into(),
         });
     }
+    // Gemini's URL, not its body, chooses a stream (`streamGenerateContent`),
+    // and the URL is the dialect's to write.
+    if raw.stream == Some(false) && raw.kind == ProviderKind::Gemini {
+        issues.push(Issue {
+            path: format!("{path}.stream"),
+            message: "`stream: false` is for OpenAI-format and Anthropic providers; Gemini is always asked for a stream".into(),
+        });
+    }
     (issues.len() == before).then(|| ProviderConfig {
         kind: raw.kind,
         base_url,
@@ -153,6 +161,7 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
         connect_timeout,
         default_max_tokens: raw.default_max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
         max_response_bytes: raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+        stream: raw.stream.unwrap_or(true),
         headers: raw
             .headers
             .into_iter()

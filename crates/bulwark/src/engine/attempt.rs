@@ -154,10 +154,16 @@ impl Call<'_> {
     }
 
     /// Sends, and reads the stream up to its first content event within
-    /// `first_token_timeout`.
+    /// `first_token_timeout`; from a provider asked for complete answers
+    /// (`stream: false`), whose first token comes with its last, within
+    /// `attempt_timeout`.
     async fn send_and_await_first_content(self, target: &Target) -> Result<Opened, UpstreamError> {
         let started = Instant::now();
-        let limit = self.route.policy.timeouts.first_token;
+        let limit = if target.provider.streams() {
+            self.route.policy.timeouts.first_token
+        } else {
+            self.route.policy.timeouts.attempt
+        };
         let until = self.deadline.clip(started + limit);
         let opening = async {
             let (mut stream, exhausted) = target
