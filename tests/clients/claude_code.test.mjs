@@ -58,7 +58,7 @@ function runClaude(gatewayUrl, route, prompt, cwd, home) {
 // Claude Code's `--output-format json` result object, or a failure that
 // shows what it printed instead.
 function parseResult(run) {
-  const shown = `exit ${run.code}${run.signal ? ` (${run.signal})` : ""}\n--- stdout ---\n${run.stdout.slice(-4000)}\n--- stderr ---\n${run.stderr.slice(-4000)}`;
+  const shown = `exit ${run.code}${run.signal ? ` (${run.signal})` : ""}\n--- stdout (end) ---\n${run.stdout.slice(-800)}\n--- stderr ---\n${run.stderr.slice(-4000)}`;
   let result;
   try {
     result = JSON.parse(run.stdout.trim().split("\n").at(-1));
