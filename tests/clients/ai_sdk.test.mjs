@@ -79,3 +79,40 @@ for (const p of PROVIDERS) {
     });
   }
 }
+
+// A tool round trip: the sim calls the tool named after `sim:call` with the
+// given arguments, the SDK runs it and sends its result back, and the sim's
+// final answer quotes that result.
+for (const p of PROVIDERS) {
+  for (const c of routeCases(p.format)) {
+    test(`ai-sdk ${p.name} tool round trip, ${c.kind} (route ${c.route})`, async () => {
+      const { generateText, jsonSchema, stepCountIs, tool } = await requireClientPackage("ai");
+      const stack = await startStack();
+      try {
+        const marker = "forecast-marker-5581";
+        const calls = [];
+        const weather = tool({
+          description: "The weather in a city",
+          inputSchema: jsonSchema({ type: "object", properties: { city: { type: "string" } }, required: ["city"] }),
+          execute: async (input) => {
+            calls.push(input);
+            return `${marker}: sunny in ${input.city}`;
+          },
+        });
+        const result = await generateText({
+          model: await p.model(stack.gatewayUrl, c.route),
+          prompt: 'sim:call weather {"city": "Paris"}',
+          tools: { weather },
+          stopWhen: stepCountIs(3),
+          maxRetries: 0,
+        });
+        assert.deepEqual(calls, [{ city: "Paris" }], "the tool was not called once with the prompt's arguments");
+        assert.ok(result.text.includes(marker), `expected the final answer to quote the tool result (${marker}), got ${JSON.stringify(result.text)}`);
+        assert.ok(result.text.startsWith(simAnswerPrefix(c.model)), `expected an answer from ${c.model}, got ${JSON.stringify(result.text)}`);
+        if (c.fallback) assertFailoverInSimLog(await stack.simRequests(), c.model);
+      } finally {
+        stack.stop();
+      }
+    });
+  }
+}
