@@ -208,7 +208,7 @@ async function claude(proxyUrl, prompt, extraArgs, files = {}, model = ANTHROPIC
       env: {
         PATH: process.env.PATH, LANG: "C.UTF-8", HOME: home, TMPDIR: process.env.TMPDIR ?? "/tmp",
         ANTHROPIC_BASE_URL: proxyUrl, ANTHROPIC_API_KEY: "sk-ant-capture-not-a-real-key",
-        ANTHROPIC_MODEL: model, ANTHROPIC_SMALL_FAST_MODEL: model,
+        ANTHROPIC_MODEL: model, ANTHROPIC_SMALL_FAST_MODEL: model, ANTHROPIC_DEFAULT_HAIKU_MODEL: model,
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1", DISABLE_TELEMETRY: "1", DISABLE_AUTOUPDATER: "1",
       },
     });

@@ -31,6 +31,9 @@ function runClaude(gatewayUrl, route, prompt, cwd, home) {
     ANTHROPIC_API_KEY: "sk-ant-test-not-a-real-key",
     ANTHROPIC_MODEL: route,
     ANTHROPIC_SMALL_FAST_MODEL: route,
+    // The newer name of the small-model setting; set too so that no
+    // background call asks for a model the gateway has no route for.
+    ANTHROPIC_DEFAULT_HAIKU_MODEL: route,
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
     DISABLE_TELEMETRY: "1",
     DISABLE_AUTOUPDATER: "1",

@@ -82,6 +82,13 @@ routes:
 `;
 }
 
+// Every child started here, so that none outlives a test process that
+// stops early (a failed assertion, an uncaught error).
+const children = new Set();
+process.on("exit", () => {
+  for (const c of children) c.kill("SIGKILL");
+});
+
 // Starts `bulwark <args>` and resolves with the URL its listening line names.
 function startProcess(name, args, ready, workdir) {
   return new Promise((resolve, reject) => {
@@ -90,6 +97,8 @@ function startProcess(name, args, ready, workdir) {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
     });
+    children.add(child);
+    child.on("exit", () => children.delete(child));
     let out = "";
     let err = "";
     let settled = false;
