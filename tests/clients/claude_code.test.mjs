@@ -15,8 +15,7 @@ import { test } from "node:test";
 
 import { assertFailoverInSimLog, claudeBinary, routeCases, simAnswerPrefix, startStack } from "./harness.mjs";
 
-// A guard against a hung client, not an assertion on speed: Claude Code
-// retries failed calls with backoff, which can take minutes.
+// A guard against a hung client, not an assertion on speed.
 const CLAUDE_KILL_AFTER_MS = 240_000;
 
 // Runs one `claude -p` turn; resolves with its exit code, stdout and stderr.
@@ -37,6 +36,9 @@ function runClaude(gatewayUrl, route, prompt, cwd, home) {
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
     DISABLE_TELEMETRY: "1",
     DISABLE_AUTOUPDATER: "1",
+    // What is tested is the gateway's failover, not Claude Code's own
+    // retries, which would otherwise repeat a failed call for minutes.
+    CLAUDE_CODE_MAX_RETRIES: "0",
   };
   const args = ["-p", prompt, "--output-format", "json", "--allowedTools=Read"];
   console.error(`# claude ${args.map((a) => JSON.stringify(a)).join(" ")} (model ${route})`);
