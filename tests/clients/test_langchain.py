@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import route_cases, sim_answer_prefix
+from clientutil import route_cases, sim_answer_prefix
 
 try:
     from langchain_anthropic import ChatAnthropic

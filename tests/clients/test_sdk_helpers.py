@@ -13,7 +13,7 @@ import openai
 import pydantic
 import pytest
 
-from conftest import route_cases, sim_answer_prefix
+from clientutil import route_cases, sim_answer_prefix
 
 
 class Greeting(pydantic.BaseModel):
