@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test, installing what they need on a fresh machine:
 # local services, the Python virtualenv with the official OpenAI and
-# Anthropic SDKs, then format, lints, and the whole test suite.
+# Anthropic SDKs, the real clients of tests/clients, then format, lints, and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,9 @@ scripts/tools.sh
 
 step "Python SDK environment (.venv)"
 scripts/python-env.sh
+
+step "real-client environment (tests/clients: Claude Code, AI SDK, LangChain)"
+scripts/clients-env.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
