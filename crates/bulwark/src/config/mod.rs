@@ -429,6 +429,38 @@ mod tests {
     }
 
     #[test]
+    fn translation_mode_and_model_traits() -> Result<(), ConfigError> {
+        let config = load(
+            "providers:\n  a: { kind: openai, models: { local-r1: { reasoning: true, vision: false } } }\nroutes:\n  r: { targets: [a/x] }\n  s: { targets: [a/x], translation: strict }\n",
+        )?;
+        assert_eq!(config.routes["r"].policy.translation, Translation::Lenient);
+        assert_eq!(config.routes["s"].policy.translation, Translation::Strict);
+        assert_eq!(
+            config.providers["a"].models["local-r1"],
+            ModelTraitsOverride {
+                reasoning: Some(true),
+                vision: Some(false)
+            }
+        );
+        let Err(error) = load(
+            "providers:\n  a: { kind: openai, models: { m: { reasons: yes } } }\nroutes:\n  r: { targets: [a/x], translation: loose }\n",
+        ) else {
+            panic!("an unknown translation mode and model trait loaded");
+        };
+        let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+        // The target names the invalid provider, so it is reported too.
+        assert_eq!(
+            paths,
+            [
+                "providers.a.models.m.reasons",
+                "routes.r.targets[0]",
+                "routes.r.translation"
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
     fn reports_every_problem_with_its_path() {
         let Err(error) = load(
             "providers:\n  a: { kind: anthropc }\n  b: { kind: openai-compatible }\n  c: { kind: openai, api_key: ${MISSING} }\n  d: { kind: openai, timeout: 3s }\nroutes:\n  r: { targets: [x/y, nomodel] }\n  s: { targets: [], attempt_timeout: soon }\n",
