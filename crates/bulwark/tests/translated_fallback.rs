@@ -198,3 +198,17 @@ async fn droppable_fields_from_openai_clients_are_served_and_reported() -> TestR
     assert_eq!(served.dropped, vec!["store", "seed"]);
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_target_is_sent_the_request_as_translated_for_it() -> TestResult {
+    let s = setup().await?;
+    claude_overloaded(&s);
+    // OpenAI's encoder refuses top_k; the fallback gets a copy without it.
+    let body = json!({"model": "main", "max_tokens": 100, "top_k": 5,
+        "messages": [{"role": "user", "content": "Hello there"}]});
+    let request = anthropic::decode_request(body.to_string().as_bytes())?;
+    let served = s.client.chat(request).await?;
+    assert_eq!(served.target, "gpt/gpt-4o-mini");
+    assert_eq!(served.dropped, vec!["top_k"]);
+    Ok(())
+}

@@ -359,7 +359,7 @@ impl Run<'_> {
             };
             if let Some(Err(refusal)) = self.prepared.get(index) {
                 let target = &self.route.targets[index];
-                tracing::info!(target = %target.label, "the target cannot take this request: {}", refusal.describe());
+                tracing::debug!(target = %target.label, "the target cannot take this request: {}", refusal.describe());
                 self.events.emit(|| Event::Skipped {
                     route: self.route.name.clone(),
                     target: target.label.clone(),

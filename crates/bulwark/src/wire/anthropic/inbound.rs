@@ -170,8 +170,9 @@ fn decode_reasoning(
         // default effort is high.
         Some("adaptive") => effort.unwrap_or(Some(Effort::High)).map(Reasoning::Effort),
         Some("disabled") => None,
+        // A thinking mode newer than Bulwark: Anthropic judges it.
         _ => {
-            unmapped(unmapped_fields, "thinking", "thinking");
+            unmapped(unmapped_fields, "thinking.type", "unknown_field");
             None
         }
     })
