@@ -796,6 +796,11 @@ fn claude_codes_request_translates_to_openai() -> TestResult {
             encoded["messages"][2]["content"],
             "The user switched to plan mode."
         );
+        // The system blocks stay apart as paragraphs.
+        assert_eq!(
+            encoded["messages"][0]["content"],
+            "You are Claude Code.\n\nEnvironment: linux.\n\nFollow the repository's conventions."
+        );
         assert_eq!(
             encoded["user"],
             "{\"device_id\":\"d1\",\"session_id\":\"s1\"}"

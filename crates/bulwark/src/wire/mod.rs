@@ -29,7 +29,7 @@ pub use dialect::{
     UpstreamDialect, encode_chunks,
 };
 
-use crate::api::{ChatRequest, Role, StreamEvent, WireFormat};
+use crate::api::{ChatRequest, ContentBlock, Message, Role, StreamEvent, WireFormat};
 use crate::config::ProviderKind;
 use crate::error::ApiError;
 
@@ -117,11 +117,26 @@ pub(crate) fn leading_system(request: &ChatRequest) -> (Option<String>, usize) {
         if message.role != Role::System {
             break;
         }
-        parts.push(message.joined_text());
+        parts.push(system_text(message));
         first_turn += 1;
     }
     let system = (!parts.is_empty()).then(|| parts.join("\n\n"));
     (system, first_turn)
+}
+
+/// A system message's text blocks as one text. Each block of an Anthropic
+/// `system` array is a section of its own (Claude Code sends its prompt,
+/// environment and instructions as separate blocks), so they stay apart.
+pub(crate) fn system_text(message: &Message) -> String {
+    let texts: Vec<&str> = message
+        .content
+        .iter()
+        .filter_map(|block| match block {
+            ContentBlock::Text(text) if !text.is_empty() => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    texts.join("\n\n")
 }
 
 /// Refuses a conversation that ends with an assistant turn: Anthropic reads

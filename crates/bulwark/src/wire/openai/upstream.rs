@@ -130,7 +130,9 @@ pub fn encode_request(
 
 fn encode_message(message: &Message, out: &mut Vec<Value>) -> Result<(), ApiError> {
     match message.role {
-        Role::System => out.push(json!({"role": "system", "content": message.joined_text()})),
+        Role::System => {
+            out.push(json!({"role": "system", "content": crate::wire::system_text(message)}))
+        }
         Role::User => {
             let mut parts = Vec::new();
             for block in &message.content {
