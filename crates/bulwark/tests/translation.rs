@@ -901,6 +901,13 @@ fn front_doors_accept_what_the_provider_might() -> TestResult {
         features,
         ["audio", "unknown_role", "server_tool", "response_format"]
     );
+    // Every feature a front door reports has its fate written in the table.
+    for feature in features {
+        assert!(
+            translate::FATES.iter().any(|row| row.feature == feature),
+            "{feature}"
+        );
+    }
     Ok(())
 }
 
