@@ -26,6 +26,8 @@ pub const ATTEMPTS_HEADER: &str = "x-bulwark-attempts";
 pub const FALLBACK_HEADER: &str = "x-bulwark-fallback";
 pub const CACHE_HEADER: &str = "x-bulwark-cache";
 pub const DEGRADED_HEADER: &str = "x-bulwark-degraded";
+/// Features of the request the answering target's format could not carry.
+pub const DROPPED_HEADER: &str = "x-bulwark-dropped";
 
 pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
     let dialect = format.dialect();
@@ -49,6 +51,7 @@ pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
         served.fallback,
         served.cache,
         served.degraded.as_deref(),
+        &served.dropped,
     );
     response
 }
@@ -69,6 +72,7 @@ pub fn stream(
         fallback,
         cache,
         degraded,
+        dropped,
         ..
     } = served;
     let body = async_stream::stream! {
@@ -121,6 +125,7 @@ pub fn stream(
         fallback,
         cache,
         degraded.as_deref(),
+        &dropped,
     );
     response
 }
@@ -168,6 +173,7 @@ fn set_served_headers(
     fallback: bool,
     cache: Option<CacheStatus>,
     degraded: Option<&str>,
+    dropped: &[&'static str],
 ) {
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(target) {
@@ -182,5 +188,10 @@ fn set_served_headers(
     }
     if let Some(value) = degraded.and_then(|d| HeaderValue::from_str(d).ok()) {
         headers.insert(DEGRADED_HEADER, value);
+    }
+    if !dropped.is_empty()
+        && let Ok(value) = HeaderValue::from_str(&dropped.join(","))
+    {
+        headers.insert(DROPPED_HEADER, value);
     }
 }

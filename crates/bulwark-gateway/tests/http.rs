@@ -716,3 +716,49 @@ async fn the_admin_api_is_behind_the_admin_key() -> TestResult {
     );
     Ok(())
 }
+
+/// An Anthropic client's request in Claude Code's shape: cached system
+/// blocks, a mid-conversation system message, adaptive thinking.
+fn claude_code_like(stream: bool) -> String {
+    json!({
+        "model": "main", "max_tokens": 2000, "stream": stream,
+        "system": [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Hello"}]},
+            {"role": "system", "content": "Plan mode is on."},
+            {"role": "user", "content": "Go on."}
+        ],
+        "thinking": {"type": "adaptive"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn dropped_features_are_reported_on_answers_and_stream_heads() -> TestResult {
+    let s = setup().await?;
+    // The primary speaks Gemini, and gemini-2.5-flash reasons: the thinking
+    // is mapped, the cache hints and context edits are left out.
+    for stream in [false, true] {
+        let response = s.post("/v1/messages", claude_code_like(stream)).await?;
+        assert_eq!(response.status(), 200, "stream {stream}");
+        assert_eq!(
+            header(&response, "x-bulwark-target"),
+            "primary/gemini-2.5-flash"
+        );
+        assert_eq!(
+            header(&response, "x-bulwark-dropped"),
+            "cache_control,context_management",
+            "stream {stream}"
+        );
+    }
+    // The Anthropic backup gets the client's own body: nothing is dropped.
+    s.primary
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let response = s.post("/v1/messages", claude_code_like(true)).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-bulwark-fallback"), "true");
+    assert_eq!(header(&response, "x-bulwark-dropped"), "");
+    Ok(())
+}

@@ -135,3 +135,44 @@ async fn a_logged_body_is_cut_to_its_cap() {
     );
     assert!(bodies[1].ends_with(" bytes)"), "the cut is marked");
 }
+
+#[tokio::test]
+async fn dropped_features_reach_the_request_log_and_the_metrics() {
+    let (_sim, running) = common::gateway_to_one_sim().await.unwrap();
+    // An OpenAI client's seed has no place in Anthropic's format.
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", running.base))
+        .header("content-type", "application/json")
+        .body(
+            json!({"model": "chat", "seed": 7, "messages": [{"role": "user", "content": "hi"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("x-bulwark-dropped")
+            .and_then(|v| v.to_str().ok()),
+        Some("seed")
+    );
+
+    let rows = logged(&running).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].dropped, ["seed"]);
+
+    let metrics = reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            r#"bulwark_translation_dropped_total{route="chat",target="p/claude-sonnet-4-5",feature="seed"} 1"#
+        ),
+        "{metrics}"
+    );
+}

@@ -59,6 +59,7 @@ fn request(at: UnixMs, primary_up: bool) -> RequestRecord {
         fallback: !primary_up,
         cache: None,
         degraded: None,
+        dropped: Vec::new(),
         latency_ms: 200.0,
         first_token_ms: Some(150.0),
         input_tokens: Some(10),

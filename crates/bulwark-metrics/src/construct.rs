@@ -64,6 +64,7 @@ impl Metrics {
             routes: LabelGuard::new(routes),
             targets: LabelGuard::new(targets),
             classes: LabelGuard::new(None),
+            features: LabelGuard::new(None),
             requests: Family::default(),
             request_duration: Family::new_with_constructor(request_histogram),
             first_token: Family::new_with_constructor(first_token_histogram),
@@ -75,6 +76,7 @@ impl Metrics {
             cost: Family::default(),
             cache: Family::default(),
             degraded: Family::default(),
+            translation_dropped: Family::default(),
             retry_budget_exhausted: Family::default(),
             breaker_transitions: Family::default(),
             shed: Family::default(),
@@ -152,6 +154,11 @@ impl Metrics {
             "degraded",
             "Requests answered degraded, by route and how",
             m.degraded.clone(),
+        );
+        r.register(
+            "translation_dropped",
+            "Request features left out because the answering target's format cannot carry them, by route, target and feature",
+            m.translation_dropped.clone(),
         );
         r.register(
             "retry_budget_exhausted",

@@ -71,6 +71,13 @@ pub(crate) struct DegradedLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct DroppedLabels {
+    pub(crate) route: String,
+    pub(crate) target: String,
+    pub(crate) feature: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TransitionLabels {
     pub(crate) target: String,
     pub(crate) to: &'static str,
@@ -160,5 +167,9 @@ impl Metrics {
 
     pub(crate) fn class(&self, class: &str) -> String {
         self.classes.value(class)
+    }
+
+    pub(crate) fn feature(&self, feature: &str) -> String {
+        self.features.value(feature)
     }
 }

@@ -39,9 +39,9 @@ use prometheus_client::registry::Registry;
 
 use buckets::HistogramFamily;
 use labels::{
-    CacheLabels, ComponentLabels, DegradedLabels, DurationLabels, LabelGuard, RequestLabels,
-    RouteFormatLabels, RouteLabels, SkippedLabels, TargetLabels, TargetResultLabels, TokenLabels,
-    TransitionLabels,
+    CacheLabels, ComponentLabels, DegradedLabels, DroppedLabels, DurationLabels, LabelGuard,
+    RequestLabels, RouteFormatLabels, RouteLabels, SkippedLabels, TargetLabels, TargetResultLabels,
+    TokenLabels, TransitionLabels,
 };
 
 /// Content type of [`Metrics::render`]'s output (Prometheus text 0.0.4).
@@ -60,6 +60,9 @@ pub struct Metrics {
     routes: LabelGuard,
     targets: LabelGuard,
     classes: LabelGuard,
+    /// Translation features (`wire::translate`), capped like classes: a
+    /// stored record could carry any text.
+    features: LabelGuard,
 
     requests: Family<RequestLabels, Counter>,
     request_duration: HistogramFamily<DurationLabels>,
@@ -72,6 +75,7 @@ pub struct Metrics {
     cost: Family<TargetLabels, Counter<f64, AtomicU64>>,
     cache: Family<CacheLabels, Counter>,
     degraded: Family<DegradedLabels, Counter>,
+    translation_dropped: Family<DroppedLabels, Counter>,
 
     retry_budget_exhausted: Family<TargetLabels, Counter>,
     breaker_transitions: Family<TransitionLabels, Counter>,

@@ -5,9 +5,9 @@ use bulwark::observe::record::RequestRecord;
 
 use crate::Metrics;
 use crate::labels::{
-    CacheLabels, DegradedLabels, DurationLabels, RequestLabels, RouteFormatLabels, RouteLabels,
-    SkippedLabels, TargetLabels, TargetResultLabels, TokenLabels, TransitionLabels, cache_result,
-    client_format,
+    CacheLabels, DegradedLabels, DroppedLabels, DurationLabels, RequestLabels, RouteFormatLabels,
+    RouteLabels, SkippedLabels, TargetLabels, TargetResultLabels, TokenLabels, TransitionLabels,
+    cache_result, client_format,
 };
 
 impl Metrics {
@@ -113,6 +113,18 @@ impl Metrics {
                     result: cache_result(result),
                 })
                 .inc();
+        }
+
+        if let Some(target) = &answered_by {
+            for feature in &record.dropped {
+                self.translation_dropped
+                    .get_or_create(&DroppedLabels {
+                        route: route.clone(),
+                        target: target.clone(),
+                        feature: self.feature(feature),
+                    })
+                    .inc();
+            }
         }
 
         if let Some(how) = &record.degraded {

@@ -38,6 +38,7 @@ fn record(route: &str, target: Option<&str>, attempts: Vec<AttemptRecord>) -> Re
         fallback: false,
         cache: None,
         degraded: None,
+        dropped: Vec::new(),
         latency_ms: 800.0,
         first_token_ms: Some(300.0),
         input_tokens: Some(1000),
@@ -473,4 +474,30 @@ fn from_config_takes_names_and_prices() {
         ),
         "{text}"
     );
+}
+
+#[test]
+fn dropped_translation_features_are_counted_per_target() {
+    let m = Metrics::new(Prices::default());
+    let mut translated = record(
+        "chat",
+        Some("openai/gpt-4o"),
+        vec![attempt("openai/gpt-4o", None, false)],
+    );
+    translated.dropped = vec!["thinking".to_string(), "cache_control".to_string()];
+    m.record(&translated);
+    m.record(&translated);
+
+    let text = m.render();
+    for feature in ["thinking", "cache_control"] {
+        assert_eq!(
+            sample(
+                &text,
+                &format!(
+                    r#"bulwark_translation_dropped_total{{route="chat",target="openai/gpt-4o",feature="{feature}"}}"#
+                )
+            ),
+            "2"
+        );
+    }
 }

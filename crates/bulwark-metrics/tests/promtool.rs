@@ -77,6 +77,7 @@ fn base(i: usize, route: &str) -> RequestRecord {
         fallback: false,
         cache: None,
         degraded: None,
+        dropped: Vec::new(),
         latency_ms: 50.0 + (i % 40) as f64 * 97.0,
         first_token_ms: Some(20.0 + (i % 30) as f64 * 41.0),
         input_tokens: Some(200 + i as u64 % 900),

@@ -26,6 +26,7 @@ const REQUEST_COLUMNS: &[&str] = &[
     "fallback",
     "cache",
     "degraded",
+    "dropped",
     "latency_ms",
     "first_token_ms",
     "input_tokens",
@@ -68,6 +69,7 @@ fn bind_request<'q>(q: AnyQuery<'q>, r: &RequestRecord) -> AnyQuery<'q> {
         .bind(r.fallback)
         .bind(r.cache.clone())
         .bind(r.degraded.clone())
+        .bind((!r.dropped.is_empty()).then(|| r.dropped.join(",")))
         .bind(r.latency_ms)
         .bind(r.first_token_ms)
         .bind(r.input_tokens.map(to_i64))
@@ -130,6 +132,10 @@ fn read_request(row: &AnyRow) -> Result<RequestRecord, sqlx::Error> {
         fallback: get_bool(row, "fallback")?,
         cache: row.try_get("cache")?,
         degraded: row.try_get("degraded")?,
+        dropped: row
+            .try_get::<Option<String>, _>("dropped")?
+            .map(|d| d.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
         latency_ms: row.try_get("latency_ms")?,
         first_token_ms: row.try_get("first_token_ms")?,
         input_tokens: row.try_get::<Option<i64>, _>("input_tokens")?.map(to_u64),
@@ -265,7 +271,7 @@ impl Store {
         let limit = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
         let rows = sqlx::query(
             "SELECT id, at_ms, route, client_format, stream, status, error_class, target, \
-             fallback, cache, degraded, latency_ms, first_token_ms, input_tokens, \
+             fallback, cache, degraded, dropped, latency_ms, first_token_ms, input_tokens, \
              output_tokens, key_id, request_body \
              FROM requests WHERE at_ms >= $1 AND at_ms < $2 ORDER BY at_ms, id LIMIT $3",
         )

@@ -143,11 +143,113 @@ pub struct ChatRequest {
     pub stream: bool,
     /// OpenAI clients must ask for the usage chunk; other formats always send usage.
     pub include_usage: bool,
+    /// How hard the model should think, when the client asked.
+    pub reasoning: Option<Reasoning>,
+    /// Who is asking (OpenAI `user`, Anthropic `metadata.user_id`), for the
+    /// provider's abuse checks.
+    pub user: Option<String>,
+    /// `Some(false)`: at most one tool call per turn (OpenAI
+    /// `parallel_tool_calls: false`, Anthropic `disable_parallel_tool_use`).
+    pub parallel_tool_calls: Option<bool>,
     /// The original body, when the request came through a front door.
     pub source: Option<SourceBody>,
-    /// Paths of fields the client sent that only its own format can express.
-    /// Translating to another format with any of these is refused.
-    pub untranslatable: Vec<String>,
+    /// Fields the client sent that the neutral model does not carry, each
+    /// with what becomes of it when another format serves the request
+    /// (`wire::translate` decides; `docs/translation.md` lists them).
+    pub unmapped: Vec<Unmapped>,
+}
+
+/// How much a reasoning model should think before answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reasoning {
+    /// Anthropic's `thinking.budget_tokens`, Gemini's `thinkingBudget`.
+    Budget(u32),
+    /// OpenAI's `reasoning_effort`, Anthropic's adaptive thinking with
+    /// `output_config.effort`.
+    Effort(Effort),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    Minimal,
+    Low,
+    Medium,
+    High,
+}
+
+impl Effort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effort::Minimal => "minimal",
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        }
+    }
+
+    /// Reads the effort names OpenAI and Anthropic use; `none` asks for no
+    /// reasoning at all, and names past `high` (`xhigh`, `max`) ask for the
+    /// most there is.
+    pub fn parse(name: &str) -> Option<Option<Effort>> {
+        Some(match name {
+            "none" => None,
+            "minimal" => Some(Effort::Minimal),
+            "low" => Some(Effort::Low),
+            "medium" => Some(Effort::Medium),
+            "high" | "xhigh" | "max" => Some(Effort::High),
+            _ => return None,
+        })
+    }
+
+    /// The thinking budget that stands for this effort where a format takes
+    /// only budgets.
+    pub fn budget(self) -> u32 {
+        match self {
+            Effort::Minimal => 1024,
+            Effort::Low => 2048,
+            Effort::Medium => 8192,
+            Effort::High => 16384,
+        }
+    }
+
+    /// The effort that stands for `budget` where a format takes only efforts.
+    pub fn for_budget(budget: u32) -> Effort {
+        match budget {
+            0..=1024 => Effort::Minimal,
+            1025..=4096 => Effort::Low,
+            4097..=12288 => Effort::Medium,
+            _ => Effort::High,
+        }
+    }
+}
+
+/// A field of the client's request that the neutral model does not carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmapped {
+    /// Where it was in the client's body (`messages[1].content[0]`).
+    pub path: String,
+    /// A short, low-cardinality name (`cache_control`, `n`): what headers,
+    /// records and metrics report.
+    pub feature: &'static str,
+    pub fate: Fate,
+}
+
+/// What becomes of an unmapped field when another format serves the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Left out: the answer means the same without it (the reason says why).
+    Drop(&'static str),
+    /// The target cannot take the request: without the field the answer
+    /// would not be the one the client asked for.
+    Refuse(&'static str),
+}
+
+impl Fate {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Fate::Drop(reason) | Fate::Refuse(reason) => reason,
+        }
+    }
 }
 
 impl ChatRequest {
@@ -164,8 +266,11 @@ impl ChatRequest {
             tool_choice: None,
             stream: false,
             include_usage: false,
+            reasoning: None,
+            user: None,
+            parallel_tool_calls: None,
             source: None,
-            untranslatable: Vec::new(),
+            unmapped: Vec::new(),
         }
     }
 }

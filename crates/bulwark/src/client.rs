@@ -360,6 +360,7 @@ pub(crate) fn from_cache(answer: &CachedAnswer, status: CacheStatus) -> Served<V
         cache: Some(status),
         degraded: None,
         attempt_log: Vec::new(),
+        dropped: Vec::new(),
     }
 }
 

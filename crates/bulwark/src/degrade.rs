@@ -120,5 +120,6 @@ fn static_answer(text: &str) -> Served<Vec<Chunk>> {
         cache: None,
         degraded: None,
         attempt_log: Vec::new(),
+        dropped: Vec::new(),
     }
 }

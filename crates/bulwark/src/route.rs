@@ -293,6 +293,8 @@ pub struct Target {
     pub state: Arc<TargetState>,
     /// The model's context window in tokens, when configured.
     pub context_window: Option<u64>,
+    /// Whether the model reasons and reads images.
+    pub traits: crate::wire::translate::ModelTraits,
 }
 
 pub use crate::config::{HedgeAfter, MidStream};
@@ -388,6 +390,8 @@ pub struct RouteTable {
     /// Target states by `provider/model`, including targets named directly
     /// by clients, which are added on first use.
     states: Mutex<HashMap<String, Arc<TargetState>>>,
+    /// What each provider says its models can do (`models:`).
+    models: BTreeMap<String, BTreeMap<String, crate::config::ModelTraitsOverride>>,
     breaker: BreakerConfig,
     budget: BudgetConfig,
 }
@@ -405,6 +409,11 @@ impl RouteTable {
             providers,
             routes: BTreeMap::new(),
             states: Mutex::new(HashMap::new()),
+            models: config
+                .providers
+                .iter()
+                .map(|(name, provider)| (name.clone(), provider.models.clone()))
+                .collect(),
             breaker: config.breaker,
             budget: config.retry_budget,
         };
@@ -466,6 +475,10 @@ impl RouteTable {
             provider: Arc::clone(provider),
             model: model.to_string(),
             context_window: provider.context_window(model),
+            traits: crate::wire::translate::traits(
+                model,
+                self.models.get(provider_name).and_then(|m| m.get(model)),
+            ),
             label,
             state,
         })

@@ -1,10 +1,13 @@
 //! Translation between wire formats, field by field, against the reference
 //! shapes in `shared/reference` (Part C).
 
-use bulwark::api::{FinishReason, StreamEvent, Usage};
+use bulwark::api::{
+    ContentBlock, Effort, FinishReason, Reasoning, Role, StreamEvent, Usage, WireFormat,
+};
+use bulwark::config::Translation;
 use bulwark::error::ErrorKind;
 use bulwark::sse::SseDecoder;
-use bulwark::wire::{StreamFault, anthropic, gemini, openai};
+use bulwark::wire::{StreamFault, anthropic, gemini, openai, translate};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -151,6 +154,7 @@ fn anthropic_request_translates_to_openai_both_dialects() -> TestResult {
             "stop": ["STOP"],
             "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}}],
             "tool_choice": "required",
+            "user": "u1",
             // Bulwark always streams from providers.
             "stream": true,
             "stream_options": {"include_usage": true}
@@ -172,10 +176,12 @@ fn same_format_passes_every_field_through() -> TestResult {
     body["logprobs"] = json!(true);
     body["stream"] = json!(false);
     let request = openai::decode_request(&bytes(&body))?;
-    assert_eq!(
-        request.untranslatable,
-        vec!["logprobs".to_string(), "seed".to_string()]
-    );
+    let unmapped: Vec<(&str, &str)> = request
+        .unmapped
+        .iter()
+        .map(|u| (u.path.as_str(), u.feature))
+        .collect();
+    assert_eq!(unmapped, vec![("logprobs", "logprobs"), ("seed", "seed")]);
     let encoded = openai::encode_request(&request, "gpt-4o-mini", openai::Upstream::OpenAi)?;
     let mut expected = body.clone();
     expected["model"] = json!("gpt-4o-mini");
@@ -186,11 +192,8 @@ fn same_format_passes_every_field_through() -> TestResult {
     let error = anthropic::encode_request(&request, "claude", 4096)
         .err()
         .ok_or("untranslatable fields were dropped")?;
-    assert!(
-        error.message.contains("logprobs, seed"),
-        "{}",
-        error.message
-    );
+    // Only the field whose loss would change the answer refuses.
+    assert_eq!(error.param.as_deref(), Some("logprobs"));
     assert!(error.message.contains("Anthropic"), "{}", error.message);
     Ok(())
 }
@@ -208,16 +211,18 @@ fn openai_client_asking_for_temperature_above_one_is_refused_by_anthropic() -> T
 }
 
 #[test]
-fn late_system_messages_and_url_images_are_refused_where_inexpressible() -> TestResult {
+fn late_system_messages_keep_their_place_and_url_images_are_refused_by_gemini() -> TestResult {
     let body = json!({"model": "m", "messages": [
         {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]},
         {"role": "system", "content": "late"}
     ]});
     let request = openai::decode_request(&bytes(&body))?;
-    let error = anthropic::encode_request(&request, "c", 10)
-        .err()
-        .ok_or("late system accepted")?;
-    assert_eq!(error.param.as_deref(), Some("messages[1]"));
+    let encoded = anthropic::encode_request(&request, "c", 10)?;
+    assert_eq!(encoded.get("system"), None);
+    assert_eq!(
+        encoded["messages"][1],
+        json!({"role": "user", "content": [{"type": "text", "text": "late"}]})
+    );
     let mut early = request.clone();
     early.messages.truncate(1);
     let error = gemini::encode_request(&early)
@@ -238,8 +243,8 @@ fn client_errors_name_the_field() {
             "`temperature` must be a number, but it is a string",
         ),
         (
-            br#"{"model": "m", "messages": [{"role": "wizard", "content": "x"}]}"#,
-            "`messages[0].role` must be one of",
+            br#"{"model": "m", "messages": {"role": "user"}}"#,
+            "`messages` must be an array, but it is an object",
         ),
         (
             br#"{"model": "m", "messages": [{"role": "user", "content": 5}]}"#,
@@ -643,11 +648,7 @@ fn review_fixes_hold() -> TestResult {
     let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
         "parallel_tool_calls": true, "logprobs": false, "store": false, "user": "u-1", "n": 1});
     let request = openai::decode_request(&bytes(&body))?;
-    assert!(
-        request.untranslatable.is_empty(),
-        "{:?}",
-        request.untranslatable
-    );
+    assert!(request.unmapped.is_empty(), "{:?}", request.unmapped);
 
     // An assistant prefill cannot go to OpenAI or Gemini.
     let body = json!({"model": "m", "max_tokens": 5, "messages": [
@@ -710,5 +711,258 @@ fn openai_streams_need_a_finish_reason_and_carry_refusals() -> TestResult {
         response.content,
         vec![bulwark::api::ContentBlock::Text("I can't".into())]
     );
+    Ok(())
+}
+
+/// The shape of Claude Code's requests (`POST /v1/messages?beta=true`),
+/// with its two dozen tools cut to three.
+fn claude_code_request() -> Value {
+    let tool = |name: &str| {
+        json!({"name": name, "description": format!("The {name} tool"),
+            "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}})
+    };
+    json!({
+        "model": "claude-sonnet-4-5-20250929",
+        "max_tokens": 32000,
+        "stream": true,
+        "system": [
+            {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+            {"type": "text", "text": "Environment: linux."},
+            {"type": "text", "text": "Follow the repository's conventions.", "cache_control": {"type": "ephemeral"}}
+        ],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>context</system-reminder>"},
+                {"type": "text", "text": "Fix the failing test."}
+            ]},
+            {"role": "system", "content": "The user switched to plan mode."},
+            {"role": "user", "content": [{"type": "text", "text": "Go on.", "cache_control": {"type": "ephemeral"}}]}
+        ],
+        "thinking": {"type": "adaptive"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "high"},
+        "metadata": {"user_id": "{\"device_id\":\"d1\",\"session_id\":\"s1\"}"},
+        "tools": [tool("Read"), tool("Edit"), tool("Bash")]
+    })
+}
+
+#[test]
+fn claude_codes_request_decodes_and_reaches_anthropic_untouched() -> TestResult {
+    let body = claude_code_request();
+    let request = anthropic::decode_request(&bytes(&body))?;
+    assert_eq!(
+        request.messages[2].role,
+        Role::System,
+        "mid-conversation system"
+    );
+    assert_eq!(request.reasoning, Some(Reasoning::Effort(Effort::High)));
+    assert_eq!(
+        request.user.as_deref(),
+        Some("{\"device_id\":\"d1\",\"session_id\":\"s1\"}")
+    );
+    assert_eq!(request.tools.len(), 3);
+    let encoded = anthropic::encode_request(&request, "claude-sonnet-4-5", 4096)?;
+    let mut expected = body;
+    expected["model"] = json!("claude-sonnet-4-5");
+    assert_eq!(encoded, expected);
+    Ok(())
+}
+
+#[test]
+fn claude_codes_request_translates_to_openai() -> TestResult {
+    let request = anthropic::decode_request(&bytes(&claude_code_request()))?;
+    for (model, reasons) in [("o3-mini", true), ("gpt-4o", false)] {
+        let traits = translate::traits(model, None);
+        assert_eq!(traits.reasons, reasons, "{model}");
+        let prepared = translate::prepare(
+            &request,
+            WireFormat::OpenAi,
+            traits,
+            false,
+            Translation::Lenient,
+        )
+        .map_err(|refusal| refusal.describe())?;
+        let sent = prepared.request.as_ref().unwrap_or(&request);
+        let encoded = openai::encode_request(sent, model, openai::Upstream::OpenAi)?;
+        let roles: Vec<&str> = encoded["messages"]
+            .as_array()
+            .ok_or("no messages")?
+            .iter()
+            .filter_map(|m| m["role"].as_str())
+            .collect();
+        // The system message stays where it was in the conversation.
+        assert_eq!(roles, ["system", "user", "system", "user"], "{model}");
+        assert_eq!(
+            encoded["messages"][2]["content"],
+            "The user switched to plan mode."
+        );
+        // The system blocks stay apart as paragraphs.
+        assert_eq!(
+            encoded["messages"][0]["content"],
+            "You are Claude Code.\n\nEnvironment: linux.\n\nFollow the repository's conventions."
+        );
+        assert_eq!(
+            encoded["user"],
+            "{\"device_id\":\"d1\",\"session_id\":\"s1\"}"
+        );
+        assert_eq!(encoded["max_completion_tokens"], 32000);
+        assert_eq!(encoded["tools"].as_array().map(Vec::len), Some(3));
+        let expected_dropped = if reasons {
+            assert_eq!(encoded["reasoning_effort"], "high");
+            vec!["cache_control", "context_management"]
+        } else {
+            assert_eq!(encoded.get("reasoning_effort"), None, "{model}");
+            vec!["cache_control", "context_management", "thinking"]
+        };
+        assert_eq!(prepared.dropped, expected_dropped, "{model}");
+    }
+    // A strict route refuses it, naming each field with its reason.
+    let refusal = translate::prepare(
+        &request,
+        WireFormat::OpenAi,
+        translate::traits("gpt-4o", None),
+        false,
+        Translation::Strict,
+    )
+    .err()
+    .ok_or("a strict translation dropped fields")?;
+    assert!(
+        refusal.paths().contains("context_management"),
+        "{}",
+        refusal.paths()
+    );
+    assert!(
+        refusal.describe().contains("strictly"),
+        "{}",
+        refusal.describe()
+    );
+    Ok(())
+}
+
+#[test]
+fn front_doors_accept_what_the_provider_might() -> TestResult {
+    // Anthropic: new roles, block types, image sources and tool types.
+    let body = json!({"model": "m", "max_tokens": 10, "messages": [
+        {"role": "user", "content": [
+            {"type": "text", "text": "Read this", "citations": {"enabled": true}},
+            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc"}},
+            {"type": "image", "source": {"type": "file", "file_id": "file_1"}},
+            {"type": "hologram", "data": "?"}
+        ]},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+            {"type": "text", "text": "Done."}
+        ]},
+        {"role": "narrator", "content": "Later..."}
+    ],
+    "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+    "brand_new_option": true});
+    let request = anthropic::decode_request(&bytes(&body))?;
+    let features: Vec<(&str, &str)> = request
+        .unmapped
+        .iter()
+        .map(|u| (u.path.as_str(), u.feature))
+        .collect();
+    assert_eq!(
+        features,
+        [
+            ("messages[0].content[0].citations", "citations"),
+            ("messages[0].content[1]", "document"),
+            ("messages[0].content[2].source", "file_reference"),
+            ("messages[0].content[3]", "unknown_block"),
+            ("messages[1].content[0]", "thinking_block"),
+            ("messages[2].role", "unknown_role"),
+            ("tools[0]", "server_tool"),
+            ("brand_new_option", "unknown_field"),
+        ]
+    );
+    // Thinking blocks are never sent as text.
+    assert_eq!(
+        request.messages[1].content,
+        vec![ContentBlock::Text("Done.".into())]
+    );
+    assert!(request.tools.is_empty());
+
+    // OpenAI: developer messages, new roles, part types and tool types.
+    let body = json!({"model": "m", "messages": [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": [
+            {"type": "text", "text": "Listen"},
+            {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}
+        ]},
+        {"role": "function", "name": "f", "content": "42"}
+    ],
+    "tools": [{"type": "custom", "custom": {"name": "grammar"}}],
+    "response_format": {"type": "json_object"}});
+    let request = openai::decode_request(&bytes(&body))?;
+    assert_eq!(request.messages[0].role, Role::System);
+    let features: Vec<&str> = request.unmapped.iter().map(|u| u.feature).collect();
+    assert_eq!(
+        features,
+        ["audio", "unknown_role", "server_tool", "response_format"]
+    );
+    // Every feature a front door reports has its fate written in the table.
+    for feature in features {
+        assert!(
+            translate::FATES.iter().any(|row| row.feature == feature),
+            "{feature}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn reasoning_effort_becomes_a_thinking_budget_for_anthropic() -> TestResult {
+    let body = json!({"model": "m", "max_completion_tokens": 20000, "reasoning_effort": "medium",
+        "temperature": 0.3, "user": "u-7", "parallel_tool_calls": false,
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}}],
+        "messages": [{"role": "user", "content": "Weather?"}]});
+    let request = openai::decode_request(&bytes(&body))?;
+    assert!(request.unmapped.is_empty(), "{:?}", request.unmapped);
+    let encoded = anthropic::encode_request(&request, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(
+        encoded["thinking"],
+        json!({"type": "enabled", "budget_tokens": 8192})
+    );
+    // Anthropic refuses a temperature beside thinking.
+    assert_eq!(encoded.get("temperature"), None);
+    assert_eq!(encoded["metadata"], json!({"user_id": "u-7"}));
+    assert_eq!(
+        encoded["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true})
+    );
+    // The budget stays under max_tokens, and is never below Anthropic's floor.
+    let mut small = request.clone();
+    small.max_tokens = Some(3000);
+    let encoded = anthropic::encode_request(&small, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(encoded["thinking"]["budget_tokens"], 2999);
+    small.max_tokens = Some(1000);
+    let encoded = anthropic::encode_request(&small, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(encoded.get("thinking"), None);
+    assert_eq!(encoded["temperature"], 0.3);
+
+    // Gemini takes a budget too.
+    let encoded = gemini::encode_request(&request)?;
+    assert_eq!(
+        encoded["generationConfig"]["thinkingConfig"],
+        json!({"thinkingBudget": 8192})
+    );
+    Ok(())
+}
+
+#[test]
+fn images_never_reach_a_model_configured_text_only() -> TestResult {
+    let request = openai::decode_request(&bytes(&openai_request()))?;
+    let text_only = translate::ModelTraits {
+        reasons: false,
+        vision: false,
+    };
+    for format in [WireFormat::OpenAi, WireFormat::Anthropic] {
+        let refusal = translate::prepare(&request, format, text_only, true, Translation::Lenient)
+            .err()
+            .ok_or("an image was sent to a text-only model")?;
+        assert_eq!(refusal.paths(), "messages[1]");
+        assert_eq!(refusal.fields[0].feature, "image");
+    }
     Ok(())
 }

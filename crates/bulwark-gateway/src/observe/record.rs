@@ -146,6 +146,7 @@ impl Pending {
             fallback: false,
             cache: None,
             degraded: None,
+            dropped: Vec::new(),
             latency_ms: millis(self.started.elapsed()),
             first_token_ms: None,
             input_tokens: None,
@@ -251,6 +252,7 @@ fn fill_served<T>(record: &mut RequestRecord, served: &Served<T>) {
     record.fallback = served.fallback;
     record.cache = served.cache.map(|c| c.as_str().to_string());
     record.degraded = served.degraded.clone();
+    record.dropped = served.dropped.iter().map(|f| (*f).to_string()).collect();
     record.attempts = served.attempt_log.clone();
 }
 

@@ -79,6 +79,7 @@ pub async fn requests_round_trip_field_by_field(db: &TestDb) {
         assert_eq!(r.fallback, want.fallback);
         assert_eq!(r.cache, want.cache);
         assert_eq!(r.degraded, want.degraded);
+        assert_eq!(r.dropped, want.dropped);
         assert_eq!(r.latency_ms, want.latency_ms);
         assert_eq!(r.first_token_ms, want.first_token_ms);
         assert_eq!(r.input_tokens, want.input_tokens);

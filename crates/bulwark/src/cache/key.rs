@@ -31,9 +31,13 @@ pub fn cache_key(tenant: &str, route: &str, request: &ChatRequest) -> CacheKey {
         // A streamed and a complete answer are the same answer.
         stream: _,
         include_usage: _,
+        reasoning,
+        // Who asks is keyed as the tenant; it does not change the answer.
+        user: _,
+        parallel_tool_calls,
         source,
         // Their values are in `source`.
-        untranslatable: _,
+        unmapped: _,
     } = request;
     let mut key = Key(blake3::Hasher::new());
     key.text(b"tenant", tenant);
@@ -58,6 +62,8 @@ pub fn cache_key(tenant: &str, route: &str, request: &ChatRequest) -> CacheKey {
         Some(ToolChoice::Required) => key.text(b"tool_choice", "required"),
         Some(ToolChoice::Tool(name)) => key.text(b"tool_choice.tool", name),
     }
+    key.text(b"reasoning", &format!("{reasoning:?}"));
+    key.text(b"parallel_tool_calls", &format!("{parallel_tool_calls:?}"));
     // Everything else the client sent (a seed, a response format...): a JSON
     // object's keys are sorted, so field order in the body does not matter.
     if let Some(SourceBody {

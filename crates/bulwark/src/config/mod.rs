@@ -97,6 +97,9 @@ pub struct ProviderConfig {
     /// Context window per model, in tokens; lets a too-long prompt move to
     /// a target that can take it.
     pub context_windows: BTreeMap<String, u64>,
+    /// What a model can do, per model, where its name does not say it
+    /// (`wire::translate::traits`).
+    pub models: BTreeMap<String, ModelTraitsOverride>,
     /// Requests in flight per target: a fixed limit, or adaptive (AIMD).
     pub concurrency: ConcurrencyConfig,
     /// The provider's quotas, per target: requests and tokens per minute.
@@ -185,6 +188,9 @@ pub struct RoutePolicy {
     /// produced a token after this long.
     pub hedge_after: Option<HedgeAfter>,
     pub mid_stream: MidStream,
+    /// What a target that speaks another format than the client's does
+    /// with fields its format cannot carry.
+    pub translation: Translation,
     /// Answers are cached when set.
     pub cache: Option<RouteCache>,
 }
@@ -201,6 +207,7 @@ impl RoutePolicy {
             retry: RetryPolicy::default(),
             hedge_after: None,
             mid_stream: MidStream::Error,
+            translation: Translation::Lenient,
             cache: None,
         }
     }
@@ -216,6 +223,29 @@ pub enum MidStream {
     /// continue the partial answer, and splice its continuation into the
     /// same stream.
     Continue,
+}
+
+/// How strictly a request is translated for a target of another format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Translation {
+    /// Fields whose loss leaves the answer's meaning intact are left out
+    /// and reported (`x-bulwark-dropped`); the rest make the target refuse.
+    #[default]
+    Lenient,
+    /// Any field the target's format cannot carry makes it refuse.
+    Strict,
+}
+
+/// A provider's word on what one of its models can do; what it leaves out
+/// is guessed from the model's name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelTraitsOverride {
+    /// The model reasons before answering (takes a thinking budget or an
+    /// effort).
+    pub reasoning: Option<bool>,
+    /// The model reads images.
+    pub vision: Option<bool>,
 }
 
 /// When to start a hedge.
@@ -415,6 +445,38 @@ mod tests {
         assert!(
             paths.contains(&"providers.a.max_response_bytes"),
             "{paths:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn translation_mode_and_model_traits() -> Result<(), ConfigError> {
+        let config = load(
+            "providers:\n  a: { kind: openai, models: { local-r1: { reasoning: true, vision: false } } }\nroutes:\n  r: { targets: [a/x] }\n  s: { targets: [a/x], translation: strict }\n",
+        )?;
+        assert_eq!(config.routes["r"].policy.translation, Translation::Lenient);
+        assert_eq!(config.routes["s"].policy.translation, Translation::Strict);
+        assert_eq!(
+            config.providers["a"].models["local-r1"],
+            ModelTraitsOverride {
+                reasoning: Some(true),
+                vision: Some(false)
+            }
+        );
+        let Err(error) = load(
+            "providers:\n  a: { kind: openai, models: { m: { reasons: yes } } }\nroutes:\n  r: { targets: [a/x], translation: loose }\n",
+        ) else {
+            panic!("an unknown translation mode and model trait loaded");
+        };
+        let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+        // The target names the invalid provider, so it is reported too.
+        assert_eq!(
+            paths,
+            [
+                "providers.a.models.m.reasons",
+                "routes.r.targets[0]",
+                "routes.r.translation"
+            ]
         );
         Ok(())
     }

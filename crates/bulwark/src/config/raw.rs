@@ -189,6 +189,9 @@ pub(crate) struct RawProvider {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub context_windows: BTreeMap<String, u64>,
+    /// What each model can do, where its name does not say it.
+    #[serde(default)]
+    pub models: BTreeMap<String, super::ModelTraitsOverride>,
     #[serde(default)]
     pub prices: BTreeMap<String, crate::observe::config::Price>,
     pub probe: Option<crate::observe::config::RawProbe>,
@@ -208,6 +211,7 @@ pub(crate) struct RawRoute {
     pub backoff_cap: Option<String>,
     pub hedge_after: Option<String>,
     pub mid_stream: Option<String>,
+    pub translation: Option<String>,
     pub cache: Option<RawRouteCache>,
     #[serde(default)]
     pub degrade: Vec<Value>,

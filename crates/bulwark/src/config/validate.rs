@@ -11,7 +11,7 @@ use super::{
     Config, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_TTL, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKENS, Degrade, HedgeAfter, Issue,
     MidStream, ProviderConfig, ProviderKind, RetryPolicy, RouteCache, RouteConfig, RoutePolicy,
-    Secret, TargetRef, Timeouts, duration,
+    Secret, TargetRef, Timeouts, Translation, duration,
 };
 use crate::resilience::backoff::Backoff;
 use crate::resilience::balance::Balance;
@@ -168,6 +168,7 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
             .map(|(k, v)| (k, Secret::new(v)))
             .collect(),
         context_windows: raw.context_windows,
+        models: raw.models,
         prices: raw.prices,
         probe,
         limits: raw.limits.unwrap_or_default(),
@@ -354,6 +355,17 @@ fn build_route(
             MidStream::Error
         }
     };
+    let translation = match raw.translation.as_deref() {
+        None | Some("lenient") => Translation::Lenient,
+        Some("strict") => Translation::Strict,
+        Some(other) => {
+            issues.push(Issue {
+                path: format!("{path}.translation"),
+                message: format!("`{other}` is not `lenient` or `strict`"),
+            });
+            Translation::Lenient
+        }
+    };
     let cache = raw.cache.map(|raw| RouteCache {
         ttl: duration::timeout(
             raw.ttl,
@@ -426,6 +438,7 @@ fn build_route(
             retry,
             hedge_after,
             mid_stream,
+            translation,
             cache,
         },
     })

@@ -37,7 +37,8 @@ impl Run<'_> {
     ) -> (Attempted, Option<LostRace>) {
         let route = self.route;
         let targets = &route.targets;
-        let call = self.call();
+        let call = self.call_for(primary);
+        let hedge_call = hedge.map(|index| self.call_for(index));
         let mode = self.mode;
         self.attempts += 1;
         let span = self.log.start(primary, &targets[primary], false);
@@ -103,7 +104,10 @@ impl Run<'_> {
             primary: targets[primary].label.clone(),
             target: targets[hedge].label.clone(),
         });
-        let second = call.open(&targets[hedge], false).instrument(hedge_span);
+        let hedge_call = hedge_call.unwrap_or(call);
+        let second = hedge_call
+            .open(&targets[hedge], false)
+            .instrument(hedge_span);
         tokio::pin!(second);
         tokio::select! {
             opened = &mut first => match opened {
@@ -112,7 +116,7 @@ impl Run<'_> {
                     (Attempted { target: primary, ticket, result }, None)
                 }
                 Err(error) => {
-                    let result = call.finish(&targets[hedge], second.await, mode).await;
+                    let result = hedge_call.finish(&targets[hedge], second.await, mode).await;
                     (
                         Attempted { target: hedge, ticket: hedge_ticket, result },
                         Some(LostRace { target: primary, ticket, error }),
@@ -121,7 +125,7 @@ impl Run<'_> {
             },
             opened = &mut second => match opened {
                 Ok(opened) => {
-                    let result = call.finish(&targets[hedge], Ok(opened), mode).await;
+                    let result = hedge_call.finish(&targets[hedge], Ok(opened), mode).await;
                     (Attempted { target: hedge, ticket: hedge_ticket, result }, None)
                 }
                 Err(error) => {

@@ -41,6 +41,7 @@ use crate::events::{Event, EventBus};
 use crate::resilience::breaker::CallOutcome;
 use crate::resilience::classify::{Action, classify};
 use crate::route::{MidStream, Route, Target, Ticket};
+use crate::wire::translate::{self, Prepared, Refusal};
 
 pub(crate) use attempt::Call;
 pub(crate) use streams::report_at_end;
@@ -59,9 +60,24 @@ pub async fn run(
     mode: Mode,
     events: &EventBus,
 ) -> Result<Served<Answer>, Failed> {
+    let prepared: Vec<Result<Prepared, Refusal>> = route
+        .targets
+        .iter()
+        .map(|target| {
+            translate::prepare(
+                request,
+                target.provider.format(),
+                target.traits,
+                target.provider.dialect().takes_top_k(),
+                route.policy.translation,
+            )
+        })
+        .collect();
     let mut run = Run {
         route,
         request,
+        prepared: &prepared,
+        refused: Vec::new(),
         mode,
         events,
         deadline,
@@ -83,6 +99,11 @@ struct Run<'a> {
     /// this run.
     route: &'a Arc<Route>,
     request: &'a ChatRequest,
+    /// Per target, in the route's order: the request as translated for it,
+    /// or why it cannot take the request.
+    prepared: &'a [Result<Prepared, Refusal>],
+    /// Targets that cannot take the request, passed over before any call.
+    refused: Vec<(String, Refusal)>,
     mode: Mode,
     events: &'a EventBus,
     deadline: Deadline,
@@ -99,6 +120,7 @@ impl Run<'_> {
     async fn try_targets(&mut self) -> Result<Served<Answer>, Failed> {
         let route = self.route;
         let mut plan = Plan::new(route);
+        self.refuse_untranslatable(&mut plan);
         for position in 0..plan.len() {
             let Some(index) = plan.candidate(position) else {
                 continue;
@@ -264,6 +286,10 @@ impl Run<'_> {
             cache: None,
             degraded: None,
             attempt_log: self.log.snapshot(&route.targets, "cancelled"),
+            dropped: match self.prepared.get(index) {
+                Some(Ok(prepared)) => prepared.dropped.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -324,6 +350,27 @@ impl Run<'_> {
         }
     }
 
+    /// Passes over, before any call, every target that cannot take the
+    /// request: no breaker, quota, slot or retry is spent on it.
+    fn refuse_untranslatable(&mut self, plan: &mut Plan) {
+        for position in 0..plan.len() {
+            let Some(index) = plan.candidate(position) else {
+                continue;
+            };
+            if let Some(Err(refusal)) = self.prepared.get(index) {
+                let target = &self.route.targets[index];
+                tracing::debug!(target = %target.label, "the target cannot take this request: {}", refusal.describe());
+                self.events.emit(|| Event::Skipped {
+                    route: self.route.name.clone(),
+                    target: target.label.clone(),
+                    reason: "untranslatable",
+                });
+                self.refused.push((target.label.clone(), refusal.clone()));
+                plan.mark_used(index);
+            }
+        }
+    }
+
     fn skip(&mut self, target: &Target, reason: &'static str) {
         self.skipped.push(format!("{} ({reason})", target.label));
         self.events.emit(|| Event::Skipped {
@@ -335,10 +382,19 @@ impl Run<'_> {
 }
 
 impl<'a> Run<'a> {
-    fn call(&self) -> Call<'a> {
+    /// An attempt on target `index`, with the request as translated for it.
+    fn call_for(&self, index: usize) -> Call<'a> {
+        let prepared: &'a [Result<Prepared, Refusal>] = self.prepared;
+        let request = match prepared.get(index) {
+            Some(Ok(Prepared {
+                request: Some(translated),
+                ..
+            })) => translated,
+            _ => self.request,
+        };
         Call {
             route: self.route.as_ref(),
-            request: self.request,
+            request,
             deadline: self.deadline,
         }
     }

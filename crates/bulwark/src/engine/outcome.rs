@@ -46,6 +46,10 @@ pub struct Served<T> {
     pub degraded: Option<String>,
     /// Every upstream attempt, in the order they ended, for the request log.
     pub attempt_log: Vec<AttemptRecord>,
+    /// Features of the client's request the answering target's format
+    /// could not carry and was sent without (`x-bulwark-dropped`), unique,
+    /// in the order first met.
+    pub dropped: Vec<&'static str>,
 }
 
 impl<T> Served<T> {
@@ -59,6 +63,7 @@ impl<T> Served<T> {
             cache: self.cache,
             degraded: self.degraded,
             attempt_log: self.attempt_log,
+            dropped: self.dropped,
         }
     }
 }
@@ -122,6 +127,11 @@ impl Run<'_> {
             .map(|f| format!("{}: {}", f.target, f.message))
             .collect();
         parts.extend(self.skipped.iter().map(|s| format!("{s}: skipped")));
+        parts.extend(
+            self.refused
+                .iter()
+                .map(|(target, refusal)| format!("{target}: cannot take {}", refusal.paths())),
+        );
         if parts.is_empty() {
             String::new()
         } else {
@@ -131,10 +141,18 @@ impl Run<'_> {
 
     /// The error for a request no target could serve. A request the client
     /// got wrong keeps its own error; otherwise the client learns every
-    /// attempt.
+    /// attempt. A target that could not take the request never hides what
+    /// the others said: once any target was tried and failed upstream, or
+    /// one is only resting (its breaker open), the client hears about the
+    /// outage, not its request, which some target could take.
     pub(super) fn give_up(&self) -> Failed {
-        let error = match self.failures.last() {
-            None if !self.skipped.is_empty() => {
+        let upstream = self
+            .failures
+            .iter()
+            .rev()
+            .find(|f| !matches!(f.failure, UpstreamFailure::Rejected(_)));
+        let error = match (upstream, self.failures.last()) {
+            (None, _) if !self.skipped.is_empty() => {
                 let mut error = ApiError::new(
                     ErrorKind::Overloaded,
                     format!(
@@ -146,23 +164,22 @@ impl Run<'_> {
                 error.retry_after = Some(self.min_open_wait().as_secs().max(1));
                 error
             }
-            None => ApiError::new(
+            (None, None) if !self.refused.is_empty() => self.no_target_can_take(),
+            (None, None) => ApiError::new(
                 ErrorKind::Api,
                 format!("route `{}` has no targets", self.route.name),
             ),
-            Some(last) if classify(last).action == Action::FailFast => last.to_api_error(),
-            Some(last)
-                if self
-                    .failures
-                    .iter()
-                    .all(|f| matches!(f.failure, UpstreamFailure::Rejected(_))) =>
+            // Only encoders refused: the client's request is what failed.
+            (None, Some(last)) => last.to_api_error(),
+            (Some(last), _) if classify(last).action == Action::FailFast => last.to_api_error(),
+            (Some(last), _)
+                if self.failures.len() == 1
+                    && self.skipped.is_empty()
+                    && self.refused.is_empty() =>
             {
-                last.to_api_error()
-            }
-            Some(last) if self.failures.len() == 1 && self.skipped.is_empty() => {
                 every_target_failed(last.to_api_error())
             }
-            Some(last) => {
+            (Some(last), _) => {
                 let mut error = last.to_api_error();
                 error.message = format!(
                     "every target of route `{}` failed ({} attempts){}",
@@ -179,6 +196,49 @@ impl Run<'_> {
             failures: self.failures.clone(),
             attempt_log: self.log.snapshot(&self.route.targets, "cancelled"),
         }
+    }
+
+    /// A 400 for a request no target of the route can take: each field,
+    /// why, and which targets refused it.
+    fn no_target_can_take(&self) -> ApiError {
+        let mut fields: Vec<(String, String)> = Vec::new();
+        for (target, refusal) in &self.refused {
+            for field in &refusal.fields {
+                let described = format!("`{}` ({}): {}", field.path, field.feature, field.reason);
+                match fields.iter_mut().find(|(d, _)| *d == described) {
+                    Some((_, targets)) => {
+                        targets.push_str(", ");
+                        targets.push_str(target);
+                    }
+                    None => fields.push((described, target.clone())),
+                }
+            }
+        }
+        let mut paths: Vec<&str> = Vec::new();
+        for (_, refusal) in &self.refused {
+            for field in &refusal.fields {
+                if !paths.contains(&field.path.as_str()) {
+                    paths.push(&field.path);
+                }
+            }
+        }
+        let described: Vec<String> = fields
+            .iter()
+            .map(|(field, targets)| format!("{field} (refused by {targets})"))
+            .collect();
+        ApiError::invalid_param(
+            paths.join(", "),
+            format!(
+                "no target of route `{}` can take this request: {}; remove {} or route the request to a provider that speaks the client's format",
+                self.route.name,
+                described.join("; "),
+                if paths.len() == 1 {
+                    "the field"
+                } else {
+                    "the fields"
+                }
+            ),
+        )
     }
 
     /// How long until the first skipped target's breaker lets a call through.

@@ -83,6 +83,10 @@ pub struct RequestRecord {
     pub cache: Option<String>,
     /// How the answer was degraded: `stale-cache`, a target, or `static`.
     pub degraded: Option<String>,
+    /// Features of the request left out for the answering target's format
+    /// (`wire::translate` names them; a few dozen at most, so uncapped).
+    #[serde(default)]
+    pub dropped: Vec<String>,
     /// From arrival to the last byte sent.
     pub latency_ms: f64,
     /// From arrival to the first content byte sent, for streams and

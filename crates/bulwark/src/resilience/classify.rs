@@ -23,12 +23,19 @@
 //! | 401, 403 | fail over; target marked misconfigured | failure | - | `auth` | 502: the gateway's key, not the client's |
 //! | 404 (model unknown to the provider) | fail over; target marked misconfigured | failure | - | `client_error` | 502: the route's model |
 //! | 400 `context_length_exceeded` | fail over to a larger context window only | not counted | - | `client_error` | 400 |
-//! | a field the target's format cannot express | fail over | not counted | - | `untranslatable` | 400, naming the field |
+//! | a field the target's encoder cannot express (a temperature over 1 for Anthropic, a URL image for Gemini) | fail over | not counted | - | `untranslatable` | 400, naming the field, unless another target failed upstream |
 //! | the target is at its concurrency or rate limit (no call made) | fail over | not counted | - | `concurrency_limit` | 429 |
 //! | other 4xx (400, 413, 422...) | fail fast | not counted | - | `client_error` | the same status |
 //!
 //! When every target failed, a 502 becomes 503 with a `Retry-After`: the
-//! service is unavailable for now ([`every_target_failed`]). The status each
+//! service is unavailable for now ([`every_target_failed`]).
+//!
+//! A target that cannot take the request at all (`wire::translate`: a field
+//! whose fate is to refuse, or any left-out field on a strict route) never
+//! reaches this table: the engine skips it before any call, with no breaker,
+//! quota or retry effect. Its refusal is the client's answer (a 400 naming
+//! fields, reasons and targets) only when no target was tried or resting;
+//! otherwise the client hears the other targets' failure, as above. The status each
 //! SDK needs for its own exception class (Anthropic's 529) is set at the
 //! HTTP edge, by the client's dialect.
 //!

@@ -98,6 +98,11 @@ pub trait UpstreamDialect: Debug + Send + Sync {
     fn continues_prefill(&self) -> bool {
         false
     }
+
+    /// Whether the API has top-k sampling.
+    fn takes_top_k(&self) -> bool {
+        true
+    }
 }
 
 /// Decodes one provider stream, one server-sent event at a time.

@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::api::{Unmapped, WireFormat};
 use crate::error::ApiError;
 
 pub type Object = Map<String, Value>;
@@ -141,14 +142,17 @@ pub fn take_string_list(obj: &mut Object, key: &str, path: &str) -> Result<Vec<S
     }
 }
 
-/// Records the fields nobody read as untranslatable, with their paths.
-pub fn leftovers(obj: &Object, path: &str, out: &mut Vec<String>) {
+/// Records the fields nobody read as unknown, with their paths: a client
+/// may send fields newer than Bulwark, which its own format's provider
+/// takes (the body goes there as it came) and no other format can carry.
+pub fn leftovers(obj: &Object, path: &str, client: WireFormat, out: &mut Vec<Unmapped>) {
     for key in obj.keys() {
-        if path.is_empty() {
-            out.push(key.clone());
+        let field = if path.is_empty() {
+            key.clone()
         } else {
-            out.push(format!("{path}.{key}"));
-        }
+            format!("{path}.{key}")
+        };
+        crate::wire::translate::unmapped(client, field, "unknown_field", out);
     }
 }
 

@@ -22,13 +22,14 @@ pub mod dialect;
 pub mod gemini;
 pub mod json;
 pub mod openai;
+pub mod translate;
 
 pub use dialect::{
     Chunk, ClientDialect, EventEncoder, Header, SseSink, StreamDecode, StreamHead, StreamWriter,
     UpstreamDialect, encode_chunks,
 };
 
-use crate::api::{ChatRequest, Role, StreamEvent, WireFormat};
+use crate::api::{ChatRequest, ContentBlock, Message, Role, StreamEvent, WireFormat};
 use crate::config::ProviderKind;
 use crate::error::ApiError;
 
@@ -104,35 +105,38 @@ impl StreamFault {
     }
 }
 
-/// Splits leading system messages from the conversation. Anthropic and Gemini
-/// take system instructions once, before the conversation, so a system
-/// message later on cannot be expressed there.
-pub(crate) fn leading_system(
-    request: &ChatRequest,
-    format_name: &str,
-) -> Result<(Option<String>, usize), ApiError> {
+/// Splits leading system messages from the conversation. Anthropic and
+/// Gemini take system instructions once, before the conversation; a system
+/// message later on (Anthropic's mid-conversation system messages, an
+/// OpenAI `developer` reminder) stays where it was, as a user turn, since
+/// its place in the conversation is what it means.
+pub(crate) fn leading_system(request: &ChatRequest) -> (Option<String>, usize) {
     let mut parts = Vec::new();
     let mut first_turn = 0;
     for message in &request.messages {
         if message.role != Role::System {
             break;
         }
-        parts.push(message.joined_text());
+        parts.push(system_text(message));
         first_turn += 1;
     }
-    if let Some(position) = request.messages[first_turn..]
-        .iter()
-        .position(|m| m.role == Role::System)
-    {
-        return Err(ApiError::invalid_param(
-            format!("messages[{}]", first_turn + position),
-            format!(
-                "{format_name} accepts system instructions only before the conversation; move this system message to the start"
-            ),
-        ));
-    }
     let system = (!parts.is_empty()).then(|| parts.join("\n\n"));
-    Ok((system, first_turn))
+    (system, first_turn)
+}
+
+/// A system message's text blocks as one text. Each block of an Anthropic
+/// `system` array is a section of its own (Claude Code sends its prompt,
+/// environment and instructions as separate blocks), so they stay apart.
+pub(crate) fn system_text(message: &Message) -> String {
+    let texts: Vec<&str> = message
+        .content
+        .iter()
+        .filter_map(|block| match block {
+            ContentBlock::Text(text) if !text.is_empty() => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    texts.join("\n\n")
 }
 
 /// Refuses a conversation that ends with an assistant turn: Anthropic reads
@@ -167,16 +171,4 @@ pub(crate) fn prefixed_id(prefix: &str, id: &str) -> String {
     } else {
         format!("{prefix}{id}")
     }
-}
-
-/// The error for fields the target's format has no way to express.
-pub(crate) fn untranslatable(fields: &[String], format_name: &str) -> ApiError {
-    ApiError::invalid_param(
-        fields.join(", "),
-        format!(
-            "{} cannot be expressed in the {format_name} format of this route's target; remove {} or route the request to a provider that speaks the client's format",
-            fields.join(", "),
-            if fields.len() == 1 { "it" } else { "them" }
-        ),
-    )
 }

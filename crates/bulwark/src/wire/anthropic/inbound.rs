@@ -3,11 +3,18 @@
 use serde_json::{Value, json};
 
 use crate::api::{
-    ChatRequest, ContentBlock, ImageSource, Message, Role, SourceBody, Tool, ToolCall, ToolChoice,
-    ToolResult, WireFormat,
+    ChatRequest, ContentBlock, Effort, ImageSource, Message, Reasoning, Role, SourceBody, Tool,
+    ToolCall, ToolChoice, ToolResult, Unmapped, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::json as j;
+
+const FORMAT: WireFormat = WireFormat::Anthropic;
+
+/// Records a field only Anthropic can express, with its fate elsewhere.
+fn unmapped(out: &mut Vec<Unmapped>, path: impl Into<String>, feature: &'static str) {
+    crate::wire::translate::unmapped(FORMAT, path, feature, out);
+}
 
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let mut obj = j::parse_object(body)?;
@@ -19,20 +26,19 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         .ok_or_else(|| j::missing("max_tokens"))?;
     let raw_messages =
         j::take_array(&mut obj, "messages", "messages")?.ok_or_else(|| j::missing("messages"))?;
-    let mut untranslatable = Vec::new();
+    if raw_messages.is_empty() {
+        return Err(ApiError::invalid_param(
+            "messages",
+            "`messages` must contain at least one message",
+        ));
+    }
+    let mut unmapped_fields = Vec::new();
     let mut messages = Vec::with_capacity(raw_messages.len() + 1);
     match j::take(&mut obj, "system") {
         None => {}
         Some(Value::String(text)) => messages.push(Message::text(Role::System, text)),
         Some(Value::Array(blocks)) => {
-            let mut content = Vec::new();
-            for (i, block) in blocks.into_iter().enumerate() {
-                content.push(decode_block(
-                    block,
-                    &format!("system[{i}]"),
-                    &mut untranslatable,
-                )?);
-            }
+            let content = decode_blocks(blocks, "system", &mut unmapped_fields)?;
             messages.push(Message {
                 role: Role::System,
                 content,
@@ -49,32 +55,25 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     for (i, raw) in raw_messages.into_iter().enumerate() {
         let path = format!("messages[{i}]");
         let mut message = j::into_object(raw, &path)?;
-        let role = match j::require_string(&mut message, "role", &format!("{path}.role"))?.as_str()
-        {
+        let role_path = format!("{path}.role");
+        let role = match j::require_string(&mut message, "role", &role_path)?.as_str() {
             "user" => Role::User,
             "assistant" => Role::Assistant,
-            other => {
-                return Err(ApiError::invalid_param(
-                    format!("{path}.role"),
-                    format!(
-                        "`{path}.role` must be user or assistant, not `{other}`; put system instructions in `system`"
-                    ),
-                ));
+            // Mid-conversation system messages: an instruction at this
+            // point of the conversation.
+            "system" => Role::System,
+            // A role newer than Bulwark: Anthropic judges it; elsewhere
+            // the message's place would be lost.
+            _ => {
+                unmapped(&mut unmapped_fields, role_path, "unknown_role");
+                Role::User
             }
         };
         let content = match j::take(&mut message, "content") {
             None => return Err(j::missing(&format!("{path}.content"))),
             Some(Value::String(text)) => vec![ContentBlock::Text(text)],
             Some(Value::Array(blocks)) => {
-                let mut content = Vec::with_capacity(blocks.len());
-                for (k, block) in blocks.into_iter().enumerate() {
-                    content.push(decode_block(
-                        block,
-                        &format!("{path}.content[{k}]"),
-                        &mut untranslatable,
-                    )?);
-                }
-                content
+                decode_blocks(blocks, &format!("{path}.content"), &mut unmapped_fields)?
             }
             Some(other) => {
                 return Err(j::wrong_type(
@@ -84,14 +83,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
                 ));
             }
         };
-        j::leftovers(&message, &path, &mut untranslatable);
+        j::leftovers(&message, &path, FORMAT, &mut unmapped_fields);
         messages.push(Message { role, content });
-    }
-    if messages.iter().all(|m| m.role == Role::System) {
-        return Err(ApiError::invalid_param(
-            "messages",
-            "`messages` must contain at least one message",
-        ));
     }
 
     let mut request = ChatRequest::new(model, messages);
@@ -104,19 +97,35 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     request.include_usage = true;
     if let Some(tools) = j::take_array(&mut obj, "tools", "tools")? {
         for (i, tool) in tools.into_iter().enumerate() {
-            request
-                .tools
-                .push(decode_tool(tool, i, &mut untranslatable)?);
+            if let Some(tool) = decode_tool(tool, i, &mut unmapped_fields)? {
+                request.tools.push(tool);
+            }
         }
     }
     if let Some(choice) = j::take_object(&mut obj, "tool_choice", "tool_choice")? {
-        request.tool_choice = Some(decode_tool_choice(choice, &mut untranslatable)?);
+        let (choice, one_call) = decode_tool_choice(choice, &mut unmapped_fields)?;
+        request.tool_choice = choice;
+        if one_call {
+            request.parallel_tool_calls = Some(false);
+        }
     }
-    // Who is asking and which tier serves them do not change the answer.
-    obj.remove("metadata");
-    obj.remove("service_tier");
-    j::leftovers(&obj, "", &mut untranslatable);
-    request.untranslatable = untranslatable;
+    request.reasoning = decode_reasoning(&mut obj, &mut unmapped_fields)?;
+    if let Some(mut metadata) = j::take_object(&mut obj, "metadata", "metadata")? {
+        request.user = j::take_string(&mut metadata, "user_id", "metadata.user_id")?;
+        // Other metadata is Anthropic's bookkeeping: it never changes the answer.
+    }
+    if obj.remove("service_tier").is_some() {
+        unmapped(&mut unmapped_fields, "service_tier", "service_tier");
+    }
+    if obj.remove("context_management").is_some() {
+        unmapped(
+            &mut unmapped_fields,
+            "context_management",
+            "context_management",
+        );
+    }
+    j::leftovers(&obj, "", FORMAT, &mut unmapped_fields);
+    request.unmapped = unmapped_fields;
     request.source = Some(SourceBody {
         format: WireFormat::Anthropic,
         body: source,
@@ -126,18 +135,72 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     Ok(request)
 }
 
+/// Reads `thinking` and `output_config`: Anthropic's reasoning settings.
+fn decode_reasoning(
+    obj: &mut j::Object,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<Reasoning>, ApiError> {
+    // `None` inside: the client asked for no reasoning.
+    let mut effort: Option<Option<Effort>> = None;
+    if let Some(mut config) = j::take_object(obj, "output_config", "output_config")? {
+        if let Some(name) = j::take_string(&mut config, "effort", "output_config.effort")? {
+            effort = Effort::parse(&name);
+            if effort.is_none() {
+                unmapped(unmapped_fields, "output_config.effort", "output_config");
+            }
+        }
+        if config.remove("format").is_some() {
+            unmapped(unmapped_fields, "output_config.format", "output_format");
+        }
+        for key in config.keys() {
+            unmapped(
+                unmapped_fields,
+                format!("output_config.{key}"),
+                "output_config",
+            );
+        }
+    }
+    let Some(mut thinking) = j::take_object(obj, "thinking", "thinking")? else {
+        // An effort alone steers a model that reasons on its own.
+        return Ok(effort.flatten().map(Reasoning::Effort));
+    };
+    let kind = j::take_string(&mut thinking, "type", "thinking.type")?;
+    Ok(match kind.as_deref() {
+        Some("enabled") => j::take_u32(&mut thinking, "budget_tokens", "thinking.budget_tokens")?
+            .map(Reasoning::Budget),
+        // Adaptive thinking thinks as hard as the effort says; Anthropic's
+        // default effort is high.
+        Some("adaptive") => effort.unwrap_or(Some(Effort::High)).map(Reasoning::Effort),
+        Some("disabled") => None,
+        // A thinking mode newer than Bulwark: Anthropic judges it.
+        _ => {
+            unmapped(unmapped_fields, "thinking.type", "unknown_field");
+            None
+        }
+    })
+}
+
+/// One content block. A block type Bulwark does not know is kept out of
+/// the neutral conversation and recorded, so Anthropic itself judges it.
 fn decode_block(
     raw: Value,
     path: &str,
-    untranslatable: &mut Vec<String>,
-) -> Result<ContentBlock, ApiError> {
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<ContentBlock>, ApiError> {
     let mut obj = j::into_object(raw, path)?;
     let kind = j::require_string(&mut obj, "type", &format!("{path}.type"))?;
-    // Prompt caching is a cost hint; without it the answer is the same.
-    obj.remove("cache_control");
+    if obj.remove("cache_control").is_some() {
+        unmapped(
+            unmapped_fields,
+            format!("{path}.cache_control"),
+            "cache_control",
+        );
+    }
     let block = match kind.as_str() {
         "text" => {
-            obj.remove("citations");
+            if obj.remove("citations").is_some() {
+                unmapped(unmapped_fields, format!("{path}.citations"), "citations");
+            }
             ContentBlock::Text(j::require_string(
                 &mut obj,
                 "text",
@@ -164,14 +227,13 @@ fn decode_block(
                     "url",
                     &format!("{source_path}.url"),
                 )?),
-                other => {
-                    return Err(ApiError::invalid_param(
-                        format!("{source_path}.type"),
-                        format!("image source type `{other}` is not supported; use base64 or url"),
-                    ));
+                // A Files API id, or a source newer than Bulwark.
+                _ => {
+                    unmapped(unmapped_fields, source_path, "file_reference");
+                    return Ok(None);
                 }
             };
-            j::leftovers(&source, &source_path, untranslatable);
+            j::leftovers(&source, &source_path, FORMAT, unmapped_fields);
             ContentBlock::Image(image)
         }
         "tool_use" => ContentBlock::ToolUse(ToolCall {
@@ -188,15 +250,7 @@ fn decode_block(
                 None => Vec::new(),
                 Some(Value::String(text)) => vec![ContentBlock::Text(text)],
                 Some(Value::Array(blocks)) => {
-                    let mut content = Vec::new();
-                    for (k, block) in blocks.into_iter().enumerate() {
-                        content.push(decode_block(
-                            block,
-                            &format!("{path}.content[{k}]"),
-                            untranslatable,
-                        )?);
-                    }
-                    content
+                    decode_blocks(blocks, &format!("{path}.content"), unmapped_fields)?
                 }
                 Some(other) => {
                     return Err(j::wrong_type(
@@ -212,60 +266,105 @@ fn decode_block(
                 is_error,
             })
         }
+        "thinking" | "redacted_thinking" => {
+            unmapped(unmapped_fields, path, "thinking_block");
+            return Ok(None);
+        }
+        "document" | "search_result" => {
+            unmapped(unmapped_fields, path, "document");
+            return Ok(None);
+        }
+        "container_upload" => {
+            unmapped(unmapped_fields, path, "file_reference");
+            return Ok(None);
+        }
+        // Server tools' calls and results (`server_tool_use`,
+        // `web_search_tool_result`...) run inside Anthropic.
+        other if other.starts_with("server_tool") || other.ends_with("_tool_result") => {
+            unmapped(unmapped_fields, path, "server_tool");
+            return Ok(None);
+        }
         _ => {
-            // Thinking, documents, server tools: meaningful, but only to Anthropic.
-            untranslatable.push(format!("{path} (type `{kind}`)"));
-            return Ok(ContentBlock::Text(String::new()));
+            unmapped(unmapped_fields, path, "unknown_block");
+            return Ok(None);
         }
     };
-    j::leftovers(&obj, path, untranslatable);
-    Ok(block)
+    j::leftovers(&obj, path, FORMAT, unmapped_fields);
+    Ok(Some(block))
 }
 
-fn decode_tool(raw: Value, i: usize, untranslatable: &mut Vec<String>) -> Result<Tool, ApiError> {
+fn decode_blocks(
+    blocks: Vec<Value>,
+    path: &str,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Vec<ContentBlock>, ApiError> {
+    let mut content = Vec::with_capacity(blocks.len());
+    for (k, block) in blocks.into_iter().enumerate() {
+        content.extend(decode_block(
+            block,
+            &format!("{path}[{k}]"),
+            unmapped_fields,
+        )?);
+    }
+    Ok(content)
+}
+
+/// A tool the client offers the model; `None` for a server tool, which
+/// runs inside Anthropic and is no function a model elsewhere could call.
+fn decode_tool(
+    raw: Value,
+    i: usize,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<Tool>, ApiError> {
     let path = format!("tools[{i}]");
     let mut obj = j::into_object(raw, &path)?;
-    obj.remove("cache_control");
+    if obj.remove("cache_control").is_some() {
+        unmapped(
+            unmapped_fields,
+            format!("{path}.cache_control"),
+            "cache_control",
+        );
+    }
     if let Some(kind) = j::take_string(&mut obj, "type", &format!("{path}.type"))?
         && kind != "custom"
     {
-        // Server tools (web search, code execution...) run inside Anthropic.
-        untranslatable.push(format!("{path} (type `{kind}`)"));
+        unmapped(unmapped_fields, path, "server_tool");
+        return Ok(None);
     }
     let tool = Tool {
         name: j::require_string(&mut obj, "name", &format!("{path}.name"))?,
         description: j::take_string(&mut obj, "description", &format!("{path}.description"))?,
         parameters: j::take(&mut obj, "input_schema").unwrap_or_else(|| json!({"type": "object"})),
     };
-    j::leftovers(&obj, &path, untranslatable);
-    Ok(tool)
+    j::leftovers(&obj, &path, FORMAT, unmapped_fields);
+    Ok(Some(tool))
 }
 
+/// The tool choice, and whether the model may make only one call per turn.
 fn decode_tool_choice(
     mut obj: j::Object,
-    untranslatable: &mut Vec<String>,
-) -> Result<ToolChoice, ApiError> {
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<(Option<ToolChoice>, bool), ApiError> {
     let kind = j::require_string(&mut obj, "type", "tool_choice.type")?;
     let choice = match kind.as_str() {
-        "auto" => ToolChoice::Auto,
-        "any" => ToolChoice::Required,
-        "none" => ToolChoice::None,
-        "tool" => ToolChoice::Tool(j::require_string(&mut obj, "name", "tool_choice.name")?),
-        other => {
-            return Err(ApiError::invalid_param(
-                "tool_choice.type",
-                format!("`tool_choice.type` must be auto, any, tool or none, not `{other}`"),
-            ));
+        "auto" => Some(ToolChoice::Auto),
+        "any" => Some(ToolChoice::Required),
+        "none" => Some(ToolChoice::None),
+        "tool" => Some(ToolChoice::Tool(j::require_string(
+            &mut obj,
+            "name",
+            "tool_choice.name",
+        )?)),
+        _ => {
+            unmapped(unmapped_fields, "tool_choice.type", "unknown_field");
+            None
         }
     };
-    if j::take_bool(
+    let one_call = j::take_bool(
         &mut obj,
         "disable_parallel_tool_use",
         "tool_choice.disable_parallel_tool_use",
-    )? == Some(true)
-    {
-        untranslatable.push("tool_choice.disable_parallel_tool_use".into());
-    }
-    j::leftovers(&obj, "tool_choice", untranslatable);
-    Ok(choice)
+    )? == Some(true);
+    j::leftovers(&obj, "tool_choice", FORMAT, unmapped_fields);
+    Ok((choice, one_call))
 }

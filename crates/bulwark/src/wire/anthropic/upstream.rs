@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, ToolCall, ToolChoice,
-    Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Reasoning, Role, ToolCall,
+    ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -29,13 +29,8 @@ pub fn encode_request(
         body.insert("stream".into(), json!(true));
         return Ok(Value::Object(body));
     }
-    if !request.untranslatable.is_empty() {
-        return Err(crate::wire::untranslatable(
-            &request.untranslatable,
-            "Anthropic",
-        ));
-    }
-    let (system, first_turn) = crate::wire::leading_system(request, "Anthropic")?;
+    crate::wire::translate::refused_fields(request, "Anthropic")?;
+    let (system, first_turn) = crate::wire::leading_system(request);
     let mut messages = Vec::with_capacity(request.messages.len());
     for message in &request.messages[first_turn..] {
         let role = match message.role {
@@ -54,17 +49,28 @@ pub fn encode_request(
             messages.push(json!({"role": role, "content": content}));
         }
     }
+    let max_tokens = request.max_tokens.unwrap_or(default_max_tokens);
+    let thinking = thinking_budget(request, max_tokens);
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
-    body.insert(
-        "max_tokens".into(),
-        json!(request.max_tokens.unwrap_or(default_max_tokens)),
-    );
+    body.insert("max_tokens".into(), json!(max_tokens));
+    if let Some(budget) = thinking {
+        body.insert(
+            "thinking".into(),
+            json!({"type": "enabled", "budget_tokens": budget}),
+        );
+    }
+    if let Some(user) = &request.user {
+        body.insert("metadata".into(), json!({"user_id": user}));
+    }
     if let Some(system) = system {
         body.insert("system".into(), json!(system));
     }
     body.insert("messages".into(), Value::Array(messages));
-    if let Some(t) = request.temperature {
+    // Anthropic refuses sampling settings beside thinking; the reasoning
+    // the client asked for is the larger part of the request.
+    let temperature = request.temperature.filter(|_| thinking.is_none());
+    if let Some(t) = temperature {
         if !(0.0..=1.0).contains(&t) {
             return Err(ApiError::invalid_param(
                 "temperature",
@@ -75,10 +81,10 @@ pub fn encode_request(
         }
         body.insert("temperature".into(), json!(t));
     }
-    if let Some(p) = request.top_p {
+    if let Some(p) = request.top_p.filter(|_| thinking.is_none()) {
         body.insert("top_p".into(), json!(p));
     }
-    if let Some(k) = request.top_k {
+    if let Some(k) = request.top_k.filter(|_| thinking.is_none()) {
         body.insert("top_k".into(), json!(k));
     }
     if !request.stop.is_empty() {
@@ -100,20 +106,45 @@ pub fn encode_request(
             .collect();
         body.insert("tools".into(), Value::Array(tools));
     }
-    if let Some(choice) = &request.tool_choice {
-        body.insert(
-            "tool_choice".into(),
-            match choice {
-                ToolChoice::Auto => json!({"type": "auto"}),
-                ToolChoice::None => json!({"type": "none"}),
-                ToolChoice::Required => json!({"type": "any"}),
-                ToolChoice::Tool(name) => json!({"type": "tool", "name": name}),
-            },
-        );
+    let one_call = request.parallel_tool_calls == Some(false) && !request.tools.is_empty();
+    let choice = match &request.tool_choice {
+        None if one_call => Some(json!({"type": "auto"})),
+        None => None,
+        Some(ToolChoice::Auto) => Some(json!({"type": "auto"})),
+        Some(ToolChoice::None) => Some(json!({"type": "none"})),
+        Some(ToolChoice::Required) => Some(json!({"type": "any"})),
+        Some(ToolChoice::Tool(name)) => Some(json!({"type": "tool", "name": name})),
+    };
+    if let Some(mut choice) = choice {
+        if one_call {
+            choice["disable_parallel_tool_use"] = json!(true);
+        }
+        body.insert("tool_choice".into(), choice);
     }
     body.insert("stream".into(), json!(true));
     Ok(Value::Object(body))
 }
+
+/// The thinking budget for `request`, if it asked to reason and thinking
+/// fits: Anthropic takes at least 1024 tokens, fewer than `max_tokens`, and
+/// no thinking while a tool call is forced.
+fn thinking_budget(request: &ChatRequest, max_tokens: u32) -> Option<u32> {
+    let budget = match request.reasoning? {
+        Reasoning::Budget(budget) => budget,
+        Reasoning::Effort(effort) => effort.budget(),
+    };
+    let forced = matches!(
+        request.tool_choice,
+        Some(ToolChoice::Required | ToolChoice::Tool(_))
+    );
+    let budget = budget
+        .max(MIN_THINKING_BUDGET)
+        .min(max_tokens.saturating_sub(1));
+    (budget >= MIN_THINKING_BUDGET && !forced).then_some(budget)
+}
+
+/// Anthropic's smallest thinking budget.
+const MIN_THINKING_BUDGET: u32 = 1024;
 
 pub(super) fn encode_block(block: &ContentBlock) -> Value {
     match block {

@@ -6,21 +6,16 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, ToolCall, ToolChoice,
-    Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Reasoning, Role, ToolCall,
+    ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
 use crate::wire::json as j;
 
 pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
-    if !request.untranslatable.is_empty() {
-        return Err(crate::wire::untranslatable(
-            &request.untranslatable,
-            "Gemini",
-        ));
-    }
-    let (system, first_turn) = crate::wire::leading_system(request, "Gemini")?;
+    crate::wire::translate::refused_fields(request, "Gemini")?;
+    let (system, first_turn) = crate::wire::leading_system(request);
     crate::wire::refuse_prefill(request, "Gemini")?;
     let mut contents = Vec::with_capacity(request.messages.len());
     for (i, message) in request.messages.iter().enumerate().skip(first_turn) {
@@ -67,6 +62,13 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
     }
     if !request.stop.is_empty() {
         config.insert("stopSequences".into(), json!(request.stop));
+    }
+    if let Some(reasoning) = request.reasoning {
+        let budget = match reasoning {
+            Reasoning::Budget(budget) => budget,
+            Reasoning::Effort(effort) => effort.budget(),
+        };
+        config.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
     }
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));

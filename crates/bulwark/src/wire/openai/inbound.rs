@@ -3,11 +3,18 @@
 use serde_json::{Value, json};
 
 use crate::api::{
-    ChatRequest, ContentBlock, ImageSource, Message, Role, SourceBody, Tool, ToolCall, ToolChoice,
-    ToolResult, WireFormat,
+    ChatRequest, ContentBlock, Effort, ImageSource, Message, Reasoning, Role, SourceBody, Tool,
+    ToolCall, ToolChoice, ToolResult, Unmapped, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::json as j;
+
+const FORMAT: WireFormat = WireFormat::OpenAi;
+
+/// Records a field only OpenAI can express, with its fate elsewhere.
+fn unmapped(out: &mut Vec<Unmapped>, path: impl Into<String>, feature: &'static str) {
+    crate::wire::translate::unmapped(FORMAT, path, feature, out);
+}
 
 /// Decodes a client's Chat Completions request.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
@@ -22,10 +29,10 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
             "`messages` must contain at least one message",
         ));
     }
-    let mut untranslatable = Vec::new();
+    let mut unmapped_fields = Vec::new();
     let mut messages: Vec<Message> = Vec::with_capacity(raw_messages.len());
     for (i, raw) in raw_messages.into_iter().enumerate() {
-        let message = decode_message(raw, i, &mut untranslatable)?;
+        let message = decode_message(raw, i, &mut unmapped_fields)?;
         // Consecutive tool results form one user turn, as in the other formats.
         let merge = message.content.iter().all(is_tool_result)
             && messages
@@ -53,45 +60,69 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
             .unwrap_or(false);
             // Obfuscation padding only exists in OpenAI's own streams.
             options.remove("include_obfuscation");
-            j::leftovers(&options, "stream_options", &mut untranslatable);
+            j::leftovers(&options, "stream_options", FORMAT, &mut unmapped_fields);
             include
         }
         None => false,
     };
-    let tools = match j::take_array(&mut obj, "tools", "tools")? {
-        Some(items) => items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| decode_tool(item, i, &mut untranslatable))
-            .collect::<Result<Vec<_>, _>>()?,
-        None => Vec::new(),
-    };
+    let mut tools = Vec::new();
+    if let Some(items) = j::take_array(&mut obj, "tools", "tools")? {
+        for (i, item) in items.into_iter().enumerate() {
+            tools.extend(decode_tool(item, i, &mut unmapped_fields)?);
+        }
+    }
     let tool_choice = match j::take(&mut obj, "tool_choice") {
         None => None,
-        Some(value) => Some(decode_tool_choice(value)?),
+        Some(value) => decode_tool_choice(value, &mut unmapped_fields)?,
     };
+    let parallel_tool_calls = j::take_bool(&mut obj, "parallel_tool_calls", "parallel_tool_calls")?;
+    let reasoning = match j::take_string(&mut obj, "reasoning_effort", "reasoning_effort")? {
+        None => None,
+        Some(name) => match Effort::parse(&name) {
+            Some(effort) => effort.map(Reasoning::Effort),
+            None => {
+                unmapped(&mut unmapped_fields, "reasoning_effort", "unknown_field");
+                None
+            }
+        },
+    };
+    let user = j::take_string(&mut obj, "user", "user")?;
+    let safety_identifier = j::take_string(&mut obj, "safety_identifier", "safety_identifier")?;
     // Defaults mean nothing to translate.
     for (key, default) in [
         ("n", json!(1)),
-        ("parallel_tool_calls", json!(true)),
         ("logprobs", json!(false)),
+        ("store", json!(false)),
     ] {
         if obj.get(key) == Some(&default) {
             obj.remove(key);
         }
     }
-    // Who is asking, and whether OpenAI keeps a copy, do not change the answer.
-    for key in [
-        "user",
-        "safety_identifier",
-        "store",
-        "metadata",
-        "service_tier",
-        "prompt_cache_key",
-    ] {
-        obj.remove(key);
+    if obj.get("response_format").and_then(|f| f.get("type")) == Some(&json!("text")) {
+        obj.remove("response_format");
     }
-    j::leftovers(&obj, "", &mut untranslatable);
+    for (key, feature) in [
+        ("n", "n"),
+        ("logprobs", "logprobs"),
+        ("top_logprobs", "logprobs"),
+        ("response_format", "response_format"),
+        ("modalities", "audio"),
+        ("audio", "audio"),
+        ("store", "store"),
+        ("metadata", "metadata"),
+        ("service_tier", "service_tier"),
+        ("prompt_cache_key", "prompt_cache_key"),
+        ("seed", "seed"),
+        ("frequency_penalty", "penalties"),
+        ("presence_penalty", "penalties"),
+        ("logit_bias", "logit_bias"),
+        ("web_search_options", "server_tool"),
+    ] {
+        if obj.remove(key).is_some() {
+            unmapped(&mut unmapped_fields, key, feature);
+        }
+    }
+    j::leftovers(&obj, "", FORMAT, &mut unmapped_fields);
 
     let mut request = ChatRequest::new(model, messages);
     request.max_tokens = max_completion.or(max_legacy);
@@ -102,7 +133,10 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     request.tool_choice = tool_choice;
     request.stream = stream;
     request.include_usage = include_usage;
-    request.untranslatable = untranslatable;
+    request.reasoning = reasoning;
+    request.user = user.or(safety_identifier);
+    request.parallel_tool_calls = parallel_tool_calls;
+    request.unmapped = unmapped_fields;
     request.source = Some(SourceBody {
         format: WireFormat::OpenAi,
         body: source,
@@ -119,7 +153,7 @@ fn is_tool_result(block: &ContentBlock) -> bool {
 fn decode_message(
     raw: Value,
     i: usize,
-    untranslatable: &mut Vec<String>,
+    unmapped_fields: &mut Vec<Unmapped>,
 ) -> Result<Message, ApiError> {
     let path = format!("messages[{i}]");
     let mut obj = j::into_object(raw, &path)?;
@@ -127,7 +161,8 @@ fn decode_message(
     let content_path = format!("{path}.content");
     let message = match role.as_str() {
         "system" | "developer" => {
-            let content = decode_content(j::take(&mut obj, "content"), &content_path, false)?;
+            let content =
+                decode_content(j::take(&mut obj, "content"), &content_path, unmapped_fields)?;
             Message {
                 role: Role::System,
                 content,
@@ -135,10 +170,11 @@ fn decode_message(
         }
         "user" => Message {
             role: Role::User,
-            content: decode_content(j::take(&mut obj, "content"), &content_path, true)?,
+            content: decode_content(j::take(&mut obj, "content"), &content_path, unmapped_fields)?,
         },
         "assistant" => {
-            let mut content = decode_content(j::take(&mut obj, "content"), &content_path, false)?;
+            let mut content =
+                decode_content(j::take(&mut obj, "content"), &content_path, unmapped_fields)?;
             if let Some(refusal) = j::take_string(&mut obj, "refusal", &format!("{path}.refusal"))?
             {
                 content.push(ContentBlock::Text(refusal));
@@ -173,7 +209,8 @@ fn decode_message(
         "tool" => {
             let tool_use_id =
                 j::require_string(&mut obj, "tool_call_id", &format!("{path}.tool_call_id"))?;
-            let content = decode_content(j::take(&mut obj, "content"), &content_path, false)?;
+            let content =
+                decode_content(j::take(&mut obj, "content"), &content_path, unmapped_fields)?;
             Message {
                 role: Role::User,
                 content: vec![ContentBlock::ToolResult(ToolResult {
@@ -183,34 +220,44 @@ fn decode_message(
                 })],
             }
         }
-        other => {
-            return Err(ApiError::invalid_param(
-                format!("{path}.role"),
-                format!(
-                    "`{path}.role` must be one of system, developer, user, assistant, tool; `{other}` is not supported"
-                ),
-            ));
+        // A role newer than Bulwark (or the legacy `function`): OpenAI
+        // judges it; elsewhere the message's place would be lost.
+        _ => {
+            unmapped(unmapped_fields, format!("{path}.role"), "unknown_role");
+            obj.remove("name");
+            Message {
+                role: Role::User,
+                content: decode_content(
+                    j::take(&mut obj, "content"),
+                    &content_path,
+                    unmapped_fields,
+                )?,
+            }
         }
     };
     obj.remove("type");
-    j::leftovers(&obj, &path, untranslatable);
+    j::leftovers(&obj, &path, FORMAT, unmapped_fields);
     Ok(message)
 }
 
-/// Message content: a string, or an array of text (and, for users, image) parts.
+/// Message content: a string, or an array of parts. A part Bulwark cannot
+/// read is kept out of the neutral conversation and recorded, so OpenAI
+/// itself judges it.
 fn decode_content(
     value: Option<Value>,
     path: &str,
-    images_allowed: bool,
+    unmapped_fields: &mut Vec<Unmapped>,
 ) -> Result<Vec<ContentBlock>, ApiError> {
     match value {
         None => Ok(Vec::new()),
         Some(Value::String(text)) => Ok(vec![ContentBlock::Text(text)]),
-        Some(Value::Array(parts)) => parts
-            .into_iter()
-            .enumerate()
-            .map(|(k, part)| decode_part(part, &format!("{path}[{k}]"), images_allowed))
-            .collect(),
+        Some(Value::Array(parts)) => {
+            let mut content = Vec::with_capacity(parts.len());
+            for (k, part) in parts.into_iter().enumerate() {
+                content.extend(decode_part(part, &format!("{path}[{k}]"), unmapped_fields)?);
+            }
+            Ok(content)
+        }
         Some(other) => Err(j::wrong_type(
             path,
             "a string or an array of content parts",
@@ -219,44 +266,62 @@ fn decode_content(
     }
 }
 
-fn decode_part(part: Value, path: &str, images_allowed: bool) -> Result<ContentBlock, ApiError> {
+fn decode_part(
+    part: Value,
+    path: &str,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<ContentBlock>, ApiError> {
     let mut obj = j::into_object(part, path)?;
     let kind = j::require_string(&mut obj, "type", &format!("{path}.type"))?;
     match kind.as_str() {
-        "text" => Ok(ContentBlock::Text(j::require_string(
+        "text" => Ok(Some(ContentBlock::Text(j::require_string(
             &mut obj,
             "text",
             &format!("{path}.text"),
-        )?)),
-        "image_url" if images_allowed => {
+        )?))),
+        "image_url" => {
             let image_path = format!("{path}.image_url");
             let mut image = j::take_object(&mut obj, "image_url", &image_path)?
                 .ok_or_else(|| j::missing(&image_path))?;
             let url = j::require_string(&mut image, "url", &format!("{image_path}.url"))?;
-            Ok(ContentBlock::Image(match j::split_data_url(&url) {
+            Ok(Some(ContentBlock::Image(match j::split_data_url(&url) {
                 Some((media_type, data)) => ImageSource::Base64 { media_type, data },
                 None => ImageSource::Url(url),
-            }))
+            })))
         }
-        other => Err(ApiError::invalid_param(
-            format!("{path}.type"),
-            format!(
-                "content part type `{other}` is not supported here; Bulwark accepts text{} parts",
-                if images_allowed { " and image_url" } else { "" }
-            ),
-        )),
+        "input_audio" => {
+            unmapped(unmapped_fields, path, "audio");
+            Ok(None)
+        }
+        "file" => {
+            unmapped(unmapped_fields, path, "document");
+            Ok(None)
+        }
+        // A refusal the model gave earlier reads as its text.
+        "refusal" => Ok(Some(ContentBlock::Text(
+            j::take_string(&mut obj, "refusal", &format!("{path}.refusal"))?.unwrap_or_default(),
+        ))),
+        _ => {
+            unmapped(unmapped_fields, path, "unknown_block");
+            Ok(None)
+        }
     }
 }
 
-fn decode_tool(item: Value, i: usize, untranslatable: &mut Vec<String>) -> Result<Tool, ApiError> {
+/// A tool the client offers the model; `None` for a kind other than a
+/// function (OpenAI's own tools, custom grammar tools), which no model
+/// elsewhere could call.
+fn decode_tool(
+    item: Value,
+    i: usize,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<Tool>, ApiError> {
     let path = format!("tools[{i}]");
     let mut obj = j::into_object(item, &path)?;
     let kind = j::take_string(&mut obj, "type", &format!("{path}.type"))?;
     if kind.as_deref().is_some_and(|k| k != "function") {
-        return Err(ApiError::invalid_param(
-            format!("{path}.type"),
-            "only tools of type `function` are supported",
-        ));
+        unmapped(unmapped_fields, path, "server_tool");
+        return Ok(None);
     }
     let function_path = format!("{path}.function");
     let mut function = j::take_object(&mut obj, "function", &function_path)?
@@ -271,35 +336,43 @@ fn decode_tool(item: Value, i: usize, untranslatable: &mut Vec<String>) -> Resul
         .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
     // `strict: false` is the default; `true` is a guarantee only OpenAI gives.
     if j::take_bool(&mut function, "strict", &format!("{function_path}.strict"))? == Some(true) {
-        untranslatable.push(format!("{function_path}.strict"));
+        unmapped(
+            unmapped_fields,
+            format!("{function_path}.strict"),
+            "strict_tools",
+        );
     }
-    j::leftovers(&function, &function_path, untranslatable);
-    j::leftovers(&obj, &path, untranslatable);
-    Ok(Tool {
+    j::leftovers(&function, &function_path, FORMAT, unmapped_fields);
+    j::leftovers(&obj, &path, FORMAT, unmapped_fields);
+    Ok(Some(Tool {
         name,
         description,
         parameters,
-    })
+    }))
 }
 
-fn decode_tool_choice(value: Value) -> Result<ToolChoice, ApiError> {
+fn decode_tool_choice(
+    value: Value,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<ToolChoice>, ApiError> {
     match &value {
-        Value::String(s) => match s.as_str() {
-            "auto" => Ok(ToolChoice::Auto),
-            "none" => Ok(ToolChoice::None),
-            "required" => Ok(ToolChoice::Required),
-            other => Err(ApiError::invalid_param(
-                "tool_choice",
-                format!(
-                    "`tool_choice` must be auto, none, required or a function; `{other}` is not"
-                ),
-            )),
+        Value::String(s) => Ok(match s.as_str() {
+            "auto" => Some(ToolChoice::Auto),
+            "none" => Some(ToolChoice::None),
+            "required" => Some(ToolChoice::Required),
+            _ => {
+                unmapped(unmapped_fields, "tool_choice", "unknown_field");
+                None
+            }
+        }),
+        Value::Object(obj) => match obj.get("function").and_then(|f| j::get_str(f, "name")) {
+            Some(name) => Ok(Some(ToolChoice::Tool(name.to_string()))),
+            // `allowed_tools`, custom tools: choices newer than Bulwark.
+            None => {
+                unmapped(unmapped_fields, "tool_choice", "unknown_field");
+                Ok(None)
+            }
         },
-        Value::Object(obj) => obj
-            .get("function")
-            .and_then(|f| j::get_str(f, "name"))
-            .map(|name| ToolChoice::Tool(name.to_string()))
-            .ok_or_else(|| j::missing("tool_choice.function.name")),
         other => Err(j::wrong_type("tool_choice", "a string or an object", other)),
     }
 }

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Message, Role, ToolCall,
-    ToolChoice, Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, Effort, FinishReason, ImageSource, Message, Reasoning,
+    Role, ToolCall, ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -48,12 +48,7 @@ pub fn encode_request(
         body.insert("stream_options".into(), json!({"include_usage": true}));
         return Ok(Value::Object(body));
     }
-    if !request.untranslatable.is_empty() {
-        return Err(crate::wire::untranslatable(
-            &request.untranslatable,
-            "OpenAI",
-        ));
-    }
+    crate::wire::translate::refused_fields(request, "OpenAI")?;
     crate::wire::refuse_prefill(request, "OpenAI")?;
     let mut messages = Vec::with_capacity(request.messages.len());
     for message in &request.messages {
@@ -77,9 +72,9 @@ pub fn encode_request(
     }
     if let Some(k) = request.top_k {
         if flavor == Upstream::OpenAi {
-            return Err(crate::wire::untranslatable(
-                &["top_k".to_string()],
-                "OpenAI",
+            return Err(ApiError::invalid_param(
+                "top_k",
+                "top_k cannot be expressed in the OpenAI format of this route's target; remove it or route the request to a provider that speaks the client's format",
             ));
         }
         body.insert("top_k".into(), json!(k));
@@ -114,6 +109,20 @@ pub fn encode_request(
             },
         );
     }
+    if let Some(reasoning) = request.reasoning {
+        let effort = match reasoning {
+            Reasoning::Effort(effort) => effort,
+            Reasoning::Budget(budget) => Effort::for_budget(budget),
+        };
+        body.insert("reasoning_effort".into(), json!(effort.as_str()));
+    }
+    if let Some(user) = &request.user {
+        body.insert("user".into(), json!(user));
+    }
+    // OpenAI takes the setting only beside tools.
+    if request.parallel_tool_calls == Some(false) && !request.tools.is_empty() {
+        body.insert("parallel_tool_calls".into(), json!(false));
+    }
     body.insert("stream".into(), json!(true));
     body.insert("stream_options".into(), json!({"include_usage": true}));
     Ok(Value::Object(body))
@@ -121,7 +130,9 @@ pub fn encode_request(
 
 fn encode_message(message: &Message, out: &mut Vec<Value>) -> Result<(), ApiError> {
     match message.role {
-        Role::System => out.push(json!({"role": "system", "content": message.joined_text()})),
+        Role::System => {
+            out.push(json!({"role": "system", "content": crate::wire::system_text(message)}))
+        }
         Role::User => {
             let mut parts = Vec::new();
             for block in &message.content {
@@ -331,5 +342,9 @@ impl UpstreamDialect for Upstream {
 
     fn decode_error(&self, body: &Value) -> (Option<String>, Option<String>) {
         decode_error(body)
+    }
+
+    fn takes_top_k(&self) -> bool {
+        *self == Upstream::Compatible
     }
 }

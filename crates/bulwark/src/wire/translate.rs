@@ -1,0 +1,517 @@
+//! What becomes of a client's request when a target that speaks another
+//! format serves it: the one place where each field the neutral model does
+//! not carry gets its fate (left out and reported, or the target refuses),
+//! and where a target's model decides whether reasoning and images reach
+//! it. `docs/translation.md` is this module in prose; a test keeps every
+//! feature named here in it.
+//!
+//! A target that speaks the client's own format is sent the client's body
+//! as it came (`SourceBody`), so nothing here applies to it but what the
+//! model itself cannot take (images for a text-only model).
+
+use crate::api::{ChatRequest, ContentBlock, Fate, Unmapped, WireFormat};
+use crate::config::{ModelTraitsOverride, Translation};
+use crate::error::ApiError;
+
+/// A fate, for the client format it applies to (`None`: any).
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    pub client: Option<WireFormat>,
+    pub feature: &'static str,
+    pub fate: Fate,
+}
+
+const fn row(client: Option<WireFormat>, feature: &'static str, fate: Fate) -> Row {
+    Row {
+        client,
+        feature,
+        fate,
+    }
+}
+
+const ANTHROPIC: Option<WireFormat> = Some(WireFormat::Anthropic);
+const OPENAI: Option<WireFormat> = Some(WireFormat::OpenAi);
+const ANY: Option<WireFormat> = None;
+
+const NOT_REASONING: &str = "the target model does not reason; it answers without thinking first";
+const UNKNOWN: &str = "Bulwark does not know this field, so no other format can carry it; the target answers without it";
+
+/// Every fate a translation can report, by client format and feature.
+/// Features are what `x-bulwark-dropped`, the request log and the
+/// `bulwark_translation_dropped_total` metric name, so they stay few.
+pub const FATES: &[Row] = &[
+    // Anthropic clients.
+    row(
+        ANTHROPIC,
+        "cache_control",
+        Fate::Drop("a cost hint for Anthropic's prompt cache; the answer is the same without it"),
+    ),
+    row(
+        ANTHROPIC,
+        "context_management",
+        Fate::Drop(
+            "Anthropic's own trimming of old context; the target is sent the whole conversation",
+        ),
+    ),
+    row(
+        ANTHROPIC,
+        "output_config",
+        Fate::Drop("output settings other than `effort` have no equivalent"),
+    ),
+    row(
+        ANTHROPIC,
+        "output_format",
+        Fate::Refuse(
+            "the answer's JSON schema would not be enforced, and a client parsing it relies on it",
+        ),
+    ),
+    row(ANTHROPIC, "thinking", Fate::Drop(NOT_REASONING)),
+    row(
+        ANTHROPIC,
+        "thinking_block",
+        Fate::Drop(
+            "earlier reasoning is signed by Anthropic and only Anthropic reads it; it is never sent as text",
+        ),
+    ),
+    row(
+        ANTHROPIC,
+        "citations",
+        Fate::Drop("citation settings only shape how Anthropic annotates its answer"),
+    ),
+    row(
+        ANTHROPIC,
+        "document",
+        Fate::Refuse("the document would be lost, and the answer would ignore it"),
+    ),
+    row(
+        ANTHROPIC,
+        "file_reference",
+        Fate::Refuse(
+            "the content is held in Anthropic's Files API, which no other provider can read",
+        ),
+    ),
+    row(
+        ANTHROPIC,
+        "server_tool",
+        Fate::Drop(
+            "the tool runs inside Anthropic; the target answers without it, as a model not offered that tool",
+        ),
+    ),
+    row(
+        ANTHROPIC,
+        "service_tier",
+        Fate::Drop("a capacity choice at Anthropic; the answer is the same"),
+    ),
+    row(
+        ANTHROPIC,
+        "top_k",
+        Fate::Drop("OpenAI has no top-k sampling; the target samples without it"),
+    ),
+    // OpenAI clients.
+    row(OPENAI, "reasoning_effort", Fate::Drop(NOT_REASONING)),
+    row(
+        OPENAI,
+        "n",
+        Fate::Refuse("the target answers with one choice, and the client asked for several"),
+    ),
+    row(
+        OPENAI,
+        "logprobs",
+        Fate::Refuse("the target gives no token log-probabilities, which the client asked for"),
+    ),
+    row(
+        OPENAI,
+        "response_format",
+        Fate::Refuse(
+            "the answer's JSON shape would not be enforced, and a client parsing it relies on it",
+        ),
+    ),
+    row(
+        OPENAI,
+        "audio",
+        Fate::Refuse("audio in or out has no equivalent in the target's format"),
+    ),
+    row(
+        OPENAI,
+        "strict_tools",
+        Fate::Drop(
+            "the target follows the tool's schema without OpenAI's guarantee of exact adherence",
+        ),
+    ),
+    row(
+        OPENAI,
+        "store",
+        Fate::Drop("whether OpenAI keeps a copy; the answer is the same"),
+    ),
+    row(
+        OPENAI,
+        "metadata",
+        Fate::Drop("tags for OpenAI's dashboard; the answer is the same"),
+    ),
+    row(
+        OPENAI,
+        "service_tier",
+        Fate::Drop("a capacity choice at OpenAI; the answer is the same"),
+    ),
+    row(
+        OPENAI,
+        "prompt_cache_key",
+        Fate::Drop("a cost hint for OpenAI's prompt cache; the answer is the same"),
+    ),
+    row(
+        OPENAI,
+        "seed",
+        Fate::Drop("the target samples without a seed; answers may differ between runs"),
+    ),
+    row(
+        OPENAI,
+        "penalties",
+        Fate::Drop(
+            "frequency and presence penalties have no equivalent; the target samples without them",
+        ),
+    ),
+    row(
+        OPENAI,
+        "logit_bias",
+        Fate::Drop("token biases are per tokenizer and mean nothing to another provider's model"),
+    ),
+    row(
+        OPENAI,
+        "server_tool",
+        Fate::Drop(
+            "the tool runs inside OpenAI; the target answers without it, as a model not offered that tool",
+        ),
+    ),
+    // Any client.
+    row(ANY, "reasoning", Fate::Drop(NOT_REASONING)),
+    row(
+        ANY,
+        "parallel_tool_calls",
+        Fate::Drop("Gemini cannot be held to one tool call per turn; it may make several"),
+    ),
+    row(
+        ANY,
+        "image",
+        Fate::Refuse(
+            "the target model reads text only (`vision: false`), and the answer would ignore the image",
+        ),
+    ),
+    row(
+        ANY,
+        "unknown_role",
+        Fate::Refuse(
+            "the message's role has no equivalent, so its place in the conversation would be lost",
+        ),
+    ),
+    row(ANY, "unknown_block", Fate::Drop(UNKNOWN)),
+    row(ANY, "unknown_field", Fate::Drop(UNKNOWN)),
+];
+
+/// The fate of `feature` from a `client` request. A feature missing from
+/// the table is a bug caught by the test below; it is refused, the safe side.
+pub fn fate(client: Option<WireFormat>, feature: &'static str) -> Fate {
+    FATES
+        .iter()
+        .find(|r| r.feature == feature && (r.client.is_none() || r.client == client))
+        .map_or(
+            Fate::Refuse("Bulwark has no translation for this field"),
+            |r| r.fate,
+        )
+}
+
+/// Records an unmapped field of a `client` request with its fate.
+pub fn unmapped(
+    client: WireFormat,
+    path: impl Into<String>,
+    feature: &'static str,
+    out: &mut Vec<Unmapped>,
+) {
+    out.push(Unmapped {
+        path: path.into(),
+        feature,
+        fate: fate(Some(client), feature),
+    });
+}
+
+/// What a target's model can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelTraits {
+    /// It reasons before answering: a thinking budget or effort reaches it.
+    pub reasons: bool,
+    /// It reads images.
+    pub vision: bool,
+}
+
+/// What `model` can do: the provider's `models:` entry where it says,
+/// otherwise guessed from the name. Every model is taken to read images
+/// unless configured otherwise: a wrong guess there would refuse requests a
+/// provider takes.
+pub fn traits(model: &str, configured: Option<&ModelTraitsOverride>) -> ModelTraits {
+    let configured = configured.copied().unwrap_or_default();
+    ModelTraits {
+        reasons: configured
+            .reasoning
+            .unwrap_or_else(|| reasons_by_name(model)),
+        vision: configured.vision.unwrap_or(true),
+    }
+}
+
+/// The model families known to reason. Names may carry a vendor prefix
+/// (`us.anthropic.`, `models/`), so the family is looked for after the last
+/// `/` and anywhere in the name for Claude.
+fn reasons_by_name(model: &str) -> bool {
+    let name = model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase();
+    let openai = ["o1", "o3", "o4"]
+        .iter()
+        .any(|family| name == *family || name.starts_with(&format!("{family}-")))
+        || name.starts_with("gpt-5");
+    let claude = name.contains("claude-3-7")
+        || name.contains("sonnet-4")
+        || name.contains("opus-4")
+        || name.contains("haiku-4")
+        || (name.contains("claude-") && name.contains("-4"));
+    let gemini = name.starts_with("gemini-2.5") || name.starts_with("gemini-3");
+    openai || claude || gemini
+}
+
+/// The request a target is sent, when it differs from the client's, and
+/// the features left out of it.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared {
+    /// `None`: the client's request as it is.
+    pub request: Option<ChatRequest>,
+    /// Features left out, unique, in the order first met.
+    pub dropped: Vec<&'static str>,
+}
+
+/// Why a target cannot take a request: each field with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub fields: Vec<Refused>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub path: String,
+    pub feature: &'static str,
+    pub reason: String,
+}
+
+impl Refusal {
+    /// The fields' paths, for an error's `param`.
+    pub fn paths(&self) -> String {
+        let paths: Vec<&str> = self.fields.iter().map(|f| f.path.as_str()).collect();
+        paths.join(", ")
+    }
+
+    /// Each field with its reason.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .fields
+            .iter()
+            .map(|f| format!("`{}` ({}): {}", f.path, f.feature, f.reason))
+            .collect();
+        parts.join("; ")
+    }
+}
+
+/// Translates `request` for a target of `format` whose model has `traits`,
+/// under the route's `mode`: what it is sent and what was left out, or why
+/// it cannot take the request at all. `takes_top_k`: whether the target's
+/// dialect has top-k sampling.
+pub fn prepare(
+    request: &ChatRequest,
+    format: WireFormat,
+    traits: ModelTraits,
+    takes_top_k: bool,
+    mode: Translation,
+) -> Result<Prepared, Refusal> {
+    let mut refused = Vec::new();
+    if !traits.vision {
+        for (i, message) in request.messages.iter().enumerate() {
+            if message.content.iter().any(holds_image) {
+                refused.push(Refused {
+                    path: format!("messages[{i}]"),
+                    feature: "image",
+                    reason: fate(None, "image").reason().to_string(),
+                });
+            }
+        }
+    }
+    let client = request.source.as_ref().map(|s| s.format);
+    if client == Some(format) {
+        // The client's own body goes out: nothing is translated.
+        return if refused.is_empty() {
+            Ok(Prepared::default())
+        } else {
+            Err(Refusal { fields: refused })
+        };
+    }
+    let mut left_out: Vec<Unmapped> = request.unmapped.clone();
+    let mut changed = Changed::default();
+    if request.reasoning.is_some() && !traits.reasons {
+        let feature = match client {
+            Some(WireFormat::Anthropic) => "thinking",
+            Some(WireFormat::OpenAi) => "reasoning_effort",
+            _ => "reasoning",
+        };
+        left_out.push(Unmapped {
+            path: feature.to_string(),
+            feature,
+            fate: fate(client, feature),
+        });
+        changed.reasoning = true;
+    }
+    if request.top_k.is_some() && !takes_top_k {
+        left_out.push(Unmapped {
+            path: "top_k".into(),
+            feature: "top_k",
+            fate: fate(client, "top_k"),
+        });
+        changed.top_k = true;
+    }
+    if request.parallel_tool_calls == Some(false) && format == WireFormat::Gemini {
+        left_out.push(Unmapped {
+            path: match client {
+                Some(WireFormat::Anthropic) => "tool_choice.disable_parallel_tool_use".into(),
+                _ => "parallel_tool_calls".into(),
+            },
+            feature: "parallel_tool_calls",
+            fate: fate(None, "parallel_tool_calls"),
+        });
+    }
+    let mut dropped = Vec::new();
+    for field in left_out {
+        match (field.fate, mode) {
+            (Fate::Drop(_), Translation::Lenient) => {
+                if !dropped.contains(&field.feature) {
+                    dropped.push(field.feature);
+                }
+            }
+            (Fate::Drop(reason), Translation::Strict) => refused.push(Refused {
+                path: field.path,
+                feature: field.feature,
+                reason: format!("the route translates strictly, and {reason}"),
+            }),
+            (Fate::Refuse(reason), _) => refused.push(Refused {
+                path: field.path,
+                feature: field.feature,
+                reason: reason.to_string(),
+            }),
+        }
+    }
+    if !refused.is_empty() {
+        return Err(Refusal { fields: refused });
+    }
+    let request = (changed.reasoning || changed.top_k).then(|| {
+        let mut translated = request.clone();
+        if changed.reasoning {
+            translated.reasoning = None;
+        }
+        if changed.top_k {
+            translated.top_k = None;
+        }
+        translated
+    });
+    Ok(Prepared { request, dropped })
+}
+
+/// Which neutral fields `prepare` takes out of the target's copy.
+#[derive(Default)]
+struct Changed {
+    reasoning: bool,
+    top_k: bool,
+}
+
+fn holds_image(block: &ContentBlock) -> bool {
+    match block {
+        ContentBlock::Image(_) => true,
+        ContentBlock::ToolResult(result) => result.content.iter().any(holds_image),
+        ContentBlock::Text(_) | ContentBlock::ToolUse(_) => false,
+    }
+}
+
+/// The error an encoder gives when a request reaching it still holds a
+/// field its format refuses: only callers that skip `prepare` meet it.
+pub(crate) fn refused_fields(request: &ChatRequest, format_name: &str) -> Result<(), ApiError> {
+    let refused: Vec<&Unmapped> = request
+        .unmapped
+        .iter()
+        .filter(|u| matches!(u.fate, Fate::Refuse(_)))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let paths: Vec<&str> = refused.iter().map(|u| u.path.as_str()).collect();
+    let reasons: Vec<String> = refused
+        .iter()
+        .map(|u| format!("`{}`: {}", u.path, u.fate.reason()))
+        .collect();
+    Err(ApiError::invalid_param(
+        paths.join(", "),
+        format!(
+            "{} cannot be expressed in the {format_name} format of this route's target ({}); remove {} or route the request to a provider that speaks the client's format",
+            paths.join(", "),
+            reasons.join("; "),
+            if paths.len() == 1 { "it" } else { "them" }
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_feature_is_documented() {
+        let doc = include_str!("../../../../docs/translation.md");
+        for row in FATES {
+            assert!(
+                doc.contains(&format!("`{}`", row.feature)),
+                "docs/translation.md does not mention `{}`",
+                row.feature
+            );
+        }
+    }
+
+    #[test]
+    fn reasoning_models_are_told_by_name_and_config_wins() {
+        for model in [
+            "o3-mini",
+            "o1",
+            "gpt-5-mini",
+            "claude-sonnet-4-5",
+            "claude-opus-4-1",
+            "claude-3-7-sonnet-latest",
+            "us.anthropic.claude-haiku-4-5",
+            "gemini-2.5-flash",
+            "models/gemini-3-pro",
+        ] {
+            assert!(traits(model, None).reasons, "{model}");
+        }
+        for model in [
+            "gpt-4o",
+            "gpt-4o-mini",
+            "claude-3-5-haiku",
+            "gemini-2.0-flash",
+            "llama3",
+        ] {
+            assert!(!traits(model, None).reasons, "{model}");
+        }
+        let configured = ModelTraitsOverride {
+            reasoning: Some(true),
+            vision: Some(false),
+        };
+        assert_eq!(
+            traits("llama3", Some(&configured)),
+            ModelTraits {
+                reasons: true,
+                vision: false
+            }
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! Fallback across formats: a target that cannot take a client's request is
+//! passed over before any call, what a translation leaves out is reported,
+//! and a refusal never hides an outage behind a 400. The in-process
+//! `Client` against simulated providers on 127.0.0.1, on tokio's paused
+//! clock (see `fallback.rs`).
+
+use bulwark::api::ChatRequest;
+use bulwark::wire::{anthropic, openai};
+use bulwark::{Client, Config, ErrorKind};
+use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
+use serde_json::{Value, json};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+struct Setup {
+    client: Client,
+    claude: SimServer,
+    gpt: SimServer,
+}
+
+/// Providers `claude` (Anthropic format) and `gpt` (OpenAI format), with
+/// routes over both in either order, strict or lenient.
+async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
+    let claude = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let gpt = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let policy = "max_retries: 1, backoff_base: 10ms, backoff_cap: 50ms";
+    let yaml = format!(
+        "providers:
+  claude: {{ kind: anthropic, base_url: \"{}\", api_key: k1 }}
+  gpt: {{ kind: openai, base_url: \"{}/v1\", api_key: k2, models: {{ my-reasoner: {{ reasoning: true }} }} }}
+routes:
+  main: {{ targets: [claude/claude-sonnet-4-5, gpt/gpt-4o-mini], {policy} }}
+  to-reasoner: {{ targets: [claude/claude-sonnet-4-5, gpt/o3-mini], {policy} }}
+  to-configured: {{ targets: [claude/claude-sonnet-4-5, gpt/my-reasoner], {policy} }}
+  strict: {{ targets: [claude/claude-sonnet-4-5, gpt/gpt-4o-mini], translation: strict, {policy} }}
+  gpt-first: {{ targets: [gpt/gpt-4o-mini, claude/claude-sonnet-4-5], {policy} }}
+  claude-only: {{ targets: [claude/claude-sonnet-4-5, claude/claude-opus-4-1], {policy} }}
+",
+        claude.url(),
+        gpt.url()
+    );
+    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
+    Ok(Setup {
+        client: Client::from_config(&config)?,
+        claude,
+        gpt,
+    })
+}
+
+/// An Anthropic client's request that thinks and marks its system prompt
+/// for caching.
+fn thinking_request(model: &str) -> Result<ChatRequest, Box<dyn std::error::Error>> {
+    let body = json!({
+        "model": model,
+        "max_tokens": 4000,
+        "system": [{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "Hello there"}],
+        "thinking": {"type": "enabled", "budget_tokens": 2000}
+    });
+    Ok(anthropic::decode_request(body.to_string().as_bytes())?)
+}
+
+fn openai_request(model: &str, extra: Value) -> Result<ChatRequest, Box<dyn std::error::Error>> {
+    let mut body =
+        json!({"model": model, "messages": [{"role": "user", "content": "Hello there"}]});
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    Ok(openai::decode_request(body.to_string().as_bytes())?)
+}
+
+fn claude_overloaded(s: &Setup) {
+    s.claude
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(529))]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_falls_back_across_formats_and_reports_what_was_dropped() -> TestResult {
+    let s = setup().await?;
+    claude_overloaded(&s);
+    let served = s.client.chat(thinking_request("main")?).await?;
+    assert_eq!(served.target, "gpt/gpt-4o-mini");
+    assert!(served.fallback);
+    // gpt-4o-mini does not reason: the thinking is dropped, and said so.
+    assert_eq!(served.dropped, vec!["cache_control", "thinking"]);
+    assert_eq!(s.gpt.sim.request_count(), 1);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn reasoning_reaches_a_fallback_model_that_reasons() -> TestResult {
+    for route in ["to-reasoner", "to-configured"] {
+        let s = setup().await?;
+        claude_overloaded(&s);
+        let served = s.client.chat(thinking_request(route)?).await?;
+        assert!(served.fallback, "{route}");
+        assert_eq!(served.dropped, vec!["cache_control"], "{route}");
+    }
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_same_format_drops_nothing() -> TestResult {
+    let s = setup().await?;
+    let served = s.client.chat(thinking_request("main")?).await?;
+    assert_eq!(served.target, "claude/claude-sonnet-4-5");
+    assert!(served.dropped.is_empty(), "{:?}", served.dropped);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_strict_route_skips_the_other_format_but_reports_the_outage() -> TestResult {
+    let s = setup().await?;
+    // Healthy: the same-format target serves, nothing is translated.
+    let served = s.client.chat(thinking_request("strict")?).await?;
+    assert_eq!(served.target, "claude/claude-sonnet-4-5");
+
+    claude_overloaded(&s);
+    let failed = s
+        .client
+        .chat(thinking_request("strict")?)
+        .await
+        .err()
+        .ok_or("a strict route translated a request it cannot carry")?;
+    // The client hears about the outage (503, Anthropic's SDK gets 529 at
+    // the edge), never that its request was bad.
+    assert_eq!(failed.error.kind, ErrorKind::Overloaded);
+    assert_eq!(failed.error.status, 503);
+    assert!(failed.error.retry_after.is_some());
+    assert!(
+        failed
+            .error
+            .message
+            .contains("gpt/gpt-4o-mini: cannot take"),
+        "{}",
+        failed.error.message
+    );
+    // The refusing target was never called.
+    assert_eq!(s.gpt.sim.request_count(), 0);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusing_target_never_turns_an_upstream_failure_into_a_400() -> TestResult {
+    let s = setup().await?;
+    s.gpt
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    // Claude cannot give two choices; the OpenAI target could but is down.
+    let failed = s
+        .client
+        .chat(openai_request("gpt-first", json!({"n": 2}))?)
+        .await
+        .err()
+        .ok_or("served despite the outage")?;
+    assert_eq!(failed.error.status, 503, "{}", failed.error.message);
+    assert_eq!(failed.error.kind, ErrorKind::Overloaded);
+    assert_eq!(s.claude.sim.request_count(), 0);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_no_target_can_take_is_a_400_naming_field_reason_and_targets() -> TestResult {
+    let s = setup().await?;
+    let failed = s
+        .client
+        .chat(openai_request("claude-only", json!({"n": 2}))?)
+        .await
+        .err()
+        .ok_or("two choices asked of Claude were served")?;
+    assert_eq!(failed.error.status, 400);
+    assert_eq!(failed.error.kind, ErrorKind::InvalidRequest);
+    assert_eq!(failed.error.param.as_deref(), Some("n"));
+    let message = &failed.error.message;
+    for expected in [
+        "`n`",
+        "the client asked for several",
+        "claude/claude-sonnet-4-5, claude/claude-opus-4-1",
+    ] {
+        assert!(message.contains(expected), "{expected}: {message}");
+    }
+    assert_eq!(failed.attempts, 0);
+    assert_eq!(s.claude.sim.request_count(), 0);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn droppable_fields_from_openai_clients_are_served_and_reported() -> TestResult {
+    let s = setup().await?;
+    let request = openai_request(
+        "claude-only",
+        json!({"seed": 7, "reasoning_effort": "low", "n": 1, "store": true}),
+    )?;
+    let served = s.client.chat(request).await?;
+    assert_eq!(served.target, "claude/claude-sonnet-4-5");
+    // claude-sonnet-4-5 reasons: the effort becomes a thinking budget.
+    assert_eq!(served.dropped, vec!["store", "seed"]);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_target_is_sent_the_request_as_translated_for_it() -> TestResult {
+    let s = setup().await?;
+    claude_overloaded(&s);
+    // OpenAI's encoder refuses top_k; the fallback gets a copy without it.
+    let body = json!({"model": "main", "max_tokens": 100, "top_k": 5,
+        "messages": [{"role": "user", "content": "Hello there"}]});
+    let request = anthropic::decode_request(body.to_string().as_bytes())?;
+    let served = s.client.chat(request).await?;
+    assert_eq!(served.target, "gpt/gpt-4o-mini");
+    assert_eq!(served.dropped, vec!["top_k"]);
+    Ok(())
+}
