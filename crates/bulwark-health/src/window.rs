@@ -17,14 +17,19 @@ struct AttemptSample {
 
 impl AttemptSample {
     /// `None` for attempts that say nothing about the provider: the client's
-    /// own mistakes, hedges cancelled because the other side won, Bulwark's
+    /// own mistakes (or a target refusing a translation of them), hedges cancelled because the other side won, Bulwark's
     /// own concurrency limit, the client's own deadline.
     fn of(attempt: &AttemptRecord) -> Option<AttemptSample> {
         let class = attempt.error_class.as_deref();
         let failed = match class {
             None => false,
             Some(
-                "client_error" | "untranslatable" | "concurrency_limit" | "cancelled" | "deadline",
+                "client_error"
+                | "untranslatable"
+                | "translation_refused"
+                | "concurrency_limit"
+                | "cancelled"
+                | "deadline",
             ) => {
                 return None;
             }
@@ -203,6 +208,8 @@ mod tests {
         window.push(&attempt(2_600, Some("cancelled")));
         // The client's own deadline cut it: nothing about the provider.
         window.push(&attempt(2_700, Some("deadline")));
+        // A target refusing a translation is well, just not for this request.
+        window.push(&attempt(2_800, Some("translation_refused")));
         let stats = window.stats(500);
         assert_eq!(stats.attempts, 2);
         assert_eq!(stats.failures, 1);

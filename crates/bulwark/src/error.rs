@@ -137,6 +137,10 @@ pub struct UpstreamError {
     pub retry_after: Option<Duration>,
     /// The server's `x-should-retry` verdict, which overrides the table.
     pub should_retry: Option<bool>,
+    /// The target was sent a translation of the client's request (its
+    /// format differs from the client's): a 4xx then may be the target
+    /// refusing the translation, not the client's mistake.
+    pub translated: bool,
 }
 
 impl UpstreamError {
@@ -147,6 +151,7 @@ impl UpstreamError {
             message: message.into(),
             retry_after: None,
             should_retry: None,
+            translated: false,
         }
     }
 

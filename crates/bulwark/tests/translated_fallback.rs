@@ -35,6 +35,7 @@ routes:
   strict: {{ targets: [claude/claude-sonnet-4-5, gpt/gpt-4o-mini], translation: strict, {policy} }}
   gpt-first: {{ targets: [gpt/gpt-4o-mini, claude/claude-sonnet-4-5], {policy} }}
   claude-only: {{ targets: [claude/claude-sonnet-4-5, claude/claude-opus-4-1], {policy} }}
+  gpt-only: {{ targets: [gpt/gpt-4o-mini], {policy} }}
 ",
         claude.url(),
         gpt.url()
@@ -210,5 +211,87 @@ async fn each_target_is_sent_the_request_as_translated_for_it() -> TestResult {
     let served = s.client.chat(request).await?;
     assert_eq!(served.target, "gpt/gpt-4o-mini");
     assert_eq!(served.dropped, vec!["top_k"]);
+    Ok(())
+}
+
+fn gpt_refuses(s: &Setup) {
+    s.gpt
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(400))]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_4xx_to_a_translation_never_hides_an_outage() -> TestResult {
+    let s = setup().await?;
+    claude_overloaded(&s);
+    gpt_refuses(&s);
+    // gpt-4o-mini refuses what the Anthropic client's request became
+    // (say, a max_tokens over its cap): Claude's outage is the news.
+    let failed = s
+        .client
+        .chat(thinking_request("main")?)
+        .await
+        .err()
+        .ok_or("served despite the outage")?;
+    assert_eq!(failed.error.status, 503, "{}", failed.error.message);
+    assert_eq!(failed.error.kind, ErrorKind::Overloaded);
+    assert!(failed.error.retry_after.is_some());
+    assert_eq!(s.gpt.sim.request_count(), 1);
+    let classes: Vec<Option<&str>> = failed
+        .attempt_log
+        .iter()
+        .map(|a| a.error_class.as_deref())
+        .collect();
+    assert!(
+        classes.contains(&Some("translation_refused")),
+        "{classes:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_4xx_to_a_translation_fails_over_to_the_clients_own_format() -> TestResult {
+    let s = setup().await?;
+    gpt_refuses(&s);
+    let served = s.client.chat(thinking_request("gpt-first")?).await?;
+    assert_eq!(served.target, "claude/claude-sonnet-4-5");
+    assert!(served.fallback);
+    // Refused once, not retried: the same translation would be refused again.
+    assert_eq!(s.gpt.sim.request_count(), 1);
+    assert_eq!(s.claude.sim.request_count(), 1);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_every_target_refuses_gets_the_providers_4xx() -> TestResult {
+    let s = setup().await?;
+    gpt_refuses(&s);
+    let failed = s
+        .client
+        .chat(thinking_request("gpt-only")?)
+        .await
+        .err()
+        .ok_or("a refused request was served")?;
+    assert_eq!(failed.error.status, 400, "{}", failed.error.message);
+    assert_eq!(failed.error.kind, ErrorKind::InvalidRequest);
+    assert_eq!(s.gpt.sim.request_count(), 1);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_same_format_4xx_still_fails_fast() -> TestResult {
+    let s = setup().await?;
+    s.claude
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(400))]);
+    let failed = s
+        .client
+        .chat(thinking_request("main")?)
+        .await
+        .err()
+        .ok_or("a refused request was served")?;
+    assert_eq!(failed.error.status, 400, "{}", failed.error.message);
+    assert_eq!(s.claude.sim.request_count(), 1);
+    assert_eq!(s.gpt.sim.request_count(), 0, "no other target is asked");
     Ok(())
 }

@@ -305,6 +305,8 @@ impl Run<'_> {
     ) -> Action {
         let route = self.route;
         let target = &route.targets[index];
+        let mut error = error;
+        error.translated = self.translated_for(target);
         self.log.end(index, &target.label, None, Some(&error));
         let verdict = classify(&error);
         if matches!(error.failure, crate::error::UpstreamFailure::Timeout) {
@@ -337,6 +339,16 @@ impl Run<'_> {
             (Action::FailOverToLargerContext, None) => Action::FailFast,
             (action, _) => action,
         }
+    }
+
+    /// Whether `target` is sent a translation: the client's format is not
+    /// its own. A request built in code (no client body) is the client's
+    /// own in every format.
+    fn translated_for(&self, target: &Target) -> bool {
+        self.request
+            .source
+            .as_ref()
+            .is_some_and(|source| source.format != target.provider.format())
     }
 
     /// Asks the target's breaker for a call; `None` means skip it.

@@ -10,7 +10,7 @@ use crate::cache::CacheStatus;
 use crate::error::{ApiError, ErrorKind, UpstreamError, UpstreamFailure};
 use crate::observe::record::AttemptRecord;
 use crate::provider::{Chunk, ChunkStream};
-use crate::resilience::classify::{Action, classify, every_target_failed};
+use crate::resilience::classify::{Action, classify, every_target_failed, is_translation_refused};
 
 use super::Run;
 
@@ -145,12 +145,14 @@ impl Run<'_> {
     /// the others said: once any target was tried and failed upstream, or
     /// one is only resting (its breaker open), the client hears about the
     /// outage, not its request, which some target could take.
+    /// A target's 4xx to a translation it was sent ranks below every real
+    /// upstream failure: it is the client's answer only when no target
+    /// failed otherwise, and then it is the provider's own word on the
+    /// request.
     pub(super) fn give_up(&self) -> Failed {
-        let upstream = self
-            .failures
-            .iter()
-            .rev()
-            .find(|f| !matches!(f.failure, UpstreamFailure::Rejected(_)));
+        let upstream = self.failures.iter().rev().find(|f| {
+            !matches!(f.failure, UpstreamFailure::Rejected(_)) && !is_translation_refused(f)
+        });
         let error = match (upstream, self.failures.last()) {
             (None, _) if !self.skipped.is_empty() => {
                 let mut error = ApiError::new(
@@ -169,8 +171,15 @@ impl Run<'_> {
                 ErrorKind::Api,
                 format!("route `{}` has no targets", self.route.name),
             ),
-            // Only encoders refused: the client's request is what failed.
-            (None, Some(last)) => last.to_api_error(),
+            // Only encoders or translations' targets refused: the client's
+            // request is what failed, in a provider's words if one answered.
+            (None, Some(last)) => self
+                .failures
+                .iter()
+                .rev()
+                .find(|f| is_translation_refused(f))
+                .unwrap_or(last)
+                .to_api_error(),
             (Some(last), _) if classify(last).action == Action::FailFast => last.to_api_error(),
             (Some(last), _)
                 if self.failures.len() == 1

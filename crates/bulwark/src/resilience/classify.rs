@@ -25,10 +25,20 @@
 //! | 400 `context_length_exceeded` | fail over to a larger context window only | not counted | - | `client_error` | 400 |
 //! | a field the target's encoder cannot express (a temperature over 1 for Anthropic, a URL image for Gemini) | fail over | not counted | - | `untranslatable` | 400, naming the field, unless another target failed upstream |
 //! | the target is at its concurrency or rate limit (no call made) | fail over | not counted | - | `concurrency_limit` | 429 |
+//! | 400, 413, 422 from a target sent a translation (its format is not the client's) | fail over | not counted | - | `translation_refused` | the same status, only if no target failed upstream or is resting (else 503) |
 //! | other 4xx (400, 413, 422...) | fail fast | not counted | - | `client_error` | the same status |
 //!
 //! When every target failed, a 502 becomes 503 with a `Retry-After`: the
 //! service is unavailable for now ([`every_target_failed`]).
+//!
+//! A translated request carries what the client asked in another format's
+//! terms, with values the client chose for its own provider (Claude Code's
+//! `max_tokens: 32000` is over gpt-4o-mini's cap), so the target's 4xx
+//! says the translation does not fit there, not that the request is wrong:
+//! another target (the client's own format) may take it. It is no outage
+//! either, so it ranks below every real upstream failure when the engine
+//! words the final error: the client gets the provider's 4xx only when
+//! every target refused its request so.
 //!
 //! A target that cannot take the request at all (`wire::translate`: a field
 //! whose fate is to refuse, or any left-out field on a strict route) never
@@ -88,6 +98,15 @@ impl Verdict {
             CallOutcome::Ignored
         }
     }
+}
+
+/// The class of a 4xx answering a translated request.
+pub const TRANSLATION_REFUSED: &str = "translation_refused";
+
+/// Whether this failure is a target refusing the translation it was sent,
+/// which says nothing of the provider's health or the client's request.
+pub fn is_translation_refused(error: &UpstreamError) -> bool {
+    by_failure(error).class == TRANSLATION_REFUSED
 }
 
 pub fn classify(error: &UpstreamError) -> Verdict {
@@ -163,6 +182,10 @@ fn by_failure(error: &UpstreamError) -> Verdict {
                 400 | 413 if context_exceeded(code, &error.message) => {
                     verdict(Action::FailOverToLargerContext, false)
                 }
+                400 | 413 | 422 if error.translated => Verdict {
+                    class: TRANSLATION_REFUSED,
+                    ..verdict(Action::FailOver, false)
+                },
                 408 | 409 | 425 | 500..=599 => verdict(Action::Retry, true),
                 // A misconfigured or hijacked base_url: asking again gets
                 // the same redirect, another target may be fine.
@@ -337,6 +360,33 @@ mod tests {
             let verdict = classify(&status(s, None));
             assert_eq!(verdict.action, Action::FailOver);
             assert!(verdict.misconfigured);
+        }
+    }
+
+    #[test]
+    fn a_4xx_to_a_translated_request_fails_over_without_counting() {
+        for s in [400, 413, 422] {
+            let mut error = status(s, Some("invalid_request_error"));
+            error.translated = true;
+            let verdict = classify(&error);
+            assert_eq!(verdict.action, Action::FailOver, "{s}");
+            assert!(!verdict.breaker_failure, "{s}");
+            assert_eq!(verdict.concurrency, Signal::Ignore, "{s}");
+            assert_eq!(verdict.class, "translation_refused", "{s}");
+            assert!(is_translation_refused(&error));
+            // Alone, it is the provider's word on the client's request.
+            assert_eq!(client_error(&error).status, s);
+        }
+        // A prompt too long is still about window sizes.
+        let mut error = status(400, Some("context_length_exceeded"));
+        error.translated = true;
+        assert_eq!(action(&error), Action::FailOverToLargerContext);
+        assert!(!is_translation_refused(&error));
+        // Other statuses mean the same translated or not.
+        for s in [401, 404, 429, 500, 529] {
+            let mut error = status(s, None);
+            error.translated = true;
+            assert_eq!(classify(&error), classify(&status(s, None)), "{s}");
         }
     }
 
