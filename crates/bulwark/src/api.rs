@@ -232,6 +232,9 @@ pub struct Unmapped {
     /// records and metrics report.
     pub feature: &'static str,
     pub fate: Fate,
+    /// Further fields of the same feature left unrecorded past the cap on
+    /// what one request records (`wire::translate::MAX_UNMAPPED`).
+    pub more: usize,
 }
 
 /// What becomes of an unmapped field when another format serves the request.

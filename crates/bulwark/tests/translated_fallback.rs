@@ -36,6 +36,7 @@ routes:
   gpt-first: {{ targets: [gpt/gpt-4o-mini, claude/claude-sonnet-4-5], {policy} }}
   claude-only: {{ targets: [claude/claude-sonnet-4-5, claude/claude-opus-4-1], {policy} }}
   gpt-only: {{ targets: [gpt/gpt-4o-mini], {policy} }}
+  gpt-strict: {{ targets: [gpt/gpt-4o-mini], translation: strict, {policy} }}
 ",
         claude.url(),
         gpt.url()
@@ -293,5 +294,46 @@ async fn a_same_format_4xx_still_fails_fast() -> TestResult {
     assert_eq!(failed.error.status, 400, "{}", failed.error.message);
     assert_eq!(s.claude.sim.request_count(), 1);
     assert_eq!(s.gpt.sim.request_count(), 0, "no other target is asked");
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_of_countless_unknown_blocks_gets_a_short_error() -> TestResult {
+    const BLOCKS: usize = 100_000;
+    let s = setup().await?;
+    let mut content = vec![json!({"type": "text", "text": "Hello there"})];
+    content.extend((0..BLOCKS).map(|_| json!({"type": "mystery"})));
+    let body = json!({"model": "gpt-strict", "max_tokens": 100, "messages": [
+        {"role": "user", "content": content},
+        // Past the cap, a feature not yet seen is still recorded.
+        {"role": "narrator", "content": "Meanwhile"},
+    ]});
+    let request = anthropic::decode_request(body.to_string().as_bytes())?;
+    let recorded = request.unmapped.len();
+    assert!(recorded <= 66, "{recorded} fields recorded");
+    let counted: usize = request.unmapped.iter().map(|u| 1 + u.more).sum();
+    assert_eq!(counted, BLOCKS + 1);
+    assert!(request.unmapped.iter().any(|u| u.feature == "unknown_role"));
+
+    let failed = s
+        .client
+        .chat(request)
+        .await
+        .err()
+        .ok_or("a strict route translated unknown blocks")?;
+    assert_eq!(failed.error.status, 400);
+    let message = &failed.error.message;
+    assert!(message.len() < 8 * 1024, "{} bytes", message.len());
+    assert!(message.contains("unknown_role"), "{message}");
+    assert!(
+        message.contains(&format!(
+            "`messages[0].content[1]` and {} more like it (unknown_block)",
+            BLOCKS - 1
+        )),
+        "{message}"
+    );
+    let param = failed.error.param.as_deref().unwrap_or_default();
+    assert!(param.len() < 1024, "{} bytes of param", param.len());
+    assert_eq!(s.gpt.sim.request_count(), 0);
     Ok(())
 }

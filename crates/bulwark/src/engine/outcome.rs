@@ -1,6 +1,7 @@
 //! How a request ends: served (and how), or failed (and why), with the
 //! error the client is told when no target could answer.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -13,6 +14,26 @@ use crate::provider::{Chunk, ChunkStream};
 use crate::resilience::classify::{Action, classify, every_target_failed, is_translation_refused};
 
 use super::Run;
+
+/// How many kinds of refused field an error names; the rest are counted.
+const LISTED_FIELDS: usize = 16;
+
+/// The most of an error's text (or `param`) built from what the client
+/// sent: a field's path is the client's key, of any length.
+const MAX_ERROR_TEXT: usize = 4096;
+
+/// `text`, cut to [`MAX_ERROR_TEXT`] bytes at a character boundary.
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_ERROR_TEXT {
+        let mut end = MAX_ERROR_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
 
 /// Whether the caller reads the answer as it streams or wants it whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,11 +148,9 @@ impl Run<'_> {
             .map(|f| format!("{}: {}", f.target, f.message))
             .collect();
         parts.extend(self.skipped.iter().map(|s| format!("{s}: skipped")));
-        parts.extend(
-            self.refused
-                .iter()
-                .map(|(target, refusal)| format!("{target}: cannot take {}", refusal.paths())),
-        );
+        parts.extend(self.refused.iter().map(|(target, refusal)| {
+            format!("{target}: cannot take {}", bounded(refusal.paths()))
+        }));
         if parts.is_empty() {
             String::new()
         } else {
@@ -207,47 +226,83 @@ impl Run<'_> {
         }
     }
 
-    /// A 400 for a request no target of the route can take: each field,
-    /// why, and which targets refused it.
+    /// A 400 for a request no target of the route can take: each kind of
+    /// field (feature and reason) once, with its first path, how many more
+    /// fields are like it, and which targets refused it. The decoder records
+    /// a bounded list (`translate::MAX_UNMAPPED`, counting the rest), and
+    /// the message names at most [`LISTED_FIELDS`] kinds, so a body of a
+    /// million unknown blocks gets a short error, in the log as well.
     fn no_target_can_take(&self) -> ApiError {
-        let mut fields: Vec<(String, String)> = Vec::new();
+        struct Kind<'r> {
+            described: String,
+            path: &'r str,
+            count: usize,
+            targets: Vec<&'r str>,
+        }
+        let mut kinds: Vec<Kind<'_>> = Vec::new();
+        let mut known: HashMap<String, usize> = HashMap::new();
         for (target, refusal) in &self.refused {
+            let mut counted: HashSet<usize> = HashSet::new();
+            let mut counts: HashMap<usize, usize> = HashMap::new();
             for field in &refusal.fields {
-                let described = format!("`{}` ({}): {}", field.path, field.feature, field.reason);
-                match fields.iter_mut().find(|(d, _)| *d == described) {
-                    Some((_, targets)) => {
-                        targets.push_str(", ");
-                        targets.push_str(target);
+                let described = format!("({}): {}", field.feature, field.reason);
+                let at = match known.get(&described) {
+                    Some(&at) => at,
+                    None => {
+                        known.insert(described.clone(), kinds.len());
+                        kinds.push(Kind {
+                            described,
+                            path: &field.path,
+                            count: 0,
+                            targets: Vec::new(),
+                        });
+                        kinds.len() - 1
                     }
-                    None => fields.push((described, target.clone())),
+                };
+                *counts.entry(at).or_default() += 1 + field.more;
+                if counted.insert(at) {
+                    kinds[at].targets.push(target);
                 }
             }
-        }
-        let mut paths: Vec<&str> = Vec::new();
-        for (_, refusal) in &self.refused {
-            for field in &refusal.fields {
-                if !paths.contains(&field.path.as_str()) {
-                    paths.push(&field.path);
-                }
+            // Every target is refused the same body: one target's count
+            // is the body's.
+            for (at, count) in counts {
+                kinds[at].count = kinds[at].count.max(count);
             }
         }
-        let described: Vec<String> = fields
+        let mut described: Vec<String> = kinds
             .iter()
-            .map(|(field, targets)| format!("{field} (refused by {targets})"))
+            .take(LISTED_FIELDS)
+            .map(|kind| {
+                let like_it = match kind.count {
+                    0 | 1 => String::new(),
+                    n => format!(" and {} more like it", n - 1),
+                };
+                format!(
+                    "`{}`{like_it} {} (refused by {})",
+                    kind.path,
+                    kind.described,
+                    kind.targets.join(", ")
+                )
+            })
             .collect();
-        ApiError::invalid_param(
-            paths.join(", "),
-            format!(
-                "no target of route `{}` can take this request: {}; remove {} or route the request to a provider that speaks the client's format",
-                self.route.name,
-                described.join("; "),
-                if paths.len() == 1 {
-                    "the field"
-                } else {
-                    "the fields"
-                }
-            ),
-        )
+        let unlisted = kinds.len().saturating_sub(LISTED_FIELDS);
+        if unlisted > 0 {
+            described.push(format!("…and {unlisted} more kinds of field"));
+        }
+        let paths: Vec<&str> = kinds.iter().take(LISTED_FIELDS).map(|k| k.path).collect();
+        let fields: usize = kinds.iter().map(|k| k.count).sum();
+        let message = format!(
+            "no target of route `{}` can take this request: {}; remove {} or route the request to a provider that speaks the client's format",
+            self.route.name,
+            described.join("; "),
+            if fields == 1 {
+                "the field"
+            } else {
+                "the fields"
+            }
+        );
+        ApiError::invalid_param(bounded(paths.join(", ")), bounded(message))
     }
 
     /// How long until the first skipped target's breaker lets a call through.

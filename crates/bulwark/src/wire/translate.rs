@@ -219,17 +219,31 @@ pub fn fate(client: Option<WireFormat>, feature: &'static str) -> Fate {
         )
 }
 
-/// Records an unmapped field of a `client` request with its fate.
+/// How many unmapped fields one request records with their paths.
+pub const MAX_UNMAPPED: usize = 64;
+
+/// Records an unmapped field of a `client` request with its fate. Past
+/// [`MAX_UNMAPPED`] a field whose feature is already recorded is only
+/// counted (in that entry's `more`): its fate is the feature's, and a body
+/// of a million unknown blocks must not cost a million paths, nor a
+/// million-line error. A new feature is still recorded, so no fate is lost.
 pub fn unmapped(
     client: WireFormat,
     path: impl Into<String>,
     feature: &'static str,
     out: &mut Vec<Unmapped>,
 ) {
+    if out.len() >= MAX_UNMAPPED
+        && let Some(recorded) = out.iter_mut().rev().find(|u| u.feature == feature)
+    {
+        recorded.more += 1;
+        return;
+    }
     out.push(Unmapped {
         path: path.into(),
         feature,
         fate: fate(Some(client), feature),
+        more: 0,
     });
 }
 
@@ -299,6 +313,8 @@ pub struct Refused {
     pub path: String,
     pub feature: &'static str,
     pub reason: String,
+    /// Further fields like it, not recorded (see [`unmapped`]).
+    pub more: usize,
 }
 
 impl Refusal {
@@ -338,6 +354,7 @@ pub fn prepare(
                     path: format!("messages[{i}]"),
                     feature: "image",
                     reason: fate(None, "image").reason().to_string(),
+                    more: 0,
                 });
             }
         }
@@ -363,6 +380,7 @@ pub fn prepare(
             path: feature.to_string(),
             feature,
             fate: fate(client, feature),
+            more: 0,
         });
         changed.reasoning = true;
     }
@@ -371,6 +389,7 @@ pub fn prepare(
             path: "top_k".into(),
             feature: "top_k",
             fate: fate(client, "top_k"),
+            more: 0,
         });
         changed.top_k = true;
     }
@@ -382,6 +401,7 @@ pub fn prepare(
             },
             feature: "parallel_tool_calls",
             fate: fate(None, "parallel_tool_calls"),
+            more: 0,
         });
     }
     let mut dropped = Vec::new();
@@ -396,11 +416,13 @@ pub fn prepare(
                 path: field.path,
                 feature: field.feature,
                 reason: format!("the route translates strictly, and {reason}"),
+                more: field.more,
             }),
             (Fate::Refuse(reason), _) => refused.push(Refused {
                 path: field.path,
                 feature: field.feature,
                 reason: reason.to_string(),
+                more: field.more,
             }),
         }
     }
