@@ -187,6 +187,7 @@ fn workload() -> Metrics {
         route: "chat".to_string(),
         from: primary.to_string(),
         to: backup.to_string(),
+        dropped: Vec::new(),
     });
     m.on_event(&Event::Misconfigured {
         target: backup.to_string(),

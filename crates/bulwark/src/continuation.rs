@@ -29,13 +29,27 @@ use crate::wire::{self, EventEncoder, StreamHead, encode_chunks};
 
 pub(crate) struct Continuation {
     pub route: Arc<Route>,
+    /// The client's request.
     pub request: ChatRequest,
-    /// Targets not yet tried, in plan order.
-    pub candidates: Vec<usize>,
+    /// Targets not yet tried that continue a prefill, in plan order.
+    pub candidates: Vec<Candidate>,
     pub deadline: Deadline,
     pub events: EventBus,
     /// The target that served the stream so far.
     pub served: usize,
+}
+
+/// A target that may continue the stream, and what it is sent.
+pub(crate) struct Candidate {
+    /// The target's index in the route.
+    pub index: usize,
+    /// The request as translated for it (`wire::translate::prepare`);
+    /// `None`: the client's request as it is.
+    pub request: Option<ChatRequest>,
+    /// Features of the client's request it is sent without.
+    pub dropped: Vec<&'static str>,
+    /// Its format is not the client's (see `UpstreamError::translated`).
+    pub translated: bool,
 }
 
 /// What the client has been sent so far, to continue from it seamlessly.
@@ -140,17 +154,20 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
         // continuation then brings its own, which must not be doubled.
         let prefill = so_far.text.trim_end().to_string();
         let mut strip_leading_space = prefill.len() < so_far.text.len();
-        let mut request = c.request.clone();
-        request.messages.push(Message { role: Role::Assistant, content: vec![ContentBlock::Text(prefill)] });
-        // The original body no longer describes this request.
-        request.source = None;
-        let call = Call { route: &c.route, request: &request, deadline: c.deadline };
         let mut last_error = failure;
-        for &j in &c.candidates {
-            let target = &c.route.targets[j];
+        for candidate in &c.candidates {
+            let target = &c.route.targets[candidate.index];
             if !target.provider.dialect().continues_prefill() {
                 continue; // only Anthropic continues an assistant prefill
             }
+            // What a first attempt there would have been sent, so what the
+            // translation takes out (a thinking budget the model lacks,
+            // top_k) stays out.
+            let mut request = candidate.request.clone().unwrap_or_else(|| c.request.clone());
+            request.messages.push(Message { role: Role::Assistant, content: vec![ContentBlock::Text(prefill.clone())] });
+            // The original body no longer describes this request.
+            request.source = None;
+            let call = Call { route: &c.route, request: &request, deadline: c.deadline };
             let Ok(ticket) = target.state.admit(&target.label, &c.events) else {
                 continue;
             };
@@ -162,17 +179,19 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             }
             let opened = match call.open(target, false).await {
                 Ok(opened) => opened,
-                Err(error) => {
+                Err(mut error) => {
+                    error.translated = candidate.translated;
                     ticket.report(classify(&error).breaker_outcome());
                     last_error = error;
                     continue;
                 }
             };
-            tracing::info!(from = %c.route.targets[c.served].label, to = %target.label, "continuing a broken stream on another target");
+            tracing::info!(from = %c.route.targets[c.served].label, to = %target.label, dropped = ?candidate.dropped, "continuing a broken stream on another target");
             c.events.emit(|| Event::Continued {
                 route: c.route.name.clone(),
                 from: c.route.targets[c.served].label.clone(),
                 to: target.label.clone(),
+                dropped: candidate.dropped.clone(),
             });
             let first_token = opened.first_token;
             let mut rest = report_at_end(opened.into_stream(target, c.deadline), ticket, first_token);

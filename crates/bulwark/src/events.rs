@@ -47,6 +47,10 @@ pub enum Event {
         route: String,
         from: String,
         to: String,
+        /// Features of the client's request `to` was sent without (the
+        /// client's `x-bulwark-dropped` was already sent with the stream's
+        /// head, for the first target).
+        dropped: Vec<&'static str>,
     },
     /// Every target failed and the answer was degraded (`how`: stale-cache,
     /// a degrade target, static).

@@ -337,3 +337,59 @@ async fn a_body_of_countless_unknown_blocks_gets_a_short_error() -> TestResult {
     assert_eq!(s.gpt.sim.request_count(), 0);
     Ok(())
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_continued_on_another_format_is_sent_the_translation() -> TestResult {
+    use bulwark::events::Event;
+    use futures_util::StreamExt;
+    let gpt = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let claude = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    // claude-3-5-haiku does not reason: its translation has no thinking.
+    let yaml = format!(
+        "providers:
+  gpt: {{ kind: openai, base_url: \"{}/v1\", api_key: k1 }}
+  claude: {{ kind: anthropic, base_url: \"{}\", api_key: k2 }}
+routes:
+  main: {{ targets: [gpt/gpt-4o-mini, claude/claude-3-5-haiku], mid_stream: continue }}
+",
+        gpt.url(),
+        claude.url()
+    );
+    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    // The role chunk, then three words, then the connection ends.
+    gpt.sim.set_faults(vec![FaultRule::always(Fault::cut(4))]);
+    let mut events = client.subscribe();
+    let served = client
+        .stream(openai_request(
+            "main",
+            json!({"stream": true, "reasoning_effort": "high", "max_tokens": 4000}),
+        )?)
+        .await?;
+    assert_eq!(served.target, "gpt/gpt-4o-mini");
+    let mut stream = served.value;
+    while let Some(item) = stream.next().await {
+        item?;
+    }
+    let sent = claude.sim.requests();
+    let continued = sent
+        .last()
+        .ok_or("the backup was never asked to continue")?;
+    let messages = continued.body["messages"].as_array().ok_or("no messages")?;
+    assert_eq!(
+        messages.last().map(|m| &m["role"]),
+        Some(&json!("assistant"))
+    );
+    assert!(
+        continued.body.get("thinking").is_none(),
+        "the continuation asked a model that does not reason to think: {}",
+        continued.body
+    );
+    let mut dropped = None;
+    while let Ok(event) = events.try_recv() {
+        if let Event::Continued { dropped: d, .. } = event {
+            dropped = Some(d);
+        }
+    }
+    assert_eq!(dropped, Some(vec!["reasoning_effort"]));
+    Ok(())
+}

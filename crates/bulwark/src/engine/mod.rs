@@ -34,7 +34,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::api::ChatRequest;
-use crate::continuation::{Continuation, continue_on_failure};
+use crate::continuation::{Candidate, Continuation, continue_on_failure};
 use crate::deadline::Deadline;
 use crate::error::UpstreamError;
 use crate::events::{Event, EventBus};
@@ -268,7 +268,7 @@ impl Run<'_> {
                         Continuation {
                             route: Arc::clone(route),
                             request: self.request.clone(),
-                            candidates: plan.untried_after(index),
+                            candidates: self.continuations(plan.untried_after(index)),
                             deadline: self.deadline,
                             events: self.events.clone(),
                             served: index,
@@ -394,6 +394,37 @@ impl Run<'_> {
 }
 
 impl<'a> Run<'a> {
+    /// The targets that may continue a broken stream, each with the request
+    /// as translated for it: a continuation is sent what a first attempt
+    /// there would have been. A target that cannot take the request is
+    /// left out.
+    fn continuations(&self, untried: Vec<usize>) -> Vec<Candidate> {
+        untried
+            .into_iter()
+            .filter_map(|index| {
+                let target = &self.route.targets[index];
+                if !target.provider.dialect().continues_prefill() {
+                    return None;
+                }
+                match self.prepared.get(index) {
+                    Some(Ok(prepared)) => Some(Candidate {
+                        index,
+                        request: prepared.request.clone(),
+                        dropped: prepared.dropped.clone(),
+                        translated: self.translated_for(target),
+                    }),
+                    Some(Err(_)) => None,
+                    None => Some(Candidate {
+                        index,
+                        request: None,
+                        dropped: Vec::new(),
+                        translated: self.translated_for(target),
+                    }),
+                }
+            })
+            .collect()
+    }
+
     /// An attempt on target `index`, with the request as translated for it.
     fn call_for(&self, index: usize) -> Call<'a> {
         let prepared: &'a [Result<Prepared, Refusal>] = self.prepared;
