@@ -130,7 +130,8 @@ impl Client {
         options: RequestOptions,
     ) -> Result<Served<ChunkStream>, Failed> {
         let (served, store, admitted) = self.answer(request, options, Mode::Stream).await?;
-        let (format, target) = (served.format, served.target.clone());
+        let (format, target, dropped) =
+            (served.format, served.target.clone(), served.dropped.clone());
         let mut served = served.map(|answer| match answer {
             Answer::Stream(stream) => stream,
             Answer::Complete(chunks) => replay(chunks),
@@ -167,7 +168,7 @@ impl Client {
             }
             if !broken {
                 let settings = cacheable.settings;
-                cache.insert(cacheable.key, CachedAnswer::new(seen, format, target, settings.ttl, settings.max_stale)).await;
+                cache.insert(cacheable.key, CachedAnswer::new(seen, format, target, dropped, settings.ttl, settings.max_stale)).await;
             }
         });
         Ok(served)
@@ -208,6 +209,7 @@ impl Client {
                 served.value.clone(),
                 served.format,
                 served.target.clone(),
+                served.dropped.clone(),
                 settings.ttl,
                 settings.max_stale,
             );
@@ -360,7 +362,7 @@ pub(crate) fn from_cache(answer: &CachedAnswer, status: CacheStatus) -> Served<V
         cache: Some(status),
         degraded: None,
         attempt_log: Vec::new(),
-        dropped: Vec::new(),
+        dropped: answer.dropped.clone(),
     }
 }
 

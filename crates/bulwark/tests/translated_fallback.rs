@@ -37,6 +37,7 @@ routes:
   claude-only: {{ targets: [claude/claude-sonnet-4-5, claude/claude-opus-4-1], {policy} }}
   gpt-only: {{ targets: [gpt/gpt-4o-mini], {policy} }}
   gpt-strict: {{ targets: [gpt/gpt-4o-mini], translation: strict, {policy} }}
+  cached: {{ targets: [claude/claude-sonnet-4-5, gpt/gpt-4o-mini], cache: {{ ttl: 10m, nondeterministic: true }}, {policy} }}
 ",
         claude.url(),
         gpt.url()
@@ -391,5 +392,22 @@ routes:
         }
     }
     assert_eq!(dropped, Some(vec!["reasoning_effort"]));
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cache_hit_reports_what_its_answer_was_sent_without() -> TestResult {
+    let s = setup().await?;
+    claude_overloaded(&s);
+    let served = s.client.chat(thinking_request("cached")?).await?;
+    assert_eq!(served.target, "gpt/gpt-4o-mini");
+    assert_eq!(served.dropped, vec!["cache_control", "thinking"]);
+    let hit = s.client.chat(thinking_request("cached")?).await?;
+    assert_eq!(hit.cache, Some(bulwark::cache::CacheStatus::Hit));
+    // The hit names the cross-format target: it says what that target
+    // was sent without, as the first answer did.
+    assert_eq!(hit.target, "gpt/gpt-4o-mini");
+    assert_eq!(hit.dropped, vec!["cache_control", "thinking"]);
+    assert_eq!(s.gpt.sim.request_count(), 1);
     Ok(())
 }

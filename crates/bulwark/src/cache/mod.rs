@@ -54,6 +54,11 @@ pub struct CachedAnswer {
     pub chunks: Vec<Chunk>,
     pub format: WireFormat,
     pub target: String,
+    /// Features of the client's request `target` was sent without: a hit
+    /// names the same target, so it says the same (`x-bulwark-dropped`).
+    /// The key holds the client's format and its whole body, so a request
+    /// that hits has the same features.
+    pub dropped: Vec<&'static str>,
     /// Served as a hit until then; kept until `max_stale` later for
     /// `degrade: [stale-cache]`.
     fresh_until: Instant,
@@ -66,6 +71,7 @@ impl CachedAnswer {
         chunks: Vec<Chunk>,
         format: WireFormat,
         target: String,
+        dropped: Vec<&'static str>,
         ttl: Duration,
         max_stale: Duration,
     ) -> Self {
@@ -78,6 +84,7 @@ impl CachedAnswer {
             chunks,
             format,
             target,
+            dropped,
             fresh_until: Instant::now() + ttl,
             keep_for: ttl.saturating_add(max_stale),
             bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
