@@ -170,9 +170,25 @@ impl Provider {
             // `anthropic-version` is the version its body was written for.
             builder = builder.headers(forwarded);
         }
+        // The operator's headers replace the dialect's and the client's of
+        // the same names (an `anthropic-version` pinned for this provider):
+        // added beside them, they would go out as two values, which a
+        // provider joins into one it does not know or refuses.
+        let mut configured = HeaderMap::new();
         for (name, value) in &self.config.headers {
-            builder = builder.header(name, value.expose());
+            match (
+                http::HeaderName::from_bytes(name.as_bytes()),
+                http::HeaderValue::from_str(value.expose()),
+            ) {
+                (Ok(name), Ok(mut value)) => {
+                    value.set_sensitive(true);
+                    configured.append(name, value);
+                }
+                // reqwest keeps the error and reports it when sending.
+                _ => builder = builder.header(name, value.expose()),
+            }
         }
+        builder = builder.headers(configured);
         let response = builder
             .body(body)
             .send()

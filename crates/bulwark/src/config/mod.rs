@@ -91,7 +91,9 @@ pub struct ProviderConfig {
     /// Whether the provider is asked for streams (the default) or, with
     /// `stream: false`, for complete answers.
     pub stream: bool,
-    /// Extra headers sent with every request (e.g. `OpenAI-Organization`).
+    /// Extra headers sent with every request (e.g. `OpenAI-Organization`),
+    /// replacing the dialect's or the client's forwarded header of the same
+    /// name.
     /// Values are secret: some carry credentials.
     pub headers: BTreeMap<String, Secret>,
     /// Context window per model, in tokens; lets a too-long prompt move to
