@@ -73,6 +73,10 @@ pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a StreamEvent>) -> ChatR
                     response.usage.input_tokens = usage.input_tokens;
                 }
             }
+            // The neutral answer has no thinking block: a client of the
+            // provider's own format gets its thinking from the relayed
+            // events instead (`assemble_relayed`).
+            StreamEvent::Thinking { .. } => {}
         }
     }
     blocks.sort_by_key(|(index, _, _)| *index);

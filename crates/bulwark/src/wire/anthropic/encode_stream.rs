@@ -134,6 +134,12 @@ impl StreamEncoder {
     }
 
     pub fn encode(&mut self, event: &StreamEvent, out: &mut dyn SseSink) {
+        if let StreamEvent::Thinking { .. } = event {
+            // Another format's thinking cannot become a thinking block: a
+            // client sends those back, and only Anthropic's own, signed, are
+            // accepted. Nothing is written, not even the message's start.
+            return;
+        }
         if !self.started {
             match event {
                 StreamEvent::Start {
@@ -196,6 +202,7 @@ impl StreamEncoder {
                 self.finish = Some((reason.clone(), stop_sequence.clone()));
             }
             StreamEvent::Usage(usage) => self.usage = *usage,
+            StreamEvent::Thinking { .. } => {}
         }
     }
 

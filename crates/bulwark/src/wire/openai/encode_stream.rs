@@ -109,6 +109,10 @@ impl StreamEncoder {
                 self.chunk(json!({}), Some(reason.name(WireFormat::OpenAi)), out);
             }
             StreamEvent::Usage(usage) => self.usage = Some(*usage),
+            // Chat Completions has no field for thinking (compatible
+            // servers' `reasoning_content` is no part of OpenAI's format,
+            // and SDKs drop it): it is left out.
+            StreamEvent::Thinking { .. } => {}
         }
     }
 
