@@ -177,4 +177,20 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn thinking_leaves_the_answer_as_it_is() {
+        let text = |index: usize, text: &str| StreamEvent::TextDelta {
+            index,
+            text: text.into(),
+        };
+        let thinking = StreamEvent::Thinking {
+            index: 0,
+            text: "Pondering.".into(),
+        };
+        let with = aggregate(&[thinking.clone(), text(1, "Hi"), thinking]);
+        let without = aggregate(&[text(1, "Hi")]);
+        assert_eq!(with.content, vec![ContentBlock::Text("Hi".into())]);
+        assert_eq!(with.content, without.content);
+    }
 }

@@ -286,3 +286,44 @@ pub fn encode_sse(head: &StreamHead, events: &[StreamEvent], end: bool) -> Vec<S
         .map(|chunk| chunk.raw)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thinking(index: usize) -> StreamEvent {
+        StreamEvent::Thinking {
+            index,
+            text: "Pondering.".into(),
+        }
+    }
+
+    #[test]
+    fn thinking_is_left_out() {
+        let mut encoder = StreamEncoder::new();
+        let mut out: Vec<SseEvent> = Vec::new();
+        // Before the message started: nothing, not even `message_start`.
+        encoder.encode(&thinking(0), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let start = StreamEvent::Start {
+            id: "msg_1".into(),
+            model: "m".into(),
+            created: 1,
+            input_tokens: Some(3),
+        };
+        encoder.encode(&start, &mut out);
+        out.clear();
+        encoder.encode(&thinking(0), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        encoder.encode(
+            &StreamEvent::TextDelta {
+                index: 1,
+                text: "Hi".into(),
+            },
+            &mut out,
+        );
+        // The text opens the first block the client sees.
+        assert!(out[0].data.contains(r#""index":0"#), "{out:?}");
+        assert!(out.iter().all(|e| !e.data.contains("Pondering")));
+    }
+}

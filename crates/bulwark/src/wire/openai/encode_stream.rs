@@ -170,3 +170,22 @@ pub fn encode_sse(head: &StreamHead, events: &[StreamEvent], end: bool) -> Vec<S
         .map(|chunk| chunk.raw)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinking_is_left_out() {
+        let mut encoder = StreamEncoder::new(false);
+        let mut out: Vec<SseEvent> = Vec::new();
+        encoder.encode(
+            &StreamEvent::Thinking {
+                index: 0,
+                text: "Pondering.".into(),
+            },
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+    }
+}
