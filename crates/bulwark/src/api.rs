@@ -428,8 +428,11 @@ pub enum StreamEvent {
 }
 
 impl StreamEvent {
-    /// Whether the client has been shown part of the answer; until then a
-    /// failed attempt can still be replaced by another target unseen.
+    /// Whether this is part of the answer whatever the client's format, so
+    /// that the client has been shown something; until then a failed
+    /// attempt can still be replaced by another target unseen. Thinking is
+    /// not: only a client relayed the provider's own events sees it
+    /// (`Chunk::is_shown`).
     pub fn is_content(&self) -> bool {
         matches!(
             self,
