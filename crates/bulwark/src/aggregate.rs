@@ -73,6 +73,10 @@ pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a StreamEvent>) -> ChatR
                     response.usage.input_tokens = usage.input_tokens;
                 }
             }
+            // The neutral answer has no thinking block: a client of the
+            // provider's own format gets its thinking from the relayed
+            // events instead (`assemble_relayed`).
+            StreamEvent::Thinking { .. } => {}
         }
     }
     blocks.sort_by_key(|(index, _, _)| *index);
@@ -172,5 +176,21 @@ mod tests {
                 }),
             ]
         );
+    }
+
+    #[test]
+    fn thinking_leaves_the_answer_as_it_is() {
+        let text = |index: usize, text: &str| StreamEvent::TextDelta {
+            index,
+            text: text.into(),
+        };
+        let thinking = StreamEvent::Thinking {
+            index: 0,
+            text: "Pondering.".into(),
+        };
+        let with = aggregate(&[thinking.clone(), text(1, "Hi"), thinking]);
+        let without = aggregate(&[text(1, "Hi")]);
+        assert_eq!(with.content, vec![ContentBlock::Text("Hi".into())]);
+        assert_eq!(with.content, without.content);
     }
 }

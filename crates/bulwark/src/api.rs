@@ -411,6 +411,17 @@ pub enum StreamEvent {
         index: usize,
         partial_json: String,
     },
+    /// The model is thinking: Anthropic `thinking` and `redacted_thinking`
+    /// blocks (their start, `thinking_delta`, `signature_delta`), an
+    /// OpenAI-format server's `reasoning_content` or `reasoning`, Gemini's
+    /// `thought` parts. `text` is the thinking as far as the format shows
+    /// it (empty for a block's start, a signature or redacted thinking).
+    /// No other format has a place for it, so encoders leave it out: only a
+    /// client relayed the provider's own events sees it.
+    Thinking {
+        index: usize,
+        text: String,
+    },
     Finish {
         reason: FinishReason,
         stop_sequence: Option<String>,
@@ -420,8 +431,11 @@ pub enum StreamEvent {
 }
 
 impl StreamEvent {
-    /// Whether the client has been shown part of the answer; until then a
-    /// failed attempt can still be replaced by another target unseen.
+    /// Whether this is part of the answer whatever the client's format, so
+    /// that the client has been shown something; until then a failed
+    /// attempt can still be replaced by another target unseen. Thinking is
+    /// not: only a client relayed the provider's own events sees it
+    /// (`Chunk::is_shown`).
     pub fn is_content(&self) -> bool {
         matches!(
             self,
@@ -430,6 +444,16 @@ impl StreamEvent {
                 | StreamEvent::ToolCallDelta { .. }
                 | StreamEvent::Finish { .. }
         )
+    }
+
+    /// Whether the model is producing output: content, or thinking that a
+    /// client of another format is never shown. The waits that look for a
+    /// hung provider (`first_token_timeout`, `hedge_after`) end at the first
+    /// such event; the answer's opening and keep-alives (Anthropic `ping`)
+    /// are no sign of life, so a provider that sends only those still
+    /// times out.
+    pub fn is_output(&self) -> bool {
+        self.is_content() || matches!(self, StreamEvent::Thinking { .. })
     }
 }
 

@@ -19,7 +19,7 @@ use crate::api::{
     ChatRequest, ContentBlock, FinishReason, Message, Role, StreamEvent, Usage, WireFormat,
 };
 use crate::deadline::Deadline;
-use crate::engine::{Call, report_at_end};
+use crate::engine::{Call, Mode, report_at_end};
 use crate::events::{Event, EventBus};
 use crate::provider::{Chunk, ChunkStream};
 use crate::resilience::classify::classify;
@@ -95,7 +95,8 @@ impl SoFar {
                     self.tool_started = true
                 }
                 StreamEvent::Finish { .. } => self.finished = true,
-                StreamEvent::Usage(_) => {}
+                // Thinking is not continued: the prefill is the text alone.
+                StreamEvent::Usage(_) | StreamEvent::Thinking { .. } => {}
             }
         }
         let Ok(data) = serde_json::from_str::<Value>(&chunk.raw.data) else {
@@ -167,7 +168,7 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             request.messages.push(Message { role: Role::Assistant, content: vec![ContentBlock::Text(prefill.clone())] });
             // The original body no longer describes this request.
             request.source = None;
-            let call = Call { route: &c.route, request: &request, deadline: c.deadline };
+            let call = Call { route: &c.route, request: &request, deadline: c.deadline, mode: Mode::Stream };
             let Ok(ticket) = target.state.admit(&target.label, &c.events) else {
                 continue;
             };
@@ -177,7 +178,7 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
                 c.events.emit(|| Event::RetryBudgetExhausted { target: served.label.clone() });
                 break;
             }
-            let opened = match call.open(target, false).await {
+            let opened = match call.open(target, false, None).await {
                 Ok(opened) => opened,
                 Err(mut error) => {
                     error.translated = candidate.translated;

@@ -1,9 +1,11 @@
 //! One attempt on one target: take a concurrency slot and the target's
-//! quota, send, and wait for the first content; then either hand the answer
-//! over as a stream or read it whole. The engine's loop, hedges and
+//! quota, send, and wait for the first token and then for what the client
+//! is shown first; then either hand the answer over as a stream or read it
+//! whole. The engine's loop, hedges and
 //! `mid_stream: continue` all open attempts this way.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -27,13 +29,19 @@ pub(crate) struct Call<'a> {
     pub(crate) route: &'a Route,
     pub(crate) request: &'a ChatRequest,
     pub(crate) deadline: Deadline,
+    /// Whether the caller reads a stream or the complete answer.
+    pub(crate) mode: Mode,
 }
 
-/// An attempt whose stream reached its first content event.
+/// An attempt committed to: its stream reached the first event the client
+/// is shown.
 pub(crate) struct Opened {
     head: Vec<Chunk>,
     rest: ChunkStream,
+    /// From sending to the first output, content or thinking.
     pub(crate) first_token: Duration,
+    /// When the request was sent.
+    started: Instant,
     /// The concurrency slot, held until the answer is complete.
     permit: Option<Permit>,
     /// When the token quota was taken, and the estimate taken.
@@ -60,11 +68,14 @@ impl Opened {
 impl Call<'_> {
     /// Takes a concurrency slot on `target` (waiting for one only when
     /// `may_wait`, i.e. no other target is left) and room in its quotas,
-    /// sends, and reads up to the first content event.
+    /// sends, and reads up to the first event the client is shown. `alive`
+    /// is set at the first output, thinking included, which may come long
+    /// before that: the hedge waits for it.
     pub(crate) async fn open(
         self,
         target: &Target,
         may_wait: bool,
+        alive: Option<&AtomicBool>,
     ) -> Result<Opened, UpstreamError> {
         let permit = match target.state.try_permit() {
             Some(permit) => permit,
@@ -90,7 +101,7 @@ impl Call<'_> {
             }
         };
         let (taken, estimate) = self.take_quota(target, may_wait).await?;
-        let mut opened = self.send_and_await_first_content(target).await;
+        let mut opened = self.send_and_await_first_content(target, alive).await;
         match &mut opened {
             Ok(opened) => {
                 opened.permit = Some(permit);
@@ -153,17 +164,37 @@ impl Call<'_> {
         }
     }
 
-    /// Sends, and reads the stream up to its first content event within
-    /// `first_token_timeout`; from a provider asked for complete answers
-    /// (`stream: false`), whose first token comes with its last, within
-    /// `attempt_timeout`.
-    async fn send_and_await_first_content(self, target: &Target) -> Result<Opened, UpstreamError> {
+    /// Sends, and reads the stream up to the first event the client is
+    /// shown (`Chunk::is_shown`), where the attempt is committed.
+    ///
+    /// The first output, content or thinking, must arrive within
+    /// `first_token_timeout` (from a provider asked for complete answers,
+    /// whose first token comes with its last, within `attempt_timeout`): it
+    /// says the provider is answering, not hung. A thinking model may think
+    /// for minutes before its first text, so once it thinks, the rest of the
+    /// wait is bounded as an answer in progress is: by the stream's idle
+    /// timeout and the request's deadline (and, for a complete answer,
+    /// `attempt_timeout`). Thinking commits the attempt only if the client
+    /// sees it, i.e. is relayed the provider's own events; any other client
+    /// has seen nothing until the first content, so a failure while the
+    /// model thinks is still replaced unseen.
+    async fn send_and_await_first_content(
+        self,
+        target: &Target,
+        alive: Option<&AtomicBool>,
+    ) -> Result<Opened, UpstreamError> {
         let started = Instant::now();
         let limit = if target.provider.streams() {
             self.route.policy.timeouts.first_token
         } else {
             self.route.policy.timeouts.attempt
         };
+        let relayed = self.mode == Mode::Stream
+            && self
+                .request
+                .source
+                .as_ref()
+                .is_some_and(|source| source.format == target.provider.format());
         let until = self.deadline.clip(started + limit);
         let opening = async {
             let (mut stream, exhausted) = target
@@ -182,43 +213,66 @@ impl Call<'_> {
             }
             let mut head = Vec::new();
             loop {
-                match stream.next().await {
-                    Some(Ok(chunk)) => {
-                        let content = chunk.has_content();
-                        head.push(chunk);
-                        if content {
-                            return Ok(Opened {
-                                head,
-                                rest: stream,
-                                first_token: started.elapsed(),
-                                permit: None,
-                                quota: None,
-                            });
-                        }
-                    }
-                    Some(Err(error)) => return Err(error),
-                    None => {
-                        return Err(UpstreamError::new(
-                            &target.label,
-                            UpstreamFailure::Stream {
-                                provider_code: None,
-                            },
-                            "the stream ended before any content",
-                        ));
-                    }
+                let chunk = next_chunk(&mut stream, target).await?;
+                let output = chunk.has_output();
+                head.push(chunk);
+                if output {
+                    return Ok((stream, head));
                 }
             }
         };
-        match tokio::time::timeout_at(until, opening).await {
-            Ok(result) => result,
-            Err(_) => Err(expired(
-                target,
-                "first token",
-                limit.min(self.deadline.budget()),
-                self.deadline,
-                Some(started + limit),
-            )),
+        let (mut rest, mut head) = match tokio::time::timeout_at(until, opening).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(expired(
+                    target,
+                    "first token",
+                    limit.min(self.deadline.budget()),
+                    self.deadline,
+                    Some(started + limit),
+                ));
+            }
+        };
+        let first_token = started.elapsed();
+        if let Some(alive) = alive {
+            alive.store(true, Ordering::Relaxed);
         }
+        let shown = |head: &[Chunk]| head.last().is_some_and(|chunk| chunk.is_shown(relayed));
+        if !shown(&head) {
+            let own_limit =
+                (self.mode == Mode::Complete).then(|| started + self.route.policy.timeouts.attempt);
+            let until = own_limit.map_or(self.deadline.at(), |at| self.deadline.clip(at));
+            let thinking = async {
+                while !shown(&head) {
+                    head.push(next_chunk(&mut rest, target).await?);
+                }
+                Ok::<_, UpstreamError>(())
+            };
+            match tokio::time::timeout_at(until, thinking).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    let limit = match own_limit {
+                        Some(_) => self.route.policy.timeouts.attempt,
+                        None => self.deadline.budget(),
+                    };
+                    return Err(expired(
+                        target,
+                        "content",
+                        limit.min(self.deadline.budget()),
+                        self.deadline,
+                        own_limit,
+                    ));
+                }
+            }
+        }
+        Ok(Opened {
+            head,
+            rest,
+            first_token,
+            started,
+            permit: None,
+            quota: None,
+        })
     }
 
     /// Completes an opened attempt as the caller reads it: a stream is
@@ -228,18 +282,17 @@ impl Call<'_> {
         self,
         target: &Target,
         opened: Result<Opened, UpstreamError>,
-        mode: Mode,
     ) -> Result<(Answer, Duration), UpstreamError> {
         let opened = opened?;
         let first_token = opened.first_token;
-        match mode {
+        match self.mode {
             Mode::Stream => Ok((
                 Answer::Stream(opened.into_stream(target, self.deadline)),
                 first_token,
             )),
             Mode::Complete => {
                 let limit = self.route.policy.timeouts.attempt;
-                let own_limit = Instant::now() + limit.saturating_sub(first_token);
+                let own_limit = opened.started + limit;
                 let until = self.deadline.clip(own_limit);
                 let Opened {
                     head: mut chunks,
@@ -282,6 +335,21 @@ impl Call<'_> {
                 result
             }
         }
+    }
+}
+
+/// The stream's next chunk; its end, before the attempt was committed, is
+/// a failure.
+async fn next_chunk(stream: &mut ChunkStream, target: &Target) -> Result<Chunk, UpstreamError> {
+    match stream.next().await {
+        Some(result) => result,
+        None => Err(UpstreamError::new(
+            &target.label,
+            UpstreamFailure::Stream {
+                provider_code: None,
+            },
+            "the stream ended before any content",
+        )),
     }
 }
 

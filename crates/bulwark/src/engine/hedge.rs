@@ -1,6 +1,10 @@
 //! Hedging: an attempt that is slow to produce its first token races a
-//! second attempt on the next target. The first to produce content wins;
-//! the other is dropped, closing its connection.
+//! second attempt on the next target. A model that is thinking has
+//! produced its first token, even if the client is not shown its thinking:
+//! no hedge is sent. Once both run, the first to commit (`Call::open`)
+//! wins; the other is dropped, closing its connection.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -39,16 +43,15 @@ impl Run<'_> {
         let targets = &route.targets;
         let call = self.call_for(primary);
         let hedge_call = hedge.map(|index| self.call_for(index));
-        let mode = self.mode;
         self.attempts += 1;
         let span = self.log.start(primary, &targets[primary], false);
         let delay = hedge.and_then(|_| route.hedge_delay(&targets[primary]));
         let (Some(hedge), Some(delay)) = (hedge, delay) else {
             let opened = call
-                .open(&targets[primary], may_wait)
+                .open(&targets[primary], may_wait, None)
                 .instrument(span)
                 .await;
-            let result = call.finish(&targets[primary], opened, mode).await;
+            let result = call.finish(&targets[primary], opened).await;
             return (
                 Attempted {
                     target: primary,
@@ -58,15 +61,32 @@ impl Run<'_> {
                 None,
             );
         };
-        let first = call.open(&targets[primary], may_wait).instrument(span);
+        let alive = AtomicBool::new(false);
+        let first = call
+            .open(&targets[primary], may_wait, Some(&alive))
+            .instrument(span);
         tokio::pin!(first);
         tokio::select! {
             opened = &mut first => {
                 // Answered before a hedge was due: no hedge, nothing paid.
-                let result = call.finish(&targets[primary], opened, mode).await;
+                let result = call.finish(&targets[primary], opened).await;
                 return (Attempted { target: primary, ticket, result }, None);
             }
             () = tokio::time::sleep(delay) => {}
+        }
+        if alive.load(Ordering::Relaxed) {
+            // The primary is thinking where this client cannot see it: it
+            // is answering, and a hedge would only pay for the same work
+            // twice.
+            let result = call.finish(&targets[primary], first.await).await;
+            return (
+                Attempted {
+                    target: primary,
+                    ticket,
+                    result,
+                },
+                None,
+            );
         }
         // The hedge is sent now, if its breaker admits it and the primary's
         // retry budget pays for it; otherwise the primary carries on alone.
@@ -87,7 +107,7 @@ impl Run<'_> {
             None => None,
         };
         let Some(hedge_ticket) = hedge_ticket else {
-            let result = call.finish(&targets[primary], first.await, mode).await;
+            let result = call.finish(&targets[primary], first.await).await;
             return (
                 Attempted {
                     target: primary,
@@ -106,17 +126,17 @@ impl Run<'_> {
         });
         let hedge_call = hedge_call.unwrap_or(call);
         let second = hedge_call
-            .open(&targets[hedge], false)
+            .open(&targets[hedge], false, None)
             .instrument(hedge_span);
         tokio::pin!(second);
         tokio::select! {
             opened = &mut first => match opened {
                 Ok(opened) => {
-                    let result = call.finish(&targets[primary], Ok(opened), mode).await;
+                    let result = call.finish(&targets[primary], Ok(opened)).await;
                     (Attempted { target: primary, ticket, result }, None)
                 }
                 Err(error) => {
-                    let result = hedge_call.finish(&targets[hedge], second.await, mode).await;
+                    let result = hedge_call.finish(&targets[hedge], second.await).await;
                     (
                         Attempted { target: hedge, ticket: hedge_ticket, result },
                         Some(LostRace { target: primary, ticket, error }),
@@ -125,11 +145,11 @@ impl Run<'_> {
             },
             opened = &mut second => match opened {
                 Ok(opened) => {
-                    let result = hedge_call.finish(&targets[hedge], Ok(opened), mode).await;
+                    let result = hedge_call.finish(&targets[hedge], Ok(opened)).await;
                     (Attempted { target: hedge, ticket: hedge_ticket, result }, None)
                 }
                 Err(error) => {
-                    let result = call.finish(&targets[primary], first.await, mode).await;
+                    let result = call.finish(&targets[primary], first.await).await;
                     (
                         Attempted { target: primary, ticket, result },
                         Some(LostRace { target: hedge, ticket: hedge_ticket, error }),

@@ -6,18 +6,21 @@
 //! Per attempt:
 //! 1. skip the target without a call if its breaker is open ([`plan`] keeps
 //!    the order, the targets used and the context-window floor);
-//! 2. send, and wait for the first content event (`first_token_timeout`,
-//!    [`attempt`]); with `hedge_after`, a second attempt starts on the next
-//!    target if the first is slow, and the first to produce content wins
-//!    ([`hedge`]);
+//! 2. send, and wait for the first token, content or thinking
+//!    (`first_token_timeout`, [`attempt`]), then for the first event the
+//!    client is shown; with `hedge_after`, a second attempt starts on the
+//!    next target if the first has produced no token yet, and the first to
+//!    show the client something wins ([`hedge`]);
 //! 3. for a complete answer, read the rest (`attempt_timeout`);
 //! 4. on failure: retry the same target after a backoff or the server's hint
 //!    (within the retry budget and the deadline), or fail over, or stop
 //!    ([`outcome`] words the final error).
 //!
 //! A stream is handed to the caller only once its first content event has
-//! arrived, so a target that fails before saying anything is replaced
-//! without the client noticing ([`streams`] wraps what is handed over). A
+//! arrived (or its first thinking, for a client relayed the provider's own
+//! events, which shows it), so a target that fails before the client saw
+//! anything is replaced without the client noticing ([`streams`] wraps what
+//! is handed over). A
 //! complete answer is buffered whole, so even a stream that breaks halfway
 //! is replaced unseen. Every attempt is logged and traced ([`log`]).
 
@@ -439,6 +442,7 @@ impl<'a> Run<'a> {
             route: self.route.as_ref(),
             request,
             deadline: self.deadline,
+            mode: self.mode,
         }
     }
 }

@@ -27,6 +27,24 @@ impl Chunk {
     pub fn has_content(&self) -> bool {
         self.events.iter().any(StreamEvent::is_content)
     }
+
+    /// Whether the model is producing output here, thinking included
+    /// (`StreamEvent::is_output`).
+    pub fn has_output(&self) -> bool {
+        self.events.iter().any(StreamEvent::is_output)
+    }
+
+    /// Whether a client is shown part of the answer by this chunk: its
+    /// content always; its thinking only when `relayed`, i.e. the client
+    /// reads the provider's own events, as every encoder of another format
+    /// leaves thinking out.
+    pub fn is_shown(&self, relayed: bool) -> bool {
+        if relayed {
+            self.has_output()
+        } else {
+            self.has_content()
+        }
+    }
 }
 
 /// A header a provider needs on every request.

@@ -14,7 +14,8 @@ use crate::wire::json as j;
 pub struct StreamDecoder {
     done: bool,
     input_tokens: u64,
-    /// Anthropic block indices that carry text or tool input; others are skipped.
+    /// Anthropic block indices that carry text or tool input; the text and
+    /// tool deltas of others (server tools) are skipped.
     known_blocks: Vec<u64>,
 }
 
@@ -74,23 +75,42 @@ impl StreamDecoder {
                             name: j::get_str(&block, "name").unwrap_or_default().to_string(),
                         });
                     }
+                    // The model began to think: a sign of life long before
+                    // its first text (redacted thinking has no deltas at all).
+                    Some("thinking" | "redacted_thinking") => out.push(StreamEvent::Thinking {
+                        index: block_index,
+                        text: j::get_str(&block, "thinking")
+                            .unwrap_or_default()
+                            .to_string(),
+                    }),
                     _ => {}
                 }
             }
-            "content_block_delta" if self.known_blocks.contains(&index) => {
+            "content_block_delta" => {
                 let delta = data.get("delta").cloned().unwrap_or_default();
                 let block_index = usize::try_from(index).unwrap_or(usize::MAX);
+                let known = self.known_blocks.contains(&index);
                 match j::get_str(&delta, "type") {
-                    Some("text_delta") => out.push(StreamEvent::TextDelta {
+                    Some("text_delta") if known => out.push(StreamEvent::TextDelta {
                         index: block_index,
                         text: j::get_str(&delta, "text").unwrap_or_default().to_string(),
                     }),
-                    Some("input_json_delta") => out.push(StreamEvent::ToolCallDelta {
+                    Some("input_json_delta") if known => out.push(StreamEvent::ToolCallDelta {
                         index: block_index,
                         partial_json: j::get_str(&delta, "partial_json")
                             .unwrap_or_default()
                             .to_string(),
                     }),
+                    // Only thinking blocks carry these; the signature is no
+                    // thinking text, but the model is still at work.
+                    Some("thinking_delta" | "signature_delta") => {
+                        out.push(StreamEvent::Thinking {
+                            index: block_index,
+                            text: j::get_str(&delta, "thinking")
+                                .unwrap_or_default()
+                                .to_string(),
+                        });
+                    }
                     _ => {}
                 }
             }
@@ -132,5 +152,78 @@ impl StreamDecode for StreamDecoder {
 
     fn is_done(&self) -> bool {
         StreamDecoder::is_done(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(events: &[(&str, &str)]) -> Vec<StreamEvent> {
+        let mut decoder = StreamDecoder::new();
+        let mut out = Vec::new();
+        for (name, data) in events {
+            let event = SseEvent {
+                event: Some((*name).to_string()),
+                data: (*data).to_string(),
+            };
+            assert_eq!(decoder.on_event(&event, &mut out), Ok(()));
+        }
+        out
+    }
+
+    #[test]
+    fn thinking_blocks_and_their_deltas_are_thinking_events() {
+        let events = decode(&[
+            ("ping", r#"{"type":"ping"}"#),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"Let me see."}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"EqQB"}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"redacted_thinking","data":"EmwK"}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":2,"content_block":{"type":"text","text":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"Hi"}}"#,
+            ),
+        ]);
+        let thinking = |index: usize, text: &str| StreamEvent::Thinking {
+            index,
+            text: text.into(),
+        };
+        assert_eq!(
+            events,
+            vec![
+                thinking(0, ""),
+                thinking(0, "Let me see."),
+                thinking(0, ""),
+                thinking(1, ""),
+                StreamEvent::TextDelta {
+                    index: 2,
+                    text: "Hi".into()
+                },
+            ]
+        );
+        assert!(events[..4].iter().all(|e| e.is_output() && !e.is_content()));
+    }
+
+    #[test]
+    fn a_ping_is_no_sign_of_life() {
+        let events = decode(&[("ping", r#"{"type":"ping"}"#)]);
+        assert!(events.iter().all(|e| !e.is_output()), "{events:?}");
     }
 }

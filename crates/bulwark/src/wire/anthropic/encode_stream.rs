@@ -134,6 +134,12 @@ impl StreamEncoder {
     }
 
     pub fn encode(&mut self, event: &StreamEvent, out: &mut dyn SseSink) {
+        if let StreamEvent::Thinking { .. } = event {
+            // Another format's thinking cannot become a thinking block: a
+            // client sends those back, and only Anthropic's own, signed, are
+            // accepted. Nothing is written, not even the message's start.
+            return;
+        }
         if !self.started {
             match event {
                 StreamEvent::Start {
@@ -196,6 +202,7 @@ impl StreamEncoder {
                 self.finish = Some((reason.clone(), stop_sequence.clone()));
             }
             StreamEvent::Usage(usage) => self.usage = *usage,
+            StreamEvent::Thinking { .. } => {}
         }
     }
 
@@ -278,4 +285,45 @@ pub fn encode_sse(head: &StreamHead, events: &[StreamEvent], end: bool) -> Vec<S
         .into_iter()
         .map(|chunk| chunk.raw)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thinking(index: usize) -> StreamEvent {
+        StreamEvent::Thinking {
+            index,
+            text: "Pondering.".into(),
+        }
+    }
+
+    #[test]
+    fn thinking_is_left_out() {
+        let mut encoder = StreamEncoder::new();
+        let mut out: Vec<SseEvent> = Vec::new();
+        // Before the message started: nothing, not even `message_start`.
+        encoder.encode(&thinking(0), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        let start = StreamEvent::Start {
+            id: "msg_1".into(),
+            model: "m".into(),
+            created: 1,
+            input_tokens: Some(3),
+        };
+        encoder.encode(&start, &mut out);
+        out.clear();
+        encoder.encode(&thinking(0), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        encoder.encode(
+            &StreamEvent::TextDelta {
+                index: 1,
+                text: "Hi".into(),
+            },
+            &mut out,
+        );
+        // The text opens the first block the client sees.
+        assert!(out[0].data.contains(r#""index":0"#), "{out:?}");
+        assert!(out.iter().all(|e| !e.data.contains("Pondering")));
+    }
 }

@@ -17,6 +17,8 @@ pub struct StreamDecoder {
     done: bool,
     next_index: usize,
     text_index: Option<usize>,
+    /// The block thought parts go to, until text or a call follows them.
+    thinking_index: Option<usize>,
     calls: usize,
     finish: Option<String>,
 }
@@ -57,8 +59,23 @@ impl StreamDecoder {
         if let Some(candidate) = chunk.get("candidates").and_then(|c| c.get(0)) {
             for part in parts_of(candidate) {
                 if let Some(text) = j::get_str(part, "text") {
-                    if text.is_empty() || part.get("thought").and_then(Value::as_bool) == Some(true)
-                    {
+                    if text.is_empty() {
+                        continue;
+                    }
+                    if part.get("thought").and_then(Value::as_bool) == Some(true) {
+                        let index = match self.thinking_index {
+                            Some(index) => index,
+                            None => {
+                                let index = self.next_index;
+                                self.next_index += 1;
+                                self.thinking_index = Some(index);
+                                index
+                            }
+                        };
+                        out.push(StreamEvent::Thinking {
+                            index,
+                            text: text.to_string(),
+                        });
                         continue;
                     }
                     let index = match self.text_index {
@@ -67,6 +84,7 @@ impl StreamDecoder {
                             let index = self.next_index;
                             self.next_index += 1;
                             self.text_index = Some(index);
+                            self.thinking_index = None;
                             index
                         }
                     };
@@ -77,6 +95,7 @@ impl StreamDecoder {
                 } else if let Some(call) = part.get("functionCall") {
                     self.calls += 1;
                     self.text_index = None;
+                    self.thinking_index = None;
                     let index = self.next_index;
                     self.next_index += 1;
                     let call = decode_call(call, self.calls);
@@ -132,5 +151,39 @@ impl StreamDecode for StreamDecoder {
 
     fn is_done(&self) -> bool {
         StreamDecoder::is_done(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thought_parts_are_thinking_events() {
+        let mut decoder = StreamDecoder::new();
+        let mut out = Vec::new();
+        for data in [
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Weighing it up.","thought":true}]}}],"responseId":"r1","modelVersion":"gemini-2.5-pro"}"#,
+            r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"Hi"}]}}]}"#,
+        ] {
+            let event = SseEvent {
+                event: None,
+                data: data.to_string(),
+            };
+            assert_eq!(decoder.on_event(&event, &mut out), Ok(()));
+        }
+        assert_eq!(
+            out[1..],
+            [
+                StreamEvent::Thinking {
+                    index: 0,
+                    text: "Weighing it up.".into()
+                },
+                StreamEvent::TextDelta {
+                    index: 1,
+                    text: "Hi".into()
+                },
+            ]
+        );
     }
 }

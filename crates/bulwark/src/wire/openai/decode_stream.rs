@@ -19,6 +19,9 @@ pub struct StreamDecoder {
     done: bool,
     next_index: usize,
     text_index: Option<usize>,
+    /// The block the reasoning text goes to, until text or a tool call
+    /// follows it.
+    thinking_index: Option<usize>,
     /// OpenAI's tool-call index to the block index it was given.
     tools: Vec<(u64, usize)>,
 }
@@ -78,6 +81,26 @@ impl StreamDecoder {
             .find(|c| c.index.unwrap_or(0) == 0);
         if let Some(choice) = first_choice {
             if let Some(delta) = choice.delta {
+                // Compatible servers (DeepSeek, vLLM, OpenRouter, Ollama)
+                // stream a reasoning model's thinking before its answer.
+                let reasoning = [&delta.reasoning_content, &delta.reasoning]
+                    .into_iter()
+                    .find_map(|field| field.as_ref().and_then(Value::as_str))
+                    .filter(|t| !t.is_empty());
+                if let Some(reasoning) = reasoning {
+                    let index = match self.thinking_index {
+                        Some(index) => index,
+                        None => {
+                            let index = self.allocate();
+                            self.thinking_index = Some(index);
+                            index
+                        }
+                    };
+                    out.push(StreamEvent::Thinking {
+                        index,
+                        text: reasoning.to_string(),
+                    });
+                }
                 let text = delta
                     .content
                     .filter(|t| !t.is_empty())
@@ -88,6 +111,7 @@ impl StreamDecoder {
                         None => {
                             let index = self.allocate();
                             self.text_index = Some(index);
+                            self.thinking_index = None;
                             index
                         }
                     };
@@ -139,6 +163,7 @@ impl StreamDecoder {
             None => {
                 // A tool call after text closes the text block.
                 self.text_index = None;
+                self.thinking_index = None;
                 let index = self.allocate();
                 self.tools.push((openai_index, index));
                 out.push(StreamEvent::ToolCallStart {
@@ -189,6 +214,10 @@ struct DeltaIn<'a> {
     refusal: Option<Cow<'a, str>>,
     #[serde(borrow)]
     tool_calls: Option<Vec<ToolCallIn<'a>>>,
+    /// Untyped: servers differ in what they put there, and a shape not
+    /// foreseen must not fail the whole chunk.
+    reasoning_content: Option<Value>,
+    reasoning: Option<Value>,
 }
 
 #[derive(serde::Deserialize)]
@@ -225,5 +254,52 @@ impl StreamDecode for StreamDecoder {
 
     fn is_done(&self) -> bool {
         StreamDecoder::is_done(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(chunks: &[&str]) -> Vec<StreamEvent> {
+        let mut decoder = StreamDecoder::new();
+        let mut out = Vec::new();
+        for data in chunks {
+            let event = SseEvent {
+                event: None,
+                data: (*data).to_string(),
+            };
+            assert_eq!(decoder.on_event(&event, &mut out), Ok(()));
+        }
+        out
+    }
+
+    #[test]
+    fn reasoning_deltas_are_thinking_events() {
+        let events = decode(&[
+            r#"{"id":"c1","model":"m","created":1,"choices":[{"index":0,"delta":{"role":"assistant","content":"","reasoning_content":""}}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"reasoning_content":"Hmm, "}}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"reasoning":"let me think."}}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"reasoning":{"unforeseen":true}}}]}"#,
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hi","reasoning_content":null}}]}"#,
+        ]);
+        assert_eq!(
+            events[1..],
+            [
+                StreamEvent::Thinking {
+                    index: 0,
+                    text: "Hmm, ".into()
+                },
+                StreamEvent::Thinking {
+                    index: 0,
+                    text: "let me think.".into()
+                },
+                StreamEvent::TextDelta {
+                    index: 1,
+                    text: "Hi".into()
+                },
+            ]
+        );
+        assert!(matches!(events[0], StreamEvent::Start { .. }));
     }
 }

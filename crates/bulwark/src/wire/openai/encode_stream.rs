@@ -109,6 +109,10 @@ impl StreamEncoder {
                 self.chunk(json!({}), Some(reason.name(WireFormat::OpenAi)), out);
             }
             StreamEvent::Usage(usage) => self.usage = Some(*usage),
+            // Chat Completions has no field for thinking (compatible
+            // servers' `reasoning_content` is no part of OpenAI's format,
+            // and SDKs drop it): it is left out.
+            StreamEvent::Thinking { .. } => {}
         }
     }
 
@@ -165,4 +169,23 @@ pub fn encode_sse(head: &StreamHead, events: &[StreamEvent], end: bool) -> Vec<S
         .into_iter()
         .map(|chunk| chunk.raw)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinking_is_left_out() {
+        let mut encoder = StreamEncoder::new(false);
+        let mut out: Vec<SseEvent> = Vec::new();
+        encoder.encode(
+            &StreamEvent::Thinking {
+                index: 0,
+                text: "Pondering.".into(),
+            },
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+    }
 }
