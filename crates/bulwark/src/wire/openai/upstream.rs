@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, Effort, FinishReason, ImageSource, Message, Reasoning,
-    Role, ToolCall, ToolChoice, Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Message, Role, ToolCall,
+    ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -110,11 +110,10 @@ pub fn encode_request(
         );
     }
     if let Some(reasoning) = request.reasoning {
-        let effort = match reasoning {
-            Reasoning::Effort(effort) => effort,
-            Reasoning::Budget(budget) => Effort::for_budget(budget),
-        };
-        body.insert("reasoning_effort".into(), json!(effort.as_str()));
+        body.insert(
+            "reasoning_effort".into(),
+            json!(reasoning.effort().as_str()),
+        );
     }
     if let Some(user) = &request.user {
         body.insert("user".into(), json!(user));
