@@ -160,12 +160,11 @@ fn anthropic_request_translates_to_openai_both_dialects() -> TestResult {
             "stream_options": {"include_usage": true}
         })
     );
-    // OpenAI itself has no top_k: refused, not dropped.
-    let error = openai::encode_request(&request, "gpt-4o", openai::Upstream::OpenAi)
-        .err()
-        .ok_or("top_k was dropped silently")?;
-    assert_eq!(error.kind, ErrorKind::InvalidRequest);
-    assert!(error.message.contains("top_k"), "{}", error.message);
+    // OpenAI itself has no top_k: `prepare` leaves it out, reported.
+    let (sent, dropped) = prepared(&request, WireFormat::OpenAi, "gpt-4o")?;
+    assert!(dropped.contains(&"top_k"), "{dropped:?}");
+    let encoded = openai::encode_request(&sent, "gpt-4o", openai::Upstream::OpenAi)?;
+    assert_eq!(encoded.get("top_k"), None);
     Ok(())
 }
 
@@ -1076,6 +1075,22 @@ fn reasoning_fits_each_models_range() -> TestResult {
         let encoded = openai::encode_request(&sent, model, openai::Upstream::OpenAi)?;
         assert_eq!(encoded["reasoning_effort"], effort, "{model}");
     }
+    Ok(())
+}
+
+#[test]
+fn top_k_from_a_request_built_in_code_is_dropped_for_openai() -> TestResult {
+    let mut request = bulwark::api::ChatRequest::new(
+        "m",
+        vec![bulwark::api::Message {
+            role: Role::User,
+            content: vec![ContentBlock::Text("Hi".into())],
+        }],
+    );
+    request.top_k = Some(40);
+    let (sent, dropped) = prepared(&request, WireFormat::OpenAi, "gpt-4o")?;
+    assert_eq!(sent.top_k, None);
+    assert_eq!(dropped, ["top_k"]);
     Ok(())
 }
 

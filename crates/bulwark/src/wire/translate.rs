@@ -126,11 +126,6 @@ pub const FATES: &[Row] = &[
         "service_tier",
         Fate::Drop("a capacity choice at Anthropic; the answer is the same"),
     ),
-    row(
-        ANTHROPIC,
-        "top_k",
-        Fate::Drop("OpenAI has no top-k sampling; the target samples without it"),
-    ),
     // OpenAI clients.
     row(OPENAI, "reasoning_effort", Fate::Drop(NOT_REASONING)),
     row(
@@ -208,6 +203,12 @@ pub const FATES: &[Row] = &[
     ),
     // Any client.
     row(ANY, "reasoning", Fate::Drop(NOT_REASONING)),
+    // Any client's top_k, one built in code too, to OpenAI itself.
+    row(
+        ANY,
+        "top_k",
+        Fate::Drop("OpenAI has no top-k sampling; the target samples without it"),
+    ),
     row(
         ANY,
         "parallel_tool_calls",

@@ -70,13 +70,8 @@ pub fn encode_request(
     if let Some(p) = request.top_p {
         body.insert("top_p".into(), json!(p));
     }
+    // `translate::prepare` leaves top_k out for OpenAI itself.
     if let Some(k) = request.top_k {
-        if flavor == Upstream::OpenAi {
-            return Err(ApiError::invalid_param(
-                "top_k",
-                "top_k cannot be expressed in the OpenAI format of this route's target; remove it or route the request to a provider that speaks the client's format",
-            ));
-        }
         body.insert("top_k".into(), json!(k));
     }
     if !request.stop.is_empty() {
