@@ -326,7 +326,11 @@ fn gemini_budget_range(name: &str) -> Option<(u32, u32)> {
 /// `/` and anywhere in the name for Claude.
 fn reasons_by_name(model: &str) -> bool {
     let name = family(model);
-    let openai = is_o_series(&name) || name.starts_with("gpt-5");
+    // o1-mini and o1-preview reason but refuse `reasoning_effort`, and the
+    // gpt-5 chat models do not reason: no setting reaches them.
+    let openai =
+        (is_o_series(&name) && !name.starts_with("o1-mini") && !name.starts_with("o1-preview"))
+            || (name.starts_with("gpt-5") && !name.starts_with("gpt-5-chat"));
     let claude = name.contains("claude-3-7")
         || name.contains("sonnet-4")
         || name.contains("opus-4")
@@ -627,6 +631,10 @@ mod tests {
         for model in [
             "gpt-4o",
             "gpt-4o-mini",
+            // They reject `reasoning_effort`.
+            "o1-mini",
+            "o1-preview-2024-09-12",
+            "gpt-5-chat-latest",
             "claude-3-5-haiku",
             "gemini-2.0-flash",
             "llama3",
