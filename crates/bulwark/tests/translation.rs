@@ -218,9 +218,16 @@ fn late_system_messages_keep_their_place_and_url_images_are_refused_by_gemini() 
     let request = openai::decode_request(&bytes(&body))?;
     let encoded = anthropic::encode_request(&request, "c", 10)?;
     assert_eq!(encoded.get("system"), None);
+    // A user turn, marked as a system note.
+    let note =
+        json!({"role": "user", "content": [{"type": "text", "text": "<system>\nlate\n</system>"}]});
+    assert_eq!(encoded["messages"][1], note);
+    let mut text_only = request.clone();
+    text_only.messages[0].content = vec![ContentBlock::Text("Hi".into())];
+    let encoded = gemini::encode_request(&text_only)?;
     assert_eq!(
-        encoded["messages"][1],
-        json!({"role": "user", "content": [{"type": "text", "text": "late"}]})
+        encoded["contents"][1],
+        json!({"role": "user", "parts": [{"text": "<system>\nlate\n</system>"}]})
     );
     let mut early = request.clone();
     early.messages.truncate(1);

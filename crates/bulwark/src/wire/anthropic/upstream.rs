@@ -39,12 +39,16 @@ pub fn encode_request(
         };
         // Anthropic rejects empty text blocks, which OpenAI clients send
         // beside tool calls.
-        let content: Vec<Value> = message
-            .content
-            .iter()
-            .filter(|b| !matches!(b, ContentBlock::Text(t) if t.is_empty()))
-            .map(encode_block)
-            .collect();
+        let content: Vec<Value> = if message.role == Role::System {
+            vec![json!({"type": "text", "text": crate::wire::system_note(message)})]
+        } else {
+            message
+                .content
+                .iter()
+                .filter(|b| !matches!(b, ContentBlock::Text(t) if t.is_empty()))
+                .map(encode_block)
+                .collect()
+        };
         if !content.is_empty() {
             messages.push(json!({"role": role, "content": content}));
         }

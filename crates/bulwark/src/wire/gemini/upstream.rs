@@ -25,7 +25,14 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
             "user"
         };
         let mut parts = Vec::with_capacity(message.content.len());
-        for (k, block) in message.content.iter().enumerate() {
+        // A later system message goes whole as one marked note.
+        let blocks: &[ContentBlock] = if message.role == Role::System {
+            parts.push(json!({"text": crate::wire::system_note(message)}));
+            &[]
+        } else {
+            &message.content
+        };
+        for (k, block) in blocks.iter().enumerate() {
             if matches!(block, ContentBlock::Text(t) if t.is_empty()) {
                 continue; // Gemini rejects empty parts
             }
