@@ -71,15 +71,22 @@ function scriptedToolCall(req, body) {
   return { name: m[1], input: m[2] ? JSON.parse(m[2]) : {} };
 }
 
+// Anthropic starts a thinking request's answer with a thinking block, which
+// the client sends back in the tool loop (Anthropic refuses it otherwise).
+const CAPTURE_THINKING = { type: "thinking", thinking: "Calling the tool.", signature: "sig_capture_01" };
+
 function answerToolCall(res, body, call) {
   const id = "toolu_capture_01";
   const msgId = "msg_capture_01";
   const usage = { input_tokens: 1, output_tokens: 1 };
+  const thinks = ["enabled", "adaptive"].includes(body?.thinking?.type);
   if (!body.stream) {
     res.writeHead(200, { "content-type": "application/json" });
+    const content = [{ type: "tool_use", id, name: call.name, input: call.input }];
+    if (thinks) content.unshift(CAPTURE_THINKING);
     res.end(JSON.stringify({
       id: msgId, type: "message", role: "assistant", model: body.model,
-      content: [{ type: "tool_use", id, name: call.name, input: call.input }],
+      content,
       stop_reason: "tool_use", stop_sequence: null, usage,
     }));
     return;
@@ -87,9 +94,16 @@ function answerToolCall(res, body, call) {
   res.writeHead(200, { "content-type": "text/event-stream" });
   const send = (event, data) => res.write(`event: ${event}\ndata: ${JSON.stringify({ type: event, ...data })}\n\n`);
   send("message_start", { message: { id: msgId, type: "message", role: "assistant", model: body.model, content: [], stop_reason: null, stop_sequence: null, usage } });
-  send("content_block_start", { index: 0, content_block: { type: "tool_use", id, name: call.name, input: {} } });
-  send("content_block_delta", { index: 0, delta: { type: "input_json_delta", partial_json: JSON.stringify(call.input) } });
-  send("content_block_stop", { index: 0 });
+  const index = thinks ? 1 : 0;
+  if (thinks) {
+    send("content_block_start", { index: 0, content_block: { type: "thinking", thinking: "", signature: "" } });
+    send("content_block_delta", { index: 0, delta: { type: "thinking_delta", thinking: CAPTURE_THINKING.thinking } });
+    send("content_block_delta", { index: 0, delta: { type: "signature_delta", signature: CAPTURE_THINKING.signature } });
+    send("content_block_stop", { index: 0 });
+  }
+  send("content_block_start", { index, content_block: { type: "tool_use", id, name: call.name, input: {} } });
+  send("content_block_delta", { index, delta: { type: "input_json_delta", partial_json: JSON.stringify(call.input) } });
+  send("content_block_stop", { index });
   send("message_delta", { delta: { stop_reason: "tool_use", stop_sequence: null }, usage: { output_tokens: 1 } });
   send("message_stop", {});
   res.end();

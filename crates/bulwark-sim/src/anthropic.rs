@@ -102,7 +102,71 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
         body.pointer("/thinking/type").and_then(Value::as_str),
         Some("enabled" | "adaptive")
     );
+    if body.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled") {
+        check_thinking(body, max_tokens, messages)?;
+    }
     Ok(prompt)
+}
+
+const THINKING_DOCS: &str = "Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking";
+
+/// Anthropic's rules for a request with `thinking: enabled`, in its words:
+/// a budget of at least 1024 below `max_tokens`, no temperature but 1, no
+/// top_k, and in a tool loop an assistant turn that starts with thinking.
+fn check_thinking(body: &Value, max_tokens: u64, messages: &[Value]) -> Result<(), Invalid> {
+    let budget = body
+        .pointer("/thinking/budget_tokens")
+        .and_then(Value::as_u64)
+        .ok_or_else(|| {
+            Invalid::param("thinking.enabled.budget_tokens: Field required", "thinking")
+        })?;
+    if budget < 1024 {
+        return Err(Invalid::param(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+            "thinking",
+        ));
+    }
+    if budget >= max_tokens {
+        return Err(Invalid::param(
+            format!("`max_tokens` must be greater than `thinking.budget_tokens`. {THINKING_DOCS}"),
+            "max_tokens",
+        ));
+    }
+    if body
+        .get("temperature")
+        .and_then(Value::as_f64)
+        .is_some_and(|t| (t - 1.0).abs() > f64::EPSILON)
+    {
+        return Err(Invalid::param(
+            format!("`temperature` may only be set to 1 when thinking is enabled. {THINKING_DOCS}"),
+            "temperature",
+        ));
+    }
+    if body.get("top_k").is_some_and(|k| !k.is_null()) {
+        return Err(Invalid::param(
+            format!("`top_k` must be unset when thinking is enabled. {THINKING_DOCS}"),
+            "top_k",
+        ));
+    }
+    let last_assistant = messages
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, m)| m.get("role").and_then(Value::as_str) == Some("assistant"));
+    if let Some((i, message)) = last_assistant {
+        let content = blocks(message.get("content").unwrap_or(&Value::Null));
+        let first = content.first().map_or("text", |b| block_type(b));
+        let tool_loop = content.iter().any(|b| block_type(b) == "tool_use");
+        if tool_loop && !matches!(first, "thinking" | "redacted_thinking") {
+            return Err(Invalid::param(
+                format!(
+                    "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{first}`. When `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include thinking blocks from previous turns. To avoid this requirement, disable `thinking`. {THINKING_DOCS}"
+                ),
+                "messages",
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn stop_reason(finish: &Finish) -> (&'static str, Value) {

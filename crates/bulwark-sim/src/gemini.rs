@@ -129,7 +129,35 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
         .and_then(|t| field(t, "includeThoughts", "include_thoughts"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
+    let budget = field(config, "thinkingConfig", "thinking_config")
+        .and_then(|t| field(t, "thinkingBudget", "thinking_budget"))
+        .and_then(Value::as_i64);
+    if let (Some(budget), Some((min, max))) = (budget, budget_range(model)) {
+        // -1 asks the model to decide; 0 turns thinking off, which every
+        // family but Pro allows.
+        let off = budget == 0 && !model.starts_with("gemini-2.5-pro");
+        if budget != -1 && !off && !(min..=max).contains(&budget) {
+            return Err(Invalid::new(format!(
+                "* GenerateContentRequest.generation_config.thinking_config.thinking_budget: The thinking budget {budget} is invalid. Please choose a value between {min} and {max}."
+            )));
+        }
+    }
     Ok(prompt)
+}
+
+/// The `thinkingBudget` range of a Gemini model family, per Google's
+/// thinking guide (ai.google.dev/gemini-api/docs/thinking); Bulwark's
+/// `wire::translate` keeps the same numbers for what it sends.
+fn budget_range(model: &str) -> Option<(i64, i64)> {
+    const RANGES: [(&str, (i64, i64)); 3] = [
+        ("gemini-2.5-pro", (128, 32768)),
+        ("gemini-2.5-flash-lite", (512, 24576)),
+        ("gemini-2.5-flash", (0, 24576)),
+    ];
+    RANGES
+        .iter()
+        .find(|(prefix, _)| model.starts_with(prefix))
+        .map(|(_, range)| *range)
 }
 
 fn finish_reason(finish: &Finish) -> &'static str {

@@ -208,3 +208,65 @@ async fn models_list_in_anthropic_shape() {
     assert_eq!(v["first_id"], "gpt-4o-mini");
     assert!(v["last_id"].is_string());
 }
+
+/// Anthropic's rules for `thinking: enabled`, each answered 400
+/// `invalid_request_error` as Anthropic does.
+#[tokio::test]
+async fn thinking_rules_are_enforced() {
+    let server = start().await;
+    let url = format!("{}/v1/messages", server.url());
+    let tool_loop = json!([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}
+        ]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}]}
+    ]);
+    let thinking = |budget: u64| json!({"type": "enabled", "budget_tokens": budget});
+    let refused = [
+        (
+            json!({"thinking": thinking(1000), "max_tokens": 4000}),
+            "greater than or equal to 1024",
+        ),
+        (
+            json!({"thinking": thinking(4000), "max_tokens": 4000}),
+            "`max_tokens` must be greater",
+        ),
+        (
+            json!({"thinking": thinking(2000), "max_tokens": 4000, "temperature": 0.3}),
+            "`temperature`",
+        ),
+        (
+            json!({"thinking": thinking(2000), "max_tokens": 4000, "top_k": 40}),
+            "`top_k`",
+        ),
+        (
+            json!({"thinking": thinking(2000), "max_tokens": 4000, "messages": tool_loop}),
+            "must start with a thinking block",
+        ),
+    ];
+    for (extra, message) in refused {
+        let r = post(&url, &ANTHROPIC, &messages(extra.clone())).await;
+        assert_eq!(r.status, 400, "{extra}");
+        let v = r.json();
+        assert_eq!(v["error"]["type"], "invalid_request_error", "{extra}");
+        let text = v["error"]["message"].as_str().unwrap();
+        assert!(text.contains(message), "{extra}: {text}");
+    }
+    // Valid: Claude Code's budget, temperature 1, a tool loop whose
+    // assistant turn starts with its thinking, and adaptive thinking.
+    let mut with_thinking = tool_loop.clone();
+    with_thinking[1]["content"].as_array_mut().unwrap().insert(
+        0,
+        json!({"type": "thinking", "thinking": "Look it up.", "signature": "sig"}),
+    );
+    let accepted = [
+        json!({"thinking": thinking(31999), "max_tokens": 32000, "temperature": 1}),
+        json!({"thinking": thinking(2000), "max_tokens": 4000, "messages": with_thinking}),
+        json!({"thinking": {"type": "adaptive"}, "max_tokens": 4000, "messages": tool_loop}),
+    ];
+    for extra in accepted {
+        let r = post(&url, &ANTHROPIC, &messages(extra.clone())).await;
+        assert_eq!(r.status, 200, "{extra}: {}", r.text);
+    }
+}

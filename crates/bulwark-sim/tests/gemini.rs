@@ -194,3 +194,31 @@ async fn missing_contents_is_invalid_argument() {
     assert_eq!(e["code"], 400);
     assert_eq!(e["status"], "INVALID_ARGUMENT");
 }
+
+/// A `thinkingBudget` outside the model family's range is refused, as
+/// Gemini does.
+#[tokio::test]
+async fn thinking_budget_out_of_range_is_invalid_argument() {
+    let server = start().await;
+    let base = server.url();
+    let body = |budget: i64| {
+        request(json!({"generationConfig": {"thinkingConfig": {"thinkingBudget": budget}}}))
+    };
+    for (model, budget, status) in [
+        ("gemini-2.5-flash", 24576, 200),
+        ("gemini-2.5-flash", 0, 200),
+        ("gemini-2.5-flash", -1, 200),
+        ("gemini-2.5-flash", 24577, 400),
+        ("gemini-2.5-pro", 32768, 200),
+        ("gemini-2.5-pro", 0, 400),
+        ("gemini-2.5-pro", 40000, 400),
+        ("gemini-2.0-flash", 40000, 200),
+    ] {
+        let url = format!("{base}/v1beta/models/{model}:generateContent");
+        let r = post(&url, &[], &body(budget)).await;
+        assert_eq!(r.status, status, "{model} {budget}: {}", r.text);
+        if status == 400 {
+            assert_eq!(r.json()["error"]["status"], "INVALID_ARGUMENT");
+        }
+    }
+}

@@ -169,6 +169,25 @@ pub enum Reasoning {
     Effort(Effort),
 }
 
+impl Reasoning {
+    /// The thinking budget asked for, converting an effort by the table in
+    /// `Effort::budget`: the one conversion every budget-taking format uses.
+    pub fn budget(self) -> u32 {
+        match self {
+            Reasoning::Budget(budget) => budget,
+            Reasoning::Effort(effort) => effort.budget(),
+        }
+    }
+
+    /// The effort asked for, converting a budget by `Effort::for_budget`.
+    pub fn effort(self) -> Effort {
+        match self {
+            Reasoning::Effort(effort) => effort,
+            Reasoning::Budget(budget) => Effort::for_budget(budget),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effort {
     Minimal,

@@ -206,7 +206,7 @@ async fn droppable_fields_from_openai_clients_are_served_and_reported() -> TestR
 async fn each_target_is_sent_the_request_as_translated_for_it() -> TestResult {
     let s = setup().await?;
     claude_overloaded(&s);
-    // OpenAI's encoder refuses top_k; the fallback gets a copy without it.
+    // OpenAI has no top_k; the fallback gets a copy without it.
     let body = json!({"model": "main", "max_tokens": 100, "top_k": 5,
         "messages": [{"role": "user", "content": "Hello there"}]});
     let request = anthropic::decode_request(body.to_string().as_bytes())?;
@@ -409,5 +409,37 @@ async fn a_cache_hit_reports_what_its_answer_was_sent_without() -> TestResult {
     assert_eq!(hit.target, "gpt/gpt-4o-mini");
     assert_eq!(hit.dropped, vec!["cache_control", "thinking"]);
     assert_eq!(s.gpt.sim.request_count(), 1);
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn anthropic_is_sent_thinking_only_where_it_takes_it_and_each_drop_is_reported() -> TestResult
+{
+    let s = setup().await?;
+    // An OpenAI client's tool loop with reasoning: Anthropic (the simulator
+    // holds its rule) refuses thinking there, so it is left out, reported.
+    let tool_loop = json!({"reasoning_effort": "high", "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"}
+    ], "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]});
+    let served = s
+        .client
+        .chat(openai_request("claude-only", tool_loop)?)
+        .await?;
+    assert_eq!(served.target, "claude/claude-sonnet-4-5");
+    assert_eq!(served.dropped, vec!["reasoning_effort"]);
+    // Beside thinking, the temperature is left out, reported.
+    let served = s
+        .client
+        .chat(openai_request(
+            "claude-only",
+            json!({"reasoning_effort": "high", "temperature": 0.4}),
+        )?)
+        .await?;
+    assert_eq!(served.target, "claude/claude-sonnet-4-5");
+    assert_eq!(served.dropped, vec!["temperature"]);
     Ok(())
 }

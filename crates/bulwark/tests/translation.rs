@@ -160,12 +160,11 @@ fn anthropic_request_translates_to_openai_both_dialects() -> TestResult {
             "stream_options": {"include_usage": true}
         })
     );
-    // OpenAI itself has no top_k: refused, not dropped.
-    let error = openai::encode_request(&request, "gpt-4o", openai::Upstream::OpenAi)
-        .err()
-        .ok_or("top_k was dropped silently")?;
-    assert_eq!(error.kind, ErrorKind::InvalidRequest);
-    assert!(error.message.contains("top_k"), "{}", error.message);
+    // OpenAI itself has no top_k: `prepare` leaves it out, reported.
+    let (sent, dropped) = prepared(&request, WireFormat::OpenAi, "gpt-4o")?;
+    assert!(dropped.contains(&"top_k"), "{dropped:?}");
+    let encoded = openai::encode_request(&sent, "gpt-4o", openai::Upstream::OpenAi)?;
+    assert_eq!(encoded.get("top_k"), None);
     Ok(())
 }
 
@@ -219,9 +218,16 @@ fn late_system_messages_keep_their_place_and_url_images_are_refused_by_gemini() 
     let request = openai::decode_request(&bytes(&body))?;
     let encoded = anthropic::encode_request(&request, "c", 10)?;
     assert_eq!(encoded.get("system"), None);
+    // A user turn, marked as a system note.
+    let note =
+        json!({"role": "user", "content": [{"type": "text", "text": "<system>\nlate\n</system>"}]});
+    assert_eq!(encoded["messages"][1], note);
+    let mut text_only = request.clone();
+    text_only.messages[0].content = vec![ContentBlock::Text("Hi".into())];
+    let encoded = gemini::encode_request(&text_only)?;
     assert_eq!(
-        encoded["messages"][1],
-        json!({"role": "user", "content": [{"type": "text", "text": "late"}]})
+        encoded["contents"][1],
+        json!({"role": "user", "parts": [{"text": "<system>\nlate\n</system>"}]})
     );
     let mut early = request.clone();
     early.messages.truncate(1);
@@ -779,6 +785,7 @@ fn claude_codes_request_translates_to_openai() -> TestResult {
             WireFormat::OpenAi,
             traits,
             false,
+            4096,
             Translation::Lenient,
         )
         .map_err(|refusal| refusal.describe())?;
@@ -822,6 +829,7 @@ fn claude_codes_request_translates_to_openai() -> TestResult {
         WireFormat::OpenAi,
         translate::traits("gpt-4o", None),
         false,
+        4096,
         Translation::Strict,
     )
     .err()
@@ -911,6 +919,27 @@ fn front_doors_accept_what_the_provider_might() -> TestResult {
     Ok(())
 }
 
+/// `request` as `prepare` translates it for a lenient route's target of
+/// `format` serving `model`: what it is sent, and the features dropped.
+fn prepared(
+    request: &bulwark::api::ChatRequest,
+    format: WireFormat,
+    model: &str,
+) -> Result<(bulwark::api::ChatRequest, Vec<&'static str>), String> {
+    let takes_top_k = format != WireFormat::OpenAi;
+    let prepared = translate::prepare(
+        request,
+        format,
+        translate::traits(model, None),
+        takes_top_k,
+        4096,
+        Translation::Lenient,
+    )
+    .map_err(|refusal| refusal.describe())?;
+    let sent = prepared.request.unwrap_or_else(|| request.clone());
+    Ok((sent, prepared.dropped))
+}
+
 #[test]
 fn reasoning_effort_becomes_a_thinking_budget_for_anthropic() -> TestResult {
     let body = json!({"model": "m", "max_completion_tokens": 20000, "reasoning_effort": "medium",
@@ -919,30 +948,46 @@ fn reasoning_effort_becomes_a_thinking_budget_for_anthropic() -> TestResult {
         "messages": [{"role": "user", "content": "Weather?"}]});
     let request = openai::decode_request(&bytes(&body))?;
     assert!(request.unmapped.is_empty(), "{:?}", request.unmapped);
-    let encoded = anthropic::encode_request(&request, "claude-sonnet-4-5", 4096)?;
+    let (sent, dropped) = prepared(&request, WireFormat::Anthropic, "claude-sonnet-4-5")?;
+    let encoded = anthropic::encode_request(&sent, "claude-sonnet-4-5", 4096)?;
     assert_eq!(
         encoded["thinking"],
         json!({"type": "enabled", "budget_tokens": 8192})
     );
-    // Anthropic refuses a temperature beside thinking.
+    // Anthropic refuses a temperature beside thinking: left out, reported.
     assert_eq!(encoded.get("temperature"), None);
+    assert_eq!(dropped, ["temperature"]);
     assert_eq!(encoded["metadata"], json!({"user_id": "u-7"}));
     assert_eq!(
         encoded["tool_choice"],
         json!({"type": "auto", "disable_parallel_tool_use": true})
     );
-    // The budget stays under max_tokens, and is never below Anthropic's floor.
+    // The budget takes at most half of max_tokens, so the answer has room.
     let mut small = request.clone();
     small.max_tokens = Some(3000);
-    let encoded = anthropic::encode_request(&small, "claude-sonnet-4-5", 4096)?;
-    assert_eq!(encoded["thinking"]["budget_tokens"], 2999);
-    small.max_tokens = Some(1000);
-    let encoded = anthropic::encode_request(&small, "claude-sonnet-4-5", 4096)?;
+    let (sent, _) = prepared(&small, WireFormat::Anthropic, "claude-sonnet-4-5")?;
+    let encoded = anthropic::encode_request(&sent, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(encoded["thinking"]["budget_tokens"], 1500);
+    // Without max_tokens, the target's default bounds it: high asks 16384.
+    let mut high = request.clone();
+    high.max_tokens = None;
+    high.reasoning = Some(Reasoning::Effort(Effort::High));
+    let (sent, _) = prepared(&high, WireFormat::Anthropic, "claude-sonnet-4-5")?;
+    let encoded = anthropic::encode_request(&sent, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(encoded["thinking"]["budget_tokens"], 2048);
+    assert_eq!(encoded["max_tokens"], 4096);
+    // Half of max_tokens below Anthropic's floor: no thinking, reported, and
+    // the temperature is kept.
+    small.max_tokens = Some(2000);
+    let (sent, dropped) = prepared(&small, WireFormat::Anthropic, "claude-sonnet-4-5")?;
+    let encoded = anthropic::encode_request(&sent, "claude-sonnet-4-5", 4096)?;
     assert_eq!(encoded.get("thinking"), None);
     assert_eq!(encoded["temperature"], 0.3);
+    assert_eq!(dropped, ["reasoning_effort"]);
 
     // Gemini takes a budget too.
-    let encoded = gemini::encode_request(&request)?;
+    let (sent, _) = prepared(&request, WireFormat::Gemini, "gemini-2.5-flash")?;
+    let encoded = gemini::encode_request(&sent)?;
     assert_eq!(
         encoded["generationConfig"]["thinkingConfig"],
         json!({"thinkingBudget": 8192})
@@ -951,16 +996,129 @@ fn reasoning_effort_becomes_a_thinking_budget_for_anthropic() -> TestResult {
 }
 
 #[test]
+fn thinking_is_left_out_and_reported_in_a_tool_loop_or_with_a_forced_tool() -> TestResult {
+    // An OpenAI client's tool loop: the assistant turn has a tool call and,
+    // translated, no thinking block, which Anthropic refuses beside thinking.
+    let body = json!({"model": "m", "reasoning_effort": "high", "max_completion_tokens": 20000,
+    "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}}],
+    "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}
+        ]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"}
+    ]});
+    let request = openai::decode_request(&bytes(&body))?;
+    let (sent, dropped) = prepared(&request, WireFormat::Anthropic, "claude-sonnet-4-5")?;
+    let encoded = anthropic::encode_request(&sent, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(encoded.get("thinking"), None);
+    assert_eq!(dropped, ["reasoning_effort"]);
+    // A strict route refuses it instead, with Anthropic's reason.
+    let refusal = translate::prepare(
+        &request,
+        WireFormat::Anthropic,
+        translate::traits("claude-sonnet-4-5", None),
+        true,
+        4096,
+        Translation::Strict,
+    )
+    .err()
+    .ok_or("a strict route dropped thinking")?;
+    assert!(
+        refusal.describe().contains("tool loop"),
+        "{}",
+        refusal.describe()
+    );
+    // Gemini and OpenAI take reasoning in a tool loop.
+    let (sent, dropped) = prepared(&request, WireFormat::Gemini, "gemini-2.5-flash")?;
+    assert!(sent.reasoning.is_some() && dropped.is_empty());
+
+    // A forced tool call, in a request built in code.
+    let mut forced = bulwark::api::ChatRequest::new(
+        "m",
+        vec![bulwark::api::Message {
+            role: Role::User,
+            content: vec![ContentBlock::Text("Weather?".into())],
+        }],
+    );
+    forced.reasoning = Some(Reasoning::Budget(4000));
+    forced.tool_choice = Some(bulwark::api::ToolChoice::Required);
+    let (sent, dropped) = prepared(&forced, WireFormat::Anthropic, "claude-opus-4-1")?;
+    assert_eq!(sent.reasoning, None);
+    assert_eq!(dropped, ["reasoning"]);
+    Ok(())
+}
+
+#[test]
+fn reasoning_fits_each_models_range() -> TestResult {
+    let mut request = bulwark::api::ChatRequest::new(
+        "m",
+        vec![bulwark::api::Message {
+            role: Role::User,
+            content: vec![ContentBlock::Text("Think.".into())],
+        }],
+    );
+    // Claude Code's budget, beyond what Gemini takes.
+    request.reasoning = Some(Reasoning::Budget(31999));
+    for (model, budget) in [
+        ("gemini-2.5-flash", 24576),
+        ("gemini-2.5-flash-lite", 24576),
+        ("gemini-2.5-pro", 31999),
+    ] {
+        let (sent, _) = prepared(&request, WireFormat::Gemini, model)?;
+        let encoded = gemini::encode_request(&sent)?;
+        assert_eq!(
+            encoded["generationConfig"]["thinkingConfig"]["thinkingBudget"], budget,
+            "{model}"
+        );
+    }
+    request.reasoning = Some(Reasoning::Budget(40000));
+    let (sent, _) = prepared(&request, WireFormat::Gemini, "gemini-2.5-pro")?;
+    assert_eq!(sent.reasoning, Some(Reasoning::Budget(32768)));
+    // A small budget is "minimal", which the o-series refuses: it gets low.
+    request.reasoning = Some(Reasoning::Budget(1024));
+    for (model, effort) in [("o3-mini", "low"), ("o1", "low"), ("gpt-5-mini", "minimal")] {
+        let (sent, _) = prepared(&request, WireFormat::OpenAi, model)?;
+        let encoded = openai::encode_request(&sent, model, openai::Upstream::OpenAi)?;
+        assert_eq!(encoded["reasoning_effort"], effort, "{model}");
+    }
+    Ok(())
+}
+
+#[test]
+fn top_k_from_a_request_built_in_code_is_dropped_for_openai() -> TestResult {
+    let mut request = bulwark::api::ChatRequest::new(
+        "m",
+        vec![bulwark::api::Message {
+            role: Role::User,
+            content: vec![ContentBlock::Text("Hi".into())],
+        }],
+    );
+    request.top_k = Some(40);
+    let (sent, dropped) = prepared(&request, WireFormat::OpenAi, "gpt-4o")?;
+    assert_eq!(sent.top_k, None);
+    assert_eq!(dropped, ["top_k"]);
+    Ok(())
+}
+
+#[test]
 fn images_never_reach_a_model_configured_text_only() -> TestResult {
     let request = openai::decode_request(&bytes(&openai_request()))?;
     let text_only = translate::ModelTraits {
-        reasons: false,
         vision: false,
+        ..translate::traits("gpt-4o", None)
     };
     for format in [WireFormat::OpenAi, WireFormat::Anthropic] {
-        let refusal = translate::prepare(&request, format, text_only, true, Translation::Lenient)
-            .err()
-            .ok_or("an image was sent to a text-only model")?;
+        let refusal = translate::prepare(
+            &request,
+            format,
+            text_only,
+            true,
+            4096,
+            Translation::Lenient,
+        )
+        .err()
+        .ok_or("an image was sent to a text-only model")?;
         assert_eq!(refusal.paths(), "messages[1]");
         assert_eq!(refusal.fields[0].feature, "image");
     }

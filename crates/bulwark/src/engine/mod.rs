@@ -72,6 +72,7 @@ pub async fn run(
                 target.provider.format(),
                 target.traits,
                 target.provider.dialect().takes_top_k(),
+                target.provider.default_max_tokens(),
                 route.policy.translation,
             )
         })

@@ -108,8 +108,8 @@ impl StreamFault {
 /// Splits leading system messages from the conversation. Anthropic and
 /// Gemini take system instructions once, before the conversation; a system
 /// message later on (Anthropic's mid-conversation system messages, an
-/// OpenAI `developer` reminder) stays where it was, as a user turn, since
-/// its place in the conversation is what it means.
+/// OpenAI `developer` reminder) stays where it was, as a user turn written
+/// by `system_note`, since its place in the conversation is what it means.
 pub(crate) fn leading_system(request: &ChatRequest) -> (Option<String>, usize) {
     let mut parts = Vec::new();
     let mut first_turn = 0;
@@ -122,6 +122,12 @@ pub(crate) fn leading_system(request: &ChatRequest) -> (Option<String>, usize) {
     }
     let system = (!parts.is_empty()).then(|| parts.join("\n\n"));
     (system, first_turn)
+}
+
+/// A later system message as the text of the user turn that carries it,
+/// marked so the model can tell an instruction from the user's own words.
+pub(crate) fn system_note(message: &Message) -> String {
+    format!("<system>\n{}\n</system>", system_text(message))
 }
 
 /// A system message's text blocks as one text. Each block of an Anthropic

@@ -9,7 +9,9 @@
 //! as it came (`SourceBody`), so nothing here applies to it but what the
 //! model itself cannot take (images for a text-only model).
 
-use crate::api::{ChatRequest, ContentBlock, Fate, Unmapped, WireFormat};
+use crate::api::{
+    ChatRequest, ContentBlock, Effort, Fate, Reasoning, Role, ToolChoice, Unmapped, WireFormat,
+};
 use crate::config::{ModelTraitsOverride, Translation};
 use crate::error::ApiError;
 
@@ -35,6 +37,28 @@ const ANY: Option<WireFormat> = None;
 
 const NOT_REASONING: &str = "the target model does not reason; it answers without thinking first";
 const UNKNOWN: &str = "Bulwark does not know this field, so no other format can carry it; the target answers without it";
+
+// Anthropic's rules for thinking (its extended-thinking guide): a budget of
+// at least 1024 tokens and below `max_tokens`; no forced tool call; in a
+// tool loop the last assistant turn must start with its own signed thinking
+// block, which no translated conversation has; no sampling settings beside
+// it. Reasoning that cannot be sent within them is left out, for these
+// reasons, reported under the client's reasoning feature.
+
+/// Why reasoning is left out of a request to Anthropic in a tool loop.
+pub const NO_THINKING_IN_TOOL_LOOP: &str = "Anthropic thinks in a tool loop only when the last assistant turn starts with its own signed thinking block, which a translated conversation lacks; the target answers without thinking";
+/// Why reasoning is left out of a request to Anthropic that forces a tool call.
+pub const NO_THINKING_WITH_FORCED_TOOL: &str =
+    "Anthropic does not think while a tool call is forced; the target answers without thinking";
+/// Why reasoning is left out when `max_tokens` is small.
+pub const NO_ROOM_TO_THINK: &str = "`max_tokens` leaves no room for Anthropic's smallest thinking budget (1024 tokens) beside an answer as long; the target answers without thinking";
+/// Why sampling settings are left out beside thinking at Anthropic.
+pub const NO_SAMPLING_BESIDE_THINKING: &str = "Anthropic takes no temperature, top_p or top_k beside thinking; the target samples at its defaults";
+/// The sampling settings `NO_SAMPLING_BESIDE_THINKING` drops, as reported.
+pub const SAMPLING_FEATURES: [&str; 3] = ["temperature", "top_p", "top_k"];
+
+/// Anthropic's smallest thinking budget.
+pub const MIN_ANTHROPIC_THINKING_BUDGET: u32 = 1024;
 
 /// Every fate a translation can report, by client format and feature.
 /// Features are what `x-bulwark-dropped`, the request log and the
@@ -101,11 +125,6 @@ pub const FATES: &[Row] = &[
         ANTHROPIC,
         "service_tier",
         Fate::Drop("a capacity choice at Anthropic; the answer is the same"),
-    ),
-    row(
-        ANTHROPIC,
-        "top_k",
-        Fate::Drop("OpenAI has no top-k sampling; the target samples without it"),
     ),
     // OpenAI clients.
     row(OPENAI, "reasoning_effort", Fate::Drop(NOT_REASONING)),
@@ -184,6 +203,12 @@ pub const FATES: &[Row] = &[
     ),
     // Any client.
     row(ANY, "reasoning", Fate::Drop(NOT_REASONING)),
+    // Any client's top_k, one built in code too, to OpenAI itself.
+    row(
+        ANY,
+        "top_k",
+        Fate::Drop("OpenAI has no top-k sampling; the target samples without it"),
+    ),
     row(
         ANY,
         "parallel_tool_calls",
@@ -254,6 +279,10 @@ pub struct ModelTraits {
     pub reasons: bool,
     /// It reads images.
     pub vision: bool,
+    /// It takes the effort `minimal` (the o-series takes `low` and up).
+    pub minimal_effort: bool,
+    /// The thinking budgets it takes, where its provider limits them.
+    pub budget_range: Option<(u32, u32)>,
 }
 
 /// What `model` can do: the provider's `models:` entry where it says,
@@ -267,22 +296,55 @@ pub fn traits(model: &str, configured: Option<&ModelTraitsOverride>) -> ModelTra
             .reasoning
             .unwrap_or_else(|| reasons_by_name(model)),
         vision: configured.vision.unwrap_or(true),
+        minimal_effort: !is_o_series(&family(model)),
+        budget_range: gemini_budget_range(&family(model)),
     }
+}
+
+/// A model's name without a vendor prefix (`models/`, `openai/`), lowercased.
+fn family(model: &str) -> String {
+    model
+        .rsplit('/')
+        .next()
+        .unwrap_or(model)
+        .to_ascii_lowercase()
+}
+
+/// OpenAI's o1, o3 and o4 models, which take `reasoning_effort` `low`,
+/// `medium` and `high` only.
+fn is_o_series(name: &str) -> bool {
+    ["o1", "o3", "o4"]
+        .iter()
+        .any(|family| name == *family || name.starts_with(&format!("{family}-")))
+}
+
+/// The `thinkingBudget` a Gemini model takes, per Google's Gemini API
+/// thinking guide (ai.google.dev/gemini-api/docs/thinking, "Set budgets"):
+/// 2.5 Pro 128 to 32768 (thinking cannot be turned off), 2.5 Flash 0 to
+/// 24576, 2.5 Flash-Lite 512 to 24576. Other models are sent the budget as
+/// asked. Flash-Lite is matched before Flash, whose name it starts with.
+fn gemini_budget_range(name: &str) -> Option<(u32, u32)> {
+    const RANGES: [(&str, (u32, u32)); 3] = [
+        ("gemini-2.5-pro", (128, 32768)),
+        ("gemini-2.5-flash-lite", (512, 24576)),
+        ("gemini-2.5-flash", (0, 24576)),
+    ];
+    RANGES
+        .iter()
+        .find(|(prefix, _)| name.starts_with(prefix))
+        .map(|(_, range)| *range)
 }
 
 /// The model families known to reason. Names may carry a vendor prefix
 /// (`us.anthropic.`, `models/`), so the family is looked for after the last
 /// `/` and anywhere in the name for Claude.
 fn reasons_by_name(model: &str) -> bool {
-    let name = model
-        .rsplit('/')
-        .next()
-        .unwrap_or(model)
-        .to_ascii_lowercase();
-    let openai = ["o1", "o3", "o4"]
-        .iter()
-        .any(|family| name == *family || name.starts_with(&format!("{family}-")))
-        || name.starts_with("gpt-5");
+    let name = family(model);
+    // o1-mini and o1-preview reason but refuse `reasoning_effort`, and the
+    // gpt-5 chat models do not reason: no setting reaches them.
+    let openai =
+        (is_o_series(&name) && !name.starts_with("o1-mini") && !name.starts_with("o1-preview"))
+            || (name.starts_with("gpt-5") && !name.starts_with("gpt-5-chat"));
     let claude = name.contains("claude-3-7")
         || name.contains("sonnet-4")
         || name.contains("opus-4")
@@ -338,12 +400,14 @@ impl Refusal {
 /// Translates `request` for a target of `format` whose model has `traits`,
 /// under the route's `mode`: what it is sent and what was left out, or why
 /// it cannot take the request at all. `takes_top_k`: whether the target's
-/// dialect has top-k sampling.
+/// dialect has top-k sampling; `default_max_tokens`: the target's
+/// `max_tokens` when the request sets none.
 pub fn prepare(
     request: &ChatRequest,
     format: WireFormat,
     traits: ModelTraits,
     takes_top_k: bool,
+    default_max_tokens: u32,
     mode: Translation,
 ) -> Result<Prepared, Refusal> {
     let mut refused = Vec::new();
@@ -369,29 +433,56 @@ pub fn prepare(
         };
     }
     let mut left_out: Vec<Unmapped> = request.unmapped.clone();
-    let mut changed = Changed::default();
-    if request.reasoning.is_some() && !traits.reasons {
+    let mut translated = request.clone();
+    if let Some(reasoning) = request.reasoning {
         let feature = match client {
             Some(WireFormat::Anthropic) => "thinking",
             Some(WireFormat::OpenAi) => "reasoning_effort",
             _ => "reasoning",
         };
-        left_out.push(Unmapped {
-            path: feature.to_string(),
-            feature,
-            fate: fate(client, feature),
-            more: 0,
-        });
-        changed.reasoning = true;
+        let sent = if traits.reasons {
+            reasoning_for(request, reasoning, format, traits, default_max_tokens)
+        } else {
+            Err(fate(client, feature).reason())
+        };
+        match sent {
+            Ok(sent) => translated.reasoning = Some(sent),
+            Err(reason) => {
+                left_out.push(Unmapped {
+                    path: feature.to_string(),
+                    feature,
+                    fate: Fate::Drop(reason),
+                    more: 0,
+                });
+                translated.reasoning = None;
+            }
+        }
     }
-    if request.top_k.is_some() && !takes_top_k {
+    if format == WireFormat::Anthropic && translated.reasoning.is_some() {
+        let [temperature, top_p, top_k] = SAMPLING_FEATURES;
+        for (feature, set) in [
+            (temperature, translated.temperature.take().is_some()),
+            (top_p, translated.top_p.take().is_some()),
+            (top_k, translated.top_k.take().is_some()),
+        ] {
+            if set {
+                left_out.push(Unmapped {
+                    path: feature.into(),
+                    feature,
+                    fate: Fate::Drop(NO_SAMPLING_BESIDE_THINKING),
+                    more: 0,
+                });
+            }
+        }
+    }
+    if translated.top_k.is_some() && !takes_top_k {
         left_out.push(Unmapped {
             path: "top_k".into(),
             feature: "top_k",
             fate: fate(client, "top_k"),
             more: 0,
         });
-        changed.top_k = true;
+        translated.top_k = None;
     }
     if request.parallel_tool_calls == Some(false) && format == WireFormat::Gemini {
         left_out.push(Unmapped {
@@ -429,24 +520,69 @@ pub fn prepare(
     if !refused.is_empty() {
         return Err(Refusal { fields: refused });
     }
-    let request = (changed.reasoning || changed.top_k).then(|| {
-        let mut translated = request.clone();
-        if changed.reasoning {
-            translated.reasoning = None;
-        }
-        if changed.top_k {
-            translated.top_k = None;
-        }
-        translated
-    });
-    Ok(Prepared { request, dropped })
+    let changed = translated.reasoning != request.reasoning
+        || translated.temperature != request.temperature
+        || translated.top_p != request.top_p
+        || translated.top_k != request.top_k;
+    Ok(Prepared {
+        request: changed.then_some(translated),
+        dropped,
+    })
 }
 
-/// Which neutral fields `prepare` takes out of the target's copy.
-#[derive(Default)]
-struct Changed {
-    reasoning: bool,
-    top_k: bool,
+/// The reasoning a reasoning model of a `format` target is sent, in the
+/// kind and size it takes, or why none can be sent.
+fn reasoning_for(
+    request: &ChatRequest,
+    reasoning: Reasoning,
+    format: WireFormat,
+    traits: ModelTraits,
+    default_max_tokens: u32,
+) -> Result<Reasoning, &'static str> {
+    match format {
+        WireFormat::OpenAi => Ok(Reasoning::Effort(match reasoning.effort() {
+            Effort::Minimal if !traits.minimal_effort => Effort::Low,
+            effort => effort,
+        })),
+        WireFormat::Gemini => {
+            let budget = reasoning.budget();
+            Ok(Reasoning::Budget(
+                traits
+                    .budget_range
+                    .map_or(budget, |(min, max)| budget.clamp(min, max)),
+            ))
+        }
+        WireFormat::Anthropic => {
+            if matches!(
+                request.tool_choice,
+                Some(ToolChoice::Required | ToolChoice::Tool(_))
+            ) {
+                return Err(NO_THINKING_WITH_FORCED_TOOL);
+            }
+            let in_tool_loop = request
+                .messages
+                .iter()
+                .rev()
+                .find(|m| m.role == Role::Assistant)
+                .is_some_and(|m| {
+                    m.content
+                        .iter()
+                        .any(|b| matches!(b, ContentBlock::ToolUse(_)))
+                });
+            if in_tool_loop {
+                return Err(NO_THINKING_IN_TOOL_LOOP);
+            }
+            // At most half of `max_tokens` goes to thinking, so the answer
+            // keeps as much room as the reasoning.
+            let cap = request.max_tokens.unwrap_or(default_max_tokens) / 2;
+            if cap < MIN_ANTHROPIC_THINKING_BUDGET {
+                return Err(NO_ROOM_TO_THINK);
+            }
+            Ok(Reasoning::Budget(
+                reasoning.budget().clamp(MIN_ANTHROPIC_THINKING_BUDGET, cap),
+            ))
+        }
+    }
 }
 
 fn holds_image(block: &ContentBlock) -> bool {
@@ -491,11 +627,11 @@ mod tests {
     #[test]
     fn every_feature_is_documented() {
         let doc = include_str!("../../../../docs/translation.md");
-        for row in FATES {
+        let features = FATES.iter().map(|row| row.feature);
+        for feature in features.chain(SAMPLING_FEATURES) {
             assert!(
-                doc.contains(&format!("`{}`", row.feature)),
-                "docs/translation.md does not mention `{}`",
-                row.feature
+                doc.contains(&format!("`{feature}`")),
+                "docs/translation.md does not mention `{feature}`"
             );
         }
     }
@@ -518,6 +654,10 @@ mod tests {
         for model in [
             "gpt-4o",
             "gpt-4o-mini",
+            // They reject `reasoning_effort`.
+            "o1-mini",
+            "o1-preview-2024-09-12",
+            "gpt-5-chat-latest",
             "claude-3-5-haiku",
             "gemini-2.0-flash",
             "llama3",
@@ -528,12 +668,7 @@ mod tests {
             reasoning: Some(true),
             vision: Some(false),
         };
-        assert_eq!(
-            traits("llama3", Some(&configured)),
-            ModelTraits {
-                reasons: true,
-                vision: false
-            }
-        );
+        let llama = traits("llama3", Some(&configured));
+        assert!(llama.reasons && !llama.vision);
     }
 }

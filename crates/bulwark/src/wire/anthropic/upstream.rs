@@ -39,18 +39,24 @@ pub fn encode_request(
         };
         // Anthropic rejects empty text blocks, which OpenAI clients send
         // beside tool calls.
-        let content: Vec<Value> = message
-            .content
-            .iter()
-            .filter(|b| !matches!(b, ContentBlock::Text(t) if t.is_empty()))
-            .map(encode_block)
-            .collect();
+        let content: Vec<Value> = if message.role == Role::System {
+            vec![json!({"type": "text", "text": crate::wire::system_note(message)})]
+        } else {
+            message
+                .content
+                .iter()
+                .filter(|b| !matches!(b, ContentBlock::Text(t) if t.is_empty()))
+                .map(encode_block)
+                .collect()
+        };
         if !content.is_empty() {
             messages.push(json!({"role": role, "content": content}));
         }
     }
     let max_tokens = request.max_tokens.unwrap_or(default_max_tokens);
-    let thinking = thinking_budget(request, max_tokens);
+    // `translate::prepare` sized the budget and left out what Anthropic
+    // refuses beside thinking.
+    let thinking = request.reasoning.map(Reasoning::budget);
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     body.insert("max_tokens".into(), json!(max_tokens));
@@ -67,10 +73,7 @@ pub fn encode_request(
         body.insert("system".into(), json!(system));
     }
     body.insert("messages".into(), Value::Array(messages));
-    // Anthropic refuses sampling settings beside thinking; the reasoning
-    // the client asked for is the larger part of the request.
-    let temperature = request.temperature.filter(|_| thinking.is_none());
-    if let Some(t) = temperature {
+    if let Some(t) = request.temperature {
         if !(0.0..=1.0).contains(&t) {
             return Err(ApiError::invalid_param(
                 "temperature",
@@ -81,10 +84,10 @@ pub fn encode_request(
         }
         body.insert("temperature".into(), json!(t));
     }
-    if let Some(p) = request.top_p.filter(|_| thinking.is_none()) {
+    if let Some(p) = request.top_p {
         body.insert("top_p".into(), json!(p));
     }
-    if let Some(k) = request.top_k.filter(|_| thinking.is_none()) {
+    if let Some(k) = request.top_k {
         body.insert("top_k".into(), json!(k));
     }
     if !request.stop.is_empty() {
@@ -124,27 +127,6 @@ pub fn encode_request(
     body.insert("stream".into(), json!(true));
     Ok(Value::Object(body))
 }
-
-/// The thinking budget for `request`, if it asked to reason and thinking
-/// fits: Anthropic takes at least 1024 tokens, fewer than `max_tokens`, and
-/// no thinking while a tool call is forced.
-fn thinking_budget(request: &ChatRequest, max_tokens: u32) -> Option<u32> {
-    let budget = match request.reasoning? {
-        Reasoning::Budget(budget) => budget,
-        Reasoning::Effort(effort) => effort.budget(),
-    };
-    let forced = matches!(
-        request.tool_choice,
-        Some(ToolChoice::Required | ToolChoice::Tool(_))
-    );
-    let budget = budget
-        .max(MIN_THINKING_BUDGET)
-        .min(max_tokens.saturating_sub(1));
-    (budget >= MIN_THINKING_BUDGET && !forced).then_some(budget)
-}
-
-/// Anthropic's smallest thinking budget.
-const MIN_THINKING_BUDGET: u32 = 1024;
 
 pub(super) fn encode_block(block: &ContentBlock) -> Value {
     match block {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Reasoning, Role, ToolCall,
-    ToolChoice, Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, ToolCall, ToolChoice,
+    Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -25,7 +25,14 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
             "user"
         };
         let mut parts = Vec::with_capacity(message.content.len());
-        for (k, block) in message.content.iter().enumerate() {
+        // A later system message goes whole as one marked note.
+        let blocks: &[ContentBlock] = if message.role == Role::System {
+            parts.push(json!({"text": crate::wire::system_note(message)}));
+            &[]
+        } else {
+            &message.content
+        };
+        for (k, block) in blocks.iter().enumerate() {
             if matches!(block, ContentBlock::Text(t) if t.is_empty()) {
                 continue; // Gemini rejects empty parts
             }
@@ -64,11 +71,11 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
         config.insert("stopSequences".into(), json!(request.stop));
     }
     if let Some(reasoning) = request.reasoning {
-        let budget = match reasoning {
-            Reasoning::Budget(budget) => budget,
-            Reasoning::Effort(effort) => effort.budget(),
-        };
-        config.insert("thinkingConfig".into(), json!({"thinkingBudget": budget}));
+        // `translate::prepare` fitted the budget to the model's range.
+        config.insert(
+            "thinkingConfig".into(),
+            json!({"thinkingBudget": reasoning.budget()}),
+        );
     }
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));

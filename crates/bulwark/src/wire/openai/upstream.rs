@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, Effort, FinishReason, ImageSource, Message, Reasoning,
-    Role, ToolCall, ToolChoice, Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Message, Role, ToolCall,
+    ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -70,13 +70,8 @@ pub fn encode_request(
     if let Some(p) = request.top_p {
         body.insert("top_p".into(), json!(p));
     }
+    // `translate::prepare` leaves top_k out for OpenAI itself.
     if let Some(k) = request.top_k {
-        if flavor == Upstream::OpenAi {
-            return Err(ApiError::invalid_param(
-                "top_k",
-                "top_k cannot be expressed in the OpenAI format of this route's target; remove it or route the request to a provider that speaks the client's format",
-            ));
-        }
         body.insert("top_k".into(), json!(k));
     }
     if !request.stop.is_empty() {
@@ -110,11 +105,10 @@ pub fn encode_request(
         );
     }
     if let Some(reasoning) = request.reasoning {
-        let effort = match reasoning {
-            Reasoning::Effort(effort) => effort,
-            Reasoning::Budget(budget) => Effort::for_budget(budget),
-        };
-        body.insert("reasoning_effort".into(), json!(effort.as_str()));
+        body.insert(
+            "reasoning_effort".into(),
+            json!(reasoning.effort().as_str()),
+        );
     }
     if let Some(user) = &request.user {
         body.insert("user".into(), json!(user));
