@@ -9,7 +9,7 @@
 //! as it came (`SourceBody`), so nothing here applies to it but what the
 //! model itself cannot take (images for a text-only model).
 
-use crate::api::{ChatRequest, ContentBlock, Fate, Unmapped, WireFormat};
+use crate::api::{ChatRequest, ContentBlock, Fate, OutputFormat, Unmapped, WireFormat};
 use crate::config::{ModelTraitsOverride, Translation};
 use crate::error::ApiError;
 
@@ -62,7 +62,7 @@ pub const FATES: &[Row] = &[
         ANTHROPIC,
         "output_format",
         Fate::Refuse(
-            "the answer's JSON schema would not be enforced, and a client parsing it relies on it",
+            "an output format Bulwark does not know; its shape would not be enforced, and a client parsing the answer relies on it",
         ),
     ),
     row(ANTHROPIC, "thinking", Fate::Drop(NOT_REASONING)),
@@ -123,7 +123,7 @@ pub const FATES: &[Row] = &[
         OPENAI,
         "response_format",
         Fate::Refuse(
-            "the answer's JSON shape would not be enforced, and a client parsing it relies on it",
+            "a response format Bulwark does not know; its shape would not be enforced, and a client parsing the answer relies on it",
         ),
     ),
     row(
@@ -201,6 +201,13 @@ pub const FATES: &[Row] = &[
         "unknown_role",
         Fate::Refuse(
             "the message's role has no equivalent, so its place in the conversation would be lost",
+        ),
+    ),
+    row(
+        ANY,
+        "json_mode",
+        Fate::Drop(
+            "Anthropic enforces only a full JSON schema, not JSON without one; the target is not held to JSON",
         ),
     ),
     row(ANY, "unknown_block", Fate::Drop(UNKNOWN)),
@@ -384,6 +391,14 @@ pub fn prepare(
             fate: fate(None, "parallel_tool_calls"),
         });
     }
+    if request.output_format == Some(OutputFormat::JsonObject) && format == WireFormat::Anthropic {
+        left_out.push(Unmapped {
+            path: "response_format".into(),
+            feature: "json_mode",
+            fate: fate(None, "json_mode"),
+        });
+        changed.output_format = true;
+    }
     let mut dropped = Vec::new();
     for field in left_out {
         match (field.fate, mode) {
@@ -407,13 +422,16 @@ pub fn prepare(
     if !refused.is_empty() {
         return Err(Refusal { fields: refused });
     }
-    let request = (changed.reasoning || changed.top_k).then(|| {
+    let request = (changed.reasoning || changed.top_k || changed.output_format).then(|| {
         let mut translated = request.clone();
         if changed.reasoning {
             translated.reasoning = None;
         }
         if changed.top_k {
             translated.top_k = None;
+        }
+        if changed.output_format {
+            translated.output_format = None;
         }
         translated
     });
@@ -425,6 +443,7 @@ pub fn prepare(
 struct Changed {
     reasoning: bool,
     top_k: bool,
+    output_format: bool,
 }
 
 fn holds_image(block: &ContentBlock) -> bool {

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, Effort, FinishReason, ImageSource, Message, Reasoning,
-    Role, ToolCall, ToolChoice, Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, Effort, FinishReason, ImageSource, Message,
+    OutputFormat, Reasoning, Role, ToolCall, ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -21,6 +21,9 @@ pub enum Upstream {
     /// take `top_k` as an extension.
     Compatible,
 }
+
+/// The schema name sent when the client's format names none.
+const DEFAULT_SCHEMA_NAME: &str = "response";
 
 /// Encodes a request for an OpenAI-format provider.
 pub fn encode_request(
@@ -118,6 +121,32 @@ pub fn encode_request(
     }
     if let Some(user) = &request.user {
         body.insert("user".into(), json!(user));
+    }
+    match &request.output_format {
+        None => {}
+        Some(OutputFormat::JsonObject) => {
+            body.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        Some(OutputFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        }) => {
+            let mut spec = Map::new();
+            // OpenAI requires a name; other formats' schemas have none.
+            spec.insert(
+                "name".into(),
+                json!(name.as_deref().unwrap_or(DEFAULT_SCHEMA_NAME)),
+            );
+            spec.insert("schema".into(), schema.clone());
+            if let Some(strict) = strict {
+                spec.insert("strict".into(), json!(strict));
+            }
+            body.insert(
+                "response_format".into(),
+                json!({"type": "json_schema", "json_schema": spec}),
+            );
+        }
     }
     // OpenAI takes the setting only beside tools.
     if request.parallel_tool_calls == Some(false) && !request.tools.is_empty() {
