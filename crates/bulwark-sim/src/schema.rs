@@ -249,3 +249,75 @@ fn number(schema: &Value, preferred: f64, integer: bool) -> Value {
     }
     serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn bounds_formats_and_lengths_are_kept() {
+        let schema = json!({"type": "object", "properties": {
+            "age": {"type": "integer", "minimum": 18, "maximum": 99},
+            "score": {"type": "number", "exclusiveMaximum": 1},
+            "low": {"type": "integer", "maximum": -3},
+            "when": {"type": "string", "format": "date-time"},
+            "code": {"type": "string", "minLength": 5, "maxLength": 6},
+            "short": {"type": "string", "maxLength": 9},
+            "pad": {"type": "string", "minLength": 5},
+            "tags": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+            "none": {"type": "array", "items": {"type": "string"}, "maxItems": 0},
+            "fixed": {"const": 7}
+        }});
+        // Keys are read in order: `code` is the first plain string, so it
+        // takes the filler, cut to its `maxLength`.
+        assert_eq!(
+            example(&schema, Some("Simulated answer")),
+            json!({"age": 18, "code": "Simula", "fixed": 7, "low": -3, "none": [],
+                "pad": "simxx", "score": 0.5, "short": "sim", "tags": ["sim", "sim"],
+                "when": "2025-01-01T00:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn all_of_refs_and_recursion() {
+        // Older Pydantic wraps a described `$ref` in `allOf`; a tree refers
+        // to itself through an optional child.
+        let schema = json!({
+            "definitions": {
+                "Node": {"type": "object", "properties": {
+                    "name": {"type": "string"},
+                    "child": {"anyOf": [{"$ref": "#/definitions/Node"}, {"type": "null"}]}
+                }, "required": ["name", "child"]},
+                "Base": {"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]}
+            },
+            "allOf": [{"$ref": "#/definitions/Base"}, {"properties": {"tree": {"$ref": "#/definitions/Node"}}}]
+        });
+        let doc = example(&schema, None);
+        assert_eq!(doc["id"], 1);
+        let mut node = &doc["tree"];
+        let mut depth = 0;
+        while !node.is_null() {
+            assert_eq!(node["name"], "sim");
+            node = &node["child"];
+            depth += 1;
+        }
+        assert!(depth > 1 && depth <= MAX_DEPTH, "{depth}");
+    }
+
+    #[test]
+    fn a_schema_without_a_type_reads_its_shape() {
+        assert_eq!(
+            example(
+                &json!({"properties": {"a": {"type": ["null", "boolean"]}}}),
+                None
+            ),
+            json!({"a": true})
+        );
+        assert_eq!(
+            example(&json!({"items": {"type": "integer"}}), None),
+            json!([1])
+        );
+        assert_eq!(example(&json!({}), Some("text")), json!("text"));
+    }
+}
