@@ -226,18 +226,18 @@ fn number(schema: &Value, preferred: f64, integer: bool) -> Value {
     if let Some(min) = bound("minimum") {
         n = n.max(min);
     }
-    if let Some(min) = bound("exclusiveMinimum") {
-        if n <= min {
-            n = min + step;
-        }
+    if let Some(min) = bound("exclusiveMinimum")
+        && n <= min
+    {
+        n = min + step;
     }
     if let Some(max) = bound("maximum") {
         n = n.min(max);
     }
-    if let Some(max) = bound("exclusiveMaximum") {
-        if n >= max {
-            n = max - step;
-        }
+    if let Some(max) = bound("exclusiveMaximum")
+        && n >= max
+    {
+        n = max - step;
     }
     if integer {
         let n = n.ceil();

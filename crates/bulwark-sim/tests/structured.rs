@@ -48,6 +48,7 @@ fn expected_plan(model: &str) -> Value {
     })
 }
 
+#[expect(clippy::panic, reason = "a test helper: a panic is the failed test")]
 fn parse_json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
