@@ -1063,6 +1063,18 @@ fn anthropic_output_format_maps_to_openai_and_gemini() -> TestResult {
             "application/json"
         );
     }
+    // OpenAI refuses `strict` on a schema outside its strict subset (an
+    // optional property here): such a schema goes without it.
+    let mut open_schema = greeting_schema();
+    open_schema["required"] = json!(["greeting"]);
+    let body = json!({"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "Greet"}],
+        "output_config": {"format": {"type": "json_schema", "schema": open_schema}}});
+    let request = anthropic::decode_request(&bytes(&body))?;
+    let encoded = openai::encode_request(&request, "gpt-4o", openai::Upstream::OpenAi)?;
+    assert_eq!(
+        encoded["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": "response", "schema": open_schema}})
+    );
     // The effort beside the format is still reasoning.
     let body = json!({"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "Greet"}],
         "output_config": {"effort": "low", "format": {"type": "json_schema", "schema": greeting_schema()}}});

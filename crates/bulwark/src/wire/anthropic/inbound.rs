@@ -215,8 +215,9 @@ fn decode_output_format(
     Ok(Some(OutputFormat::JsonSchema {
         name: None,
         schema,
-        // Anthropic always holds the answer to the schema.
-        strict: Some(true),
+        // Anthropic has no such setting: it always holds the answer to the
+        // schema. An OpenAI target decides from the schema (see its encoder).
+        strict: None,
     }))
 }
 

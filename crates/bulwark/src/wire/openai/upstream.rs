@@ -139,7 +139,11 @@ pub fn encode_request(
                 json!(name.as_deref().unwrap_or(DEFAULT_SCHEMA_NAME)),
             );
             spec.insert("schema".into(), schema.clone());
-            if let Some(strict) = strict {
+            // Without the client's word (Anthropic and Gemini schemas are
+            // always enforced), ask for OpenAI's enforcement where the
+            // schema fits its strict subset; OpenAI refuses `strict` on any
+            // other schema, and an answer guided by it beats an error.
+            if let Some(strict) = strict.or_else(|| fits_strict_subset(schema).then_some(true)) {
                 spec.insert("strict".into(), json!(strict));
             }
             body.insert(
@@ -155,6 +159,35 @@ pub fn encode_request(
     body.insert("stream".into(), json!(true));
     body.insert("stream_options".into(), json!({"include_usage": true}));
     Ok(Value::Object(body))
+}
+
+/// Whether OpenAI takes `schema` with `strict: true`: every object closes
+/// with `additionalProperties: false` and requires all its properties.
+fn fits_strict_subset(schema: &Value) -> bool {
+    match schema {
+        Value::Object(node) => {
+            let is_object = node.get("type").and_then(Value::as_str) == Some("object")
+                || node.get("properties").is_some_and(Value::is_object);
+            if is_object {
+                let closed = node.get("additionalProperties") == Some(&Value::Bool(false));
+                let required: Vec<&str> = node
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let all_required = node
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .is_none_or(|props| props.keys().all(|k| required.contains(&k.as_str())));
+                if !closed || !all_required {
+                    return false;
+                }
+            }
+            node.values().all(fits_strict_subset)
+        }
+        Value::Array(items) => items.iter().all(fits_strict_subset),
+        _ => true,
+    }
 }
 
 fn encode_message(message: &Message, out: &mut Vec<Value>) -> Result<(), ApiError> {
