@@ -1020,6 +1020,17 @@ fn openai_json_schema_maps_to_anthropic_and_gemini() -> TestResult {
     // The same format gets the body as it came.
     let encoded = openai::encode_request(&request, "gpt-4o", openai::Upstream::OpenAi)?;
     assert_eq!(encoded["response_format"], body["response_format"]);
+    // The format's description travels in the schema, where the other
+    // formats' providers read it.
+    let mut described = body.clone();
+    described["response_format"]["json_schema"]["description"] = json!("A greeting");
+    let request = openai::decode_request(&bytes(&described))?;
+    assert!(request.unmapped.is_empty(), "{:?}", request.unmapped);
+    let encoded = anthropic::encode_request(&request, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(
+        encoded["output_config"]["format"]["schema"]["description"],
+        "A greeting"
+    );
     // `text` is the default: no format at all.
     let plain = json!({"model": "m", "messages": [{"role": "user", "content": "Greet"}],
         "response_format": {"type": "text"}});

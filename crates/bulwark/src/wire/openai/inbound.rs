@@ -164,14 +164,24 @@ fn decode_response_format(
                 .ok_or_else(|| j::missing(path))?;
             let name = j::take_string(&mut spec, "name", &format!("{path}.name"))?;
             let strict = j::take_bool(&mut spec, "strict", &format!("{path}.strict"))?;
+            let description =
+                j::take_string(&mut spec, "description", &format!("{path}.description"))?;
             // OpenAI defaults to an open schema; every format reads that.
-            let schema = j::take(&mut spec, "schema").unwrap_or_else(|| json!({}));
-            if !schema.is_object() {
+            let mut schema = j::take(&mut spec, "schema").unwrap_or_else(|| json!({}));
+            let Some(root) = schema.as_object_mut() else {
                 return Err(j::wrong_type(
                     &format!("{path}.schema"),
                     "a JSON Schema object",
                     &schema,
                 ));
+            };
+            // What the answer is for: other formats have no field for it
+            // beside the schema, but every provider reads a schema's own
+            // `description`.
+            if let Some(description) = description
+                && !root.contains_key("description")
+            {
+                root.insert("description".into(), json!(description));
             }
             j::leftovers(&spec, path, FORMAT, unmapped_fields);
             Some(OutputFormat::JsonSchema {
