@@ -195,6 +195,7 @@ routes:
   fallback: {{ targets: [sim-anthropic/broken-model, sim-openai/gpt-4o-mini], max_retries: 0 }}
   cached-oai: {{ targets: [sim-openai/gpt-4o-mini], cache: {{ ttl: 1h }} }}
   cached-ant: {{ targets: [sim-anthropic/claude-sonnet-4-5], cache: {{ ttl: 1h }} }}
+  strict-oai: {{ targets: [sim-openai/gpt-4o-mini], translation: strict }}
 {routes}"""
 
 

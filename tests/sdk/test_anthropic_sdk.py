@@ -259,11 +259,25 @@ def test_top_k_where_expressible(ant, sim, model):
         assert up["top_k"] == 5
 
 
-def test_top_k_rejected_for_openai_upstream(ant, sim):
-    """OpenAI Chat Completions has no top_k: the gateway refuses rather than drop it."""
+def test_top_k_dropped_for_openai_upstream(ant, sim):
+    """OpenAI Chat Completions has no top_k: a lenient route (the default)
+    serves the request without it and says so in `x-bulwark-dropped`."""
+    raw = ant.messages.with_raw_response.create(
+        model="sim-openai/gpt-4o-mini",
+        max_tokens=50,
+        extra_body={"top_k": 5},
+        messages=[{"role": "user", "content": USER_TEXT}],
+    )
+    assert raw.headers.get("x-bulwark-dropped") == "top_k", dict(raw.headers)
+    assert text_of(raw.parse()) == expected_text("sim-openai/gpt-4o-mini", USER_TEXT)
+    assert "top_k" not in sim.last_request()["body"]
+
+
+def test_top_k_rejected_on_a_strict_route(ant, sim):
+    """`translation: strict` refuses what it would have to drop, before any call."""
     with pytest.raises(anthropic.BadRequestError) as ei:
         ant.messages.create(
-            model="sim-openai/gpt-4o-mini",
+            model="strict-oai",
             max_tokens=50,
             extra_body={"top_k": 5},
             messages=[{"role": "user", "content": USER_TEXT}],
@@ -653,10 +667,24 @@ def test_fallback_when_stream_fails_before_content(ant, sim, sim_faults, stream)
     assert [e.type for e in events].count("message_start") == 1
 
 
-def test_thinking_rejected_for_openai_upstream(ant, sim):
+def test_thinking_dropped_for_a_model_that_does_not_reason(ant, sim):
+    """gpt-4o-mini does not reason: the request is served without thinking,
+    reported in `x-bulwark-dropped`."""
+    raw = ant.messages.with_raw_response.create(
+        model="sim-openai/gpt-4o-mini",
+        max_tokens=2000,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        messages=[{"role": "user", "content": USER_TEXT}],
+    )
+    assert raw.headers.get("x-bulwark-dropped") == "thinking", dict(raw.headers)
+    assert text_of(raw.parse()) == expected_text("sim-openai/gpt-4o-mini", USER_TEXT)
+    assert "reasoning_effort" not in sim.last_request()["body"]
+
+
+def test_thinking_rejected_on_a_strict_route(ant, sim):
     with pytest.raises(anthropic.BadRequestError) as ei:
         ant.messages.create(
-            model="sim-openai/gpt-4o-mini",
+            model="strict-oai",
             max_tokens=2000,
             thinking={"type": "enabled", "budget_tokens": 1024},
             messages=[{"role": "user", "content": USER_TEXT}],

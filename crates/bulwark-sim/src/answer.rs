@@ -32,8 +32,19 @@
 //! `Simulated thinking from <model>: <first 12 words of the last user
 //! text>` (`... about the tool result` after tool results); its words are
 //! reported as thinking tokens.
+//!
+//! Structured-output rule: when the request asks for a JSON schema (OpenAI
+//! `response_format` `json_schema`, Anthropic `output_config.format` or the
+//! beta's top-level `output_format`, Gemini `responseJsonSchema` or
+//! `responseSchema`), the answer text is a compact JSON document satisfying
+//! it, built by `schema::example` with the usual answer text as its first
+//! plain string; JSON mode without a schema (OpenAI `json_object`, Gemini
+//! `responseMimeType: application/json` alone) answers
+//! `{"answer":"<the usual text>"}`. Stop sequences and `max_tokens` apply
+//! to the JSON text as to any text, so a short limit cuts it, as a real
+//! model's would be.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// How many words of the user text the answer echoes.
 const ECHO_WORDS: usize = 12;
@@ -58,6 +69,17 @@ pub(crate) struct Prompt {
     pub stop: Vec<String>,
     /// Whether the request asked the model to think (or reason) first.
     pub thinking: bool,
+    /// The shape the answer text must have, when the request set one.
+    pub output: Option<Output>,
+}
+
+/// Structured output a request asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Output {
+    /// A JSON document satisfying this JSON Schema.
+    Schema(Value),
+    /// Any JSON object.
+    JsonObject,
 }
 
 /// A declared tool: name and JSON schema of its parameters.
@@ -158,6 +180,12 @@ pub(crate) fn answer(prompt: &Prompt) -> Answer {
         ToolDecision::Text => text_answer(prompt),
     };
     let text = first_words(&text, usize::MAX);
+    // The usual text is built first, so that it is the document's content.
+    let text = match &prompt.output {
+        None => text,
+        Some(Output::JsonObject) => serde_json::json!({"answer": text}).to_string(),
+        Some(Output::Schema(schema)) => crate::schema::example(schema, Some(&text)).to_string(),
+    };
     let (text, mut finish) = apply_stop(text, &prompt.stop);
     let (text, truncated) = truncate(text, prompt.max_tokens);
     if truncated {
@@ -347,49 +375,13 @@ fn decide_tool(prompt: &Prompt) -> ToolDecision {
     }
 }
 
-/// Arguments for a tool, one value per schema property: string "sim",
-/// integer 1, number 1.5, boolean true, enum its first value, array [],
-/// object {}.
+/// Arguments for a tool: a document satisfying its schema
+/// (`schema::example`), every string `sim`. A schema that does not describe
+/// an object (or none) gets `{}`.
 pub(crate) fn args_from_schema(schema: &Value) -> Value {
-    let mut out = Map::new();
-    if let Some(props) = schema.get("properties").and_then(Value::as_object) {
-        for (name, prop) in props {
-            out.insert(name.clone(), value_for(prop));
-        }
-    }
-    Value::Object(out)
-}
-
-fn value_for(prop: &Value) -> Value {
-    if let Some(first) = prop
-        .get("enum")
-        .and_then(Value::as_array)
-        .and_then(|e| e.first())
-    {
-        return first.clone();
-    }
-    if let Some(c) = prop.get("const") {
-        return c.clone();
-    }
-    // JSON Schema allows `type: [string, null]`; Gemini spells types in upper case.
-    let ty = match prop.get("type") {
-        Some(Value::String(s)) => s.to_ascii_lowercase(),
-        Some(Value::Array(types)) => types
-            .iter()
-            .filter_map(Value::as_str)
-            .find(|t| !t.eq_ignore_ascii_case("null"))
-            .unwrap_or("null")
-            .to_ascii_lowercase(),
-        _ => "string".to_string(),
-    };
-    match ty.as_str() {
-        "integer" => Value::from(1),
-        "number" => Value::from(1.5),
-        "boolean" => Value::Bool(true),
-        "array" => Value::Array(Vec::new()),
-        "object" => Value::Object(Map::new()),
-        "null" => Value::Null,
-        _ => Value::from("sim"),
+    match crate::schema::example(schema, None) {
+        args @ Value::Object(_) => args,
+        _ => Value::Object(serde_json::Map::new()),
     }
 }
 
@@ -516,7 +508,7 @@ mod tests {
         assert_eq!(
             call.arguments,
             json!({"city": "sim", "days": 1, "temp": 1.5, "metric": true, "unit": "c",
-                "tags": [], "opts": {}, "maybe": 1, "up": "sim"})
+                "tags": ["sim"], "opts": {}, "maybe": 1, "up": "sim"})
         );
         assert_eq!(a.finish, Finish::ToolUse);
         assert_eq!(a.output_tokens, 10);

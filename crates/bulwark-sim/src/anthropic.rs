@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::answer::{Answer, Finish, Prompt, ToolChoice, ToolDecl, fragments, stream_tokens};
+use crate::answer::{
+    Answer, Finish, Output, Prompt, ToolChoice, ToolDecl, fragments, stream_tokens,
+};
 use crate::stream::Frame;
 use crate::wire::{Ctx, ErrorSpec, Invalid, sse_event, string_list, text_of, u64_field};
 
@@ -105,6 +107,14 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
     if body.pointer("/thinking/type").and_then(Value::as_str) == Some("enabled") {
         check_thinking(body, max_tokens, messages)?;
     }
+    // `output_config.format` is current; the structured-outputs beta sent
+    // the same object as top-level `output_format`.
+    prompt.output = body
+        .pointer("/output_config/format")
+        .or_else(|| body.get("output_format"))
+        .filter(|f| f.get("type").and_then(Value::as_str) == Some("json_schema"))
+        .and_then(|f| f.get("schema"))
+        .map(|schema| Output::Schema(schema.clone()));
     Ok(prompt)
 }
 

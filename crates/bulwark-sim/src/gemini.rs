@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::answer::{Answer, Finish, Prompt, ToolChoice, ToolDecl, stream_tokens};
+use crate::answer::{Answer, Finish, Output, Prompt, ToolChoice, ToolDecl, stream_tokens};
 use crate::stream::Frame;
 use crate::wire::{Ctx, ErrorSpec, Invalid, string_list, text_of};
 
@@ -142,6 +142,14 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
             )));
         }
     }
+    let json = field(config, "responseMimeType", "response_mime_type")
+        .and_then(Value::as_str)
+        .is_some_and(|m| m == "application/json");
+    prompt.output = json.then(|| {
+        field(config, "responseJsonSchema", "response_json_schema")
+            .or_else(|| field(config, "responseSchema", "response_schema"))
+            .map_or(Output::JsonObject, |schema| Output::Schema(schema.clone()))
+    });
     Ok(prompt)
 }
 

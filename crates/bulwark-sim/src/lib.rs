@@ -32,11 +32,12 @@
 //! Tools are called on demand: with tool choice auto, only when the last
 //! user text holds `sim:call <ToolName>` (optionally followed on the same
 //! line by a JSON object of arguments; else arguments are built from the
-//! schema: string "sim", integer 1, number 1.5, boolean true, enum first
-//! value, array [], object {}). Tool choice required calls the `sim:call`
+//! schema, every string "sim"). Tool choice required calls the `sim:call`
 //! tool or the first declared; a named choice calls that tool. Requests
 //! that ask for thinking get deterministic thinking first, and models named
-//! `*-json-stream` answer stream requests with a complete JSON body. The
+//! `*-json-stream` answer stream requests with a complete JSON body. A
+//! request for structured output (a JSON schema, or JSON mode) is answered
+//! with a JSON document that satisfies it. The
 //! exact rules are in the README and the `answer` module.
 //!
 //! # Faults
@@ -84,6 +85,7 @@ mod headers;
 mod mix;
 mod openai;
 mod phase;
+mod schema;
 mod server;
 mod speed;
 mod state;

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::answer::{Answer, Finish, Prompt, ToolChoice, ToolDecl, stream_tokens};
+use crate::answer::{Answer, Finish, Output, Prompt, ToolChoice, ToolDecl, stream_tokens};
 use crate::stream::Frame;
 use crate::wire::{Ctx, ErrorSpec, Invalid, sse_data, string_list, text_of, u64_field};
 
@@ -109,6 +109,18 @@ pub(crate) fn parse(body: &Value, model: &str) -> Result<Prompt, Invalid> {
     prompt.thinking = match body.get("reasoning_effort") {
         Some(Value::String(effort)) => effort != "none",
         _ => false,
+    };
+    prompt.output = match body
+        .pointer("/response_format/type")
+        .and_then(Value::as_str)
+    {
+        Some("json_schema") => Some(Output::Schema(
+            body.pointer("/response_format/json_schema/schema")
+                .cloned()
+                .unwrap_or_else(|| Value::Object(serde_json::Map::new())),
+        )),
+        Some("json_object") => Some(Output::JsonObject),
+        _ => None,
     };
     Ok(prompt)
 }

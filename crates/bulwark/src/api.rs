@@ -151,12 +151,31 @@ pub struct ChatRequest {
     /// `Some(false)`: at most one tool call per turn (OpenAI
     /// `parallel_tool_calls: false`, Anthropic `disable_parallel_tool_use`).
     pub parallel_tool_calls: Option<bool>,
+    /// The shape the answer's text must have (OpenAI `response_format`,
+    /// Anthropic `output_config.format`, Gemini `responseMimeType` with
+    /// `responseJsonSchema`).
+    pub output_format: Option<OutputFormat>,
     /// The original body, when the request came through a front door.
     pub source: Option<SourceBody>,
     /// Fields the client sent that the neutral model does not carry, each
     /// with what becomes of it when another format serves the request
     /// (`wire::translate` decides; `docs/translation.md` lists them).
     pub unmapped: Vec<Unmapped>,
+}
+
+/// Structured output: the answer's text is a JSON document of this shape.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputFormat {
+    /// A document that satisfies `schema` (JSON Schema).
+    JsonSchema {
+        /// OpenAI requires a name for the schema; other formats have none.
+        name: Option<String>,
+        schema: Value,
+        /// OpenAI's `strict`: exact adherence, where the provider offers it.
+        strict: Option<bool>,
+    },
+    /// Any JSON object (OpenAI's JSON mode).
+    JsonObject,
 }
 
 /// How much a reasoning model should think before answering.
@@ -291,6 +310,7 @@ impl ChatRequest {
             reasoning: None,
             user: None,
             parallel_tool_calls: None,
+            output_format: None,
             source: None,
             unmapped: Vec::new(),
         }

@@ -2,7 +2,8 @@
 //! shapes in `shared/reference` (Part C).
 
 use bulwark::api::{
-    ContentBlock, Effort, FinishReason, Reasoning, Role, StreamEvent, Usage, WireFormat,
+    ContentBlock, Effort, FinishReason, OutputFormat, Reasoning, Role, StreamEvent, Usage,
+    WireFormat,
 };
 use bulwark::config::Translation;
 use bulwark::error::ErrorKind;
@@ -901,7 +902,7 @@ fn front_doors_accept_what_the_provider_might() -> TestResult {
         {"role": "function", "name": "f", "content": "42"}
     ],
     "tools": [{"type": "custom", "custom": {"name": "grammar"}}],
-    "response_format": {"type": "json_object"}});
+    "response_format": {"type": "grammar", "grammar": "root ::= x"}});
     let request = openai::decode_request(&bytes(&body))?;
     assert_eq!(request.messages[0].role, Role::System);
     let features: Vec<&str> = request.unmapped.iter().map(|u| u.feature).collect();
@@ -1122,5 +1123,189 @@ fn images_never_reach_a_model_configured_text_only() -> TestResult {
         assert_eq!(refusal.paths(), "messages[1]");
         assert_eq!(refusal.fields[0].feature, "image");
     }
+    Ok(())
+}
+
+/// A schema as Pydantic writes it for the OpenAI SDK's `parse`.
+fn greeting_schema() -> Value {
+    json!({"$defs": {"Mood": {"enum": ["calm", "loud"], "type": "string"}},
+        "properties": {"greeting": {"type": "string"}, "mood": {"$ref": "#/$defs/Mood"},
+            "words": {"anyOf": [{"type": "integer"}, {"type": "null"}]}},
+        "required": ["greeting", "mood", "words"], "type": "object", "additionalProperties": false})
+}
+
+fn lenient(
+    request: &bulwark::api::ChatRequest,
+    format: WireFormat,
+    mode: Translation,
+) -> Result<translate::Prepared, translate::Refusal> {
+    let traits = translate::traits("claude-sonnet-4-5", None);
+    translate::prepare(request, format, traits, true, 4096, mode)
+}
+
+#[test]
+fn openai_json_schema_maps_to_anthropic_and_gemini() -> TestResult {
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "Greet"}],
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "Greeting", "strict": true, "schema": greeting_schema()}}});
+    let request = openai::decode_request(&bytes(&body))?;
+    assert!(request.unmapped.is_empty(), "{:?}", request.unmapped);
+    assert_eq!(
+        request.output_format,
+        Some(OutputFormat::JsonSchema {
+            name: Some("Greeting".into()),
+            schema: greeting_schema(),
+            strict: Some(true)
+        })
+    );
+    for format in [WireFormat::Anthropic, WireFormat::Gemini] {
+        let prepared = lenient(&request, format, Translation::Strict).map_err(|r| r.describe())?;
+        assert!(prepared.dropped.is_empty() && prepared.request.is_none());
+    }
+    let encoded = anthropic::encode_request(&request, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(
+        encoded["output_config"],
+        json!({"format": {"type": "json_schema", "schema": greeting_schema()}})
+    );
+    let encoded = gemini::encode_request(&request)?;
+    assert_eq!(
+        encoded["generationConfig"],
+        json!({"responseMimeType": "application/json", "responseJsonSchema": greeting_schema()})
+    );
+    // The same format gets the body as it came.
+    let encoded = openai::encode_request(&request, "gpt-4o", openai::Upstream::OpenAi)?;
+    assert_eq!(encoded["response_format"], body["response_format"]);
+    // The format's description travels in the schema, where the other
+    // formats' providers read it.
+    let mut described = body.clone();
+    described["response_format"]["json_schema"]["description"] = json!("A greeting");
+    let request = openai::decode_request(&bytes(&described))?;
+    assert!(request.unmapped.is_empty(), "{:?}", request.unmapped);
+    let encoded = anthropic::encode_request(&request, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(
+        encoded["output_config"]["format"]["schema"]["description"],
+        "A greeting"
+    );
+    // `text` is the default: no format at all.
+    let plain = json!({"model": "m", "messages": [{"role": "user", "content": "Greet"}],
+        "response_format": {"type": "text"}});
+    let request = openai::decode_request(&bytes(&plain))?;
+    assert!(request.output_format.is_none() && request.unmapped.is_empty());
+    let encoded = anthropic::encode_request(&request, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(encoded.get("output_config"), None);
+    Ok(())
+}
+
+#[test]
+fn anthropic_output_format_maps_to_openai_and_gemini() -> TestResult {
+    for format_fields in [
+        json!({"output_config": {"effort": "low", "format": {"type": "json_schema", "schema": greeting_schema()}}}),
+        // The structured-outputs beta's top-level field.
+        json!({"output_format": {"type": "json_schema", "schema": greeting_schema()}}),
+    ] {
+        let mut body = json!({"model": "m", "max_tokens": 100,
+            "messages": [{"role": "user", "content": "Greet"}]});
+        for (key, value) in format_fields.as_object().ok_or("an object")? {
+            body[key] = value.clone();
+        }
+        let request = anthropic::decode_request(&bytes(&body))?;
+        assert!(request.unmapped.is_empty(), "{:?}", request.unmapped);
+        for dialect in [openai::Upstream::OpenAi, openai::Upstream::Compatible] {
+            let encoded = openai::encode_request(&request, "gpt-4o", dialect)?;
+            assert_eq!(
+                encoded["response_format"],
+                json!({"type": "json_schema", "json_schema": {
+                    "name": "response", "schema": greeting_schema(), "strict": true}}),
+                "{format_fields}"
+            );
+        }
+        let encoded = gemini::encode_request(&request)?;
+        assert_eq!(
+            encoded["generationConfig"]["responseJsonSchema"],
+            greeting_schema()
+        );
+        assert_eq!(
+            encoded["generationConfig"]["responseMimeType"],
+            "application/json"
+        );
+    }
+    // OpenAI refuses `strict` on a schema outside its strict subset (an
+    // optional property here): such a schema goes without it.
+    let mut open_schema = greeting_schema();
+    open_schema["required"] = json!(["greeting"]);
+    let body = json!({"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "Greet"}],
+        "output_config": {"format": {"type": "json_schema", "schema": open_schema}}});
+    let request = anthropic::decode_request(&bytes(&body))?;
+    let encoded = openai::encode_request(&request, "gpt-4o", openai::Upstream::OpenAi)?;
+    assert_eq!(
+        encoded["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": "response", "schema": open_schema}})
+    );
+    // The effort beside the format is still reasoning.
+    let body = json!({"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "Greet"}],
+        "output_config": {"effort": "low", "format": {"type": "json_schema", "schema": greeting_schema()}}});
+    let request = anthropic::decode_request(&bytes(&body))?;
+    assert_eq!(request.reasoning, Some(Reasoning::Effort(Effort::Low)));
+    let encoded = openai::encode_request(&request, "o3", openai::Upstream::OpenAi)?;
+    assert_eq!(encoded["reasoning_effort"], "low");
+    Ok(())
+}
+
+#[test]
+fn json_mode_is_dropped_for_anthropic_and_kept_elsewhere() -> TestResult {
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "Greet in JSON"}],
+        "response_format": {"type": "json_object"}});
+    let request = openai::decode_request(&bytes(&body))?;
+    assert_eq!(request.output_format, Some(OutputFormat::JsonObject));
+    let prepared =
+        lenient(&request, WireFormat::Anthropic, Translation::Lenient).map_err(|r| r.describe())?;
+    assert_eq!(prepared.dropped, ["json_mode"]);
+    let sent = prepared.request.ok_or("the target's copy changes")?;
+    assert_eq!(sent.output_format, None);
+    let encoded = anthropic::encode_request(&sent, "claude-sonnet-4-5", 4096)?;
+    assert_eq!(encoded.get("output_config"), None);
+    let refusal = lenient(&request, WireFormat::Anthropic, Translation::Strict)
+        .err()
+        .ok_or("a strict route refuses JSON mode for Anthropic")?;
+    assert_eq!(refusal.paths(), "response_format");
+    assert_eq!(refusal.fields[0].feature, "json_mode");
+
+    let prepared =
+        lenient(&request, WireFormat::Gemini, Translation::Strict).map_err(|r| r.describe())?;
+    assert!(prepared.dropped.is_empty());
+    let encoded = gemini::encode_request(&request)?;
+    assert_eq!(
+        encoded["generationConfig"],
+        json!({"responseMimeType": "application/json"})
+    );
+    // A request built in code reaches an OpenAI target in JSON mode.
+    let mut built = bulwark::api::ChatRequest::new("m", request.messages.clone());
+    built.output_format = Some(OutputFormat::JsonObject);
+    let encoded = openai::encode_request(&built, "gpt-4o", openai::Upstream::OpenAi)?;
+    assert_eq!(encoded["response_format"], json!({"type": "json_object"}));
+    Ok(())
+}
+
+#[test]
+fn unknown_output_formats_are_refused_across_formats() -> TestResult {
+    let body = json!({"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "Hi"}],
+        "output_config": {"format": {"type": "xml_schema", "schema": "<x/>"}}});
+    let request = anthropic::decode_request(&bytes(&body))?;
+    let refusal = lenient(&request, WireFormat::OpenAi, Translation::Lenient)
+        .err()
+        .ok_or("an unknown output format is refused")?;
+    assert_eq!(refusal.paths(), "output_config.format");
+    assert_eq!(refusal.fields[0].feature, "output_format");
+    // Its own format's provider judges it.
+    let prepared =
+        lenient(&request, WireFormat::Anthropic, Translation::Strict).map_err(|r| r.describe())?;
+    assert!(prepared.request.is_none());
+    // A malformed schema is the client's error at the door.
+    let bad = json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": "nope"}}});
+    let error = openai::decode_request(&bytes(&bad))
+        .err()
+        .ok_or("a schema that is not an object is refused")?;
+    assert_eq!(error.kind, ErrorKind::InvalidRequest);
     Ok(())
 }

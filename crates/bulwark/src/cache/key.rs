@@ -7,7 +7,8 @@
 //! tag, so that no two different requests can produce the same byte stream.
 
 use crate::api::{
-    ChatRequest, ContentBlock, ImageSource, Message, Role, SourceBody, Tool, ToolChoice,
+    ChatRequest, ContentBlock, ImageSource, Message, OutputFormat, Role, SourceBody, Tool,
+    ToolChoice,
 };
 
 pub type CacheKey = [u8; 32];
@@ -35,6 +36,7 @@ pub fn cache_key(tenant: &str, route: &str, request: &ChatRequest) -> CacheKey {
         // Who asks is keyed as the tenant; it does not change the answer.
         user: _,
         parallel_tool_calls,
+        output_format,
         source,
         // Their values are in `source`.
         unmapped: _,
@@ -64,6 +66,19 @@ pub fn cache_key(tenant: &str, route: &str, request: &ChatRequest) -> CacheKey {
     }
     key.text(b"reasoning", &format!("{reasoning:?}"));
     key.text(b"parallel_tool_calls", &format!("{parallel_tool_calls:?}"));
+    match output_format {
+        None => key.text(b"output_format", ""),
+        Some(OutputFormat::JsonObject) => key.text(b"output_format", "json_object"),
+        Some(OutputFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        }) => {
+            key.text(b"output_format.name", name.as_deref().unwrap_or_default());
+            key.text(b"output_format.schema", &schema.to_string());
+            key.text(b"output_format.strict", &format!("{strict:?}"));
+        }
+    }
     // Everything else the client sent (a seed, a response format...): a JSON
     // object's keys are sorted, so field order in the body does not matter.
     if let Some(SourceBody {
@@ -197,6 +212,7 @@ mod tests {
             r#"{"model":"m","temperature":0,"seed":1,"messages":[{"role":"user","content":"hi"}]}"#,
             r#"{"model":"m","temperature":0,"messages":[{"role":"system","content":"hi"}]}"#,
             r#"{"model":"m","temperature":0,"stop":["x"],"messages":[{"role":"user","content":"hi"}]}"#,
+            r#"{"model":"m","temperature":0,"response_format":{"type":"json_object"},"messages":[{"role":"user","content":"hi"}]}"#,
         ] {
             assert_ne!(base, key_of(other), "{other}");
         }

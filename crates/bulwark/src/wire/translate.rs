@@ -10,7 +10,8 @@
 //! model itself cannot take (images for a text-only model).
 
 use crate::api::{
-    ChatRequest, ContentBlock, Effort, Fate, Reasoning, Role, ToolChoice, Unmapped, WireFormat,
+    ChatRequest, ContentBlock, Effort, Fate, OutputFormat, Reasoning, Role, ToolChoice, Unmapped,
+    WireFormat,
 };
 use crate::config::{ModelTraitsOverride, Translation};
 use crate::error::ApiError;
@@ -86,7 +87,7 @@ pub const FATES: &[Row] = &[
         ANTHROPIC,
         "output_format",
         Fate::Refuse(
-            "the answer's JSON schema would not be enforced, and a client parsing it relies on it",
+            "an output format Bulwark does not know; its shape would not be enforced, and a client parsing the answer relies on it",
         ),
     ),
     row(ANTHROPIC, "thinking", Fate::Drop(NOT_REASONING)),
@@ -142,7 +143,7 @@ pub const FATES: &[Row] = &[
         OPENAI,
         "response_format",
         Fate::Refuse(
-            "the answer's JSON shape would not be enforced, and a client parsing it relies on it",
+            "a response format Bulwark does not know; its shape would not be enforced, and a client parsing the answer relies on it",
         ),
     ),
     row(
@@ -226,6 +227,13 @@ pub const FATES: &[Row] = &[
         "unknown_role",
         Fate::Refuse(
             "the message's role has no equivalent, so its place in the conversation would be lost",
+        ),
+    ),
+    row(
+        ANY,
+        "json_mode",
+        Fate::Drop(
+            "Anthropic enforces only a full JSON schema, not JSON without one; the target is not held to JSON",
         ),
     ),
     row(ANY, "unknown_block", Fate::Drop(UNKNOWN)),
@@ -495,6 +503,15 @@ pub fn prepare(
             more: 0,
         });
     }
+    if request.output_format == Some(OutputFormat::JsonObject) && format == WireFormat::Anthropic {
+        left_out.push(Unmapped {
+            path: "response_format".into(),
+            feature: "json_mode",
+            fate: fate(None, "json_mode"),
+            more: 0,
+        });
+        translated.output_format = None;
+    }
     let mut dropped = Vec::new();
     for field in left_out {
         match (field.fate, mode) {
@@ -523,7 +540,8 @@ pub fn prepare(
     let changed = translated.reasoning != request.reasoning
         || translated.temperature != request.temperature
         || translated.top_p != request.top_p
-        || translated.top_k != request.top_k;
+        || translated.top_k != request.top_k
+        || translated.output_format != request.output_format;
     Ok(Prepared {
         request: changed.then_some(translated),
         dropped,

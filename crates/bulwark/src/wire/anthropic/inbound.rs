@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::api::{
-    ChatRequest, ContentBlock, Effort, ImageSource, Message, Reasoning, Role, SourceBody, Tool,
-    ToolCall, ToolChoice, ToolResult, Unmapped, WireFormat,
+    ChatRequest, ContentBlock, Effort, ImageSource, Message, OutputFormat, Reasoning, Role,
+    SourceBody, Tool, ToolCall, ToolChoice, ToolResult, Unmapped, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::json as j;
@@ -109,7 +109,15 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
             request.parallel_tool_calls = Some(false);
         }
     }
-    request.reasoning = decode_reasoning(&mut obj, &mut unmapped_fields)?;
+    // The structured-outputs beta (`structured-outputs-2025-11-13`) named
+    // the format at the top level; `output_config.format` replaced it and
+    // wins when both are sent.
+    if let Some(format) = j::take(&mut obj, "output_format") {
+        request.output_format =
+            decode_output_format(format, "output_format", &mut unmapped_fields)?;
+    }
+    request.reasoning =
+        decode_reasoning(&mut obj, &mut request.output_format, &mut unmapped_fields)?;
     if let Some(mut metadata) = j::take_object(&mut obj, "metadata", "metadata")? {
         request.user = j::take_string(&mut metadata, "user_id", "metadata.user_id")?;
         // Other metadata is Anthropic's bookkeeping: it never changes the answer.
@@ -138,6 +146,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
 /// Reads `thinking` and `output_config`: Anthropic's reasoning settings.
 fn decode_reasoning(
     obj: &mut j::Object,
+    output_format: &mut Option<OutputFormat>,
     unmapped_fields: &mut Vec<Unmapped>,
 ) -> Result<Option<Reasoning>, ApiError> {
     // `None` inside: the client asked for no reasoning.
@@ -149,8 +158,8 @@ fn decode_reasoning(
                 unmapped(unmapped_fields, "output_config.effort", "output_config");
             }
         }
-        if config.remove("format").is_some() {
-            unmapped(unmapped_fields, "output_config.format", "output_format");
+        if let Some(format) = j::take(&mut config, "format") {
+            *output_format = decode_output_format(format, "output_config.format", unmapped_fields)?;
         }
         for key in config.keys() {
             unmapped(
@@ -178,6 +187,38 @@ fn decode_reasoning(
             None
         }
     })
+}
+
+/// Reads a structured-output format: `{type: json_schema, schema}`. A type
+/// newer than Bulwark is recorded, so Anthropic itself judges it.
+fn decode_output_format(
+    format: Value,
+    path: &str,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<OutputFormat>, ApiError> {
+    let mut format = j::into_object(format, path)?;
+    let kind = j::take_string(&mut format, "type", &format!("{path}.type"))?;
+    if kind.as_deref() != Some("json_schema") {
+        unmapped(unmapped_fields, path.to_string(), "output_format");
+        return Ok(None);
+    }
+    let schema =
+        j::take(&mut format, "schema").ok_or_else(|| j::missing(&format!("{path}.schema")))?;
+    if !schema.is_object() {
+        return Err(j::wrong_type(
+            &format!("{path}.schema"),
+            "a JSON Schema object",
+            &schema,
+        ));
+    }
+    j::leftovers(&format, path, FORMAT, unmapped_fields);
+    Ok(Some(OutputFormat::JsonSchema {
+        name: None,
+        schema,
+        // Anthropic has no such setting: it always holds the answer to the
+        // schema. An OpenAI target decides from the schema (see its encoder).
+        strict: None,
+    }))
 }
 
 /// One content block. A block type Bulwark does not know is kept out of

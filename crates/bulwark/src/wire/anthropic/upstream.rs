@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Reasoning, Role, ToolCall,
-    ToolChoice, Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, OutputFormat, Reasoning,
+    Role, ToolCall, ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -123,6 +123,14 @@ pub fn encode_request(
             choice["disable_parallel_tool_use"] = json!(true);
         }
         body.insert("tool_choice".into(), choice);
+    }
+    // JSON mode without a schema has no Anthropic form: `prepare` leaves it
+    // out and reports it before a request gets here.
+    if let Some(OutputFormat::JsonSchema { schema, .. }) = &request.output_format {
+        body.insert(
+            "output_config".into(),
+            json!({"format": {"type": "json_schema", "schema": schema}}),
+        );
     }
     body.insert("stream".into(), json!(true));
     Ok(Value::Object(body))

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Role, ToolCall, ToolChoice,
-    Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, OutputFormat, Role,
+    ToolCall, ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -76,6 +76,18 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
             "thinkingConfig".into(),
             json!({"thinkingBudget": reasoning.budget()}),
         );
+    }
+    match &request.output_format {
+        None => {}
+        Some(OutputFormat::JsonObject) => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+        }
+        Some(OutputFormat::JsonSchema { schema, .. }) => {
+            config.insert("responseMimeType".into(), json!("application/json"));
+            // `responseSchema` takes only an OpenAPI subset; this field takes
+            // JSON Schema as clients write it (`$defs`, `$ref`, `anyOf`).
+            config.insert("responseJsonSchema".into(), schema.clone());
+        }
     }
     if !config.is_empty() {
         body.insert("generationConfig".into(), Value::Object(config));

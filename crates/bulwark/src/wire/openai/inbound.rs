@@ -3,8 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::api::{
-    ChatRequest, ContentBlock, Effort, ImageSource, Message, Reasoning, Role, SourceBody, Tool,
-    ToolCall, ToolChoice, ToolResult, Unmapped, WireFormat,
+    ChatRequest, ContentBlock, Effort, ImageSource, Message, OutputFormat, Reasoning, Role,
+    SourceBody, Tool, ToolCall, ToolChoice, ToolResult, Unmapped, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::json as j;
@@ -98,14 +98,14 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
             obj.remove(key);
         }
     }
-    if obj.get("response_format").and_then(|f| f.get("type")) == Some(&json!("text")) {
-        obj.remove("response_format");
-    }
+    let output_format = match j::take_object(&mut obj, "response_format", "response_format")? {
+        None => None,
+        Some(format) => decode_response_format(format, &mut unmapped_fields)?,
+    };
     for (key, feature) in [
         ("n", "n"),
         ("logprobs", "logprobs"),
         ("top_logprobs", "logprobs"),
-        ("response_format", "response_format"),
         ("modalities", "audio"),
         ("audio", "audio"),
         ("store", "store"),
@@ -136,6 +136,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     request.reasoning = reasoning;
     request.user = user.or(safety_identifier);
     request.parallel_tool_calls = parallel_tool_calls;
+    request.output_format = output_format;
     request.unmapped = unmapped_fields;
     request.source = Some(SourceBody {
         format: WireFormat::OpenAi,
@@ -144,6 +145,58 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         headers: Vec::new(),
     });
     Ok(request)
+}
+
+/// Reads `response_format`: `text` (the default, no constraint),
+/// `json_object` or `json_schema`. A type newer than Bulwark is recorded, so
+/// OpenAI itself judges it.
+fn decode_response_format(
+    mut format: j::Object,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<OutputFormat>, ApiError> {
+    let kind = j::take_string(&mut format, "type", "response_format.type")?;
+    let output = match kind.as_deref() {
+        Some("text") => None,
+        Some("json_object") => Some(OutputFormat::JsonObject),
+        Some("json_schema") => {
+            let path = "response_format.json_schema";
+            let mut spec = j::take_object(&mut format, "json_schema", path)?
+                .ok_or_else(|| j::missing(path))?;
+            let name = j::take_string(&mut spec, "name", &format!("{path}.name"))?;
+            let strict = j::take_bool(&mut spec, "strict", &format!("{path}.strict"))?;
+            let description =
+                j::take_string(&mut spec, "description", &format!("{path}.description"))?;
+            // OpenAI defaults to an open schema; every format reads that.
+            let mut schema = j::take(&mut spec, "schema").unwrap_or_else(|| json!({}));
+            let Some(root) = schema.as_object_mut() else {
+                return Err(j::wrong_type(
+                    &format!("{path}.schema"),
+                    "a JSON Schema object",
+                    &schema,
+                ));
+            };
+            // What the answer is for: other formats have no field for it
+            // beside the schema, but every provider reads a schema's own
+            // `description`.
+            if let Some(description) = description
+                && !root.contains_key("description")
+            {
+                root.insert("description".into(), json!(description));
+            }
+            j::leftovers(&spec, path, FORMAT, unmapped_fields);
+            Some(OutputFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+            })
+        }
+        _ => {
+            unmapped(unmapped_fields, "response_format", "response_format");
+            return Ok(None);
+        }
+    };
+    j::leftovers(&format, "response_format", FORMAT, unmapped_fields);
+    Ok(output)
 }
 
 fn is_tool_result(block: &ContentBlock) -> bool {

@@ -4,8 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use crate::api::{
-    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Message, Role, ToolCall,
-    ToolChoice, Usage, WireFormat,
+    ChatRequest, ChatResponse, ContentBlock, FinishReason, ImageSource, Message, OutputFormat,
+    Role, ToolCall, ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
@@ -21,6 +21,9 @@ pub enum Upstream {
     /// take `top_k` as an extension.
     Compatible,
 }
+
+/// The schema name sent when the client's format names none.
+const DEFAULT_SCHEMA_NAME: &str = "response";
 
 /// Encodes a request for an OpenAI-format provider.
 pub fn encode_request(
@@ -113,6 +116,36 @@ pub fn encode_request(
     if let Some(user) = &request.user {
         body.insert("user".into(), json!(user));
     }
+    match &request.output_format {
+        None => {}
+        Some(OutputFormat::JsonObject) => {
+            body.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        Some(OutputFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        }) => {
+            let mut spec = Map::new();
+            // OpenAI requires a name; other formats' schemas have none.
+            spec.insert(
+                "name".into(),
+                json!(name.as_deref().unwrap_or(DEFAULT_SCHEMA_NAME)),
+            );
+            spec.insert("schema".into(), schema.clone());
+            // Without the client's word (Anthropic and Gemini schemas are
+            // always enforced), ask for OpenAI's enforcement where the
+            // schema fits its strict subset; OpenAI refuses `strict` on any
+            // other schema, and an answer guided by it beats an error.
+            if let Some(strict) = strict.or_else(|| fits_strict_subset(schema).then_some(true)) {
+                spec.insert("strict".into(), json!(strict));
+            }
+            body.insert(
+                "response_format".into(),
+                json!({"type": "json_schema", "json_schema": spec}),
+            );
+        }
+    }
     // OpenAI takes the setting only beside tools.
     if request.parallel_tool_calls == Some(false) && !request.tools.is_empty() {
         body.insert("parallel_tool_calls".into(), json!(false));
@@ -120,6 +153,35 @@ pub fn encode_request(
     body.insert("stream".into(), json!(true));
     body.insert("stream_options".into(), json!({"include_usage": true}));
     Ok(Value::Object(body))
+}
+
+/// Whether OpenAI takes `schema` with `strict: true`: every object closes
+/// with `additionalProperties: false` and requires all its properties.
+fn fits_strict_subset(schema: &Value) -> bool {
+    match schema {
+        Value::Object(node) => {
+            let is_object = node.get("type").and_then(Value::as_str) == Some("object")
+                || node.get("properties").is_some_and(Value::is_object);
+            if is_object {
+                let closed = node.get("additionalProperties") == Some(&Value::Bool(false));
+                let required: Vec<&str> = node
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let all_required = node
+                    .get("properties")
+                    .and_then(Value::as_object)
+                    .is_none_or(|props| props.keys().all(|k| required.contains(&k.as_str())));
+                if !closed || !all_required {
+                    return false;
+                }
+            }
+            node.values().all(fits_strict_subset)
+        }
+        Value::Array(items) => items.iter().all(fits_strict_subset),
+        _ => true,
+    }
 }
 
 fn encode_message(message: &Message, out: &mut Vec<Value>) -> Result<(), ApiError> {
