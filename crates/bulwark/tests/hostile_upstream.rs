@@ -8,12 +8,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bulwark::api::{ChatRequest, Message, Role};
-use bulwark::{Client, Config};
+use bulwark::Client;
+use bulwark::api::ChatRequest;
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Mutex;
+
+mod common;
+mod raw_http;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -71,31 +74,9 @@ async fn answer(
     response: &str,
     seen: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
-    let mut read = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        let n = socket.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        read.extend_from_slice(&buf[..n]);
-        if let Some(at) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
+    let Some(read) = raw_http::read_request(&mut socket).await? else {
+        return Ok(());
     };
-    let head = String::from_utf8_lossy(&read[..head_end]).to_ascii_lowercase();
-    let length = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    while read.len() < head_end + length {
-        let n = socket.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        read.extend_from_slice(&buf[..n]);
-    }
     seen.lock()
         .await
         .push(String::from_utf8_lossy(&read).into_owned());
@@ -135,17 +116,11 @@ fn client(kind: &str, url: &str) -> Result<Client, Box<dyn std::error::Error>> {
     let yaml = format!(
         "providers:\n  p: {{ kind: {kind}, base_url: \"{url}\", api_key: {KEY} }}\nroutes:\n  main: {{ targets: [p/m], max_retries: 0, first_token_timeout: 5s, attempt_timeout: 5s, stream_idle_timeout: 5s }}\n"
     );
-    Ok(Client::from_config(&Config::from_yaml(
-        &yaml,
-        "test",
-        &|_| None,
-    )?)?)
+    common::client_from_yaml(&yaml)
 }
 
 fn request() -> ChatRequest {
-    let mut request = ChatRequest::new("main", vec![Message::text(Role::User, "Hello there")]);
-    request.max_tokens = Some(16);
-    request
+    common::request("Hello there", 16)
 }
 
 /// Whether `text` holds the key or any of the ways the tests quote it (not
@@ -252,7 +227,7 @@ async fn redirects_are_not_followed_and_the_key_stays_home() -> TestResult {
         let yaml = format!(
             "providers:\n  p: {{ kind: {kind}, base_url: \"{base}\", api_key: {KEY} }}\nroutes:\n  main: {{ targets: [p/m], max_retries: 2, backoff_base: 1ms, backoff_cap: 2ms }}\n"
         );
-        let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+        let client = common::client_from_yaml(&yaml)?;
         let Err(failed) = client.chat(request()).await else {
             return Err(format!("{kind}: a redirect was followed to an answer").into());
         };
@@ -304,7 +279,7 @@ async fn a_redirect_fails_over_to_the_next_target() -> TestResult {
         primary.url(),
         backup.url()
     );
-    let client = Client::from_config(&Config::from_yaml(&yaml, "test", &|_| None)?)?;
+    let client = common::client_from_yaml(&yaml)?;
     let served = client.chat(request()).await?;
     assert_eq!(served.target, "b/m");
     assert_eq!(served.attempts, 2, "the redirect was not retried");

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bulwark::api::{ChatRequest, Message, Role};
+use bulwark::Client;
+use bulwark::api::ChatRequest;
 use bulwark::error::UpstreamFailure;
-use bulwark::{Client, Config};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+mod common;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -165,17 +167,11 @@ fn client(
     yaml.push_str(&format!(
         "routes:\n  main: {{ targets: [{targets}], max_retries: 2, backoff_base: 1ms, backoff_cap: 2ms, first_token_timeout: 30s, attempt_timeout: 30s, stream_idle_timeout: 30s }}\n"
     ));
-    Ok(Client::from_config(&Config::from_yaml(
-        &yaml,
-        "test",
-        &|_| None,
-    )?)?)
+    common::client_from_yaml(&yaml)
 }
 
 fn request() -> ChatRequest {
-    let mut request = ChatRequest::new("main", vec![Message::text(Role::User, "Hello there")]);
-    request.max_tokens = Some(16);
-    request
+    common::request("Hello there", 16)
 }
 
 const CAP: u64 = 64 * 1024;

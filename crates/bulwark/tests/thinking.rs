@@ -14,15 +14,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bulwark::api::{ChatRequest, ContentBlock, Message, Role, SourceBody, StreamEvent, WireFormat};
+use bulwark::Client;
+use bulwark::api::{ChatRequest, ContentBlock, SourceBody, StreamEvent, WireFormat};
 use bulwark::events::Event;
 use bulwark::resilience::breaker::BreakerState;
-use bulwark::{Client, Config};
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
+
+mod common;
+mod raw_http;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -70,30 +73,8 @@ impl Upstream {
 /// Reads one request (head and `content-length` body), then writes the
 /// script's events, each after its pause, and closes.
 async fn answer(mut socket: TcpStream, script: &[Step]) -> std::io::Result<()> {
-    let mut read = Vec::new();
-    let mut buf = [0u8; 4096];
-    let head_end = loop {
-        let n = socket.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        read.extend_from_slice(&buf[..n]);
-        if let Some(at) = read.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&read[..head_end]).to_ascii_lowercase();
-    let length = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    while read.len() < head_end + length {
-        let n = socket.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        read.extend_from_slice(&buf[..n]);
+    if raw_http::read_request(&mut socket).await?.is_none() {
+        return Ok(());
     }
     socket
         .write_all(
@@ -180,30 +161,27 @@ fn answers_at_once() -> Vec<Step> {
     script
 }
 
-/// Route `main` = [primary, backup] (both Anthropic), with a 5 s first-token
+/// Starts `primary` and a backup that answers at once, and a client whose
+/// route `main` = [primary, backup] (both Anthropic), with a 5 s first-token
 /// timeout, the route options given, and a breaker that opens at the first
-/// failure it counts, so that a counted failure shows.
-fn client(
-    primary: &Upstream,
-    backup: &Upstream,
+/// failure it counts, so that a counted failure shows. Returns the client
+/// and the backup, whose calls the tests count.
+async fn client(
+    primary: Vec<Step>,
     route_options: &str,
-) -> Result<Client, Box<dyn std::error::Error>> {
+) -> Result<(Client, Upstream), Box<dyn std::error::Error>> {
+    let primary = Upstream::start(primary).await?;
+    let backup = Upstream::start(answers_at_once()).await?;
     let yaml = format!(
         "providers:\n  primary: {{ kind: anthropic, base_url: \"{}\" }}\n  backup: {{ kind: anthropic, base_url: \"{}\" }}\nroutes:\n  main: {{ targets: [primary/claude-sonnet-4-5, backup/claude-sonnet-4-5], max_retries: 0, first_token_timeout: 5s, deadline: 120s{route_options} }}\nbreaker: {{ consecutive_failures: 1 }}\n",
         primary.url(),
         backup.url()
     );
-    Ok(Client::from_config(&Config::from_yaml(
-        &yaml,
-        "test",
-        &|_| None,
-    )?)?)
+    Ok((common::client_from_yaml(&yaml)?, backup))
 }
 
 fn request() -> ChatRequest {
-    let mut request = ChatRequest::new("main", vec![Message::text(Role::User, "Hello")]);
-    request.max_tokens = Some(64);
-    request
+    common::request("Hello", 64)
 }
 
 /// The request as an Anthropic client's front door gives it: an Anthropic
@@ -247,9 +225,7 @@ fn no_attempt_failed(events: &mut tokio::sync::broadcast::Receiver<Event>) -> bo
 /// backup is never called.
 #[tokio::test(start_paused = true)]
 async fn a_long_thinking_phase_is_served_not_failed_over() -> TestResult {
-    let primary = Upstream::start(thinks_for_12_seconds()).await?;
-    let backup = Upstream::start(answers_at_once()).await?;
-    let client = client(&primary, &backup, "")?;
+    let (client, backup) = client(thinks_for_12_seconds(), "").await?;
     let mut events = client.subscribe();
     let started = Instant::now();
     let served = client.chat(request()).await?;
@@ -273,9 +249,7 @@ async fn a_long_thinking_phase_is_served_not_failed_over() -> TestResult {
 /// breaker hears of a success.
 #[tokio::test(start_paused = true)]
 async fn a_long_thinking_phase_is_streamed_not_failed_over() -> TestResult {
-    let primary = Upstream::start(thinks_for_12_seconds()).await?;
-    let backup = Upstream::start(answers_at_once()).await?;
-    let client = client(&primary, &backup, "")?;
+    let (client, backup) = client(thinks_for_12_seconds(), "").await?;
     let mut events = client.subscribe();
     let served = client.stream(request()).await?;
     assert_eq!(served.target, "primary/claude-sonnet-4-5");
@@ -311,9 +285,7 @@ async fn an_upstream_that_only_pings_times_out() -> TestResult {
     for _ in 0..30 {
         script.push(event(2_000, json!({"type": "ping"})));
     }
-    let primary = Upstream::start(script).await?;
-    let backup = Upstream::start(answers_at_once()).await?;
-    let client = client(&primary, &backup, "")?;
+    let (client, _backup) = client(script, "").await?;
     let started = Instant::now();
     let served = client.chat(request()).await?;
     assert_eq!(served.target, "backup/claude-sonnet-4-5");
@@ -334,9 +306,7 @@ async fn an_upstream_that_only_pings_times_out() -> TestResult {
 /// hedge, although its first text comes 12 s later: it is answering.
 #[tokio::test(start_paused = true)]
 async fn no_hedge_is_sent_while_the_primary_thinks() -> TestResult {
-    let primary = Upstream::start(thinks_for_12_seconds()).await?;
-    let backup = Upstream::start(answers_at_once()).await?;
-    let client = client(&primary, &backup, ", hedge_after: 1s")?;
+    let (client, backup) = client(thinks_for_12_seconds(), ", hedge_after: 1s").await?;
     let mut events = client.subscribe();
     for served in [
         client.chat(request()).await?.target,
@@ -359,9 +329,7 @@ async fn a_silent_primary_is_still_hedged() -> TestResult {
     let mut script = vec![message_start()];
     script.extend(thinking(3_000, 1, 100));
     script.extend(answer_text(1, "Late."));
-    let primary = Upstream::start(script).await?;
-    let backup = Upstream::start(answers_at_once()).await?;
-    let client = client(&primary, &backup, ", hedge_after: 1s")?;
+    let (client, backup) = client(script, ", hedge_after: 1s").await?;
     let served = client.chat(request()).await?;
     assert_eq!(served.target, "backup/claude-sonnet-4-5");
     assert_eq!(backup.calls(), 1);
@@ -379,9 +347,7 @@ fn thinks_then_breaks() -> Vec<Step> {
 /// while the model thinks is replaced by the backup unseen.
 #[tokio::test(start_paused = true)]
 async fn a_break_while_thinking_is_replaced_unseen_for_a_translated_client() -> TestResult {
-    let primary = Upstream::start(thinks_then_breaks()).await?;
-    let backup = Upstream::start(answers_at_once()).await?;
-    let client = client(&primary, &backup, "")?;
+    let (client, _backup) = client(thinks_then_breaks(), "").await?;
     let served = client.stream(request()).await?;
     assert_eq!(served.target, "backup/claude-sonnet-4-5");
     let streamed: Vec<_> = served.value.collect().await;
@@ -399,9 +365,7 @@ async fn a_break_while_thinking_is_replaced_unseen_for_a_translated_client() -> 
 /// spliced after thinking it was shown.
 #[tokio::test(start_paused = true)]
 async fn a_relayed_client_is_shown_thinking_as_it_comes() -> TestResult {
-    let primary = Upstream::start(thinks_then_breaks()).await?;
-    let backup = Upstream::start(answers_at_once()).await?;
-    let client = client(&primary, &backup, "")?;
+    let (client, backup) = client(thinks_then_breaks(), "").await?;
     let started = Instant::now();
     let served = client
         .stream_chunks(anthropic_client_request(), Default::default())
