@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from clientutil import ANTHROPIC_MODEL, BROKEN_MODEL, OPENAI_MODEL, SIM_FAULTS
+from sdkutil import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 BULWARK_BIN = os.environ.get(
@@ -98,13 +99,7 @@ class _Process:
         )
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self._stderr.close()
 
 

@@ -27,7 +27,7 @@ import httpx
 import openai
 import pytest
 
-from sdkutil import MAX_REQUEST_BYTES, generated_routes
+from sdkutil import MAX_REQUEST_BYTES, generated_routes, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 BULWARK_BIN = os.environ.get("BULWARK_BIN", str(ROOT / "target" / "debug" / "bulwark"))
@@ -134,13 +134,7 @@ class ManagedProcess:
         )
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self._stderr.close()
 
 

@@ -1,11 +1,25 @@
-"""Constants and helpers shared by the SDK test modules."""
+"""Constants and helpers shared by the SDK test modules (and, for
+`stop_process`, by tests/clients, whose pytest.ini puts this folder on the path)."""
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminates `proc` if it still runs, and kills it if it has not exited 5 s later."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
 
 # Small on purpose so the 413 test needs only a modest body.
 MAX_REQUEST_BYTES = 65536
