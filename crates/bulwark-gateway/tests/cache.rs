@@ -8,6 +8,7 @@ use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
 use serde_json::{Value, json};
 
 mod common;
+mod sim_gateway;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -19,12 +20,10 @@ struct Setup {
 }
 
 async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
-    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
-    let yaml = format!(
-        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  cached: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 1h }} }}\n  any: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 1h, nondeterministic: true }} }}\n  brief: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 300ms }} }}\n  plain: {{ targets: [p/gpt-4o-mini] }}\n",
-        sim.url()
-    );
-    let gateway = common::start_gateway(&yaml).await?;
+    let (sim, gateway) = sim_gateway::start(SimConfig::default(), |url| format!(
+        "listen: 127.0.0.1:0\nproviders:\n  p: {{ kind: openai, base_url: \"{url}/v1\" }}\nroutes:\n  cached: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 1h }} }}\n  any: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 1h, nondeterministic: true }} }}\n  brief: {{ targets: [p/gpt-4o-mini], cache: {{ ttl: 300ms }} }}\n  plain: {{ targets: [p/gpt-4o-mini] }}\n"
+    ))
+    .await?;
     Ok(Setup {
         base: gateway.base.clone(),
         http: reqwest::Client::new(),
@@ -51,12 +50,7 @@ impl Setup {
             request = request.header("cache-control", value);
         }
         let response = request.send().await?;
-        let cache = response
-            .headers()
-            .get("x-bulwark-cache")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_string();
+        let cache = sim_gateway::header(&response, "x-bulwark-cache").unwrap_or_else(|| "-".into());
         Ok((cache, response.text().await?))
     }
 }
@@ -225,14 +219,8 @@ async fn degraded_answers_say_how_they_were_made() -> TestResult {
                 .body(body)
                 .send()
                 .await?;
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("-")
-                    .to_string()
-            };
+            let header =
+                |name: &str| sim_gateway::header(&response, name).unwrap_or_else(|| "-".into());
             let (status, cache, degraded) = (
                 response.status().as_u16(),
                 header("x-bulwark-cache"),

@@ -10,6 +10,7 @@
 //! it, credentials removed; only `body.model` is replaced, by the route name.
 
 mod common;
+mod sim_gateway;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,10 +134,9 @@ async fn start() -> Result<(SimServer, common::Running), Box<dyn std::error::Err
         ],
         ..SimConfig::default()
     };
-    let sim = SimServer::start("127.0.0.1:0", config).await?;
-    let url = sim.url();
-    let yaml = format!(
-        "listen: 127.0.0.1:0
+    sim_gateway::start(config, |url| {
+        format!(
+            "listen: 127.0.0.1:0
 providers:
   sim-openai:    {{ kind: openai, base_url: \"{url}/v1\", api_key: test }}
   sim-anthropic: {{ kind: anthropic, base_url: \"{url}\", api_key: test }}
@@ -146,9 +146,9 @@ routes:
   failover-to-openai: {{ targets: [sim-anthropic/{BROKEN_MODEL}, sim-openai/{OPENAI_MODEL}], max_retries: 0 }}
   failover-to-anthropic: {{ targets: [sim-openai/{BROKEN_MODEL}, sim-anthropic/{ANTHROPIC_MODEL}], max_retries: 0 }}
 "
-    );
-    let running = common::start_gateway(&yaml).await?;
-    Ok((sim, running))
+        )
+    })
+    .await
 }
 
 /// `?k=v&...`, percent-encoded, or nothing for no parameters.
@@ -209,14 +209,7 @@ async fn replay(
         .await
         .map_err(|e| format!("request failed: {e}"))?;
     let status = response.status();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
+    let header = |name: &str| sim_gateway::header(&response, name).unwrap_or_default();
     let (target, fallback, dropped, encoding) = (
         header("x-bulwark-target"),
         header("x-bulwark-fallback"),

@@ -9,6 +9,7 @@ use bulwark_sim::{Latency, SimConfig, SimServer};
 use serde_json::{Value, json};
 
 mod common;
+mod sim_gateway;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -20,10 +21,9 @@ struct Setup {
 }
 
 async fn setup(sim_config: SimConfig) -> Result<Setup, Box<dyn std::error::Error>> {
-    let sim = SimServer::start("127.0.0.1:0", sim_config).await?;
-    let url = sim.url();
-    let yaml = format!(
-        "listen: 127.0.0.1:0
+    let (sim, gateway) = sim_gateway::start(sim_config, |url| {
+        format!(
+            "listen: 127.0.0.1:0
 providers:
   compat: {{ kind: openai-compatible, base_url: \"{url}/v1\" }}
   complete: {{ kind: openai-compatible, base_url: \"{url}/v1\", stream: false }}
@@ -37,8 +37,9 @@ routes:
   claude: {{ targets: [claude/claude-sonnet-4-5], max_retries: 0 }}
   tiny: {{ targets: [tiny/llama-json-stream] }}
 "
-    );
-    let gateway = common::start_gateway(&yaml).await?;
+        )
+    })
+    .await?;
     Ok(Setup {
         base: gateway.base.clone(),
         http: reqwest::Client::new(),
@@ -64,13 +65,7 @@ impl Setup {
             .body(body.to_string())
             .send()
             .await?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(String::from)
-        };
+        let header = |name: &str| sim_gateway::header(&response, name);
         let (status, attempts, cache) = (
             response.status().as_u16(),
             header("x-bulwark-attempts"),

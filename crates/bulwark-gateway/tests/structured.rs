@@ -3,6 +3,7 @@
 //! is served by the Anthropic target, with JSON that satisfies the schema.
 
 mod common;
+mod sim_gateway;
 
 use bulwark_sim::{Fault, FaultRule, Format, SimConfig, SimServer};
 use serde_json::{Value, json};
@@ -38,19 +39,18 @@ async fn start() -> Result<(SimServer, common::Running), Box<dyn std::error::Err
         ],
         ..SimConfig::default()
     };
-    let sim = SimServer::start("127.0.0.1:0", config).await?;
-    let url = sim.url();
-    let yaml = format!(
-        "listen: 127.0.0.1:0
+    sim_gateway::start(config, |url| {
+        format!(
+            "listen: 127.0.0.1:0
 providers:
   sim-openai:    {{ kind: openai, base_url: \"{url}/v1\", api_key: test }}
   sim-anthropic: {{ kind: anthropic, base_url: \"{url}\", api_key: test }}
 routes:
   structured: {{ targets: [sim-openai/{BROKEN_MODEL}, sim-anthropic/{ANTHROPIC_MODEL}], max_retries: 0 }}
 "
-    );
-    let running = common::start_gateway(&yaml).await?;
-    Ok((sim, running))
+        )
+    })
+    .await
 }
 
 #[tokio::test]
@@ -71,14 +71,7 @@ async fn openai_json_schema_is_served_by_the_anthropic_fallback_with_matching_js
             .body(body.to_string())
             .send()
             .await?;
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_string()
-        };
+        let header = |name: &str| sim_gateway::header(&response, name).unwrap_or_default();
         assert_eq!(response.status(), 200, "stream: {stream}");
         assert_eq!(
             header("x-bulwark-target"),
