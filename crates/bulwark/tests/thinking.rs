@@ -219,6 +219,22 @@ fn no_attempt_failed(events: &mut tokio::sync::broadcast::Receiver<Event>) -> bo
     failed.is_empty()
 }
 
+/// The backup was never called, no attempt failed, and the primary's
+/// breaker is still closed.
+#[track_caller]
+fn assert_served_by_a_healthy_primary(
+    client: &Client,
+    backup: &Upstream,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+) {
+    assert_eq!(backup.calls(), 0, "the backup was called");
+    assert!(no_attempt_failed(events));
+    assert_eq!(
+        breaker_state(client, "primary/claude-sonnet-4-5"),
+        Some(BreakerState::Closed)
+    );
+}
+
 /// A model that thinks for 12 s (a delta every 2 s) against a 5 s
 /// first-token timeout answers the complete request itself: thinking is
 /// its first token. No failure is counted against its breaker, and the
@@ -235,12 +251,7 @@ async fn a_long_thinking_phase_is_served_not_failed_over() -> TestResult {
         served.value.content,
         vec![ContentBlock::Text("Thought it through.".into())]
     );
-    assert_eq!(backup.calls(), 0, "the backup was called");
-    assert!(no_attempt_failed(&mut events));
-    assert_eq!(
-        breaker_state(&client, "primary/claude-sonnet-4-5"),
-        Some(BreakerState::Closed)
-    );
+    assert_served_by_a_healthy_primary(&client, &backup, &mut events);
     Ok(())
 }
 
@@ -267,12 +278,7 @@ async fn a_long_thinking_phase_is_streamed_not_failed_over() -> TestResult {
         index: 1,
         text: "Thought it through.".into()
     }));
-    assert_eq!(backup.calls(), 0);
-    assert!(no_attempt_failed(&mut events));
-    assert_eq!(
-        breaker_state(&client, "primary/claude-sonnet-4-5"),
-        Some(BreakerState::Closed)
-    );
+    assert_served_by_a_healthy_primary(&client, &backup, &mut events);
     Ok(())
 }
 
