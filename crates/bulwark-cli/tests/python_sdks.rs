@@ -3,10 +3,10 @@
 //!
 //! Needs the virtualenv that `scripts/python-env.sh` creates at `.venv`.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::thread;
+use std::process::Command;
+
+mod common;
 
 #[test]
 fn python_sdk_suite_passes() {
@@ -20,33 +20,11 @@ fn python_sdk_suite_passes() {
         python.display()
     );
 
-    let mut child = Command::new(&python)
+    let mut command = Command::new(&python);
+    command
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/sdk"])
-        .current_dir(&root)
-        .env("BULWARK_BIN", env!("CARGO_BIN_EXE_bulwark"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
-
-    // Stream both pipes line by line (through print!, so libtest's capture
-    // shows them on failure and `--nocapture` shows them live).
-    let stdout = child.stdout.take().expect("stdout piped");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let err_thread = thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-        }
-    });
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        println!("{line}");
-    }
-    err_thread.join().expect("stderr reader");
-
-    let status = child.wait().expect("wait for pytest");
+        .current_dir(&root);
+    let status = common::run_streaming(command).unwrap();
     assert!(
         status.success(),
         "the Python SDK suite failed ({status}); rerun with \

@@ -7,10 +7,10 @@
 //! `tests/clients/node_modules` (npm, pinned by its lockfile) and the
 //! LangChain packages in `.venv`.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::thread;
+use std::process::Command;
+
+mod common;
 
 const INSTALL_HINT: &str = "run `scripts/clients-env.sh` to install the client environment";
 
@@ -61,36 +61,6 @@ fn python_env_problem(python: &Path) -> Option<String> {
     }
 }
 
-/// Runs a suite with its output streamed line by line (through print!, so
-/// libtest's capture shows it on failure and `--nocapture` shows it live).
-fn run_streaming(mut command: Command) -> Result<ExitStatus, String> {
-    let shown = format!("{command:?}");
-    println!("running {shown}");
-    let mut child = command
-        .env("BULWARK_BIN", env!("CARGO_BIN_EXE_bulwark"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("PYTHONUNBUFFERED", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {shown}: {e}"))?;
-    let stdout = child.stdout.take().ok_or("stdout not piped")?;
-    let stderr = child.stderr.take().ok_or("stderr not piped")?;
-    let err_thread = thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-        }
-    });
-    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        println!("{line}");
-    }
-    err_thread
-        .join()
-        .map_err(|_| "the stderr reader panicked".to_string())?;
-    child.wait().map_err(|e| format!("wait for {shown}: {e}"))
-}
-
 /// Runs one `node --test` file of tests/clients; the error says what failed
 /// and how to rerun it.
 fn node_suite(file: &str) -> Result<(), String> {
@@ -102,7 +72,7 @@ fn node_suite(file: &str) -> Result<(), String> {
     command
         .args(["--test", "--test-reporter=spec", file])
         .current_dir(root.join("tests/clients"));
-    let status = run_streaming(command)?;
+    let status = common::run_streaming(command)?;
     if status.success() {
         Ok(())
     } else {
@@ -138,7 +108,7 @@ fn python_clients_suite_passes() {
     command
         .args(["-m", "pytest", "-v", "tests/clients"])
         .current_dir(&root);
-    let status = run_streaming(command).unwrap();
+    let status = common::run_streaming(command).unwrap();
     assert!(
         status.success(),
         "the Python real-client suite (LangChain, SDK helpers) failed ({status}); rerun with \
