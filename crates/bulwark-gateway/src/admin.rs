@@ -117,27 +117,46 @@ pub struct Annotation {
     message: Option<String>,
 }
 
+/// An annotation is a status and a sentence or two; far more is a mistake.
+const MAX_ANNOTATION_BYTES: usize = 64 * 1024;
+
+const ANNOTATION_SHAPE: &str =
+    r#"expected a JSON body like {"status": "identified", "message": "..."}"#;
+
+async fn read_annotation(body: axum::body::Body) -> Result<Annotation, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_ANNOTATION_BYTES)
+        .await
+        .map_err(|error| {
+            let too_large = std::error::Error::source(&error)
+                .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(
+                    ErrorKind::RequestTooLarge,
+                    format!("{ANNOTATION_SHAPE}, of at most {MAX_ANNOTATION_BYTES} bytes"),
+                )
+            } else {
+                ApiError::invalid(format!("the body could not be read: {error}"))
+            }
+        })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid(format!("{ANNOTATION_SHAPE}: {e}")))
+}
+
 /// `POST /admin/incidents/current/updates` with `{"status": "identified",
 /// "message": "..."}`: an admin's word on the open incident.
 pub async fn annotate(
     State(gateway): State<Gateway>,
     headers: HeaderMap,
-    body: Result<Json<Annotation>, axum::extract::rejection::JsonRejection>,
+    body: axum::body::Body,
 ) -> Response {
+    // The key is checked before a byte of the body is read: a caller
+    // without it must not make the gateway wait for, or hold, its upload.
     if let Err(error) = authorize(&gateway, &headers) {
         return respond::error(ClientFormat::OpenAi, &error, 0);
     }
-    let Json(annotation) = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            return respond::error(
-                ClientFormat::OpenAi,
-                &ApiError::invalid(format!(
-                    "expected a JSON body like {{\"status\": \"identified\", \"message\": \"...\"}}: {rejection}"
-                )),
-                0,
-            );
-        }
+    let annotation = match read_annotation(body).await {
+        Ok(annotation) => annotation,
+        Err(error) => return respond::error(ClientFormat::OpenAi, &error, 0),
     };
     let status = match annotation.status.as_deref().map(IncidentStatus::parse) {
         None => None,

@@ -165,6 +165,63 @@ async fn an_unauthenticated_upload_is_refused_before_its_body_is_read() -> TestR
     Ok(())
 }
 
+const ADMIN_KEY: &str = "admin-secret-0123456789";
+
+#[tokio::test]
+async fn an_unauthenticated_admin_upload_is_refused_before_its_body_is_read() -> TestResult {
+    let running = gateway(&format!("admin_key: {ADMIN_KEY}\n")).await?;
+    let mut stream = TcpStream::connect(address(&running)).await?;
+    // 30 MiB declared, a few bytes sent, no key: the 401 must not wait for
+    // the rest (the admin API once parsed the body before the key).
+    stream
+        .write_all(
+            b"POST /admin/incidents/current/updates HTTP/1.1\r\nhost: bulwark\r\ncontent-type: application/json\r\ncontent-length: 31457280\r\n\r\n{\"status\":",
+        )
+        .await?;
+    let head = response_head(&mut stream, PATIENCE).await;
+    assert!(
+        head.as_deref()
+            .is_some_and(|h| h.starts_with("HTTP/1.1 401")),
+        "{head:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_admin_annotation_is_bounded() -> TestResult {
+    let running = gateway(&format!("admin_key: {ADMIN_KEY}\n")).await?;
+    let http = reqwest::Client::new();
+    let url = format!("{}/admin/incidents/current/updates", running.base);
+    let huge = format!(r#"{{"message": "{}"}}"#, "x".repeat(1024 * 1024));
+    let answer = http
+        .post(&url)
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 413);
+    let answer = http
+        .post(&url)
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 400);
+    assert!(answer.text().await?.contains("expected a JSON body like"));
+    // A well-formed annotation with nothing open is told so.
+    let answer = http
+        .post(&url)
+        .bearer_auth(ADMIN_KEY)
+        .header("content-type", "application/json")
+        .body(r#"{"status": "identified", "message": "looking"}"#)
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 404);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_trickled_body_is_cut_with_408_after_the_body_timeout() -> TestResult {
     let running = gateway("server: { body_timeout: 300ms }\n").await?;
