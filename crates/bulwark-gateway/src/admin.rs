@@ -44,14 +44,7 @@ fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
             "the admin API is off: set `admin_key` in the config to turn it on",
         ));
     };
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
-        .unwrap_or_default();
-    // Constant-time: blake3::Hash's equality is.
-    if blake3::hash(presented.trim().as_bytes()) == blake3::Hash::from(expected) {
+    if presents(headers, &expected) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -59,6 +52,37 @@ fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
             "the admin API needs the admin key as `Authorization: Bearer <key>`",
         ))
     }
+}
+
+/// Whether `/metrics` may be read: always without a `metrics_key`, else
+/// with it or the admin key.
+pub(crate) fn may_read_metrics(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = gateway.metrics_key else {
+        return Ok(());
+    };
+    let admin = gateway
+        .admin_key
+        .is_some_and(|admin| presents(headers, &admin));
+    if admin || presents(headers, &expected) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorKind::Authentication,
+            "`/metrics` needs the metrics key as `Authorization: Bearer <key>` (Prometheus: `authorization: {credentials: ...}` in the scrape config)",
+        ))
+    }
+}
+
+/// Whether the request carries the key whose blake3 hash is `expected`.
+fn presents(headers: &HeaderMap, expected: &[u8; 32]) -> bool {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .unwrap_or_default();
+    // Constant-time: blake3::Hash's equality is.
+    blake3::hash(presented.trim().as_bytes()) == blake3::Hash::from(*expected)
 }
 
 /// `GET /admin/incidents`: the latest incidents, newest first.

@@ -44,6 +44,7 @@ pub struct Gateway {
     pub(crate) max_request_bytes: usize,
     pub(crate) auth: Arc<auth::Auth>,
     pub(crate) admin_key: Option<[u8; 32]>,
+    pub(crate) metrics_key: Option<[u8; 32]>,
     pub(crate) observer: Arc<observe::Observer>,
     /// Set once a shutdown starts: `/readyz` answers 503 so that load
     /// balancers stop sending.
@@ -72,6 +73,7 @@ impl Gateway {
             max_request_bytes: config.max_request_bytes,
             auth: Arc::new(auth::Auth::new(config.keys.clone())),
             admin_key: config.admin_key,
+            metrics_key: config.metrics_key,
             observer,
             draining: Arc::new(AtomicBool::new(false)),
             shutdown_grace: config.shutdown_grace,

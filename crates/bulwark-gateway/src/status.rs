@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::Stream;
@@ -89,7 +89,10 @@ pub async fn events(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-pub async fn metrics(State(gateway): State<Gateway>) -> Response {
+pub async fn metrics(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Err(error) = crate::admin::may_read_metrics(&gateway, &headers) {
+        return crate::respond::error(crate::ClientFormat::OpenAi, &error, 0);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -717,6 +717,38 @@ async fn the_admin_api_is_behind_the_admin_key() -> TestResult {
     Ok(())
 }
 
+#[tokio::test]
+async fn metrics_are_behind_the_metrics_key_when_one_is_set() -> TestResult {
+    let yaml = "listen: 127.0.0.1:0\nadmin_key: admin-secret-0123456789\nmetrics_key: scrape-secret-0123456789\nproviders:\n  p: { kind: openai, base_url: \"http://127.0.0.1:9/v1\" }\nroutes:\n  r: { targets: [p/gpt-4o-mini] }\n";
+    let gateway = common::start_gateway(yaml).await?;
+    let url = format!("{}/metrics", gateway.base);
+    let http = reqwest::Client::new();
+    // Target names are in the labels: they are not for anyone who asks.
+    let anonymous = http.get(&url).send().await?;
+    assert_eq!(anonymous.status(), 401);
+    assert!(!anonymous.text().await?.contains("gpt-4o-mini"));
+    for key in ["scrape-secret-0123456789", "admin-secret-0123456789"] {
+        let scrape = http.get(&url).bearer_auth(key).send().await?;
+        assert_eq!(scrape.status(), 200, "{key}");
+        assert!(scrape.text().await?.contains("bulwark_"));
+    }
+    let wrong = http
+        .get(&url)
+        .bearer_auth("not-the-key-0123456789")
+        .send()
+        .await?;
+    assert_eq!(wrong.status(), 401);
+
+    // Without a metrics key, /metrics stays open, as Prometheus expects.
+    let open = common::start_gateway(
+        "listen: 127.0.0.1:0\nproviders:\n  p: { kind: openai, base_url: \"http://127.0.0.1:9/v1\" }\nroutes:\n  r: { targets: [p/gpt-4o-mini] }\n",
+    )
+    .await?;
+    let scrape = http.get(format!("{}/metrics", open.base)).send().await?;
+    assert_eq!(scrape.status(), 200);
+    Ok(())
+}
+
 /// An Anthropic client's request in Claude Code's shape: cached system
 /// blocks, a mid-conversation system message, adaptive thinking.
 fn claude_code_like(stream: bool) -> String {

@@ -58,13 +58,23 @@ pub(crate) fn build(
 
 /// The hash of `admin_key`; an empty one leaves the admin API off.
 pub(crate) fn admin(raw: Option<String>, issues: &mut Vec<Issue>) -> Option<[u8; 32]> {
+    secret_hash(raw, "admin_key", issues)
+}
+
+/// The hash of `metrics_key`; without it `/metrics` is open, as
+/// Prometheus endpoints usually are.
+pub(crate) fn metrics(raw: Option<String>, issues: &mut Vec<Issue>) -> Option<[u8; 32]> {
+    secret_hash(raw, "metrics_key", issues)
+}
+
+fn secret_hash(raw: Option<String>, path: &str, issues: &mut Vec<Issue>) -> Option<[u8; 32]> {
     match raw.filter(|k| !k.is_empty()) {
         None => None,
         Some(key) if key.len() >= MIN_KEY_LENGTH => Some(*blake3::hash(key.as_bytes()).as_bytes()),
         Some(_) => {
             issues.push(Issue {
-                path: "admin_key".into(),
-                message: format!("the admin key must be at least {MIN_KEY_LENGTH} characters long"),
+                path: path.into(),
+                message: format!("the key must be at least {MIN_KEY_LENGTH} characters long"),
             });
             None
         }

@@ -40,6 +40,9 @@ pub struct GatewayConfig {
     /// The blake3 hash of the key that opens `/admin/`; without it, the
     /// admin API is off.
     pub admin_key: Option<[u8; 32]>,
+    /// The blake3 hash of the key Prometheus presents to `/metrics` (the
+    /// admin key opens it too); without it, `/metrics` is open.
+    pub metrics_key: Option<[u8; 32]>,
     /// The request log, health, alerts and status page.
     pub observe: ObserveConfig,
     /// Where OpenTelemetry traces go; without it, none are exported.
@@ -60,6 +63,7 @@ struct RawGateway {
     #[serde(default)]
     keys: BTreeMap<String, Value>,
     admin_key: Option<String>,
+    metrics_key: Option<String>,
     store: Option<String>,
     retention: Option<String>,
     log_bodies: Option<bool>,
@@ -132,6 +136,7 @@ fn build(
     }
     let keys = keys::build(raw.keys, &engine, doc, issues);
     let admin_key = keys::admin(raw.admin_key, issues);
+    let metrics_key = keys::metrics(raw.metrics_key, issues);
     let observe = observe::build(
         observe::RawObserve {
             store: raw.store,
@@ -158,6 +163,7 @@ fn build(
         max_request_bytes,
         keys,
         admin_key,
+        metrics_key,
         observe,
         otel,
         shutdown_grace,
@@ -194,6 +200,21 @@ mod tests {
             std::time::Duration::from_secs(90)
         );
         Ok(())
+    }
+
+    #[test]
+    fn a_metrics_key_is_kept_only_as_a_hash_and_must_be_long() {
+        let base = "providers:\n  a: { kind: openai }\nroutes:\n  r: { targets: [a/x] }\n";
+        let config = load(&format!("{base}metrics_key: scrape-secret-0123456789\n")).unwrap();
+        assert_eq!(
+            config.metrics_key,
+            Some(*blake3::hash(b"scrape-secret-0123456789").as_bytes())
+        );
+        assert!(!format!("{config:?}").contains("scrape-secret"));
+        let Err(error) = load(&format!("{base}metrics_key: short\n")) else {
+            panic!("a guessable metrics key loaded");
+        };
+        assert_eq!(error.issues[0].path, "metrics_key");
     }
 
     #[test]
