@@ -166,16 +166,25 @@ fn serve_exports_a_request_span_with_an_attempt_span_per_call() -> TestResult {
     let statuses = runtime.block_on(async {
         let client = reqwest::Client::new();
         let mut statuses = Vec::new();
-        for body in [
-            r#"{"model":"flaky","messages":[{"role":"user","content":"Hi"}]}"#,
-            r#"{"model":"plain","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#,
+        for (body, id) in [
+            (
+                r#"{"model":"flaky","messages":[{"role":"user","content":"Hi"}]}"#,
+                Some("otel-request-1"),
+            ),
+            (
+                r#"{"model":"plain","stream":true,"messages":[{"role":"user","content":"Hi"}]}"#,
+                None,
+            ),
         ] {
-            let response = client
+            let request = client
                 .post(format!("{url}/v1/chat/completions"))
                 .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await?;
+                .body(body);
+            let request = match id {
+                Some(id) => request.header("x-request-id", id),
+                None => request,
+            };
+            let response = request.send().await?;
             let status = response.status().as_u16();
             response.bytes().await?;
             statuses.push(status);
@@ -255,6 +264,16 @@ fn serve_exports_a_request_span_with_an_attempt_span_per_call() -> TestResult {
         Some("openai")
     );
     assert_eq!(text(flaky, "error.type"), None);
+    // The request id is on the span: the client's, or the one made for it.
+    assert_eq!(
+        text(flaky, "bulwark.request_id").as_deref(),
+        Some("otel-request-1")
+    );
+    assert!(
+        text(request_for("plain"), "bulwark.request_id").is_some_and(|id| id.starts_with("req_")),
+        "{:#?}",
+        request_for("plain")
+    );
     let mut attempts = attempts_of(flaky);
     attempts.sort_by_key(|s| s.start_time_unix_nano);
     assert_eq!(attempts.len(), 2, "{spans:#?}");

@@ -7,7 +7,7 @@ use crate::config::ClientKey;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;
-use axum::http::{HeaderMap, Uri};
+use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::Response;
 use bulwark::RequestOptions;
 use bulwark::api::{ChatRequest, WireFormat};
@@ -28,6 +28,12 @@ use crate::respond;
 /// the route's deadline, never lengthen it.
 pub const DEADLINE_HEADER: &str = "x-bulwark-deadline-ms";
 pub const PRIORITY_HEADER: &str = "x-bulwark-priority";
+/// The request's id: the client's when sane, else made here; returned on
+/// every answer, and written to the request log and the request's span.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Longer client ids are ignored rather than cut: a cut id would no longer
+/// match the client's own logs. 128 bytes holds any UUID, ULID or trace id.
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
 /// Bounds on what a same-format target receives besides the body: far more
 /// than any SDK sends (Claude Code sends two headers and `beta=true`), so
@@ -93,7 +99,44 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
-    let mut pending = Pending::new(std::sync::Arc::clone(&gateway.observer), format);
+    let pending = Pending::new(
+        std::sync::Arc::clone(&gateway.observer),
+        format,
+        client_request_id(headers),
+    );
+    // Set on the answer here, once, so that no path (a refusal, an error
+    // after every attempt, a stream's head) can leave it out. A sane id is
+    // printable ASCII, and so always a valid header value.
+    let id = HeaderValue::from_str(pending.request_id()).ok();
+    let mut response = answer(gateway, format, uri, headers, body, pending).await;
+    if let Some(id) = id {
+        response.headers_mut().insert(REQUEST_ID_HEADER, id);
+    }
+    response
+}
+
+/// The client's `x-request-id` when it is sane: 1 to 128 bytes of
+/// printable ASCII. Anything else (empty, too long, control characters,
+/// non-ASCII) is ignored and an id is made instead, so that a hostile
+/// client cannot put garbage into the log, the traces or the answer.
+pub fn client_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(REQUEST_ID_HEADER)?.as_bytes();
+    let sane = !value.is_empty()
+        && value.len() <= MAX_REQUEST_ID_BYTES
+        && value.iter().all(|b| b.is_ascii_graphic() || *b == b' ');
+    // The check above makes it ASCII, so this never fails.
+    sane.then(|| String::from_utf8(value.to_vec()).ok())
+        .flatten()
+}
+
+async fn answer(
+    gateway: Gateway,
+    format: ClientFormat,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Body,
+    mut pending: Pending,
+) -> Response {
     // Every refusal is logged too: a flood of 401s or 400s is worth seeing.
     let refuse = |pending: Pending, error: ApiError| {
         let response = respond::error(format, &error, 0);

@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 pub use config::GatewayConfig;
-pub use front_door::ClientFormat;
+pub use front_door::{ClientFormat, MAX_REQUEST_ID_BYTES, REQUEST_ID_HEADER};
 
 /// Shared state of one gateway instance.
 #[derive(Debug, Clone)]

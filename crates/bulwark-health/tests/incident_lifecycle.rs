@@ -66,6 +66,7 @@ fn request(at: UnixMs, primary_up: bool) -> RequestRecord {
         output_tokens: Some(5),
         key_id: None,
         request_body: None,
+        client_request_id: None,
         attempts,
     }
 }

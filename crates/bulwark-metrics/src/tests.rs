@@ -45,6 +45,7 @@ fn record(route: &str, target: Option<&str>, attempts: Vec<AttemptRecord>) -> Re
         output_tokens: Some(500),
         key_id: None,
         request_body: None,
+        client_request_id: None,
         attempts,
     }
 }

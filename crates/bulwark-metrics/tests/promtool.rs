@@ -84,6 +84,7 @@ fn base(i: usize, route: &str) -> RequestRecord {
         output_tokens: Some(50 + i as u64 % 400),
         key_id: Some("team-a".to_string()),
         request_body: None,
+        client_request_id: None,
         attempts: vec![],
     }
 }

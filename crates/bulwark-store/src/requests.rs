@@ -33,6 +33,7 @@ const REQUEST_COLUMNS: &[&str] = &[
     "output_tokens",
     "key_id",
     "request_body",
+    "client_request_id",
 ];
 
 const ATTEMPT_COLUMNS: &[&str] = &[
@@ -76,6 +77,7 @@ fn bind_request<'q>(q: AnyQuery<'q>, r: &RequestRecord) -> AnyQuery<'q> {
         .bind(r.output_tokens.map(to_i64))
         .bind(r.key_id.clone())
         .bind(r.request_body.clone())
+        .bind(r.client_request_id.clone())
 }
 
 fn bind_attempt<'q>(
@@ -142,6 +144,7 @@ fn read_request(row: &AnyRow) -> Result<RequestRecord, sqlx::Error> {
         output_tokens: row.try_get::<Option<i64>, _>("output_tokens")?.map(to_u64),
         key_id: row.try_get("key_id")?,
         request_body: row.try_get("request_body")?,
+        client_request_id: row.try_get("client_request_id")?,
         attempts: Vec::new(),
     })
 }
@@ -272,7 +275,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, at_ms, route, client_format, stream, status, error_class, target, \
              fallback, cache, degraded, dropped, latency_ms, first_token_ms, input_tokens, \
-             output_tokens, key_id, request_body \
+             output_tokens, key_id, request_body, client_request_id \
              FROM requests WHERE at_ms >= $1 AND at_ms < $2 ORDER BY at_ms, id LIMIT $3",
         )
         .bind(from)

@@ -26,6 +26,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "dropped",
         include_str!("../migrations/sqlite/0002_dropped.sql"),
     ),
+    (
+        3,
+        "client_request_id",
+        include_str!("../migrations/sqlite/0003_client_request_id.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -38,6 +43,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "dropped",
         include_str!("../migrations/postgres/0002_dropped.sql"),
+    ),
+    (
+        3,
+        "client_request_id",
+        include_str!("../migrations/postgres/0003_client_request_id.sql"),
     ),
 ];
 

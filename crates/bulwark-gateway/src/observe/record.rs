@@ -27,6 +27,10 @@ use crate::ClientFormat;
 #[derive(Debug)]
 pub struct Pending {
     observer: Arc<Observer>,
+    /// The log row's own id, unique.
+    id: String,
+    /// The client's sane `x-request-id`, if it sent one.
+    client_id: Option<String>,
     started: Instant,
     at: UnixMs,
     format: ClientFormat,
@@ -38,9 +42,18 @@ pub struct Pending {
 }
 
 impl Pending {
-    pub fn new(observer: Arc<Observer>, format: ClientFormat) -> Pending {
+    /// `client_id` is the client's `x-request-id`, already checked as sane
+    /// (see `front_door::client_request_id`).
+    pub fn new(
+        observer: Arc<Observer>,
+        format: ClientFormat,
+        client_id: Option<String>,
+    ) -> Pending {
+        let id = format!("req_{:016x}", fastrand::u64(..));
+        let request_id = client_id.as_deref().unwrap_or(&id);
         let span = tracing::info_span!(
             "bulwark.request",
+            "bulwark.request_id" = request_id,
             "otel.kind" = "server",
             "otel.status_code" = tracing::field::Empty,
             "gen_ai.operation.name" = "chat",
@@ -58,6 +71,8 @@ impl Pending {
         );
         Pending {
             observer,
+            id,
+            client_id,
             started: Instant::now(),
             at: unix_ms_now(),
             format,
@@ -67,6 +82,12 @@ impl Pending {
             body: None,
             span,
         }
+    }
+
+    /// The id the client is given back as `x-request-id`: its own when it
+    /// sent a sane one, else the log row's.
+    pub fn request_id(&self) -> &str {
+        self.client_id.as_deref().unwrap_or(&self.id)
     }
 
     /// The request's span: the engine runs inside it, so that its attempts
@@ -135,7 +156,8 @@ impl Pending {
     /// record rather than being copied.
     fn record(&mut self, status: u16, error_class: Option<String>) -> RequestRecord {
         RequestRecord {
-            id: format!("req_{:016x}", fastrand::u64(..)),
+            id: std::mem::take(&mut self.id),
+            client_request_id: self.client_id.take(),
             at: self.at,
             route: std::mem::take(&mut self.route),
             client_format: self.format.as_str().to_string(),

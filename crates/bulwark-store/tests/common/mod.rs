@@ -215,6 +215,7 @@ pub fn full_record(id: &str, at: UnixMs, route: &str, attempts: usize) -> Reques
         request_body: Some(
             r#"{"model":"smart","messages":[{"role":"user","content":"héllo ✓"}]}"#.into(),
         ),
+        client_request_id: Some("client-req-42".into()),
         attempts: (0..attempts)
             .map(|i| AttemptRecord {
                 target: format!("provider{i}/model"),
@@ -254,6 +255,7 @@ pub fn bare_record(id: &str, at: UnixMs, route: &str, status: u16) -> RequestRec
         output_tokens: None,
         key_id: None,
         request_body: None,
+        client_request_id: None,
         attempts: Vec::new(),
     }
 }

@@ -61,8 +61,14 @@ fn cap_in_place(text: &mut String, max: usize) {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestRecord {
-    /// Unique per request; attempts refer to it.
+    /// Unique per request, made by Bulwark; attempts refer to it. It is
+    /// also the request id a client is given when it sent none.
     pub id: String,
+    /// The `x-request-id` the client sent, when it was sane and returned
+    /// as the request id. Kept beside `id` rather than in its place:
+    /// clients reuse ids, and the log's key must stay unique.
+    #[serde(default)]
+    pub client_request_id: Option<String>,
     /// When the request arrived.
     pub at: UnixMs,
     /// The route it resolved to (or the model asked for, if none matched).
