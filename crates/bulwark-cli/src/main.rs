@@ -22,6 +22,15 @@ struct Cli {
     command: Command,
 }
 
+/// How `serve` writes its logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object a line, for machines.
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
@@ -31,6 +40,16 @@ enum Command {
         /// Overrides the config's `listen` address.
         #[arg(long)]
         listen: Option<String>,
+        /// `json` writes one JSON object a line (log lines, the
+        /// `listening` announcement, and a line per request as it ends),
+        /// for log collectors.
+        #[arg(
+            long,
+            value_enum,
+            default_value_t = LogFormat::Text,
+            env = "BULWARK_LOG_FORMAT"
+        )]
+        log_format: LogFormat,
     },
     /// Validate a config file and report every problem in it.
     Check {
@@ -159,10 +178,15 @@ enum IncidentsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let log_format = match cli.command {
+        Command::Serve { log_format, .. } => log_format,
+        _ => LogFormat::Text,
+    };
     otel::init_subscriber(
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))
         }),
+        log_format,
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -193,7 +217,11 @@ fn default_log_filter(command: &Command) -> &'static str {
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve { config, listen } => {
+        Command::Serve {
+            config,
+            listen,
+            log_format,
+        } => {
             let config = match GatewayConfig::load(&config) {
                 Ok(config) => config,
                 Err(e) => {
@@ -207,7 +235,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let addr = listen.unwrap_or_else(|| config.listen.to_string());
             let traces = otel::Traces::start(config.otel.as_ref())?;
-            let served = serve(&config, &addr).await;
+            let served = serve(&config, &addr, log_format).await;
             traces.shutdown().await;
             served?;
             Ok(ExitCode::SUCCESS)
@@ -345,7 +373,11 @@ fn plural(n: usize) -> &'static str {
 
 /// Binds, announces the address on stdout (scripts wait for this line), and
 /// serves until Ctrl-C or SIGTERM, then drains (see `bulwark_gateway::serve`).
-pub async fn serve(config: &GatewayConfig, addr: &str) -> anyhow::Result<()> {
+pub async fn serve(
+    config: &GatewayConfig,
+    addr: &str,
+    log_format: LogFormat,
+) -> anyhow::Result<()> {
     let gateway = bulwark_gateway::Gateway::start(config).await?;
     let listener = TcpListener::bind(addr)
         .await
@@ -363,7 +395,16 @@ pub async fn serve(config: &GatewayConfig, addr: &str) -> anyhow::Result<()> {
             "no client keys configured: the gateway is open to any program on this machine ({local})"
         );
     }
-    println!("bulwark listening on http://{local}");
+    let announcement = format!("bulwark listening on http://{local}");
+    match log_format {
+        LogFormat::Text => println!("{announcement}"),
+        // In JSON, so that a collector reading stdout and stderr together
+        // sees nothing but JSON lines.
+        LogFormat::Json => println!(
+            "{}",
+            serde_json::json!({"message": announcement, "address": format!("http://{local}")})
+        ),
+    }
     std::io::stdout().flush()?;
     bulwark_gateway::serve(listener, gateway, shutdown_signal()).await?;
     Ok(())

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bulwark_gateway::config::OtelConfig;
+
+use crate::LogFormat;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
@@ -21,6 +23,7 @@ use tracing::Metadata;
 use tracing::level_filters::LevelFilter;
 use tracing_opentelemetry::OpenTelemetryLayer;
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
+use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry, reload};
@@ -38,22 +41,48 @@ static EXPORTING: AtomicBool = AtomicBool::new(false);
 /// rather than holding up the exit.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Installs the global subscriber: log lines on stderr by `filter`, and the
-/// (empty) slot for exporting traces.
-pub fn init_subscriber(filter: EnvFilter) {
+/// Installs the global subscriber: log lines on stderr by `filter`, in
+/// `format`, and the (empty) slot for exporting traces.
+pub fn init_subscriber(filter: EnvFilter, format: LogFormat) {
     let (slot, handle) = reload::Layer::new(None::<OtelLayer>);
     let _ = SLOT.set(handle);
     let traced = filter_fn(|meta| EXPORTING.load(Ordering::Relaxed) && is_traced(meta))
         .with_max_level_hint(LevelFilter::INFO);
-    // The trace spans stay out of log lines, which keep their usual shape.
-    let logged = filter.and(filter_fn(|meta| !(meta.is_span() && is_traced(meta))));
+    let (text, json) = match format {
+        // The trace spans stay out of text lines, which keep their usual shape.
+        LogFormat::Text => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(
+                        filter.and(filter_fn(|meta| !(meta.is_span() && is_traced(meta)))),
+                    ),
+            ),
+            None,
+        ),
+        // In JSON they are the point: every line inside a request carries
+        // its spans' fields (the request id among them), and each request
+        // and attempt writes a line as it ends, with its outcome. They are
+        // then made even when no traces are exported, which text avoids.
+        LogFormat::Json => (
+            None,
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    // The current span, and the list of every span it is
+                    // in: an attempt's lines carry its request's id too.
+                    .with_current_span(true)
+                    .with_span_list(true)
+                    .with_span_events(FmtSpan::CLOSE)
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            ),
+        ),
+    };
     tracing_subscriber::registry()
         .with(slot.with_filter(traced))
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(logged),
-        )
+        .with(text)
+        .with(json)
         .init();
 }
 

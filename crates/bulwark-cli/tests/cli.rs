@@ -426,3 +426,132 @@ fn sigterm_drains_flushes_the_request_log_and_exits_zero() -> TestResult {
     }
     Ok(())
 }
+
+/// `--log-format json`: every line `serve` writes, on stdout and stderr, is
+/// a JSON object, and the line a request writes as it ends carries its id.
+#[test]
+fn serve_logs_json_lines_carrying_the_request_id() -> TestResult {
+    let (_sim, sim_url) = spawn_and_read_address(
+        bulwark().args(["sim", "--listen", "127.0.0.1:0"]),
+        "bulwark-sim listening on ",
+    )?;
+    let path = write_config(
+        "json-logs.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\nstore: \"sqlite::memory:\"\nproviders:\n  sim: {{ kind: openai-compatible, base_url: \"{sim_url}/v1\" }}\nroutes:\n  main: {{ targets: [sim/llama3] }}\n"
+        ),
+    )?;
+    let stderr_path = path.with_extension("stderr");
+    let mut gateway = Running(
+        bulwark()
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path)?)
+            .spawn()?,
+    );
+    let mut stdout = BufReader::new(gateway.0.stdout.take().ok_or("no stdout")?);
+    let mut first = String::new();
+    stdout.read_line(&mut first)?;
+    let announced: serde_json::Value = serde_json::from_str(&first)?;
+    let url = announced["address"]
+        .as_str()
+        .ok_or(format!("no address in {first}"))?
+        .to_string();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (status, returned) = runtime.block_on(async {
+        let response = reqwest::Client::new()
+            .post(format!("{url}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .header("x-request-id", "json-log-request-7")
+            .body(r#"{"model":"main","messages":[{"role":"user","content":"Hi"}]}"#)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let returned = response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        response.bytes().await?;
+        Ok::<_, reqwest::Error>((status, returned))
+    })?;
+    assert_eq!((status, returned.as_str()), (200, "json-log-request-7"));
+
+    let pid = gateway.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()?
+            .success()
+    );
+    let mut exit = None;
+    for _ in 0..200 {
+        if let Some(status) = gateway.0.try_wait()? {
+            exit = Some(status);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let exit = exit.ok_or("still running 10 s after SIGTERM")?;
+    assert!(exit.success(), "exit status after SIGTERM: {exit}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest)?;
+    let stderr = std::fs::read_to_string(&stderr_path)?;
+
+    let mut lines = 0;
+    let mut with_id = 0;
+    for line in rest.lines().chain(stderr.lines()) {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| format!("not JSON ({e}): {line}"))?;
+        lines += 1;
+        let spans = parsed["spans"].as_array().into_iter().flatten();
+        if spans
+            .chain([&parsed["span"]])
+            .any(|span| span["bulwark.request_id"] == "json-log-request-7")
+        {
+            with_id += 1;
+        }
+    }
+    assert!(lines > 0, "serve wrote no log lines");
+    // The request's own line as it ends, and its attempt's.
+    assert!(
+        with_id >= 2,
+        "too few lines carry the request id:\n{rest}{stderr}"
+    );
+    Ok(())
+}
+
+/// `BULWARK_LOG_FORMAT=json` does what `--log-format json` does, for
+/// deployments that set the environment rather than the command line.
+#[test]
+fn the_log_format_can_come_from_the_environment() -> TestResult {
+    let path = write_config(
+        "json-env.yaml",
+        "listen: 127.0.0.1:0\nstore: \"sqlite::memory:\"\nproviders:\n  p: { kind: openai-compatible, base_url: \"http://127.0.0.1:9/v1\" }\nroutes:\n  main: { targets: [p/m] }\n",
+    )?;
+    let mut gateway = Running(
+        bulwark()
+            .env("BULWARK_LOG_FORMAT", "json")
+            .args(["serve", "--config"])
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let mut first = String::new();
+    BufReader::new(gateway.0.stdout.take().ok_or("no stdout")?).read_line(&mut first)?;
+    let announced: serde_json::Value =
+        serde_json::from_str(&first).map_err(|e| format!("not JSON ({e}): {first}"))?;
+    assert!(
+        announced["address"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("http://127.0.0.1:")),
+        "{announced}"
+    );
+    Ok(())
+}
