@@ -178,16 +178,10 @@ enum IncidentsAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let log_format = match cli.command {
-        Command::Serve { log_format, .. } => log_format,
-        _ => LogFormat::Text,
-    };
-    otel::init_subscriber(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(default_log_filter(&cli.command))
-        }),
-        log_format,
-    );
+    // `serve` installs its subscriber once it knows whether traces go out.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        otel::init_subscriber(log_filter(&cli.command), LogFormat::Text, None);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -207,6 +201,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// `RUST_LOG`, else the command's default.
+fn log_filter(command: &Command) -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_filter(command)))
+}
+
 /// The demo narrates on stdout; per-attempt warnings would drown it out.
 fn default_log_filter(command: &Command) -> &'static str {
     match command {
@@ -216,6 +216,7 @@ fn default_log_filter(command: &Command) -> &'static str {
 }
 
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let filter = log_filter(&command);
     match command {
         Command::Serve {
             config,
@@ -234,7 +235,15 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             let addr = listen.unwrap_or_else(|| config.listen.to_string());
-            let traces = otel::Traces::start(config.otel.as_ref())?;
+            let (traces, layer) = otel::Traces::start(config.otel.as_ref())?;
+            otel::init_subscriber(filter, log_format, layer);
+            if let Some(otel) = &config.otel {
+                tracing::info!(
+                    "exporting traces to {} (sample ratio {})",
+                    otel.traces_url(),
+                    otel.sample_ratio
+                );
+            }
             let served = serve(&config, &addr, log_format).await;
             traces.shutdown().await;
             served?;

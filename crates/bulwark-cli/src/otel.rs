@@ -1,40 +1,46 @@
 //! Logging, and OpenTelemetry traces for `serve` when the config has `otel:`.
 //!
 //! The engine and gateway emit plain `tracing` spans (`bulwark.request`,
-//! `bulwark.attempt`); only this binary knows about OpenTelemetry. The
-//! subscriber is installed before the config is read, with an empty slot for
-//! the OTLP layer, which `serve` fills once it knows where traces go. Until
-//! then, and for every other command, those spans are disabled outright, so
-//! they cost nothing and log lines look the same with or without tracing.
+//! `bulwark.attempt`); only this binary knows about OpenTelemetry. `serve`
+//! installs the subscriber once it has read the config and so knows where
+//! traces go; every other command installs it at once. The OTLP layer sits
+//! in the subscriber directly, not behind a reload handle, because taking a
+//! client's `traceparent` as a span's parent needs to reach the layer
+//! through the subscriber, which a reload layer does not allow. Without an
+//! exporter those spans are disabled outright (in text logs), so they cost
+//! nothing and log lines look the same with or without tracing.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bulwark::observe::propagate::{Propagator, TRACEPARENT};
 use bulwark_gateway::config::OtelConfig;
-
-use crate::LogFormat;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
 use tracing::Metadata;
 use tracing::level_filters::LevelFilter;
-use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt as _};
 use tracing_subscriber::filter::{EnvFilter, FilterExt, filter_fn};
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{Layer, Registry, reload};
+use tracing_subscriber::{Layer, Registry};
 
-type OtelLayer = OpenTelemetryLayer<Registry, SdkTracer>;
+use crate::LogFormat;
 
-/// Where `serve` puts the OTLP layer; set once, by [`init_subscriber`].
-static SLOT: OnceLock<reload::Handle<Option<OtelLayer>, Registry>> = OnceLock::new();
+/// The OTLP layer, made by [`Traces::start`] and installed by
+/// [`init_subscriber`].
+pub type OtelLayer = OpenTelemetryLayer<Registry, SdkTracer>;
 
-/// Whether spans are being exported. Read by the slot's filter, so that
-/// without an exporter the spans are not even created.
+/// Whether spans are being exported. Read by the OTLP layer's filter, so
+/// that without an exporter (or after it has shut down) the spans are not
+/// even created.
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
 /// How long the last export may take at shutdown. Past it, spans are lost
@@ -42,10 +48,8 @@ static EXPORTING: AtomicBool = AtomicBool::new(false);
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Installs the global subscriber: log lines on stderr by `filter`, in
-/// `format`, and the (empty) slot for exporting traces.
-pub fn init_subscriber(filter: EnvFilter, format: LogFormat) {
-    let (slot, handle) = reload::Layer::new(None::<OtelLayer>);
-    let _ = SLOT.set(handle);
+/// `format`, and the OTLP layer when traces are exported.
+pub fn init_subscriber(filter: EnvFilter, format: LogFormat, otel: Option<OtelLayer>) {
     let traced = filter_fn(|meta| EXPORTING.load(Ordering::Relaxed) && is_traced(meta))
         .with_max_level_hint(LevelFilter::INFO);
     let (text, json) = match format {
@@ -80,7 +84,7 @@ pub fn init_subscriber(filter: EnvFilter, format: LogFormat) {
         ),
     };
     tracing_subscriber::registry()
-        .with(slot.with_filter(traced))
+        .with(otel.with_filter(traced))
         .with(text)
         .with(json)
         .init();
@@ -103,9 +107,11 @@ impl Traces {
     /// Starts exporting to `config`'s collector; does nothing without one.
     /// The batch processor runs on its own thread with a blocking HTTP
     /// client, so exports never compete with requests on the runtime.
-    pub fn start(config: Option<&OtelConfig>) -> anyhow::Result<Traces> {
+    /// The layer returned goes to [`init_subscriber`]; spans are exported
+    /// from then on.
+    pub fn start(config: Option<&OtelConfig>) -> anyhow::Result<(Traces, Option<OtelLayer>)> {
         let Some(config) = config else {
-            return Ok(Traces(None));
+            return Ok((Traces(None), None));
         };
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -134,20 +140,12 @@ impl Traces {
         let layer = tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("bulwark"))
             .with_tracked_inactivity(false);
-        let slot = SLOT.get().context("the log subscriber is not installed")?;
-        // Enabled first: reloading rebuilds every callsite's interest, which
-        // is when the filter above is asked again.
+        // Enabled before the subscriber is installed, which is when the
+        // layer's filter is first asked about each callsite.
         EXPORTING.store(true, Ordering::Relaxed);
-        if let Err(e) = slot.reload(Some(layer)) {
-            EXPORTING.store(false, Ordering::Relaxed);
-            return Err(e).context("cannot install the OTLP trace layer");
-        }
-        tracing::info!(
-            "exporting traces to {} (sample ratio {})",
-            config.traces_url(),
-            config.sample_ratio
-        );
-        Ok(Traces(Some(provider)))
+        // A `traceparent` taken or sent now names exported spans.
+        bulwark::observe::propagate::install(Box::new(W3cTraceContext));
+        Ok((Traces(Some(provider)), Some(layer)))
     }
 
     /// Stops tracing and sends the spans still buffered, within
@@ -158,9 +156,8 @@ impl Traces {
             return;
         };
         EXPORTING.store(false, Ordering::Relaxed);
-        if let Some(slot) = SLOT.get() {
-            let _ = slot.reload(None);
-        }
+        // Callsites cache the filter's answer: asked again, it now says no.
+        tracing::callsite::rebuild_interest_cache();
         let flushed =
             tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT))
                 .await;
@@ -169,5 +166,29 @@ impl Traces {
             Ok(Err(e)) => tracing::warn!("the last traces may not have been sent: {e}"),
             Err(e) => tracing::warn!("the last traces may not have been sent: {e}"),
         }
+    }
+}
+
+/// `traceparent` through OpenTelemetry's W3C propagator and the spans'
+/// OpenTelemetry contexts.
+struct W3cTraceContext;
+
+impl Propagator for W3cTraceContext {
+    fn set_parent(&self, span: &tracing::Span, traceparent: &str) {
+        let carrier = HashMap::from([(TRACEPARENT.to_string(), traceparent.to_string())]);
+        let parent = TraceContextPropagator::new().extract(&carrier);
+        // An unparsable value extracts as an empty context: the span stays
+        // a root rather than joining a trace that does not exist.
+        if parent.span().span_context().is_valid() {
+            // Only fails once the span has started, which it has not: it
+            // was made for this request a moment ago.
+            let _ = span.set_parent(parent);
+        }
+    }
+
+    fn traceparent(&self, span: &tracing::Span) -> Option<String> {
+        let mut carrier = HashMap::new();
+        TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+        carrier.remove(TRACEPARENT)
     }
 }

@@ -86,6 +86,14 @@ async fn collect(State(received): State<Received>, body: Bytes) -> &'static str 
     ""
 }
 
+const CLIENT_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
+const CLIENT_SPAN_ID: &str = "b7ad6b7169203331";
+const CLIENT_TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn attribute(span: &Span, key: &str) -> Option<Value> {
     span.attributes
         .iter()
@@ -180,8 +188,11 @@ fn serve_exports_a_request_span_with_an_attempt_span_per_call() -> TestResult {
                 .post(format!("{url}/v1/chat/completions"))
                 .header("content-type", "application/json")
                 .body(body);
+            // The first request continues a client's trace.
             let request = match id {
-                Some(id) => request.header("x-request-id", id),
+                Some(id) => request
+                    .header("x-request-id", id)
+                    .header("traceparent", CLIENT_TRACEPARENT),
                 None => request,
             };
             let response = request.send().await?;
@@ -192,6 +203,13 @@ fn serve_exports_a_request_span_with_an_attempt_span_per_call() -> TestResult {
         Ok::<_, reqwest::Error>(statuses)
     })?;
     assert_eq!(statuses, [200, 200]);
+    let upstream = runtime.block_on(async {
+        reqwest::get(format!("{sim_url}/_sim/requests"))
+            .await?
+            .bytes()
+            .await
+    })?;
+    let upstream: Vec<serde_json::Value> = serde_json::from_slice(&upstream)?;
 
     // Ctrl-C: the gateway drains, then flushes its spans before exiting.
     let pid = gateway.0.id().to_string();
@@ -250,7 +268,14 @@ fn serve_exports_a_request_span_with_an_attempt_span_per_call() -> TestResult {
 
     let flaky = request_for("flaky");
     assert_eq!(flaky.kind, SpanKind::Server as i32);
-    assert!(flaky.parent_span_id.is_empty(), "a request span is a root");
+    // The client's traceparent is the request span's parent.
+    assert_eq!(hex(&flaky.trace_id), CLIENT_TRACE_ID);
+    assert_eq!(hex(&flaky.parent_span_id), CLIENT_SPAN_ID);
+    let plain = request_for("plain");
+    assert!(
+        plain.parent_span_id.is_empty(),
+        "without a traceparent a request span is a root"
+    );
     assert_eq!(int(flaky, "http.response.status_code"), Some(200));
     assert_eq!(text(flaky, "bulwark.outcome").as_deref(), Some("fallback"));
     assert_eq!(boolean(flaky, "bulwark.fallback"), Some(true));
@@ -293,6 +318,23 @@ fn serve_exports_a_request_span_with_an_attempt_span_per_call() -> TestResult {
     assert_eq!(int(answered, "http.response.status_code"), Some(200));
     assert_eq!(text(answered, "error.type"), None);
     assert!(attribute(answered, "bulwark.first_token_ms").is_some());
+    // Each upstream call names its attempt's span as its parent.
+    let sent_traceparents: Vec<&str> = upstream
+        .iter()
+        .filter_map(|r| r["headers"]["traceparent"].as_str())
+        .collect();
+    for attempt in [failed, answered] {
+        let expected = format!("00-{}-{}-01", hex(&attempt.trace_id), hex(&attempt.span_id));
+        assert!(
+            sent_traceparents.contains(&expected.as_str()),
+            "{expected} not among {sent_traceparents:?}"
+        );
+    }
+    assert_eq!(
+        sent_traceparents.len(),
+        upstream.len(),
+        "every upstream call carries a traceparent: {upstream:#?}"
+    );
     // The request lasts from before the first attempt to after the last.
     assert!(flaky.start_time_unix_nano <= failed.start_time_unix_nano);
     assert!(flaky.end_time_unix_nano >= answered.end_time_unix_nano);

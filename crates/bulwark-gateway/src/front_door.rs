@@ -104,6 +104,11 @@ async fn handle(
         format,
         client_request_id(headers),
     );
+    // A client's trace continues through Bulwark's spans (when they are
+    // exported): the request's span takes the client's as its parent.
+    if let Some(traceparent) = headers.get(bulwark::observe::propagate::TRACEPARENT) {
+        bulwark::observe::propagate::set_parent(pending.span(), traceparent.as_bytes());
+    }
     // Set on the answer here, once, so that no path (a refusal, an error
     // after every attempt, a stream's head) can leave it out. A sane id is
     // printable ASCII, and so always a valid header value.

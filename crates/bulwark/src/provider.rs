@@ -161,6 +161,13 @@ impl Provider {
                 Err(_) => builder.header(header.name, header.value),
             };
         }
+        // Names this attempt's span as the upstream call's parent, when
+        // traces are exported (see `observe::propagate`).
+        if let Some(traceparent) = crate::observe::propagate::traceparent(&tracing::Span::current())
+            .and_then(|t| http::HeaderValue::from_str(&t).ok())
+        {
+            builder = builder.header(crate::observe::propagate::TRACEPARENT, traceparent);
+        }
         if let Some(source) = own.filter(|source| !source.headers.is_empty()) {
             let mut forwarded = HeaderMap::new();
             for (name, value) in &source.headers {

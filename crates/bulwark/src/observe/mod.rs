@@ -10,6 +10,7 @@ pub mod component;
 pub mod config;
 pub mod incident;
 pub mod percentile;
+pub mod propagate;
 pub mod record;
 pub mod snapshot;
 pub mod xml;
