@@ -261,6 +261,11 @@ fn phases(tallies: &[Tally], speed: f64) -> Vec<(usize, Mix)> {
     let mut phases: Vec<(usize, Tally)> = Vec::new();
     // Where the current run of unjudged buckets began.
     let mut unjudged_from: Option<usize> = None;
+    // Calls of unjudged buckets that disagree with the current phase: they
+    // belong to whichever phase the next judged bucket says comes next.
+    // Merged into the current phase, a healthy one would take in the
+    // failing probes of the outage after it and replay as failing.
+    let mut pending = Tally::default();
     for (i, tally) in tallies.iter().enumerate() {
         if tally.calls < MIN_CALLS {
             // A few calls (a breaker's probes) cannot start a phase, but
@@ -271,29 +276,40 @@ fn phases(tallies: &[Tally], speed: f64) -> Vec<(usize, Mix)> {
                     (Mix::of(sum, speed).failing() >= 0.5)
                         == (Mix::of(tally, speed).failing() >= 0.5)
                 });
-            if let Some((end, sum)) = phases.last_mut() {
+            if agrees && let Some((end, sum)) = phases.last_mut() {
                 merge(sum, tally);
-                if agrees {
-                    *end = i + 1;
-                    unjudged_from = None;
-                    continue;
-                }
+                merge(sum, &std::mem::take(&mut pending));
+                *end = i + 1;
+                unjudged_from = None;
+                continue;
             }
+            merge(&mut pending, tally);
             unjudged_from.get_or_insert(i);
             continue;
         }
         let gap_start = unjudged_from.take();
+        let gap = std::mem::take(&mut pending);
         match phases.last_mut() {
             Some((end, sum)) if Mix::of(sum, speed).alike(&Mix::of(tally, speed), tally.calls) => {
+                merge(sum, &gap);
                 merge(sum, tally);
                 *end = i + 1;
             }
             Some((end, _)) => {
                 *end = gap_start.map_or(i, |g| g + (i - g) / 2);
-                phases.push((i + 1, tally.clone()));
+                let mut next = gap;
+                merge(&mut next, tally);
+                phases.push((i + 1, next));
             }
-            None => phases.push((i + 1, tally.clone())),
+            None => {
+                let mut first = gap;
+                merge(&mut first, tally);
+                phases.push((i + 1, first));
+            }
         }
+    }
+    if let Some((_, sum)) = phases.last_mut() {
+        merge(sum, &pending);
     }
     if let Some((end, _)) = phases.last_mut() {
         *end = tallies.len();
@@ -371,4 +387,49 @@ fn round(d: Duration) -> Duration {
 
 fn quote(text: &str) -> String {
     serde_json::Value::String(text.to_string()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket(calls: u32, failed: u32) -> Tally {
+        let mut tally = Tally {
+            calls,
+            ..Tally::default()
+        };
+        if failed > 0 {
+            tally.statuses.insert(529, failed);
+        }
+        tally
+    }
+
+    #[test]
+    fn failing_probes_after_a_healthy_stretch_belong_to_the_outage() {
+        // Healthy, then the breaker opens: a few failing probes a bucket,
+        // then enough calls to judge the outage.
+        let mut tallies = vec![bucket(20, 0); 8];
+        tallies.extend([bucket(3, 3), bucket(2, 2), bucket(4, 4)]);
+        tallies.extend(vec![bucket(10, 8); 6]);
+        let phases = phases(&tallies, 1.0);
+        assert_eq!(phases.len(), 2, "{phases:?}");
+        assert!(
+            phases[0].1.failing() < 0.01,
+            "the healthy stretch took in the outage's probes: {phases:?}"
+        );
+        // The unjudged stretch is split down the middle.
+        assert_eq!(phases[0].0, 9);
+        assert!(phases[1].1.failing() > 0.8, "{phases:?}");
+    }
+
+    #[test]
+    fn probes_agreeing_with_the_phase_extend_it() {
+        let mut tallies = vec![bucket(10, 8); 4];
+        tallies.extend([bucket(2, 2), bucket(3, 3)]);
+        tallies.extend(vec![bucket(20, 0); 4]);
+        let phases = phases(&tallies, 1.0);
+        assert_eq!(phases.len(), 2, "{phases:?}");
+        assert_eq!(phases[0].0, 6, "{phases:?}");
+        assert!(phases[1].1.failing() < 0.01, "{phases:?}");
+    }
 }
