@@ -272,36 +272,27 @@ impl Provider {
                 exhausted,
             ));
         }
-        let mut bytes = response.bytes_stream();
+        let mut body = BoundedBody::new(
+            response.bytes_stream(),
+            idle_timeout,
+            self.config.max_response_bytes,
+            "stream",
+        );
         let mut decoder = self.dialect.stream_decoder();
         let target = target.to_string();
         let redactor = Arc::clone(&self.redactor);
-        let max_bytes = self.config.max_response_bytes;
         let stream = async_stream::stream! {
             let mut sse = SseDecoder::new();
             let mut sse_events = Vec::new();
-            // Bytes read so far: a counter, the chunks are not copied for it.
-            let mut read: u64 = 0;
             loop {
-                let chunk: Bytes = match tokio::time::timeout(idle_timeout, bytes.next()).await {
-                    Err(_) => {
-                        yield Err(redactor.error(&target, UpstreamFailure::Timeout, format!("the stream stalled for more than {idle_timeout:?}")));
-                        return;
-                    }
+                let chunk = match body.next().await {
+                    Ok(Some(chunk)) => chunk,
                     Ok(None) => break,
-                    Ok(Some(Err(e))) => {
-                        yield Err(redactor.error(&target, UpstreamFailure::Stream { provider_code: None }, format!("the stream broke: {}", describe_transport(&e))));
+                    Err((failure, message)) => {
+                        yield Err(redactor.error(&target, failure, message));
                         return;
                     }
-                    Ok(Some(Ok(chunk))) => chunk,
                 };
-                // Checked before the chunk goes further: at most one
-                // chunk past the cap is ever held.
-                read = read.saturating_add(chunk.len() as u64);
-                if read > max_bytes {
-                    yield Err(redactor.error(&target, UpstreamFailure::TooLarge, format!("the answer exceeded max_response_bytes ({max_bytes} bytes)")));
-                    return;
-                }
                 // The events completed before an overflow go on first, as
                 // with any break; one of them may even end the answer.
                 let fed = sse.try_feed(&chunk, &mut sse_events);
@@ -336,31 +327,26 @@ impl Provider {
         target: &str,
         idle_timeout: Duration,
     ) -> ChunkStream {
-        let mut bytes = response.bytes_stream();
+        let mut bounded = BoundedBody::new(
+            response.bytes_stream(),
+            idle_timeout,
+            self.config.max_response_bytes,
+            "answer",
+        );
         let dialect = self.dialect;
         let target = target.to_string();
         let redactor = Arc::clone(&self.redactor);
-        let max_bytes = self.config.max_response_bytes;
         let stream = async_stream::stream! {
             let mut body: Vec<u8> = Vec::new();
             loop {
-                let chunk: Bytes = match tokio::time::timeout(idle_timeout, bytes.next()).await {
-                    Err(_) => {
-                        yield Err(redactor.error(&target, UpstreamFailure::Timeout, format!("the answer stalled for more than {idle_timeout:?}")));
-                        return;
-                    }
+                match bounded.next().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                     Ok(None) => break,
-                    Ok(Some(Err(e))) => {
-                        yield Err(redactor.error(&target, UpstreamFailure::Stream { provider_code: None }, format!("the answer broke: {}", describe_transport(&e))));
+                    Err((failure, message)) => {
+                        yield Err(redactor.error(&target, failure, message));
                         return;
                     }
-                    Ok(Some(Ok(chunk))) => chunk,
-                };
-                if (body.len() as u64).saturating_add(chunk.len() as u64) > max_bytes {
-                    yield Err(redactor.error(&target, UpstreamFailure::TooLarge, format!("the answer exceeded max_response_bytes ({max_bytes} bytes)")));
-                    return;
                 }
-                body.extend_from_slice(&chunk);
             }
             match complete::chunks(dialect, &body) {
                 Ok(chunks) => {
@@ -450,6 +436,67 @@ impl Provider {
 
 /// A transport error's chain of causes, without the URL (which is ours, not
 /// the client's business) and never with credentials (sent only in headers).
+/// An upstream body read chunk by chunk, each within the idle timeout, and
+/// all of it within `max_response_bytes`: what a stream and a complete
+/// answer are both read with.
+struct BoundedBody<S> {
+    bytes: S,
+    idle_timeout: Duration,
+    max_bytes: u64,
+    /// Bytes read so far: a counter, the chunks are not copied for it.
+    read: u64,
+    /// What the body is ("stream", "answer"), for the messages.
+    what: &'static str,
+}
+
+impl<S: futures_util::Stream<Item = reqwest::Result<Bytes>> + Unpin> BoundedBody<S> {
+    fn new(bytes: S, idle_timeout: Duration, max_bytes: u64, what: &'static str) -> Self {
+        BoundedBody {
+            bytes,
+            idle_timeout,
+            max_bytes,
+            read: 0,
+            what,
+        }
+    }
+
+    /// The next chunk, `None` at the end, or why the body failed. The cap
+    /// is checked before a chunk goes further: at most one chunk past it
+    /// is ever held.
+    async fn next(&mut self) -> Result<Option<Bytes>, (UpstreamFailure, String)> {
+        let what = self.what;
+        let chunk = match tokio::time::timeout(self.idle_timeout, self.bytes.next()).await {
+            Err(_) => {
+                return Err((
+                    UpstreamFailure::Timeout,
+                    format!("the {what} stalled for more than {:?}", self.idle_timeout),
+                ));
+            }
+            Ok(None) => return Ok(None),
+            Ok(Some(Err(e))) => {
+                return Err((
+                    UpstreamFailure::Stream {
+                        provider_code: None,
+                    },
+                    format!("the {what} broke: {}", describe_transport(&e)),
+                ));
+            }
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        self.read = self.read.saturating_add(chunk.len() as u64);
+        if self.read > self.max_bytes {
+            return Err((
+                UpstreamFailure::TooLarge,
+                format!(
+                    "the answer exceeded max_response_bytes ({} bytes)",
+                    self.max_bytes
+                ),
+            ));
+        }
+        Ok(Some(chunk))
+    }
+}
+
 fn describe_transport(error: &reqwest::Error) -> String {
     let mut text = if error.is_connect() {
         "connection failed".to_string()
