@@ -74,37 +74,30 @@ impl Run<'_> {
             }
             () = tokio::time::sleep(delay) => {}
         }
-        if alive.load(Ordering::Relaxed) {
-            // The primary is thinking where this client cannot see it: it
-            // is answering, and a hedge would only pay for the same work
-            // twice.
-            let result = call.finish(&targets[primary], first.await).await;
-            return (
-                Attempted {
-                    target: primary,
-                    ticket,
-                    result,
-                },
-                None,
-            );
-        }
         // The hedge is sent now, if its breaker admits it and the primary's
         // retry budget pays for it; otherwise the primary carries on alone.
-        let hedge_ticket = match self.admit(&targets[hedge]) {
-            Some(hedge_ticket)
-                if targets[primary]
-                    .state
-                    .with_budget(|b| b.try_withdraw(Instant::now())) =>
-            {
+        // So it does while it is thinking where this client cannot see it:
+        // it is answering, and a hedge would only pay for the same work
+        // twice.
+        let hedge_ticket = if alive.load(Ordering::Relaxed) {
+            None
+        } else {
+            match self.admit(&targets[hedge]) {
                 Some(hedge_ticket)
+                    if targets[primary]
+                        .state
+                        .with_budget(|b| b.try_withdraw(Instant::now())) =>
+                {
+                    Some(hedge_ticket)
+                }
+                Some(_unpaid) => {
+                    self.events.emit(|| Event::RetryBudgetExhausted {
+                        target: targets[primary].label.clone(),
+                    });
+                    None
+                }
+                None => None,
             }
-            Some(_unpaid) => {
-                self.events.emit(|| Event::RetryBudgetExhausted {
-                    target: targets[primary].label.clone(),
-                });
-                None
-            }
-            None => None,
         };
         let Some(hedge_ticket) = hedge_ticket else {
             let result = call.finish(&targets[primary], first.await).await;
