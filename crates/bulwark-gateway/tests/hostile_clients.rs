@@ -146,17 +146,29 @@ async fn past_max_connections_a_newcomer_waits_until_one_closes() -> TestResult 
     Ok(())
 }
 
+/// The head of the answer to a keyless POST to `path` that declares 30
+/// MiB and sends only `start`: the refusal must not wait for the rest.
+async fn answer_to_a_keyless_upload(
+    running: &Running,
+    path: &str,
+    start: &str,
+) -> Result<Option<String>, Box<dyn std::error::Error>> {
+    let mut stream = TcpStream::connect(address(running)).await?;
+    stream
+        .write_all(
+            format!(
+                "POST {path} HTTP/1.1\r\nhost: bulwark\r\ncontent-type: application/json\r\ncontent-length: 31457280\r\n\r\n{start}"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    Ok(response_head(&mut stream, PATIENCE).await)
+}
+
 #[tokio::test]
 async fn an_unauthenticated_upload_is_refused_before_its_body_is_read() -> TestResult {
     let running = gateway("keys:\n  team: { key: team-key-0123456789 }\n").await?;
-    let mut stream = TcpStream::connect(address(&running)).await?;
-    // 30 MiB declared, a few bytes sent: the 401 must not wait for the rest.
-    stream
-        .write_all(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: bulwark\r\ncontent-type: application/json\r\ncontent-length: 31457280\r\n\r\n{\"model\":",
-        )
-        .await?;
-    let head = response_head(&mut stream, PATIENCE).await;
+    let head = answer_to_a_keyless_upload(&running, "/v1/chat/completions", "{\"model\":").await?;
     assert!(
         head.as_deref()
             .is_some_and(|h| h.starts_with("HTTP/1.1 401")),
@@ -170,15 +182,10 @@ const ADMIN_KEY: &str = "admin-secret-0123456789";
 #[tokio::test]
 async fn an_unauthenticated_admin_upload_is_refused_before_its_body_is_read() -> TestResult {
     let running = gateway(&format!("admin_key: {ADMIN_KEY}\n")).await?;
-    let mut stream = TcpStream::connect(address(&running)).await?;
-    // 30 MiB declared, a few bytes sent, no key: the 401 must not wait for
-    // the rest (the admin API once parsed the body before the key).
-    stream
-        .write_all(
-            b"POST /admin/incidents/current/updates HTTP/1.1\r\nhost: bulwark\r\ncontent-type: application/json\r\ncontent-length: 31457280\r\n\r\n{\"status\":",
-        )
-        .await?;
-    let head = response_head(&mut stream, PATIENCE).await;
+    // The admin API once parsed the body before it checked the key.
+    let head =
+        answer_to_a_keyless_upload(&running, "/admin/incidents/current/updates", "{\"status\":")
+            .await?;
     assert!(
         head.as_deref()
             .is_some_and(|h| h.starts_with("HTTP/1.1 401")),
