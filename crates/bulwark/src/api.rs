@@ -16,6 +16,9 @@ pub enum WireFormat {
     OpenAi,
     Anthropic,
     Gemini,
+    /// OpenAI's Responses API: a front door only; no provider is called in
+    /// it, so its requests always reach a target translated.
+    Responses,
 }
 
 impl WireFormat {
@@ -24,6 +27,7 @@ impl WireFormat {
             WireFormat::OpenAi => "openai",
             WireFormat::Anthropic => "anthropic",
             WireFormat::Gemini => "gemini",
+            WireFormat::Responses => "openai-responses",
         }
     }
 }
@@ -386,6 +390,9 @@ impl FinishNames {
             WireFormat::OpenAi => self.openai,
             WireFormat::Anthropic => self.anthropic,
             WireFormat::Gemini => self.gemini,
+            // The Responses API has no finish reasons of its own (it has a
+            // status); where one is named, it is the Chat Completions name.
+            WireFormat::Responses => self.openai,
         }
     }
 }

@@ -143,7 +143,8 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             // Complete but for the terminator: send it, nothing to continue.
             match format {
                 WireFormat::Anthropic => yield Ok(Chunk { raw: SseEvent { event: Some("message_stop".into()), data: json!({"type": "message_stop"}).to_string() }, events: vec![] }),
-                WireFormat::OpenAi | WireFormat::Gemini => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
+                // No provider speaks the Responses API: it never comes from one.
+                WireFormat::OpenAi | WireFormat::Gemini | WireFormat::Responses => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
             }
             return;
         }

@@ -22,6 +22,7 @@ pub mod dialect;
 pub mod gemini;
 pub mod json;
 pub mod openai;
+pub mod responses;
 pub mod translate;
 
 pub use dialect::{
@@ -49,6 +50,7 @@ pub fn front_door(format: WireFormat) -> Option<&'static dyn ClientDialect> {
     match format {
         WireFormat::OpenAi => Some(&openai::FrontDoor),
         WireFormat::Anthropic => Some(&anthropic::FrontDoor),
+        WireFormat::Responses => Some(&responses::FrontDoor),
         WireFormat::Gemini => None,
     }
 }

@@ -34,6 +34,7 @@ const fn row(client: Option<WireFormat>, feature: &'static str, fate: Fate) -> R
 
 const ANTHROPIC: Option<WireFormat> = Some(WireFormat::Anthropic);
 const OPENAI: Option<WireFormat> = Some(WireFormat::OpenAi);
+const RESPONSES: Option<WireFormat> = Some(WireFormat::Responses);
 const ANY: Option<WireFormat> = None;
 
 const NOT_REASONING: &str = "the target model does not reason; it answers without thinking first";
@@ -201,6 +202,145 @@ pub const FATES: &[Row] = &[
         Fate::Drop(
             "the tool runs inside OpenAI; the target answers without it, as a model not offered that tool",
         ),
+    ),
+    // OpenAI Responses API clients (`/v1/responses`): no provider speaks
+    // it, so every target is sent a translation.
+    row(
+        RESPONSES,
+        "previous_response_id",
+        Fate::Refuse(
+            "the earlier turns are held by whoever stored that response, and this request does not carry them; the target would answer without the conversation",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "reasoning_item",
+        Fate::Drop(
+            "earlier reasoning items are OpenAI's (often encrypted) and only OpenAI reads them; the conversation goes on without them",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "item_reference",
+        Fate::Refuse("the item is stored at OpenAI, and no other provider can read it"),
+    ),
+    row(
+        RESPONSES,
+        "server_tool",
+        Fate::Drop(
+            "the tool runs inside OpenAI; the target answers without it, as a model not offered that tool",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "custom_tool",
+        Fate::Drop(
+            "free-form (custom) tools have no equivalent elsewhere; the target answers as a model not offered that tool",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "strict_tools",
+        Fate::Drop(
+            "the target follows the tool's schema without OpenAI's guarantee of exact adherence",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "reasoning_summary",
+        Fate::Drop(
+            "a summary of the model's reasoning is OpenAI's; the target's answer comes without one",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "verbosity",
+        Fate::Drop("a length hint only OpenAI's models take; the target answers at its own length"),
+    ),
+    row(
+        RESPONSES,
+        "response_format",
+        Fate::Refuse(
+            "a text format Bulwark does not know; its shape would not be enforced, and a client parsing the answer relies on it",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "include",
+        Fate::Drop(
+            "extra output OpenAI adds on request (encrypted reasoning, tool sources); the answer itself is the same",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "truncation",
+        Fate::Drop("OpenAI's own trimming of old context; the target is sent the whole conversation"),
+    ),
+    row(
+        RESPONSES,
+        "store",
+        Fate::Drop("whether OpenAI keeps a copy; the answer is the same"),
+    ),
+    row(
+        RESPONSES,
+        "metadata",
+        Fate::Drop("tags for OpenAI's dashboard; the answer is the same"),
+    ),
+    row(
+        RESPONSES,
+        "service_tier",
+        Fate::Drop("a capacity choice at OpenAI; the answer is the same"),
+    ),
+    row(
+        RESPONSES,
+        "prompt_cache_key",
+        Fate::Drop("a cost hint for OpenAI's prompt cache; the answer is the same"),
+    ),
+    row(
+        RESPONSES,
+        "max_tool_calls",
+        Fate::Drop("the target is not held to a number of built-in tool calls, and it has none"),
+    ),
+    row(
+        RESPONSES,
+        "logprobs",
+        Fate::Refuse("the target gives no token log-probabilities, which the client asked for"),
+    ),
+    row(
+        RESPONSES,
+        "background",
+        Fate::Refuse(
+            "a background response is run and kept by OpenAI for later polling; the client would wait for something no target keeps",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "conversation",
+        Fate::Refuse(
+            "the conversation is stored at OpenAI; the target would answer without its earlier turns",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "prompt",
+        Fate::Refuse(
+            "the prompt template is stored at OpenAI; the target would answer without it",
+        ),
+    ),
+    row(
+        RESPONSES,
+        "file_reference",
+        Fate::Refuse("the content is held in OpenAI's Files API, which no other provider can read"),
+    ),
+    row(
+        RESPONSES,
+        "document",
+        Fate::Refuse("the document would be lost, and the answer would ignore it"),
+    ),
+    row(
+        RESPONSES,
+        "audio",
+        Fate::Refuse("audio has no equivalent in the target's format"),
     ),
     // Any client.
     row(ANY, "reasoning", Fate::Drop(NOT_REASONING)),
@@ -558,7 +698,8 @@ fn reasoning_for(
     default_max_tokens: u32,
 ) -> Result<Reasoning, &'static str> {
     match format {
-        WireFormat::OpenAi => Ok(Reasoning::Effort(match reasoning.effort() {
+        // No provider speaks the Responses API; were one to, it takes OpenAI's efforts.
+        WireFormat::OpenAi | WireFormat::Responses => Ok(Reasoning::Effort(match reasoning.effort() {
             Effort::Minimal if !traits.minimal_effort => Effort::Low,
             effort => effort,
         })),

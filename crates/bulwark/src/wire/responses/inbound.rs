@@ -1,0 +1,796 @@
+//! Decoding a client's Responses API request (`POST /v1/responses`).
+//!
+//! The conversation arrives as `input` items (messages, function calls and
+//! their outputs, reasoning, built-in tools' calls) and `instructions`; each
+//! item becomes neutral messages, in order. What no other format carries is
+//! recorded in `unmapped` with its fate (`wire::translate::FATES`).
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::api::{
+    ChatRequest, ContentBlock, Effort, ImageSource, Message, OutputFormat, Reasoning, Role,
+    SourceBody, Tool, ToolCall, ToolChoice, ToolResult, Unmapped, WireFormat,
+};
+use crate::error::ApiError;
+use crate::wire::json as j;
+
+const FORMAT: WireFormat = WireFormat::Responses;
+
+/// Items of built-in tools: they ran inside OpenAI, and only OpenAI can
+/// read them back.
+const SERVER_TOOL_ITEMS: &[&str] = &[
+    "web_search_call",
+    "file_search_call",
+    "computer_call",
+    "computer_call_output",
+    "code_interpreter_call",
+    "image_generation_call",
+    "local_shell_call",
+    "local_shell_call_output",
+    "shell_call",
+    "shell_call_output",
+    "apply_patch_call",
+    "apply_patch_call_output",
+    "mcp_list_tools",
+    "mcp_approval_request",
+    "mcp_approval_response",
+    "mcp_call",
+    "tool_search_call",
+    "tool_search_output",
+];
+
+fn unmapped(out: &mut Vec<Unmapped>, path: impl Into<String>, feature: &'static str) {
+    crate::wire::translate::unmapped(FORMAT, path, feature, out);
+}
+
+/// Decodes a client's request body.
+pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    decode_object(j::parse_object(body)?)
+}
+
+/// Decodes a request body already parsed to a JSON object (the gateway reads
+/// it once, to expand stored conversation state before decoding).
+pub fn decode_object(mut obj: j::Object) -> Result<ChatRequest, ApiError> {
+    let source = Arc::new(obj.clone());
+    let model = j::require_string(&mut obj, "model", "model")?;
+    let mut unmapped_fields = Vec::new();
+    let mut messages = Vec::new();
+    if let Some(instructions) = j::take(&mut obj, "instructions") {
+        let content = match instructions {
+            Value::String(text) => vec![ContentBlock::Text(text)],
+            // Instructions may be given as input items too.
+            Value::Array(items) => {
+                let mut inner = Vec::new();
+                decode_items(items, "instructions", &mut inner, &mut unmapped_fields)?;
+                inner.into_iter().flat_map(|m| m.content).collect()
+            }
+            other => {
+                return Err(j::wrong_type(
+                    "instructions",
+                    "a string or an array of items",
+                    &other,
+                ));
+            }
+        };
+        messages.push(Message {
+            role: Role::System,
+            content,
+        });
+    }
+    match j::take(&mut obj, "input") {
+        None => return Err(j::missing("input")),
+        Some(Value::String(text)) => messages.push(Message::text(Role::User, text)),
+        Some(Value::Array(items)) => {
+            decode_items(items, "input", &mut messages, &mut unmapped_fields)?;
+        }
+        Some(other) => {
+            return Err(j::wrong_type(
+                "input",
+                "a string or an array of input items",
+                &other,
+            ));
+        }
+    }
+
+    let max_tokens = j::take_u32(&mut obj, "max_output_tokens", "max_output_tokens")?;
+    let temperature = j::take_f64(&mut obj, "temperature", "temperature")?;
+    let top_p = j::take_f64(&mut obj, "top_p", "top_p")?;
+    let stream = j::take_bool(&mut obj, "stream", "stream")?.unwrap_or(false);
+    if let Some(mut options) = j::take_object(&mut obj, "stream_options", "stream_options")? {
+        // Obfuscation padding only exists in OpenAI's own streams.
+        options.remove("include_obfuscation");
+        j::leftovers(&options, "stream_options", FORMAT, &mut unmapped_fields);
+    }
+    let mut tools = Vec::new();
+    if let Some(items) = j::take_array(&mut obj, "tools", "tools")? {
+        for (i, item) in items.into_iter().enumerate() {
+            tools.extend(decode_tool(item, i, &mut unmapped_fields)?);
+        }
+    }
+    let tool_choice = match j::take(&mut obj, "tool_choice") {
+        None => None,
+        Some(value) => decode_tool_choice(value, &mut unmapped_fields)?,
+    };
+    let parallel_tool_calls = j::take_bool(&mut obj, "parallel_tool_calls", "parallel_tool_calls")?;
+    let reasoning = match j::take_object(&mut obj, "reasoning", "reasoning")? {
+        None => None,
+        Some(settings) => decode_reasoning(settings, &mut unmapped_fields)?,
+    };
+    let output_format = match j::take_object(&mut obj, "text", "text")? {
+        None => None,
+        Some(text) => decode_text(text, &mut unmapped_fields)?,
+    };
+    let user = j::take_string(&mut obj, "user", "user")?;
+    let safety_identifier = j::take_string(&mut obj, "safety_identifier", "safety_identifier")?;
+    if j::take(&mut obj, "previous_response_id").is_some() {
+        unmapped(
+            &mut unmapped_fields,
+            "previous_response_id",
+            "previous_response_id",
+        );
+    }
+    // Defaults mean nothing to translate.
+    for (key, default) in [
+        ("truncation", json!("disabled")),
+        ("background", json!(false)),
+        ("top_logprobs", json!(0)),
+        ("include", json!([])),
+        ("metadata", json!({})),
+    ] {
+        if obj.get(key) == Some(&default) {
+            obj.remove(key);
+        }
+    }
+    for (key, feature) in [
+        ("include", "include"),
+        ("truncation", "truncation"),
+        ("store", "store"),
+        ("metadata", "metadata"),
+        ("service_tier", "service_tier"),
+        ("prompt_cache_key", "prompt_cache_key"),
+        ("prompt_cache_retention", "prompt_cache_key"),
+        ("max_tool_calls", "max_tool_calls"),
+        ("top_logprobs", "logprobs"),
+        ("background", "background"),
+        ("conversation", "conversation"),
+        ("prompt", "prompt"),
+    ] {
+        if j::take(&mut obj, key).is_some() {
+            unmapped(&mut unmapped_fields, key, feature);
+        }
+    }
+    j::leftovers(&obj, "", FORMAT, &mut unmapped_fields);
+
+    let mut request = ChatRequest::new(model, messages);
+    request.max_tokens = max_tokens;
+    request.temperature = temperature;
+    request.top_p = top_p;
+    request.tools = tools;
+    request.tool_choice = tool_choice;
+    request.stream = stream;
+    // A Responses stream always ends with its usage.
+    request.include_usage = true;
+    request.reasoning = reasoning;
+    request.user = user.or(safety_identifier);
+    request.parallel_tool_calls = parallel_tool_calls;
+    request.output_format = output_format;
+    request.unmapped = unmapped_fields;
+    request.source = Some(SourceBody {
+        format: FORMAT,
+        body: source,
+        query: None,
+        headers: Vec::new(),
+    });
+    Ok(request)
+}
+
+/// Input items, appended to `messages` in order. Consecutive function calls
+/// join the assistant turn before them and consecutive outputs form one user
+/// turn, as every other format groups them.
+fn decode_items(
+    items: Vec<Value>,
+    path: &str,
+    messages: &mut Vec<Message>,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<(), ApiError> {
+    for (i, item) in items.into_iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        let mut obj = j::into_object(item, &item_path)?;
+        let kind = j::take_string(&mut obj, "type", &format!("{item_path}.type"))?;
+        match kind.as_deref() {
+            // An item without a type is a message (the SDKs' "easy" input).
+            None | Some("message") => {
+                messages.push(decode_message(obj, &item_path, unmapped_fields)?);
+            }
+            Some("function_call") => {
+                let call = decode_function_call(obj, &item_path, unmapped_fields)?;
+                match messages.last_mut() {
+                    Some(last) if last.role == Role::Assistant => last.content.push(call),
+                    _ => messages.push(Message {
+                        role: Role::Assistant,
+                        content: vec![call],
+                    }),
+                }
+            }
+            Some("function_call_output") => {
+                let result = decode_function_output(obj, &item_path, unmapped_fields)?;
+                match messages.last_mut() {
+                    Some(last)
+                        if last.role == Role::User
+                            && !last.content.is_empty()
+                            && last.content.iter().all(is_tool_result) =>
+                    {
+                        last.content.push(result);
+                    }
+                    _ => messages.push(Message {
+                        role: Role::User,
+                        content: vec![result],
+                    }),
+                }
+            }
+            Some("reasoning") => unmapped(unmapped_fields, item_path, "reasoning_item"),
+            Some("item_reference") => unmapped(unmapped_fields, item_path, "item_reference"),
+            Some("custom_tool_call" | "custom_tool_call_output") => {
+                unmapped(unmapped_fields, item_path, "custom_tool");
+            }
+            Some(kind) if SERVER_TOOL_ITEMS.contains(&kind) => {
+                unmapped(unmapped_fields, item_path, "server_tool");
+            }
+            Some(_) => unmapped(unmapped_fields, item_path, "unknown_block"),
+        }
+    }
+    Ok(())
+}
+
+fn is_tool_result(block: &ContentBlock) -> bool {
+    matches!(block, ContentBlock::ToolResult(_))
+}
+
+fn decode_message(
+    mut obj: j::Object,
+    path: &str,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Message, ApiError> {
+    let role_name = j::require_string(&mut obj, "role", &format!("{path}.role"))?;
+    let role = match role_name.as_str() {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        "system" | "developer" => Role::System,
+        _ => {
+            unmapped(unmapped_fields, format!("{path}.role"), "unknown_role");
+            Role::User
+        }
+    };
+    let content = decode_content(
+        j::take(&mut obj, "content"),
+        &format!("{path}.content"),
+        unmapped_fields,
+    )?;
+    // An earlier output's bookkeeping: the same message without it.
+    for key in ["id", "status", "phase"] {
+        obj.remove(key);
+    }
+    j::leftovers(&obj, path, FORMAT, unmapped_fields);
+    Ok(Message { role, content })
+}
+
+/// Message content: a string, or an array of parts.
+fn decode_content(
+    value: Option<Value>,
+    path: &str,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Vec<ContentBlock>, ApiError> {
+    match value {
+        None => Ok(Vec::new()),
+        Some(Value::String(text)) => Ok(vec![ContentBlock::Text(text)]),
+        Some(Value::Array(parts)) => {
+            let mut content = Vec::with_capacity(parts.len());
+            for (k, part) in parts.into_iter().enumerate() {
+                content.extend(decode_part(part, &format!("{path}[{k}]"), unmapped_fields)?);
+            }
+            Ok(content)
+        }
+        Some(other) => Err(j::wrong_type(
+            path,
+            "a string or an array of content parts",
+            &other,
+        )),
+    }
+}
+
+fn decode_part(
+    part: Value,
+    path: &str,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<ContentBlock>, ApiError> {
+    let mut obj = j::into_object(part, path)?;
+    let kind = j::require_string(&mut obj, "type", &format!("{path}.type"))?;
+    match kind.as_str() {
+        "input_text" | "output_text" => Ok(Some(ContentBlock::Text(j::require_string(
+            &mut obj,
+            "text",
+            &format!("{path}.text"),
+        )?))),
+        // A refusal the model gave earlier reads as its text.
+        "refusal" => Ok(Some(ContentBlock::Text(
+            j::take_string(&mut obj, "refusal", &format!("{path}.refusal"))?.unwrap_or_default(),
+        ))),
+        "input_image" => {
+            match j::take_string(&mut obj, "image_url", &format!("{path}.image_url"))? {
+                Some(url) => Ok(Some(ContentBlock::Image(match j::split_data_url(&url) {
+                    Some((media_type, data)) => ImageSource::Base64 { media_type, data },
+                    None => ImageSource::Url(url),
+                }))),
+                // A `file_id`: the image is held in OpenAI's Files API.
+                None => {
+                    unmapped(unmapped_fields, path, "file_reference");
+                    Ok(None)
+                }
+            }
+        }
+        "input_file" => {
+            unmapped(unmapped_fields, path, "document");
+            Ok(None)
+        }
+        "input_audio" => {
+            unmapped(unmapped_fields, path, "audio");
+            Ok(None)
+        }
+        _ => {
+            unmapped(unmapped_fields, path, "unknown_block");
+            Ok(None)
+        }
+    }
+}
+
+fn decode_function_call(
+    mut obj: j::Object,
+    path: &str,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<ContentBlock, ApiError> {
+    let id = j::require_string(&mut obj, "call_id", &format!("{path}.call_id"))?;
+    let name = j::require_string(&mut obj, "name", &format!("{path}.name"))?;
+    let arguments_path = format!("{path}.arguments");
+    let arguments = j::take_string(&mut obj, "arguments", &arguments_path)?.unwrap_or_default();
+    let input = j::parse_arguments(&arguments, &arguments_path)?;
+    for key in ["id", "status", "namespace", "caller", "async"] {
+        obj.remove(key);
+    }
+    j::leftovers(&obj, path, FORMAT, unmapped_fields);
+    Ok(ContentBlock::ToolUse(ToolCall { id, name, input }))
+}
+
+fn decode_function_output(
+    mut obj: j::Object,
+    path: &str,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<ContentBlock, ApiError> {
+    let tool_use_id = j::require_string(&mut obj, "call_id", &format!("{path}.call_id"))?;
+    let content = decode_content(
+        j::take(&mut obj, "output"),
+        &format!("{path}.output"),
+        unmapped_fields,
+    )?;
+    for key in ["id", "status"] {
+        obj.remove(key);
+    }
+    j::leftovers(&obj, path, FORMAT, unmapped_fields);
+    Ok(ContentBlock::ToolResult(ToolResult {
+        tool_use_id,
+        content,
+        is_error: false,
+    }))
+}
+
+/// A tool offered to the model; `None` for a built-in tool (it runs inside
+/// OpenAI) or a custom (free-form) tool, which no other format can offer.
+fn decode_tool(
+    item: Value,
+    i: usize,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<Tool>, ApiError> {
+    let path = format!("tools[{i}]");
+    let mut obj = j::into_object(item, &path)?;
+    let kind = j::require_string(&mut obj, "type", &format!("{path}.type"))?;
+    match kind.as_str() {
+        "function" => {}
+        "custom" => {
+            unmapped(unmapped_fields, path, "custom_tool");
+            return Ok(None);
+        }
+        _ => {
+            unmapped(unmapped_fields, path, "server_tool");
+            return Ok(None);
+        }
+    }
+    let name = j::require_string(&mut obj, "name", &format!("{path}.name"))?;
+    let description = j::take_string(&mut obj, "description", &format!("{path}.description"))?;
+    let parameters =
+        j::take(&mut obj, "parameters").unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+    // The Responses API defaults `strict` to true; the guarantee is OpenAI's
+    // alone.
+    if j::take_bool(&mut obj, "strict", &format!("{path}.strict"))? != Some(false) {
+        unmapped(unmapped_fields, format!("{path}.strict"), "strict_tools");
+    }
+    j::leftovers(&obj, &path, FORMAT, unmapped_fields);
+    Ok(Some(Tool {
+        name,
+        description,
+        parameters,
+    }))
+}
+
+fn decode_tool_choice(
+    value: Value,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<ToolChoice>, ApiError> {
+    match &value {
+        Value::String(s) => Ok(match s.as_str() {
+            "auto" => Some(ToolChoice::Auto),
+            "none" => Some(ToolChoice::None),
+            "required" => Some(ToolChoice::Required),
+            _ => {
+                unmapped(unmapped_fields, "tool_choice", "unknown_field");
+                None
+            }
+        }),
+        Value::Object(obj) => match (j::get_str(&value, "type"), obj.get("name")) {
+            (Some("function"), Some(Value::String(name))) => Ok(Some(ToolChoice::Tool(name.clone()))),
+            // `allowed_tools`, built-in and custom tools: choices no other
+            // format can express.
+            _ => {
+                unmapped(unmapped_fields, "tool_choice", "unknown_field");
+                Ok(None)
+            }
+        },
+        other => Err(j::wrong_type("tool_choice", "a string or an object", other)),
+    }
+}
+
+fn decode_reasoning(
+    mut settings: j::Object,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<Reasoning>, ApiError> {
+    let effort = match j::take_string(&mut settings, "effort", "reasoning.effort")? {
+        None => None,
+        Some(name) => match Effort::parse(&name) {
+            Some(effort) => effort.map(Reasoning::Effort),
+            None => {
+                unmapped(unmapped_fields, "reasoning.effort", "unknown_field");
+                None
+            }
+        },
+    };
+    for key in ["summary", "generate_summary"] {
+        if j::take(&mut settings, key).is_some() {
+            unmapped(
+                unmapped_fields,
+                format!("reasoning.{key}"),
+                "reasoning_summary",
+            );
+        }
+    }
+    j::leftovers(&settings, "reasoning", FORMAT, unmapped_fields);
+    Ok(effort)
+}
+
+/// Reads `text`: its `format` (`text`, `json_object`, or `json_schema` with
+/// the schema's fields beside the type) and `verbosity`.
+fn decode_text(
+    mut text: j::Object,
+    unmapped_fields: &mut Vec<Unmapped>,
+) -> Result<Option<OutputFormat>, ApiError> {
+    if j::take(&mut text, "verbosity").is_some() {
+        unmapped(unmapped_fields, "text.verbosity", "verbosity");
+    }
+    let output = match j::take_object(&mut text, "format", "text.format")? {
+        None => None,
+        Some(mut format) => {
+            let path = "text.format";
+            let kind = j::take_string(&mut format, "type", "text.format.type")?;
+            let output = match kind.as_deref() {
+                None | Some("text") => None,
+                Some("json_object") => Some(OutputFormat::JsonObject),
+                Some("json_schema") => {
+                    let name = j::take_string(&mut format, "name", &format!("{path}.name"))?;
+                    let strict = j::take_bool(&mut format, "strict", &format!("{path}.strict"))?;
+                    let description =
+                        j::take_string(&mut format, "description", &format!("{path}.description"))?;
+                    let mut schema = j::take(&mut format, "schema").unwrap_or_else(|| json!({}));
+                    let Some(root) = schema.as_object_mut() else {
+                        return Err(j::wrong_type(
+                            &format!("{path}.schema"),
+                            "a JSON Schema object",
+                            &schema,
+                        ));
+                    };
+                    // Other formats have no field for what the answer is
+                    // for, but every provider reads a schema's own
+                    // `description`.
+                    if let Some(description) = description
+                        && !root.contains_key("description")
+                    {
+                        root.insert("description".into(), json!(description));
+                    }
+                    Some(OutputFormat::JsonSchema {
+                        name,
+                        schema,
+                        strict,
+                    })
+                }
+                // A format newer than Bulwark: its shape would not be held.
+                Some(_) => {
+                    unmapped(unmapped_fields, path, "response_format");
+                    return Ok(None);
+                }
+            };
+            j::leftovers(&format, path, FORMAT, unmapped_fields);
+            output
+        }
+    };
+    j::leftovers(&text, "text", FORMAT, unmapped_fields);
+    Ok(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Fate;
+
+    fn decode(body: Value) -> Result<ChatRequest, ApiError> {
+        decode_request(body.to_string().as_bytes())
+    }
+
+    fn features(request: &ChatRequest) -> Vec<&'static str> {
+        request.unmapped.iter().map(|u| u.feature).collect()
+    }
+
+    #[test]
+    fn a_string_input_with_instructions_is_a_system_and_a_user_turn() -> Result<(), ApiError> {
+        let request = decode(json!({
+            "model": "m", "instructions": "Be brief.", "input": "Hello",
+            "max_output_tokens": 50, "temperature": 0.5, "top_p": 0.9, "stream": true,
+            "user": "u1", "parallel_tool_calls": false
+        }))?;
+        assert_eq!(
+            request.messages,
+            vec![
+                Message::text(Role::System, "Be brief."),
+                Message::text(Role::User, "Hello")
+            ]
+        );
+        assert_eq!(request.max_tokens, Some(50));
+        assert_eq!(request.temperature, Some(0.5));
+        assert_eq!(request.top_p, Some(0.9));
+        assert!(request.stream && request.include_usage);
+        assert_eq!(request.user.as_deref(), Some("u1"));
+        assert_eq!(request.parallel_tool_calls, Some(false));
+        assert!(request.unmapped.is_empty(), "{:?}", request.unmapped);
+        assert_eq!(
+            request.source.map(|s| s.format),
+            Some(WireFormat::Responses)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn items_become_turns_with_calls_and_outputs_grouped() -> Result<(), ApiError> {
+        let request = decode(json!({
+            "model": "m",
+            "input": [
+                {"role": "developer", "content": "Use tools."},
+                {"role": "user", "content": [
+                    {"type": "input_text", "text": "Weather?"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "auto"}
+                ]},
+                {"type": "reasoning", "id": "rs_1", "summary": []},
+                {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+                 "content": [{"type": "output_text", "text": "Checking.", "annotations": []}]},
+                {"type": "function_call", "id": "fc_1", "call_id": "call_a", "name": "weather", "arguments": "{\"city\":\"Oslo\"}"},
+                {"type": "function_call", "call_id": "call_b", "name": "weather", "arguments": "{\"city\":\"Rome\"}"},
+                {"type": "function_call_output", "call_id": "call_a", "output": "cold"},
+                {"type": "function_call_output", "call_id": "call_b", "output": [{"type": "input_text", "text": "warm"}]}
+            ]
+        }))?;
+        let roles: Vec<Role> = request.messages.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            vec![Role::System, Role::User, Role::Assistant, Role::User]
+        );
+        assert_eq!(
+            request.messages[1].content[1],
+            ContentBlock::Image(ImageSource::Base64 {
+                media_type: "image/png".into(),
+                data: "AAAA".into()
+            })
+        );
+        assert_eq!(
+            request.messages[2].content,
+            vec![
+                ContentBlock::Text("Checking.".into()),
+                ContentBlock::ToolUse(ToolCall {
+                    id: "call_a".into(),
+                    name: "weather".into(),
+                    input: json!({"city": "Oslo"})
+                }),
+                ContentBlock::ToolUse(ToolCall {
+                    id: "call_b".into(),
+                    name: "weather".into(),
+                    input: json!({"city": "Rome"})
+                }),
+            ]
+        );
+        assert_eq!(
+            request.messages[3].content,
+            vec![
+                ContentBlock::ToolResult(ToolResult {
+                    tool_use_id: "call_a".into(),
+                    content: vec![ContentBlock::Text("cold".into())],
+                    is_error: false
+                }),
+                ContentBlock::ToolResult(ToolResult {
+                    tool_use_id: "call_b".into(),
+                    content: vec![ContentBlock::Text("warm".into())],
+                    is_error: false
+                }),
+            ]
+        );
+        assert_eq!(features(&request), vec!["reasoning_item"]);
+        assert!(matches!(request.unmapped[0].fate, Fate::Drop(_)));
+        assert_eq!(request.unmapped[0].path, "input[2]");
+        Ok(())
+    }
+
+    #[test]
+    fn flat_function_tools_choice_reasoning_and_json_schema_are_mapped() -> Result<(), ApiError> {
+        let request = decode(json!({
+            "model": "m", "input": "x",
+            "tools": [
+                {"type": "function", "name": "weather", "description": "d",
+                 "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}, "strict": false},
+                {"type": "web_search"},
+                {"type": "custom", "name": "grammar"}
+            ],
+            "tool_choice": {"type": "function", "name": "weather"},
+            "reasoning": {"effort": "low", "summary": "auto"},
+            "text": {"format": {"type": "json_schema", "name": "Plan", "strict": true,
+                                "schema": {"type": "object"}, "description": "a plan"}, "verbosity": "low"},
+            "include": ["reasoning.encrypted_content"], "truncation": "auto", "store": true,
+            "metadata": {"a": "b"}, "prompt_cache_key": "k", "service_tier": "auto"
+        }))?;
+        assert_eq!(
+            request.tools,
+            vec![Tool {
+                name: "weather".into(),
+                description: Some("d".into()),
+                parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}})
+            }]
+        );
+        assert_eq!(request.tool_choice, Some(ToolChoice::Tool("weather".into())));
+        assert_eq!(request.reasoning, Some(Reasoning::Effort(Effort::Low)));
+        assert_eq!(
+            request.output_format,
+            Some(OutputFormat::JsonSchema {
+                name: Some("Plan".into()),
+                schema: json!({"type": "object", "description": "a plan"}),
+                strict: Some(true)
+            })
+        );
+        assert_eq!(
+            features(&request),
+            vec![
+                "server_tool",
+                "custom_tool",
+                "reasoning_summary",
+                "verbosity",
+                "include",
+                "truncation",
+                "store",
+                "metadata",
+                "service_tier",
+                "prompt_cache_key"
+            ]
+        );
+        assert!(request.unmapped.iter().all(|u| matches!(u.fate, Fate::Drop(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn json_object_text_and_tool_choice_strings_are_read() -> Result<(), ApiError> {
+        let request = decode(json!({
+            "model": "m", "input": "x", "tool_choice": "required",
+            "text": {"format": {"type": "json_object"}}
+        }))?;
+        assert_eq!(request.output_format, Some(OutputFormat::JsonObject));
+        assert_eq!(request.tool_choice, Some(ToolChoice::Required));
+        let plain = decode(json!({"model": "m", "input": "x", "text": {"format": {"type": "text"}}}))?;
+        assert_eq!(plain.output_format, None);
+        assert!(plain.unmapped.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn strict_function_tools_by_default_are_reported() -> Result<(), ApiError> {
+        let request = decode(json!({
+            "model": "m", "input": "x",
+            "tools": [{"type": "function", "name": "f", "parameters": null}]
+        }))?;
+        assert_eq!(features(&request), vec!["strict_tools"]);
+        assert_eq!(
+            request.tools[0].parameters,
+            json!({"type": "object", "properties": {}})
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn what_cannot_be_carried_is_refused_by_its_fate() -> Result<(), ApiError> {
+        let request = decode(json!({
+            "model": "m",
+            "input": [{"role": "user", "content": [
+                {"type": "input_file", "file_id": "file_1"},
+                {"type": "input_image", "file_id": "file_2"}
+            ]}, {"type": "item_reference", "id": "msg_9"}],
+            "text": {"format": {"type": "grammar"}},
+            "previous_response_id": "resp_1",
+            "background": true
+        }))?;
+        assert_eq!(
+            features(&request),
+            vec![
+                "document",
+                "file_reference",
+                "item_reference",
+                "response_format",
+                "previous_response_id",
+                "background"
+            ]
+        );
+        assert!(
+            request
+                .unmapped
+                .iter()
+                .all(|u| matches!(u.fate, Fate::Refuse(_))),
+            "{:?}",
+            request.unmapped
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn the_door_refuses_only_what_cannot_be_routed() {
+        for (body, param) in [
+            (json!({"input": "x"}), "model"),
+            (json!({"model": "m"}), "input"),
+            (json!({"model": "m", "input": 3}), "input"),
+            (json!({"model": "m", "input": "x", "max_output_tokens": "many"}), "max_output_tokens"),
+            (json!({"model": "m", "input": [{"type": "function_call", "name": "f"}]}), "input[0].call_id"),
+            (json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{"}]}), "input[0].arguments"),
+        ] {
+            let error = decode(body.clone()).err();
+            assert_eq!(
+                error.and_then(|e| e.param).as_deref(),
+                Some(param),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_items_and_fields_are_recorded_not_refused() -> Result<(), ApiError> {
+        let request = decode(json!({
+            "model": "m",
+            "input": [{"type": "new_item"}, {"role": "user", "content": "hi"},
+                      {"type": "web_search_call", "id": "ws_1", "status": "completed"}],
+            "brand_new": 1
+        }))?;
+        assert_eq!(
+            features(&request),
+            vec!["unknown_block", "server_tool", "unknown_field"]
+        );
+        assert_eq!(request.messages, vec![Message::text(Role::User, "hi")]);
+        Ok(())
+    }
+}

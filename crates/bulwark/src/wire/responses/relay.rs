@@ -1,0 +1,242 @@
+//! Answering a client of the Responses front door: complete answers as
+//! Response objects, errors in OpenAI's error format, and the dialect.
+
+use serde_json::Value;
+
+use super::echo::Echo;
+use super::encode_stream::StreamEncoder;
+use super::object::{self, Head, Status};
+use crate::api::{ChatRequest, ChatResponse, ContentBlock, WireFormat};
+use crate::error::{ApiError, ErrorKind};
+use crate::sse::SseEvent;
+use crate::wire::dialect::{ClientDialect, EventEncoder, SseSink, StreamHead, StreamWriter};
+
+/// A neutral answer as a Response object, echoing no request settings (their
+/// defaults stand in): see `encode_response_with`.
+pub fn encode_response(response: &ChatResponse) -> Value {
+    encode_response_with(response, &Echo::default())
+}
+
+/// A neutral answer as a Response object that repeats the request's
+/// settings (`echo`). Each run of text blocks is one message item; each
+/// tool call a `function_call` item.
+pub fn encode_response_with(response: &ChatResponse, echo: &Echo) -> Value {
+    let status = Status::finished(&response.finish_reason);
+    let item_status = status.item_status();
+    let mut output = Vec::new();
+    let mut parts = Vec::new();
+    for block in &response.content {
+        match block {
+            ContentBlock::Text(text) => parts.push(object::text_part(text)),
+            ContentBlock::ToolUse(call) => {
+                if !parts.is_empty() {
+                    output.push(object::message_item(
+                        &object::new_id("msg_"),
+                        item_status,
+                        std::mem::take(&mut parts),
+                    ));
+                }
+                let arguments = crate::wire::arguments_text(&call.input);
+                output.push(object::function_call_item(
+                    &object::new_id("fc_"),
+                    item_status,
+                    &call.id,
+                    &call.name,
+                    if arguments.is_empty() { "{}" } else { &arguments },
+                ));
+            }
+            ContentBlock::Image(_) | ContentBlock::ToolResult(_) => {}
+        }
+    }
+    if !parts.is_empty() {
+        output.push(object::message_item(
+            &object::new_id("msg_"),
+            item_status,
+            parts,
+        ));
+    }
+    let head = Head {
+        id: object::new_id("resp_"),
+        created: response.created,
+        model: response.model.clone(),
+    };
+    object::response(&head, status, output, Some(&response.usage), None, echo)
+}
+
+/// Errors as OpenAI writes them, for every endpoint alike.
+pub fn encode_error(error: &ApiError) -> Value {
+    crate::wire::openai::encode_error(error)
+}
+
+/// The `/v1/responses` front door's dialect.
+#[derive(Debug, Clone, Copy)]
+pub struct FrontDoor;
+
+impl ClientDialect for FrontDoor {
+    fn format(&self) -> WireFormat {
+        WireFormat::Responses
+    }
+
+    fn decode_request(&self, body: &[u8]) -> Result<ChatRequest, ApiError> {
+        super::decode_request(body)
+    }
+
+    /// A stream in this format carries its whole Response object in its
+    /// last event: that object is the answer.
+    fn assemble_relayed(&self, events: &mut dyn Iterator<Item = &SseEvent>) -> Value {
+        let mut last = Value::Null;
+        for event in events {
+            if let Ok(data) = serde_json::from_str::<Value>(&event.data)
+                && matches!(
+                    data.get("type").and_then(Value::as_str),
+                    Some("response.completed" | "response.incomplete" | "response.failed")
+                )
+                && let Some(response) = data.get("response")
+            {
+                last = response.clone();
+            }
+        }
+        last
+    }
+
+    fn encode_response(&self, response: &ChatResponse) -> Value {
+        encode_response(response)
+    }
+
+    /// Usage is always written: a Responses stream ends with it.
+    fn event_encoder(
+        &self,
+        _include_usage: bool,
+        resume: Option<&StreamHead>,
+    ) -> Box<dyn EventEncoder> {
+        Box::new(match resume {
+            Some(head) => StreamEncoder::resume(head, Echo::default()),
+            None => StreamEncoder::new(Echo::default()),
+        })
+    }
+
+    /// No provider speaks this format, so there is nothing to relay: the
+    /// writer translates.
+    fn relay_writer(&self, include_usage: bool) -> Box<dyn StreamWriter> {
+        self.stream_writer(WireFormat::OpenAi, include_usage)
+    }
+
+    fn encode_error(&self, error: &ApiError) -> Value {
+        encode_error(error)
+    }
+
+    fn error_event(&self, error: &ApiError, out: &mut dyn SseSink) {
+        StreamEncoder::new(Echo::default()).error(error, out);
+    }
+
+    /// OpenAI's SDKs have no exception for 402: a used-up balance is raised
+    /// as the rate-limit error OpenAI itself sends for it.
+    fn status_for(&self, error: &ApiError) -> u16 {
+        match error.kind {
+            ErrorKind::Billing if error.status == 402 => 429,
+            _ => error.status,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{FinishReason, ToolCall, Usage};
+    use serde_json::json;
+
+    fn answer(content: Vec<ContentBlock>, finish_reason: FinishReason) -> ChatResponse {
+        ChatResponse {
+            id: "chatcmpl-1".into(),
+            model: "gpt-x".into(),
+            content,
+            finish_reason,
+            stop_sequence: None,
+            usage: Usage {
+                input_tokens: 7,
+                output_tokens: 3,
+            },
+            created: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn a_complete_answer_is_a_response_object_with_items_and_usage() {
+        let body = encode_response(&answer(
+            vec![
+                ContentBlock::Text("Let me check.".into()),
+                ContentBlock::ToolUse(ToolCall {
+                    id: "call_1".into(),
+                    name: "weather".into(),
+                    input: json!({"city": "Oslo"}),
+                }),
+            ],
+            FinishReason::ToolUse,
+        ));
+        assert!(body["id"].as_str().is_some_and(|id| id.starts_with("resp_")));
+        assert_eq!(body["object"], "response");
+        assert_eq!(body["status"], "completed");
+        assert_eq!(body["created_at"], 1_700_000_000);
+        assert_eq!(body["model"], "gpt-x");
+        assert_eq!(body["incomplete_details"], Value::Null);
+        assert!(body.get("output_text").is_none());
+        let output = body["output"].as_array().cloned().unwrap_or_default();
+        assert_eq!(output.len(), 2);
+        assert!(output[0]["id"].as_str().is_some_and(|id| id.starts_with("msg_")));
+        assert_eq!(output[0]["role"], "assistant");
+        assert_eq!(output[0]["content"][0]["type"], "output_text");
+        assert_eq!(output[0]["content"][0]["text"], "Let me check.");
+        assert!(output[1]["id"].as_str().is_some_and(|id| id.starts_with("fc_")));
+        assert_eq!(output[1]["type"], "function_call");
+        assert_eq!(output[1]["call_id"], "call_1");
+        assert_eq!(output[1]["arguments"], "{\"city\":\"Oslo\"}");
+        assert_eq!(
+            body["usage"],
+            json!({"input_tokens": 7, "input_tokens_details": {"cached_tokens": 0},
+                   "output_tokens": 3, "output_tokens_details": {"reasoning_tokens": 0},
+                   "total_tokens": 10})
+        );
+        assert_eq!(body["tools"], json!([]));
+        assert_eq!(body["parallel_tool_calls"], true);
+    }
+
+    #[test]
+    fn a_length_finish_is_incomplete_for_max_output_tokens() {
+        let body = encode_response(&answer(
+            vec![ContentBlock::Text("cut".into())],
+            FinishReason::Length,
+        ));
+        assert_eq!(body["status"], "incomplete");
+        assert_eq!(
+            body["incomplete_details"],
+            json!({"reason": "max_output_tokens"})
+        );
+        assert_eq!(body["output"][0]["status"], "incomplete");
+    }
+
+    #[test]
+    fn each_answer_gets_its_own_id() {
+        let response = answer(vec![ContentBlock::Text("a".into())], FinishReason::Stop);
+        assert_ne!(
+            encode_response(&response)["id"],
+            encode_response(&response)["id"]
+        );
+    }
+
+    #[test]
+    fn the_final_event_of_a_stream_is_its_answer() {
+        let mut events: Vec<SseEvent> = Vec::new();
+        let mut encoder = StreamEncoder::new(Echo::default());
+        encoder.encode(
+            &crate::api::StreamEvent::TextDelta {
+                index: 0,
+                text: "Hi".into(),
+            },
+            &mut events,
+        );
+        encoder.finish(&mut events);
+        let body = FrontDoor.assemble_relayed(&mut events.iter());
+        assert_eq!(body["output"][0]["content"][0]["text"], "Hi");
+        assert_eq!(body["status"], "completed");
+    }
+}
