@@ -1,4 +1,4 @@
-//! The two front doors. Each decodes its format, runs the request through the
+//! The front doors. Each decodes its format, runs the request through the
 //! engine, and answers in the same format.
 
 use std::time::Duration;
@@ -15,7 +15,8 @@ use bulwark::cache::CachePolicy;
 use bulwark::engine::Failed;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;
-use bulwark::wire::{ClientDialect, anthropic, openai};
+use bulwark::wire::responses::Echo;
+use bulwark::wire::{ClientDialect, anthropic, openai, responses as responses_wire};
 use futures_util::StreamExt;
 use tracing::Instrument;
 
@@ -23,6 +24,7 @@ use crate::Gateway;
 use crate::auth::Auth;
 use crate::observe::Pending;
 use crate::respond;
+use crate::responses as responses_door;
 
 /// A client's own deadline for one request, in milliseconds. It can shorten
 /// the route's deadline, never lengthen it.
@@ -48,6 +50,8 @@ pub const MAX_FORWARDED_QUERY_BYTES: usize = 2048;
 pub enum ClientFormat {
     OpenAi,
     Anthropic,
+    /// OpenAI's Responses API.
+    Responses,
 }
 
 impl ClientFormat {
@@ -57,11 +61,21 @@ impl ClientFormat {
         match self {
             ClientFormat::OpenAi => &openai::FrontDoor,
             ClientFormat::Anthropic => &anthropic::FrontDoor,
+            ClientFormat::Responses => &responses_wire::FrontDoor,
         }
     }
 
-    fn decode(self, body: &[u8]) -> Result<ChatRequest, ApiError> {
-        self.dialect().decode_request(body)
+    /// The request, with the settings its answer repeats for a format whose
+    /// answers do (the Responses API).
+    fn decode(self, body: &[u8]) -> Result<(ChatRequest, Option<Echo>), ApiError> {
+        match self {
+            ClientFormat::Responses => {
+                responses_door::decode(body).map(|(request, echo)| (request, Some(echo)))
+            }
+            ClientFormat::OpenAi | ClientFormat::Anthropic => {
+                self.dialect().decode_request(body).map(|r| (r, None))
+            }
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -90,6 +104,15 @@ pub async fn anthropic(
     body: Body,
 ) -> Response {
     handle(gateway, ClientFormat::Anthropic, &uri, &headers, body).await
+}
+
+pub async fn responses(
+    State(gateway): State<Gateway>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(gateway, ClientFormat::Responses, &uri, &headers, body).await
 }
 
 async fn handle(
@@ -175,8 +198,8 @@ async fn answer(
         Ok(body) => body,
         Err(error) => return refuse(pending, error),
     };
-    let mut request = match format.decode(&body) {
-        Ok(request) => request,
+    let (mut request, echo) = match format.decode(&body) {
+        Ok(decoded) => decoded,
         Err(error) => return refuse(pending, error),
     };
     if let Err(error) = carry_extras(&mut request, format, uri.query(), headers) {
@@ -208,7 +231,10 @@ async fn answer(
         {
             Ok(served) => {
                 let end = pending.stream(&served);
-                respond::stream(format, served, include_usage, Some(end))
+                match echo {
+                    Some(echo) => responses_door::stream(served, echo, Some(end)),
+                    None => respond::stream(format, served, include_usage, Some(end)),
+                }
             }
             Err(failed) => failed_response(pending, format, &failed),
         }
@@ -221,7 +247,10 @@ async fn answer(
         {
             Ok(served) => {
                 pending.complete(&served);
-                respond::complete(format, served)
+                match echo {
+                    Some(echo) => responses_door::complete(served, &echo),
+                    None => respond::complete(format, served),
+                }
             }
             Err(failed) => failed_response(pending, format, &failed),
         }
@@ -392,7 +421,11 @@ mod tests {
 
     #[test]
     fn no_dialect_forwards_credentials_or_connection_headers() {
-        for format in [ClientFormat::OpenAi, ClientFormat::Anthropic] {
+        for format in [
+            ClientFormat::OpenAi,
+            ClientFormat::Anthropic,
+            ClientFormat::Responses,
+        ] {
             for name in format.dialect().forwarded_headers() {
                 assert_eq!(
                     *name,

@@ -14,6 +14,7 @@ mod front_door;
 mod models;
 pub mod observe;
 mod respond;
+mod responses;
 mod status;
 
 use std::future::Future;
@@ -114,6 +115,7 @@ impl Gateway {
         Router::new()
             .route("/v1/chat/completions", post(front_door::openai))
             .route("/v1/messages", post(front_door::anthropic))
+            .route("/v1/responses", post(front_door::responses))
             .route("/v1/models", get(models::list))
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(status::ready))

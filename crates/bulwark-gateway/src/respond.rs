@@ -16,6 +16,7 @@ use bulwark::cache::CacheStatus;
 use bulwark::engine::Served;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::provider::{Chunk, ChunkStream};
+use bulwark::wire::StreamWriter;
 use futures_util::StreamExt;
 
 use crate::ClientFormat;
@@ -36,6 +37,11 @@ pub fn complete(format: ClientFormat, served: Served<Vec<Chunk>>) -> Response {
     } else {
         dialect.encode_response(&aggregate(served.value.iter().flat_map(|c| &c.events)))
     };
+    json_answer(&body, &served)
+}
+
+/// A complete answer's body, with the headers that say how it was served.
+pub fn json_answer<T>(body: &serde_json::Value, served: &Served<T>) -> Response {
     let mut response = (
         [(
             header::CONTENT_TYPE,
@@ -64,7 +70,16 @@ pub fn stream(
     include_usage: bool,
     record: Option<StreamEnd>,
 ) -> Response {
-    let mut writer = format.dialect().stream_writer(served.format, include_usage);
+    let writer = format.dialect().stream_writer(served.format, include_usage);
+    stream_with(writer, served, record)
+}
+
+/// A stream written by `writer`, for a front door that builds its own.
+pub fn stream_with(
+    mut writer: Box<dyn StreamWriter>,
+    served: Served<ChunkStream>,
+    record: Option<StreamEnd>,
+) -> Response {
     let Served {
         value: mut chunks,
         target,
@@ -158,7 +173,7 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
         &ApiError::new(
             ErrorKind::NotFound,
             format!(
-                "no such endpoint `{}`; Bulwark serves POST /v1/chat/completions, POST /v1/messages and GET /v1/models",
+                "no such endpoint `{}`; Bulwark serves POST /v1/chat/completions, POST /v1/messages, POST /v1/responses and GET /v1/models",
                 uri.path()
             ),
         ),

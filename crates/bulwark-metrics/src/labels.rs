@@ -140,6 +140,7 @@ pub(crate) fn client_format(format: &str) -> &'static str {
     match format {
         "openai" => "openai",
         "anthropic" => "anthropic",
+        "openai-responses" => "openai-responses",
         // The gateway's own health probes.
         "probe" => "probe",
         _ => OTHER,

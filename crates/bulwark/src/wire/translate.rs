@@ -274,7 +274,9 @@ pub const FATES: &[Row] = &[
     row(
         RESPONSES,
         "truncation",
-        Fate::Drop("OpenAI's own trimming of old context; the target is sent the whole conversation"),
+        Fate::Drop(
+            "OpenAI's own trimming of old context; the target is sent the whole conversation",
+        ),
     ),
     row(
         RESPONSES,
@@ -323,9 +325,7 @@ pub const FATES: &[Row] = &[
     row(
         RESPONSES,
         "prompt",
-        Fate::Refuse(
-            "the prompt template is stored at OpenAI; the target would answer without it",
-        ),
+        Fate::Refuse("the prompt template is stored at OpenAI; the target would answer without it"),
     ),
     row(
         RESPONSES,
@@ -699,10 +699,12 @@ fn reasoning_for(
 ) -> Result<Reasoning, &'static str> {
     match format {
         // No provider speaks the Responses API; were one to, it takes OpenAI's efforts.
-        WireFormat::OpenAi | WireFormat::Responses => Ok(Reasoning::Effort(match reasoning.effort() {
-            Effort::Minimal if !traits.minimal_effort => Effort::Low,
-            effort => effort,
-        })),
+        WireFormat::OpenAi | WireFormat::Responses => {
+            Ok(Reasoning::Effort(match reasoning.effort() {
+                Effort::Minimal if !traits.minimal_effort => Effort::Low,
+                effort => effort,
+            }))
+        }
         WireFormat::Gemini => {
             let budget = reasoning.budget();
             Ok(Reasoning::Budget(

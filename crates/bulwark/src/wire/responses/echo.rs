@@ -31,7 +31,12 @@ fn defaults() -> [(&'static str, Value); 16] {
 }
 
 /// Echoed as sent, and absent when not sent.
-const OPTIONAL: [&str; 4] = ["user", "safety_identifier", "prompt_cache_key", "top_logprobs"];
+const OPTIONAL: [&str; 4] = [
+    "user",
+    "safety_identifier",
+    "prompt_cache_key",
+    "top_logprobs",
+];
 
 impl Echo {
     /// The settings of a request body, as the client sent them.

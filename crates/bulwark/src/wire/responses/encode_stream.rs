@@ -20,8 +20,14 @@ pub type OnCompleted = Box<dyn FnOnce(&Value) + Send>;
 
 #[derive(Debug)]
 enum Body {
-    Message { text: String },
-    Call { call_id: String, name: String, arguments: String },
+    Message {
+        text: String,
+    },
+    Call {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
 }
 
 /// One output item: its id, the neutral block it comes from, and whether
@@ -119,7 +125,14 @@ impl StreamEncoder {
                 .collect()
         };
         let usage = (status != Status::InProgress).then_some(self.usage.unwrap_or_default());
-        object::response(&self.head, status, output, usage.as_ref(), error, &self.echo)
+        object::response(
+            &self.head,
+            status,
+            output,
+            usage.as_ref(),
+            error,
+            &self.echo,
+        )
     }
 
     fn ensure_started(&mut self, out: &mut dyn SseSink) {
@@ -328,7 +341,10 @@ impl StreamEncoder {
         }
         let failure = json!({"code": code, "message": detail["message"]});
         let response = self.response(Status::Failed, Some(failure));
-        self.emit(json!({"type": "response.failed", "response": response}), out);
+        self.emit(
+            json!({"type": "response.failed", "response": response}),
+            out,
+        );
     }
 }
 
@@ -487,7 +503,10 @@ mod tests {
         assert_eq!(done["output"][0]["content"][0]["text"], "Hello");
         assert_eq!(done["usage"]["total_tokens"], 6);
         assert_eq!(done["usage"]["input_tokens_details"]["cached_tokens"], 0);
-        assert_eq!(done["usage"]["output_tokens_details"]["reasoning_tokens"], 0);
+        assert_eq!(
+            done["usage"]["output_tokens_details"]["reasoning_tokens"],
+            0
+        );
     }
 
     #[test]

@@ -407,8 +407,8 @@ fn decode_tool(
     }
     let name = j::require_string(&mut obj, "name", &format!("{path}.name"))?;
     let description = j::take_string(&mut obj, "description", &format!("{path}.description"))?;
-    let parameters =
-        j::take(&mut obj, "parameters").unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+    let parameters = j::take(&mut obj, "parameters")
+        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
     // The Responses API defaults `strict` to true; the guarantee is OpenAI's
     // alone.
     if j::take_bool(&mut obj, "strict", &format!("{path}.strict"))? != Some(false) {
@@ -437,7 +437,9 @@ fn decode_tool_choice(
             }
         }),
         Value::Object(obj) => match (j::get_str(&value, "type"), obj.get("name")) {
-            (Some("function"), Some(Value::String(name))) => Ok(Some(ToolChoice::Tool(name.clone()))),
+            (Some("function"), Some(Value::String(name))) => {
+                Ok(Some(ToolChoice::Tool(name.clone())))
+            }
             // `allowed_tools`, built-in and custom tools: choices no other
             // format can express.
             _ => {
@@ -668,7 +670,10 @@ mod tests {
                 parameters: json!({"type": "object", "properties": {"city": {"type": "string"}}})
             }]
         );
-        assert_eq!(request.tool_choice, Some(ToolChoice::Tool("weather".into())));
+        assert_eq!(
+            request.tool_choice,
+            Some(ToolChoice::Tool("weather".into()))
+        );
         assert_eq!(request.reasoning, Some(Reasoning::Effort(Effort::Low)));
         assert_eq!(
             request.output_format,
@@ -693,7 +698,12 @@ mod tests {
                 "prompt_cache_key"
             ]
         );
-        assert!(request.unmapped.iter().all(|u| matches!(u.fate, Fate::Drop(_))));
+        assert!(
+            request
+                .unmapped
+                .iter()
+                .all(|u| matches!(u.fate, Fate::Drop(_)))
+        );
         Ok(())
     }
 
@@ -705,7 +715,8 @@ mod tests {
         }))?;
         assert_eq!(request.output_format, Some(OutputFormat::JsonObject));
         assert_eq!(request.tool_choice, Some(ToolChoice::Required));
-        let plain = decode(json!({"model": "m", "input": "x", "text": {"format": {"type": "text"}}}))?;
+        let plain =
+            decode(json!({"model": "m", "input": "x", "text": {"format": {"type": "text"}}}))?;
         assert_eq!(plain.output_format, None);
         assert!(plain.unmapped.is_empty());
         Ok(())
@@ -765,9 +776,18 @@ mod tests {
             (json!({"input": "x"}), "model"),
             (json!({"model": "m"}), "input"),
             (json!({"model": "m", "input": 3}), "input"),
-            (json!({"model": "m", "input": "x", "max_output_tokens": "many"}), "max_output_tokens"),
-            (json!({"model": "m", "input": [{"type": "function_call", "name": "f"}]}), "input[0].call_id"),
-            (json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{"}]}), "input[0].arguments"),
+            (
+                json!({"model": "m", "input": "x", "max_output_tokens": "many"}),
+                "max_output_tokens",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "function_call", "name": "f"}]}),
+                "input[0].call_id",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{"}]}),
+                "input[0].arguments",
+            ),
         ] {
             let error = decode(body.clone()).err();
             assert_eq!(

@@ -10,7 +10,11 @@ use crate::api::{FinishReason, Usage};
 /// gets its own, even one replayed from the cache, since clients (and
 /// stored conversations) tell responses apart by id.
 pub(super) fn new_id(prefix: &str) -> String {
-    format!("{prefix}{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+    format!(
+        "{prefix}{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    )
 }
 
 /// What a Response object says about the answer besides its output.

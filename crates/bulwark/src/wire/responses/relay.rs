@@ -42,7 +42,11 @@ pub fn encode_response_with(response: &ChatResponse, echo: &Echo) -> Value {
                     item_status,
                     &call.id,
                     &call.name,
-                    if arguments.is_empty() { "{}" } else { &arguments },
+                    if arguments.is_empty() {
+                        "{}"
+                    } else {
+                        &arguments
+                    },
                 ));
             }
             ContentBlock::Image(_) | ContentBlock::ToolResult(_) => {}
@@ -173,7 +177,11 @@ mod tests {
             ],
             FinishReason::ToolUse,
         ));
-        assert!(body["id"].as_str().is_some_and(|id| id.starts_with("resp_")));
+        assert!(
+            body["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("resp_"))
+        );
         assert_eq!(body["object"], "response");
         assert_eq!(body["status"], "completed");
         assert_eq!(body["created_at"], 1_700_000_000);
@@ -182,11 +190,19 @@ mod tests {
         assert!(body.get("output_text").is_none());
         let output = body["output"].as_array().cloned().unwrap_or_default();
         assert_eq!(output.len(), 2);
-        assert!(output[0]["id"].as_str().is_some_and(|id| id.starts_with("msg_")));
+        assert!(
+            output[0]["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("msg_"))
+        );
         assert_eq!(output[0]["role"], "assistant");
         assert_eq!(output[0]["content"][0]["type"], "output_text");
         assert_eq!(output[0]["content"][0]["text"], "Let me check.");
-        assert!(output[1]["id"].as_str().is_some_and(|id| id.starts_with("fc_")));
+        assert!(
+            output[1]["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("fc_"))
+        );
         assert_eq!(output[1]["type"], "function_call");
         assert_eq!(output[1]["call_id"], "call_1");
         assert_eq!(output[1]["arguments"], "{\"city\":\"Oslo\"}");

@@ -1,0 +1,430 @@
+//! The OpenAI Responses API front door (`POST /v1/responses`, issue 13):
+//! answers, typed event streams and tool calls through an OpenAI target
+//! (translated to Chat Completions), an Anthropic target, and a route whose
+//! first target is overloaded (529) and fails over.
+
+mod common;
+mod sim_gateway;
+
+use bulwark::observe::record::RequestRecord;
+use bulwark_sim::{Fault, FaultRule, Format, SimConfig, SimServer};
+use serde_json::{Value, json};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const BROKEN_MODEL: &str = "claude-overloaded";
+const ROUTES: [&str; 3] = ["same", "cross", "failover"];
+
+async fn start() -> Result<(SimServer, common::Running), Box<dyn std::error::Error>> {
+    let config = SimConfig {
+        faults: vec![
+            FaultRule::always(Fault::status(529))
+                .for_format(Format::Anthropic)
+                .for_model(BROKEN_MODEL),
+        ],
+        ..SimConfig::default()
+    };
+    sim_gateway::start(config, |url| {
+        format!(
+            "listen: 127.0.0.1:0
+providers:
+  sim-openai:    {{ kind: openai, base_url: \"{url}/v1\", api_key: test }}
+  sim-anthropic: {{ kind: anthropic, base_url: \"{url}\", api_key: test }}
+routes:
+  same:     {{ targets: [sim-openai/gpt-4o-mini] }}
+  cross:    {{ targets: [sim-anthropic/claude-sonnet-4-5] }}
+  failover: {{ targets: [sim-anthropic/{BROKEN_MODEL}, sim-openai/gpt-4o-mini], max_retries: 0 }}
+  down:     {{ targets: [sim-anthropic/{BROKEN_MODEL}], max_retries: 0 }}
+"
+        )
+    })
+    .await
+}
+
+/// reqwest is built without its `json` feature here.
+trait JsonBody {
+    async fn json_value(self) -> Result<Value, Box<dyn std::error::Error>>;
+}
+
+impl JsonBody for reqwest::Response {
+    async fn json_value(self) -> Result<Value, Box<dyn std::error::Error>> {
+        Ok(serde_json::from_str(&self.text().await?)?)
+    }
+}
+
+fn expected_target(route: &str) -> &'static str {
+    match route {
+        "cross" => "sim-anthropic/claude-sonnet-4-5",
+        _ => "sim-openai/gpt-4o-mini",
+    }
+}
+
+async fn post(base: &str, body: &Value) -> Result<reqwest::Response, reqwest::Error> {
+    reqwest::Client::new()
+        .post(format!("{base}/v1/responses"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+}
+
+/// The events of a stream, each checked to name its type twice (the SSE
+/// `event:` line and the data's `type`).
+fn events(text: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+        let mut event = None;
+        let mut data = String::new();
+        for line in block.lines() {
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = Some(name.to_string());
+            } else if let Some(part) = line.strip_prefix("data: ") {
+                data.push_str(part);
+            }
+        }
+        let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+        assert_eq!(event.as_deref(), value["type"].as_str(), "{block}");
+        out.push(value);
+    }
+    out
+}
+
+fn types(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["type"].as_str()).collect()
+}
+
+fn weather_tool() -> Value {
+    json!({"type": "function", "name": "get_weather", "description": "Weather for a city",
+           "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                          "required": ["city"], "additionalProperties": false},
+           "strict": true})
+}
+
+async fn logged(running: &common::Running) -> Vec<RequestRecord> {
+    let observer = running.gateway.observer();
+    observer.flush().await;
+    observer
+        .store()
+        .requests_between(0, i64::MAX, None)
+        .await
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_text_answer_is_a_response_object_on_every_route() -> TestResult {
+    let (sim, gateway) = start().await?;
+    for route in ROUTES {
+        let response = post(
+            &gateway.base,
+            &json!({"model": route, "instructions": "Be brief.", "input": "Say hello please",
+                    "max_output_tokens": 200, "metadata": {"k": "v"}}),
+        )
+        .await?;
+        assert_eq!(response.status(), 200, "{route}");
+        let header = |name: &str| sim_gateway::header(&response, name).unwrap_or_default();
+        assert_eq!(header("x-bulwark-target"), expected_target(route));
+        assert_eq!(
+            header("x-bulwark-fallback") == "true",
+            route == "failover",
+            "{route}"
+        );
+        assert_eq!(header("x-bulwark-dropped"), "metadata", "{route}");
+        let body: Value = response.json_value().await?;
+        assert!(
+            body["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("resp_"))
+        );
+        assert_eq!(body["object"], "response");
+        assert_eq!(body["status"], "completed");
+        assert_eq!(body["instructions"], "Be brief.");
+        assert_eq!(body["max_output_tokens"], 200);
+        assert_eq!(body["output"][0]["type"], "message");
+        let text = body["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            text.starts_with("Simulated answer from") && text.contains("Say hello please"),
+            "{route}: {body}"
+        );
+        let usage = &body["usage"];
+        assert!(usage["input_tokens"].as_u64().is_some_and(|n| n > 0));
+        assert_eq!(
+            usage["total_tokens"].as_u64(),
+            Some(
+                usage["input_tokens"].as_u64().unwrap_or(0)
+                    + usage["output_tokens"].as_u64().unwrap_or(0)
+            )
+        );
+    }
+    // The OpenAI target was sent Chat Completions: instructions as the
+    // system message, `max_output_tokens` as the token limit.
+    let sent = sim.sim.requests();
+    let to_openai = sent
+        .iter()
+        .find(|r| r.body["model"] == "gpt-4o-mini")
+        .map(|r| r.body.clone())
+        .unwrap_or_default();
+    assert_eq!(to_openai["messages"][0]["role"], "system");
+    assert_eq!(to_openai["messages"][0]["content"], "Be brief.");
+    assert!(to_openai.get("input").is_none(), "{to_openai}");
+    // The request log names the format.
+    let rows = logged(&gateway).await;
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.client_format == "openai-responses"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn streams_are_typed_events_numbered_from_zero_on_every_route() -> TestResult {
+    let (_sim, gateway) = start().await?;
+    for route in ROUTES {
+        let response = post(
+            &gateway.base,
+            &json!({"model": route, "input": [{"role": "user", "content": [
+                {"type": "input_text", "text": "Stream a few words"}]}], "stream": true}),
+        )
+        .await?;
+        assert_eq!(response.status(), 200, "{route}");
+        assert_eq!(
+            sim_gateway::header(&response, "content-type").as_deref(),
+            Some("text/event-stream")
+        );
+        assert_eq!(
+            sim_gateway::header(&response, "x-bulwark-target").as_deref(),
+            Some(expected_target(route))
+        );
+        let events = events(&response.text().await?);
+        for (n, event) in events.iter().enumerate() {
+            assert_eq!(event["sequence_number"], json!(n), "{route}: {event}");
+        }
+        let kinds = types(&events);
+        assert_eq!(
+            kinds[..4],
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added"
+            ],
+            "{route}"
+        );
+        assert_eq!(
+            kinds[kinds.len() - 4..],
+            [
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed"
+            ],
+            "{route}"
+        );
+        let deltas: String = events
+            .iter()
+            .filter(|e| e["type"] == "response.output_text.delta")
+            .filter_map(|e| e["delta"].as_str())
+            .collect();
+        assert!(deltas.contains("Stream a few words"), "{route}: {deltas}");
+        let last = &events[events.len() - 1]["response"];
+        assert_eq!(last["status"], "completed");
+        assert_eq!(last["id"], events[0]["response"]["id"]);
+        assert_eq!(last["output"][0]["content"][0]["text"], deltas.as_str());
+        assert!(
+            last["usage"]["output_tokens"]
+                .as_u64()
+                .is_some_and(|n| n > 0),
+            "{route}: {last}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn tool_calls_and_their_outputs_round_trip_streamed_and_not() -> TestResult {
+    let (_sim, gateway) = start().await?;
+    for route in ROUTES {
+        for stream in [false, true] {
+            let first = json!({"model": route, "stream": stream, "tools": [weather_tool()],
+                "input": "What is the weather? sim:call get_weather {\"city\": \"Oslo\"}"});
+            let response = post(&gateway.base, &first).await?;
+            assert_eq!(response.status(), 200, "{route} {stream}");
+            let answer = if stream {
+                let events = events(&response.text().await?);
+                let kinds = types(&events);
+                assert!(
+                    kinds.contains(&"response.function_call_arguments.delta")
+                        && kinds.contains(&"response.function_call_arguments.done"),
+                    "{route}: {kinds:?}"
+                );
+                let done = events
+                    .iter()
+                    .find(|e| e["type"] == "response.function_call_arguments.done")
+                    .cloned()
+                    .unwrap_or_default();
+                let added = events
+                    .iter()
+                    .find(|e| {
+                        e["type"] == "response.output_item.added"
+                            && e["item"]["type"] == "function_call"
+                    })
+                    .cloned()
+                    .unwrap_or_default();
+                assert_eq!(done["item_id"], added["item"]["id"]);
+                assert_eq!(done["output_index"], added["output_index"]);
+                events[events.len() - 1]["response"].clone()
+            } else {
+                response.json_value().await?
+            };
+            let call = answer["output"]
+                .as_array()
+                .and_then(|items| items.iter().find(|i| i["type"] == "function_call"))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(call["name"], "get_weather", "{route} {stream}: {answer}");
+            assert!(call["id"].as_str().is_some_and(|id| id.starts_with("fc_")));
+            let arguments: Value =
+                serde_json::from_str(call["arguments"].as_str().unwrap_or_default())?;
+            assert_eq!(arguments, json!({"city": "Oslo"}));
+
+            // The client runs the tool and sends the call and its output back.
+            let second = json!({"model": route, "stream": stream, "tools": [weather_tool()],
+            "input": [
+                {"role": "user", "content": "What is the weather?"},
+                call,
+                {"type": "function_call_output", "call_id": call["call_id"], "output": "sunny and 21C"}
+            ]});
+            let response = post(&gateway.base, &second).await?;
+            assert_eq!(response.status(), 200, "{route} {stream}");
+            let answer = if stream {
+                let events = events(&response.text().await?);
+                events[events.len() - 1]["response"].clone()
+            } else {
+                response.json_value().await?
+            };
+            let text = answer["output"][0]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                text.contains("the tool returned sunny and 21C"),
+                "{route} {stream}: {answer}"
+            );
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_answer_cut_by_max_output_tokens_is_incomplete() -> TestResult {
+    let (_sim, gateway) = start().await?;
+    for route in ["same", "cross"] {
+        let body = json!({"model": route, "input": "one two three four five six seven",
+                          "max_output_tokens": 3});
+        let answer: Value = post(&gateway.base, &body).await?.json_value().await?;
+        assert_eq!(answer["status"], "incomplete", "{route}: {answer}");
+        assert_eq!(answer["incomplete_details"]["reason"], "max_output_tokens");
+
+        let mut streamed = body.clone();
+        streamed["stream"] = json!(true);
+        let events = events(&post(&gateway.base, &streamed).await?.text().await?);
+        let last = &events[events.len() - 1];
+        assert_eq!(last["type"], "response.incomplete", "{route}");
+        assert_eq!(
+            last["response"]["incomplete_details"]["reason"],
+            "max_output_tokens"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn structured_output_reaches_each_target_as_its_own_schema() -> TestResult {
+    let (_sim, gateway) = start().await?;
+    let schema = json!({"type": "object", "additionalProperties": false,
+        "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+        "required": ["city", "days"]});
+    for route in ROUTES {
+        let body = json!({"model": route, "input": "Plan a trip",
+            "text": {"format": {"type": "json_schema", "name": "Trip", "strict": true, "schema": schema}}});
+        let response = post(&gateway.base, &body).await?;
+        assert_eq!(response.status(), 200, "{route}");
+        let answer: Value = response.json_value().await?;
+        assert_eq!(answer["text"]["format"]["name"], "Trip");
+        let text = answer["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default();
+        let parsed: Value = serde_json::from_str(text)?;
+        assert!(
+            parsed["city"].is_string() && parsed["days"].is_i64(),
+            "{route}: {text}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn refusals_at_the_door_and_upstream_failures_are_openai_errors() -> TestResult {
+    let (_sim, gateway) = start().await?;
+    let response = post(
+        &gateway.base,
+        &json!({"model": "same", "input": "hi", "previous_response_id": "resp_123"}),
+    )
+    .await?;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json_value().await?;
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert_eq!(body["error"]["param"], "previous_response_id");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("conversation state")),
+        "{body}"
+    );
+
+    let response = post(&gateway.base, &json!({"input": "hi"})).await?;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json_value().await?;
+    assert_eq!(body["error"]["param"], "model");
+
+    // Every target overloaded: a 5xx in OpenAI's error shape, never a 4xx.
+    for stream in [false, true] {
+        let response = post(
+            &gateway.base,
+            &json!({"model": "down", "input": "hi", "stream": stream}),
+        )
+        .await?;
+        assert!(response.status().is_server_error(), "{}", response.status());
+        let body: Value = response.json_value().await?;
+        assert!(body["error"]["message"].is_string(), "{body}");
+        assert!(body["error"]["type"].is_string(), "{body}");
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stream_broken_after_content_ends_with_error_and_response_failed() -> TestResult {
+    let (sim, gateway) = start().await?;
+    sim.sim.set_faults(vec![
+        FaultRule::always(Fault::cut(3)).for_format(Format::OpenAi),
+    ]);
+    let response = post(
+        &gateway.base,
+        &json!({"model": "same", "input": "Tell me a long story about a fox", "stream": true}),
+    )
+    .await?;
+    assert_eq!(response.status(), 200);
+    let events = events(&response.text().await?);
+    let kinds = types(&events);
+    assert_eq!(
+        kinds[kinds.len() - 2..],
+        ["error", "response.failed"],
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains(&"response.completed"));
+    let error = &events[events.len() - 2];
+    assert!(error["error"]["message"].is_string(), "{error}");
+    assert_eq!(events[events.len() - 1]["response"]["status"], "failed");
+    for (n, event) in events.iter().enumerate() {
+        assert_eq!(event["sequence_number"], json!(n));
+    }
+    Ok(())
+}
