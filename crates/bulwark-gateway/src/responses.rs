@@ -61,7 +61,7 @@ pub fn complete(served: Served<Vec<Chunk>>, echo: &Echo) -> Response {
 /// A streamed answer as the typed event stream.
 pub fn stream(served: Served<ChunkStream>, echo: Echo, record: Option<StreamEnd>) -> Response {
     let writer = StreamEncoder::new(echo)
-        .on_completed(Box::new(|response| completed(response)))
+        .on_completed(Box::new(completed))
         .into_writer();
     respond::stream_with(writer, served, record)
 }
