@@ -190,6 +190,7 @@ routes:
   cached-oai: {{ targets: [sim-openai/gpt-4o-mini], cache: {{ ttl: 1h }} }}
   cached-ant: {{ targets: [sim-anthropic/claude-sonnet-4-5], cache: {{ ttl: 1h }} }}
   strict-oai: {{ targets: [sim-openai/gpt-4o-mini], translation: strict }}
+  resp-fallback: {{ targets: [sim-anthropic/broken-responses, sim-openai/gpt-4o-mini], max_retries: 0 }}
 {routes}"""
 
 
