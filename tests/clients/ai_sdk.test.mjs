@@ -3,7 +3,8 @@
 // streamText on a same-format, a cross-format and a failover route.
 //
 // `createOpenAI(...).chat(model)` is used on purpose: the default
-// `openai(model)` speaks the Responses API, which Bulwark does not serve.
+// `openai(model)` speaks the Responses API, tested in
+// ai_sdk_responses.test.mjs.
 
 import assert from "node:assert/strict";
 import { test } from "node:test";

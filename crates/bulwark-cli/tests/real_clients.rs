@@ -97,6 +97,14 @@ fn vercel_ai_sdk_suite_passes() {
     }
 }
 
+/// The Vercel AI SDK's default `openai(model)`, over the Responses API.
+#[test]
+fn vercel_ai_sdk_responses_suite_passes() {
+    if let Err(e) = node_suite("ai_sdk_responses.test.mjs") {
+        panic!("{e}");
+    }
+}
+
 #[test]
 fn python_clients_suite_passes() {
     let root = root().unwrap();
