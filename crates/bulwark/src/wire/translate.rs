@@ -645,7 +645,10 @@ pub fn prepare(
     }
     if request.output_format == Some(OutputFormat::JsonObject) && format == WireFormat::Anthropic {
         left_out.push(Unmapped {
-            path: "response_format".into(),
+            path: match client {
+                Some(WireFormat::Responses) => "text.format".into(),
+                _ => "response_format".into(),
+            },
             feature: "json_mode",
             fate: fate(None, "json_mode"),
             more: 0,
