@@ -35,6 +35,7 @@ routes:
   cross:    {{ targets: [sim-anthropic/claude-sonnet-4-5] }}
   failover: {{ targets: [sim-anthropic/{BROKEN_MODEL}, sim-openai/gpt-4o-mini], max_retries: 0 }}
   down:     {{ targets: [sim-anthropic/{BROKEN_MODEL}], max_retries: 0 }}
+  cached:   {{ targets: [sim-anthropic/claude-sonnet-4-5], cache: {{ ttl: 1h }} }}
 "
         )
     })
@@ -426,5 +427,46 @@ async fn a_stream_broken_after_content_ends_with_error_and_response_failed() -> 
     for (n, event) in events.iter().enumerate() {
         assert_eq!(event["sequence_number"], json!(n));
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cached_answer_is_replayed_as_a_new_response_and_metrics_name_the_format() -> TestResult {
+    let (sim, gateway) = start().await?;
+    let mut ids = Vec::new();
+    for (stream, cache) in [(false, "miss"), (false, "hit"), (true, "hit")] {
+        let body = json!({"model": "cached", "input": "Cache me please", "stream": stream, "temperature": 0});
+        let response = post(&gateway.base, &body).await?;
+        assert_eq!(
+            sim_gateway::header(&response, "x-bulwark-cache").as_deref(),
+            Some(cache),
+            "stream: {stream}"
+        );
+        let answer = if stream {
+            let events = events(&response.text().await?);
+            events[events.len() - 1]["response"].clone()
+        } else {
+            response.json_value().await?
+        };
+        let text = answer["output"][0]["content"][0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        assert!(text.contains("Cache me please"), "{answer}");
+        ids.push(answer["id"].clone());
+    }
+    assert_eq!(
+        sim.sim.requests().len(),
+        1,
+        "the cache answered the repeats"
+    );
+    // Each answer is a response of its own, a replayed one too.
+    assert!(ids[0] != ids[1] && ids[1] != ids[2], "{ids:?}");
+
+    let metrics = reqwest::get(format!("{}/metrics", gateway.base))
+        .await?
+        .text()
+        .await?;
+    assert!(metrics.contains("format=\"openai-responses\""), "{metrics}");
     Ok(())
 }
