@@ -267,6 +267,9 @@ async function main() {
     });
     const models = [
       ["openai-chat", () => oai.chat(OPENAI_MODEL)],
+      // The default provider speaks the Responses API. The sim does not, so
+      // only the first request of each scenario is sent (and captured).
+      ["openai-responses", () => oai(OPENAI_MODEL)],
       ["anthropic", () => ant(ANTHROPIC_MODEL)],
     ];
     for (const [p, model] of models) {

@@ -63,6 +63,23 @@ def main() -> None:
             pass
     scenario("openai-python", "chat-completions-stream", oai_stream)
 
+    # The Responses API: the sim does not serve it, so each scenario's one
+    # request is captured and its answer is an error.
+    scenario("openai-python", "responses-create", lambda: oai.responses.create(
+        model=OPENAI_MODEL, instructions="Be terse.", input=PROMPT, max_output_tokens=300))
+
+    def responses_stream():
+        with oai.responses.stream(model=OPENAI_MODEL, input=PROMPT) as s:
+            s.get_final_response()
+    scenario("openai-python", "responses-stream", responses_stream)
+    scenario("openai-python", "responses-parse", lambda: oai.responses.parse(
+        model=OPENAI_MODEL, input="Greet the gateway test", text_format=Greeting))
+    scenario("openai-python", "responses-create-tools", lambda: oai.responses.create(
+        model=OPENAI_MODEL, input="What is the weather in Paris?",
+        tools=[{"type": "function", "name": "weather", "description": "The weather in a city.",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                               "required": ["city"], "additionalProperties": False}}]))
+
     ant = anthropic.Anthropic(base_url=PROXY, api_key="sk-ant-capture-not-a-real-key", max_retries=0)
 
     def ant_stream():

@@ -50,6 +50,10 @@ impl Entry {
             Some(Format::Anthropic)
         } else if self.path.starts_with("/v1/chat/completions") {
             Some(Format::OpenAi)
+        } else if self.path.starts_with("/v1/responses") {
+            // No provider speaks the Responses API: its own provider is
+            // OpenAI, reached through Chat Completions.
+            Some(Format::OpenAi)
         } else {
             None
         }
