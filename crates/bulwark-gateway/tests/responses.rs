@@ -36,6 +36,7 @@ routes:
   failover: {{ targets: [sim-anthropic/{BROKEN_MODEL}, sim-openai/gpt-4o-mini], max_retries: 0 }}
   down:     {{ targets: [sim-anthropic/{BROKEN_MODEL}], max_retries: 0 }}
   cached:   {{ targets: [sim-anthropic/claude-sonnet-4-5], cache: {{ ttl: 1h }} }}
+  continued: {{ targets: [sim-openai/gpt-4o-mini, sim-anthropic/claude-sonnet-4-5], mid_stream: continue, max_retries: 0 }}
 "
         )
     })
@@ -468,5 +469,47 @@ async fn a_cached_answer_is_replayed_as_a_new_response_and_metrics_name_the_form
         .text()
         .await?;
     assert!(metrics.contains("format=\"openai-responses\""), "{metrics}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stream_continued_by_another_target_stays_one_well_formed_response() -> TestResult {
+    let (sim, gateway) = start().await?;
+    sim.sim.set_faults(vec![
+        FaultRule::always(Fault::cut(4)).for_format(Format::OpenAi),
+    ]);
+    let response = post(
+        &gateway.base,
+        &json!({"model": "continued", "input": "one two three four five six seven eight", "stream": true}),
+    )
+    .await?;
+    assert_eq!(response.status(), 200);
+    let events = events(&response.text().await?);
+    let kinds = types(&events);
+    assert_eq!(kinds.last(), Some(&"response.completed"), "{kinds:?}");
+    assert!(!kinds.contains(&"error"), "{kinds:?}");
+    for (n, event) in events.iter().enumerate() {
+        assert_eq!(event["sequence_number"], json!(n));
+    }
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "response.created").count(),
+        1
+    );
+    let deltas: String = events
+        .iter()
+        .filter(|e| e["type"] == "response.output_text.delta")
+        .filter_map(|e| e["delta"].as_str())
+        .collect();
+    let last = &events[events.len() - 1]["response"];
+    let output = last["output"].as_array().cloned().unwrap_or_default();
+    let text: String = output
+        .iter()
+        .filter_map(|item| item["content"][0]["text"].as_str())
+        .collect();
+    assert_eq!(text, deltas, "{last}");
+    assert!(
+        sim.sim.requests().len() >= 2,
+        "the stream was continued elsewhere"
+    );
     Ok(())
 }
