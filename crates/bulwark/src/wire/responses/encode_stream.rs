@@ -277,6 +277,8 @@ impl StreamEncoder {
                 index,
                 partial_json,
             } => {
+                // Arguments of a call that never started have no item to
+                // go to; decoders always start a call first.
                 let Some(output_index) = self.item_for(*index) else {
                     return;
                 };

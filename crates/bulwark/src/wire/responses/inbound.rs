@@ -79,7 +79,13 @@ pub fn decode_object(mut obj: j::Object) -> Result<ChatRequest, ApiError> {
             content,
         });
     }
+    // A stored prompt or conversation can stand in for `input`; their own
+    // fates (below) then say why no target can take the request.
+    let stored_input = ["prompt", "conversation", "previous_response_id"]
+        .iter()
+        .any(|key| obj.get(*key).is_some_and(|v| !v.is_null()));
     match j::take(&mut obj, "input") {
+        None if stored_input => {}
         None => return Err(j::missing("input")),
         Some(Value::String(text)) => messages.push(Message::text(Role::User, text)),
         Some(Value::Array(items)) => {
@@ -796,6 +802,16 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn a_stored_prompt_without_input_is_refused_by_its_fate_not_as_missing_input()
+    -> Result<(), ApiError> {
+        let request = decode(json!({"model": "m", "prompt": {"id": "pmpt_1"}}))?;
+        assert!(request.messages.is_empty());
+        assert_eq!(features(&request), vec!["prompt"]);
+        assert!(matches!(request.unmapped[0].fate, Fate::Refuse(_)));
+        Ok(())
     }
 
     #[test]
