@@ -382,6 +382,21 @@ async fn refusals_at_the_door_and_upstream_failures_are_openai_errors() -> TestR
         "{body}"
     );
 
+    // A prompt stored at OpenAI cannot reach any target: refused by name.
+    let response = post(
+        &gateway.base,
+        &json!({"model": "same", "prompt": {"id": "pmpt_1"}}),
+    )
+    .await?;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json_value().await?;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("prompt")),
+        "{body}"
+    );
+
     let response = post(&gateway.base, &json!({"input": "hi"})).await?;
     assert_eq!(response.status(), 400);
     let body: Value = response.json_value().await?;
