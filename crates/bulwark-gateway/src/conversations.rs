@@ -174,10 +174,12 @@ impl Conversations {
         items::rewrite(body, input, &response)
     }
 
-    /// After the answer: stores `response` with the (expanded) request's
-    /// input items, unless the request said `store: false` or the response
-    /// did not finish (`completed` or `incomplete`). Never fails the
-    /// client: a problem is logged and counted.
+    /// After the answer: stores `response` with the request's input items,
+    /// unless the request said `store: false` or the response
+    /// did not finish (`completed` or `incomplete`). `request` must be the
+    /// body as [`Conversations::expand`] left it, so that the stored input
+    /// holds the whole history and the next turn is one read. Never fails
+    /// the client: a problem is logged and counted.
     pub async fn remember(
         &self,
         tenant: Option<&str>,
@@ -497,6 +499,28 @@ mod tests {
         let error = c.expand(None, &mut body).await.unwrap_err();
         assert_eq!(error.status, 500);
         assert!(!error.message.contains("sqlite"), "{}", error.message);
+    }
+
+    #[tokio::test]
+    async fn with_too_many_writes_waiting_a_response_is_dropped_and_counted() {
+        let c = conversations(1 << 20).await;
+        let held = Arc::clone(&c.pending)
+            .try_acquire_many_owned(MAX_PENDING_WRITES as u32)
+            .unwrap();
+        c.remember_later(None, &map(json!({"input": "x"})), &answer("resp_wait", "y"));
+        assert_eq!(c.stats().dropped, 1);
+        drop(held);
+        c.remember_later(None, &map(json!({"input": "x"})), &answer("resp_go", "y"));
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while c.stats().stored == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the write never ran"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(c.load("resp_go", None).await.unwrap().is_some());
+        assert_eq!(c.load("resp_wait", None).await.unwrap(), None);
     }
 
     #[tokio::test]
