@@ -5,6 +5,7 @@
 //! after an answer.
 #![expect(
     clippy::unwrap_used,
+    clippy::panic,
     reason = "test helpers: a failed setup fails the test"
 )]
 
