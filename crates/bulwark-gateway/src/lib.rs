@@ -10,6 +10,7 @@
 mod admin;
 mod auth;
 pub mod config;
+pub mod conversations;
 mod front_door;
 mod models;
 pub mod observe;
@@ -53,6 +54,8 @@ pub struct Gateway {
     shutdown_grace: Duration,
     /// Timeouts and limits on client connections.
     pub(crate) server: config::ServerConfig,
+    /// Stored Responses API conversations (`previous_response_id`).
+    pub(crate) conversations: Arc<conversations::Conversations>,
 }
 
 /// Why a gateway could not start.
@@ -69,6 +72,11 @@ impl Gateway {
     pub async fn start(config: &GatewayConfig) -> Result<Gateway, StartError> {
         let client = Arc::new(bulwark::Client::from_config(&config.engine)?);
         let observer = observe::Observer::start(config, &client).await?;
+        let conversations = Arc::new(conversations::Conversations::new(
+            observer.store.clone(),
+            config.conversations.clone(),
+        ));
+        conversations.spawn_expiry();
         Ok(Gateway {
             client,
             max_request_bytes: config.max_request_bytes,
@@ -79,6 +87,7 @@ impl Gateway {
             draining: Arc::new(AtomicBool::new(false)),
             shutdown_grace: config.shutdown_grace,
             server: config.server.clone(),
+            conversations,
         })
     }
 
@@ -94,6 +103,12 @@ impl Gateway {
     /// The request log, health, incidents and metrics of this gateway.
     pub fn observer(&self) -> &Arc<observe::Observer> {
         &self.observer
+    }
+
+    /// Stored Responses API conversations: `expand` before a Responses
+    /// request is decoded, `remember` after it is answered.
+    pub fn conversations(&self) -> &Arc<conversations::Conversations> {
+        &self.conversations
     }
 
     /// Judges health now instead of at the next tick (for tests and drills).
@@ -117,6 +132,14 @@ impl Gateway {
             .route("/v1/messages", post(front_door::anthropic))
             .route("/v1/responses", post(front_door::responses))
             .route("/v1/models", get(models::list))
+            .route(
+                "/v1/responses/{id}",
+                get(conversations::get_response).delete(conversations::delete_response),
+            )
+            .route(
+                "/v1/responses/{id}/input_items",
+                get(conversations::list_input_items),
+            )
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(status::ready))
             .route("/metrics", get(status::metrics))

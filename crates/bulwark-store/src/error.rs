@@ -62,6 +62,17 @@ pub enum StoreError {
     Corrupt { what: &'static str, value: String },
 
     #[error(
+        "the response `{id}` was not stored: its conversation is {bytes} bytes, over the \
+         {max_bytes}-byte cap (`conversations.max_bytes`); start a new conversation or \
+         raise the cap"
+    )]
+    ResponseTooLarge {
+        id: String,
+        bytes: usize,
+        max_bytes: usize,
+    },
+
+    #[error(
         "uptime seconds must be finite, at least 0 and at most one year, got {seconds}: \
          pass the time observed since the previous report"
     )]

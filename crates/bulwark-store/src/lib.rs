@@ -1,6 +1,7 @@
 //! The request log and persistence layer: every request and its upstream
 //! attempts, hourly per-route counts for SLOs, incidents with their
-//! timelines, and per-day uptime per component.
+//! timelines, per-day uptime per component, and the stored OpenAI
+//! Responses behind `previous_response_id`.
 //!
 //! SQLite is the default because a single gateway should need nothing but
 //! a file; PostgreSQL is there for several gateways sharing one history.
@@ -14,6 +15,7 @@
 mod error;
 mod incidents;
 mod requests;
+mod responses;
 mod retention;
 mod schema;
 mod sql;
@@ -26,7 +28,8 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use error::{StoreError, redact_url};
-pub use retention::spawn_retention;
+pub use responses::{PutOutcome, StoredResponse};
+pub use retention::{spawn_response_expiry, spawn_retention};
 pub use uptime::{UptimeDay, day_start, utc_date};
 pub use writer::{LogSender, LogWriter, WriterOptions, WriterStats};
 

@@ -31,6 +31,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "client_request_id",
         include_str!("../migrations/sqlite/0003_client_request_id.sql"),
     ),
+    (
+        4,
+        "responses",
+        include_str!("../migrations/sqlite/0004_responses.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -48,6 +53,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "client_request_id",
         include_str!("../migrations/postgres/0003_client_request_id.sql"),
+    ),
+    (
+        4,
+        "responses",
+        include_str!("../migrations/postgres/0004_responses.sql"),
     ),
 ];
 

@@ -39,6 +39,10 @@ macro_rules! common_suite {
             writer_survives_a_failing_store,
             retention_task_purges_old_rows,
             measure_batch_write,
+            responses_are_kept_per_tenant,
+            a_response_id_is_replaced_only_by_its_tenant,
+            a_response_over_the_cap_is_refused_unwritten,
+            responses_expire,
             $($extra,)*;
             current_thread: writer_overflow_drops_and_counts
         );

@@ -3,6 +3,7 @@
 //! read from one file in one pass, so a file with problems in both parts
 //! lists them all.
 
+pub mod conversations;
 pub mod keys;
 pub mod observe;
 pub mod otel;
@@ -17,6 +18,7 @@ use bulwark::config::{Config, ConfigError, Document, Env, Issue, field_names};
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use conversations::ConversationsConfig;
 pub use keys::ClientKey;
 pub use observe::ObserveConfig;
 pub use otel::OtelConfig;
@@ -52,6 +54,9 @@ pub struct GatewayConfig {
     pub shutdown_grace: Duration,
     /// Timeouts and limits on client connections.
     pub server: ServerConfig,
+    /// How long stored Responses API conversations are kept, and how large
+    /// one may grow.
+    pub conversations: ConversationsConfig,
 }
 
 /// The gateway's own top-level keys; the engine reads the rest.
@@ -73,6 +78,7 @@ struct RawGateway {
     otel: Option<Value>,
     shutdown_grace: Option<String>,
     server: Option<Value>,
+    conversations: Option<Value>,
 }
 
 impl GatewayConfig {
@@ -157,6 +163,7 @@ fn build(
         issues,
     );
     let server = server::build(raw.server, doc, issues);
+    let conversations = conversations::build(raw.conversations, doc, issues);
     Some(GatewayConfig {
         engine,
         listen: listen?,
@@ -168,6 +175,7 @@ fn build(
         otel,
         shutdown_grace,
         server,
+        conversations,
     })
 }
 
@@ -314,6 +322,45 @@ mod tests {
         };
         assert!(
             error.issues.iter().any(|i| i.path.starts_with("server")),
+            "{error:?}"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn conversations_default_to_openai_s_30_days_and_report_problems_by_path()
+    -> Result<(), ConfigError> {
+        let base = "providers:\n  a: { kind: openai }\nroutes:\n  r: { targets: [a/x] }\n";
+        assert_eq!(load(base)?.conversations, ConversationsConfig::default());
+        assert_eq!(
+            ConversationsConfig::default().ttl,
+            Duration::from_secs(30 * 86_400)
+        );
+        let config = load(&format!(
+            "{base}conversations: {{ ttl: 7d, max_bytes: 1000 }}\n"
+        ))?;
+        assert_eq!(
+            config.conversations,
+            ConversationsConfig {
+                ttl: Duration::from_secs(7 * 86_400),
+                max_bytes: 1000
+            }
+        );
+        let Err(error) = load(&format!(
+            "{base}conversations: {{ ttl: forever, max_bytes: 0 }}\n"
+        )) else {
+            panic!("an invalid conversations section loaded");
+        };
+        let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(paths, ["conversations.ttl", "conversations.max_bytes"]);
+        let Err(error) = load(&format!("{base}conversations: {{ tll: 1d }}\n")) else {
+            panic!("an unknown conversations key loaded");
+        };
+        assert!(
+            error
+                .issues
+                .iter()
+                .any(|i| i.path.starts_with("conversations")),
             "{error:?}"
         );
         Ok(())

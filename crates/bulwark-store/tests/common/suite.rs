@@ -6,7 +6,7 @@ use bulwark::observe::UnixMs;
 use bulwark::observe::component::{ComponentKind, ComponentState};
 use bulwark::observe::incident::{Impact, Incident, IncidentStatus, TimelineEntry, TimelineKind};
 use bulwark::observe::record::RequestRecord;
-use bulwark_store::{LogWriter, StoreError, WriterOptions};
+use bulwark_store::{LogWriter, PutOutcome, StoreError, StoredResponse, WriterOptions};
 use tokio::time::Instant;
 
 use super::{Kind, TestDb, bare_record, full_record};
@@ -761,4 +761,222 @@ pub async fn measure_batch_write(db: &TestDb) {
         started.elapsed().as_secs_f64() * 1e3
     );
     assert_eq!(read.len(), 10_000);
+}
+
+fn stored(id: &str, tenant: Option<&str>, created_ms: UnixMs, text: &str) -> StoredResponse {
+    StoredResponse {
+        id: id.into(),
+        tenant: tenant.map(str::to_string),
+        created_ms,
+        input_items: format!(r#"[{{"type":"message","role":"user","content":"{text} ✓"}}]"#),
+        response: format!(
+            r#"{{"id":"{id}","object":"response","status":"completed","output":[]}}"#
+        ),
+    }
+}
+
+const CAP: usize = 1 << 20;
+
+/// A tenant reads, lists and deletes only its own responses; a keyless
+/// gateway's rows are a tenant of their own.
+pub async fn responses_are_kept_per_tenant(db: &TestDb) {
+    let s = &db.store;
+    let a = stored("resp_a", Some("team-a"), T0, "from a");
+    let open = stored("resp_open", None, T0, "keyless");
+    assert_eq!(
+        s.put_response(&a, CAP).await.expect("put"),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        s.put_response(&open, CAP).await.expect("put"),
+        PutOutcome::Stored
+    );
+
+    assert_eq!(
+        s.response("resp_a", Some("team-a"), 0).await.expect("get"),
+        Some(a.clone())
+    );
+    assert_eq!(
+        s.response("resp_open", None, 0).await.expect("get"),
+        Some(open.clone())
+    );
+    for (id, tenant) in [
+        ("resp_a", Some("team-b")),
+        ("resp_a", None),
+        ("resp_open", Some("team-a")),
+        ("missing", Some("team-a")),
+    ] {
+        assert_eq!(
+            s.response(id, tenant, 0).await.expect("get"),
+            None,
+            "{id} {tenant:?}"
+        );
+        assert_eq!(
+            s.response_input_items(id, tenant, 0).await.expect("items"),
+            None
+        );
+        assert!(!s.delete_response(id, tenant, 0).await.expect("delete"));
+    }
+    assert_eq!(
+        s.response_input_items("resp_a", Some("team-a"), 0)
+            .await
+            .expect("items"),
+        Some(a.input_items.clone())
+    );
+    assert_eq!(
+        db.count("responses").await,
+        2,
+        "nothing deleted by a stranger"
+    );
+
+    assert!(
+        s.delete_response("resp_a", Some("team-a"), 0)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !s.delete_response("resp_a", Some("team-a"), 0)
+            .await
+            .expect("delete again")
+    );
+    assert_eq!(
+        s.response("resp_a", Some("team-a"), 0).await.expect("get"),
+        None
+    );
+    assert!(
+        s.delete_response("resp_open", None, 0)
+            .await
+            .expect("delete")
+    );
+    assert_eq!(db.count("responses").await, 0);
+}
+
+/// The same tenant storing an id again replaces its row (a retried or
+/// cached answer); another tenant cannot take it over.
+pub async fn a_response_id_is_replaced_only_by_its_tenant(db: &TestDb) {
+    let s = &db.store;
+    let first = stored("resp_x", Some("team-a"), T0, "first");
+    s.put_response(&first, CAP).await.expect("put");
+    let again = stored("resp_x", Some("team-a"), T0 + 5, "second");
+    assert_eq!(
+        s.put_response(&again, CAP).await.expect("put"),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        s.response("resp_x", Some("team-a"), 0).await.expect("get"),
+        Some(again.clone())
+    );
+
+    for thief in [
+        stored("resp_x", Some("team-b"), T0 + 9, "stolen"),
+        stored("resp_x", None, T0 + 9, "stolen"),
+    ] {
+        assert_eq!(
+            s.put_response(&thief, CAP).await.expect("put"),
+            PutOutcome::IdTaken
+        );
+    }
+    assert_eq!(
+        s.response("resp_x", Some("team-a"), 0).await.expect("get"),
+        Some(again)
+    );
+    assert_eq!(
+        s.response("resp_x", Some("team-b"), 0).await.expect("get"),
+        None
+    );
+    assert_eq!(db.count("responses").await, 1);
+}
+
+pub async fn a_response_over_the_cap_is_refused_unwritten(db: &TestDb) {
+    let big = stored("resp_big", Some("team-a"), T0, &"x".repeat(4_000));
+    let err = db
+        .store
+        .put_response(&big, 1_000)
+        .await
+        .expect_err("refused");
+    match &err {
+        StoreError::ResponseTooLarge {
+            id,
+            bytes,
+            max_bytes,
+        } => {
+            assert_eq!(
+                (id.as_str(), *bytes, *max_bytes),
+                ("resp_big", big.size(), 1_000)
+            );
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(err.to_string().contains("conversations.max_bytes"), "{err}");
+    assert_eq!(db.count("responses").await, 0);
+    // Exactly at the cap is allowed.
+    db.store
+        .put_response(&big, big.size())
+        .await
+        .expect("at the cap");
+    assert_eq!(db.count("responses").await, 1);
+}
+
+/// Expired responses read as missing at once, and the expiry task removes
+/// them.
+pub async fn responses_expire(db: &TestDb) {
+    let now = bulwark::observe::unix_ms_now();
+    let old = stored("resp_old", Some("t"), now - 2 * DAY, "old");
+    let fresh = stored("resp_new", Some("t"), now, "new");
+    db.store.put_response(&old, CAP).await.expect("put");
+    db.store.put_response(&fresh, CAP).await.expect("put");
+    let cutoff = now - DAY;
+    assert_eq!(
+        db.store
+            .response("resp_old", Some("t"), cutoff)
+            .await
+            .expect("get"),
+        None
+    );
+    assert_eq!(
+        db.store
+            .response_input_items("resp_old", Some("t"), cutoff)
+            .await
+            .expect("get"),
+        None
+    );
+    assert!(
+        !db.store
+            .delete_response("resp_old", Some("t"), cutoff)
+            .await
+            .expect("delete")
+    );
+    assert!(
+        db.store
+            .response("resp_new", Some("t"), cutoff)
+            .await
+            .expect("get")
+            .is_some()
+    );
+
+    let task = bulwark_store::spawn_response_expiry(
+        db.store.clone(),
+        Duration::from_secs(86_400),
+        Duration::from_millis(20),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while db.count("responses").await != 1 {
+        assert!(Instant::now() < deadline, "expiry never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task.abort();
+    assert_eq!(
+        db.store
+            .response("resp_new", Some("t"), 0)
+            .await
+            .expect("get"),
+        Some(fresh)
+    );
+    assert_eq!(
+        db.store
+            .purge_responses_before(now + 1)
+            .await
+            .expect("purge"),
+        1
+    );
 }
