@@ -2,7 +2,8 @@
 # Install (or refresh) the real-client environment used by tests/clients:
 #  - the Node clients pinned in tests/clients/package-lock.json (Claude Code,
 #    whose ~400 MB native binary comes through an optional dependency, and
-#    the Vercel AI SDK) into tests/clients/node_modules, with `npm ci`;
+#    the Codex CLI, whose native binary also comes through an optional
+#    dependency, and the Vercel AI SDK) into tests/clients/node_modules, with `npm ci`;
 #  - the Python clients (LangChain) through scripts/python-env.sh, since they
 #    are pinned in tests/sdk/requirements.txt next to the official SDKs.
 # Idempotent: when node_modules exists and the lockfile is unchanged since the
@@ -43,6 +44,11 @@ if ! "${claude}" --version 2>/dev/null; then
         echo "clients-env: no runnable Claude Code binary under ${bin_dir} (did npm skip the optional dependency?)" >&2
         exit 1
     fi
+fi
+codex="${DIR}/node_modules/@openai/codex/bin/codex.js"
+if ! node "${codex}" --version; then
+    echo "clients-env: the Codex CLI under ${DIR}/node_modules/@openai does not run (did npm skip its optional dependency?)" >&2
+    exit 1
 fi
 echo "${want}" > "${STAMP}"
 echo "clients-env: done"

@@ -1,4 +1,4 @@
-//! Runs the real-client suites in `tests/clients` (Claude Code, the Vercel
+//! Runs the real-client suites in `tests/clients` (Claude Code, Codex CLI, the Vercel
 //! AI SDK, LangChain and the official SDKs' helpers, each against its own
 //! `bulwark sim` + `bulwark serve` on same-format, cross-format and failover
 //! routes) and fails if any of them does.
@@ -86,6 +86,13 @@ fn node_suite(file: &str) -> Result<(), String> {
 #[test]
 fn claude_code_suite_passes() {
     if let Err(e) = node_suite("claude_code.test.mjs") {
+        panic!("{e}");
+    }
+}
+
+#[test]
+fn codex_cli_suite_passes() {
+    if let Err(e) = node_suite("codex.test.mjs") {
         panic!("{e}");
     }
 }
