@@ -9,6 +9,7 @@ test_openai_sdk.py): `Simulated answer from <model>: <first 12 words>`.
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pytest
@@ -156,11 +157,45 @@ def test_max_output_tokens_cut_is_incomplete(oai, route):
     assert response.incomplete_details.reason == "max_output_tokens"
 
 
-def test_previous_response_id_is_a_clear_400(oai):
-    with pytest.raises(openai.BadRequestError) as raised:
+def test_an_unknown_previous_response_id_is_not_found(oai):
+    with pytest.raises(openai.NotFoundError) as raised:
         oai.responses.create(model="sim-openai/gpt-4o-mini", input="hi", previous_response_id="resp_1")
     assert raised.value.body["param"] == "previous_response_id"
-    assert "conversation state" in raised.value.body["message"]
+
+
+def _stored(oai, response_id):
+    """The stored response: Bulwark stores it after answering, off the answer's path."""
+    for _ in range(500):
+        try:
+            return oai.responses.retrieve(response_id)
+        except openai.NotFoundError:
+            time.sleep(0.01)
+    raise AssertionError(f"{response_id} was never stored")
+
+
+@pytest.mark.parametrize("stream", STREAM)
+def test_a_conversation_goes_on_by_previous_response_id_then_is_deleted(oai, stream):
+    first = oai.responses.create(model="sim-openai/gpt-4o-mini", input="Remember the word kumquat.")
+    assert _stored(oai, first.id).id == first.id
+    if stream:
+        with oai.responses.stream(
+            model="sim-anthropic/claude-sonnet-4-5", input="Which word?", previous_response_id=first.id
+        ) as events:
+            second = events.get_final_response()
+    else:
+        second = oai.responses.create(
+            model="sim-anthropic/claude-sonnet-4-5", input="Which word?", previous_response_id=first.id
+        )
+    assert second.status == "completed"
+    _stored(oai, second.id)
+    items = oai.responses.input_items.list(second.id, order="asc")
+    texts = [part.text for item in items.data for part in (getattr(item, "content", None) or []) if hasattr(part, "text")]
+    assert texts[0] == "Remember the word kumquat.", texts
+    assert first.output_text in texts and texts[-1] == "Which word?", texts
+    deleted = oai.responses.delete(second.id)
+    assert deleted is None or getattr(deleted, "deleted", True)
+    with pytest.raises(openai.NotFoundError):
+        oai.responses.retrieve(second.id)
 
 
 @pytest.mark.parametrize("stream", STREAM)

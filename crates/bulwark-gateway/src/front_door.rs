@@ -15,7 +15,6 @@ use bulwark::cache::CachePolicy;
 use bulwark::engine::Failed;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;
-use bulwark::wire::responses::Echo;
 use bulwark::wire::{ClientDialect, anthropic, openai, responses as responses_wire};
 use futures_util::StreamExt;
 use tracing::Instrument;
@@ -62,19 +61,6 @@ impl ClientFormat {
             ClientFormat::OpenAi => &openai::FrontDoor,
             ClientFormat::Anthropic => &anthropic::FrontDoor,
             ClientFormat::Responses => &responses_wire::FrontDoor,
-        }
-    }
-
-    /// The request, with the settings its answer repeats for a format whose
-    /// answers do (the Responses API).
-    fn decode(self, body: &[u8]) -> Result<(ChatRequest, Option<Echo>), ApiError> {
-        match self {
-            ClientFormat::Responses => {
-                responses_door::decode(body).map(|(request, echo)| (request, Some(echo)))
-            }
-            ClientFormat::OpenAi | ClientFormat::Anthropic => {
-                self.dialect().decode_request(body).map(|r| (r, None))
-            }
         }
     }
 
@@ -198,7 +184,17 @@ async fn answer(
         Ok(body) => body,
         Err(error) => return refuse(pending, error),
     };
-    let (mut request, echo) = match format.decode(&body) {
+    let decoded = match format {
+        ClientFormat::Responses => {
+            responses_door::decode(gateway.conversations(), options.tenant.as_deref(), &body)
+                .await
+                .map(|(request, door)| (request, Some(door)))
+        }
+        ClientFormat::OpenAi | ClientFormat::Anthropic => {
+            format.dialect().decode_request(&body).map(|r| (r, None))
+        }
+    };
+    let (mut request, door) = match decoded {
         Ok(decoded) => decoded,
         Err(error) => return refuse(pending, error),
     };
@@ -231,8 +227,8 @@ async fn answer(
         {
             Ok(served) => {
                 let end = pending.stream(&served);
-                match echo {
-                    Some(echo) => responses_door::stream(served, echo, Some(end)),
+                match door {
+                    Some(door) => responses_door::stream(served, door, Some(end)),
                     None => respond::stream(format, served, include_usage, Some(end)),
                 }
             }
@@ -247,8 +243,8 @@ async fn answer(
         {
             Ok(served) => {
                 pending.complete(&served);
-                match echo {
-                    Some(echo) => responses_door::complete(served, &echo),
+                match door {
+                    Some(door) => responses_door::complete(served, &door),
                     None => respond::complete(format, served),
                 }
             }

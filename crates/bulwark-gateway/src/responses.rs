@@ -1,9 +1,11 @@
 //! What the Responses front door (`POST /v1/responses`) does beyond the
-//! other doors: it reads the body as a JSON object once, so that
-//! conversation state can be put into it before it is decoded
-//! (`prepare_body`), and it has one place where each finished answer's
-//! Response object is known (`completed`), for storing the conversation.
-//! Answers repeat the request's settings (`Echo`).
+//! other doors: it reads the body as a JSON object once, so that a
+//! `previous_response_id` can be replaced by the stored conversation before
+//! it is decoded (`decode`), and it stores each finished answer's Response
+//! object with its conversation (`Remember`). Answers repeat the request's
+//! settings (`Echo`).
+
+use std::sync::Arc;
 
 use axum::response::Response;
 use bulwark::aggregate::aggregate;
@@ -15,74 +17,76 @@ use bulwark::wire::json as j;
 use bulwark::wire::responses::{self, Echo, StreamEncoder};
 use serde_json::{Map, Value};
 
+use crate::conversations::Conversations;
 use crate::observe::StreamEnd;
 use crate::respond;
 
-/// Decodes a request body: parsed once, prepared, then decoded; with the
-/// settings its answer repeats.
-pub fn decode(body: &[u8]) -> Result<(ChatRequest, Echo), ApiError> {
-    let mut object = j::parse_object(body)?;
-    prepare_body(&mut object)?;
-    let echo = Echo::from_request(&object);
-    Ok((responses::decode_object(object)?, echo))
+/// What a Responses answer needs from its request: the settings it
+/// repeats, and where its conversation is stored once it finishes.
+pub struct Door {
+    pub echo: Echo,
+    remember: Remember,
 }
 
-/// Readies a request body before it is decoded. Conversation state is not
-/// kept yet, so a request that continues a stored response is refused here
-/// with an error that names the field; this is where the stored history
-/// will be put in place of `previous_response_id`.
-pub fn prepare_body(body: &mut Map<String, Value>) -> Result<(), ApiError> {
-    match body.get("previous_response_id") {
-        None | Some(Value::Null) => {
-            body.remove("previous_response_id");
-            Ok(())
-        }
-        Some(_) => Err(ApiError::invalid_param(
-            "previous_response_id",
-            "conversation state is not available on this gateway: `previous_response_id` cannot be continued; send the whole conversation in `input` instead",
-        )),
+/// Stores a finished answer's conversation: the request's body as
+/// `Conversations::expand` left it (so the stored input holds the whole
+/// history), for the tenant that asked.
+struct Remember {
+    conversations: Arc<Conversations>,
+    tenant: Option<String>,
+    body: Arc<Map<String, Value>>,
+}
+
+impl Remember {
+    /// Off the answer's path: a slow or failing store never holds or fails
+    /// the client.
+    fn completed(&self, response: &Value) {
+        self.conversations
+            .remember_later(self.tenant.clone(), &self.body, response);
     }
 }
 
-/// The hook for each answer that finished, with its final Response object
-/// (a complete answer's body, or the `response` of a stream's
-/// `response.completed` / `response.incomplete`): where the conversation
-/// will be stored. Nothing is stored yet.
-pub fn completed(_response: &Value) {}
+/// Decodes a request body: parsed once; a `previous_response_id` replaced
+/// by the stored conversation it continues, so that any target (of any
+/// provider) receives the whole history; then decoded.
+pub async fn decode(
+    conversations: &Arc<Conversations>,
+    tenant: Option<&str>,
+    body: &[u8],
+) -> Result<(ChatRequest, Door), ApiError> {
+    let mut object = j::parse_object(body)?;
+    conversations.expand(tenant, &mut object).await?;
+    let echo = Echo::from_request(&object);
+    let request = responses::decode_object(object)?;
+    let body = request
+        .source
+        .as_ref()
+        .map(|source| Arc::clone(&source.body))
+        .unwrap_or_default();
+    let remember = Remember {
+        conversations: Arc::clone(conversations),
+        tenant: tenant.map(str::to_string),
+        body,
+    };
+    Ok((request, Door { echo, remember }))
+}
 
 /// A complete answer as a Response object.
-pub fn complete(served: Served<Vec<Chunk>>, echo: &Echo) -> Response {
+pub fn complete(served: Served<Vec<Chunk>>, door: &Door) -> Response {
     let answer = aggregate(served.value.iter().flat_map(|c| &c.events));
-    let body = responses::encode_response_with(&answer, echo);
-    completed(&body);
+    let body = responses::encode_response_with(&answer, &door.echo);
+    door.remember.completed(&body);
     respond::json_answer(&body, &served)
 }
 
-/// A streamed answer as the typed event stream.
-pub fn stream(served: Served<ChunkStream>, echo: Echo, record: Option<StreamEnd>) -> Response {
+/// A streamed answer as the typed event stream; its conversation is stored
+/// when the stream completes (not when it breaks).
+pub fn stream(served: Served<ChunkStream>, door: Door, record: Option<StreamEnd>) -> Response {
+    let Door { echo, remember } = door;
     let writer = StreamEncoder::new(echo)
-        .on_completed(Box::new(completed))
+        .on_completed(Box::new(move |response: &Value| {
+            remember.completed(response)
+        }))
         .into_writer();
     respond::stream_with(writer, served, record)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_previous_response_id_is_refused_by_name_and_a_null_one_is_removed() {
-        let mut body = Map::new();
-        body.insert("previous_response_id".into(), json!("resp_1"));
-        let error = prepare_body(&mut body).err();
-        assert_eq!(
-            error.as_ref().and_then(|e| e.param.as_deref()),
-            Some("previous_response_id")
-        );
-        assert_eq!(error.map(|e| e.status), Some(400));
-        body.insert("previous_response_id".into(), Value::Null);
-        assert!(prepare_body(&mut body).is_ok());
-        assert!(body.is_empty());
-    }
 }

@@ -37,6 +37,7 @@ routes:
   down:     {{ targets: [sim-anthropic/{BROKEN_MODEL}], max_retries: 0 }}
   cached:   {{ targets: [sim-anthropic/claude-sonnet-4-5], cache: {{ ttl: 1h }} }}
   continued: {{ targets: [sim-openai/gpt-4o-mini, sim-anthropic/claude-sonnet-4-5], mid_stream: continue, max_retries: 0 }}
+  convo:    {{ targets: [sim-anthropic/claude-sonnet-4-5, sim-openai/gpt-4o-mini], max_retries: 0 }}
 "
         )
     })
@@ -366,19 +367,20 @@ async fn structured_output_reaches_each_target_as_its_own_schema() -> TestResult
 #[tokio::test]
 async fn refusals_at_the_door_and_upstream_failures_are_openai_errors() -> TestResult {
     let (_sim, gateway) = start().await?;
+    // A conversation this gateway never stored: OpenAI's 404, by name.
     let response = post(
         &gateway.base,
         &json!({"model": "same", "input": "hi", "previous_response_id": "resp_123"}),
     )
     .await?;
-    assert_eq!(response.status(), 400);
+    assert_eq!(response.status(), 404);
     let body: Value = response.json_value().await?;
     assert_eq!(body["error"]["type"], "invalid_request_error");
     assert_eq!(body["error"]["param"], "previous_response_id");
     assert!(
         body["error"]["message"]
             .as_str()
-            .is_some_and(|m| m.contains("conversation state")),
+            .is_some_and(|m| m.contains("resp_123")),
         "{body}"
     );
 
@@ -526,5 +528,125 @@ async fn a_stream_continued_by_another_target_stays_one_well_formed_response() -
         sim.sim.requests().len() >= 2,
         "the stream was continued elsewhere"
     );
+    Ok(())
+}
+
+/// Polls the gateway until it has stored response `id` (storing runs after
+/// the answer, off its path), and returns the stored object.
+async fn stored(base: &str, id: &str) -> Result<Value, Box<dyn std::error::Error>> {
+    for _ in 0..500 {
+        let response = reqwest::Client::new()
+            .get(format!("{base}/v1/responses/{id}"))
+            .send()
+            .await?;
+        if response.status() == 200 {
+            return response.json_value().await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Err(format!("response {id} was never stored").into())
+}
+
+/// The body of the last request the sim received for `model`.
+async fn last_sim_body(sim: &SimServer, model: &str) -> Result<Value, Box<dyn std::error::Error>> {
+    let log: Value = reqwest::get(format!("{}/_sim/requests", sim.url()))
+        .await?
+        .json_value()
+        .await?;
+    let requests = log
+        .as_array()
+        .or_else(|| log["requests"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    requests
+        .iter()
+        .rev()
+        .find(|r| r["model"] == model && r["outcome"] == "ok")
+        .map(|r| r["body"].clone())
+        .ok_or_else(|| format!("the sim served no request for {model}: {log}").into())
+}
+
+/// The point of keeping conversation state in Bulwark rather than at a
+/// provider: a conversation started on Anthropic goes on at OpenAI when
+/// Anthropic fails, and OpenAI receives every earlier turn.
+#[tokio::test]
+async fn a_conversation_started_on_one_provider_continues_on_another_when_it_fails() -> TestResult {
+    let (sim, gateway) = start().await?;
+    let first = post(
+        &gateway.base,
+        &json!({"model": "convo", "instructions": "Be brief.", "input": "Remember the word kumquat."}),
+    )
+    .await?;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json_value().await?;
+    let first_id = first["id"].as_str().ok_or("no id")?.to_string();
+    let first_text = first["output"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        first_text.contains("Simulated answer from claude-sonnet-4-5"),
+        "{first}"
+    );
+    assert_eq!(stored(&gateway.base, &first_id).await?["id"], first["id"]);
+
+    // Anthropic goes down for good.
+    let put = reqwest::Client::new()
+        .put(format!("{}/_sim/faults", sim.url()))
+        .header("content-type", "application/json")
+        .body(json!([{"match": {"format": "anthropic"}, "fault": {"status": 529}}]).to_string())
+        .send()
+        .await?;
+    assert!(put.status().is_success(), "{}", put.text().await?);
+
+    // The second turn, streamed, continues the first by its id only.
+    let second = post(
+        &gateway.base,
+        &json!({"model": "convo", "input": "Which word was it?", "previous_response_id": first_id, "stream": true}),
+    )
+    .await?;
+    assert_eq!(second.status(), 200);
+    let second = events(&second.text().await?);
+    let completed = second
+        .iter()
+        .find(|e| e["type"] == "response.completed")
+        .ok_or("no response.completed")?;
+    let second_id = completed["response"]["id"]
+        .as_str()
+        .ok_or("no id")?
+        .to_string();
+    let openai_saw = last_sim_body(&sim, "gpt-4o-mini").await?.to_string();
+    for earlier in [
+        "Remember the word kumquat.",
+        first_text.as_str(),
+        "Which word was it?",
+    ] {
+        assert!(
+            openai_saw.contains(earlier),
+            "OpenAI was not given {earlier:?}: {openai_saw}"
+        );
+    }
+    // Instructions belong to the request that sent them (OpenAI's rule).
+    assert!(!openai_saw.contains("Be brief."), "{openai_saw}");
+
+    // A third turn reads the stored chain in one piece, second turn included.
+    stored(&gateway.base, &second_id).await?;
+    let third = post(
+        &gateway.base,
+        &json!({"model": "convo", "input": "Thanks.", "previous_response_id": second_id}),
+    )
+    .await?;
+    assert_eq!(third.status(), 200);
+    let openai_saw = last_sim_body(&sim, "gpt-4o-mini").await?.to_string();
+    for earlier in [
+        "Remember the word kumquat.",
+        "Which word was it?",
+        "Thanks.",
+    ] {
+        assert!(
+            openai_saw.contains(earlier),
+            "OpenAI was not given {earlier:?}: {openai_saw}"
+        );
+    }
     Ok(())
 }

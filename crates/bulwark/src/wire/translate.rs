@@ -280,11 +280,6 @@ pub const FATES: &[Row] = &[
     ),
     row(
         RESPONSES,
-        "store",
-        Fate::Drop("whether OpenAI keeps a copy; the answer is the same"),
-    ),
-    row(
-        RESPONSES,
         "metadata",
         Fate::Drop("tags for OpenAI's dashboard; the answer is the same"),
     ),

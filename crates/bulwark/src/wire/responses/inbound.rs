@@ -137,6 +137,9 @@ pub fn decode_object(mut obj: j::Object) -> Result<ChatRequest, ApiError> {
             "previous_response_id",
         );
     }
+    // Bulwark keeps the conversation itself (the gateway's conversation
+    // store), whichever target answers: nothing of `store` is lost.
+    j::take(&mut obj, "store");
     // Defaults mean nothing to translate.
     for (key, default) in [
         ("truncation", json!("disabled")),
@@ -152,7 +155,6 @@ pub fn decode_object(mut obj: j::Object) -> Result<ChatRequest, ApiError> {
     for (key, feature) in [
         ("include", "include"),
         ("truncation", "truncation"),
-        ("store", "store"),
         ("metadata", "metadata"),
         ("service_tier", "service_tier"),
         ("prompt_cache_key", "prompt_cache_key"),
@@ -698,7 +700,6 @@ mod tests {
                 "verbosity",
                 "include",
                 "truncation",
-                "store",
                 "metadata",
                 "service_tier",
                 "prompt_cache_key"
