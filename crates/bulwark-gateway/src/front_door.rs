@@ -1,11 +1,11 @@
-//! The two front doors. Each decodes its format, runs the request through the
+//! The front doors. Each decodes its format, runs the request through the
 //! engine, and answers in the same format.
 
 use std::time::Duration;
 
 use crate::config::ClientKey;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::Response;
@@ -15,7 +15,7 @@ use bulwark::cache::CachePolicy;
 use bulwark::engine::Failed;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;
-use bulwark::wire::{ClientDialect, anthropic, openai};
+use bulwark::wire::{ClientDialect, anthropic, gemini, openai};
 use futures_util::StreamExt;
 use tracing::Instrument;
 
@@ -48,6 +48,7 @@ pub const MAX_FORWARDED_QUERY_BYTES: usize = 2048;
 pub enum ClientFormat {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 impl ClientFormat {
@@ -57,6 +58,7 @@ impl ClientFormat {
         match self {
             ClientFormat::OpenAi => &openai::FrontDoor,
             ClientFormat::Anthropic => &anthropic::FrontDoor,
+            ClientFormat::Gemini => &gemini::FrontDoor,
         }
     }
 
@@ -74,13 +76,33 @@ impl ClientFormat {
     }
 }
 
+/// What a front door's URL says about the request, where its format puts
+/// that in the URL rather than in the body (Gemini's model and method).
+#[derive(Debug, Clone, Default)]
+struct FromUrl {
+    /// The model the path names.
+    model: Option<String>,
+    /// Whether the method streams.
+    stream: Option<bool>,
+    /// A stream without `alt=sse`: one JSON array of the chunks.
+    json_array: bool,
+}
+
 pub async fn openai(
     State(gateway): State<Gateway>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(gateway, ClientFormat::OpenAi, &uri, &headers, body).await
+    handle(
+        gateway,
+        ClientFormat::OpenAi,
+        &uri,
+        &headers,
+        body,
+        Ok(FromUrl::default()),
+    )
+    .await
 }
 
 pub async fn anthropic(
@@ -89,7 +111,86 @@ pub async fn anthropic(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(gateway, ClientFormat::Anthropic, &uri, &headers, body).await
+    handle(
+        gateway,
+        ClientFormat::Anthropic,
+        &uri,
+        &headers,
+        body,
+        Ok(FromUrl::default()),
+    )
+    .await
+}
+
+/// `POST /v1beta/models/{model}:{method}`: the model and the method come
+/// from the path, whose model part may hold `/` (`provider/model`, a route
+/// named so), so the whole rest is taken and split on its last `:`.
+pub async fn gemini_models(
+    State(gateway): State<Gateway>,
+    Path(rest): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let call = gemini_call(rest, uri.query());
+    handle(gateway, ClientFormat::Gemini, &uri, &headers, body, call).await
+}
+
+/// `POST /v1beta/tunedModels/{model}:{method}`: a tuned model's name keeps
+/// its `tunedModels/` prefix, so a route can be named for it.
+pub async fn gemini_tuned_models(
+    State(gateway): State<Gateway>,
+    Path(rest): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let call = gemini_call(format!("tunedModels/{rest}"), uri.query());
+    handle(gateway, ClientFormat::Gemini, &uri, &headers, body, call).await
+}
+
+/// The model and method of a Gemini path's `{model}:{method}`.
+fn gemini_call(rest: String, query: Option<&str>) -> Result<FromUrl, ApiError> {
+    let Some((model, method)) = rest.rsplit_once(':') else {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!(
+                "`{rest}` names no method; this gateway serves `{{model}}:generateContent` and `{{model}}:streamGenerateContent`"
+            ),
+        ));
+    };
+    let stream = match method {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => {
+            return Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "the method `{method}` is not served here; this gateway serves `generateContent` and `streamGenerateContent`"
+                ),
+            ));
+        }
+    };
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    if model.is_empty() {
+        return Err(ApiError::invalid("the path names no model"));
+    }
+    let sse = query_values(query, "alt").any(|alt| alt == "sse");
+    Ok(FromUrl {
+        model: Some(model.to_string()),
+        stream: Some(stream),
+        json_array: stream && !sse,
+    })
+}
+
+/// The values of `name` in a query string, decoded.
+pub(crate) fn query_values<'a>(
+    query: Option<&'a str>,
+    name: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(move |(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 async fn handle(
@@ -98,6 +199,7 @@ async fn handle(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    from_url: Result<FromUrl, ApiError>,
 ) -> Response {
     let pending = Pending::new(
         std::sync::Arc::clone(&gateway.observer),
@@ -113,7 +215,7 @@ async fn handle(
     // after every attempt, a stream's head) can leave it out. A sane id is
     // printable ASCII, and so always a valid header value.
     let id = HeaderValue::from_str(pending.request_id()).ok();
-    let mut response = answer(gateway, format, uri, headers, body, pending).await;
+    let mut response = answer(gateway, format, uri, headers, body, from_url, pending).await;
     if let Some(id) = id {
         response.headers_mut().insert(REQUEST_ID_HEADER, id);
     }
@@ -140,6 +242,7 @@ async fn answer(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    from_url: Result<FromUrl, ApiError>,
     mut pending: Pending,
 ) -> Response {
     // Every refusal is logged too: a flood of 401s or 400s is worth seeing.
@@ -148,7 +251,12 @@ async fn answer(
         pending.error(response.status().as_u16(), &error, None);
         response
     };
-    let key = match gateway.auth.authenticate(headers) {
+    // Google's clients may send their key as `?key=`; only that door reads it.
+    let query_key = match format {
+        ClientFormat::Gemini => uri.query(),
+        ClientFormat::OpenAi | ClientFormat::Anthropic => None,
+    };
+    let key = match gateway.auth.authenticate_with_query(headers, query_key) {
         Ok(key) => key,
         Err(error) => return refuse(pending, error),
     };
@@ -175,11 +283,28 @@ async fn answer(
         Ok(body) => body,
         Err(error) => return refuse(pending, error),
     };
+    let from_url = match from_url {
+        Ok(from_url) => from_url,
+        Err(error) => return refuse(pending, error),
+    };
     let mut request = match format.decode(&body) {
         Ok(request) => request,
         Err(error) => return refuse(pending, error),
     };
-    if let Err(error) = carry_extras(&mut request, format, uri.query(), headers) {
+    if let Some(model) = from_url.model {
+        request.model = model;
+    }
+    if let Some(stream) = from_url.stream {
+        request.stream = stream;
+    }
+    // A Gemini query holds the key, `alt` and Google's system parameters
+    // (`$fields`, `prettyPrint`): none changes the answer, and the key must
+    // never reach a target.
+    let query = match format {
+        ClientFormat::Gemini => None,
+        ClientFormat::OpenAi | ClientFormat::Anthropic => uri.query(),
+    };
+    if let Err(error) = carry_extras(&mut request, format, query, headers) {
         return refuse(pending, error);
     }
     pending.request(&request, &body);
@@ -208,7 +333,11 @@ async fn answer(
         {
             Ok(served) => {
                 let end = pending.stream(&served);
-                respond::stream(format, served, include_usage, Some(end))
+                if from_url.json_array {
+                    respond::json_array_stream(format, served, include_usage, Some(end))
+                } else {
+                    respond::stream(format, served, include_usage, Some(end))
+                }
             }
             Err(failed) => failed_response(pending, format, &failed),
         }
@@ -392,7 +521,11 @@ mod tests {
 
     #[test]
     fn no_dialect_forwards_credentials_or_connection_headers() {
-        for format in [ClientFormat::OpenAi, ClientFormat::Anthropic] {
+        for format in [
+            ClientFormat::OpenAi,
+            ClientFormat::Anthropic,
+            ClientFormat::Gemini,
+        ] {
             for name in format.dialect().forwarded_headers() {
                 assert_eq!(
                     *name,

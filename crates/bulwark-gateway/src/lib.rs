@@ -115,6 +115,12 @@ impl Gateway {
             .route("/v1/chat/completions", post(front_door::openai))
             .route("/v1/messages", post(front_door::anthropic))
             .route("/v1/models", get(models::list))
+            .route("/v1beta/models", get(models::gemini_list))
+            .route("/v1beta/models/{*rest}", post(front_door::gemini_models))
+            .route(
+                "/v1beta/tunedModels/{*rest}",
+                post(front_door::gemini_tuned_models),
+            )
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(status::ready))
             .route("/metrics", get(status::metrics))

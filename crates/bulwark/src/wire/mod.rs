@@ -49,7 +49,7 @@ pub fn front_door(format: WireFormat) -> Option<&'static dyn ClientDialect> {
     match format {
         WireFormat::OpenAi => Some(&openai::FrontDoor),
         WireFormat::Anthropic => Some(&anthropic::FrontDoor),
-        WireFormat::Gemini => None,
+        WireFormat::Gemini => Some(&gemini::FrontDoor),
     }
 }
 
