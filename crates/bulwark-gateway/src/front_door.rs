@@ -122,7 +122,7 @@ pub async fn anthropic(
     .await
 }
 
-/// `POST /v1beta/models/{model}:{method}`: the model and the method come
+/// `POST /v1beta/models/{model}:{method}` (or `/v1/...`): the model and the method come
 /// from the path, whose model part may hold `/` (`provider/model`, a route
 /// named so), so the whole rest is taken and split on its last `:`.
 pub async fn gemini_models(
@@ -136,7 +136,7 @@ pub async fn gemini_models(
     handle(gateway, ClientFormat::Gemini, &uri, &headers, body, call).await
 }
 
-/// `POST /v1beta/tunedModels/{model}:{method}`: a tuned model's name keeps
+/// `POST /v1beta/tunedModels/{model}:{method}` (or `/v1/...`): a tuned model's name keeps
 /// its `tunedModels/` prefix, so a route can be named for it.
 pub async fn gemini_tuned_models(
     State(gateway): State<Gateway>,

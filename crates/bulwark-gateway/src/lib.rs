@@ -115,10 +115,18 @@ impl Gateway {
             .route("/v1/chat/completions", post(front_door::openai))
             .route("/v1/messages", post(front_door::anthropic))
             .route("/v1/models", get(models::list))
+            // Gemini's front door, at both API versions `google-genai`
+            // uses (`v1` is its default since 3.0); `GET /v1/models` tells
+            // a Google client by its headers.
             .route("/v1beta/models", get(models::gemini_list))
             .route("/v1beta/models/{*rest}", post(front_door::gemini_models))
+            .route("/v1/models/{*rest}", post(front_door::gemini_models))
             .route(
                 "/v1beta/tunedModels/{*rest}",
+                post(front_door::gemini_tuned_models),
+            )
+            .route(
+                "/v1/tunedModels/{*rest}",
                 post(front_door::gemini_tuned_models),
             )
             .route("/healthz", get(|| async { "ok" }))

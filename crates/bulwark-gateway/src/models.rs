@@ -13,7 +13,16 @@ use serde_json::{Value, json};
 use crate::auth::Auth;
 use crate::{ClientFormat, Gateway, respond};
 
-pub async fn list(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+pub async fn list(
+    State(gateway): State<Gateway>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    // `google-genai` lists `/v1/models` too; it always sends its telemetry
+    // header, and its key in its own header.
+    if headers.contains_key("x-goog-api-client") || headers.contains_key("x-goog-api-key") {
+        return gemini_list(State(gateway), uri, headers).await;
+    }
     let anthropic = headers.contains_key("anthropic-version");
     let key = match gateway.auth.authenticate(&headers) {
         Ok(key) => key,

@@ -218,7 +218,10 @@ pub fn error(format: ClientFormat, error: &ApiError, attempts: u32) -> Response 
 
 pub async fn not_found(uri: axum::http::Uri) -> Response {
     // Google's clients read errors only in Google's shape.
-    let format = if uri.path().starts_with("/v1beta/") {
+    let path = uri.path();
+    let format = if path.starts_with("/v1beta/")
+        || (path.starts_with("/v1/models/") && path.contains(':'))
+    {
         ClientFormat::Gemini
     } else {
         ClientFormat::OpenAi

@@ -435,3 +435,85 @@ async fn the_model_list_has_geminis_shape() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_v1_api_version_reaches_the_same_door() -> TestResult {
+    let (_sim, gateway) = start(false).await?;
+    let http = reqwest::Client::new();
+    let response = post(
+        &http,
+        format!(
+            "{}/v1/models/sim-openai/gpt-4o-mini:streamGenerateContent?alt=sse",
+            gateway.base
+        ),
+        &first_turn(),
+    )
+    .await?;
+    assert_eq!(response.status(), 200);
+    let got = chunks(true, true, &response.text().await?)?;
+    assert!(
+        parts(&got).iter().any(|p| p.get("functionCall").is_some()),
+        "{got:?}"
+    );
+    // `google-genai` lists `/v1/models` too, and gets Gemini's shape.
+    let list: Value = serde_json::from_str(
+        &http
+            .get(format!("{}/v1/models", gateway.base))
+            .header("x-goog-api-client", "google-genai-sdk/3.6.1 gl-python/3.11")
+            .send()
+            .await?
+            .text()
+            .await?,
+    )?;
+    assert!(list["models"].is_array(), "{list}");
+    let openai: Value = serde_json::from_str(
+        &reqwest::get(format!("{}/v1/models", gateway.base))
+            .await?
+            .text()
+            .await?,
+    )?;
+    assert_eq!(openai["object"], "list", "{openai}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stream_broken_after_content_ends_with_an_error_chunk() -> TestResult {
+    let config = SimConfig {
+        faults: vec![
+            FaultRule::always(Fault::error_event(3))
+                .for_format(Format::OpenAi)
+                .for_model("midstream-broken"),
+        ],
+        ..SimConfig::default()
+    };
+    let (_sim, gateway) = sim_gateway::start(config, |url| {
+        format!(
+            "listen: 127.0.0.1:0\nproviders:\n  sim-openai: {{ kind: openai, base_url: \"{url}/v1\", api_key: test }}\n"
+        )
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    let body = json!({"contents": [{"parts": [{"text": "one two three four five six seven"}]}]});
+    for (query, sse) in [("?alt=sse", true), ("", false)] {
+        let response = post(
+            &http,
+            format!(
+                "{}/v1beta/models/sim-openai/midstream-broken:streamGenerateContent{query}",
+                gateway.base
+            ),
+            &body,
+        )
+        .await?;
+        assert_eq!(response.status(), 200);
+        let got = chunks(true, sse, &response.text().await?)?;
+        assert!(!text_of(&got).is_empty(), "{got:?}");
+        let last = got.last().ok_or("no chunks")?;
+        assert!(last["error"]["message"].is_string(), "{last}");
+        assert_eq!(
+            last["error"]["code"].as_u64().map(|c| c >= 500),
+            Some(true),
+            "{last}"
+        );
+    }
+    Ok(())
+}
