@@ -60,6 +60,15 @@ WEATHER_TOOL_OPENAPI = types.Tool(
         )
     ]
 )
+
+
+def get_weather(city: str, days: int, latitude: float, metric: bool) -> str:
+    """Weather forecast for a city."""
+    return TOOL_RESULT_TEXT
+
+
+# Passed as a tool itself, the function's declaration is written with
+# proto field names (`parameters_json_schema`, `response_json_schema`).
 NO_AUTO_CALLS = types.AutomaticFunctionCallingConfig(disable=True)
 
 
@@ -111,12 +120,27 @@ def test_generate_content(gem, sim, model, stream):
 
 
 @pytest.mark.parametrize("stream", STREAM)
-@pytest.mark.parametrize("tool", [WEATHER_TOOL, WEATHER_TOOL_OPENAPI], ids=["json-schema", "openapi"])
+@pytest.mark.parametrize(
+    "tool",
+    [WEATHER_TOOL, WEATHER_TOOL_OPENAPI, get_weather],
+    ids=["json-schema", "openapi", "python-function"],
+)
 @pytest.mark.parametrize("model", UPSTREAMS)
-def test_function_call_round_trip(gem, model, tool, stream):
+def test_function_call_round_trip(gem, sim, model, tool, stream):
     config = types.GenerateContentConfig(tools=[tool], automatic_function_calling=NO_AUTO_CALLS)
     first = types.Content(role="user", parts=[types.Part.from_text(text=CALL_TEXT)])
     _, responses = generate(gem, stream, model=model, contents=[first], config=config)
+    # A translated target was offered the tool with its JSON Schema,
+    # whichever way the SDK wrote the declaration.
+    request = sim.requests()[-1]
+    schema = {
+        "openai": lambda b: b["tools"][0]["function"]["parameters"],
+        "anthropic": lambda b: b["tools"][0]["input_schema"],
+        "gemini": lambda b: None,
+    }[request["format"]](request["body"])
+    if schema is not None:
+        assert schema["properties"]["city"]["type"] == "string", schema
+        assert sorted(schema["required"]) == sorted(WEATHER_SCHEMA["required"]), schema
     calls = [c for r in responses for c in (r.function_calls or [])]
     assert len(calls) == 1, responses
     assert calls[0].name == "get_weather"
@@ -143,10 +167,10 @@ def test_failover_from_a_broken_first_target(gem, sim_faults, case, stream):
 
 
 @pytest.mark.parametrize("stream", STREAM)
-def test_failover_round_trip_with_a_function_call(gem, sim_faults, stream):
+def test_failover_round_trip_with_a_function_call(gem, sim, sim_faults, stream):
     route, broken = fallback_route("gem", "529", stream)
     sim_faults([{"match": {"model": broken}, "fault": {"status": 529}}])
-    test_function_call_round_trip(gem, route, WEATHER_TOOL, stream)
+    test_function_call_round_trip(gem, sim, route, get_weather, stream)
 
 
 @pytest.mark.parametrize("stream", STREAM)

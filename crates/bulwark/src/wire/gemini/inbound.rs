@@ -55,9 +55,53 @@ impl Calls {
     }
 }
 
+/// An object of the request's own structure with its keys in lowerCamelCase.
+/// Google's API reads protobuf JSON, which takes each field by its proto
+/// name too (`system_instruction`, `parameters_json_schema`), and the
+/// Python SDK sends some so; values (arguments, schemas) are left alone.
+fn camel(obj: j::Object) -> j::Object {
+    if !obj.keys().any(|key| key.contains('_')) {
+        return obj;
+    }
+    let mut out = j::Object::with_capacity(obj.len());
+    for (key, value) in obj {
+        if !key.contains('_') {
+            // The camelCase spelling wins when a body holds both.
+            out.insert(key, value);
+            continue;
+        }
+        let converted = {
+            let mut camel = String::with_capacity(key.len());
+            let mut upper = false;
+            for c in key.chars() {
+                match c {
+                    '_' if !camel.is_empty() => upper = true,
+                    c if upper => {
+                        camel.extend(c.to_uppercase());
+                        upper = false;
+                    }
+                    c => camel.push(c),
+                }
+            }
+            camel
+        };
+        out.entry(converted).or_insert(value);
+    }
+    out
+}
+
+fn object(value: Value, path: &str) -> Result<j::Object, ApiError> {
+    j::into_object(value, path).map(camel)
+}
+
+fn take_object(obj: &mut j::Object, key: &str, path: &str) -> Result<Option<j::Object>, ApiError> {
+    Ok(j::take_object(obj, key, path)?.map(camel))
+}
+
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
-    let mut obj = j::parse_object(body)?;
-    let source = std::sync::Arc::new(obj.clone());
+    let raw = j::parse_object(body)?;
+    let source = std::sync::Arc::new(raw.clone());
+    let mut obj = camel(raw);
     let raw_contents =
         j::take_array(&mut obj, "contents", "contents")?.ok_or_else(|| j::missing("contents"))?;
     if raw_contents.is_empty() {
@@ -73,7 +117,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
             // The REST API takes a Content; a bare string is what some
             // clients write, and Gemini reads it the same.
             Value::String(text) => vec![ContentBlock::Text(text)],
-            Value::Object(mut content) => {
+            Value::Object(content) => {
+                let mut content = camel(content);
                 content.remove("role");
                 let parts = j::take_array(&mut content, "parts", "systemInstruction.parts")?
                     .unwrap_or_default();
@@ -103,7 +148,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let mut calls = Calls::default();
     for (i, raw) in raw_contents.into_iter().enumerate() {
         let path = format!("contents[{i}]");
-        let mut content = j::into_object(raw, &path)?;
+        let mut content = object(raw, &path)?;
         let role_path = format!("{path}.role");
         // A single-turn request may leave the role out: it is the user's.
         let role = match j::take_string(&mut content, "role", &role_path)?.as_deref() {
@@ -139,8 +184,8 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
             decode_tool(tool, i, &mut request.tools, &mut unmapped_fields)?;
         }
     }
-    if let Some(mut config) = j::take_object(&mut obj, "toolConfig", "toolConfig")? {
-        if let Some(calling) = j::take_object(
+    if let Some(mut config) = take_object(&mut obj, "toolConfig", "toolConfig")? {
+        if let Some(calling) = take_object(
             &mut config,
             "functionCallingConfig",
             "toolConfig.functionCallingConfig",
@@ -150,7 +195,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         }
         j::leftovers(&config, "toolConfig", FORMAT, &mut unmapped_fields);
     }
-    if let Some(config) = j::take_object(&mut obj, "generationConfig", "generationConfig")? {
+    if let Some(config) = take_object(&mut obj, "generationConfig", "generationConfig")? {
         decode_generation_config(config, &mut request, &mut unmapped_fields)?;
     }
     if obj.remove("safetySettings").is_some() {
@@ -202,7 +247,7 @@ fn decode_part(
     calls: &mut Calls,
     unmapped_fields: &mut Vec<Unmapped>,
 ) -> Result<Option<ContentBlock>, ApiError> {
-    let mut part = j::into_object(raw, path)?;
+    let mut part = object(raw, path)?;
     if part.remove("thoughtSignature").is_some() {
         unmapped(
             unmapped_fields,
@@ -218,7 +263,7 @@ fn decode_part(
         }
         ContentBlock::Text(text)
     } else if let Some(mut data) =
-        j::take_object(&mut part, "inlineData", &format!("{path}.inlineData"))?
+        take_object(&mut part, "inlineData", &format!("{path}.inlineData"))?
     {
         let data_path = format!("{path}.inlineData");
         let media_type =
@@ -243,7 +288,7 @@ fn decode_part(
         );
         return Ok(None);
     } else if let Some(mut call) =
-        j::take_object(&mut part, "functionCall", &format!("{path}.functionCall"))?
+        take_object(&mut part, "functionCall", &format!("{path}.functionCall"))?
     {
         let call_path = format!("{path}.functionCall");
         let name = j::require_string(&mut call, "name", &format!("{call_path}.name"))?;
@@ -255,7 +300,7 @@ fn decode_part(
             name,
             input,
         })
-    } else if let Some(mut response) = j::take_object(
+    } else if let Some(mut response) = take_object(
         &mut part,
         "functionResponse",
         &format!("{path}.functionResponse"),
@@ -332,13 +377,13 @@ fn decode_tool(
     unmapped_fields: &mut Vec<Unmapped>,
 ) -> Result<(), ApiError> {
     let path = format!("tools[{i}]");
-    let mut obj = j::into_object(raw, &path)?;
+    let mut obj = object(raw, &path)?;
     let declarations_path = format!("{path}.functionDeclarations");
     if let Some(declarations) = j::take_array(&mut obj, "functionDeclarations", &declarations_path)?
     {
         for (k, declaration) in declarations.into_iter().enumerate() {
             let path = format!("{declarations_path}[{k}]");
-            let mut d = j::into_object(declaration, &path)?;
+            let mut d = object(declaration, &path)?;
             let name = j::require_string(&mut d, "name", &format!("{path}.name"))?;
             let description =
                 j::take_string(&mut d, "description", &format!("{path}.description"))?;
@@ -435,7 +480,7 @@ fn decode_generation_config(
         Some(_) => unmapped(unmapped_fields, at("candidateCount"), "candidate_count"),
     }
     request.output_format = decode_output_format(&mut config, unmapped_fields)?;
-    if let Some(thinking) = j::take_object(&mut config, "thinkingConfig", &at("thinkingConfig"))? {
+    if let Some(thinking) = take_object(&mut config, "thinkingConfig", &at("thinkingConfig"))? {
         request.reasoning = decode_thinking(thinking, unmapped_fields)?;
     }
     for key in ["presencePenalty", "frequencyPenalty"] {
@@ -762,6 +807,37 @@ mod tests {
                 Err(error) => assert!(error.message.contains(field), "{body}: {error:?}"),
             }
         }
+    }
+
+    #[test]
+    fn proto_field_names_read_as_their_camel_case() {
+        // As google-genai sends a declaration built from a Python function.
+        let request = decode(json!({
+            "system_instruction": {"parts": [{"text": "Be brief."}]},
+            "contents": [{"role": "user", "parts": [{"inline_data": {"mime_type": "image/png", "data": "iVBO"}}]}],
+            "tools": [{"function_declarations": [{"name": "f",
+                "parameters_json_schema": {"type": "object", "properties": {"snake_case_arg": {"type": "string"}}},
+                "response_json_schema": {"type": "string"}}]}],
+            "generation_config": {"max_output_tokens": 7, "maxOutputTokens": 8}
+        }));
+        assert_eq!(
+            request.messages[0],
+            Message::text(Role::System, "Be brief.")
+        );
+        assert_eq!(
+            request.messages[1].content[0],
+            ContentBlock::Image(ImageSource::Base64 {
+                media_type: "image/png".into(),
+                data: "iVBO".into()
+            })
+        );
+        // Values keep their own keys.
+        assert_eq!(
+            request.tools[0].parameters,
+            json!({"type": "object", "properties": {"snake_case_arg": {"type": "string"}}})
+        );
+        assert_eq!(request.max_tokens, Some(8));
+        assert_eq!(features(&request), Vec::<&str>::new());
     }
 
     #[test]
