@@ -234,6 +234,12 @@ struct Relay;
 
 impl StreamWriter for Relay {
     fn write(&mut self, chunk: &Chunk, out: &mut dyn SseSink) {
+        // Gemini's stream has no terminator; a `[DONE]` that Bulwark's
+        // continuation writes after a finished answer is not Gemini's and
+        // would break a client parsing every event as JSON.
+        if chunk.raw.data == "[DONE]" {
+            return;
+        }
         out.push_event(None, &chunk.raw.data);
     }
 
@@ -285,6 +291,30 @@ mod tests {
                 "responseId": "r1",
                 "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 4, "totalTokenCount": 7}
             })
+        );
+    }
+
+    #[test]
+    fn the_relay_passes_geminis_chunks_and_no_foreign_terminator() {
+        let mut relay = FrontDoor.relay_writer(true);
+        let mut out: Vec<SseEvent> = Vec::new();
+        for data in [r#"{"candidates":[]}"#, "[DONE]"] {
+            let chunk = Chunk {
+                raw: SseEvent {
+                    event: None,
+                    data: data.to_string(),
+                },
+                events: Vec::new(),
+            };
+            relay.write(&chunk, &mut out);
+        }
+        relay.finish(&mut out);
+        assert_eq!(
+            out,
+            [SseEvent {
+                event: None,
+                data: r#"{"candidates":[]}"#.into()
+            }]
         );
     }
 
