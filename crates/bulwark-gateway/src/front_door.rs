@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::config::ClientKey;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::http::{HeaderMap, HeaderValue, Uri};
@@ -127,12 +128,12 @@ pub async fn anthropic(
 /// named so), so the whole rest is taken and split on its last `:`.
 pub async fn gemini_models(
     State(gateway): State<Gateway>,
-    Path(rest): Path<String>,
+    rest: Result<Path<String>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let call = gemini_call(rest, uri.query());
+    let call = gemini_path(rest).and_then(|rest| gemini_call(rest, uri.query()));
     handle(gateway, ClientFormat::Gemini, &uri, &headers, body, call).await
 }
 
@@ -140,13 +141,22 @@ pub async fn gemini_models(
 /// its `tunedModels/` prefix, so a route can be named for it.
 pub async fn gemini_tuned_models(
     State(gateway): State<Gateway>,
-    Path(rest): Path<String>,
+    rest: Result<Path<String>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let call = gemini_call(format!("tunedModels/{rest}"), uri.query());
+    let call =
+        gemini_path(rest).and_then(|rest| gemini_call(format!("tunedModels/{rest}"), uri.query()));
     handle(gateway, ClientFormat::Gemini, &uri, &headers, body, call).await
+}
+
+/// The path's `{model}:{method}`, percent-decoded; one that does not decode
+/// (invalid UTF-8) is answered in Google's shape like any other refusal.
+fn gemini_path(rest: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    rest.map(|Path(rest)| rest).map_err(|rejection| {
+        ApiError::invalid(format!("the path does not name a model: {rejection}"))
+    })
 }
 
 /// The model and method of a Gemini path's `{model}:{method}`.

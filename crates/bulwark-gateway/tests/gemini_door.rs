@@ -309,6 +309,18 @@ async fn errors_come_in_googles_shape() -> TestResult {
             404,
             "NOT_FOUND",
         ),
+        (
+            format!("{base}/v1beta/tunedModels/my-tune:generateContent"),
+            json!({"contents": [{"parts": [{"text": "hi"}]}]}),
+            404,
+            "NOT_FOUND",
+        ),
+        (
+            format!("{base}/v1beta/models/%FF%FE:generateContent"),
+            json!({"contents": [{"parts": [{"text": "hi"}]}]}),
+            400,
+            "INVALID_ARGUMENT",
+        ),
     ] {
         let response = post(&http, url.clone(), &body).await?;
         assert_eq!(response.status(), status, "{url}");
@@ -515,5 +527,39 @@ async fn a_stream_broken_after_content_ends_with_an_error_chunk() -> TestResult 
             "{last}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cached_route_answers_a_gemini_client_from_its_cache() -> TestResult {
+    let (sim, gateway) = sim_gateway::start(SimConfig::default(), |url| {
+        format!(
+            "listen: 127.0.0.1:0\nproviders:\n  sim-gemini: {{ kind: gemini, base_url: \"{url}\", api_key: test }}\n  sim-openai: {{ kind: openai, base_url: \"{url}/v1\", api_key: test }}\nroutes:\n  cached-gemini: {{ targets: [sim-gemini/gemini-2.5-flash], cache: {{ ttl: 1h }} }}\n  cached-openai: {{ targets: [sim-openai/gpt-4o-mini], cache: {{ ttl: 1h }} }}\n"
+        )
+    })
+    .await?;
+    let http = reqwest::Client::new();
+    // Only a deterministic request is cached unless the route says otherwise.
+    let body = json!({"contents": [{"parts": [{"text": "cache me"}]}],
+        "generationConfig": {"temperature": 0}});
+    for route in ["cached-gemini", "cached-openai"] {
+        let url = format!("{}/v1beta/models/{route}:generateContent", gateway.base);
+        let first = post(&http, url.clone(), &body).await?;
+        assert_eq!(
+            sim_gateway::header(&first, "x-bulwark-cache").as_deref(),
+            Some("miss"),
+            "{route}"
+        );
+        let first: Value = serde_json::from_str(&first.text().await?)?;
+        let second = post(&http, url, &body).await?;
+        assert_eq!(
+            sim_gateway::header(&second, "x-bulwark-cache").as_deref(),
+            Some("hit"),
+            "{route}"
+        );
+        let second: Value = serde_json::from_str(&second.text().await?)?;
+        assert_eq!(text_of(&[second]), text_of(&[first]), "{route}");
+    }
+    assert_eq!(sim.sim.requests().len(), 2);
     Ok(())
 }
