@@ -563,3 +563,34 @@ async fn a_cached_route_answers_a_gemini_client_from_its_cache() -> TestResult {
     assert_eq!(sim.sim.requests().len(), 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_request_log_records_a_gemini_client_with_its_route_and_stream() -> TestResult {
+    let (_sim, gateway) = start(false).await?;
+    let http = reqwest::Client::new();
+    let response = post(
+        &http,
+        format!(
+            "{}/v1beta/models/failover-503:streamGenerateContent?alt=sse",
+            gateway.base
+        ),
+        &json!({"contents": [{"parts": [{"text": "log me"}]}],
+            "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]}),
+    )
+    .await?;
+    assert_eq!(response.status(), 200);
+    response.text().await?;
+    let observer = gateway.gateway.observer();
+    observer.flush().await;
+    let rows = observer.store().requests_between(0, i64::MAX, None).await?;
+    let row = rows.first().ok_or("nothing logged")?;
+    assert_eq!(row.client_format, "gemini");
+    assert_eq!(row.route, "failover-503");
+    assert!(row.stream);
+    assert_eq!(row.status, 200);
+    assert_eq!(row.target.as_deref(), Some("sim-openai/gpt-4o-mini"));
+    assert!(row.fallback);
+    assert_eq!(row.dropped, ["safety_settings"]);
+    assert!(row.output_tokens > Some(0), "{row:?}");
+    Ok(())
+}
