@@ -229,3 +229,26 @@ def test_the_v1beta_api_version(gateway, stream):
         client.close()
     assert text.startswith(f"Simulated answer from gemini-2.5-flash: {USER_TEXT}"), text
     assert served_by(responses) == "sim-gemini/gemini-2.5-flash"
+
+
+@pytest.mark.parametrize("stream", STREAM)
+@pytest.mark.parametrize("model", UPSTREAMS)
+def test_thoughts_reach_the_client_only_from_gemini(gem, model, stream):
+    config = types.GenerateContentConfig(
+        thinking_config=types.ThinkingConfig(include_thoughts=True, thinking_budget=1024)
+    )
+    text, responses = generate(gem, stream, model=model, contents=USER_TEXT, config=config)
+    assert text.startswith(f"Simulated answer from {upstream_model(model)}: {USER_TEXT}"), text
+    thoughts = [
+        p.text
+        for r in responses
+        for c in (r.candidates or [])
+        for p in ((c.content.parts if c.content else None) or [])
+        if p.thought
+    ]
+    if upstream_format(model) == "gemini":
+        # Relayed: Gemini's own thought parts, as Gemini sent them.
+        assert "".join(thoughts).startswith("Simulated thinking from gemini-2.5-flash"), thoughts
+    else:
+        # Another format's thinking has no place in a Gemini answer.
+        assert thoughts == [], thoughts
