@@ -137,8 +137,10 @@ pub async fn gemini_models(
     handle(gateway, ClientFormat::Gemini, &uri, &headers, body, call).await
 }
 
-/// `POST /v1beta/tunedModels/{model}:{method}` (or `/v1/...`): a tuned model's name keeps
-/// its `tunedModels/` prefix, so a route can be named for it.
+/// `POST /v1beta/tunedModels/{model}:{method}` (or `/v1/...`): a tuned
+/// model's name keeps its `tunedModels/` prefix, so that it is never taken
+/// for a base model of the same name; no route can be named so, and the
+/// client is told the model is not found, in Google's shape.
 pub async fn gemini_tuned_models(
     State(gateway): State<Gateway>,
     rest: Result<Path<String>, PathRejection>,
@@ -280,6 +282,11 @@ async fn answer(
         Ok(priority) => priority,
         Err(error) => return refuse(pending, error),
     };
+    // A path naming no model or method is refused before its body is read.
+    let from_url = match from_url {
+        Ok(from_url) => from_url,
+        Err(error) => return refuse(pending, error),
+    };
     // Only now, with the key checked, is the body read: an unauthenticated
     // client cannot make the gateway hold its upload.
     let body = match read_body(
@@ -291,10 +298,6 @@ async fn answer(
     .await
     {
         Ok(body) => body,
-        Err(error) => return refuse(pending, error),
-    };
-    let from_url = match from_url {
-        Ok(from_url) => from_url,
         Err(error) => return refuse(pending, error),
     };
     let mut request = match format.decode(&body) {
