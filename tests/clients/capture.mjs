@@ -6,6 +6,9 @@
 //
 //   cd tests/clients && BULWARK_BIN=<target>/debug/bulwark node capture.mjs
 //
+// CAPTURE_ONLY=claude-code,ai-sdk,python (any of them) captures only those
+// groups, leaving the rest of the corpus as it is.
+//
 // The proxy forwards every request to the sim unchanged and relays its
 // answer, with one exception: an Anthropic request whose last user text says
 // `sim:call <Tool> {json}` and that carries no tool result yet is answered by
@@ -32,6 +35,9 @@ const ANTHROPIC_MODEL = "claude-sonnet-4-5";
 const OPENAI_MODEL = "gpt-4o-mini";
 // A gateway route name, as users configure Claude Code's model with Bulwark.
 const ROUTE_MODEL = "bulwark-route";
+
+const ONLY = process.env.CAPTURE_ONLY ? new Set(process.env.CAPTURE_ONLY.split(",")) : null;
+const wanted = (group) => !ONLY || ONLY.has(group);
 
 let label = null; // { client, name }: where the next requests are filed
 let captured = []; // requests of the current label
@@ -239,52 +245,56 @@ async function main() {
   try {
     // Claude Code: the paths in the file names are private temp dirs, so
     // the corpus holds them as the client sent them.
-    await scenario("claude-code", "print-json", () => claude(proxy.url, "Say hello to the gateway test", ["--output-format", "json"]));
-    await scenario("claude-code", "print-stream-json", () => claude(proxy.url, "Say hello to the gateway test", ["--output-format", "stream-json", "--verbose"]));
-    await scenario("claude-code", "tool-read", () =>
-      claude(proxy.url, 'sim:call Read {"file_path": "$CWD/notes.txt"}', ["--output-format", "json", "--allowedTools=Read"], { "notes.txt": "bulwark-notes-marker-4217\n" }),
-    );
+    if (wanted("claude-code")) {
+      await scenario("claude-code", "print-json", () => claude(proxy.url, "Say hello to the gateway test", ["--output-format", "json"]));
+      await scenario("claude-code", "print-stream-json", () => claude(proxy.url, "Say hello to the gateway test", ["--output-format", "stream-json", "--verbose"]));
+      await scenario("claude-code", "tool-read", () =>
+        claude(proxy.url, 'sim:call Read {"file_path": "$CWD/notes.txt"}', ["--output-format", "json", "--allowedTools=Read"], { "notes.txt": "bulwark-notes-marker-4217\n" }),
+      );
 
-    // Claude Code sends a different request for a model name it does not
-    // know, which is what a gateway route name is: a mid-conversation
-    // message with role `system`, and other betas.
-    await scenario("claude-code", "route-model-print-json", () =>
-      claude(proxy.url, "Say hello to the gateway test", ["--output-format", "json"], {}, ROUTE_MODEL),
-    );
-    await scenario("claude-code", "route-model-tool-read", () =>
-      claude(proxy.url, 'sim:call Read {"file_path": "$CWD/notes.txt"}', ["--output-format", "json", "--allowedTools=Read"], { "notes.txt": "bulwark-notes-marker-4217\n" }, ROUTE_MODEL),
-    );
-
-    // The Vercel AI SDK.
-    const { generateText, streamText, tool, jsonSchema } = await requireClientPackage("ai");
-    const { createOpenAI } = await requireClientPackage("@ai-sdk/openai");
-    const { createAnthropic } = await requireClientPackage("@ai-sdk/anthropic");
-    const oai = createOpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "sk-capture-not-a-real-key" });
-    const ant = createAnthropic({ baseURL: `${proxy.url}/v1`, apiKey: "sk-ant-capture-not-a-real-key" });
-    const weather = tool({
-      description: "The weather in a city",
-      inputSchema: jsonSchema({ type: "object", properties: { city: { type: "string" } }, required: ["city"] }),
-    });
-    const models = [
-      ["openai-chat", () => oai.chat(OPENAI_MODEL)],
-      // The default provider speaks the Responses API. The sim does not, so
-      // only the first request of each scenario is sent (and captured).
-      ["openai-responses", () => oai(OPENAI_MODEL)],
-      ["anthropic", () => ant(ANTHROPIC_MODEL)],
-    ];
-    for (const [p, model] of models) {
-      await scenario("ai-sdk", `${p}-generate-text`, () => generateText({ model: model(), system: "Be terse.", prompt: "Say hello to the gateway test", maxRetries: 0 }));
-      await scenario("ai-sdk", `${p}-stream-text`, async () => {
-        const r = streamText({ model: model(), prompt: "Say hello to the gateway test", maxRetries: 0, onError: () => {} });
-        for await (const _ of r.textStream);
-      });
-      await scenario("ai-sdk", `${p}-generate-text-tools`, () =>
-        generateText({ model: model(), prompt: "What is the weather in Paris?", tools: { weather }, toolChoice: "auto", maxRetries: 0, temperature: 0.2, maxOutputTokens: 300 }),
+      // Claude Code sends a different request for a model name it does not
+      // know, which is what a gateway route name is: a mid-conversation
+      // message with role `system`, and other betas.
+      await scenario("claude-code", "route-model-print-json", () =>
+        claude(proxy.url, "Say hello to the gateway test", ["--output-format", "json"], {}, ROUTE_MODEL),
+      );
+      await scenario("claude-code", "route-model-tool-read", () =>
+        claude(proxy.url, 'sim:call Read {"file_path": "$CWD/notes.txt"}', ["--output-format", "json", "--allowedTools=Read"], { "notes.txt": "bulwark-notes-marker-4217\n" }, ROUTE_MODEL),
       );
     }
 
-    // LangChain and the official Python SDKs' helpers.
-    await scenario("python", "driver", async () => {
+    // The Vercel AI SDK.
+    if (wanted("ai-sdk")) {
+      const { generateText, streamText, tool, jsonSchema } = await requireClientPackage("ai");
+      const { createOpenAI } = await requireClientPackage("@ai-sdk/openai");
+      const { createAnthropic } = await requireClientPackage("@ai-sdk/anthropic");
+      const oai = createOpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "sk-capture-not-a-real-key" });
+      const ant = createAnthropic({ baseURL: `${proxy.url}/v1`, apiKey: "sk-ant-capture-not-a-real-key" });
+      const weather = tool({
+        description: "The weather in a city",
+        inputSchema: jsonSchema({ type: "object", properties: { city: { type: "string" } }, required: ["city"] }),
+      });
+      const models = [
+        ["openai-chat", () => oai.chat(OPENAI_MODEL)],
+        // The default provider speaks the Responses API. The sim does not, so
+        // only the first request of each scenario is sent (and captured).
+        ["openai-responses", () => oai(OPENAI_MODEL)],
+        ["anthropic", () => ant(ANTHROPIC_MODEL)],
+      ];
+      for (const [p, model] of models) {
+        await scenario("ai-sdk", `${p}-generate-text`, () => generateText({ model: model(), system: "Be terse.", prompt: "Say hello to the gateway test", maxRetries: 0 }));
+        await scenario("ai-sdk", `${p}-stream-text`, async () => {
+          const r = streamText({ model: model(), prompt: "Say hello to the gateway test", maxRetries: 0, onError: () => {} });
+          for await (const _ of r.textStream);
+        });
+        await scenario("ai-sdk", `${p}-generate-text-tools`, () =>
+          generateText({ model: model(), prompt: "What is the weather in Paris?", tools: { weather }, toolChoice: "auto", maxRetries: 0, temperature: 0.2, maxOutputTokens: 300 }),
+        );
+      }
+    }
+
+    // LangChain, google-genai and the official Python SDKs' helpers.
+    if (wanted("python")) await scenario("python", "driver", async () => {
       const python = path.join(ROOT, ".venv/bin/python");
       const r = await runProcess(python, [path.join(CLIENTS_DIR, "capture_python.py"), proxy.url], { cwd: ROOT, env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" } });
       if (r.code !== 0) throw new Error(`capture_python.py exited ${r.code}`);

@@ -13,6 +13,8 @@ import anthropic
 import httpx
 import openai
 import pydantic
+from google import genai
+from google.genai import types
 from langchain_anthropic import ChatAnthropic
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
@@ -20,6 +22,7 @@ from langchain_openai import ChatOpenAI
 PROXY = sys.argv[1].rstrip("/")
 ANTHROPIC_MODEL = "claude-sonnet-4-5"
 OPENAI_MODEL = "gpt-4o-mini"
+GEMINI_MODEL = "gemini-2.5-flash"
 PROMPT = "Say hello to the gateway test"
 
 
@@ -86,6 +89,34 @@ def main() -> None:
         with ant.messages.stream(model=ANTHROPIC_MODEL, max_tokens=256, messages=[{"role": "user", "content": PROMPT}]) as s:
             s.get_final_message()
     scenario("anthropic-python", "messages-stream-get-final-message", ant_stream)
+
+    # google-genai at its default API version (`v1`). The sim serves only
+    # `v1beta`, so these answers are errors; the second turn of the tool
+    # round trip is built as an app would from the first turn's call.
+    gem = genai.Client(
+        api_key="capture-not-a-real-key",
+        http_options=types.HttpOptions(base_url=PROXY, retry_options=types.HttpRetryOptions(attempts=1)),
+    )
+    gem_config = types.GenerateContentConfig(system_instruction="Be terse.", temperature=0.2, max_output_tokens=300)
+    scenario("google-genai", "generate-content", lambda: gem.models.generate_content(
+        model=GEMINI_MODEL, contents=PROMPT, config=gem_config))
+    scenario("google-genai", "generate-content-stream", lambda: list(gem.models.generate_content_stream(
+        model=GEMINI_MODEL, contents=PROMPT, config=gem_config)))
+
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return "sunny"
+
+    tools_config = types.GenerateContentConfig(
+        tools=[get_weather], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    question = types.Content(role="user", parts=[types.Part.from_text(text="What is the weather in Paris?")])
+    scenario("google-genai", "function-call", lambda: gem.models.generate_content(
+        model=GEMINI_MODEL, contents=[question], config=tools_config))
+    call = types.Content(role="model", parts=[types.Part.from_function_call(name="get_weather", args={"city": "Paris"})])
+    result = types.Content(role="user", parts=[
+        types.Part.from_function_response(name="get_weather", response={"output": get_weather("Paris")})])
+    scenario("google-genai", "function-response", lambda: gem.models.generate_content(
+        model=GEMINI_MODEL, contents=[question, call, result], config=tools_config))
 
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ FALLBACK_FAULTS = {
 # Routes whose first target hangs get short timeouts so the test stays fast.
 HANG_TIMEOUT = "400ms"
 ALL_FAILING_STATUSES = [500, 529]
-FRONTS = ["oai", "ant"]
+FRONTS = ["oai", "ant", "gem"]
 
 
 def _mode(stream: bool) -> str:

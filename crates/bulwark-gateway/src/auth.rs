@@ -3,8 +3,9 @@
 //! Keys are kept only as blake3 hashes; a presented key is hashed and
 //! compared in constant time (`blake3::Hash`'s equality is), so neither the
 //! config nor a timing side channel gives a key away. Clients send their key
-//! as the official SDKs do: `Authorization: Bearer` (OpenAI) or `x-api-key`
-//! (Anthropic).
+//! as the official SDKs do: `Authorization: Bearer` (OpenAI), `x-api-key`
+//! (Anthropic) or `x-goog-api-key` (Google's), and at the Gemini front door
+//! also as Google's `?key=` query parameter.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -89,11 +90,25 @@ impl Auth {
 
     /// The caller's key; `Ok(None)` when the gateway has no keys at all.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<Option<&ClientKey>, ApiError> {
+        self.authenticate_with_query(headers, None)
+    }
+
+    /// The caller's key from its headers or, when `query` is given (the
+    /// Gemini front door's), its `key=` parameter, as Google's clients may
+    /// send it. A header wins over the query.
+    pub fn authenticate_with_query(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+    ) -> Result<Option<&ClientKey>, ApiError> {
         if self.is_open() {
             return Ok(None);
         }
+        let from_query =
+            crate::front_door::query_values(query, "key").find(|k| !k.trim().is_empty());
         let presented = headers
             .get("x-api-key")
+            .or_else(|| headers.get("x-goog-api-key"))
             .and_then(|v| v.to_str().ok())
             .or_else(|| {
                 headers
@@ -101,12 +116,13 @@ impl Auth {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
             })
+            .or(from_query.as_deref())
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| {
                 ApiError::new(
                     ErrorKind::Authentication,
-                    "this gateway needs an API key: send the key you were given as `Authorization: Bearer <key>` or `x-api-key: <key>`",
+                    "this gateway needs an API key: send the key you were given as `Authorization: Bearer <key>`, `x-api-key: <key>` or `x-goog-api-key: <key>`",
                 )
             })?;
         let hash = blake3::hash(presented.as_bytes());

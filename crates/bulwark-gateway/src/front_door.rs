@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::config::ClientKey;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::http::{HeaderMap, HeaderValue, Uri};
 use axum::response::Response;
@@ -15,7 +16,7 @@ use bulwark::cache::CachePolicy;
 use bulwark::engine::Failed;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;
-use bulwark::wire::{ClientDialect, anthropic, openai, responses as responses_wire};
+use bulwark::wire::{ClientDialect, anthropic, gemini, openai, responses as responses_wire};
 use futures_util::StreamExt;
 use tracing::Instrument;
 
@@ -51,6 +52,7 @@ pub enum ClientFormat {
     Anthropic,
     /// OpenAI's Responses API.
     Responses,
+    Gemini,
 }
 
 impl ClientFormat {
@@ -61,6 +63,7 @@ impl ClientFormat {
             ClientFormat::OpenAi => &openai::FrontDoor,
             ClientFormat::Anthropic => &anthropic::FrontDoor,
             ClientFormat::Responses => &responses_wire::FrontDoor,
+            ClientFormat::Gemini => &gemini::FrontDoor,
         }
     }
 
@@ -74,13 +77,33 @@ impl ClientFormat {
     }
 }
 
+/// What a front door's URL says about the request, where its format puts
+/// that in the URL rather than in the body (Gemini's model and method).
+#[derive(Debug, Clone, Default)]
+struct FromUrl {
+    /// The model the path names.
+    model: Option<String>,
+    /// Whether the method streams.
+    stream: Option<bool>,
+    /// A stream without `alt=sse`: one JSON array of the chunks.
+    json_array: bool,
+}
+
 pub async fn openai(
     State(gateway): State<Gateway>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(gateway, ClientFormat::OpenAi, &uri, &headers, body).await
+    handle(
+        gateway,
+        ClientFormat::OpenAi,
+        &uri,
+        &headers,
+        body,
+        Ok(FromUrl::default()),
+    )
+    .await
 }
 
 pub async fn anthropic(
@@ -89,7 +112,97 @@ pub async fn anthropic(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(gateway, ClientFormat::Anthropic, &uri, &headers, body).await
+    handle(
+        gateway,
+        ClientFormat::Anthropic,
+        &uri,
+        &headers,
+        body,
+        Ok(FromUrl::default()),
+    )
+    .await
+}
+
+/// `POST /v1beta/models/{model}:{method}` (or `/v1/...`): the model and the method come
+/// from the path, whose model part may hold `/` (`provider/model`, a route
+/// named so), so the whole rest is taken and split on its last `:`.
+pub async fn gemini_models(
+    State(gateway): State<Gateway>,
+    rest: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let call = gemini_path(rest).and_then(|rest| gemini_call(rest, uri.query()));
+    handle(gateway, ClientFormat::Gemini, &uri, &headers, body, call).await
+}
+
+/// `POST /v1beta/tunedModels/{model}:{method}` (or `/v1/...`): a tuned
+/// model's name keeps its `tunedModels/` prefix, so that it is never taken
+/// for a base model of the same name; no route can be named so, and the
+/// client is told the model is not found, in Google's shape.
+pub async fn gemini_tuned_models(
+    State(gateway): State<Gateway>,
+    rest: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let call =
+        gemini_path(rest).and_then(|rest| gemini_call(format!("tunedModels/{rest}"), uri.query()));
+    handle(gateway, ClientFormat::Gemini, &uri, &headers, body, call).await
+}
+
+/// The path's `{model}:{method}`, percent-decoded; one that does not decode
+/// (invalid UTF-8) is answered in Google's shape like any other refusal.
+fn gemini_path(rest: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    rest.map(|Path(rest)| rest).map_err(|rejection| {
+        ApiError::invalid(format!("the path does not name a model: {rejection}"))
+    })
+}
+
+/// The model and method of a Gemini path's `{model}:{method}`.
+fn gemini_call(rest: String, query: Option<&str>) -> Result<FromUrl, ApiError> {
+    let Some((model, method)) = rest.rsplit_once(':') else {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!(
+                "`{rest}` names no method; this gateway serves `{{model}}:generateContent` and `{{model}}:streamGenerateContent`"
+            ),
+        ));
+    };
+    let stream = match method {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => {
+            return Err(ApiError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "the method `{method}` is not served here; this gateway serves `generateContent` and `streamGenerateContent`"
+                ),
+            ));
+        }
+    };
+    let model = model.strip_prefix("models/").unwrap_or(model);
+    if model.is_empty() {
+        return Err(ApiError::invalid("the path names no model"));
+    }
+    let sse = query_values(query, "alt").any(|alt| alt == "sse");
+    Ok(FromUrl {
+        model: Some(model.to_string()),
+        stream: Some(stream),
+        json_array: stream && !sse,
+    })
+}
+
+/// The values of `name` in a query string, decoded.
+pub(crate) fn query_values<'a>(
+    query: Option<&'a str>,
+    name: &'a str,
+) -> impl Iterator<Item = String> + 'a {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(move |(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
 }
 
 pub async fn responses(
@@ -98,7 +211,15 @@ pub async fn responses(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(gateway, ClientFormat::Responses, &uri, &headers, body).await
+    handle(
+        gateway,
+        ClientFormat::Responses,
+        &uri,
+        &headers,
+        body,
+        Ok(FromUrl::default()),
+    )
+    .await
 }
 
 async fn handle(
@@ -107,6 +228,7 @@ async fn handle(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    from_url: Result<FromUrl, ApiError>,
 ) -> Response {
     let pending = Pending::new(
         std::sync::Arc::clone(&gateway.observer),
@@ -122,7 +244,7 @@ async fn handle(
     // after every attempt, a stream's head) can leave it out. A sane id is
     // printable ASCII, and so always a valid header value.
     let id = HeaderValue::from_str(pending.request_id()).ok();
-    let mut response = answer(gateway, format, uri, headers, body, pending).await;
+    let mut response = answer(gateway, format, uri, headers, body, from_url, pending).await;
     if let Some(id) = id {
         response.headers_mut().insert(REQUEST_ID_HEADER, id);
     }
@@ -149,6 +271,7 @@ async fn answer(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
+    from_url: Result<FromUrl, ApiError>,
     mut pending: Pending,
 ) -> Response {
     // Every refusal is logged too: a flood of 401s or 400s is worth seeing.
@@ -157,7 +280,12 @@ async fn answer(
         pending.error(response.status().as_u16(), &error, None);
         response
     };
-    let key = match gateway.auth.authenticate(headers) {
+    // Google's clients may send their key as `?key=`; only that door reads it.
+    let query_key = match format {
+        ClientFormat::Gemini => uri.query(),
+        ClientFormat::OpenAi | ClientFormat::Anthropic | ClientFormat::Responses => None,
+    };
+    let key = match gateway.auth.authenticate_with_query(headers, query_key) {
         Ok(key) => key,
         Err(error) => return refuse(pending, error),
     };
@@ -169,6 +297,11 @@ async fn answer(
     options.tenant = key.map(|k| std::sync::Arc::from(k.name.as_str()));
     options.priority = match priority(headers, key) {
         Ok(priority) => priority,
+        Err(error) => return refuse(pending, error),
+    };
+    // A path naming no model or method is refused before its body is read.
+    let from_url = match from_url {
+        Ok(from_url) => from_url,
         Err(error) => return refuse(pending, error),
     };
     // Only now, with the key checked, is the body read: an unauthenticated
@@ -190,7 +323,7 @@ async fn answer(
                 .await
                 .map(|(request, door)| (request, Some(door)))
         }
-        ClientFormat::OpenAi | ClientFormat::Anthropic => {
+        ClientFormat::OpenAi | ClientFormat::Anthropic | ClientFormat::Gemini => {
             format.dialect().decode_request(&body).map(|r| (r, None))
         }
     };
@@ -198,7 +331,20 @@ async fn answer(
         Ok(decoded) => decoded,
         Err(error) => return refuse(pending, error),
     };
-    if let Err(error) = carry_extras(&mut request, format, uri.query(), headers) {
+    if let Some(model) = from_url.model {
+        request.model = model;
+    }
+    if let Some(stream) = from_url.stream {
+        request.stream = stream;
+    }
+    // A Gemini query holds the key, `alt` and Google's system parameters
+    // (`$fields`, `prettyPrint`): none changes the answer, and the key must
+    // never reach a target.
+    let query = match format {
+        ClientFormat::Gemini => None,
+        ClientFormat::OpenAi | ClientFormat::Anthropic | ClientFormat::Responses => uri.query(),
+    };
+    if let Err(error) = carry_extras(&mut request, format, query, headers) {
         return refuse(pending, error);
     }
     pending.request(&request, &body);
@@ -229,6 +375,9 @@ async fn answer(
                 let end = pending.stream(&served);
                 match door {
                     Some(door) => responses_door::stream(served, door, Some(end)),
+                    None if from_url.json_array => {
+                        respond::json_array_stream(format, served, include_usage, Some(end))
+                    }
                     None => respond::stream(format, served, include_usage, Some(end)),
                 }
             }
@@ -421,6 +570,7 @@ mod tests {
             ClientFormat::OpenAi,
             ClientFormat::Anthropic,
             ClientFormat::Responses,
+            ClientFormat::Gemini,
         ] {
             for name in format.dialect().forwarded_headers() {
                 assert_eq!(

@@ -140,6 +140,20 @@ impl Gateway {
                 "/v1/responses/{id}/input_items",
                 get(conversations::list_input_items),
             )
+            // Gemini's front door, at both API versions `google-genai`
+            // uses (`v1` is its default since 3.0); `GET /v1/models` tells
+            // a Google client by its headers.
+            .route("/v1beta/models", get(models::gemini_list))
+            .route("/v1beta/models/{*rest}", post(front_door::gemini_models))
+            .route("/v1/models/{*rest}", post(front_door::gemini_models))
+            .route(
+                "/v1beta/tunedModels/{*rest}",
+                post(front_door::gemini_tuned_models),
+            )
+            .route(
+                "/v1/tunedModels/{*rest}",
+                post(front_door::gemini_tuned_models),
+            )
             .route("/healthz", get(|| async { "ok" }))
             .route("/readyz", get(status::ready))
             .route("/metrics", get(status::metrics))

@@ -16,7 +16,7 @@ use bulwark::cache::CacheStatus;
 use bulwark::engine::Served;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::provider::{Chunk, ChunkStream};
-use bulwark::wire::StreamWriter;
+use bulwark::wire::{SseSink, StreamWriter};
 use futures_util::StreamExt;
 
 use crate::ClientFormat;
@@ -76,9 +76,60 @@ pub fn stream(
 
 /// A stream written by `writer`, for a front door that builds its own.
 pub fn stream_with(
+    writer: Box<dyn StreamWriter>,
+    served: Served<ChunkStream>,
+    record: Option<StreamEnd>,
+) -> Response {
+    framed_stream(writer, served, record, Framing::Sse)
+}
+
+/// A stream asked for without server-sent events (Gemini's
+/// `streamGenerateContent` without `alt=sse`): the same chunks as one JSON
+/// array, written as they come, as Google's REST API answers. A broken
+/// stream ends with the format's error object as the array's last element,
+/// so the array still parses and the client sees the error.
+pub fn json_array_stream(
+    format: ClientFormat,
+    served: Served<ChunkStream>,
+    include_usage: bool,
+    record: Option<StreamEnd>,
+) -> Response {
+    let writer = format.dialect().stream_writer(served.format, include_usage);
+    framed_stream(writer, served, record, Framing::JsonArray)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Sse,
+    JsonArray,
+}
+
+/// Where a stream's events are written, framed as the client asked.
+struct Framed {
+    out: Vec<Bytes>,
+    framing: Framing,
+    /// Whether an array element was written, so the next needs a comma.
+    written: bool,
+}
+
+impl SseSink for Framed {
+    fn push_event(&mut self, event: Option<&str>, data: &str) {
+        match self.framing {
+            Framing::Sse => self.out.push_event(event, data),
+            Framing::JsonArray => {
+                let separator = if self.written { ",\r\n" } else { "" };
+                self.written = true;
+                self.out.push(Bytes::from(format!("{separator}{data}")));
+            }
+        }
+    }
+}
+
+fn framed_stream(
     mut writer: Box<dyn StreamWriter>,
     served: Served<ChunkStream>,
     record: Option<StreamEnd>,
+    framing: Framing,
 ) -> Response {
     let Served {
         value: mut chunks,
@@ -92,7 +143,10 @@ pub fn stream_with(
     } = served;
     let body = async_stream::stream! {
         let mut record = record;
-        let mut out: Vec<Bytes> = Vec::new();
+        let mut out = Framed { out: Vec::new(), framing, written: false };
+        if framing == Framing::JsonArray {
+            yield Ok::<Bytes, Infallible>(Bytes::from_static(b"["));
+        }
         while let Some(item) = chunks.next().await {
             match item {
                 Ok(chunk) => {
@@ -109,26 +163,35 @@ pub fn stream_with(
                     let mut error = failure.to_api_error();
                     error.message = format!("the answer was interrupted: {}", error.message);
                     writer.error(&error, &mut out);
-                    for bytes in out.drain(..) {
+                    for bytes in out.out.drain(..) {
                         yield Ok::<Bytes, Infallible>(bytes);
+                    }
+                    if framing == Framing::JsonArray {
+                        yield Ok(Bytes::from_static(b"]"));
                     }
                     return;
                 }
             }
-            for bytes in out.drain(..) {
+            for bytes in out.out.drain(..) {
                 yield Ok(bytes);
             }
         }
         writer.finish(&mut out);
-        for bytes in out.drain(..) {
+        for bytes in out.out.drain(..) {
             yield Ok(bytes);
+        }
+        if framing == Framing::JsonArray {
+            yield Ok(Bytes::from_static(b"]"));
         }
     };
     let mut response = Response::new(Body::from_stream(body));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
+        HeaderValue::from_static(match framing {
+            Framing::Sse => "text/event-stream",
+            Framing::JsonArray => "application/json",
+        }),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Proxies such as nginx would otherwise buffer the stream.
@@ -168,12 +231,21 @@ pub fn error(format: ClientFormat, error: &ApiError, attempts: u32) -> Response 
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> Response {
+    // Google's clients read errors only in Google's shape.
+    let path = uri.path();
+    let format = if path.starts_with("/v1beta/")
+        || (path.starts_with("/v1/models/") && path.contains(':'))
+    {
+        ClientFormat::Gemini
+    } else {
+        ClientFormat::OpenAi
+    };
     error(
-        ClientFormat::OpenAi,
+        format,
         &ApiError::new(
             ErrorKind::NotFound,
             format!(
-                "no such endpoint `{}`; Bulwark serves POST /v1/chat/completions, POST /v1/messages, POST /v1/responses and GET /v1/models",
+                "no such endpoint `{}`; Bulwark serves POST /v1/chat/completions, POST /v1/messages, POST /v1/responses, POST /v1beta/models/{{model}}:generateContent (and :streamGenerateContent) and GET /v1/models",
                 uri.path()
             ),
         ),

@@ -7,7 +7,8 @@
 //! be refused by Bulwark.
 //!
 //! Each entry is `{method, path, query, headers, body}` as the client sent
-//! it, credentials removed; only `body.model` is replaced, by the route name.
+//! it, credentials removed; only `body.model` is replaced, by the route name
+//! (for Gemini clients, the model in the path).
 
 mod common;
 mod sim_gateway;
@@ -22,6 +23,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const ANTHROPIC_MODEL: &str = "claude-sonnet-4-5";
 const OPENAI_MODEL: &str = "gpt-4o-mini";
+const GEMINI_MODEL: &str = "gemini-2.5-flash";
 const BROKEN_MODEL: &str = "broken-model";
 
 /// Headers not replayed: the transport's own, which the replaying client
@@ -54,9 +56,23 @@ impl Entry {
             // No provider speaks the Responses API: its own provider is
             // OpenAI, reached through Chat Completions.
             Some(Format::OpenAi)
+        } else if self.gemini_method().is_some() {
+            Some(Format::Gemini)
         } else {
             None
         }
+    }
+}
+
+impl Entry {
+    /// The path's `(prefix, method)` around its model, for a Gemini path
+    /// (`/v1/models/{model}:{method}`, or `/v1beta/...`).
+    fn gemini_method(&self) -> Option<(&str, &str)> {
+        let prefix = ["/v1/models/", "/v1beta/models/"]
+            .into_iter()
+            .find(|p| self.path.starts_with(p))?;
+        let (_, method) = self.path.rsplit_once(':')?;
+        Some((prefix, method))
     }
 }
 
@@ -113,6 +129,13 @@ fn load_corpus(dir: &Path) -> Result<Vec<Entry>, Box<dyn std::error::Error>> {
 
 /// The route an entry is replayed on, and the upstream model that must serve it.
 fn route_for(format: Format, kind: RouteKind) -> (&'static str, &'static str) {
+    if format == Format::Gemini {
+        return match kind {
+            RouteKind::SameFormat => ("to-gemini", GEMINI_MODEL),
+            RouteKind::CrossFormat => ("to-openai", OPENAI_MODEL),
+            RouteKind::Failover => ("failover-to-anthropic", ANTHROPIC_MODEL),
+        };
+    }
     let anthropic = format == Format::Anthropic;
     match (kind, anthropic) {
         (RouteKind::SameFormat, true) => ("to-anthropic", ANTHROPIC_MODEL),
@@ -144,8 +167,10 @@ async fn start() -> Result<(SimServer, common::Running), Box<dyn std::error::Err
 providers:
   sim-openai:    {{ kind: openai, base_url: \"{url}/v1\", api_key: test }}
   sim-anthropic: {{ kind: anthropic, base_url: \"{url}\", api_key: test }}
+  sim-gemini:    {{ kind: gemini, base_url: \"{url}\", api_key: test }}
 routes:
   to-anthropic: {{ targets: [sim-anthropic/{ANTHROPIC_MODEL}] }}
+  to-gemini: {{ targets: [sim-gemini/{GEMINI_MODEL}] }}
   to-openai: {{ targets: [sim-openai/{OPENAI_MODEL}] }}
   failover-to-openai: {{ targets: [sim-anthropic/{BROKEN_MODEL}, sim-openai/{OPENAI_MODEL}], max_retries: 0 }}
   failover-to-anthropic: {{ targets: [sim-openai/{BROKEN_MODEL}, sim-anthropic/{ANTHROPIC_MODEL}], max_retries: 0 }}
@@ -193,14 +218,20 @@ async fn replay(
     })?;
     let (route, model) = route_for(format, kind);
     let mut body = entry.body.clone();
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("model".into(), Value::String(route.into()));
-    }
+    let path = match entry.gemini_method() {
+        Some((prefix, method)) => format!("{prefix}{route}:{method}"),
+        None => {
+            if let Some(obj) = body.as_object_mut() {
+                obj.insert("model".into(), Value::String(route.into()));
+            }
+            entry.path.clone()
+        }
+    };
     let method = reqwest::Method::from_bytes(entry.method.as_bytes()).map_err(|e| e.to_string())?;
     let mut request = http
         .request(
             method,
-            format!("{base}{}{}", entry.path, query_string(&entry.query)),
+            format!("{base}{path}{}", query_string(&entry.query)),
         )
         .body(body.to_string());
     for (name, value) in &entry.headers {
@@ -238,7 +269,10 @@ async fn replay(
         ));
     }
     // A stream that starts with 200 can still fail; its error event is in the body.
-    if encoding.is_empty() && (text.contains("event: error") || text.contains("\"type\":\"error\""))
+    if encoding.is_empty()
+        && (text.contains("event: error")
+            || text.contains("\"type\":\"error\"")
+            || text.contains("data: {\"error\":"))
     {
         let shown: String = text.chars().take(400).collect();
         return Err(format!("{status} but the body carries an error: {shown}"));

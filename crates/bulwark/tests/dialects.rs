@@ -240,11 +240,19 @@ fn an_openai_answer_is_continued_in_its_own_chunks() -> TestResult {
         wire::encode_events(WireFormat::OpenAi, &head, &expected, true),
         chunks
     );
-    // Gemini's raw form is never shown to a client: the OpenAI one serves.
-    assert_eq!(
-        wire::encode_events(WireFormat::Gemini, &head, &expected, true),
-        chunks
-    );
+    // A Gemini answer goes on in Gemini's own chunks, which a client of
+    // the Gemini front door is relayed: no terminator, the finish reason
+    // and usage on a last chunk.
+    let gemini = wire::encode_events(WireFormat::Gemini, &head, &expected, true);
+    assert_eq!(gemini.len(), 2, "{gemini:#?}");
+    let text = data(&gemini[0])?;
+    assert_eq!(text["candidates"][0]["content"]["parts"][0]["text"], "lo");
+    assert_eq!(text["responseId"], "chatcmpl-1");
+    let last = data(&gemini[1])?;
+    assert_eq!(last["candidates"][0]["finishReason"], "MAX_TOKENS");
+    assert_eq!(last["usageMetadata"]["totalTokenCount"], 7);
+    let events: Vec<_> = gemini.iter().flat_map(|c| c.events.clone()).collect();
+    assert_eq!(events, expected);
     Ok(())
 }
 

@@ -51,15 +51,15 @@ pub fn front_door(format: WireFormat) -> Option<&'static dyn ClientDialect> {
         WireFormat::OpenAi => Some(&openai::FrontDoor),
         WireFormat::Anthropic => Some(&anthropic::FrontDoor),
         WireFormat::Responses => Some(&responses::FrontDoor),
-        WireFormat::Gemini => None,
+        WireFormat::Gemini => Some(&gemini::FrontDoor),
     }
 }
 
 /// Neutral events as chunks of an answer in a provider's `format`, for
 /// answers Bulwark writes itself in the place of a provider's (a continued
-/// stream, a static answer): see `openai::encode_events`. A format without a
-/// front door is only ever shown to clients translated, so any raw form
-/// serves; the OpenAI one is used.
+/// stream, a static answer): see `openai::encode_events`. Every format has
+/// a front door now; the OpenAI form stands in for one that would not, since
+/// such a format is only ever shown to clients translated.
 pub fn encode_events(
     format: WireFormat,
     head: &StreamHead,

@@ -35,6 +35,7 @@ const fn row(client: Option<WireFormat>, feature: &'static str, fate: Fate) -> R
 const ANTHROPIC: Option<WireFormat> = Some(WireFormat::Anthropic);
 const OPENAI: Option<WireFormat> = Some(WireFormat::OpenAi);
 const RESPONSES: Option<WireFormat> = Some(WireFormat::Responses);
+const GEMINI: Option<WireFormat> = Some(WireFormat::Gemini);
 const ANY: Option<WireFormat> = None;
 
 const NOT_REASONING: &str = "the target model does not reason; it answers without thinking first";
@@ -336,6 +337,96 @@ pub const FATES: &[Row] = &[
         RESPONSES,
         "audio",
         Fate::Refuse("audio has no equivalent in the target's format"),
+    ),
+    // Gemini clients.
+    row(
+        GEMINI,
+        "thought",
+        Fate::Drop("earlier thoughts are Gemini's own reasoning; they are never sent as text"),
+    ),
+    row(
+        GEMINI,
+        "thought_signature",
+        Fate::Drop("a signature of Gemini's own earlier reasoning, which only Gemini reads"),
+    ),
+    row(
+        GEMINI,
+        "include_thoughts",
+        Fate::Drop(
+            "thought summaries are shown only by Gemini itself; no other format's answer carries them",
+        ),
+    ),
+    row(
+        GEMINI,
+        "inline_media",
+        Fate::Refuse(
+            "inline documents, audio and video have no equivalent; the answer would ignore them",
+        ),
+    ),
+    row(
+        GEMINI,
+        "file_reference",
+        Fate::Refuse(
+            "the content is held at Google (Files API, Cloud Storage, YouTube), which no other provider reads",
+        ),
+    ),
+    row(
+        GEMINI,
+        "server_tool",
+        Fate::Drop(
+            "the tool (search, code execution, URL context) runs inside Gemini; the target answers as a model not offered it",
+        ),
+    ),
+    row(
+        GEMINI,
+        "safety_settings",
+        Fate::Drop("the target applies its own safety policy, not Gemini's thresholds"),
+    ),
+    row(
+        GEMINI,
+        "cached_content",
+        Fate::Refuse(
+            "the content is held in Gemini's context cache, which no other provider can read; the answer would ignore it",
+        ),
+    ),
+    row(
+        GEMINI,
+        "candidate_count",
+        Fate::Refuse("the target answers with one candidate, and the client asked for several"),
+    ),
+    row(
+        GEMINI,
+        "response_mime_type",
+        Fate::Refuse(
+            "an answer type other than JSON or text (`text/x.enum`) has no equivalent, and a client parsing the answer relies on it",
+        ),
+    ),
+    row(
+        GEMINI,
+        "penalties",
+        Fate::Drop(
+            "frequency and presence penalties have no equivalent; the target samples without them",
+        ),
+    ),
+    row(
+        GEMINI,
+        "seed",
+        Fate::Drop("the target samples without a seed; answers may differ between runs"),
+    ),
+    row(
+        GEMINI,
+        "logprobs",
+        Fate::Refuse("the target gives no token log-probabilities, which the client asked for"),
+    ),
+    row(
+        GEMINI,
+        "audio",
+        Fate::Refuse("audio or image output has no equivalent in the target's format"),
+    ),
+    row(
+        GEMINI,
+        "media_resolution",
+        Fate::Drop("how Gemini tokenizes media; the target reads images its own way"),
     ),
     // Any client.
     row(ANY, "reasoning", Fate::Drop(NOT_REASONING)),

@@ -1,9 +1,20 @@
-//! The Gemini `generateContent` format, upstream side only: Bulwark has no
-//! Gemini front door yet. `upstream` encodes the request and decodes the
-//! complete answer and error bodies; `decode_stream` decodes the stream.
+//! The Gemini `generateContent` format, spoken by Gemini and by the
+//! `/v1beta/models/{model}:generateContent` front door.
+//!
+//! - `inbound`: a client's request, decoded.
+//! - `upstream`: the request encoded for Gemini, its complete answer and
+//!   its error bodies decoded; `decode_stream`: its stream decoded.
+//! - `relay`: answers and errors encoded for a client, and Gemini's own
+//!   stream reassembled; `encode_stream`: streams encoded.
 
 mod decode_stream;
+mod encode_stream;
+mod inbound;
+mod relay;
 mod upstream;
 
 pub use decode_stream::StreamDecoder;
+pub use encode_stream::StreamEncoder;
+pub use inbound::{decode_request, openapi_to_json_schema};
+pub use relay::{FrontDoor, assemble_response, encode_error, encode_response, status_name};
 pub use upstream::{Upstream, decode_error, decode_response, encode_request, retry_delay};

@@ -14,6 +14,15 @@ use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
 use crate::wire::json as j;
 
 pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
+    // A Gemini client's own body: the model is in the URL, and the URL asks
+    // for the stream, so the body goes as it came.
+    if let Some(source) = request
+        .source
+        .as_ref()
+        .filter(|s| s.format == WireFormat::Gemini)
+    {
+        return Ok(Value::Object((*source.body).clone()));
+    }
     crate::wire::translate::refused_fields(request, "Gemini")?;
     let (system, first_turn) = crate::wire::leading_system(request);
     crate::wire::refuse_prefill(request, "Gemini")?;
