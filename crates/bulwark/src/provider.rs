@@ -16,8 +16,9 @@ use serde_json::Value;
 
 use crate::api::{ChatRequest, StreamEvent, WireFormat};
 use crate::config::{ProviderConfig, ProviderKind};
-use crate::error::{UpstreamError, UpstreamFailure};
+use crate::error::{ApiError, UpstreamError, UpstreamFailure};
 use crate::sse::SseDecoder;
+use crate::unary::{Unary, UnaryCall};
 use crate::wire::UpstreamDialect;
 
 mod complete;
@@ -139,13 +140,32 @@ impl Provider {
         if !self.config.stream {
             complete::ask_complete(&mut body);
         }
-        let body = serde_json::to_vec(&body).map_err(|e| {
+        let body = self.encoded(&body, target)?;
+        let forwarded = own.map_or(&[][..], |source| source.headers.as_slice());
+        self.post(url, body, forwarded, target).await
+    }
+
+    fn encoded(&self, body: &Value, target: &str) -> Result<Vec<u8>, UpstreamError> {
+        serde_json::to_vec(body).map_err(|e| {
             self.redactor.error(
                 target,
                 UpstreamFailure::Decode,
                 format!("cannot encode the request: {e}"),
             )
-        })?;
+        })
+    }
+
+    /// POSTs a JSON body to `url` with the dialect's and the operator's
+    /// headers, and the client's `forwarded` ones (for a target of its own
+    /// format); returns the response once its status is a success. Chat and
+    /// unary calls all leave through here.
+    async fn post(
+        &self,
+        url: String,
+        body: Vec<u8>,
+        forwarded: &[(http::HeaderName, http::HeaderValue)],
+        target: &str,
+    ) -> Result<reqwest::Response, UpstreamError> {
         let mut builder = self
             .http
             .post(url)
@@ -168,14 +188,14 @@ impl Provider {
         {
             builder = builder.header(crate::observe::propagate::TRACEPARENT, traceparent);
         }
-        if let Some(source) = own.filter(|source| !source.headers.is_empty()) {
-            let mut forwarded = HeaderMap::new();
-            for (name, value) in &source.headers {
-                forwarded.append(name.clone(), value.clone());
+        if !forwarded.is_empty() {
+            let mut headers = HeaderMap::new();
+            for (name, value) in forwarded {
+                headers.append(name.clone(), value.clone());
             }
             // Replaces the dialect's own values of the same names: a client's
             // `anthropic-version` is the version its body was written for.
-            builder = builder.headers(forwarded);
+            builder = builder.headers(headers);
         }
         // The operator's headers replace the dialect's and the client's of
         // the same names (an `anthropic-version` pinned for this provider):
@@ -317,6 +337,54 @@ impl Provider {
             }
         };
         Ok((Box::pin(stream), exhausted))
+    }
+
+    /// How this provider's API takes a unary `operation` on `model`;
+    /// `None` when it has no such endpoint.
+    pub fn unary_call(
+        &self,
+        operation: &Unary,
+        model: &str,
+    ) -> Option<Result<UnaryCall, ApiError>> {
+        self.dialect.unary(operation, &self.config.base_url, model)
+    }
+
+    /// Sends a unary call and reads its JSON answer whole, within
+    /// `max_response_bytes` and the idle timeout as any answer, then into
+    /// the client's shape by the call's decoder. Only the JSON is read, so
+    /// the client's `forwarded` headers are the only extra it carries.
+    pub async fn unary(
+        &self,
+        call: &UnaryCall,
+        forwarded: &[(http::HeaderName, http::HeaderValue)],
+        target: &str,
+        idle_timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        let body = self.encoded(&call.body, target)?;
+        let response = self.post(call.url.clone(), body, forwarded, target).await?;
+        let mut bounded = BoundedBody::new(
+            response.bytes_stream(),
+            idle_timeout,
+            self.config.max_response_bytes,
+            "answer",
+        );
+        let mut body: Vec<u8> = Vec::new();
+        loop {
+            match bounded.next().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err((failure, message)) => {
+                    return Err(self.redactor.error(target, failure, message));
+                }
+            }
+        }
+        let decoded = serde_json::from_slice::<Value>(&body)
+            .map_err(|e| format!("the answer is not JSON: {e}"))
+            .and_then(|answer| (call.decode)(answer));
+        decoded.map_err(|message| {
+            self.redactor
+                .error(target, UpstreamFailure::Decode, message)
+        })
     }
 
     /// A complete JSON answer, read whole under the same idle timeout and

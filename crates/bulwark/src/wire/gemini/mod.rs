@@ -3,6 +3,7 @@
 //! complete answer and error bodies; `decode_stream` decodes the stream.
 
 mod decode_stream;
+mod embed;
 mod upstream;
 
 pub use decode_stream::StreamDecoder;
