@@ -76,6 +76,7 @@ mod clock;
 mod config;
 mod control;
 mod dist;
+mod embed;
 mod error;
 mod fault;
 mod format;
