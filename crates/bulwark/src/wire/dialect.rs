@@ -131,6 +131,12 @@ pub trait UpstreamDialect: Debug + Send + Sync {
         None
     }
 
+    /// Whether the API serves embeddings (`unary` builds calls for them),
+    /// for `bulwark check`.
+    fn embeds(&self) -> bool {
+        false
+    }
+
     /// Whether the API has top-k sampling.
     fn takes_top_k(&self) -> bool {
         true

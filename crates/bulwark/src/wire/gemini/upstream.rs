@@ -362,6 +362,10 @@ impl UpstreamDialect for Upstream {
         ))
     }
 
+    fn embeds(&self) -> bool {
+        true
+    }
+
     fn unary(
         &self,
         operation: &Unary,

@@ -372,6 +372,10 @@ impl UpstreamDialect for Upstream {
 
     /// Embeddings go to the same server, the client's body passed through
     /// but for the model.
+    fn embeds(&self) -> bool {
+        true
+    }
+
     fn unary(
         &self,
         operation: &Unary,
