@@ -83,7 +83,10 @@ fn check_refuses_a_route_mixing_embedding_models() -> TestResult {
         "routes.e.targets: an embeddings route must name one embedding model at every target",
         "routes.v.targets[1]: provider `a` is of kind `anthropic`, which serves no embeddings",
     ] {
-        assert!(stderr.contains(expected), "missing `{expected}` in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
     }
     let same = write_config(
         "embeddings-same.yaml",

@@ -140,18 +140,19 @@ impl Provider {
         if !self.config.stream {
             complete::ask_complete(&mut body);
         }
-        let body = self.encoded(&body, target)?;
+        let body = self.encoded(&body, target).map_err(|e| *e)?;
         let forwarded = own.map_or(&[][..], |source| source.headers.as_slice());
         self.post(url, body, forwarded, target).await
     }
 
-    fn encoded(&self, body: &Value, target: &str) -> Result<Vec<u8>, UpstreamError> {
+    /// A body as JSON bytes; the error is redacted as any other.
+    fn encoded(&self, body: &Value, target: &str) -> Result<Vec<u8>, Box<UpstreamError>> {
         serde_json::to_vec(body).map_err(|e| {
-            self.redactor.error(
+            Box::new(self.redactor.error(
                 target,
                 UpstreamFailure::Decode,
                 format!("cannot encode the request: {e}"),
-            )
+            ))
         })
     }
 
@@ -360,7 +361,7 @@ impl Provider {
         target: &str,
         idle_timeout: Duration,
     ) -> Result<Value, UpstreamError> {
-        let body = self.encoded(&call.body, target)?;
+        let body = self.encoded(&call.body, target).map_err(|e| *e)?;
         let response = self.post(call.url.clone(), body, forwarded, target).await?;
         let mut bounded = BoundedBody::new(
             response.bytes_stream(),
