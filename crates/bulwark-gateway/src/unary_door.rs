@@ -122,7 +122,7 @@ async fn answer(
                 Ok(request) => request,
                 Err(error) => return refuse(pending, error),
             };
-            pending.unary_request(&request.model, &body);
+            pending.unary_request("embeddings", &request.model, &body);
             if let Err(error) = Auth::allows(key, &request.model) {
                 return refuse(pending, error);
             }
@@ -154,7 +154,7 @@ async fn answer(
                 Ok(request) => request,
                 Err(error) => return refuse(pending, error),
             };
-            pending.unary_request(&request.model, &body);
+            pending.unary_request("count_tokens", &request.model, &body);
             match forwarded(format, headers) {
                 Ok(forwarded) => request.headers = forwarded,
                 Err(error) => return refuse(pending, error),

@@ -22,7 +22,7 @@ struct Setup {
 async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
     let (sim, gateway) = sim_gateway::start(SimConfig::default(), |url| {
         format!(
-            "listen: 127.0.0.1:0\nproviders:\n  o: {{ kind: openai, base_url: \"{url}/v1\" }}\n  g: {{ kind: gemini, base_url: \"{url}\" }}\n  a: {{ kind: anthropic, base_url: \"{url}\" }}\nroutes:\n  emb: {{ targets: [o/text-embedding-3-small], cache: {{ ttl: 1h }} }}\n  gem: {{ targets: [g/text-embedding-004] }}\n  failover: {{ targets: [o/text-embedding-004, g/text-embedding-004], max_retries: 1, backoff_base: 10ms }}\n  claude: {{ targets: [a/claude-sonnet-4-5] }}\n  claude-or-gpt: {{ targets: [a/claude-sonnet-4-5, o/gpt-4o-mini], max_retries: 0 }}\n  gpt: {{ targets: [o/gpt-4o-mini] }}\n"
+            "listen: 127.0.0.1:0\nproviders:\n  o: {{ kind: openai, base_url: \"{url}/v1\" }}\n  g: {{ kind: gemini, base_url: \"{url}\" }}\n  a: {{ kind: anthropic, base_url: \"{url}\" }}\nroutes:\n  emb: {{ targets: [o/text-embedding-3-small], cache: {{ ttl: 1h }} }}\n  gem: {{ targets: [g/text-embedding-004] }}\n  failover: {{ targets: [o/text-embedding-004, g/text-embedding-004], max_retries: 1, backoff_base: 10ms }}\n  claude: {{ targets: [a/claude-sonnet-4-5] }}\n  claude-or-gpt: {{ targets: [a/claude-sonnet-4-5, o/gpt-4o-mini], max_retries: 0 }}\n  gpt: {{ targets: [o/gpt-4o-mini] }}\n  slow: {{ targets: [o/text-embedding-004, g/text-embedding-004], attempt_timeout: 200ms, max_retries: 0 }}\n"
         )
     })
     .await?;
@@ -235,6 +235,41 @@ async fn embeddings_fall_back_to_the_same_model_after_a_503() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_hung_embeddings_target_times_out_and_the_next_answers() -> TestResult {
+    let s = setup().await?;
+    s.sim
+        .sim
+        .add_fault(FaultRule::always(Fault::Hang { duration_ms: 5000 }).for_format(Format::OpenAi));
+    let started = std::time::Instant::now();
+    let answer = s
+        .post("/v1/embeddings", json!({"model": "slow", "input": "x"}))
+        .await?;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(
+        answer.header("x-bulwark-target"),
+        Some("g/text-embedding-004")
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+
+    // The caller's own deadline bounds the whole request.
+    let started = std::time::Instant::now();
+    let cut = s
+        .post_with(
+            "/v1/embeddings",
+            json!({"model": "emb", "input": "x"}),
+            &[
+                ("x-bulwark-deadline-ms", "300"),
+                ("cache-control", "no-store"),
+            ],
+        )
+        .await?;
+    assert!(cut.status >= 500, "{} {}", cut.status, cut.body);
+    assert!(cut.body["error"]["message"].is_string(), "{}", cut.body);
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    Ok(())
+}
+
+#[tokio::test]
 async fn the_same_embeddings_request_is_a_cache_hit() -> TestResult {
     let s = setup().await?;
     let body = json!({"model": "emb", "input": ["cached"], "encoding_format": "base64"});
@@ -438,4 +473,43 @@ async fn a_route_mixing_embedding_models_is_refused_at_start() {
         error.contains("routes.e.targets: an embeddings route must name one embedding model"),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn failed_embeddings_open_the_breaker_and_the_target_is_skipped() -> TestResult {
+    let (sim, gateway) = sim_gateway::start(SimConfig::default(), |url| {
+        format!(
+            "listen: 127.0.0.1:0\nbreaker: {{ consecutive_failures: 2 }}\nproviders:\n  o: {{ kind: openai, base_url: \"{url}/v1\" }}\n  g: {{ kind: gemini, base_url: \"{url}\" }}\nroutes:\n  e: {{ targets: [o/text-embedding-004, g/text-embedding-004], max_retries: 0 }}\n"
+        )
+    })
+    .await?;
+    sim.sim
+        .add_fault(FaultRule::always(Fault::status(500)).for_format(Format::OpenAi));
+    let http = reqwest::Client::new();
+    let send = || {
+        http.post(format!("{}/v1/embeddings", gateway.base))
+            .header("content-type", "application/json")
+            .body(json!({"model": "e", "input": "x"}).to_string())
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(send().await?.status(), 200);
+    }
+    let openai_calls = |sim: &SimServer| {
+        sim.sim
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/v1/embeddings")
+            .count()
+    };
+    assert_eq!(openai_calls(&sim), 2);
+    // Open now: the third request goes straight to Gemini.
+    let third = send().await?;
+    assert_eq!(third.status(), 200);
+    assert_eq!(
+        sim_gateway::header(&third, "x-bulwark-target").as_deref(),
+        Some("g/text-embedding-004")
+    );
+    assert_eq!(openai_calls(&sim), 2);
+    Ok(())
 }

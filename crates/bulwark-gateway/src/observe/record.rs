@@ -111,9 +111,11 @@ impl Pending {
         }
     }
 
-    /// A unary request (embeddings, a token count): the model it named and
-    /// its body, capped as a chat request's are.
-    pub fn unary_request(&mut self, model: &str, body: &[u8]) {
+    /// A unary request (embeddings, a token count): its operation, for the
+    /// span (`embeddings` is the GenAI conventions' name), the model it named
+    /// and its body, capped as a chat request's are.
+    pub fn unary_request(&mut self, operation: &'static str, model: &str, body: &[u8]) {
+        self.span.record("gen_ai.operation.name", operation);
         self.route = capped(model, MAX_LOGGED_NAME).into_owned();
         self.stream = false;
         if self.observer.log_bodies {
