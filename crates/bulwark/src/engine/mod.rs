@@ -23,6 +23,11 @@
 //! is handed over). A
 //! complete answer is buffered whole, so even a stream that breaks halfway
 //! is replaced unseen. Every attempt is logged and traced ([`log`]).
+//!
+//! The loop is the same for every operation ([`operation`]): chat
+//! ([`chat`]) with all of the above, and unary calls ([`unary`]:
+//! embeddings, token counts), whose attempt sends one JSON request and
+//! reads one JSON answer, with no stream, first token or hedge.
 
 mod attempt;
 mod chat;
@@ -134,9 +139,7 @@ impl<'a> Run<'a> {
             Err(_) => Err(self.deadline_exceeded()),
         }
     }
-}
 
-impl<'a> Run<'a> {
     /// Tries the targets in the plan's order until one answers or the
     /// failure table says to stop.
     async fn try_targets<O: Operation>(
