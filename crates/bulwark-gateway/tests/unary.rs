@@ -240,7 +240,7 @@ async fn a_hung_embeddings_target_times_out_and_the_next_answers() -> TestResult
     s.sim
         .sim
         .add_fault(FaultRule::always(Fault::Hang { duration_ms: 5000 }).for_format(Format::OpenAi));
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let answer = s
         .post("/v1/embeddings", json!({"model": "slow", "input": "x"}))
         .await?;
@@ -252,7 +252,7 @@ async fn a_hung_embeddings_target_times_out_and_the_next_answers() -> TestResult
     assert!(started.elapsed() < std::time::Duration::from_secs(3));
 
     // The caller's own deadline bounds the whole request.
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let cut = s
         .post_with(
             "/v1/embeddings",
