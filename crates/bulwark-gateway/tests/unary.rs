@@ -192,6 +192,35 @@ async fn embeddings_on_a_gemini_target_come_back_in_openai_shape() -> TestResult
 }
 
 #[tokio::test]
+async fn more_than_100_inputs_reach_gemini_as_several_batches() -> TestResult {
+    let s = setup().await?;
+    let texts: Vec<String> = (0..250).map(|i| format!("text {i}")).collect();
+    let answer = s
+        .post("/v1/embeddings", json!({"model": "gem", "input": texts}))
+        .await?;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.vectors().len(), 250);
+    assert_eq!(answer.body["data"][249]["index"], json!(249));
+    let batches: Vec<usize> = s
+        .sim
+        .sim
+        .requests()
+        .iter()
+        .map(|r| r.body["requests"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(batches, [100, 100, 50]);
+    // The same vectors as one OpenAI request for all of them.
+    let openai = s
+        .post(
+            "/v1/embeddings",
+            json!({"model": "o/text-embedding-004", "input": texts}),
+        )
+        .await?;
+    assert_eq!(openai.vectors(), answer.vectors());
+    Ok(())
+}
+
+#[tokio::test]
 async fn embeddings_fall_back_to_the_same_model_after_a_503() -> TestResult {
     let s = setup().await?;
     let expected = s

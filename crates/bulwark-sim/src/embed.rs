@@ -16,6 +16,8 @@ pub(crate) const DEFAULT_DIMENSIONS: usize = 16;
 const MAX_DIMENSIONS: u64 = 4096;
 /// OpenAI's limit on inputs per request.
 const MAX_INPUTS: usize = 2048;
+/// Gemini's limit on the requests of one `batchEmbedContents`.
+const MAX_GEMINI_BATCH: usize = 100;
 
 /// The answer to an embeddings request in `format`, or why it is refused.
 pub(crate) fn answer(
@@ -187,8 +189,16 @@ fn gemini_batch(body: &Value, model: &str) -> Result<Value, Invalid> {
     let requests = body
         .get("requests")
         .and_then(Value::as_array)
-        .filter(|r| !r.is_empty() && r.len() <= MAX_INPUTS)
-        .ok_or_else(|| Invalid::param("* requests: must hold 1 to 2048 requests", "requests"))?;
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            Invalid::param("* BatchEmbedContentsRequest.requests: required", "requests")
+        })?;
+    if requests.len() > MAX_GEMINI_BATCH {
+        return Err(Invalid::param(
+            "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n",
+            "requests",
+        ));
+    }
     let path_model = format!("models/{model}");
     let embeddings = requests
         .iter()
@@ -282,6 +292,14 @@ mod tests {
             true,
         );
         assert!(wrong_model.is_err());
+        let one: Value = json!({"model": "models/e", "content": {"parts": [{"text": "a"}]}});
+        let too_many = answer(
+            Format::Gemini,
+            &json!({"requests": vec![one; 101]}),
+            "e",
+            true,
+        );
+        assert!(too_many.is_err_and(|e| e.message.contains("at most 100 requests")));
         assert!(answer(Format::OpenAi, &json!({"model": "e"}), "e", false).is_err());
         assert!(
             answer(

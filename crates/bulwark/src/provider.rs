@@ -350,10 +350,10 @@ impl Provider {
         self.dialect.unary(operation, &self.config.base_url, model)
     }
 
-    /// Sends a unary call and reads its JSON answer whole, within
-    /// `max_response_bytes` and the idle timeout as any answer, then into
-    /// the client's shape by the call's decoder. Only the JSON is read, so
-    /// the client's `forwarded` headers are the only extra it carries.
+    /// Sends a unary call (each of its bodies in turn) and reads each JSON
+    /// answer whole, within `max_response_bytes` and the idle timeout as any
+    /// answer, then into the client's shape by the call's decoder. The
+    /// client's `forwarded` headers are the only extra it carries.
     pub async fn unary(
         &self,
         call: &UnaryCall,
@@ -361,8 +361,30 @@ impl Provider {
         target: &str,
         idle_timeout: Duration,
     ) -> Result<Value, UpstreamError> {
-        let body = self.encoded(&call.body, target).map_err(|e| *e)?;
-        let response = self.post(call.url.clone(), body, forwarded, target).await?;
+        let mut answers = Vec::with_capacity(call.bodies.len());
+        for body in &call.bodies {
+            answers.push(
+                self.unary_part(&call.url, body, forwarded, target, idle_timeout)
+                    .await?,
+            );
+        }
+        (call.decode)(answers).map_err(|message| {
+            self.redactor
+                .error(target, UpstreamFailure::Decode, message)
+        })
+    }
+
+    /// One request of a unary call, and its answer as JSON.
+    async fn unary_part(
+        &self,
+        url: &str,
+        body: &Value,
+        forwarded: &[(http::HeaderName, http::HeaderValue)],
+        target: &str,
+        idle_timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        let body = self.encoded(body, target).map_err(|e| *e)?;
+        let response = self.post(url.to_string(), body, forwarded, target).await?;
         let mut bounded = BoundedBody::new(
             response.bytes_stream(),
             idle_timeout,
@@ -379,12 +401,12 @@ impl Provider {
                 }
             }
         }
-        let decoded = serde_json::from_slice::<Value>(&body)
-            .map_err(|e| format!("the answer is not JSON: {e}"))
-            .and_then(|answer| (call.decode)(answer));
-        decoded.map_err(|message| {
-            self.redactor
-                .error(target, UpstreamFailure::Decode, message)
+        serde_json::from_slice::<Value>(&body).map_err(|e| {
+            self.redactor.error(
+                target,
+                UpstreamFailure::Decode,
+                format!("the answer is not JSON: {e}"),
+            )
         })
     }
 

@@ -55,14 +55,31 @@ impl Unary {
     }
 }
 
-/// Turns a provider's answer into the client's shape.
-pub type Decode = Box<dyn Fn(Value) -> Result<Value, String> + Send + Sync>;
+/// Turns a provider's answers, one per body in order, into the client's
+/// shape.
+pub type Decode = Box<dyn Fn(Vec<Value>) -> Result<Value, String> + Send + Sync>;
 
 /// A unary operation as one provider takes it: built by its dialect.
 pub struct UnaryCall {
     pub url: String,
-    pub body: Value,
+    /// Sent in order, one request each: one, unless the API caps what one
+    /// request may carry (Gemini's 100 embeddings a batch).
+    pub bodies: Vec<Value>,
     pub decode: Decode,
+}
+
+impl UnaryCall {
+    /// One body, whose one answer `check` passes on as it is.
+    pub fn single(url: String, body: Value, check: fn(Value) -> Result<Value, String>) -> Self {
+        UnaryCall {
+            url,
+            bodies: vec![body],
+            decode: Box::new(move |answers: Vec<Value>| {
+                let answer = answers.into_iter().next().ok_or("no answer")?;
+                check(answer)
+            }),
+        }
+    }
 }
 
 impl std::fmt::Debug for UnaryCall {

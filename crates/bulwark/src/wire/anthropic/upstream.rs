@@ -251,11 +251,11 @@ impl UpstreamDialect for Upstream {
         model: &str,
     ) -> Option<Result<UnaryCall, ApiError>> {
         match operation {
-            Unary::CountTokens(request) => Some(Ok(UnaryCall {
-                url: format!("{base_url}/v1/messages/count_tokens"),
-                body: crate::unary::with_model(&request.body, model),
-                decode: Box::new(crate::unary::count_tokens::check_answer),
-            })),
+            Unary::CountTokens(request) => Some(Ok(UnaryCall::single(
+                format!("{base_url}/v1/messages/count_tokens"),
+                crate::unary::with_model(&request.body, model),
+                crate::unary::count_tokens::check_answer,
+            ))),
             Unary::Embeddings(_) => None,
         }
     }

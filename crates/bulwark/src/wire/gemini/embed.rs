@@ -9,6 +9,11 @@ use crate::error::ApiError;
 use crate::unary::UnaryCall;
 use crate::unary::embeddings::{EmbeddingsRequest, Inputs, openai_answer};
 
+/// The most texts one `batchEmbedContents` request may carry: more get
+/// 400 ("at most 100 requests can be in one batch"), so more are sent as
+/// several requests of one attempt.
+const MAX_BATCH: usize = 100;
+
 /// The call for `request`; `None` for token arrays, which Gemini cannot
 /// embed.
 pub(super) fn call(
@@ -31,23 +36,29 @@ pub(super) fn call(
         body
     };
     let single = texts.len() == 1 && request.body.get("input").is_some_and(Value::is_string);
-    let (url, body) = if single {
+    let (url, bodies) = if single {
         (
             format!("{base_url}/v1beta/models/{model}:embedContent"),
-            with_dimensions(json!({"content": content(&texts[0])})),
+            vec![with_dimensions(json!({"content": content(&texts[0])}))],
         )
     } else {
-        let requests: Vec<Value> = texts
-            .iter()
-            .map(|text| {
-                with_dimensions(
-                    json!({"model": format!("models/{model}"), "content": content(text)}),
-                )
+        let bodies = texts
+            .chunks(MAX_BATCH)
+            .map(|chunk| {
+                let requests: Vec<Value> = chunk
+                    .iter()
+                    .map(|text| {
+                        with_dimensions(
+                            json!({"model": format!("models/{model}"), "content": content(text)}),
+                        )
+                    })
+                    .collect();
+                json!({"requests": requests})
             })
             .collect();
         (
             format!("{base_url}/v1beta/models/{model}:batchEmbedContents"),
-            json!({"requests": requests}),
+            bodies,
         )
     };
     let encoding = request.encoding;
@@ -55,19 +66,22 @@ pub(super) fn call(
     let expected = texts.len();
     Some(Ok(UnaryCall {
         url,
-        body,
-        decode: Box::new(move |answer: Value| {
-            let vectors = if single {
-                vec![values(answer.get("embedding"))?]
-            } else {
-                answer
+        bodies,
+        decode: Box::new(move |answers: Vec<Value>| {
+            let mut vectors = Vec::with_capacity(expected);
+            for answer in &answers {
+                if single {
+                    vectors.push(values(answer.get("embedding"))?);
+                    continue;
+                }
+                let embeddings = answer
                     .get("embeddings")
                     .and_then(Value::as_array)
-                    .ok_or("the batchEmbedContents answer has no `embeddings` list")?
-                    .iter()
-                    .map(|e| values(Some(e)))
-                    .collect::<Result<Vec<_>, _>>()?
-            };
+                    .ok_or("the batchEmbedContents answer has no `embeddings` list")?;
+                for embedding in embeddings {
+                    vectors.push(values(Some(embedding))?);
+                }
+            }
             if vectors.len() != expected {
                 return Err(format!(
                     "Gemini answered {} embeddings for {expected} inputs",
@@ -119,10 +133,10 @@ mod tests {
             "http://g/v1beta/models/text-embedding-004:embedContent"
         );
         assert_eq!(
-            call.body,
-            json!({"content": {"parts": [{"text": "hi"}]}, "outputDimensionality": 4})
+            call.bodies,
+            [json!({"content": {"parts": [{"text": "hi"}]}, "outputDimensionality": 4})]
         );
-        let answer = (call.decode)(json!({"embedding": {"values": [0.5, 1.0]}}));
+        let answer = (call.decode)(vec![json!({"embedding": {"values": [0.5, 1.0]}})]);
         assert_eq!(
             answer.ok().map(|a| a["data"][0]["embedding"].clone()),
             Some(json!([0.5, 1.0]))
@@ -137,19 +151,55 @@ mod tests {
             panic!("no call");
         };
         assert_eq!(call.url, "http://g/v1beta/models/e:batchEmbedContents");
-        assert_eq!(call.body["requests"][1]["model"], json!("models/e"));
+        assert_eq!(call.bodies[0]["requests"][1]["model"], json!("models/e"));
         assert_eq!(
-            call.body["requests"][1]["content"]["parts"][0]["text"],
+            call.bodies[0]["requests"][1]["content"]["parts"][0]["text"],
             json!("b")
         );
-        let answer = (call.decode)(json!({"embeddings": [{"values": [1.0]}, {"values": [2.0]}]}));
+        let answer = (call.decode)(vec![
+            json!({"embeddings": [{"values": [1.0]}, {"values": [2.0]}]}),
+        ]);
         let Ok(answer) = answer else {
             panic!("refused")
         };
         assert_eq!(answer["data"][0]["embedding"], json!("AACAPw=="));
         assert_eq!(answer["data"][1]["index"], json!(1));
         // One vector for two inputs is a broken answer, not a short one.
-        assert!((call.decode)(json!({"embeddings": [{"values": [1.0]}]})).is_err());
+        assert!((call.decode)(vec![json!({"embeddings": [{"values": [1.0]}]})]).is_err());
+    }
+
+    #[test]
+    fn more_than_100_texts_go_as_several_batches_of_one_attempt() {
+        let texts: Vec<String> = (0..250).map(|i| format!("t{i}")).collect();
+        let r = request(json!({"model": "r", "input": texts}));
+        let Some(Ok(call)) = call("http://g", "e", &r) else {
+            panic!("no call");
+        };
+        let sizes: Vec<usize> = call
+            .bodies
+            .iter()
+            .map(|b| b["requests"].as_array().map_or(0, Vec::len))
+            .collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(
+            call.bodies[2]["requests"][0]["content"]["parts"][0]["text"],
+            json!("t200")
+        );
+        let answers: Vec<Value> = sizes
+            .iter()
+            .enumerate()
+            .map(|(batch, &n)| {
+                let values: Vec<Value> = (0..n)
+                    .map(|i| json!({"values": [(batch * 100 + i) as f64]}))
+                    .collect();
+                json!({"embeddings": values})
+            })
+            .collect();
+        let Ok(answer) = (call.decode)(answers) else {
+            panic!("refused")
+        };
+        assert_eq!(answer["data"][249]["index"], json!(249));
+        assert_eq!(answer["data"][249]["embedding"], json!([249.0]));
     }
 
     #[test]

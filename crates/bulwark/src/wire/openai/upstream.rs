@@ -383,11 +383,11 @@ impl UpstreamDialect for Upstream {
         model: &str,
     ) -> Option<Result<UnaryCall, ApiError>> {
         match operation {
-            Unary::Embeddings(request) => Some(Ok(UnaryCall {
-                url: format!("{base_url}/embeddings"),
-                body: crate::unary::with_model(&request.body, model),
-                decode: Box::new(crate::unary::embeddings::check_openai_answer),
-            })),
+            Unary::Embeddings(request) => Some(Ok(UnaryCall::single(
+                format!("{base_url}/embeddings"),
+                crate::unary::with_model(&request.body, model),
+                crate::unary::embeddings::check_openai_answer,
+            ))),
             Unary::CountTokens(_) => None,
         }
     }
