@@ -22,7 +22,7 @@ struct Setup {
 async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
     let (sim, gateway) = sim_gateway::start(SimConfig::default(), |url| {
         format!(
-            "listen: 127.0.0.1:0\nproviders:\n  o: {{ kind: openai, base_url: \"{url}/v1\" }}\n  g: {{ kind: gemini, base_url: \"{url}\" }}\n  a: {{ kind: anthropic, base_url: \"{url}\" }}\nroutes:\n  emb: {{ targets: [o/text-embedding-3-small], cache: {{ ttl: 1h }} }}\n  gem: {{ targets: [g/text-embedding-004] }}\n  failover: {{ targets: [o/text-embedding-004, g/text-embedding-004], max_retries: 1, backoff_base: 10ms }}\n  claude: {{ targets: [a/claude-sonnet-4-5] }}\n  claude-or-gpt: {{ targets: [a/claude-sonnet-4-5, o/gpt-4o-mini], max_retries: 0 }}\n  gpt: {{ targets: [o/gpt-4o-mini] }}\n  slow: {{ targets: [o/text-embedding-004, g/text-embedding-004], attempt_timeout: 200ms, max_retries: 0 }}\n"
+            "listen: 127.0.0.1:0\nproviders:\n  o: {{ kind: openai, base_url: \"{url}/v1\" }}\n  g: {{ kind: gemini, base_url: \"{url}\" }}\n  a: {{ kind: anthropic, base_url: \"{url}\" }}\nroutes:\n  emb: {{ targets: [o/text-embedding-3-small], cache: {{ ttl: 1h }} }}\n  stale: {{ targets: [o/text-embedding-3-small], cache: {{ ttl: 200ms, max_stale: 1h }}, degrade: [stale-cache], max_retries: 0 }}\n  gem: {{ targets: [g/text-embedding-004] }}\n  failover: {{ targets: [o/text-embedding-004, g/text-embedding-004], max_retries: 1, backoff_base: 10ms }}\n  claude: {{ targets: [a/claude-sonnet-4-5] }}\n  claude-or-gpt: {{ targets: [a/claude-sonnet-4-5, o/gpt-4o-mini], max_retries: 0 }}\n  gpt: {{ targets: [o/gpt-4o-mini] }}\n  slow: {{ targets: [o/text-embedding-004, g/text-embedding-004], attempt_timeout: 200ms, max_retries: 0 }}\n"
         )
     })
     .await?;
@@ -318,6 +318,31 @@ async fn the_same_embeddings_request_is_a_cache_hit() -> TestResult {
     assert_eq!(float.header("x-bulwark-cache"), Some("miss"));
     assert_eq!(float.vectors(), first.vectors());
     assert_eq!(s.sim.sim.request_count(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_outage_is_answered_with_stale_embeddings_when_the_route_says_so() -> TestResult {
+    let s = setup().await?;
+    let body = json!({"model": "stale", "input": ["kept"]});
+    let fresh = s.post("/v1/embeddings", body.clone()).await?;
+    assert_eq!(fresh.header("x-bulwark-cache"), Some("miss"));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    s.sim.sim.add_fault(FaultRule::always(Fault::status(503)));
+    let stale = s.post("/v1/embeddings", body).await?;
+    assert_eq!(stale.status, 200, "{}", stale.body);
+    assert_eq!(stale.header("x-bulwark-cache"), Some("stale"));
+    assert_eq!(stale.header("x-bulwark-degraded"), Some("stale-cache"));
+    assert_eq!(stale.header("x-bulwark-attempts"), Some("1"));
+    assert_eq!(stale.body, fresh.body);
+    // Nothing kept for another request: the outage is the client's answer.
+    let other = s
+        .post(
+            "/v1/embeddings",
+            json!({"model": "stale", "input": ["new"]}),
+        )
+        .await?;
+    assert!(other.status >= 500, "{}", other.status);
     Ok(())
 }
 

@@ -13,6 +13,7 @@ use crate::deadline::Deadline;
 use crate::engine::{self, Failed, Served};
 use crate::events::Event;
 use crate::provider::Chunk;
+use crate::route::{DegradeStep, Route};
 use crate::sse::SseEvent;
 use crate::unary::{CountTokensRequest, EmbeddingsRequest, Unary};
 
@@ -54,30 +55,23 @@ impl Client {
         if options.cache == CachePolicy::Use
             && let Some((key, _)) = &cacheable
             && let Some(hit) = self.cache.get(key).await
-            && let Some(value) = hit
-                .chunks
-                .first()
-                .and_then(|chunk| serde_json::from_str::<Value>(&chunk.raw.data).ok())
+            && let Some(served) = cached(&hit, CacheStatus::Hit)
         {
             self.events.emit(|| Event::Cache {
                 route: route.name.clone(),
                 status: "hit",
             });
-            return Ok(Served {
-                value,
-                target: hit.target.clone(),
-                format: hit.format,
-                attempts: 0,
-                fallback: false,
-                cache: Some(CacheStatus::Hit),
-                degraded: None,
-                attempt_log: Vec::new(),
-                dropped: Vec::new(),
-            });
+            return Ok(served);
         }
         let _admitted = self.admit(&route, options.priority, deadline).await?;
         let operation = Unary::Embeddings(request);
-        let mut served = engine::run_unary(&route, &operation, deadline, &self.events).await?;
+        let mut served = match engine::run_unary(&route, &operation, deadline, &self.events).await {
+            Ok(served) => served,
+            Err(failed) => {
+                let key = cacheable.as_ref().map(|(key, _)| key);
+                return self.stale_embeddings(&route, key, failed).await;
+            }
+        };
         if let Some((key, settings)) = cacheable.filter(|_| options.cache != CachePolicy::Bypass) {
             served.cache = Some(CacheStatus::Miss);
             self.events.emit(|| Event::Cache {
@@ -101,6 +95,51 @@ impl Client {
             );
             self.cache.insert(key, answer).await;
         }
+        Ok(served)
+    }
+
+    /// When every target failed: the route's `stale-cache` degrade step,
+    /// if it has one and an expired answer to the same request is kept.
+    /// Its other steps (a last-resort target, a fixed text) are chat
+    /// answers, and a target of another model would give vectors of
+    /// another space.
+    async fn stale_embeddings(
+        &self,
+        route: &Route,
+        key: Option<&CacheKey>,
+        failed: Failed,
+    ) -> Result<Served<Value>, Failed> {
+        if !route
+            .degrade
+            .iter()
+            .any(|step| matches!(step, DegradeStep::StaleCache))
+        {
+            return Err(failed);
+        }
+        let Some(key) = key else {
+            return Err(failed);
+        };
+        let Some(mut served) = self
+            .cache
+            .get_stale(key)
+            .await
+            .and_then(|stale| cached(&stale, CacheStatus::Stale))
+        else {
+            return Err(failed);
+        };
+        self.events.emit(|| Event::Cache {
+            route: route.name.clone(),
+            status: "stale",
+        });
+        self.events.emit(|| Event::Degraded {
+            route: route.name.clone(),
+            how: "stale-cache".to_string(),
+        });
+        tracing::warn!(route = %route.name, "every target failed; answered with stale embeddings");
+        served.attempts = failed.attempts;
+        served.attempt_log = failed.attempt_log;
+        served.fallback = true;
+        served.degraded = Some("stale-cache".to_string());
         Ok(served)
     }
 
@@ -139,6 +178,25 @@ impl Client {
             }
         }
     }
+}
+
+/// A cached embeddings answer, as served.
+fn cached(answer: &CachedAnswer, status: CacheStatus) -> Option<Served<Value>> {
+    let value = answer
+        .chunks
+        .first()
+        .and_then(|chunk| serde_json::from_str::<Value>(&chunk.raw.data).ok())?;
+    Some(Served {
+        value,
+        target: answer.target.clone(),
+        format: answer.format,
+        attempts: 0,
+        fallback: false,
+        cache: Some(status),
+        degraded: None,
+        attempt_log: Vec::new(),
+        dropped: Vec::new(),
+    })
 }
 
 fn estimate(
