@@ -191,6 +191,10 @@ routes:
   cached-ant: {{ targets: [sim-anthropic/claude-sonnet-4-5], cache: {{ ttl: 1h }} }}
   strict-oai: {{ targets: [sim-openai/gpt-4o-mini], translation: strict }}
   resp-fallback: {{ targets: [sim-anthropic/broken-responses, sim-openai/gpt-4o-mini], max_retries: 0 }}
+  embed-oai: {{ targets: [sim-openai/text-embedding-3-small] }}
+  embed-failover: {{ targets: [sim-openai/text-embedding-004, sim-gemini/text-embedding-004], max_retries: 0 }}
+  count-ant: {{ targets: [sim-anthropic/claude-sonnet-4-5] }}
+  count-failover: {{ targets: [sim-anthropic/claude-sonnet-4-5, sim-openai/gpt-4o-mini], max_retries: 0 }}
 {routes}"""
 
 

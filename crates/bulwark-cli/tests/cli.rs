@@ -71,6 +71,37 @@ fn check_knows_the_stream_option() -> TestResult {
 }
 
 #[test]
+fn check_refuses_a_route_mixing_embedding_models() -> TestResult {
+    let mixed = write_config(
+        "embeddings-mixed.yaml",
+        "providers:\n  o: { kind: openai, api_key: k }\n  g: { kind: gemini, api_key: k }\n  a: { kind: anthropic, api_key: k }\nroutes:\n  e: { targets: [o/text-embedding-3-small, g/text-embedding-004] }\n  v: { targets: [o/voyage-embed, a/voyage-embed] }\n",
+    )?;
+    let output = bulwark().args(["check", "--config"]).arg(&mixed).output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr)?;
+    for expected in [
+        "routes.e.targets: an embeddings route must name one embedding model at every target",
+        "routes.v.targets[1]: provider `a` is of kind `anthropic`, which serves no embeddings",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
+    let same = write_config(
+        "embeddings-same.yaml",
+        "providers:\n  o: { kind: openai, api_key: k }\n  g: { kind: gemini, api_key: k }\nroutes:\n  e: { targets: [o/text-embedding-004, g/text-embedding-004] }\n",
+    )?;
+    let output = bulwark().args(["check", "--config"]).arg(&same).output()?;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+#[test]
 fn serve_refuses_an_invalid_config() -> TestResult {
     let path = write_config("bad-serve.yaml", BAD_CONFIG)?;
     let output = bulwark().args(["serve", "--config"]).arg(&path).output()?;

@@ -442,13 +442,13 @@ fn carry_extras(
     Ok(())
 }
 
-fn failed_response(pending: Pending, format: ClientFormat, failed: &Failed) -> Response {
+pub(crate) fn failed_response(pending: Pending, format: ClientFormat, failed: &Failed) -> Response {
     let response = respond::error(format, &failed.error, failed.attempts);
     pending.error(response.status().as_u16(), &failed.error, Some(failed));
     response
 }
 
-fn options(headers: &HeaderMap) -> Result<RequestOptions, ApiError> {
+pub(crate) fn options(headers: &HeaderMap) -> Result<RequestOptions, ApiError> {
     let deadline = match headers.get(DEADLINE_HEADER) {
         None => None,
         Some(value) => match value
@@ -487,7 +487,7 @@ fn options(headers: &HeaderMap) -> Result<RequestOptions, ApiError> {
 
 /// A request's priority class: its key's, or the one it asks for with
 /// `x-bulwark-priority` when its key allows that (an open gateway does).
-fn priority(headers: &HeaderMap, key: Option<&ClientKey>) -> Result<Priority, ApiError> {
+pub(crate) fn priority(headers: &HeaderMap, key: Option<&ClientKey>) -> Result<Priority, ApiError> {
     let asked = match headers.get(PRIORITY_HEADER) {
         None => None,
         Some(value) => Some(
@@ -510,7 +510,7 @@ fn priority(headers: &HeaderMap, key: Option<&ClientKey>) -> Result<Priority, Ap
 /// Reads a request body of at most `limit` bytes within `timeout`. A
 /// declared length over the limit is refused before a byte is read; a body
 /// still arriving at the deadline (a client trickling it) gets 408.
-async fn read_body(
+pub(crate) async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,

@@ -17,6 +17,7 @@ pub mod observe;
 mod respond;
 mod responses;
 mod status;
+mod unary_door;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use tower::ServiceExt;
 
 pub use config::GatewayConfig;
 pub use front_door::{ClientFormat, MAX_REQUEST_ID_BYTES, REQUEST_ID_HEADER};
+pub use unary_door::ESTIMATED_HEADER;
 
 /// Shared state of one gateway instance.
 #[derive(Debug, Clone)]
@@ -131,6 +133,8 @@ impl Gateway {
             .route("/v1/chat/completions", post(front_door::openai))
             .route("/v1/messages", post(front_door::anthropic))
             .route("/v1/responses", post(front_door::responses))
+            .route("/v1/messages/count_tokens", post(unary_door::count_tokens))
+            .route("/v1/embeddings", post(unary_door::embeddings))
             .route("/v1/models", get(models::list))
             .route(
                 "/v1/responses/{id}",

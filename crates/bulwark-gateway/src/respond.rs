@@ -62,6 +62,29 @@ pub fn json_answer<T>(body: &serde_json::Value, served: &Served<T>) -> Response 
     response
 }
 
+/// A unary answer (embeddings, a token count): its JSON as it is, with
+/// the headers that say how it was obtained.
+pub fn unary(served: &Served<serde_json::Value>) -> Response {
+    let mut response = (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        served.value.to_string(),
+    )
+        .into_response();
+    set_served_headers(
+        &mut response,
+        &served.target,
+        served.attempts,
+        served.fallback,
+        served.cache,
+        served.degraded.as_deref(),
+        &served.dropped,
+    );
+    response
+}
+
 /// `record` is completed as the stream is written, and handed to the
 /// observer when the stream ends or the client goes away.
 pub fn stream(
@@ -245,7 +268,7 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
         &ApiError::new(
             ErrorKind::NotFound,
             format!(
-                "no such endpoint `{}`; Bulwark serves POST /v1/chat/completions, POST /v1/messages, POST /v1/responses, POST /v1beta/models/{{model}}:generateContent (and :streamGenerateContent) and GET /v1/models",
+                "no such endpoint `{}`; Bulwark serves POST /v1/chat/completions, POST /v1/messages, POST /v1/messages/count_tokens, POST /v1/responses, POST /v1/embeddings, POST /v1beta/models/{{model}}:generateContent (and :streamGenerateContent) and GET /v1/models",
                 uri.path()
             ),
         ),

@@ -48,8 +48,11 @@ pub(crate) const JSON_STREAM_SUFFIX: &str = "-json-stream";
 pub(crate) enum Call {
     /// A generation; `stream` from the path (Gemini) or `None` to read the body.
     Generate { stream: Option<bool> },
-    /// Gemini `countTokens`.
+    /// Gemini `countTokens`, Anthropic `/v1/messages/count_tokens`.
     CountTokens,
+    /// Embeddings: OpenAI `/v1/embeddings`, Gemini `:embedContent` and
+    /// (`batch`) `:batchEmbedContents`.
+    Embed { batch: bool },
     /// Model listing (`GET`); `model` set for a single-model lookup.
     Models { model: Option<String> },
 }
@@ -398,8 +401,27 @@ fn decide(
             return invalid(format, ctx, Invalid::new(message));
         }
     };
+    if let Call::Embed { batch } = inc.call {
+        if config.strict_models && !config.models.contains(&ctx.model) {
+            return plain_error("error_404", format, &spec(ctx, 404));
+        }
+        let json = match crate::embed::answer(format, &body, &ctx.model, batch) {
+            Ok(json) => json.to_string(),
+            Err(inv) => return invalid(format, ctx, inv),
+        };
+        let headers = provider_headers(format, &ctx.request_id, 0, None);
+        return outcome(json_response(format, ctx, headers, json, fault, speed));
+    }
     let prompt = match format {
         Format::OpenAi => openai::parse(&body, &ctx.model),
+        // A count takes a Messages body without `max_tokens`.
+        Format::Anthropic if inc.call == Call::CountTokens => {
+            let mut body = body.clone();
+            if let Some(map) = body.as_object_mut() {
+                map.entry("max_tokens").or_insert(Value::from(1));
+            }
+            anthropic::parse(&body, &ctx.model)
+        }
         Format::Anthropic => anthropic::parse(&body, &ctx.model),
         Format::Gemini => gemini::parse(&body, &ctx.model),
     };
@@ -412,10 +434,13 @@ fn decide(
     }
     if inc.call == Call::CountTokens {
         let n = answer::prompt_tokens(&prompt.texts);
-        let body = serde_json::json!({
-            "totalTokens": n,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]
-        });
+        let body = match format {
+            Format::Anthropic => serde_json::json!({"input_tokens": n}),
+            _ => serde_json::json!({
+                "totalTokens": n,
+                "promptTokensDetails": [{"modality": "TEXT", "tokenCount": n}]
+            }),
+        };
         return outcome(build(
             200,
             HeaderMap::new(),
@@ -451,21 +476,28 @@ fn decide(
         )),
         response,
     };
+    outcome(json_response(format, ctx, headers, json, fault, speed))
+}
+
+/// A complete JSON answer, with the faults a non-streamed body can carry.
+fn json_response(
+    format: Format,
+    ctx: &Ctx,
+    headers: HeaderMap,
+    json: String,
+    fault: Option<Fault>,
+    speed: f64,
+) -> Response {
     match fault {
         Some(Fault::ErrorEvent { status, .. }) => {
             // A non-streamed response has no events, so the error becomes the status.
             let spec = spec(ctx, status.unwrap_or(default_error_event_status(format)));
-            outcome(error_response(format, &spec, None))
+            error_response(format, &spec, None)
         }
         Some(f @ (Fault::Cut { .. } | Fault::Stall { .. } | Fault::Malformed { .. })) => {
-            outcome(faulty_json(format, headers, json, &f, speed))
+            faulty_json(format, headers, json, &f, speed)
         }
-        _ => outcome(build(
-            200,
-            headers,
-            json_content_type(format),
-            Body::from(json),
-        )),
+        _ => build(200, headers, json_content_type(format), Body::from(json)),
     }
 }
 

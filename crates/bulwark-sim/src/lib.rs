@@ -2,11 +2,16 @@
 //!
 //! One axum server speaks three wire formats at their real paths:
 //!
-//! - OpenAI Chat Completions: `POST /v1/chat/completions` (`Authorization: Bearer`).
-//! - Anthropic Messages: `POST /v1/messages` (`x-api-key`; `anthropic-version` required).
+//! - OpenAI Chat Completions: `POST /v1/chat/completions` (`Authorization: Bearer`),
+//!   and embeddings: `POST /v1/embeddings` (float or base64).
+//! - Anthropic Messages: `POST /v1/messages` and `POST /v1/messages/count_tokens`
+//!   (`x-api-key`; `anthropic-version` required).
 //! - Gemini: `POST /v1beta/models/{model}:generateContent`,
-//!   `:streamGenerateContent?alt=sse` (or a JSON array without `alt=sse`) and
-//!   `:countTokens` (`x-goog-api-key` or `?key=`).
+//!   `:streamGenerateContent?alt=sse` (or a JSON array without `alt=sse`),
+//!   `:countTokens`, `:embedContent` and `:batchEmbedContents` (at most 100
+//!   a batch) (`x-goog-api-key` or `?key=`).
+//! - Embedding vectors are unit vectors derived from the model and the text
+//!   alone, the same in every format (`embed.rs`).
 //! - Model lists: `GET /v1/models` (Anthropic's shape when `anthropic-version`
 //!   is sent), `GET /v1beta/models`, `GET /v1beta/models/{model}`.
 //! - Control API: `/_sim/faults` (GET, PUT = replace, POST = append one,
@@ -76,6 +81,7 @@ mod clock;
 mod config;
 mod control;
 mod dist;
+mod embed;
 mod error;
 mod fault;
 mod format;

@@ -25,6 +25,8 @@ pub(crate) fn router(sim: Sim) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/messages", post(anthropic_messages))
+        .route("/v1/messages/count_tokens", post(anthropic_count_tokens))
+        .route("/v1/embeddings", post(openai_embeddings))
         .route("/v1/models", get(list_models))
         .route("/v1beta/models", get(gemini_models))
         .route(
@@ -93,6 +95,47 @@ async fn anthropic_messages(
     };
     let call = Call::Generate { stream: None };
     handle(sim, incoming(Format::Anthropic, call, parts, None)).await
+}
+
+async fn openai_embeddings(
+    State(sim): State<Sim>,
+    method: Method,
+    uri: OriginalUri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parts = Parts {
+        method,
+        uri,
+        headers,
+        query,
+        body,
+    };
+    let call = Call::Embed { batch: false };
+    handle(sim, incoming(Format::OpenAi, call, parts, None)).await
+}
+
+async fn anthropic_count_tokens(
+    State(sim): State<Sim>,
+    method: Method,
+    uri: OriginalUri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parts = Parts {
+        method,
+        uri,
+        headers,
+        query,
+        body,
+    };
+    handle(
+        sim,
+        incoming(Format::Anthropic, Call::CountTokens, parts, None),
+    )
+    .await
 }
 
 /// `GET /v1/models` answers in Anthropic's shape when the client sends
@@ -179,6 +222,8 @@ async fn gemini_post(
         },
         "streamGenerateContent" => Call::Generate { stream: Some(true) },
         "countTokens" => Call::CountTokens,
+        "embedContent" => Call::Embed { batch: false },
+        "batchEmbedContents" => Call::Embed { batch: true },
         // Unknown methods get the same 404 shape as an unknown model.
         _ => Call::Models {
             model: Some(String::new()),

@@ -24,6 +24,8 @@
 //! 9. **record** (`bulwark-gateway`: `observe/`): the request log, metrics,
 //!    health and traces.
 
+mod unary;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +44,8 @@ use crate::events::{Event, EventBus};
 use crate::limit::queue::{Admitted, Priority};
 use crate::provider::{Chunk, ChunkStream, EventStream, ProviderBuildError};
 use crate::route::{Route, RouteTable};
+
+pub use unary::{Counted, ESTIMATE_TARGET};
 
 /// Per-request settings from the caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

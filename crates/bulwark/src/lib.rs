@@ -22,6 +22,7 @@ pub mod resilience;
 pub mod route;
 pub mod sse;
 pub mod timefmt;
+pub mod unary;
 pub mod wire;
 
 pub use client::{Client, RequestOptions};

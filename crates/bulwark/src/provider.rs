@@ -16,8 +16,9 @@ use serde_json::Value;
 
 use crate::api::{ChatRequest, StreamEvent, WireFormat};
 use crate::config::{ProviderConfig, ProviderKind};
-use crate::error::{UpstreamError, UpstreamFailure};
+use crate::error::{ApiError, UpstreamError, UpstreamFailure};
 use crate::sse::SseDecoder;
+use crate::unary::{Unary, UnaryCall};
 use crate::wire::UpstreamDialect;
 
 mod complete;
@@ -139,13 +140,33 @@ impl Provider {
         if !self.config.stream {
             complete::ask_complete(&mut body);
         }
-        let body = serde_json::to_vec(&body).map_err(|e| {
-            self.redactor.error(
+        let body = self.encoded(&body, target).map_err(|e| *e)?;
+        let forwarded = own.map_or(&[][..], |source| source.headers.as_slice());
+        self.post(url, body, forwarded, target).await
+    }
+
+    /// A body as JSON bytes; the error is redacted as any other.
+    fn encoded(&self, body: &Value, target: &str) -> Result<Vec<u8>, Box<UpstreamError>> {
+        serde_json::to_vec(body).map_err(|e| {
+            Box::new(self.redactor.error(
                 target,
                 UpstreamFailure::Decode,
                 format!("cannot encode the request: {e}"),
-            )
-        })?;
+            ))
+        })
+    }
+
+    /// POSTs a JSON body to `url` with the dialect's and the operator's
+    /// headers, and the client's `forwarded` ones (for a target of its own
+    /// format); returns the response once its status is a success. Chat and
+    /// unary calls all leave through here.
+    async fn post(
+        &self,
+        url: String,
+        body: Vec<u8>,
+        forwarded: &[(http::HeaderName, http::HeaderValue)],
+        target: &str,
+    ) -> Result<reqwest::Response, UpstreamError> {
         let mut builder = self
             .http
             .post(url)
@@ -168,14 +189,14 @@ impl Provider {
         {
             builder = builder.header(crate::observe::propagate::TRACEPARENT, traceparent);
         }
-        if let Some(source) = own.filter(|source| !source.headers.is_empty()) {
-            let mut forwarded = HeaderMap::new();
-            for (name, value) in &source.headers {
-                forwarded.append(name.clone(), value.clone());
+        if !forwarded.is_empty() {
+            let mut headers = HeaderMap::new();
+            for (name, value) in forwarded {
+                headers.append(name.clone(), value.clone());
             }
             // Replaces the dialect's own values of the same names: a client's
             // `anthropic-version` is the version its body was written for.
-            builder = builder.headers(forwarded);
+            builder = builder.headers(headers);
         }
         // The operator's headers replace the dialect's and the client's of
         // the same names (an `anthropic-version` pinned for this provider):
@@ -317,6 +338,76 @@ impl Provider {
             }
         };
         Ok((Box::pin(stream), exhausted))
+    }
+
+    /// How this provider's API takes a unary `operation` on `model`;
+    /// `None` when it has no such endpoint.
+    pub fn unary_call(
+        &self,
+        operation: &Unary,
+        model: &str,
+    ) -> Option<Result<UnaryCall, ApiError>> {
+        self.dialect.unary(operation, &self.config.base_url, model)
+    }
+
+    /// Sends a unary call (each of its bodies in turn) and reads each JSON
+    /// answer whole, within `max_response_bytes` and the idle timeout as any
+    /// answer, then into the client's shape by the call's decoder. The
+    /// client's `forwarded` headers are the only extra it carries.
+    pub async fn unary(
+        &self,
+        call: &UnaryCall,
+        forwarded: &[(http::HeaderName, http::HeaderValue)],
+        target: &str,
+        idle_timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        let mut answers = Vec::with_capacity(call.bodies.len());
+        for body in &call.bodies {
+            answers.push(
+                self.unary_part(&call.url, body, forwarded, target, idle_timeout)
+                    .await?,
+            );
+        }
+        (call.decode)(answers).map_err(|message| {
+            self.redactor
+                .error(target, UpstreamFailure::Decode, message)
+        })
+    }
+
+    /// One request of a unary call, and its answer as JSON.
+    async fn unary_part(
+        &self,
+        url: &str,
+        body: &Value,
+        forwarded: &[(http::HeaderName, http::HeaderValue)],
+        target: &str,
+        idle_timeout: Duration,
+    ) -> Result<Value, UpstreamError> {
+        let body = self.encoded(body, target).map_err(|e| *e)?;
+        let response = self.post(url.to_string(), body, forwarded, target).await?;
+        let mut bounded = BoundedBody::new(
+            response.bytes_stream(),
+            idle_timeout,
+            self.config.max_response_bytes,
+            "answer",
+        );
+        let mut body: Vec<u8> = Vec::new();
+        loop {
+            match bounded.next().await {
+                Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                Ok(None) => break,
+                Err((failure, message)) => {
+                    return Err(self.redactor.error(target, failure, message));
+                }
+            }
+        }
+        serde_json::from_slice::<Value>(&body).map_err(|e| {
+            self.redactor.error(
+                target,
+                UpstreamFailure::Decode,
+                format!("the answer is not JSON: {e}"),
+            )
+        })
     }
 
     /// A complete JSON answer, read whole under the same idle timeout and

@@ -111,6 +111,27 @@ impl Pending {
         }
     }
 
+    /// A unary request (embeddings, a token count): its operation, for the
+    /// span (`embeddings` is the GenAI conventions' name), the model it named
+    /// and its body, capped as a chat request's are.
+    pub fn unary_request(&mut self, operation: &'static str, model: &str, body: &[u8]) {
+        self.span.record("gen_ai.operation.name", operation);
+        self.route = capped(model, MAX_LOGGED_NAME).into_owned();
+        self.stream = false;
+        if self.observer.log_bodies {
+            self.body = Some(capped_body(body, MAX_LOGGED_BODY));
+        }
+    }
+
+    /// A unary answer; `input_tokens` as the answer's usage gives them.
+    pub fn unary<T>(mut self, served: &Served<T>, input_tokens: Option<u64>) {
+        let mut record = self.record(200, None);
+        fill_served(&mut record, served);
+        record.input_tokens = input_tokens;
+        record.first_token_ms = Some(record.latency_ms);
+        close(&self.span, &self.observer, record);
+    }
+
     /// The request was refused, by Bulwark or after every attempt.
     pub fn error(self, status: u16, error: &ApiError, failed: Option<&Failed>) {
         let class = failed.and_then(|f| f.failures.last()).map_or_else(

@@ -10,6 +10,7 @@ use crate::api::{
     ChatRequest, ContentBlock, ImageSource, Message, OutputFormat, Role, SourceBody, Tool,
     ToolChoice,
 };
+use crate::unary::EmbeddingsRequest;
 
 pub type CacheKey = [u8; 32];
 
@@ -107,6 +108,29 @@ pub fn cache_key(tenant: &str, route: &str, request: &ChatRequest) -> CacheKey {
     *key.0.finalize().as_bytes()
 }
 
+/// The key of an embeddings request: its whole body but the model (the
+/// route is keyed instead) and `user` (who asks is keyed as the tenant),
+/// field by field in name order, so that the order the client wrote them in
+/// does not matter. The operation is keyed too: a chat request's key can
+/// never collide with it.
+pub fn embeddings_key(tenant: &str, route: &str, request: &EmbeddingsRequest) -> CacheKey {
+    let mut key = Key(blake3::Hasher::new());
+    key.text(b"operation", "embeddings");
+    key.text(b"tenant", tenant);
+    key.text(b"route", route);
+    let mut fields: Vec<(&String, &serde_json::Value)> = request
+        .body
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "model" | "user"))
+        .collect();
+    fields.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, value) in fields {
+        key.text(b"field", name);
+        key.text(b"value", &value.to_string());
+    }
+    *key.0.finalize().as_bytes()
+}
+
 struct Key(blake3::Hasher);
 
 impl Key {
@@ -187,6 +211,28 @@ mod tests {
         match openai::decode_request(body.as_bytes()) {
             Ok(request) => cache_key("tenant", "route", &request),
             Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn embeddings_key_of(body: serde_json::Value) -> CacheKey {
+        match EmbeddingsRequest::decode(body.to_string().as_bytes()) {
+            Ok(request) => embeddings_key("tenant", "route", &request),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn an_embeddings_key_follows_the_inputs_and_encoding_not_the_model_or_user() {
+        let base = embeddings_key_of(serde_json::json!({"model": "a", "input": ["x", "y"]}));
+        let same =
+            embeddings_key_of(serde_json::json!({"user": "u", "input": ["x", "y"], "model": "b"}));
+        assert_eq!(base, same);
+        for other in [
+            serde_json::json!({"model": "a", "input": ["y", "x"]}),
+            serde_json::json!({"model": "a", "input": ["x", "y"], "encoding_format": "base64"}),
+            serde_json::json!({"model": "a", "input": ["x", "y"], "dimensions": 8}),
+        ] {
+            assert_ne!(base, embeddings_key_of(other.clone()), "{other}");
         }
     }
 

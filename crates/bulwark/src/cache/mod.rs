@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-pub use key::{CacheKey, cache_key};
+pub use key::{CacheKey, cache_key, embeddings_key};
 
 use crate::api::WireFormat;
 use crate::provider::Chunk;

@@ -11,6 +11,7 @@
 //! - [`duration`]: the one duration format of configs and scenarios.
 
 pub mod duration;
+pub mod embeddings;
 mod env;
 mod issue;
 mod raw;

@@ -11,7 +11,7 @@ use super::{
     Config, DEFAULT_CACHE_BYTES, DEFAULT_CACHE_TTL, DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_STALE, DEFAULT_MAX_TOKENS, Degrade, HedgeAfter, Issue,
     MidStream, ProviderConfig, ProviderKind, RetryPolicy, RouteCache, RouteConfig, RoutePolicy,
-    Secret, TargetRef, Timeouts, Translation, duration,
+    Secret, TargetRef, Timeouts, Translation, duration, embeddings,
 };
 use crate::resilience::backoff::Backoff;
 use crate::resilience::balance::Balance;
@@ -263,6 +263,7 @@ fn build_route(
             tiers.push(start..targets.len());
         }
     }
+    embeddings::check_route(path, &targets, providers, issues);
     let balance = match raw.balance.as_deref() {
         None | Some("weighted") => Balance::Weighted,
         Some("least_latency") => Balance::LeastLatency,

@@ -77,29 +77,7 @@ impl Call<'_> {
         may_wait: bool,
         alive: Option<&AtomicBool>,
     ) -> Result<Opened, UpstreamError> {
-        let permit = match target.state.try_permit() {
-            Some(permit) => permit,
-            None if may_wait => target
-                .state
-                .permit_by(self.deadline.at())
-                .await
-                .ok_or_else(|| {
-                    expired(
-                        target,
-                        "free concurrency slot",
-                        self.deadline.budget(),
-                        self.deadline,
-                        None,
-                    )
-                })?,
-            None => {
-                return Err(UpstreamError::new(
-                    &target.label,
-                    UpstreamFailure::LimitReached,
-                    "at its concurrency limit",
-                ));
-            }
-        };
+        let permit = slot(target, may_wait, self.deadline).await?;
         let (taken, estimate) = self.take_quota(target, may_wait).await?;
         let mut opened = self.send_and_await_first_content(target, alive).await;
         match &mut opened {
@@ -115,9 +93,8 @@ impl Call<'_> {
         opened
     }
 
-    /// The provider's quotas: waits for room only if nothing else is left.
-    /// Returns when the quota was taken (if the target has one) and the
-    /// estimate taken.
+    /// The provider's quotas, for this request's estimate. Returns when
+    /// the quota was taken (if the target has one) and the estimate taken.
     async fn take_quota(
         self,
         target: &Target,
@@ -135,33 +112,8 @@ impl Call<'_> {
         } else {
             Tokens::default()
         };
-        loop {
-            match target.state.take_quota(estimate) {
-                Ok(taken) => return Ok((taken, estimate)),
-                Err(Refusal::Wait(wait)) if may_wait && self.deadline.leaves_room_for(wait) => {
-                    tokio::time::sleep(wait).await;
-                }
-                Err(Refusal::Wait(wait)) => {
-                    let mut error = UpstreamError::new(
-                        &target.label,
-                        UpstreamFailure::LimitReached,
-                        format!("at its rate limit for another {:.1} s", wait.as_secs_f64()),
-                    );
-                    error.retry_after = Some(wait);
-                    return Err(error);
-                }
-                Err(Refusal::TooLarge) => {
-                    return Err(UpstreamError::new(
-                        &target.label,
-                        UpstreamFailure::LimitReached,
-                        format!(
-                            "the request (about {} tokens with its max_tokens) exceeds this target's tokens-per-minute limit",
-                            estimate.input + estimate.output
-                        ),
-                    ));
-                }
-            }
-        }
+        let taken = take_quota(target, estimate, may_wait, self.deadline).await?;
+        Ok((taken, estimate))
     }
 
     /// Sends, and reads the stream up to the first event the client is
@@ -338,6 +290,70 @@ impl Call<'_> {
     }
 }
 
+/// A concurrency slot on `target`, waited for (within the deadline) only
+/// when `may_wait`, i.e. no other target is left.
+pub(super) async fn slot(
+    target: &Target,
+    may_wait: bool,
+    deadline: Deadline,
+) -> Result<Permit, UpstreamError> {
+    match target.state.try_permit() {
+        Some(permit) => Ok(permit),
+        None if may_wait => target.state.permit_by(deadline.at()).await.ok_or_else(|| {
+            expired(
+                target,
+                "free concurrency slot",
+                deadline.budget(),
+                deadline,
+                None,
+            )
+        }),
+        None => Err(UpstreamError::new(
+            &target.label,
+            UpstreamFailure::LimitReached,
+            "at its concurrency limit",
+        )),
+    }
+}
+
+/// Room for `estimate` in the provider's quotas: waits for it only if
+/// nothing else is left. Returns when the quota was taken, if the target
+/// has one.
+pub(super) async fn take_quota(
+    target: &Target,
+    estimate: Tokens,
+    may_wait: bool,
+    deadline: Deadline,
+) -> Result<Option<Instant>, UpstreamError> {
+    loop {
+        match target.state.take_quota(estimate) {
+            Ok(taken) => return Ok(taken),
+            Err(Refusal::Wait(wait)) if may_wait && deadline.leaves_room_for(wait) => {
+                tokio::time::sleep(wait).await;
+            }
+            Err(Refusal::Wait(wait)) => {
+                let mut error = UpstreamError::new(
+                    &target.label,
+                    UpstreamFailure::LimitReached,
+                    format!("at its rate limit for another {:.1} s", wait.as_secs_f64()),
+                );
+                error.retry_after = Some(wait);
+                return Err(error);
+            }
+            Err(Refusal::TooLarge) => {
+                return Err(UpstreamError::new(
+                    &target.label,
+                    UpstreamFailure::LimitReached,
+                    format!(
+                        "the request (about {} tokens with its max_tokens) exceeds this target's tokens-per-minute limit",
+                        estimate.input + estimate.output
+                    ),
+                ));
+            }
+        }
+    }
+}
+
 /// The stream's next chunk; its end, before the attempt was committed, is
 /// a failure.
 async fn next_chunk(stream: &mut ChunkStream, target: &Target) -> Result<Chunk, UpstreamError> {
@@ -356,7 +372,7 @@ async fn next_chunk(stream: &mut ChunkStream, target: &Target) -> Result<Chunk, 
 /// A wait that ran out: Bulwark's own timeout (ending at `own_limit`; `None`
 /// when only the deadline bounds the wait), or the caller's shorter
 /// deadline, which says nothing about the provider.
-fn expired(
+pub(super) fn expired(
     target: &Target,
     what: &str,
     limit: Duration,

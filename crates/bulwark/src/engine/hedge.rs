@@ -13,13 +13,13 @@ use crate::error::UpstreamError;
 use crate::events::Event;
 use crate::route::Ticket;
 
-use super::{Answer, Run};
+use super::{Answer, Chat, Run};
 
 /// An attempt's outcome: on which target, with the breaker ticket to report on.
-pub(super) struct Attempted {
+pub(super) struct Attempted<A> {
     pub(super) target: usize,
     pub(super) ticket: Ticket,
-    pub(super) result: Result<(Answer, std::time::Duration), UpstreamError>,
+    pub(super) result: Result<(A, std::time::Duration), UpstreamError>,
 }
 
 /// The losing side of a hedge race that failed before the other finished.
@@ -29,22 +29,24 @@ pub(super) struct LostRace {
     pub(super) error: UpstreamError,
 }
 
-impl Run<'_> {
+impl Chat<'_> {
     /// One attempt on target `primary`, raced against a hedge on target
     /// `hedge` if `primary` is slow to produce its first token.
     pub(super) async fn attempt_hedged(
-        &mut self,
+        &self,
+        run: &mut Run<'_>,
         primary: usize,
         ticket: Ticket,
         hedge: Option<usize>,
         may_wait: bool,
-    ) -> (Attempted, Option<LostRace>) {
-        let route = self.route;
+    ) -> (Attempted<Answer>, Option<LostRace>) {
+        let route = run.route;
         let targets = &route.targets;
-        let call = self.call_for(primary);
-        let hedge_call = hedge.map(|index| self.call_for(index));
-        self.attempts += 1;
-        let span = self.log.start(primary, &targets[primary], false);
+        let deadline = run.deadline;
+        let call = self.call_for(route, deadline, primary);
+        let hedge_call = hedge.map(|index| self.call_for(route, deadline, index));
+        run.attempts += 1;
+        let span = run.log.start(primary, &targets[primary], false);
         let delay = hedge.and_then(|_| route.hedge_delay(&targets[primary]));
         let (Some(hedge), Some(delay)) = (hedge, delay) else {
             let opened = call
@@ -82,7 +84,7 @@ impl Run<'_> {
         let hedge_ticket = if alive.load(Ordering::Relaxed) {
             None
         } else {
-            match self.admit(&targets[hedge]) {
+            match run.admit(&targets[hedge]) {
                 Some(hedge_ticket)
                     if targets[primary]
                         .state
@@ -91,7 +93,7 @@ impl Run<'_> {
                     Some(hedge_ticket)
                 }
                 Some(_unpaid) => {
-                    self.events.emit(|| Event::RetryBudgetExhausted {
+                    run.events.emit(|| Event::RetryBudgetExhausted {
                         target: targets[primary].label.clone(),
                     });
                     None
@@ -110,9 +112,9 @@ impl Run<'_> {
                 None,
             );
         };
-        self.attempts += 1;
-        let hedge_span = self.log.start(hedge, &targets[hedge], true);
-        self.events.emit(|| Event::Hedged {
+        run.attempts += 1;
+        let hedge_span = run.log.start(hedge, &targets[hedge], true);
+        run.events.emit(|| Event::Hedged {
             route: route.name.clone(),
             primary: targets[primary].label.clone(),
             target: targets[hedge].label.clone(),

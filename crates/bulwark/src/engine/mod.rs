@@ -23,13 +23,21 @@
 //! is handed over). A
 //! complete answer is buffered whole, so even a stream that breaks halfway
 //! is replaced unseen. Every attempt is logged and traced ([`log`]).
+//!
+//! The loop is the same for every operation ([`operation`]): chat
+//! ([`chat`]) with all of the above, and unary calls ([`unary`]:
+//! embeddings, token counts), whose attempt sends one JSON request and
+//! reads one JSON answer, with no stream, first token or hedge.
 
 mod attempt;
+mod chat;
 mod hedge;
 mod log;
+mod operation;
 mod outcome;
 mod plan;
 mod streams;
+mod unary;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,22 +45,23 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::api::ChatRequest;
-use crate::continuation::{Candidate, Continuation, continue_on_failure};
 use crate::deadline::Deadline;
 use crate::error::UpstreamError;
 use crate::events::{Event, EventBus};
-use crate::resilience::breaker::CallOutcome;
 use crate::resilience::classify::{Action, classify};
-use crate::route::{MidStream, Route, Target, Ticket};
+use crate::route::{Route, Target, Ticket};
 use crate::wire::translate::{self, Prepared, Refusal};
 
 pub(crate) use attempt::Call;
 pub(crate) use streams::report_at_end;
 
 pub use outcome::{Answer, Failed, Mode, Served};
+pub use unary::{run_unary, serves_unary};
 
+use chat::Chat;
 use hedge::Attempted;
 use log::AttemptLog;
+use operation::Operation;
 use plan::Plan;
 
 /// Answers `request` from `route`'s targets before `deadline`.
@@ -77,38 +86,24 @@ pub async fn run(
             )
         })
         .collect();
-    let mut run = Run {
-        route,
+    let chat = Chat {
         request,
         prepared: &prepared,
-        refused: Vec::new(),
         mode,
-        events,
-        deadline,
-        attempts: 0,
-        failures: Vec::new(),
-        skipped: Vec::new(),
-        log: AttemptLog::new(route.targets.len()),
     };
-    // Every wait inside is already clipped to the deadline; this is the
-    // guarantee that nothing overlooked can hold a request past it.
-    match tokio::time::timeout_at(deadline.at(), run.try_targets()).await {
-        Ok(result) => result,
-        Err(_) => Err(run.deadline_exceeded()),
-    }
+    Run::new(route, events, deadline)
+        .within_deadline(&chat)
+        .await
 }
 
+/// What one request's attempts share, whatever the operation: the route,
+/// the deadline, and what has happened so far.
 struct Run<'a> {
     /// Shared, so that a stream continued on another target can outlive
     /// this run.
     route: &'a Arc<Route>,
-    request: &'a ChatRequest,
-    /// Per target, in the route's order: the request as translated for it,
-    /// or why it cannot take the request.
-    prepared: &'a [Result<Prepared, Refusal>],
     /// Targets that cannot take the request, passed over before any call.
     refused: Vec<(String, Refusal)>,
-    mode: Mode,
     events: &'a EventBus,
     deadline: Deadline,
     attempts: u32,
@@ -118,13 +113,42 @@ struct Run<'a> {
     log: AttemptLog,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(route: &'a Arc<Route>, events: &'a EventBus, deadline: Deadline) -> Run<'a> {
+        Run {
+            route,
+            refused: Vec::new(),
+            events,
+            deadline,
+            attempts: 0,
+            failures: Vec::new(),
+            skipped: Vec::new(),
+            log: AttemptLog::new(route.targets.len()),
+        }
+    }
+
+    /// Runs `operation` through the targets, never past the deadline.
+    async fn within_deadline<O: Operation>(
+        mut self,
+        operation: &O,
+    ) -> Result<Served<O::Answer>, Failed> {
+        // Every wait inside is already clipped to the deadline; this is the
+        // guarantee that nothing overlooked can hold a request past it.
+        match tokio::time::timeout_at(self.deadline.at(), self.try_targets(operation)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.deadline_exceeded()),
+        }
+    }
+
     /// Tries the targets in the plan's order until one answers or the
     /// failure table says to stop.
-    async fn try_targets(&mut self) -> Result<Served<Answer>, Failed> {
+    async fn try_targets<O: Operation>(
+        &mut self,
+        operation: &O,
+    ) -> Result<Served<O::Answer>, Failed> {
         let route = self.route;
         let mut plan = Plan::new(route);
-        self.refuse_untranslatable(&mut plan);
+        operation.refuse_targets(self, &mut plan);
         for position in 0..plan.len() {
             let Some(index) = plan.candidate(position) else {
                 continue;
@@ -156,10 +180,13 @@ impl Run<'_> {
                     None
                 };
                 let may_wait = plan.nothing_else_left(route, position);
-                let (attempted, lost) = self.attempt_hedged(index, ticket, hedge, may_wait).await;
+                let (attempted, lost) = operation
+                    .attempt(self, index, ticket, hedge, may_wait)
+                    .await;
                 if let Some(lost) = lost {
                     plan.mark_used(lost.target);
-                    if self.fail(lost.target, lost.ticket, lost.error, &mut plan)
+                    let translated = operation.translated_for(&route.targets[lost.target]);
+                    if self.fail(lost.target, lost.ticket, lost.error, translated, &mut plan)
                         == Action::FailFast
                     {
                         return Err(self.give_up());
@@ -173,12 +200,20 @@ impl Run<'_> {
                 } = attempted;
                 let error = match result {
                     Ok((answer, first_token)) => {
-                        return Ok(self.serve(answered_by, ticket, answer, first_token, &plan));
+                        return Ok(operation.serve(
+                            self,
+                            answered_by,
+                            ticket,
+                            answer,
+                            first_token,
+                            &plan,
+                        ));
                     }
                     Err(error) => error,
                 };
                 let hint = error.retry_after;
-                match self.fail(answered_by, ticket, error, &mut plan) {
+                let translated = operation.translated_for(&route.targets[answered_by]);
+                match self.fail(answered_by, ticket, error, translated, &mut plan) {
                     Action::FailFast => return Err(self.give_up()),
                     Action::FailOver | Action::FailOverToLargerContext => break,
                     // The hedge failed too: both were tried.
@@ -235,16 +270,9 @@ impl Run<'_> {
         true
     }
 
-    /// Books a success and hands the answer over. A stream reports to the
-    /// breaker when it ends, since it can still fail after its first token.
-    fn serve(
-        &mut self,
-        index: usize,
-        ticket: Ticket,
-        answer: Answer,
-        first_token: Duration,
-        plan: &Plan,
-    ) -> Served<Answer> {
+    /// Books a success on target `index`: its first-token time, the
+    /// attempt log, the `Served` event. Says whether it was a fallback.
+    fn served_by(&mut self, index: usize, first_token: Duration, plan: &Plan) -> bool {
         let route = self.route;
         let target = &route.targets[index];
         target.state.observe_first_token(first_token);
@@ -256,61 +284,25 @@ impl Run<'_> {
             attempts: self.attempts,
             fallback,
         });
-        let value = match answer {
-            Answer::Complete(chunks) => {
-                ticket.report(CallOutcome::Success {
-                    latency: first_token,
-                });
-                Answer::Complete(chunks)
-            }
-            Answer::Stream(stream) => {
-                let stream = report_at_end(stream, ticket, first_token);
-                match route.policy.mid_stream {
-                    MidStream::Error => Answer::Stream(stream),
-                    MidStream::Continue => Answer::Stream(continue_on_failure(
-                        stream,
-                        Continuation {
-                            route: Arc::clone(route),
-                            request: self.request.clone(),
-                            candidates: self.continuations(plan.untried_after(index)),
-                            deadline: self.deadline,
-                            events: self.events.clone(),
-                            served: index,
-                        },
-                    )),
-                }
-            }
-        };
-        Served {
-            value,
-            target: target.label.clone(),
-            format: target.provider.format(),
-            attempts: self.attempts,
-            fallback,
-            cache: None,
-            degraded: None,
-            attempt_log: self.log.snapshot(&route.targets, "cancelled"),
-            dropped: match self.prepared.get(index) {
-                Some(Ok(prepared)) => prepared.dropped.clone(),
-                _ => Vec::new(),
-            },
-        }
+        fallback
     }
 
     /// Books a failed attempt (breaker, events, the failure list) and says
     /// what to do next, by the failure table. A prompt too long for this
-    /// target moves on only if a larger window may exist.
+    /// target moves on only if a larger window may exist. `translated`:
+    /// the target was sent a translation of the client's request.
     fn fail(
         &mut self,
         index: usize,
         ticket: Ticket,
         error: UpstreamError,
+        translated: bool,
         plan: &mut Plan,
     ) -> Action {
         let route = self.route;
         let target = &route.targets[index];
         let mut error = error;
-        error.translated = self.translated_for(target);
+        error.translated = translated;
         self.log.end(index, &target.label, None, Some(&error));
         let verdict = classify(&error);
         if matches!(error.failure, crate::error::UpstreamFailure::Timeout) {
@@ -345,16 +337,6 @@ impl Run<'_> {
         }
     }
 
-    /// Whether `target` is sent a translation: the client's format is not
-    /// its own. A request built in code (no client body) is the client's
-    /// own in every format.
-    fn translated_for(&self, target: &Target) -> bool {
-        self.request
-            .source
-            .as_ref()
-            .is_some_and(|source| source.format != target.provider.format())
-    }
-
     /// Asks the target's breaker for a call; `None` means skip it.
     fn admit(&mut self, target: &Target) -> Option<Ticket> {
         match target.state.admit(&target.label, self.events) {
@@ -366,27 +348,6 @@ impl Run<'_> {
         }
     }
 
-    /// Passes over, before any call, every target that cannot take the
-    /// request: no breaker, quota, slot or retry is spent on it.
-    fn refuse_untranslatable(&mut self, plan: &mut Plan) {
-        for position in 0..plan.len() {
-            let Some(index) = plan.candidate(position) else {
-                continue;
-            };
-            if let Some(Err(refusal)) = self.prepared.get(index) {
-                let target = &self.route.targets[index];
-                tracing::debug!(target = %target.label, "the target cannot take this request: {}", refusal.describe());
-                self.events.emit(|| Event::Skipped {
-                    route: self.route.name.clone(),
-                    target: target.label.clone(),
-                    reason: "untranslatable",
-                });
-                self.refused.push((target.label.clone(), refusal.clone()));
-                plan.mark_used(index);
-            }
-        }
-    }
-
     fn skip(&mut self, target: &Target, reason: &'static str) {
         self.skipped.push(format!("{} ({reason})", target.label));
         self.events.emit(|| Event::Skipped {
@@ -394,56 +355,5 @@ impl Run<'_> {
             target: target.label.clone(),
             reason,
         });
-    }
-}
-
-impl<'a> Run<'a> {
-    /// The targets that may continue a broken stream, each with the request
-    /// as translated for it: a continuation is sent what a first attempt
-    /// there would have been. A target that cannot take the request is
-    /// left out.
-    fn continuations(&self, untried: Vec<usize>) -> Vec<Candidate> {
-        untried
-            .into_iter()
-            .filter_map(|index| {
-                let target = &self.route.targets[index];
-                if !target.provider.dialect().continues_prefill() {
-                    return None;
-                }
-                match self.prepared.get(index) {
-                    Some(Ok(prepared)) => Some(Candidate {
-                        index,
-                        request: prepared.request.clone(),
-                        dropped: prepared.dropped.clone(),
-                        translated: self.translated_for(target),
-                    }),
-                    Some(Err(_)) => None,
-                    None => Some(Candidate {
-                        index,
-                        request: None,
-                        dropped: Vec::new(),
-                        translated: self.translated_for(target),
-                    }),
-                }
-            })
-            .collect()
-    }
-
-    /// An attempt on target `index`, with the request as translated for it.
-    fn call_for(&self, index: usize) -> Call<'a> {
-        let prepared: &'a [Result<Prepared, Refusal>] = self.prepared;
-        let request = match prepared.get(index) {
-            Some(Ok(Prepared {
-                request: Some(translated),
-                ..
-            })) => translated,
-            _ => self.request,
-        };
-        Call {
-            route: self.route.as_ref(),
-            request,
-            deadline: self.deadline,
-            mode: self.mode,
-        }
     }
 }

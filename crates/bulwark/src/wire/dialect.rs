@@ -13,6 +13,7 @@ use super::StreamFault;
 use crate::api::{ChatRequest, ChatResponse, StreamEvent, WireFormat};
 use crate::error::ApiError;
 use crate::sse::{self, SseEvent};
+use crate::unary::{Unary, UnaryCall};
 
 /// One server-sent event from a provider: as received, so that a client
 /// speaking the provider's own format can be given it unchanged, and as
@@ -114,6 +115,25 @@ pub trait UpstreamDialect: Debug + Send + Sync {
     /// turn (a prefill) instead of answering afresh; a broken stream can be
     /// continued only on such a target.
     fn continues_prefill(&self) -> bool {
+        false
+    }
+
+    /// A unary operation (embeddings, a token count) on `model`, as this
+    /// API takes it: the URL, the body and how to read the answer back
+    /// into the client's shape. `None` when the API has no such endpoint,
+    /// or cannot take this request there: the target is passed over.
+    fn unary(
+        &self,
+        _operation: &Unary,
+        _base_url: &str,
+        _model: &str,
+    ) -> Option<Result<UnaryCall, ApiError>> {
+        None
+    }
+
+    /// Whether the API serves embeddings (`unary` builds calls for them),
+    /// for `bulwark check`.
+    fn embeds(&self) -> bool {
         false
     }
 

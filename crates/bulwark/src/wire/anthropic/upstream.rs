@@ -8,6 +8,7 @@ use crate::api::{
     Role, ToolCall, ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
+use crate::unary::{Unary, UnaryCall};
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
 use crate::wire::json as j;
 
@@ -239,6 +240,24 @@ impl UpstreamDialect for Upstream {
 
     fn url(&self, base_url: &str, _model: &str) -> Result<String, ApiError> {
         Ok(format!("{base_url}/v1/messages"))
+    }
+
+    /// A count goes to the Messages API's own endpoint, the client's body
+    /// passed through but for the model.
+    fn unary(
+        &self,
+        operation: &Unary,
+        base_url: &str,
+        model: &str,
+    ) -> Option<Result<UnaryCall, ApiError>> {
+        match operation {
+            Unary::CountTokens(request) => Some(Ok(UnaryCall::single(
+                format!("{base_url}/v1/messages/count_tokens"),
+                crate::unary::with_model(&request.body, model),
+                crate::unary::count_tokens::check_answer,
+            ))),
+            Unary::Embeddings(_) => None,
+        }
     }
 
     fn headers(&self, key: Option<&str>) -> Vec<Header> {

@@ -8,6 +8,7 @@
 //!   stream reassembled; `encode_stream`: streams encoded.
 
 mod decode_stream;
+mod embed;
 mod encode_stream;
 mod inbound;
 mod relay;

@@ -10,6 +10,7 @@ use crate::api::{
     ToolCall, ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
+use crate::unary::{Unary, UnaryCall};
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
 use crate::wire::json as j;
 
@@ -331,6 +332,21 @@ pub fn retry_delay(body: &Value) -> Option<Duration> {
 #[derive(Debug, Clone, Copy)]
 pub struct Upstream;
 
+/// Gemini puts the model in the URL path: a crafted name must not be able
+/// to reach another endpoint with the gateway's key.
+pub(super) fn safe_model(model: &str) -> Result<&str, ApiError> {
+    if model
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        return Ok(model);
+    }
+    Err(ApiError::invalid_param(
+        "model",
+        format!("`{model}` is not a valid Gemini model name (letters, digits, `-`, `.`, `_`)"),
+    ))
+}
+
 impl UpstreamDialect for Upstream {
     fn format(&self) -> WireFormat {
         WireFormat::Gemini
@@ -348,23 +364,27 @@ impl UpstreamDialect for Upstream {
         Some("https://generativelanguage.googleapis.com")
     }
 
-    /// Gemini puts the model in the URL path: a crafted name must not be
-    /// able to reach another endpoint with the gateway's key.
     fn url(&self, base_url: &str, model: &str) -> Result<String, ApiError> {
-        if !model
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
-        {
-            return Err(ApiError::invalid_param(
-                "model",
-                format!(
-                    "`{model}` is not a valid Gemini model name (letters, digits, `-`, `.`, `_`)"
-                ),
-            ));
-        }
         Ok(format!(
-            "{base_url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+            "{base_url}/v1beta/models/{}:streamGenerateContent?alt=sse",
+            safe_model(model)?
         ))
+    }
+
+    fn embeds(&self) -> bool {
+        true
+    }
+
+    fn unary(
+        &self,
+        operation: &Unary,
+        base_url: &str,
+        model: &str,
+    ) -> Option<Result<UnaryCall, ApiError>> {
+        match operation {
+            Unary::Embeddings(request) => super::embed::call(base_url, model, request),
+            Unary::CountTokens(_) => None,
+        }
     }
 
     fn headers(&self, key: Option<&str>) -> Vec<Header> {

@@ -8,6 +8,7 @@ use crate::api::{
     Role, ToolCall, ToolChoice, Usage, WireFormat,
 };
 use crate::error::ApiError;
+use crate::unary::{Unary, UnaryCall};
 use crate::wire::dialect::{Header, StreamDecode, UpstreamDialect};
 use crate::wire::json as j;
 
@@ -367,6 +368,28 @@ impl UpstreamDialect for Upstream {
 
     fn url(&self, base_url: &str, _model: &str) -> Result<String, ApiError> {
         Ok(format!("{base_url}/chat/completions"))
+    }
+
+    /// Embeddings go to the same server, the client's body passed through
+    /// but for the model.
+    fn embeds(&self) -> bool {
+        true
+    }
+
+    fn unary(
+        &self,
+        operation: &Unary,
+        base_url: &str,
+        model: &str,
+    ) -> Option<Result<UnaryCall, ApiError>> {
+        match operation {
+            Unary::Embeddings(request) => Some(Ok(UnaryCall::single(
+                format!("{base_url}/embeddings"),
+                crate::unary::with_model(&request.body, model),
+                crate::unary::embeddings::check_openai_answer,
+            ))),
+            Unary::CountTokens(_) => None,
+        }
     }
 
     fn headers(&self, key: Option<&str>) -> Vec<Header> {

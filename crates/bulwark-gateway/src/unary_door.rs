@@ -1,0 +1,222 @@
+//! The unary front doors: `POST /v1/embeddings` (OpenAI's shape) and
+//! `POST /v1/messages/count_tokens` (Anthropic's). One JSON request, one
+//! JSON answer, through the same steps as the chat doors: the key checked
+//! before the body is read, its model allow-list and quota, the request id,
+//! the request log and metrics; errors in the client's own format.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use bulwark::error::ApiError;
+use bulwark::unary::{CountTokensRequest, EmbeddingsRequest};
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::Gateway;
+use crate::auth::Auth;
+use crate::front_door::{
+    ClientFormat, MAX_FORWARDED_HEADER_BYTES, MAX_FORWARDED_HEADERS, REQUEST_ID_HEADER,
+    client_request_id, failed_response, options, priority, read_body,
+};
+use crate::observe::Pending;
+use crate::respond;
+
+/// Set on a token count Bulwark estimated itself, because no Anthropic
+/// target was there to count, or none answered.
+pub const ESTIMATED_HEADER: &str = "x-bulwark-estimated";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    Embeddings,
+    CountTokens,
+}
+
+impl Door {
+    fn format(self) -> ClientFormat {
+        match self {
+            Door::Embeddings => ClientFormat::OpenAi,
+            Door::CountTokens => ClientFormat::Anthropic,
+        }
+    }
+}
+
+pub async fn embeddings(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(gateway, Door::Embeddings, &headers, body).await
+}
+
+pub async fn count_tokens(
+    State(gateway): State<Gateway>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(gateway, Door::CountTokens, &headers, body).await
+}
+
+async fn handle(gateway: Gateway, door: Door, headers: &HeaderMap, body: Body) -> Response {
+    let pending = Pending::new(
+        Arc::clone(&gateway.observer),
+        door.format(),
+        client_request_id(headers),
+    );
+    if let Some(traceparent) = headers.get(bulwark::observe::propagate::TRACEPARENT) {
+        bulwark::observe::propagate::set_parent(pending.span(), traceparent.as_bytes());
+    }
+    let id = HeaderValue::from_str(pending.request_id()).ok();
+    let mut response = answer(gateway, door, headers, body, pending).await;
+    if let Some(id) = id {
+        response.headers_mut().insert(REQUEST_ID_HEADER, id);
+    }
+    response
+}
+
+async fn answer(
+    gateway: Gateway,
+    door: Door,
+    headers: &HeaderMap,
+    body: Body,
+    mut pending: Pending,
+) -> Response {
+    let format = door.format();
+    let refuse = |pending: Pending, error: ApiError| {
+        let response = respond::error(format, &error, 0);
+        pending.error(response.status().as_u16(), &error, None);
+        response
+    };
+    let key = match gateway.auth.authenticate(headers) {
+        Ok(key) => key,
+        Err(error) => return refuse(pending, error),
+    };
+    pending.key(key.map(|k| k.name.as_str()));
+    let mut options = match options(headers) {
+        Ok(options) => options,
+        Err(error) => return refuse(pending, error),
+    };
+    options.tenant = key.map(|k| Arc::from(k.name.as_str()));
+    options.priority = match priority(headers, key) {
+        Ok(priority) => priority,
+        Err(error) => return refuse(pending, error),
+    };
+    // Only now, with the key checked, is the body read.
+    let body = match read_body(
+        body,
+        headers,
+        gateway.max_request_bytes,
+        gateway.server.body_timeout,
+    )
+    .await
+    {
+        Ok(body) => body,
+        Err(error) => return refuse(pending, error),
+    };
+    let span = pending.span().clone();
+    match door {
+        Door::Embeddings => {
+            let request = match EmbeddingsRequest::decode(&body) {
+                Ok(request) => request,
+                Err(error) => return refuse(pending, error),
+            };
+            pending.unary_request("embeddings", &request.model, &body);
+            if let Err(error) = Auth::allows(key, &request.model) {
+                return refuse(pending, error);
+            }
+            if let Err(error) = gateway.auth.take_quota(key, request.estimated_tokens()) {
+                let response = respond::error(format, &error, 0);
+                pending.error_as(response.status().as_u16(), "client_quota", None);
+                return response;
+            }
+            match gateway
+                .client
+                .embeddings(request, options)
+                .instrument(span)
+                .await
+            {
+                Ok(served) => {
+                    let tokens = served
+                        .value
+                        .pointer("/usage/prompt_tokens")
+                        .and_then(Value::as_u64);
+                    let response = respond::unary(&served);
+                    pending.unary(&served, tokens);
+                    response
+                }
+                Err(failed) => failed_response(pending, format, &failed),
+            }
+        }
+        Door::CountTokens => {
+            let mut request = match CountTokensRequest::decode(&body) {
+                Ok(request) => request,
+                Err(error) => return refuse(pending, error),
+            };
+            pending.unary_request("count_tokens", &request.model, &body);
+            match forwarded(format, headers) {
+                Ok(forwarded) => request.headers = forwarded,
+                Err(error) => return refuse(pending, error),
+            }
+            if let Err(error) = Auth::allows(key, &request.model) {
+                return refuse(pending, error);
+            }
+            // A count costs no tokens: only the key's request quota counts.
+            if let Err(error) = gateway.auth.take_quota(key, 0) {
+                let response = respond::error(format, &error, 0);
+                pending.error_as(response.status().as_u16(), "client_quota", None);
+                return response;
+            }
+            match gateway
+                .client
+                .count_tokens(request, options)
+                .instrument(span)
+                .await
+            {
+                Ok(served) => {
+                    let estimated = served.value.estimated;
+                    let served = served.map(|counted| counted.body);
+                    let mut response = respond::unary(&served);
+                    if estimated {
+                        response
+                            .headers_mut()
+                            .insert(ESTIMATED_HEADER, HeaderValue::from_static("true"));
+                    }
+                    pending.unary(&served, None);
+                    response
+                }
+                Err(failed) => failed_response(pending, format, &failed),
+            }
+        }
+    }
+}
+
+/// The client's headers its dialect forwards to a target of its own
+/// format (`anthropic-beta`, `anthropic-version`), within the chat doors'
+/// bounds.
+fn forwarded(
+    format: ClientFormat,
+    headers: &HeaderMap,
+) -> Result<Vec<(axum::http::HeaderName, HeaderValue)>, ApiError> {
+    let names = format.dialect().forwarded_headers();
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        if !names.contains(&name.as_str()) {
+            continue;
+        }
+        if value.len() > MAX_FORWARDED_HEADER_BYTES {
+            return Err(ApiError::invalid(format!(
+                "the `{name}` header is longer than {MAX_FORWARDED_HEADER_BYTES} bytes"
+            )));
+        }
+        if out.len() == MAX_FORWARDED_HEADERS {
+            return Err(ApiError::invalid(format!(
+                "more than {MAX_FORWARDED_HEADERS} values of the headers {} were sent",
+                names.join(", ")
+            )));
+        }
+        out.push((name.clone(), value.clone()));
+    }
+    Ok(out)
+}
