@@ -144,11 +144,17 @@ for (const c of routeCases("openai")) {
       const secret = "bulwark-codex-marker-6071";
       writeFileSync(path.join(dirs.cwd, "notes.txt"), `${secret}\n`);
       // The sim calls Codex's shell tool with these arguments; Codex runs it
-      // and sends the output back, which the sim quotes in its final answer.
+      // and sends the output back, and the sim answers from it. Codex wraps
+      // the output in a header (chunk id, wall time, exit code) longer than
+      // the sim quotes, so the file's content is looked for in what the sim
+      // received.
       const prompt = `sim:call exec_command ${JSON.stringify({ cmd: "cat notes.txt" })}`;
       const run = await runCodex(dirs, prompt);
       const { last, shown } = finalMessage(run);
-      assert.ok(last.includes(secret), `expected the final answer to quote notes.txt (${secret}): ${shown}`);
+      assert.ok(
+        last.includes(`${simAnswerPrefix(c.model)}: the tool returned`),
+        `expected ${c.model}'s answer to the tool's output: ${shown}`,
+      );
       const requests = await stack.simRequests();
       const withToolResult = requests.filter((r) => JSON.stringify(r.body ?? {}).includes(secret));
       assert.ok(withToolResult.length > 0, `the sim never received the tool's output; it saw ${requests.length} requests`);
