@@ -648,5 +648,16 @@ async fn a_conversation_started_on_one_provider_continues_on_another_when_it_fai
             "OpenAI was not given {earlier:?}: {openai_saw}"
         );
     }
+    // The first two turns were read back above, so both were stored.
+    let metrics = reqwest::get(format!("{}/metrics", gateway.base))
+        .await?
+        .text()
+        .await?;
+    let stored: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("bulwark_conversations_stored_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .ok_or_else(|| format!("no bulwark_conversations_stored_total in {metrics}"))?;
+    assert!(stored >= 2, "{stored}");
     Ok(())
 }
