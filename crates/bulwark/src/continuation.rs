@@ -144,7 +144,9 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             match format {
                 WireFormat::Anthropic => yield Ok(Chunk { raw: SseEvent { event: Some("message_stop".into()), data: json!({"type": "message_stop"}).to_string() }, events: vec![] }),
                 // No provider speaks the Responses API: it never comes from one.
-                WireFormat::OpenAi | WireFormat::Gemini | WireFormat::Responses => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
+                WireFormat::OpenAi | WireFormat::Responses => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
+                // Gemini's stream has no terminator: it simply ends.
+                WireFormat::Gemini => {}
             }
             return;
         }
