@@ -611,6 +611,10 @@ async fn a_conversation_started_on_one_provider_continues_on_another_when_it_fai
         .iter()
         .find(|e| e["type"] == "response.completed")
         .ok_or("no response.completed")?;
+    assert_eq!(
+        completed["response"]["previous_response_id"], first_id,
+        "the answer names the response it continues"
+    );
     let second_id = completed["response"]["id"]
         .as_str()
         .ok_or("no id")?
