@@ -99,6 +99,7 @@ pub async fn metrics(State(gateway): State<Gateway>, headers: HeaderMap) -> Resp
         stats.too_large,
         stats.failed,
         stats.dropped,
+        stats.over_budget,
     );
     (
         [(

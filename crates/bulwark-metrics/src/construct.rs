@@ -229,7 +229,7 @@ impl Metrics {
         );
         r.register(
             "conversations_not_stored",
-            "Responses API answers whose conversation was not stored, by reason: too_large (over conversations.max_bytes), failed (the store failed), dropped (too many writes waiting)",
+            "Responses API answers whose conversation was not stored, by reason: too_large (over conversations.max_bytes), failed (the store failed), dropped (too many writes waiting), over_budget (over conversations.max_bytes_per_key)",
             m.conversations_not_stored.clone(),
         );
         r.register(

@@ -82,12 +82,20 @@ impl Metrics {
 
     /// Takes the conversation store's running totals, like
     /// [`Metrics::set_store_stats`].
-    pub fn set_conversation_stats(&self, stored: u64, too_large: u64, failed: u64, dropped: u64) {
+    pub fn set_conversation_stats(
+        &self,
+        stored: u64,
+        too_large: u64,
+        failed: u64,
+        dropped: u64,
+        over_budget: u64,
+    ) {
         set_counter(&self.conversations_stored, stored);
         for (reason, count) in [
             ("too_large", too_large),
             ("failed", failed),
             ("dropped", dropped),
+            ("over_budget", over_budget),
         ] {
             set_counter(
                 &self
