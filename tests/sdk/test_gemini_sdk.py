@@ -215,6 +215,16 @@ def test_models_list(gem):
     assert "models/sim-openai/gpt-4o-mini" in names, names
 
 
+def test_models_get(gem):
+    model = gem.models.get(model="sim-openai/gpt-4o-mini")
+    assert model.name == "models/sim-openai/gpt-4o-mini"
+    assert "generateContent" in (model.supported_actions or [])
+    with pytest.raises(errors.ClientError) as raised:
+        gem.models.get(model="no-such-model")
+    assert raised.value.code == 404
+    assert raised.value.status == "NOT_FOUND"
+
+
 @pytest.mark.parametrize("stream", STREAM)
 def test_the_v1beta_api_version(gateway, stream):
     """`v1` is the SDK's default; `v1beta` (its default before 3.0, and what

@@ -563,6 +563,15 @@ def test_models_list(oai):
         assert want in ids, f"{want} missing from /v1/models: {sorted(ids)}"
 
 
+def test_models_retrieve(oai):
+    model = oai.models.retrieve("sim-openai/gpt-4o-mini")
+    assert model.id == "sim-openai/gpt-4o-mini"
+    assert model.object == "model"
+    with pytest.raises(openai.NotFoundError) as raised:
+        oai.models.retrieve("no-such-model")
+    assert raised.value.code == "model_not_found"
+
+
 # -------------------------------------------------------------------------- usage
 
 

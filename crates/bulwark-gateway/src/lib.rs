@@ -148,8 +148,14 @@ impl Gateway {
             // uses (`v1` is its default since 3.0); `GET /v1/models` tells
             // a Google client by its headers.
             .route("/v1beta/models", get(models::gemini_list))
-            .route("/v1beta/models/{*rest}", post(front_door::gemini_models))
-            .route("/v1/models/{*rest}", post(front_door::gemini_models))
+            .route(
+                "/v1beta/models/{*rest}",
+                get(models::gemini_retrieve).post(front_door::gemini_models),
+            )
+            .route(
+                "/v1/models/{*rest}",
+                get(models::retrieve).post(front_door::gemini_models),
+            )
             .route(
                 "/v1beta/tunedModels/{*rest}",
                 post(front_door::gemini_tuned_models),
@@ -178,6 +184,8 @@ impl Gateway {
                 axum::routing::put(admin::maintenance_on).delete(admin::maintenance_off),
             )
             .fallback(respond::not_found)
+            // After every route: it applies to the routes added before it.
+            .method_not_allowed_fallback(respond::method_not_allowed)
             // The handlers enforce the limit themselves, to answer in the
             // client's format; this only stops axum's smaller default.
             .layer(DefaultBodyLimit::max(self.max_request_bytes))

@@ -259,6 +259,28 @@ pub async fn not_found(uri: axum::http::Uri) -> Response {
     )
 }
 
+/// A known path asked for with a method it is not served by, answered in
+/// the format of the client that asked, as `not_found` tells it, with 405.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let format = if path.starts_with("/v1beta/")
+        || (path.starts_with("/v1/models/") && path.contains(':'))
+        || path.starts_with("/v1/tunedModels/")
+    {
+        ClientFormat::Gemini
+    } else {
+        ClientFormat::OpenAi
+    };
+    error(
+        format,
+        &ApiError::invalid(format!(
+            "`{method} {path}` is not served: this path takes other methods, which the `Allow` header names"
+        ))
+            .with_status(405),
+        0,
+    )
+}
+
 fn set_served_headers(
     response: &mut Response,
     target: &str,

@@ -448,6 +448,48 @@ async fn the_model_list_has_geminis_shape() -> TestResult {
     Ok(())
 }
 
+/// `google-genai`'s `models.get` at `v1beta` and `v1`: one route or target
+/// as Gemini's `Model`, and Google's 404 for any other name.
+#[tokio::test]
+async fn one_model_is_got_in_geminis_shape() -> TestResult {
+    let (_sim, gateway) = start(false).await?;
+    let http = reqwest::Client::new();
+    for path in [
+        "/v1beta/models/sim-gemini/gemini-2.5-flash",
+        "/v1beta/models/models/sim-gemini/gemini-2.5-flash",
+        "/v1/models/sim-gemini/gemini-2.5-flash",
+    ] {
+        let response = http
+            .get(format!("{}{path}", gateway.base))
+            .header("x-goog-api-client", "google-genai-sdk/3.6.1 gl-python/3.11")
+            .send()
+            .await?;
+        assert_eq!(response.status(), 200, "{path}");
+        let model: Value = serde_json::from_str(&response.text().await?)?;
+        assert_eq!(
+            model["name"], "models/sim-gemini/gemini-2.5-flash",
+            "{path}"
+        );
+        assert_eq!(
+            model["supportedGenerationMethods"],
+            json!(["generateContent", "streamGenerateContent"]),
+            "{path}"
+        );
+    }
+    for path in ["/v1beta/models/gemini-nothing", "/v1/models/gemini-nothing"] {
+        let response = http
+            .get(format!("{}{path}", gateway.base))
+            .header("x-goog-api-key", "any")
+            .send()
+            .await?;
+        assert_eq!(response.status(), 404, "{path}");
+        let error: Value = serde_json::from_str(&response.text().await?)?;
+        assert_eq!(error["error"]["status"], "NOT_FOUND", "{path}: {error}");
+        assert_eq!(error["error"]["code"], 404, "{path}: {error}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_v1_api_version_reaches_the_same_door() -> TestResult {
     let (_sim, gateway) = start(false).await?;

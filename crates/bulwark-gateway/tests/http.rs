@@ -290,6 +290,106 @@ async fn models_lists_routes_and_targets() -> TestResult {
     Ok(())
 }
 
+/// `models.retrieve` in OpenAI's and Anthropic's SDKs: one route or target
+/// in the client's shape, and the format's own 404 for any other id (the
+/// `POST /v1/models/{*rest}` Gemini route once answered them an empty 405).
+#[tokio::test]
+async fn one_model_is_retrieved_in_the_clients_shape() -> TestResult {
+    let s = setup().await?;
+    let get = |path: &str| s.http.get(format!("{}{path}", s.base));
+
+    let response = get("/v1/models/main").send().await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        json_of(response).await?,
+        json!({"id": "main", "object": "model", "created": 0, "owned_by": "bulwark-route"})
+    );
+    let response = get("/v1/models/primary/gemini-2.5-flash").send().await?;
+    assert_eq!(response.status(), 200);
+    let body = json_of(response).await?;
+    assert_eq!(body["id"], "primary/gemini-2.5-flash", "{body}");
+    assert_eq!(body["owned_by"], "provider", "{body}");
+
+    let response = get("/v1/models/gpt-nothing").send().await?;
+    assert_eq!(response.status(), 404);
+    let body = json_of(response).await?;
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert_eq!(body["error"]["code"], "model_not_found", "{body}");
+
+    let anthropic = |path: &str| get(path).header("anthropic-version", "2023-06-01");
+    let response = anthropic("/v1/models/backup/claude-sonnet-4-5")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let body = json_of(response).await?;
+    assert_eq!(body["type"], "model", "{body}");
+    assert_eq!(body["id"], "backup/claude-sonnet-4-5", "{body}");
+    let response = anthropic("/v1/models/claude-nothing").send().await?;
+    assert_eq!(response.status(), 404);
+    let body = json_of(response).await?;
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], "not_found_error", "{body}");
+    Ok(())
+}
+
+/// A path served by other methods answers 405 with a JSON error in the
+/// client's format and the methods it takes, never an empty body.
+#[tokio::test]
+async fn a_wrong_method_gets_a_json_405_in_the_clients_format() -> TestResult {
+    let s = setup().await?;
+    let response = s
+        .http
+        .delete(format!("{}/v1/models/main", s.base))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 405);
+    let allow = header(&response, "allow");
+    assert!(allow.contains("GET") && allow.contains("POST"), "{allow}");
+    let body = json_of(response).await?;
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("DELETE /v1/models/main")),
+        "{body}"
+    );
+
+    let response = s
+        .http
+        .get(format!("{}/v1/chat/completions", s.base))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 405);
+    assert_eq!(
+        json_of(response).await?["error"]["type"],
+        "invalid_request_error"
+    );
+
+    // Google's clients read errors only in Google's shape.
+    for path in [
+        "/v1beta/models/main:generateContent",
+        "/v1/models/main:generateContent",
+        "/v1beta/models",
+    ] {
+        let response = s.http.put(format!("{}{path}", s.base)).send().await?;
+        assert_eq!(response.status(), 405, "{path}");
+        let body = json_of(response).await?;
+        assert_eq!(body["error"]["code"], 405, "{path}: {body}");
+        assert_eq!(
+            body["error"]["status"], "INVALID_ARGUMENT",
+            "{path}: {body}"
+        );
+    }
+    let response = s
+        .http
+        .get(format!("{}/v1beta/models/main:generateContent", s.base))
+        .send()
+        .await?;
+    assert_eq!(response.status(), 405);
+    assert_eq!(json_of(response).await?["error"]["code"], 405);
+    Ok(())
+}
+
 /// A broken stream continued by another target reaches the client as one
 /// well-formed stream in its own format, relayed or translated.
 #[tokio::test]

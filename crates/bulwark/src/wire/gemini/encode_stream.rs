@@ -70,12 +70,7 @@ impl StreamEncoder {
         let parts: Vec<Value> = std::mem::take(&mut self.calls)
             .into_iter()
             .map(|call| {
-                let args = if call.arguments.trim().is_empty() {
-                    json!({})
-                } else {
-                    // Arguments cut short stay the text the model wrote.
-                    serde_json::from_str(&call.arguments).unwrap_or(Value::String(call.arguments))
-                };
+                let args = args_object(Value::String(call.arguments));
                 json!({"functionCall": {"id": call.id, "name": call.name, "args": args}})
             })
             .collect();
@@ -147,6 +142,28 @@ impl EventEncoder for StreamEncoder {
 
     fn error(&mut self, error: &ApiError, out: &mut dyn SseSink) {
         StreamEncoder::error(self, error, out);
+    }
+}
+
+/// A call's arguments as the object Gemini's `args` must be: google-genai
+/// refuses any other JSON type. Arguments cut short or not an object (a
+/// model stopped by `MAX_TOKENS` mid-call, a non-Gemini model writing a
+/// bare value) keep the text the model wrote under `_raw`, so the caller
+/// still sees it and a function taking named parameters fails loudly
+/// rather than running with none. No arguments at all are `{}`.
+pub(super) fn args_object(args: Value) -> Value {
+    let text = match args {
+        Value::Object(_) => return args,
+        Value::Null => return json!({}),
+        Value::String(text) => text,
+        other => other.to_string(),
+    };
+    if text.trim().is_empty() {
+        return json!({});
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(args)) => Value::Object(args),
+        _ => json!({ "_raw": text }),
     }
 }
 
@@ -255,5 +272,57 @@ mod tests {
         let chunks = datas(&out);
         assert_eq!(chunks[0]["error"]["status"], "UNAVAILABLE");
         assert_eq!(chunks[0]["error"]["message"], "every target is down");
+    }
+
+    fn streamed_call(arguments: &[&str]) -> Value {
+        let mut encoder = StreamEncoder::new();
+        let mut out: Vec<SseEvent> = Vec::new();
+        encoder.encode(
+            &StreamEvent::ToolCallStart {
+                index: 0,
+                id: "call_1".into(),
+                name: "get_weather".into(),
+            },
+            &mut out,
+        );
+        for partial_json in arguments {
+            encoder.encode(
+                &StreamEvent::ToolCallDelta {
+                    index: 0,
+                    partial_json: (*partial_json).into(),
+                },
+                &mut out,
+            );
+        }
+        encoder.finish(&mut out);
+        datas(&out)[0]["candidates"][0]["content"]["parts"][0]["functionCall"]["args"].clone()
+    }
+
+    #[test]
+    fn a_call_cut_short_still_has_object_args_holding_its_text() {
+        assert_eq!(
+            streamed_call(&["{\"city\":", "\"Os"]),
+            json!({"_raw": "{\"city\":\"Os"})
+        );
+    }
+
+    #[test]
+    fn a_call_whose_arguments_are_not_an_object_has_object_args() {
+        assert_eq!(streamed_call(&["[1, 2]"]), json!({"_raw": "[1, 2]"}));
+        assert_eq!(streamed_call(&["\"Oslo\""]), json!({"_raw": "\"Oslo\""}));
+        assert_eq!(streamed_call(&[" "]), json!({}));
+        assert_eq!(
+            streamed_call(&["{\"city\": \"Oslo\"}"]),
+            json!({"city": "Oslo"})
+        );
+    }
+
+    #[test]
+    fn complete_answers_give_object_args_too() {
+        assert_eq!(args_object(json!({"a": 1})), json!({"a": 1}));
+        assert_eq!(args_object(Value::Null), json!({}));
+        assert_eq!(args_object(json!("{\"a\": 1}")), json!({"a": 1}));
+        assert_eq!(args_object(json!("{\"a\"")), json!({"_raw": "{\"a\""}));
+        assert_eq!(args_object(json!([1])), json!({"_raw": "[1]"}));
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::encode_stream::StreamEncoder;
+use super::encode_stream::{StreamEncoder, args_object};
 use crate::api::{ChatRequest, ChatResponse, ContentBlock, Usage, WireFormat};
 use crate::error::{ApiError, ErrorKind};
 use crate::sse::SseEvent;
@@ -25,7 +25,7 @@ pub fn encode_response(response: &ChatResponse) -> Value {
         .filter_map(|block| match block {
             ContentBlock::Text(text) if !text.is_empty() => Some(json!({"text": text})),
             ContentBlock::ToolUse(call) => Some(
-                json!({"functionCall": {"id": call.id, "name": call.name, "args": call.input}}),
+                json!({"functionCall": {"id": call.id, "name": call.name, "args": args_object(call.input.clone())}}),
             ),
             _ => None,
         })
@@ -147,23 +147,28 @@ fn merge_candidate(merged: &mut Map<String, Value>, candidate: Map<String, Value
 }
 
 /// Adds a part, joining text to the last part when both are text of the
-/// same kind (thought or answer), as one answer's text reads.
+/// same kind (thought or answer), as one answer's text reads. The text is
+/// appended in place: an upstream streaming many small chunks must not
+/// cost a copy of all the text so far per chunk.
 fn push_part(parts: &mut Vec<Value>, part: Value) {
-    let is_thought = |p: &Value| p.get("thought").and_then(Value::as_bool) == Some(true);
-    if let (Some(last), Some(text)) = (parts.last_mut(), part.get("text").and_then(Value::as_str))
-        && let Some(so_far) = last.get("text").and_then(Value::as_str)
-        && is_thought(last) == is_thought(&part)
-    {
-        let joined = format!("{so_far}{text}");
-        if let (Some(last), Value::Object(part)) = (last.as_object_mut(), &part) {
-            for (key, value) in part {
-                last.insert(key.clone(), value.clone());
+    let is_thought =
+        |p: &Map<String, Value>| p.get("thought").and_then(Value::as_bool) == Some(true);
+    match (parts.last_mut(), part) {
+        (Some(Value::Object(last)), Value::Object(mut part))
+            if last.get("text").is_some_and(Value::is_string)
+                && part.get("text").is_some_and(Value::is_string)
+                && is_thought(last) == is_thought(&part) =>
+        {
+            if let (Some(Value::String(so_far)), Some(Value::String(text))) =
+                (last.get_mut("text"), part.remove("text"))
+            {
+                so_far.push_str(&text);
             }
-            last.insert("text".into(), Value::String(joined));
+            // The chunk's other fields (its signature...) are the latest.
+            last.extend(part);
         }
-        return;
+        (_, part) => parts.push(part),
     }
-    parts.push(part);
 }
 
 /// The Gemini front door's dialect (`/v1beta/models/{model}:generateContent`).
@@ -368,5 +373,25 @@ mod tests {
             "INVALID_ARGUMENT"
         );
         assert_eq!(encode_error(&invalid)["error"]["code"], 400);
+    }
+
+    /// Two million one-character chunks join in linear time. Rebuilding the
+    /// text per chunk copied about 2 TB for this test; the nextest override
+    /// for `_in_linear_time` tests terminates such a regression.
+    #[test]
+    fn many_text_chunks_join_in_linear_time() {
+        const CHUNKS: usize = 2_000_000;
+        let mut parts = vec![json!({"text": "a", "thoughtSignature": "s0"})];
+        for _ in 1..CHUNKS {
+            push_part(&mut parts, json!({"text": "b"}));
+        }
+        push_part(&mut parts, json!({"text": "c", "thoughtSignature": "s1"}));
+        push_part(&mut parts, json!({"text": "t", "thought": true}));
+        assert_eq!(parts.len(), 2);
+        let text = parts[0]["text"].as_str().unwrap_or_default();
+        assert_eq!(text.len(), CHUNKS + 1);
+        assert!(text.starts_with("ab") && text.ends_with("bc"));
+        assert_eq!(parts[0]["thoughtSignature"], "s1");
+        assert_eq!(parts[1], json!({"text": "t", "thought": true}));
     }
 }
