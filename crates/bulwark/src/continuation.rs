@@ -125,7 +125,7 @@ fn block_index(data: &Value) -> Option<usize> {
 }
 
 pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkStream {
-    let format = c.route.targets[c.served].provider.format();
+    let format = c.route.targets[c.served].provider.format_for(&c.request);
     Box::pin(async_stream::stream! {
         let mut first = first;
         let mut so_far = SoFar::default();
@@ -143,8 +143,9 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             // Complete but for the terminator: send it, nothing to continue.
             match format {
                 WireFormat::Anthropic => yield Ok(Chunk { raw: SseEvent { event: Some("message_stop".into()), data: json!({"type": "message_stop"}).to_string() }, events: vec![] }),
-                // No provider speaks the Responses API: it never comes from one.
-                WireFormat::OpenAi | WireFormat::Gemini | WireFormat::Responses => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
+                WireFormat::OpenAi | WireFormat::Gemini => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
+                // Its last event (`response.completed`) is the terminator.
+                WireFormat::Responses => {}
             }
             return;
         }

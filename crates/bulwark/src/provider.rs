@@ -104,6 +104,23 @@ impl Provider {
         self.dialect
     }
 
+    /// The dialect `request` is sent in: the one of the client's own
+    /// format when this provider also speaks it (OpenAI's Responses API for
+    /// a Responses client), so nothing is translated; the provider's own
+    /// otherwise. Every per-request use of the format goes through here.
+    pub fn dialect_for(&self, request: &ChatRequest) -> &'static dyn UpstreamDialect {
+        request
+            .source
+            .as_ref()
+            .and_then(|source| self.dialect.also_speaks(source.format))
+            .unwrap_or(self.dialect)
+    }
+
+    /// The wire format `request` is sent and answered in (`dialect_for`).
+    pub fn format_for(&self, request: &ChatRequest) -> WireFormat {
+        self.dialect_for(request).format()
+    }
+
     /// Sends the request and returns the response once its status is a success.
     async fn send(
         &self,
@@ -118,8 +135,8 @@ impl Provider {
                 error.message,
             )
         };
-        let mut url = self
-            .dialect
+        let dialect = self.dialect_for(request);
+        let mut url = dialect
             .url(&self.config.base_url, model)
             .map_err(rejected)?;
         // What the client sent besides its body names its own format's
@@ -128,13 +145,12 @@ impl Provider {
         let own = request
             .source
             .as_ref()
-            .filter(|source| source.format == self.dialect.format());
+            .filter(|source| source.format == dialect.format());
         if let Some(query) = own.and_then(|source| source.query.as_deref()) {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(query);
         }
-        let mut body = self
-            .dialect
+        let mut body = dialect
             .encode_request(request, model, self.config.default_max_tokens)
             .map_err(rejected)?;
         if !self.config.stream {
@@ -289,7 +305,7 @@ impl Provider {
         let exhausted = rate_limit_reset(response.headers(), SystemTime::now());
         if complete::is_json(response.headers()) {
             return Ok((
-                self.complete_answer(response, target, idle_timeout),
+                self.complete_answer(response, request, target, idle_timeout),
                 exhausted,
             ));
         }
@@ -299,7 +315,7 @@ impl Provider {
             self.config.max_response_bytes,
             "stream",
         );
-        let mut decoder = self.dialect.stream_decoder();
+        let mut decoder = self.dialect_for(request).stream_decoder();
         let target = target.to_string();
         let redactor = Arc::clone(&self.redactor);
         let stream = async_stream::stream! {
@@ -415,6 +431,7 @@ impl Provider {
     fn complete_answer(
         &self,
         response: reqwest::Response,
+        request: &ChatRequest,
         target: &str,
         idle_timeout: Duration,
     ) -> ChunkStream {
@@ -424,7 +441,7 @@ impl Provider {
             self.config.max_response_bytes,
             "answer",
         );
-        let dialect = self.dialect;
+        let dialect = self.dialect_for(request);
         let target = target.to_string();
         let redactor = Arc::clone(&self.redactor);
         let stream = async_stream::stream! {

@@ -146,7 +146,7 @@ impl Call<'_> {
                 .request
                 .source
                 .as_ref()
-                .is_some_and(|source| source.format == target.provider.format());
+                .is_some_and(|source| source.format == target.provider.format_for(self.request));
         let until = self.deadline.clip(started + limit);
         let opening = async {
             let (mut stream, exhausted) = target

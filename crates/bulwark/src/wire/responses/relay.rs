@@ -119,10 +119,10 @@ impl ClientDialect for FrontDoor {
         })
     }
 
-    /// No provider speaks this format, so there is nothing to relay: the
-    /// writer translates.
-    fn relay_writer(&self, include_usage: bool) -> Box<dyn StreamWriter> {
-        self.stream_writer(WireFormat::OpenAi, include_usage)
+    /// An `openai` provider's own Responses events, as it sent them: ids,
+    /// reasoning items and built-in tool events included.
+    fn relay_writer(&self, _include_usage: bool) -> Box<dyn StreamWriter> {
+        Box::new(Relay)
     }
 
     fn encode_error(&self, error: &ApiError) -> Value {
@@ -140,6 +140,22 @@ impl ClientDialect for FrontDoor {
             ErrorKind::Billing if error.status == 402 => 429,
             _ => error.status,
         }
+    }
+}
+
+/// Relays a provider's Responses events as they are.
+struct Relay;
+
+impl StreamWriter for Relay {
+    fn write(&mut self, chunk: &crate::wire::Chunk, out: &mut dyn SseSink) {
+        out.push_event(chunk.raw.event.as_deref(), &chunk.raw.data);
+    }
+
+    /// The provider's final event (`response.completed`) ended the stream.
+    fn finish(&mut self, _out: &mut dyn SseSink) {}
+
+    fn error(&mut self, error: &ApiError, out: &mut dyn SseSink) {
+        FrontDoor.error_event(error, out);
     }
 }
 
@@ -237,6 +253,25 @@ mod tests {
             encode_response(&response)["id"],
             encode_response(&response)["id"]
         );
+    }
+
+    #[test]
+    fn a_responses_provider_is_relayed_event_for_event() {
+        assert!(FrontDoor.relays(WireFormat::Responses));
+        assert!(!FrontDoor.relays(WireFormat::OpenAi));
+        let raw = SseEvent {
+            event: Some("response.output_text.delta".into()),
+            data: r#"{"type":"response.output_text.delta","item_id":"msg_9","delta":"Hi"}"#.into(),
+        };
+        let chunk = crate::wire::Chunk {
+            raw: raw.clone(),
+            events: Vec::new(),
+        };
+        let mut out: Vec<SseEvent> = Vec::new();
+        let mut writer = FrontDoor.stream_writer(WireFormat::Responses, false);
+        writer.write(&chunk, &mut out);
+        writer.finish(&mut out);
+        assert_eq!(out, vec![raw]);
     }
 
     #[test]
