@@ -21,8 +21,8 @@ mod object;
 mod relay;
 mod upstream;
 
-pub use echo::Echo;
 pub use decode_stream::StreamDecoder;
+pub use echo::Echo;
 pub use encode_stream::StreamEncoder;
 pub use inbound::{decode_object, decode_request};
 pub use relay::{FrontDoor, encode_error, encode_response, encode_response_with};

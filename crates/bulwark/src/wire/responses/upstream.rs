@@ -83,7 +83,9 @@ pub fn decode_response(body: &[u8]) -> Result<ChatResponse, String> {
         }
     }
     Ok(ChatResponse {
-        id: j::get_str(&value, "id").unwrap_or("resp_bulwark").to_string(),
+        id: j::get_str(&value, "id")
+            .unwrap_or("resp_bulwark")
+            .to_string(),
         model: j::get_str(&value, "model").unwrap_or_default().to_string(),
         finish_reason: finish_reason(&value),
         content,
@@ -260,8 +262,8 @@ mod tests {
                       "input_tokens_details": {"cached_tokens": 4},
                       "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 17}
         });
-        let response = decode_response(body.to_string().as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let response =
+            decode_response(body.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(response.id, "resp_1");
         assert_eq!(response.created, 1_700_000_000);
         assert_eq!(response.finish_reason, FinishReason::ToolUse);
@@ -284,8 +286,8 @@ mod tests {
     fn an_incomplete_response_finished_at_the_limit() {
         let body = json!({"object": "response", "status": "incomplete",
             "incomplete_details": {"reason": "max_output_tokens"}, "output": []});
-        let response = decode_response(body.to_string().as_bytes())
-            .unwrap_or_else(|e| panic!("{e}"));
+        let response =
+            decode_response(body.to_string().as_bytes()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(response.finish_reason, FinishReason::Length);
         assert!(decode_response(b"{\"object\":\"chat.completion\"}").is_err());
     }
