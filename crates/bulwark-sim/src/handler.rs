@@ -470,12 +470,12 @@ fn decide(
             fault,
             Variant {
                 gemini_sse,
-                respond,
+                responses: respond.then_some(&body),
             },
         ));
     }
     let json = match format {
-        Format::OpenAi if respond => responses::response(ctx, &answer),
+        Format::OpenAi if respond => responses::response(ctx, &body, &answer),
         Format::OpenAi => openai::response(ctx, &answer),
         Format::Anthropic => anthropic::response(ctx, &answer),
         Format::Gemini => gemini::response(ctx, &answer),
@@ -591,7 +591,8 @@ fn generation_time(
         return Duration::ZERO;
     }
     let frames = match format {
-        Format::OpenAi if respond => responses::stream_frames(ctx, answer),
+        // Only the paced frames are counted: the request's echo is immaterial.
+        Format::OpenAi if respond => responses::stream_frames(ctx, &Value::Null, answer),
         Format::OpenAi => openai::stream_frames(ctx, answer),
         Format::Anthropic => anthropic::stream_frames(ctx, answer),
         Format::Gemini => gemini::stream_frames(ctx, answer, true),
@@ -617,11 +618,12 @@ impl Pacing {
 
 /// Which of a format's stream shapes a request gets.
 #[derive(Debug, Clone, Copy)]
-struct Variant {
+struct Variant<'a> {
     /// Gemini `alt=sse`: server-sent events rather than a JSON array.
     gemini_sse: bool,
-    /// OpenAI's Responses API rather than Chat Completions.
-    respond: bool,
+    /// OpenAI's Responses API rather than Chat Completions: the request,
+    /// whose settings its events repeat.
+    responses: Option<&'a Value>,
 }
 
 fn stream_response(
@@ -631,11 +633,11 @@ fn stream_response(
     mut headers: HeaderMap,
     pacing: Pacing,
     fault: Option<Fault>,
-    variant: Variant,
+    variant: Variant<'_>,
 ) -> Response {
     let Variant {
         gemini_sse,
-        respond,
+        responses: request,
     } = variant;
     let status = match &fault {
         Some(Fault::ErrorEvent {
@@ -644,23 +646,23 @@ fn stream_response(
         _ => default_error_event_status(format),
     };
     let err = spec(ctx, status);
-    let (frames, error_frame, content_type) = match format {
-        Format::OpenAi if respond => (
-            responses::stream_frames(ctx, answer),
+    let (frames, error_frame, content_type) = match (format, request) {
+        (Format::OpenAi, Some(request)) => (
+            responses::stream_frames(ctx, request, answer),
             responses::error_frame(&err),
             "text/event-stream; charset=utf-8",
         ),
-        Format::OpenAi => (
+        (Format::OpenAi, None) => (
             openai::stream_frames(ctx, answer),
             openai::error_frame(&err),
             "text/event-stream; charset=utf-8",
         ),
-        Format::Anthropic => (
+        (Format::Anthropic, _) => (
             anthropic::stream_frames(ctx, answer),
             anthropic::error_frame(&err),
             "text/event-stream; charset=utf-8",
         ),
-        Format::Gemini => (
+        (Format::Gemini, _) => (
             gemini::stream_frames(ctx, answer, gemini_sse),
             gemini::error_frame(&err, gemini_sse),
             if gemini_sse {

@@ -201,8 +201,44 @@ fn output(ctx: &Ctx, answer: &Answer) -> Vec<Value> {
     items
 }
 
+/// The request settings a Response object repeats, with OpenAI's defaults
+/// for those the request left out.
+fn echoed(request: &Value) -> [(&'static str, Value); 13] {
+    let get = |key: &str, default: Value| {
+        request
+            .get(key)
+            .filter(|v| !v.is_null())
+            .cloned()
+            .unwrap_or(default)
+    };
+    [
+        ("instructions", get("instructions", Value::Null)),
+        ("max_output_tokens", get("max_output_tokens", Value::Null)),
+        ("metadata", get("metadata", json!({}))),
+        (
+            "parallel_tool_calls",
+            get("parallel_tool_calls", json!(true)),
+        ),
+        (
+            "previous_response_id",
+            get("previous_response_id", Value::Null),
+        ),
+        (
+            "reasoning",
+            get("reasoning", json!({"effort": null, "summary": null})),
+        ),
+        ("store", get("store", json!(true))),
+        ("temperature", get("temperature", json!(1.0))),
+        ("text", get("text", json!({"format": {"type": "text"}}))),
+        ("tool_choice", get("tool_choice", json!("auto"))),
+        ("tools", get("tools", json!([]))),
+        ("top_p", get("top_p", json!(1.0))),
+        ("truncation", get("truncation", json!("disabled"))),
+    ]
+}
+
 /// A Response object: in progress (`answer` none) or finished.
-fn object(ctx: &Ctx, answer: Option<&Answer>) -> Value {
+fn object(ctx: &Ctx, request: &Value, answer: Option<&Answer>) -> Value {
     let (status, output, usage, incomplete) = match answer {
         None => ("in_progress", Vec::new(), Value::Null, Value::Null),
         Some(a) => (
@@ -216,17 +252,20 @@ fn object(ctx: &Ctx, answer: Option<&Answer>) -> Value {
             },
         ),
     };
-    json!({
+    let mut object = json!({
         "id": response_id(ctx), "object": "response", "created_at": ctx.created,
         "status": status, "error": null, "incomplete_details": incomplete,
-        "model": ctx.model, "output": output, "parallel_tool_calls": true,
-        "tool_choice": "auto", "tools": [], "usage": usage, "store": true
-    })
+        "model": ctx.model, "output": output, "usage": usage
+    });
+    for (key, value) in echoed(request) {
+        object[key] = value;
+    }
+    object
 }
 
-/// A non-streaming answer: the Response object.
-pub(crate) fn response(ctx: &Ctx, answer: &Answer) -> Value {
-    object(ctx, Some(answer))
+/// A non-streaming answer to `request`: the Response object.
+pub(crate) fn response(ctx: &Ctx, request: &Value, answer: &Answer) -> Value {
+    object(ctx, request, Some(answer))
 }
 
 /// Writes typed events, numbering them in order.
@@ -253,7 +292,7 @@ impl Events {
 /// deltas (one per word, or argument fragments), its done events, then the
 /// final `response.completed` (or `response.incomplete`) with the whole
 /// Response object.
-pub(crate) fn stream_frames(ctx: &Ctx, answer: &Answer) -> Vec<Frame> {
+pub(crate) fn stream_frames(ctx: &Ctx, request: &Value, answer: &Answer) -> Vec<Frame> {
     let mut events = Events {
         frames: Vec::new(),
         sequence: 0,
@@ -261,12 +300,12 @@ pub(crate) fn stream_frames(ctx: &Ctx, answer: &Answer) -> Vec<Frame> {
     events.push(
         false,
         "response.created",
-        json!({"response": object(ctx, None)}),
+        json!({"response": object(ctx, request, None)}),
     );
     events.push(
         false,
         "response.in_progress",
-        json!({"response": object(ctx, None)}),
+        json!({"response": object(ctx, request, None)}),
     );
     let status = status(answer);
     let mut index = 0;
@@ -354,7 +393,11 @@ pub(crate) fn stream_frames(ctx: &Ctx, answer: &Answer) -> Vec<Frame> {
     } else {
         "response.completed"
     };
-    events.push(false, last, json!({"response": object(ctx, Some(answer))}));
+    events.push(
+        false,
+        last,
+        json!({"response": object(ctx, request, Some(answer))}),
+    );
     events.frames
 }
 
@@ -427,7 +470,7 @@ mod tests {
         let prompt = parse(&json!({"model": "m", "input": "hello there"}), "m")
             .unwrap_or_else(|e| panic!("{}", e.message));
         let answer = answer(&prompt);
-        let frames = stream_frames(&ctx(), &answer);
+        let frames = stream_frames(&ctx(), &Value::Null, &answer);
         let events: Vec<Value> = frames.iter().map(data).collect();
         for (i, event) in events.iter().enumerate() {
             assert_eq!(event["sequence_number"], json!(i));
@@ -441,7 +484,7 @@ mod tests {
         assert_eq!(text, answer.text);
         let last = events.last().cloned().unwrap_or(Value::Null);
         assert_eq!(last["type"], "response.completed");
-        assert_eq!(last["response"], response(&ctx(), &answer));
+        assert_eq!(last["response"], response(&ctx(), &Value::Null, &answer));
         assert_eq!(
             last["response"]["output"][0]["content"][0]["text"],
             json!(answer.text)
@@ -457,7 +500,10 @@ mod tests {
         )
         .unwrap_or_else(|e| panic!("{}", e.message));
         let answer = answer(&prompt);
-        let events: Vec<Value> = stream_frames(&ctx(), &answer).iter().map(data).collect();
+        let events: Vec<Value> = stream_frames(&ctx(), &Value::Null, &answer)
+            .iter()
+            .map(data)
+            .collect();
         let arguments: String = events
             .iter()
             .filter(|e| e["type"] == "response.function_call_arguments.delta")

@@ -149,7 +149,10 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             }
             return;
         }
-        if so_far.tool_started || so_far.text.is_empty() || so_far.text_block_closed || c.deadline.passed() {
+        // A relayed Responses stream ends with the whole Response object,
+        // which the client stores and continues from; a continuation
+        // written by another target could not make it whole again.
+        if format == WireFormat::Responses || so_far.tool_started || so_far.text.is_empty() || so_far.text_block_closed || c.deadline.passed() {
             yield Err(failure);
             return;
         }
