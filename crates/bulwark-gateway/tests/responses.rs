@@ -39,6 +39,7 @@ routes:
   cached:   {{ targets: [sim-anthropic/claude-sonnet-4-5], cache: {{ ttl: 1h }} }}
   continued: {{ targets: [sim-openai/gpt-4o-mini, sim-anthropic/claude-sonnet-4-5], mid_stream: continue, max_retries: 0 }}
   convo:    {{ targets: [sim-anthropic/claude-sonnet-4-5, sim-openai/gpt-4o-mini], max_retries: 0 }}
+  cached-openai: {{ targets: [sim-openai/gpt-4o-mini], cache: {{ ttl: 1h }} }}
   openai-first: {{ targets: [sim-openai/gpt-4o-mini, sim-anthropic/claude-sonnet-4-5], max_retries: 0 }}
 "
         )
@@ -887,5 +888,53 @@ async fn a_conversation_through_a_relayed_target_is_stored_and_continued() -> Te
     ] {
         assert!(sent.contains(earlier), "not given {earlier:?}: {sent}");
     }
+    Ok(())
+}
+
+/// A relayed answer is cached as the target sent it and replayed in either
+/// shape: a stream as the target's own events, a complete answer as its
+/// own Response object.
+#[tokio::test]
+async fn a_relayed_answer_is_cached_and_replayed_streamed_and_not() -> TestResult {
+    let (sim, gateway) = start().await?;
+    let mut texts = Vec::new();
+    for (stream, cache) in [(true, "miss"), (false, "hit"), (true, "hit")] {
+        let body = json!({"model": "cached-openai", "input": "Cache me too", "stream": stream, "temperature": 0});
+        let response = post(&gateway.base, &body).await?;
+        assert_eq!(
+            sim_gateway::header(&response, "x-bulwark-cache").as_deref(),
+            Some(cache),
+            "stream: {stream}"
+        );
+        let answer = if stream {
+            let events = events(&response.text().await?);
+            for (n, event) in events.iter().enumerate() {
+                assert_eq!(event["sequence_number"], json!(n), "{event}");
+            }
+            assert_eq!(types(&events).last(), Some(&"response.completed"));
+            events[events.len() - 1]["response"].clone()
+        } else {
+            response.json_value().await?
+        };
+        assert!(
+            answer["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("resp_sim")),
+            "{answer}"
+        );
+        texts.push(answer["output"][0]["content"][0]["text"].clone());
+    }
+    assert!(
+        texts[0]
+            .as_str()
+            .is_some_and(|t| t.contains("Cache me too")),
+        "{texts:?}"
+    );
+    assert!(texts.iter().all(|t| *t == texts[0]), "{texts:?}");
+    assert_eq!(
+        sim.sim.requests().len(),
+        1,
+        "the cache answered the repeats"
+    );
     Ok(())
 }
