@@ -492,6 +492,31 @@ mod tests {
     }
 
     #[test]
+    fn a_broken_stream_ends_with_an_error_event_carrying_openais_code() {
+        let spec = ErrorSpec {
+            status: 429,
+            model: "m".into(),
+            ..ErrorSpec::default()
+        };
+        let frame = error_frame(&spec);
+        assert!(frame.starts_with("event: error\n"), "{frame}");
+        let data: Value = serde_json::from_str(
+            frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap_or_default(),
+        )
+        .unwrap_or(Value::Null);
+        assert_eq!(data["type"], "error");
+        assert_eq!(data["code"], "rate_limit_exceeded");
+        assert!(
+            data["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Rate limit"))
+        );
+    }
+
+    #[test]
     fn a_called_tool_streams_argument_deltas() {
         let prompt = parse(
             &json!({"model": "m", "input": "sim:call w {\"a\":1}",

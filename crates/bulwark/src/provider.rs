@@ -689,6 +689,57 @@ pub fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration
 mod tests {
     use super::*;
 
+    fn providers() -> Vec<Provider> {
+        let config = crate::config::Config::from_yaml(
+            "providers:\n  o: { kind: openai, api_key: k }\n  c: { kind: openai-compatible, base_url: \"http://127.0.0.1:9/v1\" }\n  a: { kind: anthropic, api_key: k }\nroutes: {}\n",
+            "t.yaml",
+            &|_: &str| None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        ["o", "c", "a"]
+            .iter()
+            .map(|name| {
+                let provider = config.providers.get(*name).cloned();
+                Provider::new(name, provider.unwrap_or_else(|| panic!("no {name}")))
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    }
+
+    fn from(format: WireFormat) -> ChatRequest {
+        let mut request = crate::wire::responses::decode_request(br#"{"model":"m","input":"hi"}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        if let Some(source) = request.source.as_mut() {
+            source.format = format;
+        }
+        request
+    }
+
+    #[test]
+    fn only_openai_itself_speaks_the_responses_api_and_only_to_its_clients() {
+        let [openai, compatible, anthropic] =
+            <[Provider; 3]>::try_from(providers()).unwrap_or_else(|_| panic!("three providers"));
+        let responses = from(WireFormat::Responses);
+        assert_eq!(openai.format_for(&responses), WireFormat::Responses);
+        assert_eq!(
+            openai.dialect_for(&responses).url("https://x/v1", "m").ok(),
+            Some("https://x/v1/responses".to_string())
+        );
+        assert_eq!(openai.format(), WireFormat::OpenAi);
+        assert_eq!(compatible.format_for(&responses), WireFormat::OpenAi);
+        assert_eq!(anthropic.format_for(&responses), WireFormat::Anthropic);
+        for other in [
+            WireFormat::OpenAi,
+            WireFormat::Anthropic,
+            WireFormat::Gemini,
+        ] {
+            assert_eq!(openai.format_for(&from(other)), WireFormat::OpenAi);
+        }
+        let mut built_in_code = responses;
+        built_in_code.source = None;
+        assert_eq!(openai.format_for(&built_in_code), WireFormat::OpenAi);
+    }
+
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (name, value) in pairs {
