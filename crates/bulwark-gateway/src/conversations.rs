@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::observe::{UnixMs, unix_ms_now};
-use bulwark_store::{PutOutcome, Store, StoreError, StoredResponse};
+use bulwark_store::{PutOutcome, ResponseLimits, Store, StoreError, StoredResponse};
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
@@ -46,6 +46,8 @@ pub struct ConversationStats {
     pub failed: u64,
     /// Too many writes were already waiting.
     pub dropped: u64,
+    /// Over `conversations.max_bytes_per_key` for its client key.
+    pub over_budget: u64,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +56,7 @@ struct Counters {
     too_large: AtomicU64,
     failed: AtomicU64,
     dropped: AtomicU64,
+    over_budget: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -113,6 +116,7 @@ impl Conversations {
             too_large: c.too_large.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
+            over_budget: c.over_budget.load(Ordering::Relaxed),
         }
     }
 
@@ -245,19 +249,37 @@ impl Conversations {
                 return None;
             }
         };
-        Some(StoredResponse {
+        let stored = StoredResponse {
             id: id.to_string(),
             tenant: tenant.map(str::to_string),
             created_ms: unix_ms_now(),
             input_items: Value::Array(input).to_string(),
             response: response.to_string(),
-        })
+        };
+        // Refused here, before it waits in the queue holding its copy.
+        if stored.size() > self.config.max_bytes {
+            self.counters.too_large.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                id = %stored.id,
+                bytes = stored.size(),
+                max_bytes = self.config.max_bytes,
+                "conversation too large to store (config key `conversations.max_bytes`)"
+            );
+            return None;
+        }
+        Some(stored)
     }
 
     async fn put(&self, stored: StoredResponse) {
         match self
             .store
-            .put_response(&stored, self.config.max_bytes)
+            .put_response(
+                &stored,
+                ResponseLimits {
+                    max_bytes: self.config.max_bytes,
+                    max_tenant_bytes: self.config.max_bytes_per_key,
+                },
+            )
             .await
         {
             Ok(PutOutcome::Stored) => {
@@ -273,6 +295,10 @@ impl Conversations {
             Err(error @ StoreError::ResponseTooLarge { .. }) => {
                 self.counters.too_large.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%error, "conversation too large to store");
+            }
+            Err(error @ StoreError::KeyBudgetExceeded { .. }) => {
+                self.counters.over_budget.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%error, "client key's stored conversations are at their limit");
             }
             Err(error) => {
                 self.counters.failed.fetch_add(1, Ordering::Relaxed);
@@ -305,12 +331,17 @@ mod tests {
     use serde_json::json;
 
     async fn conversations(max_bytes: usize) -> Arc<Conversations> {
+        with_budget(max_bytes, u64::MAX).await
+    }
+
+    async fn with_budget(max_bytes: usize, max_bytes_per_key: u64) -> Arc<Conversations> {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         Arc::new(Conversations::new(
             store,
             ConversationsConfig {
                 ttl: std::time::Duration::from_secs(86_400),
                 max_bytes,
+                max_bytes_per_key,
             },
         ))
     }
@@ -481,6 +512,31 @@ mod tests {
         );
     }
 
+    /// Each turn stores the whole history again: a key continuing one
+    /// conversation over and over stops being stored at its budget, and is
+    /// told so by the count, never by an error.
+    #[tokio::test]
+    async fn a_key_over_its_budget_is_counted_not_raised() {
+        let c = with_budget(1 << 20, 1_500).await;
+        let request = map(json!({"input": "x".repeat(600)}));
+        c.remember(Some("team"), &request, &answer("resp_1", "y"))
+            .await;
+        c.remember(Some("team"), &request, &answer("resp_2", "y"))
+            .await;
+        assert!(c.load("resp_1", Some("team")).await.unwrap().is_some());
+        assert_eq!(c.load("resp_2", Some("team")).await.unwrap(), None);
+        c.remember(Some("other"), &request, &answer("resp_3", "y"))
+            .await;
+        assert_eq!(
+            c.stats(),
+            ConversationStats {
+                stored: 2,
+                over_budget: 1,
+                ..ConversationStats::default()
+            }
+        );
+    }
+
     #[tokio::test]
     async fn a_failing_store_is_counted_and_the_answer_goes_on() {
         let c = conversations(1 << 20).await;
@@ -533,7 +589,16 @@ mod tests {
             input_items: "[]".into(),
             response: answer("resp_old", "y").to_string(),
         };
-        c.store.put_response(&old, 1 << 20).await.unwrap();
+        c.store
+            .put_response(
+                &old,
+                ResponseLimits {
+                    max_bytes: 1 << 20,
+                    max_tenant_bytes: u64::MAX,
+                },
+            )
+            .await
+            .unwrap();
         let mut body = map(json!({"previous_response_id": "resp_old"}));
         assert_eq!(c.expand(None, &mut body).await.unwrap_err().status, 404);
     }

@@ -230,11 +230,27 @@ async fn handle(
     body: Body,
     from_url: Result<FromUrl, ApiError>,
 ) -> Response {
-    let pending = Pending::new(
-        std::sync::Arc::clone(&gateway.observer),
-        format,
-        client_request_id(headers),
-    );
+    let observer = std::sync::Arc::clone(&gateway.observer);
+    with_request(observer, format, headers, |pending| {
+        answer(gateway, format, uri, headers, body, from_url, pending)
+    })
+    .await
+}
+
+/// Every door's start and end: the request's record (its id, the client's
+/// trace as its parent) made before `answer` runs, and the id set on
+/// whatever it answers.
+pub(crate) async fn with_request<F, Fut>(
+    observer: std::sync::Arc<crate::observe::Observer>,
+    format: ClientFormat,
+    headers: &HeaderMap,
+    answer: F,
+) -> Response
+where
+    F: FnOnce(Pending) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
+    let pending = Pending::new(observer, format, client_request_id(headers));
     // A client's trace continues through Bulwark's spans (when they are
     // exported): the request's span takes the client's as its parent.
     if let Some(traceparent) = headers.get(bulwark::observe::propagate::TRACEPARENT) {
@@ -244,7 +260,7 @@ async fn handle(
     // after every attempt, a stream's head) can leave it out. A sane id is
     // printable ASCII, and so always a valid header value.
     let id = HeaderValue::from_str(pending.request_id()).ok();
-    let mut response = answer(gateway, format, uri, headers, body, from_url, pending).await;
+    let mut response = answer(pending).await;
     if let Some(id) = id {
         response.headers_mut().insert(REQUEST_ID_HEADER, id);
     }
@@ -285,18 +301,8 @@ async fn answer(
         ClientFormat::Gemini => uri.query(),
         ClientFormat::OpenAi | ClientFormat::Anthropic | ClientFormat::Responses => None,
     };
-    let key = match gateway.auth.authenticate_with_query(headers, query_key) {
-        Ok(key) => key,
-        Err(error) => return refuse(pending, error),
-    };
-    pending.key(key.map(|k| k.name.as_str()));
-    let mut options = match options(headers) {
-        Ok(options) => options,
-        Err(error) => return refuse(pending, error),
-    };
-    options.tenant = key.map(|k| std::sync::Arc::from(k.name.as_str()));
-    options.priority = match priority(headers, key) {
-        Ok(priority) => priority,
+    let (key, options) = match caller(&gateway, headers, query_key, &mut pending) {
+        Ok(caller) => caller,
         Err(error) => return refuse(pending, error),
     };
     // A path naming no model or method is refused before its body is read.
@@ -356,9 +362,7 @@ async fn answer(
         u64::from(bulwark::config::DEFAULT_MAX_TOKENS),
     );
     if let Err(error) = gateway.auth.take_quota(key, estimate) {
-        let response = respond::error(format, &error, 0);
-        pending.error_as(response.status().as_u16(), "client_quota", None);
-        return response;
+        return quota_refused(pending, format, &error);
     }
     // The engine runs in the request's span, so each attempt's span is its
     // child; the span itself ends with the request's record.
@@ -402,6 +406,30 @@ async fn answer(
     }
 }
 
+/// Who is calling and how it asks: its key (from the headers, or from
+/// `query_key` for the door that reads one), recorded on `pending`, and
+/// its request options with its tenant and priority.
+pub(crate) fn caller<'g>(
+    gateway: &'g Gateway,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+    pending: &mut Pending,
+) -> Result<(Option<&'g ClientKey>, RequestOptions), ApiError> {
+    let key = gateway.auth.authenticate_with_query(headers, query_key)?;
+    pending.key(key.map(|k| k.name.as_str()));
+    let mut options = options(headers)?;
+    options.tenant = key.map(|k| std::sync::Arc::from(k.name.as_str()));
+    options.priority = priority(headers, key)?;
+    Ok((key, options))
+}
+
+/// The answer when the caller's key is over its quota, logged as such.
+pub(crate) fn quota_refused(pending: Pending, format: ClientFormat, error: &ApiError) -> Response {
+    let response = respond::error(format, error, 0);
+    pending.error_as(response.status().as_u16(), "client_quota", None);
+    response
+}
+
 /// Puts the client's query string and the provider headers its dialect
 /// forwards on the request's source, for a target of the client's own format.
 fn carry_extras(
@@ -421,7 +449,18 @@ fn carry_extras(
         }
         source.query = Some(query.to_string());
     }
+    source.headers.extend(forwarded_headers(format, headers)?);
+    Ok(())
+}
+
+/// The client's headers its dialect forwards to a target of its own
+/// format (`anthropic-beta`, `anthropic-version`), within bounds.
+pub(crate) fn forwarded_headers(
+    format: ClientFormat,
+    headers: &HeaderMap,
+) -> Result<Vec<(axum::http::HeaderName, HeaderValue)>, ApiError> {
     let forwarded = format.dialect().forwarded_headers();
+    let mut out = Vec::new();
     for (name, value) in headers {
         if !forwarded.contains(&name.as_str()) {
             continue;
@@ -431,15 +470,15 @@ fn carry_extras(
                 "the `{name}` header is longer than {MAX_FORWARDED_HEADER_BYTES} bytes"
             )));
         }
-        if source.headers.len() == MAX_FORWARDED_HEADERS {
+        if out.len() == MAX_FORWARDED_HEADERS {
             return Err(ApiError::invalid(format!(
                 "more than {MAX_FORWARDED_HEADERS} values of the headers {} were sent",
                 forwarded.join(", ")
             )));
         }
-        source.headers.push((name.clone(), value.clone()));
+        out.push((name.clone(), value.clone()));
     }
-    Ok(())
+    Ok(out)
 }
 
 pub(crate) fn failed_response(pending: Pending, format: ClientFormat, failed: &Failed) -> Response {

@@ -65,24 +65,7 @@ pub fn json_answer<T>(body: &serde_json::Value, served: &Served<T>) -> Response 
 /// A unary answer (embeddings, a token count): its JSON as it is, with
 /// the headers that say how it was obtained.
 pub fn unary(served: &Served<serde_json::Value>) -> Response {
-    let mut response = (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        served.value.to_string(),
-    )
-        .into_response();
-    set_served_headers(
-        &mut response,
-        &served.target,
-        served.attempts,
-        served.fallback,
-        served.cache,
-        served.degraded.as_deref(),
-        &served.dropped,
-    );
-    response
+    json_answer(&served.value, served)
 }
 
 /// `record` is completed as the stream is written, and handed to the

@@ -59,8 +59,10 @@ pub async fn decode(
     body: &[u8],
 ) -> Result<(ChatRequest, Door), ApiError> {
     let mut object = j::parse_object(body)?;
-    conversations.expand(tenant, &mut object).await?;
+    // Taken before the history replaces `previous_response_id`: the answer
+    // names the response it continues, as OpenAI's does.
     let echo = Echo::from_request(&object);
+    conversations.expand(tenant, &mut object).await?;
     let request = responses::decode_object(object)?;
     let body = request
         .source

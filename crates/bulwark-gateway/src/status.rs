@@ -93,6 +93,14 @@ pub async fn metrics(State(gateway): State<Gateway>, headers: HeaderMap) -> Resp
     if let Err(error) = crate::admin::may_read_metrics(&gateway, &headers) {
         return crate::respond::error(crate::ClientFormat::OpenAi, &error, 0);
     }
+    let stats = gateway.conversations().stats();
+    gateway.observer.metrics.set_conversation_stats(
+        stats.stored,
+        stats.too_large,
+        stats.failed,
+        stats.dropped,
+        stats.over_budget,
+    );
     (
         [(
             header::CONTENT_TYPE,

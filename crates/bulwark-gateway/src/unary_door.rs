@@ -18,8 +18,8 @@ use tracing::Instrument;
 use crate::Gateway;
 use crate::auth::Auth;
 use crate::front_door::{
-    ClientFormat, MAX_FORWARDED_HEADER_BYTES, MAX_FORWARDED_HEADERS, REQUEST_ID_HEADER,
-    client_request_id, failed_response, options, priority, read_body,
+    ClientFormat, caller, failed_response, forwarded_headers, quota_refused, read_body,
+    with_request,
 };
 use crate::observe::Pending;
 use crate::respond;
@@ -60,20 +60,11 @@ pub async fn count_tokens(
 }
 
 async fn handle(gateway: Gateway, door: Door, headers: &HeaderMap, body: Body) -> Response {
-    let pending = Pending::new(
-        Arc::clone(&gateway.observer),
-        door.format(),
-        client_request_id(headers),
-    );
-    if let Some(traceparent) = headers.get(bulwark::observe::propagate::TRACEPARENT) {
-        bulwark::observe::propagate::set_parent(pending.span(), traceparent.as_bytes());
-    }
-    let id = HeaderValue::from_str(pending.request_id()).ok();
-    let mut response = answer(gateway, door, headers, body, pending).await;
-    if let Some(id) = id {
-        response.headers_mut().insert(REQUEST_ID_HEADER, id);
-    }
-    response
+    let observer = Arc::clone(&gateway.observer);
+    with_request(observer, door.format(), headers, |pending| {
+        answer(gateway, door, headers, body, pending)
+    })
+    .await
 }
 
 async fn answer(
@@ -89,18 +80,8 @@ async fn answer(
         pending.error(response.status().as_u16(), &error, None);
         response
     };
-    let key = match gateway.auth.authenticate(headers) {
-        Ok(key) => key,
-        Err(error) => return refuse(pending, error),
-    };
-    pending.key(key.map(|k| k.name.as_str()));
-    let mut options = match options(headers) {
-        Ok(options) => options,
-        Err(error) => return refuse(pending, error),
-    };
-    options.tenant = key.map(|k| Arc::from(k.name.as_str()));
-    options.priority = match priority(headers, key) {
-        Ok(priority) => priority,
+    let (key, options) = match caller(&gateway, headers, None, &mut pending) {
+        Ok(caller) => caller,
         Err(error) => return refuse(pending, error),
     };
     // Only now, with the key checked, is the body read.
@@ -127,9 +108,7 @@ async fn answer(
                 return refuse(pending, error);
             }
             if let Err(error) = gateway.auth.take_quota(key, request.estimated_tokens()) {
-                let response = respond::error(format, &error, 0);
-                pending.error_as(response.status().as_u16(), "client_quota", None);
-                return response;
+                return quota_refused(pending, format, &error);
             }
             match gateway
                 .client
@@ -155,7 +134,7 @@ async fn answer(
                 Err(error) => return refuse(pending, error),
             };
             pending.unary_request("count_tokens", &request.model, &body);
-            match forwarded(format, headers) {
+            match forwarded_headers(format, headers) {
                 Ok(forwarded) => request.headers = forwarded,
                 Err(error) => return refuse(pending, error),
             }
@@ -164,9 +143,7 @@ async fn answer(
             }
             // A count costs no tokens: only the key's request quota counts.
             if let Err(error) = gateway.auth.take_quota(key, 0) {
-                let response = respond::error(format, &error, 0);
-                pending.error_as(response.status().as_u16(), "client_quota", None);
-                return response;
+                return quota_refused(pending, format, &error);
             }
             match gateway
                 .client
@@ -190,33 +167,4 @@ async fn answer(
             }
         }
     }
-}
-
-/// The client's headers its dialect forwards to a target of its own
-/// format (`anthropic-beta`, `anthropic-version`), within the chat doors'
-/// bounds.
-fn forwarded(
-    format: ClientFormat,
-    headers: &HeaderMap,
-) -> Result<Vec<(axum::http::HeaderName, HeaderValue)>, ApiError> {
-    let names = format.dialect().forwarded_headers();
-    let mut out = Vec::new();
-    for (name, value) in headers {
-        if !names.contains(&name.as_str()) {
-            continue;
-        }
-        if value.len() > MAX_FORWARDED_HEADER_BYTES {
-            return Err(ApiError::invalid(format!(
-                "the `{name}` header is longer than {MAX_FORWARDED_HEADER_BYTES} bytes"
-            )));
-        }
-        if out.len() == MAX_FORWARDED_HEADERS {
-            return Err(ApiError::invalid(format!(
-                "more than {MAX_FORWARDED_HEADERS} values of the headers {} were sent",
-                names.join(", ")
-            )));
-        }
-        out.push((name.clone(), value.clone()));
-    }
-    Ok(out)
 }

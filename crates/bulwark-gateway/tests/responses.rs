@@ -630,6 +630,10 @@ async fn a_conversation_started_on_one_provider_continues_on_another_when_it_fai
         .iter()
         .find(|e| e["type"] == "response.completed")
         .ok_or("no response.completed")?;
+    assert_eq!(
+        completed["response"]["previous_response_id"], first_id,
+        "the answer names the response it continues"
+    );
     let second_id = completed["response"]["id"]
         .as_str()
         .ok_or("no id")?
@@ -667,6 +671,17 @@ async fn a_conversation_started_on_one_provider_continues_on_another_when_it_fai
             "OpenAI was not given {earlier:?}: {openai_saw}"
         );
     }
+    // The first two turns were read back above, so both were stored.
+    let metrics = reqwest::get(format!("{}/metrics", gateway.base))
+        .await?
+        .text()
+        .await?;
+    let stored: u64 = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("bulwark_conversations_stored_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .ok_or_else(|| format!("no bulwark_conversations_stored_total in {metrics}"))?;
+    assert!(stored >= 2, "{stored}");
     Ok(())
 }
 

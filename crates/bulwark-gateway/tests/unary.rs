@@ -22,7 +22,7 @@ struct Setup {
 async fn setup() -> Result<Setup, Box<dyn std::error::Error>> {
     let (sim, gateway) = sim_gateway::start(SimConfig::default(), |url| {
         format!(
-            "listen: 127.0.0.1:0\nproviders:\n  o: {{ kind: openai, base_url: \"{url}/v1\" }}\n  g: {{ kind: gemini, base_url: \"{url}\" }}\n  a: {{ kind: anthropic, base_url: \"{url}\" }}\nroutes:\n  emb: {{ targets: [o/text-embedding-3-small], cache: {{ ttl: 1h }} }}\n  stale: {{ targets: [o/text-embedding-3-small], cache: {{ ttl: 200ms, max_stale: 1h }}, degrade: [stale-cache], max_retries: 0 }}\n  gem: {{ targets: [g/text-embedding-004] }}\n  failover: {{ targets: [o/text-embedding-004, g/text-embedding-004], max_retries: 1, backoff_base: 10ms }}\n  claude: {{ targets: [a/claude-sonnet-4-5] }}\n  claude-or-gpt: {{ targets: [a/claude-sonnet-4-5, o/gpt-4o-mini], max_retries: 0 }}\n  gpt: {{ targets: [o/gpt-4o-mini] }}\n  slow: {{ targets: [o/text-embedding-004, g/text-embedding-004], attempt_timeout: 200ms, max_retries: 0 }}\n"
+            "listen: 127.0.0.1:0\nproviders:\n  o: {{ kind: openai, base_url: \"{url}/v1\" }}\n  g: {{ kind: gemini, base_url: \"{url}\" }}\n  a: {{ kind: anthropic, base_url: \"{url}\" }}\n  gs: {{ kind: gemini, base_url: \"{url}\", max_response_bytes: 20000 }}\nroutes:\n  emb: {{ targets: [o/text-embedding-3-small], cache: {{ ttl: 1h }} }}\n  stale: {{ targets: [o/text-embedding-3-small], cache: {{ ttl: 200ms, max_stale: 1h }}, degrade: [stale-cache], max_retries: 0 }}\n  gem: {{ targets: [g/text-embedding-004] }}\n  failover: {{ targets: [o/text-embedding-004, g/text-embedding-004], max_retries: 1, backoff_base: 10ms }}\n  claude: {{ targets: [a/claude-sonnet-4-5] }}\n  claude-or-gpt: {{ targets: [a/claude-sonnet-4-5, o/gpt-4o-mini], max_retries: 0 }}\n  gpt: {{ targets: [o/gpt-4o-mini] }}\n  slow: {{ targets: [o/text-embedding-004, g/text-embedding-004], attempt_timeout: 200ms, max_retries: 0 }}\n  small: {{ targets: [gs/text-embedding-004], max_retries: 0 }}\n  badgem: {{ targets: [\"g/bad@model\", \"o/bad@model\"], max_retries: 0 }}\n  onlybad: {{ targets: [\"g/bad@model\"] }}\n"
         )
     })
     .await?;
@@ -364,6 +364,68 @@ async fn embeddings_errors_are_openai_errors() -> TestResult {
         "{message}"
     );
     assert_eq!(s.sim.sim.request_count(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn more_than_2048_inputs_are_refused_before_any_call() -> TestResult {
+    let s = setup().await?;
+    let texts = vec![""; 2049];
+    let refused = s
+        .post("/v1/embeddings", json!({"model": "gem", "input": texts}))
+        .await?;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(refused.body["error"]["param"], json!("input"));
+    assert_eq!(
+        refused.body["error"]["type"],
+        json!("invalid_request_error")
+    );
+    assert_eq!(s.sim.sim.request_count(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn max_response_bytes_bounds_all_the_batches_of_one_call_together() -> TestResult {
+    let s = setup().await?;
+    // 100 small vectors (one batch) fit in `gs`'s 20000 bytes...
+    let texts: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+    let one_batch = s
+        .post(
+            "/v1/embeddings",
+            json!({"model": "small", "input": texts, "dimensions": 8}),
+        )
+        .await?;
+    assert_eq!(one_batch.status, 200, "{}", one_batch.body);
+    assert_eq!(one_batch.vectors().len(), 100);
+    // ...and so does each of three such batches, but not all three.
+    let texts: Vec<String> = (0..250).map(|i| format!("t{i}")).collect();
+    let three = s
+        .post(
+            "/v1/embeddings",
+            json!({"model": "small", "input": texts, "dimensions": 8}),
+        )
+        .await?;
+    assert!(three.status >= 500, "{} {}", three.status, three.body);
+    let message = three.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("max_response_bytes"), "{message}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_target_that_cannot_be_called_is_passed_over_never_a_4xx() -> TestResult {
+    let s = setup().await?;
+    let served = s
+        .post("/v1/embeddings", json!({"model": "badgem", "input": "x"}))
+        .await?;
+    assert_eq!(served.status, 200, "{}", served.body);
+    assert_eq!(served.header("x-bulwark-target"), Some("o/bad@model"));
+    // No attempt was spent on it.
+    assert_eq!(served.header("x-bulwark-attempts"), Some("1"));
+    let only = s
+        .post("/v1/embeddings", json!({"model": "onlybad", "input": "x"}))
+        .await?;
+    assert!(only.status >= 500, "{} {}", only.status, only.body);
+    assert_eq!(s.paths(), ["/v1/embeddings"]);
     Ok(())
 }
 

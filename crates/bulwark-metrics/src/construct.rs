@@ -89,6 +89,8 @@ impl Metrics {
             queue_wait: Family::new_with_constructor(queue_wait_histogram),
             concurrency_limit: Family::default(),
             in_flight: Family::default(),
+            conversations_stored: Counter::default(),
+            conversations_not_stored: Family::default(),
             store_written: Counter::default(),
             store_dropped: Counter::default(),
             store_failed_batches: Counter::default(),
@@ -219,6 +221,16 @@ impl Metrics {
             "in_flight",
             "Calls currently in flight to a target",
             m.in_flight.clone(),
+        );
+        r.register(
+            "conversations_stored",
+            "Responses API answers stored with their conversation (for previous_response_id)",
+            m.conversations_stored.clone(),
+        );
+        r.register(
+            "conversations_not_stored",
+            "Responses API answers whose conversation was not stored, by reason: too_large (over conversations.max_bytes), failed (the store failed), dropped (too many writes waiting), over_budget (over conversations.max_bytes_per_key)",
+            m.conversations_not_stored.clone(),
         );
         r.register(
             "store_rows_written",

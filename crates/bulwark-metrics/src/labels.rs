@@ -89,6 +89,12 @@ pub(crate) struct SkippedLabels {
     pub(crate) reason: String,
 }
 
+/// Why a finished Responses answer's conversation was not stored.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct NotStoredLabels {
+    pub(crate) reason: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ComponentLabels {
     pub(crate) component: String,

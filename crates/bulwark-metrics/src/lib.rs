@@ -40,8 +40,8 @@ use prometheus_client::registry::Registry;
 use buckets::HistogramFamily;
 use labels::{
     CacheLabels, ComponentLabels, DegradedLabels, DroppedLabels, DurationLabels, LabelGuard,
-    RequestLabels, RouteFormatLabels, RouteLabels, SkippedLabels, TargetLabels, TargetResultLabels,
-    TokenLabels, TransitionLabels,
+    NotStoredLabels, RequestLabels, RouteFormatLabels, RouteLabels, SkippedLabels, TargetLabels,
+    TargetResultLabels, TokenLabels, TransitionLabels,
 };
 
 /// Content type of [`Metrics::render`]'s output (Prometheus text 0.0.4).
@@ -96,6 +96,9 @@ pub struct Metrics {
     store_failed_batches: Counter,
     store_pending: Gauge,
     store_up: Gauge,
+
+    conversations_stored: Counter,
+    conversations_not_stored: Family<NotStoredLabels, Counter>,
 
     alerts_delivered: Counter,
     alerts_failed: Counter,

@@ -9,7 +9,7 @@ use bulwark::resilience::breaker::BreakerState;
 use prometheus_client::metrics::counter::Counter;
 
 use crate::Metrics;
-use crate::labels::{ComponentLabels, RouteLabels, TargetLabels};
+use crate::labels::{ComponentLabels, NotStoredLabels, RouteLabels, TargetLabels};
 
 impl Metrics {
     pub fn set_breaker_state(&self, target: &str, state: BreakerState) {
@@ -78,6 +78,32 @@ impl Metrics {
         set_counter(&self.store_failed_batches, failed_batches);
         self.store_pending.set(clamp_i64(pending));
         self.store_up.set(i64::from(up));
+    }
+
+    /// Takes the conversation store's running totals, like
+    /// [`Metrics::set_store_stats`].
+    pub fn set_conversation_stats(
+        &self,
+        stored: u64,
+        too_large: u64,
+        failed: u64,
+        dropped: u64,
+        over_budget: u64,
+    ) {
+        set_counter(&self.conversations_stored, stored);
+        for (reason, count) in [
+            ("too_large", too_large),
+            ("failed", failed),
+            ("dropped", dropped),
+            ("over_budget", over_budget),
+        ] {
+            set_counter(
+                &self
+                    .conversations_not_stored
+                    .get_or_create(&NotStoredLabels { reason }),
+                count,
+            );
+        }
     }
 
     /// Takes the alerter's running totals, like [`Metrics::set_store_stats`].

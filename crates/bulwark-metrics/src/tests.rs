@@ -334,7 +334,31 @@ fn gauges_reflect_the_latest_values() {
     m.set_store_stats(100, 2, 1, 9, true);
     m.set_store_stats(150, 2, 1, 0, false);
     m.set_alert_stats(4, 1, 2);
+    m.set_conversation_stats(3, 0, 1, 0, 0);
+    m.set_conversation_stats(7, 1, 1, 2, 4);
     let text = m.render();
+    assert_eq!(sample(&text, "bulwark_conversations_stored_total"), "7");
+    assert_eq!(
+        sample(
+            &text,
+            r#"bulwark_conversations_not_stored_total{reason="too_large"}"#
+        ),
+        "1"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"bulwark_conversations_not_stored_total{reason="dropped"}"#
+        ),
+        "2"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"bulwark_conversations_not_stored_total{reason="over_budget"}"#
+        ),
+        "4"
+    );
     assert_eq!(sample(&text, r#"bulwark_breaker_state{target="a/b"}"#), "1");
     assert_eq!(
         sample(

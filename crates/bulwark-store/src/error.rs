@@ -73,6 +73,19 @@ pub enum StoreError {
     },
 
     #[error(
+        "response {id} not stored: its {bytes} bytes would bring this client key's stored \
+         conversations to {total} bytes, over the limit of {max_bytes} \
+         (config key `conversations.max_bytes_per_key`); older ones are freed as they expire \
+         (`conversations.ttl`) or are deleted"
+    )]
+    KeyBudgetExceeded {
+        id: String,
+        bytes: usize,
+        total: u64,
+        max_bytes: u64,
+    },
+
+    #[error(
         "uptime seconds must be finite, at least 0 and at most one year, got {seconds}: \
          pass the time observed since the previous report"
     )]

@@ -28,7 +28,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 pub use error::{StoreError, redact_url};
-pub use responses::{PutOutcome, StoredResponse};
+pub use responses::{PutOutcome, ResponseLimits, StoredResponse};
 pub use retention::{spawn_response_expiry, spawn_retention};
 pub use uptime::{UptimeDay, day_start, utc_date};
 pub use writer::{LogSender, LogWriter, WriterOptions, WriterStats};

@@ -38,6 +38,17 @@ impl StoredResponse {
     }
 }
 
+/// How much [`Store::put_response`] may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseLimits {
+    /// One stored response's JSON, its whole history included.
+    pub max_bytes: usize,
+    /// Every stored response of one tenant together: each turn stores its
+    /// whole history again, so without this a client could fill the store
+    /// by continuing one large conversation over and over.
+    pub max_tenant_bytes: u64,
+}
+
 /// Whether [`Store::put_response`] kept a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -67,50 +78,82 @@ fn read_row(row: &AnyRow) -> Result<StoredResponse, sqlx::Error> {
 }
 
 impl Store {
-    /// Stores a response, replacing the same tenant's row with that id (a
-    /// retried or cached answer). Refuses, without writing, one whose JSON
-    /// is over `max_bytes`: a conversation must not grow without bound.
+    /// Stores a response, replacing the same tenant's row with that id.
+    /// Refuses, without writing, one whose JSON is over
+    /// `limits.max_bytes` (a conversation must not grow without bound), or
+    /// that would bring its tenant's stored responses over
+    /// `limits.max_tenant_bytes`.
     pub async fn put_response(
         &self,
         stored: &StoredResponse,
-        max_bytes: usize,
+        limits: ResponseLimits,
     ) -> Result<PutOutcome, StoreError> {
         let size = stored.size();
-        if size > max_bytes {
+        if size > limits.max_bytes {
             return Err(StoreError::ResponseTooLarge {
                 id: stored.id.clone(),
                 bytes: size,
-                max_bytes,
+                max_bytes: limits.max_bytes,
             });
         }
         let op = "storing a response";
-        let (clause, binds_tenant) = tenant_clause(stored.tenant.as_deref(), 5);
+        let bytes = i64::try_from(size).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await.map_err(self.err(op))?;
+        // Read and written in one transaction; several instances writing
+        // for one tenant at once may each pass, overshooting by at most
+        // one response each. PostgreSQL sums BIGINT as NUMERIC, which the
+        // Any driver cannot read: hence the cast.
+        let (clause, binds_tenant) = tenant_clause(stored.tenant.as_deref(), 1);
+        let mut used = sqlx::query(AssertSqlSafe(format!(
+            "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS used FROM responses WHERE {clause}"
+        )));
+        if binds_tenant {
+            used = used.bind(stored.tenant.clone());
+        }
+        let used: i64 = used
+            .fetch_one(&mut *tx)
+            .await
+            .and_then(|row| row.try_get("used"))
+            .map_err(self.err(op))?;
+        let total = u64::try_from(used)
+            .unwrap_or(0)
+            .saturating_add(u64::try_from(size).unwrap_or(u64::MAX));
+        if total > limits.max_tenant_bytes {
+            return Err(StoreError::KeyBudgetExceeded {
+                id: stored.id.clone(),
+                bytes: size,
+                total,
+                max_bytes: limits.max_tenant_bytes,
+            });
+        }
+        let (clause, binds_tenant) = tenant_clause(stored.tenant.as_deref(), 6);
         let mut update = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE responses SET created_ms = $1, input_items = $2, response = $3 \
-             WHERE id = $4 AND {clause}"
+            "UPDATE responses SET created_ms = $1, input_items = $2, response = $3, bytes = $4 \
+             WHERE id = $5 AND {clause}"
         )))
         .bind(stored.created_ms)
         .bind(stored.input_items.clone())
         .bind(stored.response.clone())
+        .bind(bytes)
         .bind(stored.id.clone());
         if binds_tenant {
             update = update.bind(stored.tenant.clone());
         }
-        let mut tx = self.pool.begin().await.map_err(self.err(op))?;
         let updated = update.execute(&mut *tx).await.map_err(self.err(op))?;
         if updated.rows_affected() > 0 {
             tx.commit().await.map_err(self.err(op))?;
             return Ok(PutOutcome::Stored);
         }
         let inserted = sqlx::query(
-            "INSERT INTO responses (id, tenant, created_ms, input_items, response) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO responses (id, tenant, created_ms, input_items, response, bytes) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING",
         )
         .bind(stored.id.clone())
         .bind(stored.tenant.clone())
         .bind(stored.created_ms)
         .bind(stored.input_items.clone())
         .bind(stored.response.clone())
+        .bind(bytes)
         .execute(&mut *tx)
         .await
         .map_err(self.err(op))?;

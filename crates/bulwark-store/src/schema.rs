@@ -36,6 +36,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "responses",
         include_str!("../migrations/sqlite/0004_responses.sql"),
     ),
+    (
+        5,
+        "response_bytes",
+        include_str!("../migrations/sqlite/0005_response_bytes.sql"),
+    ),
 ];
 
 const POSTGRES: &[(i64, &str, &str)] = &[
@@ -58,6 +63,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "responses",
         include_str!("../migrations/postgres/0004_responses.sql"),
+    ),
+    (
+        5,
+        "response_bytes",
+        include_str!("../migrations/postgres/0005_response_bytes.sql"),
     ),
 ];
 

@@ -42,6 +42,7 @@ macro_rules! common_suite {
             responses_are_kept_per_tenant,
             a_response_id_is_replaced_only_by_its_tenant,
             a_response_over_the_cap_is_refused_unwritten,
+            a_keys_stored_responses_stay_within_its_budget,
             responses_expire,
             $($extra,)*;
             current_thread: writer_overflow_drops_and_counts

@@ -143,9 +143,10 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             // Complete but for the terminator: send it, nothing to continue.
             match format {
                 WireFormat::Anthropic => yield Ok(Chunk { raw: SseEvent { event: Some("message_stop".into()), data: json!({"type": "message_stop"}).to_string() }, events: vec![] }),
-                WireFormat::OpenAi | WireFormat::Gemini => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
-                // Its last event (`response.completed`) is the terminator.
-                WireFormat::Responses => {}
+                WireFormat::OpenAi => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
+                // Gemini's stream has no terminator: it simply ends; a
+                // Responses stream's last event (`response.completed`) is its.
+                WireFormat::Gemini | WireFormat::Responses => {}
             }
             return;
         }

@@ -357,30 +357,35 @@ impl Provider {
     }
 
     /// How this provider's API takes a unary `operation` on `model`;
-    /// `None` when it has no such endpoint.
-    pub fn unary_call(
+    /// `None` when it has no such endpoint. Cheap: no body is made until
+    /// the call is sent.
+    pub fn unary_call<'a>(
         &self,
-        operation: &Unary,
+        operation: &'a Unary,
         model: &str,
-    ) -> Option<Result<UnaryCall, ApiError>> {
+    ) -> Option<Result<UnaryCall<'a>, ApiError>> {
         self.dialect.unary(operation, &self.config.base_url, model)
     }
 
-    /// Sends a unary call (each of its bodies in turn) and reads each JSON
-    /// answer whole, within `max_response_bytes` and the idle timeout as any
-    /// answer, then into the client's shape by the call's decoder. The
+    /// Sends a unary call (each of its bodies in turn, each made only when
+    /// sent) and reads each JSON answer whole, within the idle timeout as
+    /// any answer, then into the client's shape by the call's decoder.
+    /// `max_response_bytes` bounds the call's answers together, not each
+    /// part: a call of many batches holds no more than one answer may. The
     /// client's `forwarded` headers are the only extra it carries.
     pub async fn unary(
         &self,
-        call: &UnaryCall,
+        call: &UnaryCall<'_>,
         forwarded: &[(http::HeaderName, http::HeaderValue)],
         target: &str,
         idle_timeout: Duration,
     ) -> Result<Value, UpstreamError> {
-        let mut answers = Vec::with_capacity(call.bodies.len());
-        for body in &call.bodies {
+        let mut answers = Vec::with_capacity(call.parts);
+        let mut read = 0;
+        for part in 0..call.parts {
+            let body = call.body(part);
             answers.push(
-                self.unary_part(&call.url, body, forwarded, target, idle_timeout)
+                self.unary_part(&call.url, &body, forwarded, target, idle_timeout, &mut read)
                     .await?,
             );
         }
@@ -390,7 +395,8 @@ impl Provider {
         })
     }
 
-    /// One request of a unary call, and its answer as JSON.
+    /// One request of a unary call, and its answer as JSON. `read`: the
+    /// bytes the call's earlier answers took of `max_response_bytes`.
     async fn unary_part(
         &self,
         url: &str,
@@ -398,6 +404,7 @@ impl Provider {
         forwarded: &[(http::HeaderName, http::HeaderValue)],
         target: &str,
         idle_timeout: Duration,
+        read: &mut u64,
     ) -> Result<Value, UpstreamError> {
         let body = self.encoded(body, target).map_err(|e| *e)?;
         let response = self.post(url.to_string(), body, forwarded, target).await?;
@@ -407,6 +414,7 @@ impl Provider {
             self.config.max_response_bytes,
             "answer",
         );
+        bounded.read = *read;
         let mut body: Vec<u8> = Vec::new();
         loop {
             match bounded.next().await {
@@ -417,6 +425,7 @@ impl Provider {
                 }
             }
         }
+        *read = bounded.read;
         serde_json::from_slice::<Value>(&body).map_err(|e| {
             self.redactor.error(
                 target,

@@ -1309,3 +1309,31 @@ fn unknown_output_formats_are_refused_across_formats() -> TestResult {
     assert_eq!(error.kind, ErrorKind::InvalidRequest);
     Ok(())
 }
+
+/// Consecutive `tool` messages form one user turn per run; a user message
+/// between runs starts a new one. Grouping is linear: rescanning the
+/// growing turn for every tool message made a request of many quadratic.
+#[test]
+fn runs_of_many_openai_tool_messages_each_form_one_turn() -> TestResult {
+    let tool = |i: usize| json!({"role": "tool", "tool_call_id": format!("c{i}"), "content": "x"});
+    let mut messages: Vec<Value> = vec![json!({"role": "user", "content": "go"})];
+    messages.extend((0..20_000).map(tool));
+    messages.push(json!({"role": "user", "content": "and now?"}));
+    messages.extend((0..3).map(tool));
+    let request = openai::decode_request(&bytes(&json!({"model": "m", "messages": messages})))?;
+    let turns: Vec<(Role, usize)> = request
+        .messages
+        .iter()
+        .map(|m| (m.role, m.content.len()))
+        .collect();
+    assert_eq!(
+        turns,
+        vec![
+            (Role::User, 1),
+            (Role::User, 20_000),
+            (Role::User, 1),
+            (Role::User, 3)
+        ]
+    );
+    Ok(())
+}

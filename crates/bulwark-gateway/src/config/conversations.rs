@@ -14,6 +14,9 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(30 * 86_400);
 /// and the response): past this it is not stored, and the client starts
 /// a new conversation or sends the history itself.
 pub const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// Every turn stores its whole history again: this bounds what one client
+/// key (or a keyless gateway) can make the store hold.
+pub const DEFAULT_MAX_BYTES_PER_KEY: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationsConfig {
@@ -21,6 +24,8 @@ pub struct ConversationsConfig {
     pub ttl: Duration,
     /// The cap on one stored response's JSON, history included.
     pub max_bytes: usize,
+    /// The cap on all of one client key's stored responses together.
+    pub max_bytes_per_key: u64,
 }
 
 impl Default for ConversationsConfig {
@@ -28,6 +33,7 @@ impl Default for ConversationsConfig {
         ConversationsConfig {
             ttl: DEFAULT_TTL,
             max_bytes: DEFAULT_MAX_BYTES,
+            max_bytes_per_key: DEFAULT_MAX_BYTES_PER_KEY,
         }
     }
 }
@@ -37,6 +43,7 @@ impl Default for ConversationsConfig {
 struct RawConversations {
     ttl: Option<String>,
     max_bytes: Option<usize>,
+    max_bytes_per_key: Option<u64>,
 }
 
 /// The defaults when the key is absent; problems go to `issues`.
@@ -58,5 +65,16 @@ pub(crate) fn build(
             "must be greater than 0: it is the most bytes one stored conversation may hold",
         ));
     }
-    ConversationsConfig { ttl, max_bytes }
+    let max_bytes_per_key = raw.max_bytes_per_key.unwrap_or(defaults.max_bytes_per_key);
+    if max_bytes_per_key == 0 {
+        issues.push(Issue::new(
+            "conversations.max_bytes_per_key",
+            "must be greater than 0: it is the most bytes one client key's stored conversations may hold together",
+        ));
+    }
+    ConversationsConfig {
+        ttl,
+        max_bytes,
+        max_bytes_per_key,
+    }
 }

@@ -337,22 +337,30 @@ mod tests {
             Duration::from_secs(30 * 86_400)
         );
         let config = load(&format!(
-            "{base}conversations: {{ ttl: 7d, max_bytes: 1000 }}\n"
+            "{base}conversations: {{ ttl: 7d, max_bytes: 1000, max_bytes_per_key: 50000 }}\n"
         ))?;
         assert_eq!(
             config.conversations,
             ConversationsConfig {
                 ttl: Duration::from_secs(7 * 86_400),
-                max_bytes: 1000
+                max_bytes: 1000,
+                max_bytes_per_key: 50_000,
             }
         );
         let Err(error) = load(&format!(
-            "{base}conversations: {{ ttl: forever, max_bytes: 0 }}\n"
+            "{base}conversations: {{ ttl: forever, max_bytes: 0, max_bytes_per_key: 0 }}\n"
         )) else {
             panic!("an invalid conversations section loaded");
         };
         let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
-        assert_eq!(paths, ["conversations.ttl", "conversations.max_bytes"]);
+        assert_eq!(
+            paths,
+            [
+                "conversations.ttl",
+                "conversations.max_bytes",
+                "conversations.max_bytes_per_key"
+            ]
+        );
         let Err(error) = load(&format!("{base}conversations: {{ tll: 1d }}\n")) else {
             panic!("an unknown conversations key loaded");
         };

@@ -6,7 +6,9 @@ use bulwark::observe::UnixMs;
 use bulwark::observe::component::{ComponentKind, ComponentState};
 use bulwark::observe::incident::{Impact, Incident, IncidentStatus, TimelineEntry, TimelineKind};
 use bulwark::observe::record::RequestRecord;
-use bulwark_store::{LogWriter, PutOutcome, StoreError, StoredResponse, WriterOptions};
+use bulwark_store::{
+    LogWriter, PutOutcome, ResponseLimits, StoreError, StoredResponse, WriterOptions,
+};
 use tokio::time::Instant;
 
 use super::{Kind, TestDb, bare_record, full_record};
@@ -775,7 +777,14 @@ fn stored(id: &str, tenant: Option<&str>, created_ms: UnixMs, text: &str) -> Sto
     }
 }
 
-const CAP: usize = 1 << 20;
+const CAP: ResponseLimits = ResponseLimits {
+    max_bytes: 1 << 20,
+    max_tenant_bytes: u64::MAX,
+};
+
+fn max_bytes(max_bytes: usize) -> ResponseLimits {
+    ResponseLimits { max_bytes, ..CAP }
+}
 
 /// A tenant reads, lists and deletes only its own responses; a keyless
 /// gateway's rows are a tenant of their own.
@@ -891,7 +900,7 @@ pub async fn a_response_over_the_cap_is_refused_unwritten(db: &TestDb) {
     let big = stored("resp_big", Some("team-a"), T0, &"x".repeat(4_000));
     let err = db
         .store
-        .put_response(&big, 1_000)
+        .put_response(&big, max_bytes(1_000))
         .await
         .expect_err("refused");
     match &err {
@@ -911,10 +920,63 @@ pub async fn a_response_over_the_cap_is_refused_unwritten(db: &TestDb) {
     assert_eq!(db.count("responses").await, 0);
     // Exactly at the cap is allowed.
     db.store
-        .put_response(&big, big.size())
+        .put_response(&big, max_bytes(big.size()))
         .await
         .expect("at the cap");
     assert_eq!(db.count("responses").await, 1);
+}
+
+/// A client key's stored responses together stay within its budget: each
+/// turn stores its whole history again, so a key continuing one large
+/// conversation over and over is refused once it has used its share, and
+/// another key is not.
+pub async fn a_keys_stored_responses_stay_within_its_budget(db: &TestDb) {
+    let limits = ResponseLimits {
+        max_bytes: 1 << 20,
+        max_tenant_bytes: 10_000,
+    };
+    let turn = |id: &str, tenant: &str| stored(id, Some(tenant), T0, &"x".repeat(3_000));
+    for id in ["resp_1", "resp_2", "resp_3"] {
+        db.store
+            .put_response(&turn(id, "team-a"), limits)
+            .await
+            .expect("within the budget");
+    }
+    let err = db
+        .store
+        .put_response(&turn("resp_4", "team-a"), limits)
+        .await
+        .expect_err("over the budget");
+    assert!(
+        matches!(
+            err,
+            StoreError::KeyBudgetExceeded {
+                max_bytes: 10_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("conversations.max_bytes_per_key"),
+        "{err}"
+    );
+    assert_eq!(db.count("responses").await, 3);
+    db.store
+        .put_response(&turn("resp_5", "team-b"), limits)
+        .await
+        .expect("another key has its own budget");
+    // Deleting frees the budget.
+    assert!(
+        db.store
+            .delete_response("resp_1", Some("team-a"), 0)
+            .await
+            .expect("delete")
+    );
+    db.store
+        .put_response(&turn("resp_4", "team-a"), limits)
+        .await
+        .expect("room again");
 }
 
 /// Expired responses read as missing at once, and the expiry task removes

@@ -112,12 +112,22 @@ pub fn cache_key(tenant: &str, route: &str, request: &ChatRequest) -> CacheKey {
 /// route is keyed instead) and `user` (who asks is keyed as the tenant),
 /// field by field in name order, so that the order the client wrote them in
 /// does not matter. The operation is keyed too: a chat request's key can
-/// never collide with it.
-pub fn embeddings_key(tenant: &str, route: &str, request: &EmbeddingsRequest) -> CacheKey {
+/// never collide with it. So are the route's `targets` (`provider/model`):
+/// vectors of one model are no answer once the route names another, and
+/// a changed config must not serve them, fresh or stale.
+pub fn embeddings_key(
+    tenant: &str,
+    route: &str,
+    targets: &[&str],
+    request: &EmbeddingsRequest,
+) -> CacheKey {
     let mut key = Key(blake3::Hasher::new());
     key.text(b"operation", "embeddings");
     key.text(b"tenant", tenant);
     key.text(b"route", route);
+    for target in targets {
+        key.text(b"target", target);
+    }
     let mut fields: Vec<(&String, &serde_json::Value)> = request
         .body
         .iter()
@@ -216,7 +226,7 @@ mod tests {
 
     fn embeddings_key_of(body: serde_json::Value) -> CacheKey {
         match EmbeddingsRequest::decode(body.to_string().as_bytes()) {
-            Ok(request) => embeddings_key("tenant", "route", &request),
+            Ok(request) => embeddings_key("tenant", "route", &["o/e-1"], &request),
             Err(e) => panic!("{e}"),
         }
     }
@@ -234,6 +244,20 @@ mod tests {
         ] {
             assert_ne!(base, embeddings_key_of(other.clone()), "{other}");
         }
+    }
+
+    #[test]
+    fn an_embeddings_key_follows_the_route_s_target_models() {
+        let request = EmbeddingsRequest::decode(br#"{"model": "r", "input": "x"}"#);
+        let Ok(request) = request else {
+            panic!("refused");
+        };
+        let key = |targets: &[&str]| embeddings_key("t", "r", targets, &request);
+        assert_eq!(key(&["o/e-1"]), key(&["o/e-1"]));
+        assert_ne!(key(&["o/e-1"]), key(&["o/e-2"]));
+        assert_ne!(key(&["o/e-1"]), key(&["o/e-1", "g/e-1"]));
+        // Tagged and length-prefixed: a split moves the key.
+        assert_ne!(key(&["o/e-1", "g"]), key(&["o/e-1g"]));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Unary operations through the client: embeddings and token counts take
 //! the same stages as chat (route, deadline, cache, admission, engine), but
-//! an answer is one JSON value. No degrade step applies: its stale and
-//! static answers are chat answers. A token count has its own last resort:
-//! Bulwark's estimate.
+//! an answer is one JSON value. Of the degrade steps only `stale-cache`
+//! applies to embeddings (an expired answer to the same request on the
+//! same targets); the others' answers are chat answers. A token count has
+//! its own last resort: Bulwark's estimate.
 
 use serde_json::Value;
 
@@ -50,7 +51,11 @@ impl Client {
         // The same inputs give the same vectors: no sampling to allow for.
         let cacheable: Option<(CacheKey, RouteCache)> = route.policy.cache.map(|settings| {
             let tenant = options.tenant.as_deref().unwrap_or_default();
-            (embeddings_key(tenant, &route.name, &request), settings)
+            let targets: Vec<&str> = route.targets.iter().map(|t| t.label.as_str()).collect();
+            (
+                embeddings_key(tenant, &route.name, &targets, &request),
+                settings,
+            )
         });
         if options.cache == CachePolicy::Use
             && let Some((key, _)) = &cacheable

@@ -19,7 +19,7 @@ use crate::resilience::breaker::CallOutcome;
 use crate::resilience::classify::classify;
 use crate::resilience::concurrency::Signal;
 use crate::route::{Route, Target, Ticket, Tokens};
-use crate::unary::{Unary, UnaryCall};
+use crate::unary::Unary;
 
 use super::attempt::{expired, slot, take_quota};
 use super::hedge::{Attempted, LostRace};
@@ -29,35 +29,30 @@ use super::{Failed, Run, Served};
 
 /// Answers a unary `operation` from `route`'s targets before `deadline`.
 /// Targets whose API has no such endpoint are passed over; a route with
-/// none that has is refused before any call (see [`serves_unary`]).
+/// none that has is refused before any call (see [`serves_unary`]). A
+/// target's call is built only when it is attempted: a request of many
+/// inputs costs nothing on the targets never tried.
 pub async fn run_unary(
     route: &Arc<Route>,
     operation: &Unary,
     deadline: Deadline,
     events: &EventBus,
 ) -> Result<Served<Value>, Failed> {
-    let calls: Vec<Option<Result<UnaryCall, ApiError>>> = route
-        .targets
-        .iter()
-        .map(|target| target.provider.unary_call(operation, &target.model))
-        .collect();
-    if calls.iter().all(Option::is_none) {
+    if !serves_unary(route, operation) {
         return Err(Failed::before_any_attempt(ApiError::invalid(format!(
             "route `{}` has no target that serves {}",
             route.name,
             operation.name()
         ))));
     }
-    let unary = UnaryRun {
-        operation,
-        calls: &calls,
-    };
+    let unary = UnaryRun { operation };
     Run::new(route, events, deadline)
         .within_deadline(&unary)
         .await
 }
 
-/// Whether some target of `route` can serve `operation`.
+/// Whether some target of `route` can serve `operation`. Building a call
+/// makes none of its bodies, so this is cheap.
 pub fn serves_unary(route: &Route, operation: &Unary) -> bool {
     route.targets.iter().any(|target| {
         target
@@ -69,27 +64,41 @@ pub fn serves_unary(route: &Route, operation: &Unary) -> bool {
 
 struct UnaryRun<'a> {
     operation: &'a Unary,
-    /// Per target, in the route's order: its call, why the request cannot
-    /// be sent there, or `None` if its API has no such endpoint.
-    calls: &'a [Option<Result<UnaryCall, ApiError>>],
 }
 
 impl Operation for UnaryRun<'_> {
     type Answer = Value;
 
+    /// Passes over, before any call, the targets whose API has no such
+    /// endpoint, and those whose own configuration makes the call
+    /// impossible (a model name the API cannot take): that is the
+    /// operator's mistake, so it is neither charged to the target's
+    /// breaker nor answered to the client as its own.
     fn refuse_targets(&self, run: &mut Run<'_>, plan: &mut Plan) {
+        let route = run.route;
         for position in 0..plan.len() {
             let Some(index) = plan.candidate(position) else {
                 continue;
             };
-            if matches!(self.calls.get(index), Some(None)) {
-                let target = &run.route.targets[index];
-                run.events.emit(|| Event::Skipped {
-                    route: run.route.name.clone(),
-                    target: target.label.clone(),
-                    reason: "unsupported",
-                });
-                plan.mark_used(index);
+            let target = &route.targets[index];
+            match target.provider.unary_call(self.operation, &target.model) {
+                None => {
+                    run.events.emit(|| Event::Skipped {
+                        route: route.name.clone(),
+                        target: target.label.clone(),
+                        reason: "unsupported",
+                    });
+                    plan.mark_used(index);
+                }
+                Some(Err(error)) => {
+                    tracing::error!(target = %target.label, "this target cannot be called ({}); check its model", error.message);
+                    run.events.emit(|| Event::Misconfigured {
+                        target: target.label.clone(),
+                    });
+                    run.skip(target, "misconfigured");
+                    plan.mark_used(index);
+                }
+                Some(Ok(_)) => {}
             }
         }
     }
@@ -170,17 +179,17 @@ impl UnaryRun<'_> {
         may_wait: bool,
     ) -> Result<(Value, Duration), UpstreamError> {
         let target = &route.targets[index];
-        let call = match self.calls.get(index) {
-            Some(Some(Ok(call))) => call,
-            Some(Some(Err(error))) => {
+        let call = match target.provider.unary_call(self.operation, &target.model) {
+            Some(Ok(call)) => call,
+            // `refuse_targets` passed such a target over before any attempt.
+            Some(Err(error)) => {
                 return Err(UpstreamError::new(
                     &target.label,
                     UpstreamFailure::Rejected(error.clone()),
-                    error.message.clone(),
+                    error.message,
                 ));
             }
-            // Passed over before any attempt (`refuse_targets`).
-            _ => {
+            None => {
                 return Err(UpstreamError::new(
                     &target.label,
                     UpstreamFailure::Rejected(ApiError::invalid(format!(
@@ -205,7 +214,7 @@ impl UnaryRun<'_> {
         let limit = route.policy.timeouts.attempt;
         let own_limit = started + limit;
         let sending = target.provider.unary(
-            call,
+            &call,
             self.operation.forwarded_headers(target.provider.format()),
             &target.label,
             route.policy.timeouts.stream_idle,

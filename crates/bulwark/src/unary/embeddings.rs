@@ -126,9 +126,27 @@ impl EmbeddingsRequest {
     }
 }
 
+/// The most inputs one request may carry: OpenAI's own limit, and what
+/// bounds the work (and, on Gemini, the batches) one request can cause.
+pub const MAX_INPUTS: usize = 2048;
+
 /// `input`: a string, an array of strings, an array of token ids, or an
 /// array of such arrays.
 fn inputs(input: &Value) -> Result<Inputs, ApiError> {
+    let inputs = any_inputs(input)?;
+    if inputs.len() > MAX_INPUTS {
+        return Err(ApiError::invalid_param(
+            "input",
+            format!(
+                "'$.input' is invalid: an array of at most {MAX_INPUTS} inputs is allowed, got {}",
+                inputs.len()
+            ),
+        ));
+    }
+    Ok(inputs)
+}
+
+fn any_inputs(input: &Value) -> Result<Inputs, ApiError> {
     let wrong = || {
         ApiError::invalid_param(
             "input",
@@ -252,6 +270,25 @@ mod tests {
             assert_eq!(error.map(|e| e.status), Some(400));
         }
         assert!(EmbeddingsRequest::decode(b"not json").is_err());
+    }
+
+    #[test]
+    fn more_than_2048_inputs_are_refused_as_openai_does() {
+        let at_limit = vec![json!("x"); MAX_INPUTS];
+        assert!(decode(json!({"model": "m", "input": at_limit})).is_ok());
+        for input in [
+            json!(vec![json!(""); MAX_INPUTS + 1]),
+            json!(vec![json!([1]); MAX_INPUTS + 1]),
+        ] {
+            let error = decode(json!({"model": "m", "input": input})).err();
+            assert_eq!(
+                error.as_ref().map(|e| (e.status, e.param.as_deref())),
+                Some((400, Some("input")))
+            );
+        }
+        // One array of token ids is one input, however long.
+        let ids = vec![json!(1); MAX_INPUTS + 1];
+        assert!(decode(json!({"model": "m", "input": ids})).is_ok());
     }
 
     #[test]

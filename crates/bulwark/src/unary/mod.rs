@@ -24,14 +24,6 @@ pub enum Unary {
 }
 
 impl Unary {
-    /// The route or `provider/model` the client named.
-    pub fn model(&self) -> &str {
-        match self {
-            Unary::Embeddings(request) => &request.model,
-            Unary::CountTokens(request) => &request.model,
-        }
-    }
-
     /// The operation's name, for errors and logs.
     pub fn name(&self) -> &'static str {
         match self {
@@ -59,33 +51,62 @@ impl Unary {
 /// shape.
 pub type Decode = Box<dyn Fn(Vec<Value>) -> Result<Value, String> + Send + Sync>;
 
-/// A unary operation as one provider takes it: built by its dialect.
-pub struct UnaryCall {
+/// Makes a call's request bodies on demand: a call's parts are built one at
+/// a time as they are sent, never all at once, and never for a target that
+/// is not attempted.
+pub type Bodies<'a> = Box<dyn Fn(usize) -> Value + Send + Sync + 'a>;
+
+/// A unary operation as one provider takes it: built by its dialect,
+/// borrowing the client's request for its bodies.
+pub struct UnaryCall<'a> {
     pub url: String,
-    /// Sent in order, one request each: one, unless the API caps what one
-    /// request may carry (Gemini's 100 embeddings a batch).
-    pub bodies: Vec<Value>,
+    /// How many requests the call is sent as, in order: one, unless the API
+    /// caps what one request may carry (Gemini's 100 embeddings a batch).
+    pub parts: usize,
+    bodies: Bodies<'a>,
     pub decode: Decode,
 }
 
-impl UnaryCall {
-    /// One body, whose one answer `check` passes on as it is.
-    pub fn single(url: String, body: Value, check: fn(Value) -> Result<Value, String>) -> Self {
+impl<'a> UnaryCall<'a> {
+    /// A call of `parts` requests, the `n`th of which `bodies(n)` makes.
+    pub fn new(url: String, parts: usize, bodies: Bodies<'a>, decode: Decode) -> Self {
         UnaryCall {
             url,
-            bodies: vec![body],
-            decode: Box::new(move |answers: Vec<Value>| {
+            parts,
+            bodies,
+            decode,
+        }
+    }
+
+    /// One body, made when sent, whose one answer `check` passes on as it
+    /// is.
+    pub fn single(
+        url: String,
+        body: impl Fn() -> Value + Send + Sync + 'a,
+        check: fn(Value) -> Result<Value, String>,
+    ) -> Self {
+        UnaryCall::new(
+            url,
+            1,
+            Box::new(move |_| body()),
+            Box::new(move |answers: Vec<Value>| {
                 let answer = answers.into_iter().next().ok_or("no answer")?;
                 check(answer)
             }),
-        }
+        )
+    }
+
+    /// The body of part `part` (counted from 0, below `parts`).
+    pub fn body(&self, part: usize) -> Value {
+        (self.bodies)(part)
     }
 }
 
-impl std::fmt::Debug for UnaryCall {
+impl std::fmt::Debug for UnaryCall<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnaryCall")
             .field("url", &self.url)
+            .field("parts", &self.parts)
             .finish_non_exhaustive()
     }
 }
@@ -96,4 +117,29 @@ pub(crate) fn with_model(body: &serde_json::Map<String, Value>, model: &str) -> 
     let mut body = body.clone();
     body.insert("model".into(), Value::String(model.to_string()));
     Value::Object(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_call_makes_its_body_only_when_sent() {
+        let made = AtomicUsize::new(0);
+        let call = UnaryCall::single(
+            "http://u".into(),
+            || {
+                made.fetch_add(1, Ordering::SeqCst);
+                json!({"n": 1})
+            },
+            Ok,
+        );
+        assert_eq!(made.load(Ordering::SeqCst), 0);
+        assert_eq!(call.body(0), json!({"n": 1}));
+        assert_eq!(made.load(Ordering::SeqCst), 1);
+    }
 }

@@ -131,12 +131,12 @@ pub trait UpstreamDialect: Debug + Send + Sync {
     /// API takes it: the URL, the body and how to read the answer back
     /// into the client's shape. `None` when the API has no such endpoint,
     /// or cannot take this request there: the target is passed over.
-    fn unary(
+    fn unary<'a>(
         &self,
-        _operation: &Unary,
+        _operation: &'a Unary,
         _base_url: &str,
         _model: &str,
-    ) -> Option<Result<UnaryCall, ApiError>> {
+    ) -> Option<Result<UnaryCall<'a>, ApiError>> {
         None
     }
 

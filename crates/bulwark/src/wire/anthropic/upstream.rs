@@ -244,18 +244,21 @@ impl UpstreamDialect for Upstream {
 
     /// A count goes to the Messages API's own endpoint, the client's body
     /// passed through but for the model.
-    fn unary(
+    fn unary<'a>(
         &self,
-        operation: &Unary,
+        operation: &'a Unary,
         base_url: &str,
         model: &str,
-    ) -> Option<Result<UnaryCall, ApiError>> {
+    ) -> Option<Result<UnaryCall<'a>, ApiError>> {
         match operation {
-            Unary::CountTokens(request) => Some(Ok(UnaryCall::single(
-                format!("{base_url}/v1/messages/count_tokens"),
-                crate::unary::with_model(&request.body, model),
-                crate::unary::count_tokens::check_answer,
-            ))),
+            Unary::CountTokens(request) => {
+                let model = model.to_string();
+                Some(Ok(UnaryCall::single(
+                    format!("{base_url}/v1/messages/count_tokens"),
+                    move || crate::unary::with_model(&request.body, &model),
+                    crate::unary::count_tokens::check_answer,
+                )))
+            }
             Unary::Embeddings(_) => None,
         }
     }

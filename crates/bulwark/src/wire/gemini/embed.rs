@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::unary::UnaryCall;
 use crate::unary::embeddings::{EmbeddingsRequest, Inputs, openai_answer};
+use crate::unary::{Bodies, UnaryCall};
 
 /// The most texts one `batchEmbedContents` request may carry: more get
 /// 400 ("at most 100 requests can be in one batch"), so more are sent as
@@ -15,12 +15,12 @@ use crate::unary::embeddings::{EmbeddingsRequest, Inputs, openai_answer};
 const MAX_BATCH: usize = 100;
 
 /// The call for `request`; `None` for token arrays, which Gemini cannot
-/// embed.
-pub(super) fn call(
+/// embed. Its batch bodies are made one at a time as they are sent.
+pub(super) fn call<'a>(
     base_url: &str,
     model: &str,
-    request: &EmbeddingsRequest,
-) -> Option<Result<UnaryCall, ApiError>> {
+    request: &'a EmbeddingsRequest,
+) -> Option<Result<UnaryCall<'a>, ApiError>> {
     let Inputs::Texts(texts) = &request.inputs else {
         return None;
     };
@@ -28,46 +28,47 @@ pub(super) fn call(
         Ok(model) => model.to_string(),
         Err(error) => return Some(Err(error)),
     };
-    let content = |text: &str| json!({"parts": [{"text": text}]});
-    let with_dimensions = |mut body: Value| {
-        if let (Some(d), Some(body)) = (request.dimensions, body.as_object_mut()) {
-            body.insert("outputDimensionality".into(), json!(d));
-        }
-        body
-    };
     let single = texts.len() == 1 && request.body.get("input").is_some_and(Value::is_string);
-    let (url, bodies) = if single {
+    let dimensions = request.dimensions;
+    let (url, parts, bodies): (String, usize, Bodies<'a>) = if single {
         (
             format!("{base_url}/v1beta/models/{model}:embedContent"),
-            vec![with_dimensions(json!({"content": content(&texts[0])}))],
+            1,
+            Box::new(move |_| {
+                let text = texts.first().map_or("", String::as_str);
+                with_dimensions(json!({"content": content(text)}), dimensions)
+            }),
         )
     } else {
-        let bodies = texts
-            .chunks(MAX_BATCH)
-            .map(|chunk| {
-                let requests: Vec<Value> = chunk
+        let name = format!("models/{model}");
+        (
+            format!("{base_url}/v1beta/models/{model}:batchEmbedContents"),
+            texts.len().div_ceil(MAX_BATCH),
+            Box::new(move |part| {
+                let requests: Vec<Value> = texts
+                    .chunks(MAX_BATCH)
+                    .nth(part)
+                    .unwrap_or_default()
                     .iter()
                     .map(|text| {
                         with_dimensions(
-                            json!({"model": format!("models/{model}"), "content": content(text)}),
+                            json!({"model": name, "content": content(text)}),
+                            dimensions,
                         )
                     })
                     .collect();
                 json!({"requests": requests})
-            })
-            .collect();
-        (
-            format!("{base_url}/v1beta/models/{model}:batchEmbedContents"),
-            bodies,
+            }),
         )
     };
     let encoding = request.encoding;
     let tokens = request.estimated_tokens();
     let expected = texts.len();
-    Some(Ok(UnaryCall {
+    Some(Ok(UnaryCall::new(
         url,
+        parts,
         bodies,
-        decode: Box::new(move |answers: Vec<Value>| {
+        Box::new(move |answers: Vec<Value>| {
             let mut vectors = Vec::with_capacity(expected);
             for answer in &answers {
                 if single {
@@ -90,7 +91,18 @@ pub(super) fn call(
             }
             Ok(openai_answer(vectors, &model, encoding, tokens))
         }),
-    }))
+    )))
+}
+
+fn content(text: &str) -> Value {
+    json!({"parts": [{"text": text}]})
+}
+
+fn with_dimensions(mut body: Value, dimensions: Option<u32>) -> Value {
+    if let (Some(d), Some(body)) = (dimensions, body.as_object_mut()) {
+        body.insert("outputDimensionality".into(), json!(d));
+    }
+    body
 }
 
 /// One `ContentEmbedding`'s `values`.
@@ -115,6 +127,10 @@ mod tests {
     use super::*;
     use crate::unary::Encoding;
 
+    fn bodies(call: &UnaryCall<'_>) -> Vec<Value> {
+        (0..call.parts).map(|part| call.body(part)).collect()
+    }
+
     fn request(body: Value) -> EmbeddingsRequest {
         match EmbeddingsRequest::decode(body.to_string().as_bytes()) {
             Ok(request) => request,
@@ -133,7 +149,7 @@ mod tests {
             "http://g/v1beta/models/text-embedding-004:embedContent"
         );
         assert_eq!(
-            call.bodies,
+            bodies(&call),
             [json!({"content": {"parts": [{"text": "hi"}]}, "outputDimensionality": 4})]
         );
         let answer = (call.decode)(vec![json!({"embedding": {"values": [0.5, 1.0]}})]);
@@ -151,9 +167,10 @@ mod tests {
             panic!("no call");
         };
         assert_eq!(call.url, "http://g/v1beta/models/e:batchEmbedContents");
-        assert_eq!(call.bodies[0]["requests"][1]["model"], json!("models/e"));
+        let sent = bodies(&call);
+        assert_eq!(sent[0]["requests"][1]["model"], json!("models/e"));
         assert_eq!(
-            call.bodies[0]["requests"][1]["content"]["parts"][0]["text"],
+            sent[0]["requests"][1]["content"]["parts"][0]["text"],
             json!("b")
         );
         let answer = (call.decode)(vec![
@@ -175,14 +192,14 @@ mod tests {
         let Some(Ok(call)) = call("http://g", "e", &r) else {
             panic!("no call");
         };
-        let sizes: Vec<usize> = call
-            .bodies
+        let sent = bodies(&call);
+        let sizes: Vec<usize> = sent
             .iter()
             .map(|b| b["requests"].as_array().map_or(0, Vec::len))
             .collect();
         assert_eq!(sizes, [100, 100, 50]);
         assert_eq!(
-            call.bodies[2]["requests"][0]["content"]["parts"][0]["text"],
+            sent[2]["requests"][0]["content"]["parts"][0]["text"],
             json!("t200")
         );
         let answers: Vec<Value> = sizes

@@ -234,12 +234,6 @@ struct Relay;
 
 impl StreamWriter for Relay {
     fn write(&mut self, chunk: &Chunk, out: &mut dyn SseSink) {
-        // Gemini's stream has no terminator; a `[DONE]` that Bulwark's
-        // continuation writes after a finished answer is not Gemini's and
-        // would break a client parsing every event as JSON.
-        if chunk.raw.data == "[DONE]" {
-            return;
-        }
         out.push_event(None, &chunk.raw.data);
     }
 
@@ -295,19 +289,17 @@ mod tests {
     }
 
     #[test]
-    fn the_relay_passes_geminis_chunks_and_no_foreign_terminator() {
+    fn the_relay_passes_geminis_chunks_and_adds_no_terminator() {
         let mut relay = FrontDoor.relay_writer(true);
         let mut out: Vec<SseEvent> = Vec::new();
-        for data in [r#"{"candidates":[]}"#, "[DONE]"] {
-            let chunk = Chunk {
-                raw: SseEvent {
-                    event: None,
-                    data: data.to_string(),
-                },
-                events: Vec::new(),
-            };
-            relay.write(&chunk, &mut out);
-        }
+        let chunk = Chunk {
+            raw: SseEvent {
+                event: None,
+                data: r#"{"candidates":[]}"#.to_string(),
+            },
+            events: Vec::new(),
+        };
+        relay.write(&chunk, &mut out);
         relay.finish(&mut out);
         assert_eq!(
             out,

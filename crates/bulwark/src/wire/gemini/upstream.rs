@@ -375,12 +375,12 @@ impl UpstreamDialect for Upstream {
         true
     }
 
-    fn unary(
+    fn unary<'a>(
         &self,
-        operation: &Unary,
+        operation: &'a Unary,
         base_url: &str,
         model: &str,
-    ) -> Option<Result<UnaryCall, ApiError>> {
+    ) -> Option<Result<UnaryCall<'a>, ApiError>> {
         match operation {
             Unary::Embeddings(request) => super::embed::call(base_url, model, request),
             Unary::CountTokens(_) => None,

@@ -31,16 +31,20 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     }
     let mut unmapped_fields = Vec::new();
     let mut messages: Vec<Message> = Vec::with_capacity(raw_messages.len());
+    // Whether the last message is a user turn of tool results only: kept
+    // rather than recomputed, as rescanning a growing turn for every tool
+    // message would make a request of many tool results quadratic.
+    let mut last_is_results = false;
     for (i, raw) in raw_messages.into_iter().enumerate() {
         let message = decode_message(raw, i, &mut unmapped_fields)?;
         // Consecutive tool results form one user turn, as in the other formats.
-        let merge = message.content.iter().all(is_tool_result)
-            && messages
-                .last()
-                .is_some_and(|m| m.role == Role::User && m.content.iter().all(is_tool_result));
+        let only_results = message.content.iter().all(is_tool_result);
         match messages.last_mut() {
-            Some(last) if merge => last.content.extend(message.content),
-            _ => messages.push(message),
+            Some(last) if only_results && last_is_results => last.content.extend(message.content),
+            _ => {
+                last_is_results = only_results && message.role == Role::User;
+                messages.push(message);
+            }
         }
     }
 

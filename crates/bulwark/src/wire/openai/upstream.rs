@@ -386,18 +386,21 @@ impl UpstreamDialect for Upstream {
         true
     }
 
-    fn unary(
+    fn unary<'a>(
         &self,
-        operation: &Unary,
+        operation: &'a Unary,
         base_url: &str,
         model: &str,
-    ) -> Option<Result<UnaryCall, ApiError>> {
+    ) -> Option<Result<UnaryCall<'a>, ApiError>> {
         match operation {
-            Unary::Embeddings(request) => Some(Ok(UnaryCall::single(
-                format!("{base_url}/embeddings"),
-                crate::unary::with_model(&request.body, model),
-                crate::unary::embeddings::check_openai_answer,
-            ))),
+            Unary::Embeddings(request) => {
+                let model = model.to_string();
+                Some(Ok(UnaryCall::single(
+                    format!("{base_url}/embeddings"),
+                    move || crate::unary::with_model(&request.body, &model),
+                    crate::unary::embeddings::check_openai_answer,
+                )))
+            }
             Unary::CountTokens(_) => None,
         }
     }

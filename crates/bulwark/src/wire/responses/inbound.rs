@@ -203,6 +203,11 @@ fn decode_items(
     messages: &mut Vec<Message>,
     unmapped_fields: &mut Vec<Unmapped>,
 ) -> Result<(), ApiError> {
+    // The index of the user turn that consecutive tool outputs fill. Only
+    // the output arm below adds to a user turn, so the last message is
+    // that turn exactly when its index is this; rescanning the turn for
+    // every output instead would make many outputs quadratic.
+    let mut results_turn: Option<usize> = None;
     for (i, item) in items.into_iter().enumerate() {
         let item_path = format!("{path}[{i}]");
         let mut obj = j::into_object(item, &item_path)?;
@@ -224,18 +229,18 @@ fn decode_items(
             }
             Some("function_call_output") => {
                 let result = decode_function_output(obj, &item_path, unmapped_fields)?;
+                let last = messages.len().checked_sub(1);
                 match messages.last_mut() {
-                    Some(last)
-                        if last.role == Role::User
-                            && !last.content.is_empty()
-                            && last.content.iter().all(is_tool_result) =>
-                    {
-                        last.content.push(result);
+                    Some(turn) if last.is_some() && last == results_turn => {
+                        turn.content.push(result)
                     }
-                    _ => messages.push(Message {
-                        role: Role::User,
-                        content: vec![result],
-                    }),
+                    _ => {
+                        results_turn = Some(messages.len());
+                        messages.push(Message {
+                            role: Role::User,
+                            content: vec![result],
+                        });
+                    }
                 }
             }
             Some("reasoning") => unmapped(unmapped_fields, item_path, "reasoning_item"),
@@ -250,10 +255,6 @@ fn decode_items(
         }
     }
     Ok(())
-}
-
-fn is_tool_result(block: &ContentBlock) -> bool {
-    matches!(block, ContentBlock::ToolResult(_))
 }
 
 fn decode_message(
@@ -650,6 +651,30 @@ mod tests {
         assert_eq!(features(&request), vec!["reasoning_item"]);
         assert!(matches!(request.unmapped[0].fate, Fate::Drop(_)));
         assert_eq!(request.unmapped[0].path, "input[2]");
+        Ok(())
+    }
+
+    /// Many outputs (an agent's long tool loop) group into one turn per
+    /// run, and a message between runs starts a new one. Grouping is
+    /// linear: 200k outputs took 53 s when each rescanned its turn.
+    #[test]
+    fn runs_of_many_tool_outputs_each_form_one_turn() -> Result<(), ApiError> {
+        let output = |i: usize| json!({"type": "function_call_output", "call_id": format!("c{i}"), "output": "x"});
+        let mut input: Vec<Value> = (0..20_000).map(output).collect();
+        input.push(json!({"type": "reasoning", "id": "rs_1", "summary": []}));
+        input.push(output(20_000));
+        input.push(json!({"role": "user", "content": "and now?"}));
+        input.extend((0..3).map(output));
+        let request = decode(json!({"model": "m", "input": input}))?;
+        let turns: Vec<(Role, usize)> = request
+            .messages
+            .iter()
+            .map(|m| (m.role, m.content.len()))
+            .collect();
+        assert_eq!(
+            turns,
+            vec![(Role::User, 20_001), (Role::User, 1), (Role::User, 3)]
+        );
         Ok(())
     }
 
