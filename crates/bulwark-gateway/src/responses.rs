@@ -30,6 +30,10 @@ use crate::respond;
 pub struct Door {
     pub echo: Echo,
     remember: Remember,
+    /// The response this request continues, as the client named it: a
+    /// relayed target was sent the history instead, so its answer names
+    /// none, and is given this one.
+    previous: Option<Value>,
 }
 
 /// Stores a finished answer's conversation: the request's body as
@@ -62,6 +66,10 @@ pub async fn decode(
     // Taken before the history replaces `previous_response_id`: the answer
     // names the response it continues, as OpenAI's does.
     let echo = Echo::from_request(&object);
+    let previous = object
+        .get("previous_response_id")
+        .filter(|id| id.is_string())
+        .cloned();
     conversations.expand(tenant, &mut object).await?;
     let request = responses::decode_object(object)?;
     let body = request
@@ -74,14 +82,24 @@ pub async fn decode(
         tenant: tenant.map(str::to_string),
         body,
     };
-    Ok((request, Door { echo, remember }))
+    Ok((
+        request,
+        Door {
+            echo,
+            remember,
+            previous,
+        },
+    ))
 }
 
 /// A complete answer as a Response object: the target's own when it speaks
 /// the Responses API, else built from the neutral answer.
 pub fn complete(served: Served<Vec<Chunk>>, door: &Door) -> Response {
     let body = if served.format == WireFormat::Responses {
-        responses::FrontDoor.assemble_relayed(&mut served.value.iter().map(|c| &c.raw))
+        let mut body =
+            responses::FrontDoor.assemble_relayed(&mut served.value.iter().map(|c| &c.raw));
+        name_previous(&mut body, door.previous.as_ref());
+        body
     } else {
         let answer = aggregate(served.value.iter().flat_map(|c| &c.events));
         responses::encode_response_with(&answer, &door.echo)
@@ -95,11 +113,16 @@ pub fn complete(served: Served<Vec<Chunk>>, door: &Door) -> Response {
 /// A streamed answer as the typed event stream; its conversation is stored
 /// when the stream completes (not when it breaks).
 pub fn stream(served: Served<ChunkStream>, door: Door, record: Option<StreamEnd>) -> Response {
-    let Door { echo, remember } = door;
+    let Door {
+        echo,
+        remember,
+        previous,
+    } = door;
     let writer: Box<dyn StreamWriter> = if served.format == WireFormat::Responses {
         Box::new(Relayed {
             relay: responses::FrontDoor.relay_writer(true),
             remember,
+            previous,
         })
     } else {
         StreamEncoder::new(echo)
@@ -116,10 +139,20 @@ pub fn stream(served: Served<ChunkStream>, door: Door, record: Option<StreamEnd>
 struct Relayed {
     relay: Box<dyn StreamWriter>,
     remember: Remember,
+    previous: Option<Value>,
 }
 
 impl StreamWriter for Relayed {
     fn write(&mut self, chunk: &Chunk, out: &mut dyn SseSink) {
+        let named = self
+            .previous
+            .as_ref()
+            .and_then(|previous| with_previous(&chunk.raw, previous))
+            .map(|raw| Chunk {
+                raw,
+                events: chunk.events.clone(),
+            });
+        let chunk = named.as_ref().unwrap_or(chunk);
         if let Some(response) = completed_response(&chunk.raw) {
             self.remember.completed(&response);
         }
@@ -133,6 +166,28 @@ impl StreamWriter for Relayed {
     fn error(&mut self, error: &ApiError, out: &mut dyn SseSink) {
         self.relay.error(error, out);
     }
+}
+
+/// Names the continued response in a Response object.
+fn name_previous(response: &mut Value, previous: Option<&Value>) {
+    if let (Some(object), Some(previous)) = (response.as_object_mut(), previous) {
+        object.insert("previous_response_id".into(), previous.clone());
+    }
+}
+
+/// An event that carries the Response object (`response.created`,
+/// `response.completed`...) with the continued response named in it;
+/// `None` for every other event, passed on as it is.
+fn with_previous(raw: &SseEvent, previous: &Value) -> Option<SseEvent> {
+    if !raw.data.contains("\"response\"") {
+        return None;
+    }
+    let mut data: Value = serde_json::from_str(&raw.data).ok()?;
+    name_previous(data.get_mut("response")?, Some(previous));
+    Some(SseEvent {
+        event: raw.event.clone(),
+        data: data.to_string(),
+    })
 }
 
 /// The Response object a `response.completed` event carries. Only that

@@ -873,6 +873,14 @@ async fn a_conversation_through_a_relayed_target_is_stored_and_continued() -> Te
         .ok_or("no id")?
         .to_string();
     assert!(second_id.starts_with("resp_sim"));
+    // The target was sent the history, not the id; the answer names it.
+    for event in second.iter().filter(|e| e["response"].is_object()) {
+        assert_eq!(
+            event["response"]["previous_response_id"],
+            json!(first_id),
+            "{event}"
+        );
+    }
     let sent = last_sim_body(&sim, "gpt-4o-mini").await?;
     assert!(sent.get("previous_response_id").is_none(), "{sent}");
     let sent = sent.to_string();
@@ -895,6 +903,8 @@ async fn a_conversation_through_a_relayed_target_is_stored_and_continued() -> Te
     )
     .await?;
     assert_eq!(third.status(), 200);
+    let third: Value = third.json_value().await?;
+    assert_eq!(third["previous_response_id"], json!(second_id));
     let sent = last_sim_body(&sim, "gpt-4o-mini").await?.to_string();
     for earlier in [
         "Remember the word kumquat.",
