@@ -1,7 +1,8 @@
 //! The OpenAI Responses API front door (`POST /v1/responses`, issue 13):
 //! answers, typed event streams and tool calls through an OpenAI target
-//! (translated to Chat Completions), an Anthropic target, and a route whose
-//! first target is overloaded (529) and fails over.
+//! (which is sent the client's own body at `/v1/responses` and relayed),
+//! an Anthropic target (translated), and a route whose first target is
+//! overloaded (529) and fails over.
 
 mod common;
 mod sim_gateway;
@@ -38,6 +39,8 @@ routes:
   cached:   {{ targets: [sim-anthropic/claude-sonnet-4-5], cache: {{ ttl: 1h }} }}
   continued: {{ targets: [sim-openai/gpt-4o-mini, sim-anthropic/claude-sonnet-4-5], mid_stream: continue, max_retries: 0 }}
   convo:    {{ targets: [sim-anthropic/claude-sonnet-4-5, sim-openai/gpt-4o-mini], max_retries: 0 }}
+  cached-openai: {{ targets: [sim-openai/gpt-4o-mini], cache: {{ ttl: 1h }} }}
+  openai-first: {{ targets: [sim-openai/gpt-4o-mini, sim-anthropic/claude-sonnet-4-5], max_retries: 0 }}
 "
         )
     })
@@ -131,7 +134,9 @@ async fn a_text_answer_is_a_response_object_on_every_route() -> TestResult {
             route == "failover",
             "{route}"
         );
-        assert_eq!(header("x-bulwark-dropped"), "metadata", "{route}");
+        // Only a translated answer leaves out what its format lacks.
+        let dropped = if route == "cross" { "metadata" } else { "" };
+        assert_eq!(header("x-bulwark-dropped"), dropped, "{route}");
         let body: Value = response.json_value().await?;
         assert!(
             body["id"]
@@ -160,17 +165,23 @@ async fn a_text_answer_is_a_response_object_on_every_route() -> TestResult {
             )
         );
     }
-    // The OpenAI target was sent Chat Completions: instructions as the
-    // system message, `max_output_tokens` as the token limit.
+    // The OpenAI target was sent the client's own body at /v1/responses.
     let sent = sim.sim.requests();
     let to_openai = sent
         .iter()
         .find(|r| r.body["model"] == "gpt-4o-mini")
-        .map(|r| r.body.clone())
-        .unwrap_or_default();
-    assert_eq!(to_openai["messages"][0]["role"], "system");
-    assert_eq!(to_openai["messages"][0]["content"], "Be brief.");
-    assert!(to_openai.get("input").is_none(), "{to_openai}");
+        .cloned()
+        .ok_or("the OpenAI target was never called")?;
+    assert_eq!(to_openai.path, "/v1/responses");
+    assert_eq!(to_openai.body["instructions"], "Be brief.");
+    assert_eq!(to_openai.body["input"], "Say hello please");
+    assert_eq!(to_openai.body["max_output_tokens"], 200);
+    assert_eq!(to_openai.body["metadata"], json!({"k": "v"}));
+    assert!(
+        to_openai.body.get("messages").is_none(),
+        "{}",
+        to_openai.body
+    );
     // The request log names the format.
     let rows = logged(&gateway).await;
     assert_eq!(rows.len(), 3);
@@ -351,7 +362,10 @@ async fn structured_output_reaches_each_target_as_its_own_schema() -> TestResult
         let response = post(&gateway.base, &body).await?;
         assert_eq!(response.status(), 200, "{route}");
         let answer: Value = response.json_value().await?;
-        assert_eq!(answer["text"]["format"]["name"], "Trip");
+        assert_eq!(
+            answer["text"]["format"]["name"], "Trip",
+            "{route}: {answer}"
+        );
         let text = answer["output"][0]["content"][0]["text"]
             .as_str()
             .unwrap_or_default();
@@ -384,10 +398,11 @@ async fn refusals_at_the_door_and_upstream_failures_are_openai_errors() -> TestR
         "{body}"
     );
 
-    // A prompt stored at OpenAI cannot reach any target: refused by name.
+    // A prompt stored at OpenAI cannot reach a translated target: refused
+    // by name (an OpenAI target is sent it as it is).
     let response = post(
         &gateway.base,
-        &json!({"model": "same", "prompt": {"id": "pmpt_1"}}),
+        &json!({"model": "cross", "prompt": {"id": "pmpt_1"}}),
     )
     .await?;
     assert_eq!(response.status(), 400);
@@ -422,8 +437,9 @@ async fn refusals_at_the_door_and_upstream_failures_are_openai_errors() -> TestR
 #[tokio::test]
 async fn a_stream_broken_after_content_ends_with_error_and_response_failed() -> TestResult {
     let (sim, gateway) = start().await?;
+    // Cut after the relayed stream's first words.
     sim.sim.set_faults(vec![
-        FaultRule::always(Fault::cut(3)).for_format(Format::OpenAi),
+        FaultRule::always(Fault::cut(6)).for_format(Format::OpenAi),
     ]);
     let response = post(
         &gateway.base,
@@ -441,7 +457,10 @@ async fn a_stream_broken_after_content_ends_with_error_and_response_failed() -> 
     assert!(!kinds.contains(&"response.completed"));
     let error = &events[events.len() - 2];
     assert!(error["error"]["message"].is_string(), "{error}");
-    assert_eq!(events[events.len() - 1]["response"]["status"], "failed");
+    let failed = &events[events.len() - 1]["response"];
+    assert_eq!(failed["status"], "failed");
+    // The relayed response fails by its own id.
+    assert_eq!(failed["id"], events[0]["response"]["id"]);
     for (n, event) in events.iter().enumerate() {
         assert_eq!(event["sequence_number"], json!(n));
     }
@@ -663,5 +682,284 @@ async fn a_conversation_started_on_one_provider_continues_on_another_when_it_fai
         .and_then(|value| value.trim().parse().ok())
         .ok_or_else(|| format!("no bulwark_conversations_stored_total in {metrics}"))?;
     assert!(stored >= 2, "{stored}");
+    Ok(())
+}
+
+/// Issue 13's "pass through losslessly": what Chat Completions cannot say
+/// (reasoning summaries, `include`, built-in and namespace tools, prompt
+/// caching, the service tier) reaches an OpenAI target as the client wrote
+/// it, and the target's own events and ids reach the client.
+#[tokio::test]
+async fn an_openai_target_is_sent_the_clients_own_body_and_relayed_as_it_answers() -> TestResult {
+    let (sim, gateway) = start().await?;
+    let tools = json!([
+        {"type": "web_search"},
+        {"type": "namespace", "name": "repo", "description": "Repository tools",
+         "tools": [{"type": "function", "name": "grep", "parameters": {"type": "object"}}]},
+        weather_tool()
+    ]);
+    for stream in [false, true] {
+        let body = json!({"model": "same", "stream": stream, "input": "Think, then say hi",
+            "include": ["reasoning.encrypted_content"],
+            "reasoning": {"effort": "high", "summary": "auto"},
+            "tools": tools, "truncation": "auto", "prompt_cache_key": "conv-7",
+            "service_tier": "flex", "store": false});
+        let response = post(&gateway.base, &body).await?;
+        assert_eq!(response.status(), 200, "stream: {stream}");
+        assert_eq!(
+            sim_gateway::header(&response, "x-bulwark-dropped"),
+            None,
+            "nothing is left out"
+        );
+        let answer = if stream {
+            let events = events(&response.text().await?);
+            for (n, event) in events.iter().enumerate() {
+                assert_eq!(event["sequence_number"], json!(n), "{event}");
+            }
+            // The reasoning item translation would have lost, as sent.
+            assert!(
+                events
+                    .iter()
+                    .any(|e| e["type"] == "response.output_item.added"
+                        && e["item"]["type"] == "reasoning"
+                        && e["item"]["id"]
+                            .as_str()
+                            .is_some_and(|id| id.starts_with("rs_sim"))),
+                "{events:?}"
+            );
+            let deltas = events
+                .iter()
+                .filter(|e| e["type"] == "response.output_text.delta")
+                .collect::<Vec<_>>();
+            assert!(!deltas.is_empty());
+            assert!(
+                deltas.iter().all(|e| e["item_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("msg_sim"))),
+                "{deltas:?}"
+            );
+            assert_eq!(
+                events[0]["response"]["id"],
+                events[events.len() - 1]["response"]["id"]
+            );
+            events[events.len() - 1]["response"].clone()
+        } else {
+            response.json_value().await?
+        };
+        // The sim's own Response object, its ids and settings included.
+        assert!(
+            answer["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("resp_sim")),
+            "{answer}"
+        );
+        assert_eq!(answer["output"][0]["type"], "reasoning", "{answer}");
+        assert_eq!(answer["output"][1]["type"], "message", "{answer}");
+        assert_eq!(answer["truncation"], "auto");
+        assert_eq!(answer["tools"], tools);
+
+        let sent = sim
+            .sim
+            .requests()
+            .last()
+            .cloned()
+            .ok_or("the sim was never called")?;
+        assert_eq!(sent.path, "/v1/responses");
+        assert_eq!(sent.body["model"], "gpt-4o-mini");
+        assert_eq!(sent.body["stream"], true, "Bulwark streams from providers");
+        for field in [
+            "input",
+            "include",
+            "reasoning",
+            "tools",
+            "truncation",
+            "prompt_cache_key",
+            "service_tier",
+            "store",
+        ] {
+            assert_eq!(sent.body[field], body[field], "{field}");
+        }
+        assert!(sent.body.get("messages").is_none());
+    }
+    Ok(())
+}
+
+/// A failing OpenAI target is passed over for an Anthropic one, which is
+/// reached through translation; the client sees one well-formed answer.
+#[tokio::test]
+async fn a_broken_openai_target_fails_over_to_a_translated_anthropic_one() -> TestResult {
+    let (sim, gateway) = start().await?;
+    for (fault, label) in [
+        (Fault::status(500), "500"),
+        (Fault::error_event(2), "error event"),
+    ] {
+        sim.sim
+            .set_faults(vec![FaultRule::always(fault).for_format(Format::OpenAi)]);
+        sim.sim.clear_requests();
+        for stream in [false, true] {
+            let response = post(
+                &gateway.base,
+                &json!({"model": "openai-first", "input": "Say hello please", "stream": stream}),
+            )
+            .await?;
+            assert_eq!(response.status(), 200, "{label} {stream}");
+            assert_eq!(
+                sim_gateway::header(&response, "x-bulwark-target").as_deref(),
+                Some("sim-anthropic/claude-sonnet-4-5"),
+                "{label} {stream}"
+            );
+            assert_eq!(
+                sim_gateway::header(&response, "x-bulwark-fallback").as_deref(),
+                Some("true")
+            );
+            let answer = if stream {
+                let events = events(&response.text().await?);
+                for (n, event) in events.iter().enumerate() {
+                    assert_eq!(event["sequence_number"], json!(n), "{label}: {event}");
+                }
+                let kinds = types(&events);
+                assert!(!kinds.contains(&"error"), "{label}: {kinds:?}");
+                assert_eq!(kinds.last(), Some(&"response.completed"), "{label}");
+                events[events.len() - 1]["response"].clone()
+            } else {
+                response.json_value().await?
+            };
+            let text = answer["output"][0]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                text.starts_with("Simulated answer from claude-sonnet-4-5"),
+                "{label} {stream}: {answer}"
+            );
+        }
+        let paths: Vec<String> = sim.sim.requests().iter().map(|r| r.path.clone()).collect();
+        assert!(paths.iter().any(|p| p == "/v1/responses"), "{paths:?}");
+        assert!(paths.iter().any(|p| p == "/v1/messages"), "{paths:?}");
+    }
+    Ok(())
+}
+
+/// A conversation answered by a relayed OpenAI target is stored from the
+/// target's own Response objects (the streamed one from its
+/// `response.completed` event) and continued by id: the target receives
+/// the whole history and no `previous_response_id`.
+#[tokio::test]
+async fn a_conversation_through_a_relayed_target_is_stored_and_continued() -> TestResult {
+    let (sim, gateway) = start().await?;
+    let first: Value = post(
+        &gateway.base,
+        &json!({"model": "same", "input": "Remember the word kumquat."}),
+    )
+    .await?
+    .json_value()
+    .await?;
+    let first_id = first["id"].as_str().ok_or("no id")?.to_string();
+    assert!(first_id.starts_with("resp_sim"), "{first}");
+    assert_eq!(stored(&gateway.base, &first_id).await?["id"], first["id"]);
+    let first_text = first["output"][0]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    let second = post(
+        &gateway.base,
+        &json!({"model": "same", "input": "Which word was it?", "previous_response_id": first_id, "stream": true}),
+    )
+    .await?;
+    assert_eq!(second.status(), 200);
+    let second = events(&second.text().await?);
+    let second_id = second[second.len() - 1]["response"]["id"]
+        .as_str()
+        .ok_or("no id")?
+        .to_string();
+    assert!(second_id.starts_with("resp_sim"));
+    // The target was sent the history, not the id; the answer names it.
+    for event in second.iter().filter(|e| e["response"].is_object()) {
+        assert_eq!(
+            event["response"]["previous_response_id"],
+            json!(first_id),
+            "{event}"
+        );
+    }
+    let sent = last_sim_body(&sim, "gpt-4o-mini").await?;
+    assert!(sent.get("previous_response_id").is_none(), "{sent}");
+    let sent = sent.to_string();
+    for earlier in [
+        "Remember the word kumquat.",
+        first_text.as_str(),
+        "Which word was it?",
+    ] {
+        assert!(sent.contains(earlier), "not given {earlier:?}: {sent}");
+    }
+
+    // The streamed turn was stored from its own final event.
+    assert_eq!(
+        stored(&gateway.base, &second_id).await?["id"],
+        json!(second_id)
+    );
+    let third = post(
+        &gateway.base,
+        &json!({"model": "same", "input": "Thanks.", "previous_response_id": second_id}),
+    )
+    .await?;
+    assert_eq!(third.status(), 200);
+    let third: Value = third.json_value().await?;
+    assert_eq!(third["previous_response_id"], json!(second_id));
+    let sent = last_sim_body(&sim, "gpt-4o-mini").await?.to_string();
+    for earlier in [
+        "Remember the word kumquat.",
+        "Which word was it?",
+        "Thanks.",
+    ] {
+        assert!(sent.contains(earlier), "not given {earlier:?}: {sent}");
+    }
+    Ok(())
+}
+
+/// A relayed answer is cached as the target sent it and replayed in either
+/// shape: a stream as the target's own events, a complete answer as its
+/// own Response object.
+#[tokio::test]
+async fn a_relayed_answer_is_cached_and_replayed_streamed_and_not() -> TestResult {
+    let (sim, gateway) = start().await?;
+    let mut texts = Vec::new();
+    for (stream, cache) in [(true, "miss"), (false, "hit"), (true, "hit")] {
+        let body = json!({"model": "cached-openai", "input": "Cache me too", "stream": stream, "temperature": 0});
+        let response = post(&gateway.base, &body).await?;
+        assert_eq!(
+            sim_gateway::header(&response, "x-bulwark-cache").as_deref(),
+            Some(cache),
+            "stream: {stream}"
+        );
+        let answer = if stream {
+            let events = events(&response.text().await?);
+            for (n, event) in events.iter().enumerate() {
+                assert_eq!(event["sequence_number"], json!(n), "{event}");
+            }
+            assert_eq!(types(&events).last(), Some(&"response.completed"));
+            events[events.len() - 1]["response"].clone()
+        } else {
+            response.json_value().await?
+        };
+        assert!(
+            answer["id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("resp_sim")),
+            "{answer}"
+        );
+        texts.push(answer["output"][0]["content"][0]["text"].clone());
+    }
+    assert!(
+        texts[0]
+            .as_str()
+            .is_some_and(|t| t.contains("Cache me too")),
+        "{texts:?}"
+    );
+    assert!(texts.iter().all(|t| *t == texts[0]), "{texts:?}");
+    assert_eq!(
+        sim.sim.requests().len(),
+        1,
+        "the cache answered the repeats"
+    );
     Ok(())
 }

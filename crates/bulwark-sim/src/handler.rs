@@ -22,7 +22,7 @@ use crate::headers::{cdn_html, provider_headers};
 use crate::state::{RecordedRequest, Sim};
 use crate::stream::{self, StreamFault, StreamPlan};
 use crate::wire::{Ctx, ErrorSpec, Invalid};
-use crate::{anthropic, gemini, openai};
+use crate::{anthropic, gemini, openai, responses};
 
 /// Headers whose values the request log replaces by [`REDACTED`]: the
 /// providers' key headers (the first four, which also say whether a key was
@@ -48,6 +48,9 @@ pub(crate) const JSON_STREAM_SUFFIX: &str = "-json-stream";
 pub(crate) enum Call {
     /// A generation; `stream` from the path (Gemini) or `None` to read the body.
     Generate { stream: Option<bool> },
+    /// A generation by OpenAI's Responses API (`/v1/responses`), in format
+    /// `openai` for auth, faults and errors; `stream` read from the body.
+    Respond,
     /// Gemini `countTokens`, Anthropic `/v1/messages/count_tokens`.
     CountTokens,
     /// Embeddings: OpenAI `/v1/embeddings`, Gemini `:embedContent` and
@@ -101,7 +104,7 @@ pub(crate) async fn handle(sim: Sim, inc: Incoming) -> Response {
         .unwrap_or_default();
     let stream = match inc.call {
         Call::Generate { stream: Some(s) } => s,
-        Call::Generate { stream: None } => body_json
+        Call::Generate { stream: None } | Call::Respond => body_json
             .get("stream")
             .and_then(Value::as_bool)
             .unwrap_or(false),
@@ -412,7 +415,9 @@ fn decide(
         let headers = provider_headers(format, &ctx.request_id, 0, None);
         return outcome(json_response(format, ctx, headers, json, fault, speed));
     }
+    let respond = inc.call == Call::Respond;
     let prompt = match format {
+        Format::OpenAi if respond => responses::parse(&body, &ctx.model),
         Format::OpenAi => openai::parse(&body, &ctx.model),
         // A count takes a Messages body without `max_tokens`.
         Format::Anthropic if inc.call == Call::CountTokens => {
@@ -457,10 +462,20 @@ fn decide(
     if stream && !ctx.model.ends_with(JSON_STREAM_SUFFIX) {
         let pacing = Pacing::new(latency, speed);
         return outcome(stream_response(
-            format, ctx, &answer, headers, pacing, fault, gemini_sse,
+            format,
+            ctx,
+            &answer,
+            headers,
+            pacing,
+            fault,
+            Variant {
+                gemini_sse,
+                responses: respond.then_some(&body),
+            },
         ));
     }
     let json = match format {
+        Format::OpenAi if respond => responses::response(ctx, &body, &answer),
         Format::OpenAi => openai::response(ctx, &answer),
         Format::Anthropic => anthropic::response(ctx, &answer),
         Format::Gemini => gemini::response(ctx, &answer),
@@ -473,6 +488,7 @@ fn decide(
             ctx,
             &answer,
             Pacing::new(latency, speed),
+            respond,
         )),
         response,
     };
@@ -562,13 +578,21 @@ fn faulty_json(
 /// last token of the same answer streamed. Without it, a drill's direct
 /// baseline would get its complete answers sooner than any real provider
 /// gives them, and look faster than the gateway that streams them.
-fn generation_time(format: Format, ctx: &Ctx, answer: &Answer, pacing: Pacing) -> Duration {
+fn generation_time(
+    format: Format,
+    ctx: &Ctx,
+    answer: &Answer,
+    pacing: Pacing,
+    respond: bool,
+) -> Duration {
     let first_token = crate::speed::wait(pacing.latency.first_token_ms, pacing.speed);
     let interval = crate::speed::wait(pacing.latency.token_interval_ms, pacing.speed);
     if first_token.is_zero() && interval.is_zero() {
         return Duration::ZERO;
     }
     let frames = match format {
+        // Only the paced frames are counted: the request's echo is immaterial.
+        Format::OpenAi if respond => responses::stream_frames(ctx, &Value::Null, answer),
         Format::OpenAi => openai::stream_frames(ctx, answer),
         Format::Anthropic => anthropic::stream_frames(ctx, answer),
         Format::Gemini => gemini::stream_frames(ctx, answer, true),
@@ -592,6 +616,16 @@ impl Pacing {
     }
 }
 
+/// Which of a format's stream shapes a request gets.
+#[derive(Debug, Clone, Copy)]
+struct Variant<'a> {
+    /// Gemini `alt=sse`: server-sent events rather than a JSON array.
+    gemini_sse: bool,
+    /// OpenAI's Responses API rather than Chat Completions: the request,
+    /// whose settings its events repeat.
+    responses: Option<&'a Value>,
+}
+
 fn stream_response(
     format: Format,
     ctx: &Ctx,
@@ -599,8 +633,12 @@ fn stream_response(
     mut headers: HeaderMap,
     pacing: Pacing,
     fault: Option<Fault>,
-    gemini_sse: bool,
+    variant: Variant<'_>,
 ) -> Response {
+    let Variant {
+        gemini_sse,
+        responses: request,
+    } = variant;
     let status = match &fault {
         Some(Fault::ErrorEvent {
             status: Some(s), ..
@@ -608,18 +646,23 @@ fn stream_response(
         _ => default_error_event_status(format),
     };
     let err = spec(ctx, status);
-    let (frames, error_frame, content_type) = match format {
-        Format::OpenAi => (
+    let (frames, error_frame, content_type) = match (format, request) {
+        (Format::OpenAi, Some(request)) => (
+            responses::stream_frames(ctx, request, answer),
+            responses::error_frame(&err),
+            "text/event-stream; charset=utf-8",
+        ),
+        (Format::OpenAi, None) => (
             openai::stream_frames(ctx, answer),
             openai::error_frame(&err),
             "text/event-stream; charset=utf-8",
         ),
-        Format::Anthropic => (
+        (Format::Anthropic, _) => (
             anthropic::stream_frames(ctx, answer),
             anthropic::error_frame(&err),
             "text/event-stream; charset=utf-8",
         ),
-        Format::Gemini => (
+        (Format::Gemini, _) => (
             gemini::stream_frames(ctx, answer, gemini_sse),
             gemini::error_frame(&err, gemini_sse),
             if gemini_sse {

@@ -3,7 +3,9 @@
 //! One axum server speaks three wire formats at their real paths:
 //!
 //! - OpenAI Chat Completions: `POST /v1/chat/completions` (`Authorization: Bearer`),
-//!   and embeddings: `POST /v1/embeddings` (float or base64).
+//!   embeddings: `POST /v1/embeddings` (float or base64), and the Responses
+//!   API: `POST /v1/responses` (typed events with `sequence_number`; its
+//!   faults, auth and errors are OpenAI's, matched as format `openai`).
 //! - Anthropic Messages: `POST /v1/messages` and `POST /v1/messages/count_tokens`
 //!   (`x-api-key`; `anthropic-version` required).
 //! - Gemini: `POST /v1beta/models/{model}:generateContent`,
@@ -91,6 +93,7 @@ mod headers;
 mod mix;
 mod openai;
 mod phase;
+mod responses;
 mod schema;
 mod server;
 mod speed;

@@ -24,6 +24,7 @@ use crate::state::Sim;
 pub(crate) fn router(sim: Sim) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/responses", post(openai_responses))
         .route("/v1/messages", post(anthropic_messages))
         .route("/v1/messages/count_tokens", post(anthropic_count_tokens))
         .route("/v1/embeddings", post(openai_embeddings))
@@ -76,6 +77,24 @@ async fn openai_chat(
     };
     let call = Call::Generate { stream: None };
     handle(sim, incoming(Format::OpenAi, call, parts, None)).await
+}
+
+async fn openai_responses(
+    State(sim): State<Sim>,
+    method: Method,
+    uri: OriginalUri,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let parts = Parts {
+        method,
+        uri,
+        headers,
+        query,
+        body,
+    };
+    handle(sim, incoming(Format::OpenAi, Call::Respond, parts, None)).await
 }
 
 async fn anthropic_messages(

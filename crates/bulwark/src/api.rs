@@ -16,8 +16,10 @@ pub enum WireFormat {
     OpenAi,
     Anthropic,
     Gemini,
-    /// OpenAI's Responses API: a front door only; no provider is called in
-    /// it, so its requests always reach a target translated.
+    /// OpenAI's Responses API: a front door, and the second API of the
+    /// `openai` provider kind, which only a Responses client's request
+    /// reaches (`UpstreamDialect::also_speaks`); other targets get it
+    /// translated.
     Responses,
 }
 

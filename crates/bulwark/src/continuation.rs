@@ -125,7 +125,7 @@ fn block_index(data: &Value) -> Option<usize> {
 }
 
 pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkStream {
-    let format = c.route.targets[c.served].provider.format();
+    let format = c.route.targets[c.served].provider.format_for(&c.request);
     Box::pin(async_stream::stream! {
         let mut first = first;
         let mut so_far = SoFar::default();
@@ -143,14 +143,17 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             // Complete but for the terminator: send it, nothing to continue.
             match format {
                 WireFormat::Anthropic => yield Ok(Chunk { raw: SseEvent { event: Some("message_stop".into()), data: json!({"type": "message_stop"}).to_string() }, events: vec![] }),
-                // No provider speaks the Responses API: it never comes from one.
-                WireFormat::OpenAi | WireFormat::Responses => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
-                // Gemini's stream has no terminator: it simply ends.
-                WireFormat::Gemini => {}
+                WireFormat::OpenAi => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
+                // Gemini's stream has no terminator: it simply ends; a
+                // Responses stream's last event (`response.completed`) is its.
+                WireFormat::Gemini | WireFormat::Responses => {}
             }
             return;
         }
-        if so_far.tool_started || so_far.text.is_empty() || so_far.text_block_closed || c.deadline.passed() {
+        // A relayed Responses stream ends with the whole Response object,
+        // which the client stores and continues from; a continuation
+        // written by another target could not make it whole again.
+        if format == WireFormat::Responses || so_far.tool_started || so_far.text.is_empty() || so_far.text_block_closed || c.deadline.passed() {
             yield Err(failure);
             return;
         }

@@ -104,6 +104,23 @@ impl Provider {
         self.dialect
     }
 
+    /// The dialect `request` is sent in: the one of the client's own
+    /// format when this provider also speaks it (OpenAI's Responses API for
+    /// a Responses client), so nothing is translated; the provider's own
+    /// otherwise. Every per-request use of the format goes through here.
+    pub fn dialect_for(&self, request: &ChatRequest) -> &'static dyn UpstreamDialect {
+        request
+            .source
+            .as_ref()
+            .and_then(|source| self.dialect.also_speaks(source.format))
+            .unwrap_or(self.dialect)
+    }
+
+    /// The wire format `request` is sent and answered in (`dialect_for`).
+    pub fn format_for(&self, request: &ChatRequest) -> WireFormat {
+        self.dialect_for(request).format()
+    }
+
     /// Sends the request and returns the response once its status is a success.
     async fn send(
         &self,
@@ -118,8 +135,8 @@ impl Provider {
                 error.message,
             )
         };
-        let mut url = self
-            .dialect
+        let dialect = self.dialect_for(request);
+        let mut url = dialect
             .url(&self.config.base_url, model)
             .map_err(rejected)?;
         // What the client sent besides its body names its own format's
@@ -128,13 +145,12 @@ impl Provider {
         let own = request
             .source
             .as_ref()
-            .filter(|source| source.format == self.dialect.format());
+            .filter(|source| source.format == dialect.format());
         if let Some(query) = own.and_then(|source| source.query.as_deref()) {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(query);
         }
-        let mut body = self
-            .dialect
+        let mut body = dialect
             .encode_request(request, model, self.config.default_max_tokens)
             .map_err(rejected)?;
         if !self.config.stream {
@@ -289,7 +305,7 @@ impl Provider {
         let exhausted = rate_limit_reset(response.headers(), SystemTime::now());
         if complete::is_json(response.headers()) {
             return Ok((
-                self.complete_answer(response, target, idle_timeout),
+                self.complete_answer(response, request, target, idle_timeout),
                 exhausted,
             ));
         }
@@ -299,7 +315,7 @@ impl Provider {
             self.config.max_response_bytes,
             "stream",
         );
-        let mut decoder = self.dialect.stream_decoder();
+        let mut decoder = self.dialect_for(request).stream_decoder();
         let target = target.to_string();
         let redactor = Arc::clone(&self.redactor);
         let stream = async_stream::stream! {
@@ -424,6 +440,7 @@ impl Provider {
     fn complete_answer(
         &self,
         response: reqwest::Response,
+        request: &ChatRequest,
         target: &str,
         idle_timeout: Duration,
     ) -> ChunkStream {
@@ -433,7 +450,7 @@ impl Provider {
             self.config.max_response_bytes,
             "answer",
         );
-        let dialect = self.dialect;
+        let dialect = self.dialect_for(request);
         let target = target.to_string();
         let redactor = Arc::clone(&self.redactor);
         let stream = async_stream::stream! {
@@ -680,6 +697,57 @@ pub fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn providers() -> Vec<Provider> {
+        let config = crate::config::Config::from_yaml(
+            "providers:\n  o: { kind: openai, api_key: k }\n  c: { kind: openai-compatible, base_url: \"http://127.0.0.1:9/v1\" }\n  a: { kind: anthropic, api_key: k }\nroutes: {}\n",
+            "t.yaml",
+            &|_: &str| None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        ["o", "c", "a"]
+            .iter()
+            .map(|name| {
+                let provider = config.providers.get(*name).cloned();
+                Provider::new(name, provider.unwrap_or_else(|| panic!("no {name}")))
+                    .unwrap_or_else(|e| panic!("{e}"))
+            })
+            .collect()
+    }
+
+    fn from(format: WireFormat) -> ChatRequest {
+        let mut request = crate::wire::responses::decode_request(br#"{"model":"m","input":"hi"}"#)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        if let Some(source) = request.source.as_mut() {
+            source.format = format;
+        }
+        request
+    }
+
+    #[test]
+    fn only_openai_itself_speaks_the_responses_api_and_only_to_its_clients() {
+        let [openai, compatible, anthropic] =
+            <[Provider; 3]>::try_from(providers()).unwrap_or_else(|_| panic!("three providers"));
+        let responses = from(WireFormat::Responses);
+        assert_eq!(openai.format_for(&responses), WireFormat::Responses);
+        assert_eq!(
+            openai.dialect_for(&responses).url("https://x/v1", "m").ok(),
+            Some("https://x/v1/responses".to_string())
+        );
+        assert_eq!(openai.format(), WireFormat::OpenAi);
+        assert_eq!(compatible.format_for(&responses), WireFormat::OpenAi);
+        assert_eq!(anthropic.format_for(&responses), WireFormat::Anthropic);
+        for other in [
+            WireFormat::OpenAi,
+            WireFormat::Anthropic,
+            WireFormat::Gemini,
+        ] {
+            assert_eq!(openai.format_for(&from(other)), WireFormat::OpenAi);
+        }
+        let mut built_in_code = responses;
+        built_in_code.source = None;
+        assert_eq!(openai.format_for(&built_in_code), WireFormat::OpenAi);
+    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();

@@ -141,12 +141,11 @@ impl Call<'_> {
         } else {
             self.route.policy.timeouts.attempt
         };
-        let relayed = self.mode == Mode::Stream
-            && self
-                .request
-                .source
-                .as_ref()
-                .is_some_and(|source| source.format == target.provider.format());
+        let relayed =
+            self.mode == Mode::Stream
+                && self.request.source.as_ref().is_some_and(|source| {
+                    source.format == target.provider.format_for(self.request)
+                });
         let until = self.deadline.clip(started + limit);
         let opening = async {
             let (mut stream, exhausted) = target

@@ -101,7 +101,7 @@ impl Operation for Chat<'_> {
         Served {
             value,
             target: target.label.clone(),
-            format: target.provider.format(),
+            format: target.provider.format_for(self.request),
             attempts: run.attempts,
             fallback,
             cache: None,
@@ -120,7 +120,7 @@ impl Operation for Chat<'_> {
         self.request
             .source
             .as_ref()
-            .is_some_and(|source| source.format != target.provider.format())
+            .is_some_and(|source| source.format != target.provider.format_for(self.request))
     }
 }
 

@@ -78,7 +78,7 @@ pub async fn run(
         .map(|target| {
             translate::prepare(
                 request,
-                target.provider.format(),
+                target.provider.format_for(request),
                 target.traits,
                 target.provider.dialect().takes_top_k(),
                 target.provider.default_max_tokens(),

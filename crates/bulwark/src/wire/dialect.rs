@@ -63,6 +63,15 @@ pub trait UpstreamDialect: Debug + Send + Sync {
     /// The wire format its answers arrive in.
     fn format(&self) -> WireFormat;
 
+    /// The dialect of another API the same provider kind serves, for a
+    /// client that speaks `client`: its request then goes out in its own
+    /// format, untranslated, and its answer is relayed. `None` (the
+    /// default) when the kind speaks no such API: the request is
+    /// translated into this dialect's. `Provider::dialect_for` asks.
+    fn also_speaks(&self, _client: WireFormat) -> Option<&'static dyn UpstreamDialect> {
+        None
+    }
+
     /// The provider kind's name in the configuration (`kind:`).
     fn kind_name(&self) -> &'static str;
 

@@ -343,6 +343,16 @@ impl UpstreamDialect for Upstream {
         WireFormat::OpenAi
     }
 
+    /// OpenAI itself serves the Responses API beside Chat Completions;
+    /// compatible servers mostly lack `/responses`, so they stay on Chat
+    /// Completions.
+    fn also_speaks(&self, client: WireFormat) -> Option<&'static dyn UpstreamDialect> {
+        match (self, client) {
+            (Upstream::OpenAi, WireFormat::Responses) => Some(&crate::wire::responses::Upstream),
+            _ => None,
+        }
+    }
+
     fn kind_name(&self) -> &'static str {
         match self {
             Upstream::OpenAi => "openai",

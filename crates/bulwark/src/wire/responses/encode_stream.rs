@@ -81,9 +81,8 @@ impl StreamEncoder {
         }
     }
 
-    /// Takes up the answer `head` describes. No provider streams this
-    /// format, so only the answer's identity carries over: its items are
-    /// numbered afresh.
+    /// Takes up the answer `head` describes: only the answer's identity
+    /// carries over; its items are numbered afresh.
     pub fn resume(head: &StreamHead, echo: Echo) -> Self {
         let mut encoder = StreamEncoder::new(echo);
         if !head.id.is_empty() {
@@ -93,6 +92,13 @@ impl StreamEncoder {
         encoder.head.created = head.created;
         encoder.started = head.started;
         encoder
+    }
+
+    /// Numbers the events it writes from `sequence`: after a provider's own
+    /// events, relayed, the next are numbered on from them.
+    pub fn numbered_from(mut self, sequence: u64) -> Self {
+        self.sequence = sequence;
+        self
     }
 
     /// Calls `hook` with the final Response object when the stream

@@ -119,10 +119,10 @@ impl ClientDialect for FrontDoor {
         })
     }
 
-    /// No provider speaks this format, so there is nothing to relay: the
-    /// writer translates.
-    fn relay_writer(&self, include_usage: bool) -> Box<dyn StreamWriter> {
-        self.stream_writer(WireFormat::OpenAi, include_usage)
+    /// An `openai` provider's own Responses events, as it sent them: ids,
+    /// reasoning items and built-in tool events included.
+    fn relay_writer(&self, _include_usage: bool) -> Box<dyn StreamWriter> {
+        Box::new(Relay::default())
     }
 
     fn encode_error(&self, error: &ApiError) -> Value {
@@ -140,6 +140,61 @@ impl ClientDialect for FrontDoor {
             ErrorKind::Billing if error.status == 402 => 429,
             _ => error.status,
         }
+    }
+}
+
+/// Relays a provider's Responses events as they are, keeping what a broken
+/// stream's closing events need: the answer's identity and the next
+/// sequence number.
+#[derive(Default)]
+struct Relay {
+    head: StreamHead,
+    next_sequence: u64,
+}
+
+impl Relay {
+    /// Reads the event's number and, from the first event, the answer's id.
+    /// The SDKs check nothing else, so nothing else is parsed out.
+    fn observe(&mut self, data: &str) {
+        let Ok(event) = serde_json::from_str::<Value>(data) else {
+            return;
+        };
+        if let Some(n) = event.get("sequence_number").and_then(Value::as_u64) {
+            self.next_sequence = n.saturating_add(1);
+        }
+        if !self.head.started
+            && let Some(response) = event.get("response")
+        {
+            self.head.started = true;
+            self.head.id = crate::wire::json::get_str(response, "id")
+                .unwrap_or_default()
+                .to_string();
+            self.head.model = crate::wire::json::get_str(response, "model")
+                .unwrap_or_default()
+                .to_string();
+            self.head.created = response
+                .get("created_at")
+                .and_then(Value::as_u64)
+                .unwrap_or_else(crate::api::unix_now);
+        }
+    }
+}
+
+impl StreamWriter for Relay {
+    fn write(&mut self, chunk: &crate::wire::Chunk, out: &mut dyn SseSink) {
+        self.observe(&chunk.raw.data);
+        out.push_event(chunk.raw.event.as_deref(), &chunk.raw.data);
+    }
+
+    /// The provider's final event (`response.completed`) ended the stream.
+    fn finish(&mut self, _out: &mut dyn SseSink) {}
+
+    /// An `error` event and, once the answer started, `response.failed` for
+    /// the same response id, numbered on from the provider's events.
+    fn error(&mut self, error: &ApiError, out: &mut dyn SseSink) {
+        StreamEncoder::resume(&self.head, Echo::default())
+            .numbered_from(self.next_sequence)
+            .error(error, out);
     }
 }
 
@@ -237,6 +292,60 @@ mod tests {
             encode_response(&response)["id"],
             encode_response(&response)["id"]
         );
+    }
+
+    #[test]
+    fn a_responses_provider_is_relayed_event_for_event() {
+        assert!(FrontDoor.relays(WireFormat::Responses));
+        assert!(!FrontDoor.relays(WireFormat::OpenAi));
+        let raw = SseEvent {
+            event: Some("response.output_text.delta".into()),
+            data: r#"{"type":"response.output_text.delta","item_id":"msg_9","delta":"Hi"}"#.into(),
+        };
+        let chunk = crate::wire::Chunk {
+            raw: raw.clone(),
+            events: Vec::new(),
+        };
+        let mut out: Vec<SseEvent> = Vec::new();
+        let mut writer = FrontDoor.stream_writer(WireFormat::Responses, false);
+        writer.write(&chunk, &mut out);
+        writer.finish(&mut out);
+        assert_eq!(out, vec![raw]);
+    }
+
+    #[test]
+    fn a_broken_relayed_stream_fails_the_same_response_numbered_on() {
+        let created = SseEvent {
+            event: Some("response.created".into()),
+            data: r#"{"type":"response.created","sequence_number":0,"response":{"id":"resp_up","model":"gpt-5","created_at":5}}"#.into(),
+        };
+        let delta = SseEvent {
+            event: Some("response.output_text.delta".into()),
+            data: r#"{"type":"response.output_text.delta","sequence_number":1,"delta":"Hi"}"#
+                .into(),
+        };
+        let mut writer = FrontDoor.relay_writer(false);
+        let mut out: Vec<SseEvent> = Vec::new();
+        for raw in [created, delta] {
+            writer.write(
+                &crate::wire::Chunk {
+                    raw,
+                    events: Vec::new(),
+                },
+                &mut out,
+            );
+        }
+        writer.error(&ApiError::new(ErrorKind::Api, "cut"), &mut out);
+        let closing: Vec<Value> = out[2..]
+            .iter()
+            .map(|e| serde_json::from_str(&e.data).unwrap_or(Value::Null))
+            .collect();
+        assert_eq!(closing[0]["type"], "error");
+        assert_eq!(closing[0]["sequence_number"], 2);
+        assert_eq!(closing[1]["type"], "response.failed");
+        assert_eq!(closing[1]["sequence_number"], 3);
+        assert_eq!(closing[1]["response"]["id"], "resp_up");
+        assert_eq!(closing[1]["response"]["status"], "failed");
     }
 
     #[test]
