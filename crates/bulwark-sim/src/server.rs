@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -38,12 +38,42 @@ pub(crate) fn router(sim: Sim) -> Router {
         .with_state(sim)
 }
 
+/// What every simulated endpoint reads of a request, extracted in one
+/// place: the method, the URI, the query, the headers and the body (empty
+/// for a GET).
 struct Parts {
     method: Method,
     uri: OriginalUri,
     headers: HeaderMap,
     query: HashMap<String, String>,
     body: Bytes,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Parts {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (mut head, body) = request.into_parts();
+        let uri = OriginalUri::from_request_parts(&mut head, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Query(query) = Query::<HashMap<String, String>>::from_request_parts(&mut head, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let request = Request::from_parts(head, body);
+        let method = request.method().clone();
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Parts {
+            method,
+            uri,
+            headers,
+            query,
+            body,
+        })
+    }
 }
 
 fn incoming(format: Format, call: Call, parts: Parts, path_model: Option<String>) -> Incoming {
@@ -60,96 +90,26 @@ fn incoming(format: Format, call: Call, parts: Parts, path_model: Option<String>
     }
 }
 
-async fn openai_chat(
-    State(sim): State<Sim>,
-    method: Method,
-    uri: OriginalUri,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let parts = Parts {
-        method,
-        uri,
-        headers,
-        query,
-        body,
-    };
+async fn openai_chat(State(sim): State<Sim>, parts: Parts) -> Response {
     let call = Call::Generate { stream: None };
     handle(sim, incoming(Format::OpenAi, call, parts, None)).await
 }
 
-async fn openai_responses(
-    State(sim): State<Sim>,
-    method: Method,
-    uri: OriginalUri,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let parts = Parts {
-        method,
-        uri,
-        headers,
-        query,
-        body,
-    };
+async fn openai_responses(State(sim): State<Sim>, parts: Parts) -> Response {
     handle(sim, incoming(Format::OpenAi, Call::Respond, parts, None)).await
 }
 
-async fn anthropic_messages(
-    State(sim): State<Sim>,
-    method: Method,
-    uri: OriginalUri,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let parts = Parts {
-        method,
-        uri,
-        headers,
-        query,
-        body,
-    };
+async fn anthropic_messages(State(sim): State<Sim>, parts: Parts) -> Response {
     let call = Call::Generate { stream: None };
     handle(sim, incoming(Format::Anthropic, call, parts, None)).await
 }
 
-async fn openai_embeddings(
-    State(sim): State<Sim>,
-    method: Method,
-    uri: OriginalUri,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let parts = Parts {
-        method,
-        uri,
-        headers,
-        query,
-        body,
-    };
+async fn openai_embeddings(State(sim): State<Sim>, parts: Parts) -> Response {
     let call = Call::Embed { batch: false };
     handle(sim, incoming(Format::OpenAi, call, parts, None)).await
 }
 
-async fn anthropic_count_tokens(
-    State(sim): State<Sim>,
-    method: Method,
-    uri: OriginalUri,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let parts = Parts {
-        method,
-        uri,
-        headers,
-        query,
-        body,
-    };
+async fn anthropic_count_tokens(State(sim): State<Sim>, parts: Parts) -> Response {
     handle(
         sim,
         incoming(Format::Anthropic, Call::CountTokens, parts, None),
@@ -159,24 +119,11 @@ async fn anthropic_count_tokens(
 
 /// `GET /v1/models` answers in Anthropic's shape when the client sends
 /// `anthropic-version`, as only Anthropic clients do.
-async fn list_models(
-    State(sim): State<Sim>,
-    method: Method,
-    uri: OriginalUri,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let format = if headers.contains_key("anthropic-version") {
+async fn list_models(State(sim): State<Sim>, parts: Parts) -> Response {
+    let format = if parts.headers.contains_key("anthropic-version") {
         Format::Anthropic
     } else {
         Format::OpenAi
-    };
-    let parts = Parts {
-        method,
-        uri,
-        headers,
-        query,
-        body: Bytes::new(),
     };
     handle(
         sim,
@@ -185,39 +132,12 @@ async fn list_models(
     .await
 }
 
-async fn gemini_models(
-    State(sim): State<Sim>,
-    method: Method,
-    uri: OriginalUri,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let parts = Parts {
-        method,
-        uri,
-        headers,
-        query,
-        body: Bytes::new(),
-    };
+async fn gemini_models(State(sim): State<Sim>, parts: Parts) -> Response {
     let call = Call::Models { model: None };
     handle(sim, incoming(Format::Gemini, call, parts, None)).await
 }
 
-async fn gemini_model(
-    State(sim): State<Sim>,
-    Path(rest): Path<String>,
-    method: Method,
-    uri: OriginalUri,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    let parts = Parts {
-        method,
-        uri,
-        headers,
-        query,
-        body: Bytes::new(),
-    };
+async fn gemini_model(State(sim): State<Sim>, Path(rest): Path<String>, parts: Parts) -> Response {
     let call = Call::Models {
         model: Some(rest.clone()),
     };
@@ -225,15 +145,7 @@ async fn gemini_model(
 }
 
 /// `POST /v1beta/models/{model}:{method}`.
-async fn gemini_post(
-    State(sim): State<Sim>,
-    Path(rest): Path<String>,
-    method: Method,
-    uri: OriginalUri,
-    Query(query): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn gemini_post(State(sim): State<Sim>, Path(rest): Path<String>, parts: Parts) -> Response {
     let (model, action) = rest.rsplit_once(':').unwrap_or((rest.as_str(), ""));
     let call = match action {
         "generateContent" => Call::Generate {
@@ -247,13 +159,6 @@ async fn gemini_post(
         _ => Call::Models {
             model: Some(String::new()),
         },
-    };
-    let parts = Parts {
-        method,
-        uri,
-        headers,
-        query,
-        body,
     };
     let model = model.to_string();
     handle(sim, incoming(Format::Gemini, call, parts, Some(model))).await
