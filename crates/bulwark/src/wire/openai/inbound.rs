@@ -305,13 +305,25 @@ fn decode_content(
     path: &str,
     unmapped_fields: &mut Vec<Unmapped>,
 ) -> Result<Vec<ContentBlock>, ApiError> {
+    decode_content_with(value, path, unmapped_fields, decode_part)
+}
+
+/// Content as both OpenAI formats send it, a string or an array of parts,
+/// with each part read by `part` (Chat Completions' and the Responses
+/// API's part types differ).
+pub(crate) fn decode_content_with(
+    value: Option<Value>,
+    path: &str,
+    unmapped_fields: &mut Vec<Unmapped>,
+    part: fn(Value, &str, &mut Vec<Unmapped>) -> Result<Option<ContentBlock>, ApiError>,
+) -> Result<Vec<ContentBlock>, ApiError> {
     match value {
         None => Ok(Vec::new()),
         Some(Value::String(text)) => Ok(vec![ContentBlock::Text(text)]),
         Some(Value::Array(parts)) => {
             let mut content = Vec::with_capacity(parts.len());
-            for (k, part) in parts.into_iter().enumerate() {
-                content.extend(decode_part(part, &format!("{path}[{k}]"), unmapped_fields)?);
+            for (k, raw) in parts.into_iter().enumerate() {
+                content.extend(part(raw, &format!("{path}[{k}]"), unmapped_fields)?);
             }
             Ok(content)
         }

@@ -10,7 +10,7 @@
 
 mod decode_stream;
 mod encode_stream;
-mod inbound;
+pub(crate) mod inbound;
 mod relay;
 mod upstream;
 

@@ -291,22 +291,7 @@ fn decode_content(
     path: &str,
     unmapped_fields: &mut Vec<Unmapped>,
 ) -> Result<Vec<ContentBlock>, ApiError> {
-    match value {
-        None => Ok(Vec::new()),
-        Some(Value::String(text)) => Ok(vec![ContentBlock::Text(text)]),
-        Some(Value::Array(parts)) => {
-            let mut content = Vec::with_capacity(parts.len());
-            for (k, part) in parts.into_iter().enumerate() {
-                content.extend(decode_part(part, &format!("{path}[{k}]"), unmapped_fields)?);
-            }
-            Ok(content)
-        }
-        Some(other) => Err(j::wrong_type(
-            path,
-            "a string or an array of content parts",
-            &other,
-        )),
-    }
+    crate::wire::openai::inbound::decode_content_with(value, path, unmapped_fields, decode_part)
 }
 
 fn decode_part(
