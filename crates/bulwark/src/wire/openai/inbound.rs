@@ -308,6 +308,10 @@ fn decode_content(
     decode_content_with(value, path, unmapped_fields, decode_part)
 }
 
+/// Reads one content part; `None` keeps it out (recorded in `unmapped`).
+pub(crate) type PartReader =
+    fn(Value, &str, &mut Vec<Unmapped>) -> Result<Option<ContentBlock>, ApiError>;
+
 /// Content as both OpenAI formats send it, a string or an array of parts,
 /// with each part read by `part` (Chat Completions' and the Responses
 /// API's part types differ).
@@ -315,7 +319,7 @@ pub(crate) fn decode_content_with(
     value: Option<Value>,
     path: &str,
     unmapped_fields: &mut Vec<Unmapped>,
-    part: fn(Value, &str, &mut Vec<Unmapped>) -> Result<Option<ContentBlock>, ApiError>,
+    part: PartReader,
 ) -> Result<Vec<ContentBlock>, ApiError> {
     match value {
         None => Ok(Vec::new()),
