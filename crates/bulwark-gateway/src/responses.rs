@@ -190,17 +190,25 @@ fn with_previous(raw: &SseEvent, previous: &Value) -> Option<SseEvent> {
     })
 }
 
-/// The Response object a `response.completed` event carries. Only that
-/// event is parsed: the many deltas before it are passed over by a cheap
-/// look at their name.
+/// The events that end a finished answer and carry its whole Response
+/// object: stored, as the conversation goes on from either.
+const FINISHED: [&str; 2] = ["response.completed", "response.incomplete"];
+
+/// The Response object a `response.completed` or `response.incomplete`
+/// event carries. Only those events are parsed: the many deltas before
+/// them are passed over by a cheap look at their name.
 fn completed_response(raw: &SseEvent) -> Option<Value> {
-    let named = raw.event.as_deref() == Some("response.completed")
-        || (raw.event.is_none() && raw.data.contains("\"response.completed\""));
+    let named = match raw.event.as_deref() {
+        Some(event) => FINISHED.contains(&event),
+        None => FINISHED
+            .iter()
+            .any(|name| raw.data.contains(&format!("\"{name}\""))),
+    };
     if !named {
         return None;
     }
     let mut data: Value = serde_json::from_str(&raw.data).ok()?;
-    if j::get_str(&data, "type") != Some("response.completed") {
+    if !j::get_str(&data, "type").is_some_and(|kind| FINISHED.contains(&kind)) {
         return None;
     }
     data.get_mut("response")

@@ -963,3 +963,73 @@ async fn a_relayed_answer_is_cached_and_replayed_streamed_and_not() -> TestResul
     );
     Ok(())
 }
+
+/// A relayed request goes out under the gateway's one OpenAI key, shared by
+/// every client key: what names state kept in that account (a stored
+/// conversation, prompt, item or file) is refused, not passed on, so no
+/// client reaches another's; the openai target is never called.
+#[tokio::test]
+async fn account_state_is_refused_even_where_the_body_is_relayed() -> TestResult {
+    let (sim, gateway) = start().await?;
+    for (field, body) in [
+        (
+            "conversation",
+            json!({"model": "same", "input": "hi", "conversation": "conv_1"}),
+        ),
+        (
+            "prompt",
+            json!({"model": "same", "input": "hi", "prompt": {"id": "pmpt_1"}}),
+        ),
+        (
+            "item_reference",
+            json!({"model": "same", "input": [{"type": "item_reference", "id": "msg_1"}]}),
+        ),
+        (
+            "file",
+            json!({"model": "same", "input": [{"role": "user", "content": [{"type": "input_file", "file_id": "file-1"}]}]}),
+        ),
+    ] {
+        let response = post(&gateway.base, &body).await?;
+        assert_eq!(response.status(), 400, "{field}");
+        let error: Value = response.json_value().await?;
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("provider account")),
+            "{field}: {error}"
+        );
+    }
+    let log: Value = reqwest::get(format!("{}/_sim/requests", sim.url()))
+        .await?
+        .json_value()
+        .await?;
+    let calls = log
+        .as_array()
+        .or_else(|| log["requests"].as_array())
+        .map_or(0, Vec::len);
+    assert_eq!(calls, 0, "{log}");
+    // Without them the same route answers.
+    let response = post(&gateway.base, &json!({"model": "same", "input": "hi"})).await?;
+    assert_eq!(response.status(), 200);
+    Ok(())
+}
+
+/// A relayed stream cut by `max_output_tokens` ends with
+/// `response.incomplete`, which carries the whole Response object like
+/// `response.completed`: it is stored, so the conversation can go on.
+#[tokio::test]
+async fn a_relayed_incomplete_stream_is_stored_for_the_next_turn() -> TestResult {
+    let (_sim, gateway) = start().await?;
+    let response = post(
+        &gateway.base,
+        &json!({"model": "same", "input": "one two three four five six seven", "max_output_tokens": 3, "stream": true}),
+    )
+    .await?;
+    assert_eq!(response.status(), 200);
+    let events = events(&response.text().await?);
+    let last = events.last().ok_or("no events")?;
+    assert_eq!(last["type"], "response.incomplete", "{last}");
+    let id = last["response"]["id"].as_str().ok_or("no id")?;
+    assert_eq!(stored(&gateway.base, id).await?["status"], "incomplete");
+    Ok(())
+}

@@ -38,6 +38,22 @@ const RESPONSES: Option<WireFormat> = Some(WireFormat::Responses);
 const GEMINI: Option<WireFormat> = Some(WireFormat::Gemini);
 const ANY: Option<WireFormat> = None;
 
+/// What a Responses request may name only at a provider that holds it:
+/// OpenAI's stored conversations, prompts, items and files, and background
+/// responses kept there for polling. Relayed under the gateway's one
+/// OpenAI key, shared by every client key, an id would reach whatever that
+/// account holds, another tenant's included; translated, nothing else can
+/// read it. Refused either way.
+const ACCOUNT_STATE: [&str; 5] = [
+    "conversation",
+    "prompt",
+    "item_reference",
+    "background",
+    "file_reference",
+];
+
+const ACCOUNT_STATE_REASON: &str = "it names state kept in the provider account that every client of this gateway shares, which one client must not reach; send the content itself, or continue a conversation with `previous_response_id`, which Bulwark keeps per client key";
+
 const NOT_REASONING: &str = "the target model does not reason; it answers without thinking first";
 const UNKNOWN: &str = "Bulwark does not know this field, so no other format can carry it; the target answers without it";
 
@@ -659,7 +675,23 @@ pub fn prepare(
     }
     let client = request.source.as_ref().map(|s| s.format);
     if client == Some(format) {
-        // The client's own body goes out: nothing is translated.
+        // The client's own body goes out: nothing is translated, but what
+        // names state in the provider account every client key shares is
+        // still refused.
+        if format == WireFormat::Responses {
+            refused.extend(
+                request
+                    .unmapped
+                    .iter()
+                    .filter(|u| ACCOUNT_STATE.contains(&u.feature))
+                    .map(|u| Refused {
+                        path: u.path.clone(),
+                        feature: u.feature,
+                        reason: ACCOUNT_STATE_REASON.to_string(),
+                        more: u.more,
+                    }),
+            );
+        }
         return if refused.is_empty() {
             Ok(Prepared::default())
         } else {

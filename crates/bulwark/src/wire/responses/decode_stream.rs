@@ -2,6 +2,8 @@
 //! neutral events: for accounting, the engine's waits and any client that
 //! is not relayed the events as they are.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use super::upstream::{decode_usage, finish_reason};
@@ -17,8 +19,9 @@ pub struct StreamDecoder {
     started: bool,
     done: bool,
     next_index: usize,
-    /// Each output item's `output_index` to the neutral block it became.
-    blocks: Vec<(u64, usize)>,
+    /// Each output item's `output_index` to the neutral block it became:
+    /// a map, as a hostile stream may open an item per delta.
+    blocks: HashMap<u64, usize>,
 }
 
 impl StreamDecoder {
@@ -28,12 +31,12 @@ impl StreamDecoder {
 
     /// The neutral block of output item `output_index`, allocated on first use.
     fn block(&mut self, output_index: u64) -> (usize, bool) {
-        if let Some((_, block)) = self.blocks.iter().find(|(i, _)| *i == output_index) {
+        if let Some(block) = self.blocks.get(&output_index) {
             return (*block, false);
         }
         let block = self.next_index;
         self.next_index += 1;
-        self.blocks.push((output_index, block));
+        self.blocks.insert(output_index, block);
         (block, true)
     }
 

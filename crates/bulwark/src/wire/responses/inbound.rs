@@ -325,7 +325,14 @@ fn decode_part(
             }
         }
         "input_file" => {
-            unmapped(unmapped_fields, path, "document");
+            // By `file_id` the file is held in OpenAI's Files API; inline
+            // (`file_data`, `file_url`) it is the client's own document.
+            let feature = if obj.contains_key("file_id") {
+                "file_reference"
+            } else {
+                "document"
+            };
+            unmapped(unmapped_fields, path, feature);
             Ok(None)
         }
         "input_audio" => {
@@ -758,8 +765,9 @@ mod tests {
         let request = decode(json!({
             "model": "m",
             "input": [{"role": "user", "content": [
-                {"type": "input_file", "file_id": "file_1"},
-                {"type": "input_image", "file_id": "file_2"}
+                {"type": "input_file", "file_data": "data:application/pdf;base64,AAAA"},
+                {"type": "input_image", "file_id": "file_2"},
+                {"type": "input_file", "file_id": "file_1"}
             ]}, {"type": "item_reference", "id": "msg_9"}],
             "text": {"format": {"type": "grammar"}},
             "previous_response_id": "resp_1",
@@ -769,6 +777,7 @@ mod tests {
             features(&request),
             vec![
                 "document",
+                "file_reference",
                 "file_reference",
                 "item_reference",
                 "response_format",
