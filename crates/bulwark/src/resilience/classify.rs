@@ -136,14 +136,30 @@ fn by_failure(error: &UpstreamError) -> Verdict {
     match &error.failure {
         UpstreamFailure::Connect => verdict(Action::Retry, true, Signal::Ignore, "connect"),
         UpstreamFailure::Decode => verdict(Action::Retry, true, Signal::Ignore, "decode"),
+        // An error event inside a 200 stream names in its code what a
+        // status would have said, and is judged the same way.
         UpstreamFailure::Stream { provider_code } => {
-            let overloaded = provider_code.as_deref().is_some_and(is_overloaded_code);
-            let signal = if overloaded {
-                Signal::Overload
+            let code = provider_code.as_deref().unwrap_or_default();
+            if quota_exhausted(code) {
+                verdict(Action::FailOver, true, Signal::Ignore, "stream")
+            } else if is_rate_limited_code(code) {
+                verdict(Action::Retry, false, Signal::Overload, "rate_limited")
+            } else if context_exceeded(code, &error.message) {
+                verdict(
+                    Action::FailOverToLargerContext,
+                    false,
+                    Signal::Ignore,
+                    "stream",
+                )
+            } else if is_request_refused_code(code) {
+                // The request (a client's prompt, or a translation), not
+                // the provider's health: another target may take it.
+                verdict(Action::FailOver, false, Signal::Ignore, "stream")
+            } else if is_overloaded_code(code) {
+                verdict(Action::Retry, true, Signal::Overload, "stream")
             } else {
-                Signal::Ignore
-            };
-            verdict(Action::Retry, true, signal, "stream")
+                verdict(Action::Retry, true, Signal::Ignore, "stream")
+            }
         }
         UpstreamFailure::Timeout => verdict(Action::FailOver, true, Signal::Overload, "timeout"),
         UpstreamFailure::TooLarge => verdict(Action::FailOver, true, Signal::Ignore, "too_large"),
@@ -211,6 +227,18 @@ fn status_class(status: u16) -> &'static str {
 /// (Anthropic) or similar.
 fn is_overloaded_code(code: &str) -> bool {
     code.contains("overloaded")
+}
+
+/// A rate limit named in a stream's error event (OpenAI's
+/// `rate_limit_exceeded`, Anthropic's `rate_limit_error`).
+fn is_rate_limited_code(code: &str) -> bool {
+    code.starts_with("rate_limit")
+}
+
+/// A request the provider refused in a stream's error event: its content
+/// (`invalid_prompt`) or shape (`invalid_request_error`).
+fn is_request_refused_code(code: &str) -> bool {
+    code.starts_with("invalid_")
 }
 
 /// Quotas that will not refill in seconds: retrying only burns time.
@@ -431,6 +459,38 @@ mod tests {
             "HTTP 400 invalid_request_error: prompt is too long: 210000 tokens > 200000 maximum"
                 .into();
         assert_eq!(action(&anthropic), Action::FailOverToLargerContext);
+    }
+
+    /// A client's bad prompt reported in a stream must not open the
+    /// breaker every tenant shares, nor a rate limit count as ill health.
+    #[test]
+    fn stream_error_codes_are_judged_as_their_statuses_are() {
+        let stream = |code: &str| {
+            classify(&UpstreamError::new(
+                "p/m",
+                UpstreamFailure::Stream {
+                    provider_code: Some(code.to_string()),
+                },
+                "x",
+            ))
+        };
+        let rate = stream("rate_limit_exceeded");
+        assert_eq!(rate.action, Action::Retry);
+        assert!(!rate.breaker_failure);
+        assert_eq!(rate.concurrency, Signal::Overload);
+        assert_eq!(stream("insufficient_quota").action, Action::FailOver);
+        assert_eq!(
+            stream("context_length_exceeded").action,
+            Action::FailOverToLargerContext
+        );
+        for code in ["invalid_prompt", "invalid_request_error"] {
+            let verdict = stream(code);
+            assert_eq!(verdict.action, Action::FailOver, "{code}");
+            assert!(!verdict.breaker_failure, "{code}");
+        }
+        let server = stream("server_error");
+        assert_eq!(server.action, Action::Retry);
+        assert!(server.breaker_failure);
     }
 
     #[test]
