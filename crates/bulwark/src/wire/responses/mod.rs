@@ -18,6 +18,7 @@ mod echo;
 mod encode_stream;
 mod inbound;
 mod object;
+mod options;
 mod relay;
 mod upstream;
 
