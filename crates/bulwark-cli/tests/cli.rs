@@ -306,6 +306,56 @@ fn an_open_gateway_refuses_to_listen_beyond_loopback() -> TestResult {
     Ok(())
 }
 
+/// Behind something that authenticates callers itself, an open gateway may
+/// listen beyond loopback, but only when told so in as many words.
+#[test]
+fn insecure_open_lets_an_open_gateway_listen_beyond_loopback() -> TestResult {
+    let path = write_config(
+        "insecure-open.yaml",
+        "listen: 0.0.0.0:0\nstore: \"sqlite::memory:\"\nproviders:\n  p: { kind: openai, api_key: sk-test-key }\nroutes:\n  r: { targets: [p/gpt-4o] }\n",
+    )?;
+    let (_gateway, url) = spawn_and_read_address(
+        bulwark()
+            .args(["serve", "--insecure-open", "--config"])
+            .arg(&path),
+        "bulwark listening on ",
+    )?;
+    assert!(url.starts_with("http://0.0.0.0:"), "{url}");
+    Ok(())
+}
+
+/// The container's health check: `bulwark probe URL` is 0 for a 2xx, and
+/// 1 for anything else or nothing listening.
+#[test]
+fn probe_exits_zero_only_for_a_2xx() -> TestResult {
+    let (_sim, sim_url) = spawn_and_read_address(
+        bulwark().args(["sim", "--listen", "127.0.0.1:0"]),
+        "bulwark-sim listening on ",
+    )?;
+    let up = bulwark()
+        .args(["probe"])
+        .arg(format!("{sim_url}/v1/models"))
+        .output()?;
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let missing = bulwark()
+        .args(["probe"])
+        .arg(format!("{sim_url}/no-such-path"))
+        .output()?;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let down = bulwark()
+        .args(["probe", "--timeout-secs", "2"])
+        .arg(format!("http://{closed}/readyz"))
+        .output()?;
+    assert_eq!(down.status.code(), Some(1));
+    Ok(())
+}
+
 #[test]
 fn incidents_list_and_show_read_the_store() -> TestResult {
     use bulwark::observe::component::ComponentState;

@@ -101,6 +101,10 @@ pub async fn metrics(State(gateway): State<Gateway>, headers: HeaderMap) -> Resp
         stats.dropped,
         stats.over_budget,
     );
+    gateway
+        .observer
+        .metrics
+        .set_process_stats(&crate::observe::process::read());
     (
         [(
             header::CONTENT_TYPE,

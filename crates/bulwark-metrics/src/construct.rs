@@ -99,6 +99,11 @@ impl Metrics {
             alerts_delivered: Counter::default(),
             alerts_failed: Counter::default(),
             alerts_retried: Counter::default(),
+            process_resident_bytes: Gauge::default(),
+            process_peak_resident_bytes: Gauge::default(),
+            process_open_fds: Gauge::default(),
+            process_threads: Gauge::default(),
+            runtime_alive_tasks: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -271,6 +276,31 @@ impl Metrics {
             "alerts_retried",
             "Alert webhook deliveries retried",
             m.alerts_retried.clone(),
+        );
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the gateway process (VmRSS), read when scraped",
+            m.process_resident_bytes.clone(),
+        );
+        r.register(
+            "process_peak_resident_memory_bytes",
+            "Peak resident memory of the gateway process since it started (VmHWM)",
+            m.process_peak_resident_bytes.clone(),
+        );
+        r.register(
+            "process_open_fds",
+            "File descriptors the gateway process holds open (sockets, the store, logs)",
+            m.process_open_fds.clone(),
+        );
+        r.register(
+            "process_threads",
+            "Operating-system threads of the gateway process",
+            m.process_threads.clone(),
+        );
+        r.register(
+            "runtime_alive_tasks",
+            "Async tasks alive in the gateway's runtime: a count that only grows means a leak",
+            m.runtime_alive_tasks.clone(),
         );
         Metrics { registry, ..m }
     }

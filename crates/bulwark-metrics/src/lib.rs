@@ -29,6 +29,7 @@ mod state;
 pub use buckets::{FIRST_TOKEN_BUCKETS, QUEUE_WAIT_BUCKETS, REQUEST_BUCKETS};
 pub use labels::{MAX_LABEL_VALUES, OTHER};
 pub use prices::Prices;
+pub use state::ProcessStats;
 
 use std::sync::atomic::AtomicU64;
 
@@ -103,6 +104,12 @@ pub struct Metrics {
     alerts_delivered: Counter,
     alerts_failed: Counter,
     alerts_retried: Counter,
+
+    process_resident_bytes: Gauge,
+    process_peak_resident_bytes: Gauge,
+    process_open_fds: Gauge,
+    process_threads: Gauge,
+    runtime_alive_tasks: Gauge,
 }
 
 #[cfg(test)]

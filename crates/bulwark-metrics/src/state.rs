@@ -112,6 +112,22 @@ impl Metrics {
         set_counter(&self.alerts_failed, failed);
         set_counter(&self.alerts_retried, retried);
     }
+
+    /// Takes the process's own figures, read when scraped (a field the
+    /// platform cannot tell is left out rather than reported as 0).
+    pub fn set_process_stats(&self, stats: &ProcessStats) {
+        for (gauge, value) in [
+            (&self.process_resident_bytes, stats.resident_bytes),
+            (&self.process_peak_resident_bytes, stats.peak_resident_bytes),
+            (&self.process_open_fds, stats.open_fds),
+            (&self.process_threads, stats.threads),
+            (&self.runtime_alive_tasks, stats.alive_tasks),
+        ] {
+            if let Some(value) = value {
+                gauge.set(clamp_i64(value));
+            }
+        }
+    }
 }
 
 fn breaker_level(state: BreakerState) -> i64 {
@@ -128,4 +144,14 @@ fn clamp_i64(value: u64) -> i64 {
 
 fn set_counter(counter: &Counter, value: u64) {
     counter.inner().store(value, Ordering::Relaxed);
+}
+
+/// What the process knows of itself; see [`Metrics::set_process_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessStats {
+    pub resident_bytes: Option<u64>,
+    pub peak_resident_bytes: Option<u64>,
+    pub open_fds: Option<u64>,
+    pub threads: Option<u64>,
+    pub alive_tasks: Option<u64>,
 }

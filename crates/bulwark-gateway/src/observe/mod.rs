@@ -8,6 +8,7 @@
 //! windows.
 
 mod probe;
+pub mod process;
 mod record;
 mod snapshot;
 mod watch;
