@@ -14,7 +14,7 @@ df -h . | tail -n 1
 step "services (PostgreSQL, Redis)"
 scripts/services.sh
 
-step "tools (Chromium, promtool, rsvg-convert)"
+step "tools (Chromium, promtool, rsvg-convert, hadolint)"
 scripts/tools.sh
 
 step "Python SDK environment (.venv)"
@@ -40,5 +40,8 @@ fi
 
 step "examples"
 cargo run --quiet --locked -p bulwark --example in_process
+
+step "packaging (Dockerfile: hadolint, and its release build)"
+scripts/check-dockerfile.sh
 
 printf '\nAll checks passed.\n'
