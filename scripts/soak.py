@@ -48,7 +48,7 @@ models: [gpt-4o-mini, claude-sonnet-4-5, gemini-2.5-flash, text-embedding-3-smal
 faults:
   - { probability: 0.03, fault: { status: 529 }, match: { format: anthropic } }
   - { probability: 0.02, fault: { status: 503 } }
-  - { probability: 0.02, fault: { status: 429, retry_after: 1 } }
+  - { probability: 0.02, fault: { status: { status: 429, retry_after: 1 } } }
   - { probability: 0.01, fault: { hang: { duration_ms: 4000 } } }
   - { probability: 0.02, match: { stream: true }, fault: { stall: { after_chunks: 2, duration_ms: 3000 } } }
   - { probability: 0.01, match: { stream: true }, fault: { cut: { after_chunks: 3 } } }
@@ -301,8 +301,12 @@ def main() -> int:
     gateway = subprocess.Popen([args.bin, "serve", "--config", str(work / "bulwark.yaml")],
                                stdout=logs, stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "error"})
     try:
-        wait_for(sim_port, "/v1/models")
-        wait_for(gateway_port, "/readyz")
+        for name, process, port, path in (("sim", sim, sim_port, "/v1/models"), ("gateway", gateway, gateway_port, "/readyz")):
+            try:
+                wait_for(port, path)
+            except SystemExit:
+                logs.flush()
+                raise SystemExit(f"the {name} did not start (exit {process.poll()}):\n" + (work / "processes.log").read_text())
         print(f"soak: {args.minutes:g} min at {args.rate:g} requests/s; gateway pid {gateway.pid}; work dir {work}", flush=True)
         load = Load(gateway_port, args.rate, args.workers)
         threads = [threading.Thread(target=load.run_worker, daemon=True) for _ in range(args.workers)]
