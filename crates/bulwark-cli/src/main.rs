@@ -50,6 +50,10 @@ enum Command {
             env = "BULWARK_LOG_FORMAT"
         )]
         log_format: LogFormat,
+        /// Reload the config whenever the file's content changes (checked
+        /// every second). SIGHUP and `POST /admin/reload` reload it too.
+        #[arg(long, env = "BULWARK_WATCH_CONFIG")]
+        watch_config: bool,
     },
     /// Validate a config file and report every problem in it.
     Check {
@@ -219,17 +223,18 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     let filter = log_filter(&command);
     match command {
         Command::Serve {
-            config,
+            config: path,
             listen,
             log_format,
+            watch_config,
         } => {
-            let config = match GatewayConfig::load(&config) {
+            let config = match GatewayConfig::load(&path) {
                 Ok(config) => config,
                 Err(e) => {
                     eprint!("{e}");
                     eprintln!(
                         "bulwark: not starting until the config is fixed (`bulwark check --config {}` lists the problems)",
-                        config.display()
+                        path.display()
                     );
                     return Ok(ExitCode::from(2));
                 }
@@ -244,7 +249,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     otel.sample_ratio
                 );
             }
-            let served = serve(&config, &addr, log_format).await;
+            let reload = Reload {
+                path,
+                watch: watch_config,
+            };
+            let served = serve(&config, &addr, log_format, reload).await;
             traces.shutdown().await;
             served?;
             Ok(ExitCode::SUCCESS)
@@ -386,8 +395,19 @@ pub async fn serve(
     config: &GatewayConfig,
     addr: &str,
     log_format: LogFormat,
+    reload: Reload,
 ) -> anyhow::Result<()> {
     let gateway = bulwark_gateway::Gateway::start(config).await?;
+    gateway.set_config_path(reload.path);
+    // Before the announcement: a SIGHUP that arrives without a handler
+    // ends the process.
+    reload_on_hangup(&gateway);
+    if reload.watch {
+        tokio::spawn(bulwark_gateway::reload::watch_config(
+            gateway.clone(),
+            std::time::Duration::from_secs(1),
+        ));
+    }
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -417,6 +437,34 @@ pub async fn serve(
     std::io::stdout().flush()?;
     bulwark_gateway::serve(listener, gateway, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Where `serve` reloads its config from, and whether on every change.
+pub struct Reload {
+    pub path: PathBuf,
+    pub watch: bool,
+}
+
+/// Reloads the config file on each SIGHUP, the signal daemons take for it.
+fn reload_on_hangup(gateway: &bulwark_gateway::Gateway) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the config");
+                    // Applied or refused, the reload logs what it did.
+                    let _ = gateway.reload_from_file().await;
+                }
+            });
+        }
+        Err(error) => {
+            tracing::warn!("cannot listen for SIGHUP ({error}); reload with POST /admin/reload");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
 }
 
 /// Ctrl-C, or SIGTERM as `docker stop`, systemd and Kubernetes send it.

@@ -146,6 +146,40 @@ impl HealthTracker {
         }
     }
 
+    /// The routes and targets of a reloaded config. A component in both
+    /// keeps its windows, state and history; a new one starts operational;
+    /// a removed one is no longer shown. The open incident carries on.
+    pub fn set_topology(
+        &mut self,
+        topology: Topology,
+        slos: HashMap<String, SloSettings>,
+        now: UnixMs,
+    ) {
+        let mut order = Vec::new();
+        let mut components = HashMap::new();
+        let mut place = |name: &String, kind: ComponentKind| {
+            if components.contains_key(name) {
+                return;
+            }
+            let component = match self.components.remove(name) {
+                Some(kept) if kept.kind == kind => kept,
+                _ => Component::new(kind, now),
+            };
+            components.insert(name.clone(), component);
+            order.push(name.clone());
+        };
+        for target in topology.targets() {
+            place(&target, ComponentKind::Target);
+        }
+        for (route, _) in &topology.routes {
+            place(route, ComponentKind::Route);
+        }
+        self.order = order;
+        self.components = components;
+        self.topology = topology;
+        self.slo.set_objectives(slos);
+    }
+
     pub fn settings(&self) -> &HealthSettings {
         &self.settings
     }

@@ -23,6 +23,7 @@ mod construct;
 mod labels;
 mod prices;
 mod record;
+mod reload;
 mod render;
 mod state;
 
@@ -40,8 +41,8 @@ use prometheus_client::registry::Registry;
 use buckets::HistogramFamily;
 use labels::{
     CacheLabels, ComponentLabels, DegradedLabels, DroppedLabels, DurationLabels, LabelGuard,
-    NotStoredLabels, RequestLabels, RouteFormatLabels, RouteLabels, SkippedLabels, TargetLabels,
-    TargetResultLabels, TokenLabels, TransitionLabels,
+    NotStoredLabels, ReloadLabels, RequestLabels, RouteFormatLabels, RouteLabels, SkippedLabels,
+    TargetLabels, TargetResultLabels, TokenLabels, TransitionLabels,
 };
 
 /// Content type of [`Metrics::render`]'s output (Prometheus text 0.0.4).
@@ -56,7 +57,8 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    prices: Prices,
+    /// Swapped whole by a config reload.
+    prices: std::sync::RwLock<Prices>,
     routes: LabelGuard,
     targets: LabelGuard,
     classes: LabelGuard,
@@ -103,6 +105,9 @@ pub struct Metrics {
     alerts_delivered: Counter,
     alerts_failed: Counter,
     alerts_retried: Counter,
+
+    config_reloads: Family<ReloadLabels, Counter>,
+    config_applied_at: Gauge,
 }
 
 #[cfg(test)]
