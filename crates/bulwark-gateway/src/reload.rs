@@ -183,6 +183,19 @@ impl Gateway {
             config,
         };
         self.observer.reconfigure(&live.config, &client);
+        let now_known: std::collections::HashSet<String> = client
+            .target_states()
+            .into_iter()
+            .map(|(label, _)| label)
+            .collect();
+        let gone: Vec<String> = old
+            .client
+            .target_states()
+            .into_iter()
+            .map(|(label, _)| label)
+            .filter(|label| !now_known.contains(label))
+            .collect();
+        self.observer.metrics.forget(&gone, &routes.removed);
         *self.live.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(live);
         Ok(ReloadSummary {
             routes,

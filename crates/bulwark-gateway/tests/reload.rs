@@ -131,11 +131,23 @@ async fn a_reload_serves_a_new_route_and_a_removed_one_is_not_found() -> TestRes
         "{components}"
     );
 
-    // A changed `listen` is applied at the next start, and said so.
+    let metrics_url = format!("{}/metrics", running.base);
+    let removed_gauge = "bulwark_breaker_state{target=\"a/gpt-4o-mini\"}";
+    running.gateway.evaluate_health().await;
+    let metrics = http.get(&metrics_url).send().await?.text().await?;
+    assert!(metrics.contains(removed_gauge), "{metrics}");
+
+    // Route `main` and its provider go; a changed `listen` is applied at
+    // the next start, and said so.
     running.write(&sim, "", EXTRA)?;
     std::fs::write(
         &running.path,
-        std::fs::read_to_string(&running.path)?.replace("127.0.0.1:0", "127.0.0.1:1"),
+        std::fs::read_to_string(&running.path)?
+            .replace("127.0.0.1:0", "127.0.0.1:1")
+            .replace(
+                &format!("  a: {{ kind: openai, base_url: \"{}/v1\" }}\n", sim.url()),
+                "",
+            ),
     )?;
     let summary = running.gateway.reload_from_file().await?;
     assert_eq!(summary.routes.removed, ["main"]);
@@ -152,12 +164,10 @@ async fn a_reload_serves_a_new_route_and_a_removed_one_is_not_found() -> TestRes
         "{components}"
     );
 
-    let metrics = http
-        .get(format!("{}/metrics", running.base))
-        .send()
-        .await?
-        .text()
-        .await?;
+    running.gateway.evaluate_health().await;
+    let metrics = http.get(&metrics_url).send().await?.text().await?;
+    // A removed target's last state is not exported on and on.
+    assert!(!metrics.contains(removed_gauge), "{metrics}");
     assert!(
         metrics.contains("bulwark_config_reloads_total{result=\"applied\"} 2"),
         "{metrics}"
@@ -378,5 +388,29 @@ async fn watching_the_file_reloads_when_it_is_replaced() -> TestResult {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(status, 200, "the new route never served");
+    Ok(())
+}
+
+#[tokio::test]
+async fn with_show_targets_off_a_reloads_new_target_stays_hidden() -> TestResult {
+    let sim = sim().await?;
+    let hidden = "status_page: { show_targets: false }\n";
+    let running = start(&sim, "hidden", MAIN).await?;
+    running.write(&sim, hidden, MAIN)?;
+    running.gateway.reload_from_file().await?;
+    running.write(&sim, hidden, &format!("{MAIN}{EXTRA}"))?;
+    running.gateway.reload_from_file().await?;
+    let http = reqwest::Client::new();
+    for path in ["/api/v2/components.json", "/api/v2/summary.json", "/status"] {
+        let page = http
+            .get(format!("{}{path}", running.base))
+            .send()
+            .await?
+            .text()
+            .await?;
+        assert!(page.contains("extra"), "{path}: {page}");
+        assert!(!page.contains("claude-sonnet"), "{path}: {page}");
+        assert!(!page.contains("gpt-4o-mini"), "{path}: {page}");
+    }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! Config reloads: how many were applied or refused, and when the config
 //! now serving was applied.
 
+use bulwark::observe::component::ComponentKind;
+
 use crate::Metrics;
-use crate::labels::ReloadLabels;
+use crate::labels::{ComponentLabels, OTHER, ReloadLabels, RouteLabels, TargetLabels};
 
 impl Metrics {
     /// Follows a reloaded config: its routes and targets become label
@@ -16,6 +18,41 @@ impl Metrics {
             .prices
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = prices;
+    }
+
+    /// Drops the state gauges of targets and routes a reload removed, so
+    /// that a removed target's last breaker state is not exported for good
+    /// (and an alert on it does not fire forever). Counters stay.
+    pub fn forget(&self, targets: &[String], routes: &[String]) {
+        for target in targets {
+            let target = self.target(target);
+            if target == OTHER {
+                continue;
+            }
+            let labels = TargetLabels {
+                target: target.clone(),
+            };
+            self.breaker_state.remove(&labels);
+            self.concurrency_limit.remove(&labels);
+            self.in_flight.remove(&labels);
+            self.component_state.remove(&ComponentLabels {
+                component: target,
+                kind: ComponentKind::Target.as_str(),
+            });
+        }
+        for route in routes {
+            let route = self.route(route);
+            if route == OTHER {
+                continue;
+            }
+            self.queue_depth.remove(&RouteLabels {
+                route: route.clone(),
+            });
+            self.component_state.remove(&ComponentLabels {
+                component: route,
+                kind: ComponentKind::Route.as_str(),
+            });
+        }
     }
 
     /// Counts a reload; `at_unix_s` is when an applied one took effect.
