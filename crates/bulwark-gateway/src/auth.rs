@@ -173,3 +173,38 @@ impl Auth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, rpm: u64) -> ClientKey {
+        ClientKey {
+            name: name.into(),
+            hash: *blake3::hash(name.as_bytes()).as_bytes(),
+            routes: None,
+            priority: Default::default(),
+            priority_header: false,
+            limits: RateLimits {
+                rpm: Some(rpm),
+                ..RateLimits::default()
+            },
+        }
+    }
+
+    fn take(auth: &Auth, name: &str) -> Result<(), ApiError> {
+        let key = auth.keys.iter().find(|k| k.name == name);
+        auth.take_quota(key, 1)
+    }
+
+    #[test]
+    fn a_reload_keeps_an_unchanged_keys_quota_and_resets_a_changed_one() {
+        let auth = Auth::new(vec![key("same", 1), key("changed", 1)]);
+        assert!(take(&auth, "same").is_ok());
+        assert!(take(&auth, "changed").is_ok());
+        let reloaded = auth.reloaded(vec![key("same", 1), key("changed", 2)]);
+        // The minute's one request is spent: a reload is no way around it.
+        assert!(take(&reloaded, "same").is_err());
+        assert!(take(&reloaded, "changed").is_ok());
+    }
+}
