@@ -462,10 +462,14 @@ impl RouteTable {
                 policy: route.policy.clone(),
                 admission: route.admission.map(|(running, waiting)| {
                     // Requests waiting in the old queue keep their places.
-                    let kept = previous.and_then(|p| {
-                        let same = p.config.routes.get(name)?.admission == route.admission;
-                        same.then(|| p.routes.get(name)?.admission.clone())?
-                    });
+                    let kept = previous
+                        .filter(|p| {
+                            p.config
+                                .routes
+                                .get(name)
+                                .is_some_and(|old| old.admission == route.admission)
+                        })
+                        .and_then(|p| p.routes.get(name)?.admission.clone());
                     kept.unwrap_or_else(|| {
                         crate::limit::queue::AdmissionQueue::new(running, waiting)
                     })
