@@ -409,3 +409,53 @@ impl HealthTracker {
                 .any(|(route, targets)| route == &record.route && targets.iter().any(|t| hit(t)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(routes: &[(&str, &[&str])]) -> Topology {
+        Topology {
+            routes: routes
+                .iter()
+                .map(|(route, targets)| {
+                    let targets = targets.iter().map(ToString::to_string).collect();
+                    (route.to_string(), targets)
+                })
+                .collect(),
+        }
+    }
+
+    fn shown(tracker: &HealthTracker) -> Vec<(String, ComponentState)> {
+        tracker
+            .components()
+            .into_iter()
+            .map(|c| (c.name, c.state))
+            .collect()
+    }
+
+    #[test]
+    fn a_new_topology_keeps_what_stays_adds_what_is_new_and_drops_the_rest() {
+        let mut tracker = HealthTracker::new(
+            HealthSettings::default(),
+            topology(&[("chat", &["a/x", "b/y"])]),
+            HashMap::new(),
+            0,
+        );
+        tracker.set_maintenance(0, "a/x", true);
+        tracker.set_topology(
+            topology(&[("chat", &["a/x"]), ("new", &["c/z"])]),
+            HashMap::new(),
+            1,
+        );
+        assert_eq!(
+            shown(&tracker),
+            [
+                ("a/x".to_string(), ComponentState::UnderMaintenance),
+                ("c/z".to_string(), ComponentState::Operational),
+                ("chat".to_string(), ComponentState::Operational),
+                ("new".to_string(), ComponentState::Operational),
+            ]
+        );
+    }
+}
