@@ -56,6 +56,10 @@ enum Command {
         /// authenticates callers itself.
         #[arg(long, env = "BULWARK_INSECURE_OPEN")]
         insecure_open: bool,
+        /// Reload the config whenever the file's content changes (checked
+        /// every second). SIGHUP and `POST /admin/reload` reload it too.
+        #[arg(long, env = "BULWARK_WATCH_CONFIG")]
+        watch_config: bool,
     },
     /// Exit 0 when a URL answers 2xx within a few seconds (a container's
     /// health check: `bulwark probe http://127.0.0.1:8080/readyz`).
@@ -236,18 +240,19 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     let filter = log_filter(&command);
     match command {
         Command::Serve {
-            config,
+            config: path,
             listen,
             log_format,
             insecure_open,
+            watch_config,
         } => {
-            let config = match GatewayConfig::load(&config) {
+            let config = match GatewayConfig::load(&path) {
                 Ok(config) => config,
                 Err(e) => {
                     eprint!("{e}");
                     eprintln!(
                         "bulwark: not starting until the config is fixed (`bulwark check --config {}` lists the problems)",
-                        config.display()
+                        path.display()
                     );
                     return Ok(ExitCode::from(2));
                 }
@@ -262,7 +267,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     otel.sample_ratio
                 );
             }
-            let served = serve(&config, &addr, log_format, insecure_open).await;
+            let reload = Reload {
+                path,
+                watch: watch_config,
+            };
+            let served = serve(&config, &addr, log_format, insecure_open, reload).await;
             traces.shutdown().await;
             served?;
             Ok(ExitCode::SUCCESS)
@@ -406,12 +415,26 @@ pub async fn serve(
     addr: &str,
     log_format: LogFormat,
     insecure_open: bool,
+    reload: Reload,
 ) -> anyhow::Result<()> {
     let gateway = bulwark_gateway::Gateway::start(config).await?;
+    gateway.set_config_path(reload.path);
+    // Before the announcement: a SIGHUP that arrives without a handler
+    // ends the process.
+    reload_on_hangup(&gateway);
+    if reload.watch {
+        tokio::spawn(bulwark_gateway::reload::watch_config(
+            gateway.clone(),
+            std::time::Duration::from_secs(1),
+        ));
+    }
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    if !local.ip().is_loopback() && !insecure_open {
+        gateway.require_client_keys();
+    }
     if gateway.is_open() {
         // Without client keys, anyone who can reach the gateway spends the
         // provider keys: only this machine may.
@@ -442,6 +465,34 @@ pub async fn serve(
     std::io::stdout().flush()?;
     bulwark_gateway::serve(listener, gateway, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Where `serve` reloads its config from, and whether on every change.
+pub struct Reload {
+    pub path: PathBuf,
+    pub watch: bool,
+}
+
+/// Reloads the config file on each SIGHUP, the signal daemons take for it.
+fn reload_on_hangup(gateway: &bulwark_gateway::Gateway) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the config");
+                    // Applied or refused, the reload logs what it did.
+                    let _ = gateway.reload_from_file().await;
+                }
+            });
+        }
+        Err(error) => {
+            tracing::warn!("cannot listen for SIGHUP ({error}); reload with POST /admin/reload");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
 }
 
 /// Ctrl-C, or SIGTERM as `docker stop`, systemd and Kubernetes send it.

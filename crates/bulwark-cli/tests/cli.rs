@@ -636,3 +636,89 @@ fn the_log_format_can_come_from_the_environment() -> TestResult {
     );
     Ok(())
 }
+
+/// `bulwark serve` reloads the file it was started with on SIGHUP and on
+/// `POST /admin/reload`; a broken file is refused and the routes before it
+/// keep answering.
+#[test]
+fn sighup_and_admin_reload_pick_up_the_rewritten_config() -> TestResult {
+    let (_sim, sim_url) = spawn_and_read_address(
+        bulwark().args(["sim", "--listen", "127.0.0.1:0"]),
+        "bulwark-sim listening on ",
+    )?;
+    let admin = "admin-secret-0123456789";
+    let config = |routes: &str| {
+        format!(
+            "listen: 127.0.0.1:0\nstore: \"sqlite::memory:\"\nadmin_key: {admin}\nproviders:\n  sim: {{ kind: openai-compatible, base_url: \"{sim_url}/v1\" }}\nroutes:\n  main: {{ targets: [sim/llama3] }}\n{routes}"
+        )
+    };
+    let path = write_config("reload.yaml", &config(""))?;
+    let (gateway, url) = spawn_and_read_address(
+        bulwark().args(["serve", "--config"]).arg(&path),
+        "bulwark listening on ",
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let http = reqwest::Client::new();
+    let ask = |model: &str| {
+        let request = http
+            .post(format!("{url}/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(format!(
+                r#"{{"model":"{model}","messages":[{{"role":"user","content":"Hi"}}]}}"#
+            ));
+        runtime.block_on(async { request.send().await.map(|r| r.status().as_u16()) })
+    };
+    assert_eq!(ask("second")?, 404);
+
+    std::fs::write(&path, config("  second: { targets: [sim/llama3] }\n"))?;
+    let pid = gateway.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()?
+            .success()
+    );
+    let mut status = 0;
+    for _ in 0..400 {
+        status = ask("second")?;
+        if status == 200 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(status, 200, "the route added before SIGHUP never served");
+
+    std::fs::write(
+        &path,
+        config("  second: { targets: [sim/llama3] }\n  third: { targets: [sim/llama3] }\n"),
+    )?;
+    let reload = |authorized: bool| {
+        let mut request = http.post(format!("{url}/admin/reload"));
+        if authorized {
+            request = request.bearer_auth(admin);
+        }
+        runtime.block_on(async {
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            Ok::<_, reqwest::Error>((status, response.text().await?))
+        })
+    };
+    assert_eq!(reload(false)?.0, 401);
+    let (status, body) = reload(true)?;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""added":["third"]"#), "{body}");
+    assert_eq!(ask("third")?, 200);
+
+    std::fs::write(
+        &path,
+        "providers:\n  sim: { kind: nope }\nroutes:\n  main: { targets: [x/y] }\n",
+    )?;
+    let (status, body) = reload(true)?;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("nope"), "{body}");
+    assert_eq!(ask("main")?, 200);
+    assert_eq!(ask("third")?, 200);
+    Ok(())
+}

@@ -19,7 +19,7 @@ pub async fn targets(State(gateway): State<Gateway>, headers: HeaderMap) -> Resp
     }
     let now = tokio::time::Instant::now();
     let targets: Vec<_> = gateway
-        .client
+        .client()
         .target_states()
         .into_iter()
         .map(|(label, state)| {
@@ -37,8 +37,8 @@ pub async fn targets(State(gateway): State<Gateway>, headers: HeaderMap) -> Resp
     Json(json!({"targets": targets})).into_response()
 }
 
-fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = gateway.admin_key else {
+pub(crate) fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = gateway.live().admin_key else {
         return Err(ApiError::new(
             ErrorKind::NotFound,
             "the admin API is off: set `admin_key` in the config to turn it on",
@@ -57,10 +57,11 @@ fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
 /// Whether `/metrics` may be read: always without a `metrics_key`, else
 /// with it or the admin key.
 pub(crate) fn may_read_metrics(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(expected) = gateway.metrics_key else {
+    let Some(expected) = gateway.live().metrics_key else {
         return Ok(());
     };
     let admin = gateway
+        .live()
         .admin_key
         .is_some_and(|admin| presents(headers, &admin));
     if admin || presents(headers, &expected) {

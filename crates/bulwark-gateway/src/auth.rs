@@ -7,7 +7,7 @@
 //! (Anthropic) or `x-goog-api-key` (Google's), and at the Gemini front door
 //! also as Google's `?key=` query parameter.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::ClientKey;
 use axum::http::HeaderMap;
@@ -20,7 +20,9 @@ use bulwark::limit::window::Refusal;
 pub struct Auth {
     keys: Vec<ClientKey>,
     /// Per key (same order as `keys`): its requests and tokens this minute.
-    quotas: Vec<Mutex<Quotas>>,
+    /// Shared with the `Auth` of the config before a reload, for keys
+    /// that did not change.
+    quotas: Vec<Arc<Mutex<Quotas>>>,
 }
 
 impl Auth {
@@ -30,14 +32,29 @@ impl Auth {
             .map(|k| {
                 // A key's quotas count requests and all tokens; the input
                 // and output split is a provider's concern.
-                Mutex::new(Quotas::per_minute(RateLimits {
+                Arc::new(Mutex::new(Quotas::per_minute(RateLimits {
                     rpm: k.limits.rpm,
                     tpm: k.limits.tpm,
                     ..RateLimits::default()
-                }))
+                })))
             })
             .collect();
         Auth { keys, quotas }
+    }
+
+    /// The client keys of a reloaded config: a key that did not change
+    /// (same hash, name, models and limits) keeps what it used of its
+    /// quotas this minute, so a reload is no way around them.
+    pub fn reloaded(&self, keys: Vec<ClientKey>) -> Self {
+        let mut fresh = Auth::new(keys);
+        for (key, quota) in fresh.keys.iter().zip(fresh.quotas.iter_mut()) {
+            if let Some(index) = self.keys.iter().position(|old| old == key)
+                && let Some(old) = self.quotas.get(index)
+            {
+                *quota = Arc::clone(old);
+            }
+        }
+        fresh
     }
 
     /// Counts a request against its key's own quotas; over them, 429 with
@@ -154,5 +171,40 @@ impl Auth {
             )),
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(name: &str, rpm: u64) -> ClientKey {
+        ClientKey {
+            name: name.into(),
+            hash: *blake3::hash(name.as_bytes()).as_bytes(),
+            routes: None,
+            priority: Default::default(),
+            priority_header: false,
+            limits: RateLimits {
+                rpm: Some(rpm),
+                ..RateLimits::default()
+            },
+        }
+    }
+
+    fn take(auth: &Auth, name: &str) -> Result<(), ApiError> {
+        let key = auth.keys.iter().find(|k| k.name == name);
+        auth.take_quota(key, 1)
+    }
+
+    #[test]
+    fn a_reload_keeps_an_unchanged_keys_quota_and_resets_a_changed_one() {
+        let auth = Auth::new(vec![key("same", 1), key("changed", 1)]);
+        assert!(take(&auth, "same").is_ok());
+        assert!(take(&auth, "changed").is_ok());
+        let reloaded = auth.reloaded(vec![key("same", 1), key("changed", 2)]);
+        // The minute's one request is spent: a reload is no way around it.
+        assert!(take(&reloaded, "same").is_err());
+        assert!(take(&reloaded, "changed").is_ok());
     }
 }

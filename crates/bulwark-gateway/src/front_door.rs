@@ -290,6 +290,8 @@ async fn answer(
     from_url: Result<FromUrl, ApiError>,
     mut pending: Pending,
 ) -> Response {
+    // Taken once: a config reload from here on does not touch this request.
+    let live = gateway.live();
     // Every refusal is logged too: a flood of 401s or 400s is worth seeing.
     let refuse = |pending: Pending, error: ApiError| {
         let response = respond::error(format, &error, 0);
@@ -301,7 +303,7 @@ async fn answer(
         ClientFormat::Gemini => uri.query(),
         ClientFormat::OpenAi | ClientFormat::Anthropic | ClientFormat::Responses => None,
     };
-    let (key, options) = match caller(&gateway, headers, query_key, &mut pending) {
+    let (key, options) = match caller(&live, headers, query_key, &mut pending) {
         Ok(caller) => caller,
         Err(error) => return refuse(pending, error),
     };
@@ -315,7 +317,7 @@ async fn answer(
     let body = match read_body(
         body,
         headers,
-        gateway.max_request_bytes,
+        live.max_request_bytes,
         gateway.server.body_timeout,
     )
     .await
@@ -361,7 +363,7 @@ async fn answer(
         &request,
         u64::from(bulwark::config::DEFAULT_MAX_TOKENS),
     );
-    if let Err(error) = gateway.auth.take_quota(key, estimate) {
+    if let Err(error) = live.auth.take_quota(key, estimate) {
         return quota_refused(pending, format, &error);
     }
     // The engine runs in the request's span, so each attempt's span is its
@@ -369,7 +371,7 @@ async fn answer(
     let span = pending.span().clone();
     if request.stream {
         let include_usage = request.include_usage;
-        match gateway
+        match live
             .client
             .stream_chunks(request, options)
             .instrument(span)
@@ -388,7 +390,7 @@ async fn answer(
             Err(failed) => failed_response(pending, format, &failed),
         }
     } else {
-        match gateway
+        match live
             .client
             .complete_chunks(request, options)
             .instrument(span)
@@ -410,7 +412,7 @@ async fn answer(
 /// `query_key` for the door that reads one), recorded on `pending`, and
 /// its request options with its tenant and priority.
 pub(crate) fn caller<'g>(
-    gateway: &'g Gateway,
+    gateway: &'g crate::Live,
     headers: &HeaderMap,
     query_key: Option<&str>,
     pending: &mut Pending,

@@ -14,14 +14,15 @@ pub mod conversations;
 mod front_door;
 mod models;
 pub mod observe;
+pub mod reload;
 mod respond;
 mod responses;
 mod status;
 mod unary_door;
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -44,11 +45,8 @@ pub use unary_door::ESTIMATED_HEADER;
 /// Shared state of one gateway instance.
 #[derive(Debug, Clone)]
 pub struct Gateway {
-    pub(crate) client: Arc<bulwark::Client>,
-    pub(crate) max_request_bytes: usize,
-    pub(crate) auth: Arc<auth::Auth>,
-    pub(crate) admin_key: Option<[u8; 32]>,
-    pub(crate) metrics_key: Option<[u8; 32]>,
+    /// What the config decides, swapped whole by a reload (`reload.rs`).
+    live: Arc<RwLock<Arc<Live>>>,
     pub(crate) observer: Arc<observe::Observer>,
     /// Set once a shutdown starts: `/readyz` answers 503 so that load
     /// balancers stop sending.
@@ -58,6 +56,31 @@ pub struct Gateway {
     pub(crate) server: config::ServerConfig,
     /// Stored Responses API conversations (`previous_response_id`).
     pub(crate) conversations: Arc<conversations::Conversations>,
+    /// The file a reload reads, when the gateway was started from one.
+    config_file: Arc<RwLock<Option<reload::ConfigFile>>>,
+    /// One reload at a time, each building on the one before.
+    reloading: Arc<tokio::sync::Mutex<()>>,
+    /// The config the gateway started with: what the settings a reload
+    /// cannot change still come from.
+    started: Arc<GatewayConfig>,
+    /// Set when the gateway listens beyond loopback without
+    /// `--insecure-open`: a reload may not remove every client key.
+    keys_required: Arc<AtomicBool>,
+}
+
+/// The part of a gateway a config reload replaces. A request takes it once,
+/// at its start, and keeps it to its end: a reload in between changes
+/// nothing for that request, and a stream in flight finishes on the engine
+/// it started on.
+#[derive(Debug)]
+pub(crate) struct Live {
+    pub(crate) client: Arc<bulwark::Client>,
+    pub(crate) auth: Arc<auth::Auth>,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) admin_key: Option<[u8; 32]>,
+    pub(crate) metrics_key: Option<[u8; 32]>,
+    /// The config it was made from, for the next reload to compare with.
+    pub(crate) config: GatewayConfig,
 }
 
 /// Why a gateway could not start.
@@ -74,23 +97,51 @@ impl Gateway {
     pub async fn start(config: &GatewayConfig) -> Result<Gateway, StartError> {
         let client = Arc::new(bulwark::Client::from_config(&config.engine)?);
         let observer = observe::Observer::start(config, &client).await?;
+        observer
+            .metrics
+            .config_applied(bulwark::observe::unix_ms_now() / 1000);
         let conversations = Arc::new(conversations::Conversations::new(
             observer.store.clone(),
             config.conversations.clone(),
         ));
         conversations.spawn_expiry();
-        Ok(Gateway {
+        let live = Live {
             client,
-            max_request_bytes: config.max_request_bytes,
             auth: Arc::new(auth::Auth::new(config.keys.clone())),
+            max_request_bytes: config.max_request_bytes,
             admin_key: config.admin_key,
             metrics_key: config.metrics_key,
+            config: config.clone(),
+        };
+        Ok(Gateway {
+            live: Arc::new(RwLock::new(Arc::new(live))),
             observer,
             draining: Arc::new(AtomicBool::new(false)),
             shutdown_grace: config.shutdown_grace,
             server: config.server.clone(),
             conversations,
+            config_file: Arc::new(RwLock::new(None)),
+            reloading: Arc::new(tokio::sync::Mutex::new(())),
+            started: Arc::new(config.clone()),
+            keys_required: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// What the current config decides; a request takes it once.
+    pub(crate) fn live(&self) -> Arc<Live> {
+        // The lock is held only to clone an `Arc`, never across an await.
+        Arc::clone(&self.live.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The engine of the current config.
+    pub fn client(&self) -> Arc<bulwark::Client> {
+        Arc::clone(&self.live().client)
+    }
+
+    /// From now on a reload that leaves no client key is refused: the
+    /// gateway listens where others can reach it.
+    pub fn require_client_keys(&self) {
+        self.keys_required.store(true, Ordering::Relaxed);
     }
 
     /// Marks the gateway as shutting down: `/readyz` answers 503 from now on.
@@ -115,17 +166,17 @@ impl Gateway {
 
     /// Judges health now instead of at the next tick (for tests and drills).
     pub async fn evaluate_health(&self) {
-        observe::evaluate_now(&self.observer, &self.client).await;
+        observe::evaluate_now(&self.observer, &self.live().client).await;
     }
 
     /// Whether the gateway takes requests without a client key.
     pub fn is_open(&self) -> bool {
-        self.auth.is_open()
+        self.live().auth.is_open()
     }
 
     /// The engine's decisions as they happen (see `bulwark::events`).
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<bulwark::events::Event> {
-        self.client.subscribe()
+        self.live().client.subscribe()
     }
 
     pub fn router(&self) -> Router {
@@ -176,6 +227,7 @@ impl Gateway {
             .route("/api/v2/components.json", get(status::components))
             .route("/api/v2/incidents.json", get(status::incidents))
             .route("/admin/targets", get(admin::targets))
+            .route("/admin/reload", post(reload::admin_reload))
             .route("/admin/incidents", get(admin::incidents))
             .route("/admin/incidents/{id}", get(admin::incident))
             .route("/admin/incidents/current/updates", post(admin::annotate))
@@ -188,7 +240,7 @@ impl Gateway {
             .method_not_allowed_fallback(respond::method_not_allowed)
             // The handlers enforce the limit themselves, to answer in the
             // client's format; this only stops axum's smaller default.
-            .layer(DefaultBodyLimit::max(self.max_request_bytes))
+            .layer(DefaultBodyLimit::max(self.live().max_request_bytes))
             .with_state(self.clone())
     }
 }

@@ -26,11 +26,12 @@ pub async fn list(
     if format == ClientFormat::Gemini {
         return gemini_list(State(gateway), uri, headers).await;
     }
-    let key = match gateway.auth.authenticate(&headers) {
+    let live = gateway.live();
+    let key = match live.auth.authenticate(&headers) {
         Ok(key) => key,
         Err(error) => return respond::error(format, &error, 0),
     };
-    let all = visible_models(&gateway, key);
+    let all = visible_models(&live, key);
     if format == ClientFormat::Anthropic {
         let data: Vec<Value> = all.iter().map(|(id, _)| anthropic_model(id)).collect();
         let first = all.first().map(|(id, _)| id.clone());
@@ -64,14 +65,15 @@ pub async fn retrieve(
     if format == ClientFormat::Gemini {
         return gemini_retrieve(State(gateway), rest, uri, headers).await;
     }
-    let key = match gateway.auth.authenticate(&headers) {
+    let live = gateway.live();
+    let key = match live.auth.authenticate(&headers) {
         Ok(key) => key,
         Err(error) => return respond::error(format, &error, 0),
     };
     let Ok(Path(id)) = rest else {
         return respond::error(format, &no_model("(undecodable)"), 0);
     };
-    match visible_models(&gateway, key)
+    match visible_models(&live, key)
         .into_iter()
         .find(|(seen, _)| *seen == id)
     {
@@ -91,7 +93,8 @@ pub async fn gemini_retrieve(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let key = match gateway.auth.authenticate_with_query(&headers, uri.query()) {
+    let live = gateway.live();
+    let key = match live.auth.authenticate_with_query(&headers, uri.query()) {
         Ok(key) => key,
         Err(error) => return respond::error(ClientFormat::Gemini, &error, 0),
     };
@@ -103,7 +106,7 @@ pub async fn gemini_retrieve(
         return respond::method_not_allowed(axum::http::Method::GET, uri).await;
     }
     let id = rest.strip_prefix("models/").unwrap_or(&rest);
-    match visible_models(&gateway, key)
+    match visible_models(&live, key)
         .into_iter()
         .find(|(seen, _)| seen == id)
     {
@@ -157,11 +160,12 @@ pub async fn gemini_list(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let key = match gateway.auth.authenticate_with_query(&headers, uri.query()) {
+    let live = gateway.live();
+    let key = match live.auth.authenticate_with_query(&headers, uri.query()) {
         Ok(key) => key,
         Err(error) => return respond::error(ClientFormat::Gemini, &error, 0),
     };
-    let models: Vec<Value> = visible_models(&gateway, key)
+    let models: Vec<Value> = visible_models(&live, key)
         .into_iter()
         .map(|(id, _)| gemini_model(&id))
         .collect();
@@ -171,14 +175,14 @@ pub async fn gemini_list(
 /// The routes and `provider/model` targets `key` may use, each with its
 /// owner: routes first, then targets in order.
 fn visible_models(
-    gateway: &Gateway,
+    live: &crate::Live,
     key: Option<&crate::config::ClientKey>,
 ) -> Vec<(String, &'static str)> {
     // A key sees only what it may use.
     let visible = |name: &str| Auth::allows(key, name).is_ok();
     let mut ids = BTreeSet::new();
     let mut routes = Vec::new();
-    for route in gateway.client.routes() {
+    for route in live.client.routes() {
         if visible(&route.name) {
             routes.push(route.name.clone());
         }

@@ -2,6 +2,7 @@
 //! an Atom feed, live updates, Prometheus metrics and the health probes.
 
 use std::convert::Infallible;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use axum::Json;
@@ -67,14 +68,15 @@ pub async fn events(
     let overall = gateway.observer.public_overall();
     // The view, not the observer: holding the observer would keep it (and
     // this stream) alive after the gateway is dropped.
-    let public = gateway.observer.public.clone();
+    let public = Arc::clone(&gateway.observer.public);
     let stream = async_stream::stream! {
         yield Ok(SseEvent::default().event("hello").data(json!({"status": overall.as_str()}).to_string()));
         loop {
             match updates.recv().await {
                 // Only what the public view lets through (`show_targets`).
                 Ok(update) => {
-                    if let Some(update) = public.update(&update) {
+                    let update = public.read().unwrap_or_else(PoisonError::into_inner).update(&update);
+                    if let Some(update) = update {
                         yield Ok(SseEvent::default().event("update").data(update));
                     }
                 }

@@ -75,12 +75,14 @@ async fn answer(
     mut pending: Pending,
 ) -> Response {
     let format = door.format();
+    // Taken once: a config reload from here on does not touch this request.
+    let live = gateway.live();
     let refuse = |pending: Pending, error: ApiError| {
         let response = respond::error(format, &error, 0);
         pending.error(response.status().as_u16(), &error, None);
         response
     };
-    let (key, options) = match caller(&gateway, headers, None, &mut pending) {
+    let (key, options) = match caller(&live, headers, None, &mut pending) {
         Ok(caller) => caller,
         Err(error) => return refuse(pending, error),
     };
@@ -88,7 +90,7 @@ async fn answer(
     let body = match read_body(
         body,
         headers,
-        gateway.max_request_bytes,
+        live.max_request_bytes,
         gateway.server.body_timeout,
     )
     .await
@@ -107,10 +109,10 @@ async fn answer(
             if let Err(error) = Auth::allows(key, &request.model) {
                 return refuse(pending, error);
             }
-            if let Err(error) = gateway.auth.take_quota(key, request.estimated_tokens()) {
+            if let Err(error) = live.auth.take_quota(key, request.estimated_tokens()) {
                 return quota_refused(pending, format, &error);
             }
-            match gateway
+            match live
                 .client
                 .embeddings(request, options)
                 .instrument(span)
@@ -142,10 +144,10 @@ async fn answer(
                 return refuse(pending, error);
             }
             // A count costs no tokens: only the key's request quota counts.
-            if let Err(error) = gateway.auth.take_quota(key, 0) {
+            if let Err(error) = live.auth.take_quota(key, 0) {
                 return quota_refused(pending, format, &error);
             }
-            match gateway
+            match live
                 .client
                 .count_tokens(request, options)
                 .instrument(span)

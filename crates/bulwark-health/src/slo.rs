@@ -86,6 +86,22 @@ impl SloTracker {
         }
     }
 
+    /// The objectives of a reloaded config: a route that keeps its
+    /// objective keeps its minutes and its alert level; the rest start
+    /// afresh.
+    pub fn set_objectives(&mut self, objectives: HashMap<String, SloSettings>) {
+        let same = |route: &String| self.objectives.get(route) == objectives.get(route);
+        let keep: Vec<String> = self
+            .objectives
+            .keys()
+            .filter(|r| same(r))
+            .cloned()
+            .collect();
+        self.routes.retain(|route, _| keep.contains(route));
+        self.firing.retain(|route, _| keep.contains(route));
+        self.objectives = objectives;
+    }
+
     pub fn objective(&self, route: &str) -> Option<SloSettings> {
         self.objectives.get(route).copied()
     }

@@ -146,6 +146,40 @@ impl HealthTracker {
         }
     }
 
+    /// The routes and targets of a reloaded config. A component in both
+    /// keeps its windows, state and history; a new one starts operational;
+    /// a removed one is no longer shown. The open incident carries on.
+    pub fn set_topology(
+        &mut self,
+        topology: Topology,
+        slos: HashMap<String, SloSettings>,
+        now: UnixMs,
+    ) {
+        let mut order = Vec::new();
+        let mut components = HashMap::new();
+        let mut place = |name: &String, kind: ComponentKind| {
+            if components.contains_key(name) {
+                return;
+            }
+            let component = match self.components.remove(name) {
+                Some(kept) if kept.kind == kind => kept,
+                _ => Component::new(kind, now),
+            };
+            components.insert(name.clone(), component);
+            order.push(name.clone());
+        };
+        for target in topology.targets() {
+            place(&target, ComponentKind::Target);
+        }
+        for (route, _) in &topology.routes {
+            place(route, ComponentKind::Route);
+        }
+        self.order = order;
+        self.components = components;
+        self.topology = topology;
+        self.slo.set_objectives(slos);
+    }
+
     pub fn settings(&self) -> &HealthSettings {
         &self.settings
     }
@@ -373,5 +407,55 @@ impl HealthTracker {
                 .routes
                 .iter()
                 .any(|(route, targets)| route == &record.route && targets.iter().any(|t| hit(t)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(routes: &[(&str, &[&str])]) -> Topology {
+        Topology {
+            routes: routes
+                .iter()
+                .map(|(route, targets)| {
+                    let targets = targets.iter().map(ToString::to_string).collect();
+                    (route.to_string(), targets)
+                })
+                .collect(),
+        }
+    }
+
+    fn shown(tracker: &HealthTracker) -> Vec<(String, ComponentState)> {
+        tracker
+            .components()
+            .into_iter()
+            .map(|c| (c.name, c.state))
+            .collect()
+    }
+
+    #[test]
+    fn a_new_topology_keeps_what_stays_adds_what_is_new_and_drops_the_rest() {
+        let mut tracker = HealthTracker::new(
+            HealthSettings::default(),
+            topology(&[("chat", &["a/x", "b/y"])]),
+            HashMap::new(),
+            0,
+        );
+        tracker.set_maintenance(0, "a/x", true);
+        tracker.set_topology(
+            topology(&[("chat", &["a/x"]), ("new", &["c/z"])]),
+            HashMap::new(),
+            1,
+        );
+        assert_eq!(
+            shown(&tracker),
+            [
+                ("a/x".to_string(), ComponentState::UnderMaintenance),
+                ("c/z".to_string(), ComponentState::Operational),
+                ("chat".to_string(), ComponentState::Operational),
+                ("new".to_string(), ComponentState::Operational),
+            ]
+        );
     }
 }

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::buckets::{first_token_histogram, queue_wait_histogram, request_histogram};
-use crate::labels::LabelGuard;
+use crate::labels::{LabelGuard, ReloadLabels};
 use crate::{Metrics, Prices};
 
 impl Metrics {
@@ -39,18 +39,8 @@ impl Metrics {
     /// Metrics limited to the configuration's routes and targets (those of
     /// routes, degrade lists and priced models), with its prices.
     pub fn from_config(config: &bulwark::Config) -> Metrics {
-        let mut targets: HashSet<String> = HashSet::new();
-        for route in config.routes.values() {
-            targets.extend(route.targets.iter().map(ToString::to_string));
-            for degrade in &route.degrade {
-                if let bulwark::config::Degrade::Target(t) = degrade {
-                    targets.insert(t.to_string());
-                }
-            }
-        }
-        let prices = Prices::from_config(config);
-        targets.extend(prices.per_target.keys().cloned());
-        Metrics::with_names(prices, config.routes.keys().cloned(), targets)
+        let (prices, routes, targets) = names(config);
+        Metrics::with_names(prices, routes, targets)
     }
 
     fn build(
@@ -60,7 +50,7 @@ impl Metrics {
     ) -> Metrics {
         let mut registry = Registry::with_prefix("bulwark");
         let m = Metrics {
-            prices,
+            prices: std::sync::RwLock::new(prices),
             routes: LabelGuard::new(routes),
             targets: LabelGuard::new(targets),
             classes: LabelGuard::new(None),
@@ -104,6 +94,8 @@ impl Metrics {
             process_open_fds: Gauge::default(),
             process_threads: Gauge::default(),
             runtime_alive_tasks: Gauge::default(),
+            config_reloads: Family::default(),
+            config_applied_at: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -302,6 +294,38 @@ impl Metrics {
             "Async tasks alive in the gateway's runtime: a count that only grows means a leak",
             m.runtime_alive_tasks.clone(),
         );
+        r.register(
+            "config_reloads",
+            "Config reloads, by result: applied, or refused (the old config kept serving)",
+            m.config_reloads.clone(),
+        );
+        r.register(
+            "config_last_applied_timestamp_seconds",
+            "When the config now serving was applied (at start or by a reload), in Unix seconds",
+            m.config_applied_at.clone(),
+        );
+        // Both results from the start, so that a rate over them is defined
+        // before the first reload.
+        for result in ["applied", "refused"] {
+            drop(m.config_reloads.get_or_create(&ReloadLabels { result }));
+        }
         Metrics { registry, ..m }
     }
+}
+
+/// The prices, route names and target names (those of routes, degrade
+/// lists and priced models) of a config.
+pub(crate) fn names(config: &bulwark::Config) -> (Prices, Vec<String>, HashSet<String>) {
+    let mut targets: HashSet<String> = HashSet::new();
+    for route in config.routes.values() {
+        targets.extend(route.targets.iter().map(ToString::to_string));
+        for degrade in &route.degrade {
+            if let bulwark::config::Degrade::Target(t) = degrade {
+                targets.insert(t.to_string());
+            }
+        }
+    }
+    let prices = Prices::from_config(config);
+    targets.extend(prices.per_target.keys().cloned());
+    (prices, config.routes.keys().cloned().collect(), targets)
 }

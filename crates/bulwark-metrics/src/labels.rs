@@ -1,7 +1,7 @@
 //! Label sets and the guards that keep each label's set of values small.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 
@@ -45,6 +45,11 @@ pub(crate) struct TargetResultLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct TargetLabels {
     pub(crate) target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReloadLabels {
+    pub(crate) result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,7 +110,9 @@ pub(crate) struct ComponentLabels {
 /// knows the configured names, otherwise a first-come cap.
 #[derive(Debug, Default)]
 pub(crate) struct LabelGuard {
-    allowed: Option<HashSet<String>>,
+    /// Grows on a config reload (a removed route's series stay, as
+    /// counters must).
+    allowed: RwLock<Option<HashSet<String>>>,
     seen: Mutex<HashSet<String>>,
 }
 
@@ -114,13 +121,22 @@ impl LabelGuard {
     /// [`MAX_LABEL_VALUES`] values it sees.
     pub(crate) fn new(allowed: Option<HashSet<String>>) -> LabelGuard {
         LabelGuard {
-            allowed,
+            allowed: RwLock::new(allowed),
             seen: Mutex::default(),
         }
     }
 
+    /// Admits `names` too, when this guard keeps to an allow-list.
+    pub(crate) fn allow(&self, names: impl IntoIterator<Item = String>) {
+        let mut allowed = self.allowed.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(allowed) = allowed.as_mut() {
+            allowed.extend(names);
+        }
+    }
+
     pub(crate) fn value(&self, raw: &str) -> String {
-        if let Some(allowed) = &self.allowed {
+        let allowed = self.allowed.read().unwrap_or_else(|e| e.into_inner());
+        if let Some(allowed) = allowed.as_ref() {
             return if allowed.contains(raw) {
                 raw.to_string()
             } else {

@@ -23,6 +23,7 @@ mod construct;
 mod labels;
 mod prices;
 mod record;
+mod reload;
 mod render;
 mod state;
 
@@ -41,8 +42,8 @@ use prometheus_client::registry::Registry;
 use buckets::HistogramFamily;
 use labels::{
     CacheLabels, ComponentLabels, DegradedLabels, DroppedLabels, DurationLabels, LabelGuard,
-    NotStoredLabels, RequestLabels, RouteFormatLabels, RouteLabels, SkippedLabels, TargetLabels,
-    TargetResultLabels, TokenLabels, TransitionLabels,
+    NotStoredLabels, ReloadLabels, RequestLabels, RouteFormatLabels, RouteLabels, SkippedLabels,
+    TargetLabels, TargetResultLabels, TokenLabels, TransitionLabels,
 };
 
 /// Content type of [`Metrics::render`]'s output (Prometheus text 0.0.4).
@@ -57,7 +58,8 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    prices: Prices,
+    /// Swapped whole by a config reload.
+    prices: std::sync::RwLock<Prices>,
     routes: LabelGuard,
     targets: LabelGuard,
     classes: LabelGuard,
@@ -110,6 +112,8 @@ pub struct Metrics {
     process_open_fds: Gauge,
     process_threads: Gauge,
     runtime_alive_tasks: Gauge,
+    config_reloads: Family<ReloadLabels, Counter>,
+    config_applied_at: Gauge,
 }
 
 #[cfg(test)]

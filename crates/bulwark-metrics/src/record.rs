@@ -95,7 +95,11 @@ impl Metrics {
             }
             // Prices are looked up by the raw name: a folded `other` has none.
             if let Some(raw) = &record.target
-                && let Some(cost) = self.prices.cost(raw, input, output)
+                && let Some(cost) = self
+                    .prices
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .cost(raw, input, output)
                 && cost > 0.0
             {
                 self.cost

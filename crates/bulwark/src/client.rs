@@ -83,6 +83,24 @@ impl Client {
         })
     }
 
+    /// The engine for a new config, carrying over this one's state: the
+    /// event bus (its subscribers keep listening), the response cache, and
+    /// the state of every target the new config leaves unchanged (see
+    /// [`RouteTable::reloaded`]). Requests already running finish on
+    /// `self`. The cache keeps the size it was made with.
+    pub fn reloaded(
+        &self,
+        config: &Config,
+    ) -> Result<(Client, crate::reload::TableDiff), ProviderBuildError> {
+        let (table, diff) = self.table.reloaded(config)?;
+        let client = Client {
+            table,
+            events: self.events.clone(),
+            cache: self.cache.clone(),
+        };
+        Ok((client, diff))
+    }
+
     /// Every decision the engine makes, as it makes it.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()

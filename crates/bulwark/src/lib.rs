@@ -18,6 +18,7 @@ pub mod events;
 pub mod limit;
 pub mod observe;
 pub mod provider;
+pub mod reload;
 pub mod resilience;
 pub mod route;
 pub mod sse;

@@ -394,21 +394,53 @@ pub struct RouteTable {
     models: BTreeMap<String, BTreeMap<String, crate::config::ModelTraitsOverride>>,
     breaker: BreakerConfig,
     budget: BudgetConfig,
+    /// What the table was built from, to tell on a reload which targets
+    /// and routes changed.
+    config: Config,
 }
 
 impl RouteTable {
     pub fn from_config(config: &Config) -> Result<RouteTable, ProviderBuildError> {
+        RouteTable::build(config, None)
+    }
+
+    /// A table for `config` that carries over what `self` learnt: every
+    /// target whose settings are the same keeps its state (breaker, retry
+    /// budget, concurrency, first-token times, quotas), an unchanged
+    /// provider keeps its connection pool, and a route whose admission
+    /// settings are the same keeps its queue. The rest starts fresh.
+    pub fn reloaded(
+        &self,
+        config: &Config,
+    ) -> Result<(RouteTable, crate::reload::TableDiff), ProviderBuildError> {
+        let table = RouteTable::build(config, Some(self))?;
+        let diff = crate::reload::TableDiff::between(&self.config, config);
+        Ok((table, diff))
+    }
+
+    fn build(
+        config: &Config,
+        previous: Option<&RouteTable>,
+    ) -> Result<RouteTable, ProviderBuildError> {
         let mut providers = BTreeMap::new();
         for (name, provider) in &config.providers {
-            providers.insert(
-                name.clone(),
-                Arc::new(Provider::new(name, provider.clone())?),
-            );
+            let kept = previous
+                .filter(|p| p.config.providers.get(name) == Some(provider))
+                .and_then(|p| p.providers.get(name));
+            let provider = match kept {
+                Some(kept) => Arc::clone(kept),
+                None => Arc::new(Provider::new(name, provider.clone())?),
+            };
+            providers.insert(name.clone(), provider);
         }
+        let states = previous
+            .map(|p| crate::reload::kept_states(&p.config, config, &p.target_states()))
+            .unwrap_or_default();
         let mut table = RouteTable {
             providers,
+            config: config.clone(),
             routes: BTreeMap::new(),
-            states: Mutex::new(HashMap::new()),
+            states: Mutex::new(states),
             models: config
                 .providers
                 .iter()
@@ -429,7 +461,18 @@ impl RouteTable {
                 targets,
                 policy: route.policy.clone(),
                 admission: route.admission.map(|(running, waiting)| {
-                    crate::limit::queue::AdmissionQueue::new(running, waiting)
+                    // Requests waiting in the old queue keep their places.
+                    let kept = previous
+                        .filter(|p| {
+                            p.config
+                                .routes
+                                .get(name)
+                                .is_some_and(|old| old.admission == route.admission)
+                        })
+                        .and_then(|p| p.routes.get(name)?.admission.clone());
+                    kept.unwrap_or_else(|| {
+                        crate::limit::queue::AdmissionQueue::new(running, waiting)
+                    })
                 }),
                 degrade: route
                     .degrade

@@ -14,7 +14,8 @@ mod snapshot;
 mod watch;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::Duration;
 
 use crate::config::GatewayConfig;
@@ -61,9 +62,16 @@ pub struct Observer {
     pub(crate) log_bodies: bool,
     pub(crate) page_title: String,
     pub(crate) page_url: Option<String>,
-    /// What the public surfaces may name (`status_page.show_targets`).
-    pub(crate) public: bulwark_status::PublicView,
-    pub(crate) slos: HashMap<String, SloSettings>,
+    /// What the public surfaces may name (`status_page.show_targets`);
+    /// shared with live `/status/events` streams, so that a reload's new
+    /// targets stay hidden there too.
+    pub(crate) public: Arc<RwLock<bulwark_status::PublicView>>,
+    pub(crate) slos: RwLock<HashMap<String, SloSettings>>,
+    /// The engine of the current config, for the health loop: a reload
+    /// points it at the new one.
+    client: RwLock<Weak<bulwark::Client>>,
+    /// Counts reloads; a probe loop of an older config ends.
+    generation: AtomicU64,
     incidents: tokio::sync::mpsc::UnboundedSender<bulwark::observe::incident::Incident>,
     /// The live incidents, kept here so the status page never waits on
     /// the store for what is happening now.
@@ -81,6 +89,44 @@ fn public_view(config: &GatewayConfig) -> bulwark_status::PublicView {
         (name.clone(), targets)
     });
     bulwark_status::PublicView::without_targets(routes, config.engine.providers.keys().cloned())
+}
+
+fn topology(config: &GatewayConfig) -> Topology {
+    Topology {
+        routes: config
+            .engine
+            .routes
+            .iter()
+            .map(|(name, route)| {
+                let targets = route.targets.iter().map(ToString::to_string).collect();
+                (name.clone(), targets)
+            })
+            .collect(),
+    }
+}
+
+fn slo_settings(config: &GatewayConfig) -> HashMap<String, SloSettings> {
+    config
+        .engine
+        .routes
+        .iter()
+        .filter_map(|(name, route)| {
+            let slo = route.slo?;
+            Some((
+                name.clone(),
+                SloSettings {
+                    objective: slo.objective,
+                    window: slo.window,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// A lock that only guards a value swapped whole: a panic elsewhere cannot
+/// leave it half-written.
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Observer {
@@ -101,32 +147,8 @@ impl Observer {
             config.observe.retention,
             Duration::from_secs(3600),
         );
-        let topology = Topology {
-            routes: config
-                .engine
-                .routes
-                .iter()
-                .map(|(name, route)| {
-                    let targets = route.targets.iter().map(ToString::to_string).collect();
-                    (name.clone(), targets)
-                })
-                .collect(),
-        };
-        let slos: HashMap<String, SloSettings> = config
-            .engine
-            .routes
-            .iter()
-            .filter_map(|(name, route)| {
-                let slo = route.slo?;
-                Some((
-                    name.clone(),
-                    SloSettings {
-                        objective: slo.objective,
-                        window: slo.window,
-                    },
-                ))
-            })
-            .collect();
+        let topology = topology(config);
+        let slos = slo_settings(config);
         let settings: HealthSettings = config.observe.health.clone();
         let mut health =
             HealthTracker::new(settings, topology.clone(), slos.clone(), unix_ms_now());
@@ -167,12 +189,61 @@ impl Observer {
             log_bodies: config.observe.log_bodies,
             page_title: config.observe.status_page.title.clone(),
             page_url: config.observe.status_page.url.clone(),
-            public: public_view(config),
-            slos,
+            public: Arc::new(RwLock::new(public_view(config))),
+            slos: RwLock::new(slos),
+            client: RwLock::new(Arc::downgrade(client)),
+            generation: AtomicU64::new(0),
         });
         watch::spawn(&observer, client, to_store);
-        probe::spawn(&config.engine, &observer, client);
+        probe::spawn(&config.engine, &observer, client, 0);
         Ok(observer)
+    }
+
+    /// Follows a reloaded config: the health tracker's routes and targets
+    /// (a kept component keeps its history, the open incident carries on),
+    /// the SLOs, what the public view hides, the metrics' label names and
+    /// prices, and the probes, which now go through `client`.
+    pub(crate) fn reconfigure(
+        self: &Arc<Self>,
+        config: &GatewayConfig,
+        client: &Arc<bulwark::Client>,
+    ) {
+        let slos = slo_settings(config);
+        self.health()
+            .set_topology(topology(config), slos.clone(), unix_ms_now());
+        *write(&self.slos) = slos;
+        *write(&self.public) = public_view(config);
+        self.metrics.reconfigure(&config.engine);
+        *write(&self.client) = Arc::downgrade(client);
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        probe::spawn(&config.engine, self, client, generation);
+    }
+
+    /// The engine the health loop and probes watch.
+    pub(crate) fn client(&self) -> Option<Arc<bulwark::Client>> {
+        self.client
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade()
+    }
+
+    /// Whether a probe started at `generation` belongs to the current config.
+    pub(crate) fn is_generation(&self, generation: u64) -> bool {
+        self.generation.load(Ordering::SeqCst) == generation
+    }
+
+    pub(crate) fn public(&self) -> bulwark_status::PublicView {
+        self.public
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn slos(&self) -> HashMap<String, SloSettings> {
+        self.slos
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Queues an incident's new version for the store and keeps it for

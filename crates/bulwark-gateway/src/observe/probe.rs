@@ -14,7 +14,14 @@ use bulwark::observe::{millis, unix_ms_now};
 
 use super::Observer;
 
-pub(crate) fn spawn(config: &Config, observer: &Arc<Observer>, client: &Arc<Client>) {
+/// Starts the probes of one config; they end once a reload starts those of
+/// the next (`generation` is the observer's count of reloads).
+pub(crate) fn spawn(
+    config: &Config,
+    observer: &Arc<Observer>,
+    client: &Arc<Client>,
+    generation: u64,
+) {
     for (provider, settings) in &config.providers {
         let Some(probe) = &settings.probe else {
             continue;
@@ -39,7 +46,10 @@ pub(crate) fn spawn(config: &Config, observer: &Arc<Observer>, client: &Arc<Clie
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                if !probe_once(&observer, &client, &target).await {
+                let current = observer
+                    .upgrade()
+                    .is_some_and(|o| o.is_generation(generation));
+                if !current || !probe_once(&observer, &client, &target).await {
                     return;
                 }
             }

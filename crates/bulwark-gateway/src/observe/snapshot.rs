@@ -17,15 +17,17 @@ impl Observer {
     /// (`status_page.show_targets`) is applied here, the one way to get a
     /// snapshot, so no surface can show more than it may.
     pub async fn snapshot(&self) -> StatusSnapshot {
-        self.public.snapshot(self.gather().await)
+        let gathered = self.gather().await;
+        self.public().snapshot(gathered)
     }
 
     /// The worst state among the components the public sees.
     pub(crate) fn public_overall(&self) -> ComponentState {
+        let public = self.public();
         self.health()
             .components()
             .iter()
-            .filter(|c| self.public.shows(c.kind, &c.name))
+            .filter(|c| public.shows(c.kind, &c.name))
             .map(|c| c.state)
             .max()
             .unwrap_or(ComponentState::Operational)
@@ -37,7 +39,8 @@ impl Observer {
         let mut components = self.health().components();
         // The view drops hidden components anyway: no need to read their
         // 90 days of history first.
-        components.retain(|c| self.public.shows(c.kind, &c.name));
+        let public = self.public();
+        components.retain(|c| public.shows(c.kind, &c.name));
         let today = day_start(now);
         let from = today - (DAYS_SHOWN - 1) * DAY_MS;
         let mut statuses = Vec::with_capacity(components.len());
@@ -64,24 +67,24 @@ impl Observer {
             });
         }
         let mut slos = Vec::new();
-        let mut routes: Vec<_> = self.slos.iter().collect();
-        routes.sort_by(|a, b| a.0.cmp(b.0));
+        let mut routes: Vec<_> = self.slos().into_iter().collect();
+        routes.sort_by(|a, b| a.0.cmp(&b.0));
         for (route, slo) in routes {
             let since = now - slo.window.as_millis() as i64;
             let (total, good) = self
                 .store
-                .route_counts(route, since, now)
+                .route_counts(&route, since, now)
                 .await
                 .unwrap_or((0, 0));
             let (burn_1h, burn_6h) = {
                 let health = self.health();
                 (
-                    health.slo().burn_rate(route, now, 60),
-                    health.slo().burn_rate(route, now, 360),
+                    health.slo().burn_rate(&route, now, 60),
+                    health.slo().burn_rate(&route, now, 360),
                 )
             };
             slos.push(SloStatus {
-                route: route.clone(),
+                route,
                 objective: slo.objective,
                 window_secs: slo.window.as_secs(),
                 availability: (total > 0).then(|| good as f64 / total as f64),

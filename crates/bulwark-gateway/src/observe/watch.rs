@@ -26,10 +26,7 @@ pub(crate) fn spawn(
 ) {
     let events = client.subscribe();
     tokio::spawn(watch_events(Arc::downgrade(observer), events));
-    tokio::spawn(evaluate_forever(
-        Arc::downgrade(observer),
-        Arc::downgrade(client),
-    ));
+    tokio::spawn(evaluate_forever(Arc::downgrade(observer)));
     tokio::spawn(store_incidents(Arc::downgrade(observer), incidents));
 }
 
@@ -65,7 +62,7 @@ async fn watch_events(
     }
 }
 
-async fn evaluate_forever(observer: Weak<Observer>, client: Weak<Client>) {
+async fn evaluate_forever(observer: Weak<Observer>) {
     let every = match observer.upgrade() {
         Some(observer) => observer.health().settings().evaluate_every,
         None => return,
@@ -74,7 +71,11 @@ async fn evaluate_forever(observer: Weak<Observer>, client: Weak<Client>) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let (Some(observer), Some(client)) = (observer.upgrade(), client.upgrade()) else {
+        // The engine of the current config: a reload swaps it.
+        let Some(observer) = observer.upgrade() else {
+            return;
+        };
+        let Some(client) = observer.client() else {
             return;
         };
         evaluate(&observer, &client).await;
@@ -152,7 +153,7 @@ pub(crate) async fn evaluate(observer: &Observer, client: &Client) {
 }
 
 async fn burn_alert(observer: &Observer, alert: BurnAlert, now: i64) {
-    let Some(slo) = observer.slos.get(&alert.route) else {
+    let Some(slo) = observer.slos().get(&alert.route).copied() else {
         return;
     };
     let from = now - slo.window.as_millis() as i64;

@@ -79,7 +79,7 @@ impl fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     pub base_url: String,
@@ -160,7 +160,7 @@ impl Default for Timeouts {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteConfig {
     /// Every target, in the order written.
     pub targets: Vec<TargetRef>,
