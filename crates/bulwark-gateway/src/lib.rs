@@ -9,6 +9,7 @@
 
 mod admin;
 mod auth;
+mod budget;
 pub mod config;
 pub mod conversations;
 mod front_door;
@@ -37,6 +38,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+pub use budget::{BODY_FACTOR, READ_FACTOR, decode_cost};
 pub use config::GatewayConfig;
 pub use front_door::{ClientFormat, MAX_REQUEST_ID_BYTES, REQUEST_ID_HEADER};
 pub use unary_door::ESTIMATED_HEADER;
@@ -58,6 +60,8 @@ pub struct Gateway {
     pub(crate) server: config::ServerConfig,
     /// Stored Responses API conversations (`previous_response_id`).
     pub(crate) conversations: Arc<conversations::Conversations>,
+    /// Memory held by request bodies and their decoding.
+    pub(crate) budget: Arc<budget::MemoryBudget>,
 }
 
 /// Why a gateway could not start.
@@ -90,6 +94,7 @@ impl Gateway {
             shutdown_grace: config.shutdown_grace,
             server: config.server.clone(),
             conversations,
+            budget: budget::MemoryBudget::new(config.server.max_inflight_request_bytes),
         })
     }
 

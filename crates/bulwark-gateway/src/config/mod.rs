@@ -162,7 +162,7 @@ fn build(
         "shutdown_grace",
         issues,
     );
-    let server = server::build(raw.server, doc, issues);
+    let server = server::build(raw.server, max_request_bytes, doc, issues);
     let conversations = conversations::build(raw.conversations, doc, issues);
     Some(GatewayConfig {
         engine,
