@@ -108,27 +108,26 @@ pub(crate) fn build(
         ..ServerConfig::default()
     };
     let Some(raw) = raw else { return defaults };
-    let Some(raw) = doc.read::<RawServer>(raw, "server", issues) else {
+    let Some(mut raw) = doc.read::<RawServer>(raw, "server", issues) else {
         return defaults;
     };
-    let limits = limits(&raw, issues);
     let timeout = |text, default, path, issues: &mut Vec<Issue>| {
         bulwark::config::duration::timeout(text, default, path, issues)
     };
     let header_timeout = timeout(
-        raw.header_timeout,
+        raw.header_timeout.take(),
         defaults.header_timeout,
         "server.header_timeout",
         issues,
     );
     let body_timeout = timeout(
-        raw.body_timeout,
+        raw.body_timeout.take(),
         defaults.body_timeout,
         "server.body_timeout",
         issues,
     );
     let idle_timeout = timeout(
-        raw.idle_timeout,
+        raw.idle_timeout.take(),
         defaults.idle_timeout,
         "server.idle_timeout",
         issues,
@@ -147,6 +146,7 @@ pub(crate) fn build(
             "must be greater than 0",
         ));
     }
+    let limits = limits(&raw, issues);
     let max_inflight_request_bytes = match raw.max_inflight_request_bytes {
         None => defaults.max_inflight_request_bytes,
         Some(budget) => {

@@ -529,7 +529,7 @@ mod tests {
             b"[1,2]",
             br#"{"messages":"hi","model":7}"#,
         ] {
-            assert_eq!(check(body, &SHAPE, &limits()).unwrap(), Scanned::default());
+            assert_eq!(check(body, &SHAPE, &limits()).unwrap().model, None);
         }
     }
 }
