@@ -13,6 +13,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bulwark_gateway::GatewayConfig;
+
+/// mimalloc rather than glibc's allocator: glibc keeps a freed arena per
+/// thread, so a burst of large requests decoded on several tokio workers
+/// left the process at its peak for good (1.9 GB after one 33 MB body);
+/// mimalloc returns freed pages to the system and reuses them across
+/// threads.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 

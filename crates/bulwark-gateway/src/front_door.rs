@@ -16,12 +16,15 @@ use bulwark::cache::CachePolicy;
 use bulwark::engine::Failed;
 use bulwark::error::{ApiError, ErrorKind};
 use bulwark::limit::queue::Priority;
+use bulwark::wire::limits;
 use bulwark::wire::{ClientDialect, anthropic, gemini, openai, responses as responses_wire};
 use futures_util::StreamExt;
+use http_body_util::BodyExt;
 use tracing::Instrument;
 
 use crate::Gateway;
 use crate::auth::Auth;
+use crate::budget::Reservation;
 use crate::observe::Pending;
 use crate::respond;
 use crate::responses as responses_door;
@@ -314,17 +317,37 @@ async fn answer(
     };
     // Only now, with the key checked, is the body read: an unauthenticated
     // client cannot make the gateway hold its upload.
+    let mut reservation = gateway.budget.reservation();
     let body = match read_body(
         body,
         headers,
         live.max_request_bytes,
         gateway.server.body_timeout,
+        &mut reservation,
     )
     .await
     {
         Ok(body) => body,
         Err(error) => return refuse(pending, error),
     };
+    // The counts that make decoding costly are checked before it, and so is
+    // the key's right to the model: a refused body builds no tree.
+    let scanned = match limits::check(
+        &body,
+        format.dialect().request_shape(),
+        &gateway.server.limits,
+    ) {
+        Ok(scanned) => scanned,
+        Err(error) => return refuse(pending, error),
+    };
+    if let Some(model) = from_url.model.as_ref().or(scanned.model.as_ref())
+        && let Err(error) = Auth::allows(key, model)
+    {
+        return refuse(pending, error);
+    }
+    if let Err(error) = reservation.cover_decode(body.len(), &scanned) {
+        return refuse(pending, error);
+    }
     let decoded = match format {
         ClientFormat::Responses => {
             responses_door::decode(gateway.conversations(), options.tenant.as_deref(), &body)
@@ -366,6 +389,33 @@ async fn answer(
     if let Err(error) = live.auth.take_quota(key, estimate) {
         return quota_refused(pending, format, &error);
     }
+    // Decoding is done: what the request holds from here on is its trees,
+    // until its answer has been sent; the body itself is not needed.
+    reservation.settle(body.len(), &scanned);
+    drop(body);
+    let response = engine_answer(
+        &live,
+        format,
+        request,
+        options,
+        door,
+        from_url.json_array,
+        pending,
+    )
+    .await;
+    hold_until_sent(response, reservation)
+}
+
+/// The engine's answer to a decoded request, in the client's format.
+async fn engine_answer(
+    live: &crate::Live,
+    format: ClientFormat,
+    request: ChatRequest,
+    options: RequestOptions,
+    door: Option<responses_door::Door>,
+    json_array: bool,
+    pending: Pending,
+) -> Response {
     // The engine runs in the request's span, so each attempt's span is its
     // child; the span itself ends with the request's record.
     let span = pending.span().clone();
@@ -381,7 +431,7 @@ async fn answer(
                 let end = pending.stream(&served);
                 match door {
                     Some(door) => responses_door::stream(served, door, Some(end)),
-                    None if from_url.json_array => {
+                    None if json_array => {
                         respond::json_array_stream(format, served, include_usage, Some(end))
                     }
                     None => respond::stream(format, served, include_usage, Some(end)),
@@ -551,11 +601,15 @@ pub(crate) fn priority(headers: &HeaderMap, key: Option<&ClientKey>) -> Result<P
 /// Reads a request body of at most `limit` bytes within `timeout`. A
 /// declared length over the limit is refused before a byte is read; a body
 /// still arriving at the deadline (a client trickling it) gets 408.
+/// The body is covered by `reservation` (from its declared length before a
+/// byte is read, then as it grows), or refused with 503 when the memory
+/// budget is spent.
 pub(crate) async fn read_body(
     body: Body,
     headers: &HeaderMap,
     limit: usize,
     timeout: Duration,
+    reservation: &mut Reservation,
 ) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -563,6 +617,9 @@ pub(crate) async fn read_body(
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|length| usize::try_from(length).map_or(true, |l| l > limit)) {
         return Err(too_large(limit));
+    }
+    if let Some(declared) = declared.and_then(|length| usize::try_from(length).ok()) {
+        reservation.cover_read(declared)?;
     }
     let read = async {
         let mut stream = body.into_data_stream();
@@ -576,6 +633,7 @@ pub(crate) async fn read_body(
             if out.len() + chunk.len() > limit {
                 return Err(too_large(limit));
             }
+            reservation.cover_read(out.len() + chunk.len())?;
             out.extend_from_slice(&chunk);
         }
         Ok(Bytes::from(out))
@@ -590,6 +648,17 @@ pub(crate) async fn read_body(
             ))
         }),
     }
+}
+
+/// Keeps `reservation` until the answer's body has been sent or dropped:
+/// a stream holds its request for as long as it runs.
+pub(crate) fn hold_until_sent(response: Response, reservation: Reservation) -> Response {
+    let (parts, body) = response.into_parts();
+    let body = body.map_frame(move |frame| {
+        let _held = &reservation;
+        frame
+    });
+    Response::from_parts(parts, Body::new(body))
 }
 
 fn too_large(limit: usize) -> ApiError {

@@ -9,6 +9,7 @@
 
 mod admin;
 mod auth;
+mod budget;
 pub mod config;
 pub mod conversations;
 mod front_door;
@@ -38,6 +39,7 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
+pub use budget::{BODY_FACTOR, READ_FACTOR, decode_cost};
 pub use config::GatewayConfig;
 pub use front_door::{ClientFormat, MAX_REQUEST_ID_BYTES, REQUEST_ID_HEADER};
 pub use unary_door::ESTIMATED_HEADER;
@@ -66,6 +68,8 @@ pub struct Gateway {
     /// Set when the gateway listens beyond loopback without
     /// `--insecure-open`: a reload may not remove every client key.
     keys_required: Arc<AtomicBool>,
+    /// Memory held by request bodies and their decoding.
+    pub(crate) budget: Arc<budget::MemoryBudget>,
 }
 
 /// The part of a gateway a config reload replaces. A request takes it once,
@@ -124,6 +128,7 @@ impl Gateway {
             reloading: Arc::new(tokio::sync::Mutex::new(())),
             started: Arc::new(config.clone()),
             keys_required: Arc::new(AtomicBool::new(false)),
+            budget: budget::MemoryBudget::new(config.server.max_inflight_request_bytes),
         })
     }
 

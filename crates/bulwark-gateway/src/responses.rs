@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::response::Response;
 use bulwark::aggregate::aggregate;
-use bulwark::api::{ChatRequest, WireFormat};
+use bulwark::api::{ChatRequest, SourceJson, WireFormat};
 use bulwark::engine::Served;
 use bulwark::error::ApiError;
 use bulwark::provider::{Chunk, ChunkStream};
@@ -42,15 +42,18 @@ pub struct Door {
 struct Remember {
     conversations: Arc<Conversations>,
     tenant: Option<String>,
-    body: Arc<Map<String, Value>>,
+    body: SourceJson,
 }
 
 impl Remember {
     /// Off the answer's path: a slow or failing store never holds or fails
     /// the client.
     fn completed(&self, response: &Value) {
-        self.conversations
-            .remember_later(self.tenant.clone(), &self.body, response);
+        // The body parsed when it arrived, so it parses now.
+        if let Ok(body) = self.body.object() {
+            self.conversations
+                .remember_later(self.tenant.clone(), &body, response);
+        }
     }
 }
 
@@ -75,8 +78,8 @@ pub async fn decode(
     let body = request
         .source
         .as_ref()
-        .map(|source| Arc::clone(&source.body))
-        .unwrap_or_default();
+        .map(|source| source.body.clone())
+        .unwrap_or_else(|| SourceJson::from_object(&Map::new()));
     let remember = Remember {
         conversations: Arc::clone(conversations),
         tenant: tenant.map(str::to_string),

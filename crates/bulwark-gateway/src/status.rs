@@ -95,6 +95,10 @@ pub async fn metrics(State(gateway): State<Gateway>, headers: HeaderMap) -> Resp
     if let Err(error) = crate::admin::may_read_metrics(&gateway, &headers) {
         return crate::respond::error(crate::ClientFormat::OpenAi, &error, 0);
     }
+    gateway
+        .observer
+        .metrics
+        .set_request_memory(gateway.budget.reserved(), gateway.budget.shed());
     let stats = gateway.conversations().stats();
     gateway.observer.metrics.set_conversation_stats(
         stats.stored,

@@ -6,20 +6,23 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
+use bulwark::RequestOptions;
 use bulwark::error::ApiError;
 use bulwark::unary::{CountTokensRequest, EmbeddingsRequest};
+use bulwark::wire::limits::{self, Shape};
 use serde_json::Value;
 use tracing::Instrument;
 
 use crate::Gateway;
 use crate::auth::Auth;
+use crate::config::ClientKey;
 use crate::front_door::{
-    ClientFormat, caller, failed_response, forwarded_headers, quota_refused, read_body,
-    with_request,
+    ClientFormat, caller, failed_response, forwarded_headers, hold_until_sent, quota_refused,
+    read_body, with_request,
 };
 use crate::observe::Pending;
 use crate::respond;
@@ -39,6 +42,21 @@ impl Door {
         match self {
             Door::Embeddings => ClientFormat::OpenAi,
             Door::CountTokens => ClientFormat::Anthropic,
+        }
+    }
+
+    /// What the parse limits count: a count of tokens is a Messages
+    /// request; an embeddings request's `input` items count as messages.
+    fn shape(self) -> &'static Shape {
+        const EMBEDDINGS: Shape = Shape {
+            messages: "input",
+            parts: "content",
+            top_parts: &[],
+            model: Some("model"),
+        };
+        match self {
+            Door::Embeddings => &EMBEDDINGS,
+            Door::CountTokens => self.format().dialect().request_shape(),
         }
     }
 }
@@ -87,25 +105,54 @@ async fn answer(
         Err(error) => return refuse(pending, error),
     };
     // Only now, with the key checked, is the body read.
+    let mut reservation = gateway.budget.reservation();
     let body = match read_body(
         body,
         headers,
         live.max_request_bytes,
         gateway.server.body_timeout,
+        &mut reservation,
     )
     .await
     {
         Ok(body) => body,
         Err(error) => return refuse(pending, error),
     };
+    let scanned = match limits::check(&body, door.shape(), &gateway.server.limits) {
+        Ok(scanned) => scanned,
+        Err(error) => return refuse(pending, error),
+    };
+    if let Err(error) = reservation.cover_decode(body.len(), &scanned) {
+        return refuse(pending, error);
+    }
+    let response = call(&live, door, headers, &body, key, options, pending).await;
+    hold_until_sent(response, reservation)
+}
+
+/// Decodes the body of `door`'s kind and asks the engine.
+async fn call(
+    live: &crate::Live,
+    door: Door,
+    headers: &HeaderMap,
+    body: &Bytes,
+    key: Option<&ClientKey>,
+    options: RequestOptions,
+    mut pending: Pending,
+) -> Response {
+    let format = door.format();
+    let refuse = |pending: Pending, error: ApiError| {
+        let response = respond::error(format, &error, 0);
+        pending.error(response.status().as_u16(), &error, None);
+        response
+    };
     let span = pending.span().clone();
     match door {
         Door::Embeddings => {
-            let request = match EmbeddingsRequest::decode(&body) {
+            let request = match EmbeddingsRequest::decode(body) {
                 Ok(request) => request,
                 Err(error) => return refuse(pending, error),
             };
-            pending.unary_request("embeddings", &request.model, &body);
+            pending.unary_request("embeddings", &request.model, body);
             if let Err(error) = Auth::allows(key, &request.model) {
                 return refuse(pending, error);
             }
@@ -131,11 +178,11 @@ async fn answer(
             }
         }
         Door::CountTokens => {
-            let mut request = match CountTokensRequest::decode(&body) {
+            let mut request = match CountTokensRequest::decode(body) {
                 Ok(request) => request,
                 Err(error) => return refuse(pending, error),
             };
-            pending.unary_request("count_tokens", &request.model, &body);
+            pending.unary_request("count_tokens", &request.model, body);
             match forwarded_headers(format, headers) {
                 Ok(forwarded) => request.headers = forwarded,
                 Err(error) => return refuse(pending, error),

@@ -81,6 +81,8 @@ impl Metrics {
             in_flight: Family::default(),
             conversations_stored: Counter::default(),
             conversations_not_stored: Family::default(),
+            request_memory_reserved: Gauge::default(),
+            request_memory_shed: Counter::default(),
             store_written: Counter::default(),
             store_dropped: Counter::default(),
             store_failed_batches: Counter::default(),
@@ -228,6 +230,16 @@ impl Metrics {
             "conversations_not_stored",
             "Responses API answers whose conversation was not stored, by reason: too_large (over conversations.max_bytes), failed (the store failed), dropped (too many writes waiting), over_budget (over conversations.max_bytes_per_key)",
             m.conversations_not_stored.clone(),
+        );
+        r.register(
+            "request_memory_reserved_bytes",
+            "Memory reserved by requests in flight for their bodies and parsing (against server.max_inflight_request_bytes)",
+            m.request_memory_reserved.clone(),
+        );
+        r.register(
+            "requests_shed_memory",
+            "Requests refused with 503 because server.max_inflight_request_bytes was spent",
+            m.request_memory_shed.clone(),
         );
         r.register(
             "store_rows_written",

@@ -103,6 +103,9 @@ pub struct Metrics {
     conversations_stored: Counter,
     conversations_not_stored: Family<NotStoredLabels, Counter>,
 
+    request_memory_reserved: Gauge,
+    request_memory_shed: Counter,
+
     alerts_delivered: Counter,
     alerts_failed: Counter,
     alerts_retried: Counter,

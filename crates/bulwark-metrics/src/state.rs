@@ -106,6 +106,13 @@ impl Metrics {
         }
     }
 
+    /// Takes the request memory budget's state: bytes reserved now, and
+    /// requests shed since start.
+    pub fn set_request_memory(&self, reserved: u64, shed: u64) {
+        self.request_memory_reserved.set(clamp_i64(reserved));
+        set_counter(&self.request_memory_shed, shed);
+    }
+
     /// Takes the alerter's running totals, like [`Metrics::set_store_stats`].
     pub fn set_alert_stats(&self, delivered: u64, failed: u64, retried: u64) {
         set_counter(&self.alerts_delivered, delivered);

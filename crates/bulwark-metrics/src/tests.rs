@@ -526,3 +526,16 @@ fn dropped_translation_features_are_counted_per_target() {
         );
     }
 }
+
+#[test]
+fn request_memory_is_a_gauge_and_a_running_total() {
+    let m = Metrics::new(Prices::default());
+    m.set_request_memory(4096, 2);
+    m.set_request_memory(1024, 3);
+    let text = m.render();
+    assert_eq!(
+        sample(&text, "bulwark_request_memory_reserved_bytes"),
+        "1024"
+    );
+    assert_eq!(sample(&text, "bulwark_requests_shed_memory_total"), "3");
+}

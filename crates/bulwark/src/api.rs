@@ -6,8 +6,6 @@
 //! user turns) because it is the most general of the three: OpenAI's and
 //! Gemini's shapes map into it without loss.
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 
 /// The wire formats Bulwark speaks. OpenAI-compatible servers speak `OpenAi`.
@@ -126,12 +124,55 @@ pub enum ToolChoice {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceBody {
     pub format: WireFormat,
-    pub body: Arc<Map<String, Value>>,
+    pub body: SourceJson,
     /// The query string of the client's request, without the `?`.
     pub query: Option<String>,
     /// The client's headers that its front door's dialect forwards
     /// (`ClientDialect::forwarded_headers`), in the order received.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+/// A client's body (a JSON object) kept as its bytes rather than as a tree:
+/// a tree of many small items costs twenty and more times their size, the
+/// request holds its source for as long as it runs, and only a target of
+/// the client's own format reads it (parsing it then, once per attempt, as
+/// it would have copied the tree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceJson(bytes::Bytes);
+
+impl SourceJson {
+    /// The bytes of a body already parsed as a JSON object.
+    pub fn from_parsed(body: &[u8]) -> Self {
+        SourceJson(bytes::Bytes::copy_from_slice(body))
+    }
+
+    /// An object changed after parsing (a Responses conversation's history
+    /// put in), written back as bytes.
+    pub fn from_object(object: &Map<String, Value>) -> Self {
+        // Writing a `Map` of `Value`s cannot fail: its keys are strings.
+        SourceJson(bytes::Bytes::from(
+            serde_json::to_vec(object).unwrap_or_default(),
+        ))
+    }
+
+    /// The body as an object again.
+    pub fn object(&self) -> Result<Map<String, Value>, crate::error::ApiError> {
+        match serde_json::from_slice::<Value>(&self.0) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(crate::error::ApiError::new(
+                crate::error::ErrorKind::Api,
+                "the client's body could not be read again",
+            )),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -191,7 +191,7 @@ fn anthropic_client_request() -> ChatRequest {
     let body = json!({"model": "main", "max_tokens": 64, "messages": [{"role": "user", "content": "Hello"}], "thinking": {"type": "adaptive"}});
     request.source = Some(SourceBody {
         format: WireFormat::Anthropic,
-        body: Arc::new(body.as_object().cloned().unwrap_or_default()),
+        body: bulwark::api::SourceJson::from_object(&body.as_object().cloned().unwrap_or_default()),
         query: None,
         headers: Vec::new(),
     });

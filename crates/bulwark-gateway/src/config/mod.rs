@@ -162,7 +162,7 @@ fn build(
         "shutdown_grace",
         issues,
     );
-    let server = server::build(raw.server, doc, issues);
+    let server = server::build(raw.server, max_request_bytes, doc, issues);
     let conversations = conversations::build(raw.conversations, doc, issues);
     Some(GatewayConfig {
         engine,
@@ -289,7 +289,7 @@ mod tests {
         let base = "providers:\n  a: { kind: openai }\nroutes:\n  r: { targets: [a/x] }\n";
         assert_eq!(load(base)?.server, ServerConfig::default());
         let config = load(&format!(
-            "{base}server: {{ header_timeout: 2s, body_timeout: 1m, idle_timeout: 500ms, max_connections: 7, http2_max_streams: 8 }}\n"
+            "{base}server: {{ header_timeout: 2s, body_timeout: 1m, idle_timeout: 500ms, max_connections: 7, http2_max_streams: 8, max_messages: 9, max_content_parts: 10, max_tools: 11, max_json_depth: 12, max_inflight_request_bytes: 2147483648 }}\n"
         ))?;
         assert_eq!(
             config.server,
@@ -299,10 +299,17 @@ mod tests {
                 idle_timeout: Duration::from_millis(500),
                 max_connections: 7,
                 http2_max_streams: 8,
+                limits: bulwark::wire::limits::ParseLimits {
+                    max_messages: 9,
+                    max_content_parts: 10,
+                    max_tools: 11,
+                    max_json_depth: 12,
+                },
+                max_inflight_request_bytes: 2 << 30,
             }
         );
         let Err(error) = load(&format!(
-            "{base}server: {{ header_timeout: soon, body_timeout: 0s, idle_timeout: 2d, max_connections: 0, http2_max_streams: 0 }}\n"
+            "{base}server: {{ header_timeout: soon, body_timeout: 0s, idle_timeout: 2d, max_connections: 0, http2_max_streams: 0, max_messages: 0, max_json_depth: 129, max_inflight_request_bytes: 1000 }}\n"
         )) else {
             panic!("an invalid server section loaded");
         };
@@ -314,7 +321,10 @@ mod tests {
                 "server.body_timeout",
                 "server.idle_timeout",
                 "server.max_connections",
-                "server.http2_max_streams"
+                "server.http2_max_streams",
+                "server.max_messages",
+                "server.max_json_depth",
+                "server.max_inflight_request_bytes"
             ]
         );
         let Err(error) = load(&format!("{base}server: {{ header_timout: 1s }}\n")) else {

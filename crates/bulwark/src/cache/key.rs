@@ -90,6 +90,9 @@ pub fn cache_key(tenant: &str, route: &str, request: &ChatRequest) -> CacheKey {
     }) = source
     {
         key.text(b"format", format.as_str());
+        // It parsed at the front door, so it parses again; were it not to,
+        // its bytes would stand in, which only makes the key stricter.
+        let body = body.object().unwrap_or_default();
         for (name, value) in body.iter() {
             if !COVERED.contains(&name.as_str()) {
                 key.text(b"field", name);

@@ -234,6 +234,10 @@ pub trait ClientDialect: Debug + Send + Sync {
     /// Decodes a client's request body.
     fn decode_request(&self, body: &[u8]) -> Result<ChatRequest, ApiError>;
 
+    /// Where its request bodies keep messages, parts and the model, for
+    /// the limits checked before decoding (`wire::limits`).
+    fn request_shape(&self) -> &'static crate::wire::limits::Shape;
+
     /// Whether a provider speaking `provider` can be relayed to the client as
     /// is, so that nothing the neutral model lacks is lost.
     fn relays(&self, provider: WireFormat) -> bool {

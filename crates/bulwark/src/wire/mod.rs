@@ -21,6 +21,7 @@ pub mod anthropic;
 pub mod dialect;
 pub mod gemini;
 pub mod json;
+pub mod limits;
 pub mod openai;
 pub mod responses;
 pub mod translate;

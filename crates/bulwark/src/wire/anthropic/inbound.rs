@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::api::{
     ChatRequest, ContentBlock, Effort, ImageSource, Message, OutputFormat, Reasoning, Role,
-    SourceBody, Tool, ToolCall, ToolChoice, ToolResult, Unmapped, WireFormat,
+    SourceBody, SourceJson, Tool, ToolCall, ToolChoice, ToolResult, Unmapped, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::json as j;
@@ -16,9 +16,16 @@ fn unmapped(out: &mut Vec<Unmapped>, path: impl Into<String>, feature: &'static 
     crate::wire::translate::unmapped(FORMAT, path, feature, out);
 }
 
+/// Where the limits (`wire::limits`) find what they count.
+pub(crate) const SHAPE: crate::wire::limits::Shape = crate::wire::limits::Shape {
+    messages: "messages",
+    parts: "content",
+    top_parts: &["system"],
+    model: Some("model"),
+};
+
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let mut obj = j::parse_object(body)?;
-    let source = std::sync::Arc::new(obj.clone());
     let model = j::require_string(&mut obj, "model", "model")?;
     // Anthropic requires max_tokens; so does its front door, so that a client
     // learns the same rule whichever provider serves it.
@@ -136,7 +143,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     request.unmapped = unmapped_fields;
     request.source = Some(SourceBody {
         format: WireFormat::Anthropic,
-        body: source,
+        body: SourceJson::from_parsed(body),
         query: None,
         headers: Vec::new(),
     });
@@ -408,4 +415,63 @@ fn decode_tool_choice(
     )? == Some(true);
     j::leftovers(&obj, "tool_choice", FORMAT, unmapped_fields);
     Ok((choice, one_call))
+}
+
+/// The limits read this format's own fields: a body within them decodes,
+/// one over them is refused before it is decoded, naming the setting.
+#[cfg(test)]
+mod limit_tests {
+    use crate::wire::limits::{self, ParseLimits};
+
+    fn limits() -> ParseLimits {
+        ParseLimits {
+            max_messages: 3,
+            max_content_parts: 2,
+            ..ParseLimits::default()
+        }
+    }
+
+    fn repeated(template: &str, item: &str, n: usize) -> String {
+        template.replace("%s", &vec![item; n].join(","))
+    }
+
+    #[test]
+    fn messages_and_parts_within_the_limits_pass_and_decode() {
+        for body in [
+            repeated(
+                r#"{"model":"m","max_tokens":5,"messages":[%s]}"#,
+                r#"{"role":"user","content":"hi"}"#,
+                3,
+            ),
+            repeated(
+                r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[%s]}]}"#,
+                r#"{"type":"text","text":"a"}"#,
+                2,
+            ),
+        ] {
+            let scanned = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap();
+            assert_eq!(scanned.model.as_deref(), Some("m"));
+            super::decode_request(body.as_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn too_many_messages_or_parts_are_refused_naming_the_setting() {
+        let body = repeated(
+            r#"{"model":"m","max_tokens":5,"messages":[%s]}"#,
+            r#"{"role":"user","content":"hi"}"#,
+            4,
+        );
+        let error = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.contains(limits::MESSAGES_KEY), "{error:?}");
+        let body = repeated(
+            r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":[%s]}]}"#,
+            r#"{"type":"text","text":"a"}"#,
+            3,
+        );
+        let error = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("messages[0].content"));
+        assert!(error.message.contains(limits::PARTS_KEY), "{error:?}");
+    }
 }

@@ -25,7 +25,7 @@ pub fn encode_request(
         .as_ref()
         .filter(|s| s.format == WireFormat::Anthropic)
     {
-        let mut body = (*source.body).clone();
+        let mut body = source.body.object()?;
         body.insert("model".into(), json!(model));
         body.insert("stream".into(), json!(true));
         return Ok(Value::Object(body));

@@ -7,8 +7,8 @@ use std::collections::{HashMap, VecDeque};
 use serde_json::{Value, json};
 
 use crate::api::{
-    ChatRequest, ContentBlock, ImageSource, Message, Role, SourceBody, Tool, ToolCall, ToolChoice,
-    ToolResult, Unmapped, WireFormat,
+    ChatRequest, ContentBlock, ImageSource, Message, Role, SourceBody, SourceJson, Tool, ToolCall,
+    ToolChoice, ToolResult, Unmapped, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::json as j;
@@ -124,9 +124,16 @@ pub(super) fn take_object(
     Ok(j::take_object(obj, key, path)?.map(camel))
 }
 
+/// Where the limits (`wire::limits`) find what they count.
+pub(crate) const SHAPE: crate::wire::limits::Shape = crate::wire::limits::Shape {
+    messages: "contents",
+    parts: "parts",
+    top_parts: &[],
+    model: None,
+};
+
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let raw = j::parse_object(body)?;
-    let source = std::sync::Arc::new(raw.clone());
     let mut obj = camel(raw);
     let raw_contents =
         j::take_array(&mut obj, "contents", "contents")?.ok_or_else(|| j::missing("contents"))?;
@@ -240,7 +247,7 @@ pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     request.unmapped = unmapped_fields;
     request.source = Some(SourceBody {
         format: FORMAT,
-        body: source,
+        body: SourceJson::from_parsed(body),
         query: None,
         headers: Vec::new(),
     });
@@ -727,5 +734,64 @@ mod tests {
             assert_eq!(*id, format!("call_a_{}", i + 1));
         }
         assert_eq!(results[PAIRS + 1], "call_a_unpaired");
+    }
+}
+
+/// The limits read this format's own fields: a body within them decodes,
+/// one over them is refused before it is decoded, naming the setting.
+#[cfg(test)]
+mod limit_tests {
+    use crate::wire::limits::{self, ParseLimits};
+
+    fn limits() -> ParseLimits {
+        ParseLimits {
+            max_messages: 3,
+            max_content_parts: 2,
+            ..ParseLimits::default()
+        }
+    }
+
+    fn repeated(template: &str, item: &str, n: usize) -> String {
+        template.replace("%s", &vec![item; n].join(","))
+    }
+
+    #[test]
+    fn messages_and_parts_within_the_limits_pass_and_decode() {
+        for body in [
+            repeated(
+                r#"{"contents":[%s]}"#,
+                r#"{"role":"user","parts":[{"text":"hi"}]}"#,
+                3,
+            ),
+            repeated(
+                r#"{"contents":[{"role":"user","parts":[%s]}]}"#,
+                r#"{"text":"a"}"#,
+                2,
+            ),
+        ] {
+            let scanned = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap();
+            assert_eq!(scanned.model.as_deref(), None);
+            super::decode_request(body.as_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn too_many_messages_or_parts_are_refused_naming_the_setting() {
+        let body = repeated(
+            r#"{"contents":[%s]}"#,
+            r#"{"role":"user","parts":[{"text":"hi"}]}"#,
+            4,
+        );
+        let error = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.contains(limits::MESSAGES_KEY), "{error:?}");
+        let body = repeated(
+            r#"{"contents":[{"role":"user","parts":[%s]}]}"#,
+            r#"{"text":"a"}"#,
+            3,
+        );
+        let error = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("contents[0].parts"));
+        assert!(error.message.contains(limits::PARTS_KEY), "{error:?}");
     }
 }

@@ -184,6 +184,10 @@ impl ClientDialect for FrontDoor {
         super::decode_request(body)
     }
 
+    fn request_shape(&self) -> &'static crate::wire::limits::Shape {
+        &super::inbound::SHAPE
+    }
+
     /// None: Google's clients send their key (`x-goog-api-key`) and
     /// telemetry (`x-goog-api-client`) as headers, and nothing that changes
     /// the answer.

@@ -22,7 +22,7 @@ pub fn encode_request(request: &ChatRequest) -> Result<Value, ApiError> {
         .as_ref()
         .filter(|s| s.format == WireFormat::Gemini)
     {
-        return Ok(Value::Object((*source.body).clone()));
+        return Ok(Value::Object(source.body.object()?));
     }
     crate::wire::translate::refused_fields(request, "Gemini")?;
     let (system, first_turn) = crate::wire::leading_system(request);

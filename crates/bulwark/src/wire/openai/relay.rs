@@ -245,6 +245,10 @@ impl ClientDialect for FrontDoor {
         super::decode_request(body)
     }
 
+    fn request_shape(&self) -> &'static crate::wire::limits::Shape {
+        &super::inbound::SHAPE
+    }
+
     fn forwarded_headers(&self) -> &'static [&'static str] {
         FORWARDED_HEADERS
     }

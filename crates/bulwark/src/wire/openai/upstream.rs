@@ -37,7 +37,7 @@ pub fn encode_request(
         .as_ref()
         .filter(|s| s.format == WireFormat::OpenAi)
     {
-        let mut body = (*source.body).clone();
+        let mut body = source.body.object()?;
         body.insert("model".into(), Value::String(model.to_string()));
         // Compatible servers know the older name of the output limit.
         if flavor == Upstream::Compatible

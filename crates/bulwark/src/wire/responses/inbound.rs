@@ -5,13 +5,11 @@
 //! item becomes neutral messages, in order. What no other format carries is
 //! recorded in `unmapped` with its fate (`wire::translate::FATES`).
 
-use std::sync::Arc;
-
 use serde_json::{Value, json};
 
 use crate::api::{
-    ChatRequest, ContentBlock, ImageSource, Message, Role, SourceBody, ToolCall, ToolResult,
-    Unmapped, WireFormat,
+    ChatRequest, ContentBlock, ImageSource, Message, Role, SourceBody, SourceJson, ToolCall,
+    ToolResult, Unmapped, WireFormat,
 };
 use crate::error::ApiError;
 use crate::wire::json as j;
@@ -47,15 +45,27 @@ pub(super) fn unmapped(out: &mut Vec<Unmapped>, path: impl Into<String>, feature
     crate::wire::translate::unmapped(FORMAT, path, feature, out);
 }
 
+/// Where the limits (`wire::limits`) find what they count.
+pub(crate) const SHAPE: crate::wire::limits::Shape = crate::wire::limits::Shape {
+    messages: "input",
+    parts: "content",
+    top_parts: &[],
+    model: Some("model"),
+};
+
 /// Decodes a client's request body.
 pub fn decode_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
-    decode_object(j::parse_object(body)?)
+    decode_with_source(j::parse_object(body)?, SourceJson::from_parsed(body))
 }
 
 /// Decodes a request body already parsed to a JSON object (the gateway reads
 /// it once, to expand stored conversation state before decoding).
-pub fn decode_object(mut obj: j::Object) -> Result<ChatRequest, ApiError> {
-    let source = Arc::new(obj.clone());
+pub fn decode_object(obj: j::Object) -> Result<ChatRequest, ApiError> {
+    let source = SourceJson::from_object(&obj);
+    decode_with_source(obj, source)
+}
+
+fn decode_with_source(mut obj: j::Object, source: SourceJson) -> Result<ChatRequest, ApiError> {
     let model = j::require_string(&mut obj, "model", "model")?;
     let mut unmapped_fields = Vec::new();
     let mut messages = Vec::new();
@@ -699,5 +709,64 @@ mod tests {
         );
         assert_eq!(request.messages, vec![Message::text(Role::User, "hi")]);
         Ok(())
+    }
+}
+
+/// The limits read this format's own fields: a body within them decodes,
+/// one over them is refused before it is decoded, naming the setting.
+#[cfg(test)]
+mod limit_tests {
+    use crate::wire::limits::{self, ParseLimits};
+
+    fn limits() -> ParseLimits {
+        ParseLimits {
+            max_messages: 3,
+            max_content_parts: 2,
+            ..ParseLimits::default()
+        }
+    }
+
+    fn repeated(template: &str, item: &str, n: usize) -> String {
+        template.replace("%s", &vec![item; n].join(","))
+    }
+
+    #[test]
+    fn messages_and_parts_within_the_limits_pass_and_decode() {
+        for body in [
+            repeated(
+                r#"{"model":"m","input":[%s]}"#,
+                r#"{"role":"user","content":"hi"}"#,
+                3,
+            ),
+            repeated(
+                r#"{"model":"m","input":[{"role":"user","content":[%s]}]}"#,
+                r#"{"type":"input_text","text":"a"}"#,
+                2,
+            ),
+        ] {
+            let scanned = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap();
+            assert_eq!(scanned.model.as_deref(), Some("m"));
+            super::decode_request(body.as_bytes()).unwrap();
+        }
+    }
+
+    #[test]
+    fn too_many_messages_or_parts_are_refused_naming_the_setting() {
+        let body = repeated(
+            r#"{"model":"m","input":[%s]}"#,
+            r#"{"role":"user","content":"hi"}"#,
+            4,
+        );
+        let error = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.contains(limits::MESSAGES_KEY), "{error:?}");
+        let body = repeated(
+            r#"{"model":"m","input":[{"role":"user","content":[%s]}]}"#,
+            r#"{"type":"input_text","text":"a"}"#,
+            3,
+        );
+        let error = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some("input[0].content"));
+        assert!(error.message.contains(limits::PARTS_KEY), "{error:?}");
     }
 }

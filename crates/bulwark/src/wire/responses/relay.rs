@@ -85,6 +85,10 @@ impl ClientDialect for FrontDoor {
         super::decode_request(body)
     }
 
+    fn request_shape(&self) -> &'static crate::wire::limits::Shape {
+        &super::inbound::SHAPE
+    }
+
     /// A stream in this format carries its whole Response object in its
     /// last event: that object is the answer.
     fn assemble_relayed(&self, events: &mut dyn Iterator<Item = &SseEvent>) -> Value {

@@ -30,7 +30,7 @@ pub fn encode_request(request: &ChatRequest, model: &str) -> Result<Value, ApiEr
                 "this target speaks the Responses API only to Responses clients; the request has no Responses body",
             )
         })?;
-    let mut body = (*source.body).clone();
+    let mut body = source.body.object()?;
     body.insert("model".into(), Value::String(model.to_string()));
     // Bulwark always streams from providers (see `Provider::stream`).
     body.insert("stream".into(), Value::Bool(true));
@@ -195,7 +195,6 @@ mod tests {
     use super::*;
     use crate::api::SourceBody;
     use serde_json::json;
-    use std::sync::Arc;
 
     fn from_responses_client(body: Value) -> ChatRequest {
         let mut request = crate::wire::responses::decode_request(body.to_string().as_bytes())
@@ -203,7 +202,7 @@ mod tests {
         if let (Some(source), Value::Object(map)) = (request.source.as_mut(), body) {
             *source = SourceBody {
                 format: WireFormat::Responses,
-                body: Arc::new(map),
+                body: crate::api::SourceJson::from_object(&map),
                 query: None,
                 headers: Vec::new(),
             };
