@@ -15,6 +15,8 @@ mod degrade;
 pub mod engine;
 pub mod error;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limit;
 pub mod observe;
 pub mod provider;

@@ -21,7 +21,7 @@ use crate::sse::SseDecoder;
 use crate::unary::{Unary, UnaryCall};
 use crate::wire::UpstreamDialect;
 
-mod complete;
+pub(crate) mod complete;
 mod redact;
 use redact::Redactor;
 

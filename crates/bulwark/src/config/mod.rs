@@ -10,6 +10,7 @@
 //! - `validate`: raw to typed, collecting [`Issue`]s;
 //! - [`duration`]: the one duration format of configs and scenarios.
 
+mod budget;
 pub mod duration;
 pub mod embeddings;
 mod env;

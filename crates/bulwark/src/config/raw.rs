@@ -35,8 +35,16 @@ impl Document {
     /// is not YAML at all: nothing else can then be said about it.
     pub fn parse(text: &str, env: Env<'_>, issues: &mut Vec<Issue>) -> Result<Document, Issue> {
         let (text, references) = env::protect_references(text);
-        let mut value: Value = serde_saphyr::from_str(&text)
-            .map_err(|e| Issue::new("", format!("not valid YAML: {e}")))?;
+        let mut value = super::budget::parse(&text).map_err(|e| match e {
+            Some(message) => Issue::new("", format!("not valid YAML: {message}")),
+            None => Issue::new(
+                "",
+                format!(
+                    "the file's aliases (`*name`) expand it past {} bytes; write the repeated parts out, or alias less",
+                    super::budget::for_text(text.len())
+                ),
+            ),
+        })?;
         let substituted = env::interpolate(&mut value, &references, env, issues);
         let top = match value {
             Value::Null => Map::new(),

@@ -45,7 +45,7 @@ pub(super) fn is_json(headers: &HeaderMap) -> bool {
 /// why it cannot be: the failure and the provider's text (unredacted; the
 /// caller redacts it). A body that is not JSON after all (a server that
 /// labels its event stream as JSON) is decoded as the stream it is.
-pub(super) fn chunks(
+pub(crate) fn chunks(
     dialect: &dyn UpstreamDialect,
     body: &[u8],
 ) -> Result<Vec<Chunk>, (UpstreamFailure, String)> {

@@ -182,3 +182,20 @@ pub fn parse_arguments(arguments: &str, path: &str) -> Result<Value, ApiError> {
         ApiError::invalid_param(path, format!("`{path}` must be a JSON-encoded object: {e}"))
     })
 }
+
+/// How far past the items so far a stream event's `index` may point. The
+/// formats count blocks, choices and tool calls up from 0, so a real index
+/// is at most the next one; a little slack keeps an out-of-order stream's
+/// items. Past that the event is not followed: padding the list up to an
+/// index the upstream chose (`"index": 4000000000`) would allocate without
+/// end.
+const INDEX_SLACK: usize = 16;
+
+/// A stream event's `index` field (0 when absent), when it is one a list
+/// of `len` items may be padded to.
+pub fn stream_index(event: &Value, len: usize) -> Option<usize> {
+    let index = event.get("index").and_then(Value::as_u64).unwrap_or(0);
+    usize::try_from(index)
+        .ok()
+        .filter(|&index| index <= len.saturating_add(INDEX_SLACK))
+}

@@ -60,15 +60,18 @@ pub fn assemble_response<'a>(events: impl IntoIterator<Item = &'a SseEvent>) -> 
         let Ok(data) = serde_json::from_str::<Value>(&event.data) else {
             continue;
         };
-        let index = data.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
         match j::get_str(&data, "type") {
+            // Only an object: the fields below are set on it by key.
             Some("message_start") => {
-                if let Some(start) = data.get("message") {
+                if let Some(start) = data.get("message").filter(|m| m.is_object()) {
                     message = start.clone();
                 }
             }
             Some("content_block_start") => {
                 let Some(content) = message.get_mut("content").and_then(Value::as_array_mut) else {
+                    continue;
+                };
+                let Some(index) = j::stream_index(&data, content.len()) else {
                     continue;
                 };
                 while content.len() <= index {
@@ -77,6 +80,8 @@ pub fn assemble_response<'a>(events: impl IntoIterator<Item = &'a SseEvent>) -> 
                 content[index] = data.get("content_block").cloned().unwrap_or_default();
             }
             Some("content_block_delta") => {
+                let index = data.get("index").and_then(Value::as_u64).unwrap_or(0);
+                let index = usize::try_from(index).unwrap_or(usize::MAX);
                 let delta = data.get("delta").cloned().unwrap_or_default();
                 if j::get_str(&delta, "type") == Some("input_json_delta") {
                     let part = j::get_str(&delta, "partial_json").unwrap_or_default();
@@ -86,7 +91,12 @@ pub fn assemble_response<'a>(events: impl IntoIterator<Item = &'a SseEvent>) -> 
                     }
                     continue;
                 }
-                let Some(block) = message.get_mut("content").and_then(|c| c.get_mut(index)) else {
+                // Only an object: a delta's fields are set on it by key.
+                let Some(block) = message
+                    .get_mut("content")
+                    .and_then(|c| c.get_mut(index))
+                    .filter(|block| block.is_object())
+                else {
                     continue;
                 };
                 match (j::get_str(&delta, "type"), block) {
@@ -146,7 +156,8 @@ pub fn assemble_response<'a>(events: impl IntoIterator<Item = &'a SseEvent>) -> 
         }
     }
     for (index, text) in partial_json {
-        if let Some(block) = message.get_mut("content").and_then(|c| c.get_mut(index)) {
+        let block = message.get_mut("content").and_then(|c| c.get_mut(index));
+        if let Some(block) = block.filter(|block| block.is_object()) {
             block["input"] = if text.trim().is_empty() {
                 json!({})
             } else {
@@ -262,5 +273,52 @@ impl StreamWriter for Relay {
 
     fn error(&mut self, error: &ApiError, out: &mut dyn SseSink) {
         FrontDoor.error_event(error, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(data: &[&str]) -> Vec<SseEvent> {
+        data.iter()
+            .map(|data| SseEvent {
+                event: None,
+                data: data.to_string(),
+            })
+            .collect()
+    }
+
+    /// Found by fuzzing (`stream_anthropic`): fields are set on the message
+    /// and its blocks by key, which panics on anything but an object.
+    #[test]
+    fn a_message_or_block_that_is_not_an_object_is_passed_over() {
+        let message = assemble_response(&events(&[
+            r#"{"type":"message_start","message":0}"#,
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"}}"#,
+        ]));
+        assert_eq!(message["stop_reason"], "end_turn");
+        let message = assemble_response(&events(&[
+            r#"{"type":"message_start","message":{"content":[]}}"#,
+            r#"{"type":"content_block_start","index":0,"content_block":5}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"s"}}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{}"}}"#,
+        ]));
+        assert_eq!(message["content"], json!([5]));
+    }
+
+    /// Padding the blocks up to an index the upstream chose would allocate
+    /// without end.
+    #[test]
+    fn a_block_index_far_past_the_blocks_is_not_padded_to() {
+        let message = assemble_response(&events(&[
+            r#"{"type":"message_start","message":{"content":[]}}"#,
+            r#"{"type":"content_block_start","index":100000,"content_block":{"type":"text","text":""}}"#,
+            r#"{"type":"content_block_start","index":1,"content_block":{"type":"text","text":"b"}}"#,
+        ]));
+        assert_eq!(
+            message["content"],
+            json!([null, {"type": "text", "text": "b"}])
+        );
     }
 }

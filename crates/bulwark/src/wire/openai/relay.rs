@@ -118,7 +118,9 @@ pub fn assemble_response<'a>(chunks: impl IntoIterator<Item = &'a SseEvent>) -> 
             .into_iter()
             .flatten()
         {
-            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let Some(index) = j::stream_index(choice, choices.len()) else {
+                continue;
+            };
             while choices.len() <= index {
                 choices.push(json!({
                     "index": choices.len(),
@@ -203,7 +205,9 @@ fn merge_tool_call(calls: &mut Value, delta: &Value) {
     let Some(list) = calls.as_array_mut() else {
         return;
     };
-    let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let Some(index) = j::stream_index(delta, list.len()) else {
+        return;
+    };
     while list.len() <= index {
         list.push(json!({"id": "", "type": "function", "function": {"name": "", "arguments": ""}}));
     }
@@ -311,5 +315,34 @@ impl StreamWriter for Relay {
 
     fn error(&mut self, error: &ApiError, out: &mut dyn SseSink) {
         FrontDoor.error_event(error, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(data: &[&str]) -> Vec<SseEvent> {
+        data.iter()
+            .map(|data| SseEvent {
+                event: None,
+                data: data.to_string(),
+            })
+            .collect()
+    }
+
+    /// Padding the choices or tool calls up to an index the upstream chose
+    /// (`"index": 4000000000`) would allocate without end.
+    #[test]
+    fn an_index_far_past_the_list_is_not_padded_to() {
+        let answer = assemble_response(&events(&[
+            r#"{"choices":[{"index":100000,"delta":{"content":"x"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":100000,"id":"c"},{"index":0,"id":"d"}]}}]}"#,
+        ]));
+        let choices = answer["choices"].as_array().map_or(0, Vec::len);
+        assert_eq!(choices, 1, "{answer}");
+        let calls = &answer["choices"][0]["message"]["tool_calls"];
+        assert_eq!(calls.as_array().map_or(0, Vec::len), 1, "{calls}");
+        assert_eq!(calls[0]["id"], "d");
     }
 }
