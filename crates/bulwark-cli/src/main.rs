@@ -254,6 +254,13 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             insecure_open,
             watch_config,
         } => {
+            // First of all: from here on a SIGHUP (a `systemctl reload`
+            // while the store connects) waits for the handler instead of
+            // ending the process.
+            let hangups = hangup_signal();
+            // What the running config is loaded from, for the watcher to
+            // tell an edit made while the gateway starts.
+            let loaded_from = std::fs::read(&path).ok();
             let config = match GatewayConfig::load(&path) {
                 Ok(config) => config,
                 Err(e) => {
@@ -277,7 +284,9 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             let reload = Reload {
                 path,
+                loaded_from,
                 watch: watch_config,
+                hangups,
             };
             let served = serve(&config, &addr, log_format, insecure_open, reload).await;
             traces.shutdown().await;
@@ -426,10 +435,8 @@ pub async fn serve(
     reload: Reload,
 ) -> anyhow::Result<()> {
     let gateway = bulwark_gateway::Gateway::start(config).await?;
-    gateway.set_config_path(reload.path);
-    // Before the announcement: a SIGHUP that arrives without a handler
-    // ends the process.
-    reload_on_hangup(&gateway);
+    gateway.set_config_file(reload.path, reload.loaded_from.as_deref());
+    reload_on_hangup(&gateway, reload.hangups);
     if reload.watch {
         tokio::spawn(bulwark_gateway::reload::watch_config(
             gateway.clone(),
@@ -478,29 +485,47 @@ pub async fn serve(
 /// Where `serve` reloads its config from, and whether on every change.
 pub struct Reload {
     pub path: PathBuf,
+    /// The file's content when the running config was loaded from it.
+    pub loaded_from: Option<Vec<u8>>,
     pub watch: bool,
+    pub hangups: Option<Hangups>,
 }
 
-/// Reloads the config file on each SIGHUP, the signal daemons take for it.
-fn reload_on_hangup(gateway: &bulwark_gateway::Gateway) {
+#[cfg(unix)]
+type Hangups = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangups = ();
+
+/// SIGHUP, caught from now on (a signal that arrives before the handler
+/// reads it waits for it).
+fn hangup_signal() -> Option<Hangups> {
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(mut hangups) => {
-            let gateway = gateway.clone();
-            tokio::spawn(async move {
-                while hangups.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading the config");
-                    // Applied or refused, the reload logs what it did.
-                    let _ = gateway.reload_from_file().await;
-                }
-            });
-        }
+        Ok(hangups) => Some(hangups),
         Err(error) => {
             tracing::warn!("cannot listen for SIGHUP ({error}); reload with POST /admin/reload");
+            None
         }
     }
     #[cfg(not(unix))]
-    let _ = gateway;
+    None
+}
+
+/// Reloads the config file on each SIGHUP, the signal daemons take for it.
+fn reload_on_hangup(gateway: &bulwark_gateway::Gateway, hangups: Option<Hangups>) {
+    #[cfg(unix)]
+    if let Some(mut hangups) = hangups {
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the config");
+                // Applied or refused, the reload logs what it did.
+                let _ = gateway.reload_from_file().await;
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (gateway, hangups);
 }
 
 /// Ctrl-C, or SIGTERM as `docker stop`, systemd and Kubernetes send it.

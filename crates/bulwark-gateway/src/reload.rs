@@ -114,7 +114,15 @@ impl Gateway {
     /// The file reloads read: the one `bulwark serve` was started with,
     /// read (and so loaded) just before.
     pub fn set_config_path(&self, path: PathBuf) {
-        let last_read = std::fs::read(&path).ok().map(|text| blake3::hash(&text));
+        let read = std::fs::read(&path).ok();
+        self.set_config_file(path, read.as_deref());
+    }
+
+    /// Like [`Gateway::set_config_path`], with the content the running
+    /// config was loaded from (read before the gateway started): an edit
+    /// made while it started is then seen by the watcher.
+    pub fn set_config_file(&self, path: PathBuf, loaded_from: Option<&[u8]>) {
+        let last_read = loaded_from.map(blake3::hash);
         *self.config_file() = Some(ConfigFile { path, last_read });
     }
 
@@ -136,6 +144,9 @@ impl Gateway {
     /// Reads the config file again and applies it (see the module's
     /// documentation); refused, the old config keeps serving.
     pub async fn reload_from_file(&self) -> Result<ReloadSummary, ReloadError> {
+        // One at a time, from the read on: a slower reload must not apply
+        // an older read of the file after a newer one.
+        let _one = self.reloading.lock().await;
         let result = match self.read_config_file().await {
             Ok(config) => self.apply(config).await,
             Err(error) => Err(error),
@@ -166,14 +177,15 @@ impl Gateway {
 
     /// Applies a config already read and validated.
     pub async fn reload(&self, config: GatewayConfig) -> Result<ReloadSummary, ReloadError> {
+        let _one = self.reloading.lock().await;
         let result = self.apply(config).await;
         self.report(&result);
         result
     }
 
+    /// Called with `reloading` held: each reload builds on the state the
+    /// one before left.
     async fn apply(&self, config: GatewayConfig) -> Result<ReloadSummary, ReloadError> {
-        // One at a time: each builds on the state the one before left.
-        let _one = self.reloading.lock().await;
         let old = self.live();
         let (client, TableDiff { routes, targets }) = old.client.reloaded(&config.engine)?;
         let client = Arc::new(client);
@@ -324,6 +336,10 @@ pub async fn watch_config(gateway: Gateway, every: Duration) {
     };
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A new content is applied only once it reads the same on two checks in
+    // a row: a file being written (truncated, then filled in pieces) can
+    // pass for a valid but shorter config for a moment.
+    let mut settling = None;
     loop {
         ticks.tick().await;
         let content = match tokio::fs::read(&path).await {
@@ -340,8 +356,14 @@ pub async fn watch_config(gateway: Gateway, every: Duration) {
         // change made before this loop first looked is not missed, and a
         // SIGHUP's reload is not done twice.
         if gateway.last_read() == Some(content) {
+            settling = None;
             continue;
         }
+        if settling != Some(content) {
+            settling = Some(content);
+            continue;
+        }
+        settling = None;
         tracing::info!("{} changed; reloading", path.display());
         // Refused or applied, it is reported and logged already.
         let _ = gateway.reload_from_file().await;

@@ -107,10 +107,14 @@ pub async fn metrics(State(gateway): State<Gateway>, headers: HeaderMap) -> Resp
         stats.dropped,
         stats.over_budget,
     );
-    gateway
-        .observer
-        .metrics
-        .set_process_stats(&crate::observe::process::read());
+    // Reading /proc (one entry per open descriptor) is blocking file work.
+    let alive_tasks = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks() as u64;
+    if let Ok(mut process) = tokio::task::spawn_blocking(crate::observe::process::read).await {
+        process.alive_tasks = Some(alive_tasks);
+        gateway.observer.metrics.set_process_stats(&process);
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -42,7 +42,14 @@ pub(crate) fn spawn(
         let every = probe.every;
         let (observer, client) = (Arc::downgrade(observer), Arc::downgrade(client));
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(every);
+            // At start a probe goes out at once; after a reload the next
+            // one waits its period, so reloads never multiply paid calls.
+            let first = if generation == 0 {
+                tokio::time::Instant::now()
+            } else {
+                tokio::time::Instant::now() + every
+            };
+            let mut ticks = tokio::time::interval_at(first, every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;

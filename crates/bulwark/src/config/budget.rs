@@ -157,6 +157,10 @@ impl<'de> Visitor<'de> for Budgeted<'_> {
 fn options(text: &str) -> serde_saphyr::Options {
     let events = text.len() / REPLAYED_PER_EVENT + REPLAYED_FIXED;
     let mut options = serde_saphyr::Options::default();
+    // The excerpt around a syntax error would quote the file's lines, keys
+    // written in it included, into logs and a reload's answer; the line and
+    // column say where to look.
+    options.with_snippet = false;
     options.alias_limits.max_total_replayed_events = events;
     let mut budget = options.budget.take().unwrap_or_default();
     budget.max_recorded_anchor_events = events;

@@ -114,7 +114,17 @@ impl Document {
                 retyped.insert(path);
                 continue;
             }
-            let mut message = error.into_inner().to_string();
+            let mut message = without_values(&error.into_inner().to_string());
+            if self.substituted.contains(&path) {
+                // A `${VAR}` value in the wrong place may be a secret: say
+                // what was expected, never what was found.
+                let expected = message
+                    .split_once(", expected ")
+                    .map_or(String::new(), |(_, expected)| {
+                        format!(": expected {expected}")
+                    });
+                message = format!("the value put here by ${{...}} does not fit{expected}");
+            }
             if message.starts_with("unknown field") {
                 message.push_str(" (see the config reference in README.md)");
             }
@@ -122,6 +132,38 @@ impl Document {
             return None;
         }
     }
+}
+
+/// A serde message with every quoted string value (`string "sk-..."`)
+/// replaced by `a string`: such a value may be a key, and the message goes
+/// to logs, `bulwark check` and a reload's answer. Field and variant names
+/// (in backticks) stay: they are the schema's, not the user's secrets.
+fn without_values(message: &str) -> String {
+    const QUOTED: &str = "string \"";
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find(QUOTED) {
+        out.push_str(&rest[..start]);
+        out.push_str("a string");
+        let after = &rest[start + QUOTED.len()..];
+        // The value is Debug-escaped: a quote inside it is `\"`.
+        let mut escaped = false;
+        let end = after.char_indices().find_map(|(i, c)| match (escaped, c) {
+            (true, _) => {
+                escaped = false;
+                None
+            }
+            (false, '\\') => {
+                escaped = true;
+                None
+            }
+            (false, '"') => Some(i + 1),
+            (false, _) => None,
+        });
+        rest = end.map_or("", |end| &after[end..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 fn value_at<'v>(value: &'v mut Value, path: &serde_path_to_error::Path) -> Option<&'v mut Value> {
@@ -280,5 +322,48 @@ mod tests {
             field_names::<RawConfig>(),
             ["providers", "routes", "breaker", "retry_budget", "cache"]
         );
+    }
+
+    #[test]
+    fn quoted_values_are_left_out_of_messages() {
+        assert_eq!(
+            without_values(r#"invalid type: string "sk-live-SECRET", expected struct RawProvider"#),
+            "invalid type: a string, expected struct RawProvider"
+        );
+        assert_eq!(
+            without_values(
+                r#"invalid value: string "a \"quoted\" sk-1", expected x; string "two""#
+            ),
+            "invalid value: a string, expected x; a string"
+        );
+        assert_eq!(
+            without_values("unknown field `retries`, expected one of `targets`"),
+            "unknown field `retries`, expected one of `targets`"
+        );
+        assert_eq!(
+            without_values(r#"cut string "sk-unterminated"#),
+            "cut a string"
+        );
+    }
+
+    /// A provider, header or client key from `${VAR}` in the wrong shape
+    /// used to be quoted whole in the message (and so in logs and in a
+    /// reload's 422 answer).
+    #[test]
+    fn a_secret_in_the_wrong_place_is_never_quoted() {
+        let env = |name: &str| (name == "SECRET").then(|| "sk-live-SECRET-0123456789".to_string());
+        for yaml in [
+            "providers:\n  a: ${SECRET}\nroutes:\n  r: { targets: [a/m] }\n",
+            "providers:\n  a: { kind: openai, api_key: k, headers: ${SECRET} }\nroutes:\n  r: { targets: [a/m] }\n",
+            "providers:\n  a: { kind: openai, api_key: k }\nroutes:\n  r: { targets: [a/m] }\n  bad: { targets: sk-live-SECRET-0123456789 }\n",
+            "providers:\n  a: { kind: openai, api_key: k }\n  \"sk-live-SECRET-0123456789: [\nroutes: {}\n",
+        ] {
+            let Err(error) = crate::config::Config::from_yaml(yaml, "test.yaml", &env) else {
+                panic!("accepted: {yaml}");
+            };
+            let text = error.to_string();
+            assert!(!text.contains("SECRET"), "{text}");
+            assert!(!text.contains("0123456789"), "{text}");
+        }
     }
 }
