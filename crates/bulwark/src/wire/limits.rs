@@ -469,6 +469,49 @@ impl<'de> Visitor<'de> for MessageSeed<'_, '_> {
     }
 }
 
+/// One check per dialect of how its own fields are counted (each
+/// `inbound.rs` has a `limit_tests` module naming its shapes).
+#[cfg(test)]
+pub(crate) mod dialect_cases {
+    use super::{MESSAGES_KEY, PARTS_KEY, ParseLimits, Shape, check as scan};
+
+    /// A dialect's bodies: `%s` in each template is replaced by its item,
+    /// repeated.
+    pub(crate) struct Case<'a> {
+        pub shape: &'a Shape,
+        pub decode: &'a dyn Fn(&[u8]) -> bool,
+        pub model: Option<&'a str>,
+        pub messages: (&'a str, &'a str),
+        pub parts: (&'a str, &'a str),
+        pub parts_param: &'a str,
+    }
+
+    fn repeated((template, item): (&str, &str), n: usize) -> String {
+        template.replace("%s", &vec![item; n].join(","))
+    }
+
+    /// Three messages and two parts pass (and decode); one more of either
+    /// is refused, naming its setting.
+    pub(crate) fn check(case: Case<'_>) {
+        let limits = ParseLimits {
+            max_messages: 3,
+            max_content_parts: 2,
+            ..ParseLimits::default()
+        };
+        for body in [repeated(case.messages, 3), repeated(case.parts, 2)] {
+            let scanned = scan(body.as_bytes(), case.shape, &limits).unwrap();
+            assert_eq!(scanned.model.as_deref(), case.model, "{body}");
+            assert!((case.decode)(body.as_bytes()), "{body}");
+        }
+        let error = scan(repeated(case.messages, 4).as_bytes(), case.shape, &limits).unwrap_err();
+        assert_eq!(error.status, 400);
+        assert!(error.message.contains(MESSAGES_KEY), "{error:?}");
+        let error = scan(repeated(case.parts, 3).as_bytes(), case.shape, &limits).unwrap_err();
+        assert_eq!(error.param.as_deref(), Some(case.parts_param));
+        assert!(error.message.contains(PARTS_KEY), "{error:?}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

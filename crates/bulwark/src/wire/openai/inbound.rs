@@ -461,57 +461,23 @@ fn decode_tool_choice(
 /// one over them is refused before it is decoded, naming the setting.
 #[cfg(test)]
 mod limit_tests {
-    use crate::wire::limits::{self, ParseLimits};
-
-    fn limits() -> ParseLimits {
-        ParseLimits {
-            max_messages: 3,
-            max_content_parts: 2,
-            ..ParseLimits::default()
-        }
-    }
-
-    fn repeated(template: &str, item: &str, n: usize) -> String {
-        template.replace("%s", &vec![item; n].join(","))
-    }
+    use crate::wire::limits::dialect_cases::{Case, check};
 
     #[test]
-    fn messages_and_parts_within_the_limits_pass_and_decode() {
-        for body in [
-            repeated(
+    fn messages_and_parts_are_counted_in_this_format() {
+        check(Case {
+            shape: &super::SHAPE,
+            decode: &|body| super::decode_request(body).is_ok(),
+            model: Some("m"),
+            messages: (
                 r#"{"model":"m","messages":[%s]}"#,
                 r#"{"role":"user","content":"hi"}"#,
-                3,
             ),
-            repeated(
+            parts: (
                 r#"{"model":"m","messages":[{"role":"user","content":[%s]}]}"#,
                 r#"{"type":"text","text":"a"}"#,
-                2,
             ),
-        ] {
-            let scanned = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap();
-            assert_eq!(scanned.model.as_deref(), Some("m"));
-            super::decode_request(body.as_bytes()).unwrap();
-        }
-    }
-
-    #[test]
-    fn too_many_messages_or_parts_are_refused_naming_the_setting() {
-        let body = repeated(
-            r#"{"model":"m","messages":[%s]}"#,
-            r#"{"role":"user","content":"hi"}"#,
-            4,
-        );
-        let error = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap_err();
-        assert_eq!(error.status, 400);
-        assert!(error.message.contains(limits::MESSAGES_KEY), "{error:?}");
-        let body = repeated(
-            r#"{"model":"m","messages":[{"role":"user","content":[%s]}]}"#,
-            r#"{"type":"text","text":"a"}"#,
-            3,
-        );
-        let error = limits::check(body.as_bytes(), &super::SHAPE, &limits()).unwrap_err();
-        assert_eq!(error.param.as_deref(), Some("messages[0].content"));
-        assert!(error.message.contains(limits::PARTS_KEY), "{error:?}");
+            parts_param: "messages[0].content",
+        });
     }
 }
