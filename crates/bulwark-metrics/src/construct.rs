@@ -98,6 +98,7 @@ impl Metrics {
             runtime_alive_tasks: Gauge::default(),
             config_reloads: Family::default(),
             config_applied_at: Gauge::default(),
+            forgotten: std::sync::RwLock::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;

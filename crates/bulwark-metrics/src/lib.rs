@@ -117,6 +117,9 @@ pub struct Metrics {
     runtime_alive_tasks: Gauge,
     config_reloads: Family<ReloadLabels, Counter>,
     config_applied_at: Gauge,
+    /// Targets and routes a reload removed: their state gauges are not made
+    /// again by a late event from a request that was still running on them.
+    forgotten: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 #[cfg(test)]

@@ -12,6 +12,12 @@ impl Metrics {
     /// price the requests from now on.
     pub fn reconfigure(&self, config: &bulwark::Config) {
         let (prices, routes, targets) = crate::construct::names(config);
+        {
+            let mut forgotten = self.forgotten_names();
+            for name in routes.iter().chain(&targets) {
+                forgotten.remove(name);
+            }
+        }
         self.routes.allow(routes);
         self.targets.allow(targets);
         *self
@@ -24,6 +30,8 @@ impl Metrics {
     /// that a removed target's last breaker state is not exported for good
     /// (and an alert on it does not fire forever). Counters stay.
     pub fn forget(&self, targets: &[String], routes: &[String]) {
+        self.forgotten_names()
+            .extend(targets.iter().chain(routes).cloned());
         for target in targets {
             let target = self.target(target);
             if target == OTHER {
@@ -53,6 +61,23 @@ impl Metrics {
                 kind: ComponentKind::Route.as_str(),
             });
         }
+    }
+
+    /// Whether `name` (a target or a route) was removed by a reload and not
+    /// configured again since.
+    pub(crate) fn is_forgotten(&self, name: &str) -> bool {
+        self.forgotten
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(name)
+    }
+
+    fn forgotten_names(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, std::collections::HashSet<String>> {
+        self.forgotten
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Counts a reload; `at_unix_s` is when an applied one took effect.

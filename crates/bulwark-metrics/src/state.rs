@@ -13,6 +13,9 @@ use crate::labels::{ComponentLabels, NotStoredLabels, RouteLabels, TargetLabels}
 
 impl Metrics {
     pub fn set_breaker_state(&self, target: &str, state: BreakerState) {
+        if self.is_forgotten(target) {
+            return;
+        }
         self.breaker_state
             .get_or_create(&TargetLabels {
                 target: self.target(target),
@@ -21,6 +24,9 @@ impl Metrics {
     }
 
     pub fn set_component_state(&self, component: &str, kind: ComponentKind, state: ComponentState) {
+        if self.is_forgotten(component) {
+            return;
+        }
         let component = match kind {
             ComponentKind::Target => self.target(component),
             ComponentKind::Route => self.route(component),
@@ -34,6 +40,9 @@ impl Metrics {
     }
 
     pub fn set_queue(&self, route: &str, depth: u64) {
+        if self.is_forgotten(route) {
+            return;
+        }
         self.queue_depth
             .get_or_create(&RouteLabels {
                 route: self.route(route),
@@ -50,6 +59,9 @@ impl Metrics {
     }
 
     pub fn set_concurrency(&self, target: &str, limit: u64, in_flight: u64) {
+        if self.is_forgotten(target) {
+            return;
+        }
         let labels = TargetLabels {
             target: self.target(target),
         };

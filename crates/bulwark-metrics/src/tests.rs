@@ -539,3 +539,47 @@ fn request_memory_is_a_gauge_and_a_running_total() {
     );
     assert_eq!(sample(&text, "bulwark_requests_shed_memory_total"), "3");
 }
+
+/// A stream still running on a target a reload removed may report its
+/// breaker after the reload dropped the gauge: the gauge must not come back
+/// (an alert on it would fire for good), until a reload configures the
+/// target again.
+#[test]
+fn a_removed_targets_gauges_stay_gone_until_it_is_configured_again() {
+    let yaml =
+        "providers:\n  a: { kind: openai, api_key: k }\nroutes:\n  chat: { targets: [a/b] }\n";
+    let config = match bulwark::Config::from_yaml(yaml, "test", &|_| None) {
+        Ok(config) => config,
+        Err(error) => panic!("{error}"),
+    };
+    let m = Metrics::new(Prices::default());
+    m.reconfigure(&config);
+    m.set_breaker_state("a/b", BreakerState::Open);
+    m.set_queue("chat", 2);
+    m.forget(&["a/b".to_string()], &["chat".to_string()]);
+    m.set_breaker_state("a/b", BreakerState::Open);
+    m.set_concurrency("a/b", 4, 1);
+    m.set_component_state("a/b", ComponentKind::Target, ComponentState::MajorOutage);
+    m.set_queue("chat", 3);
+    let text = m.render();
+    assert!(
+        !text.contains(r#"bulwark_breaker_state{target="a/b"}"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains(r#"bulwark_in_flight{target="a/b"}"#),
+        "{text}"
+    );
+    assert!(!text.contains(r#"component="a/b""#), "{text}");
+    assert!(
+        !text.contains(r#"bulwark_queue_depth{route="chat"}"#),
+        "{text}"
+    );
+
+    m.reconfigure(&config);
+    m.set_breaker_state("a/b", BreakerState::HalfOpen);
+    assert_eq!(
+        sample(&m.render(), r#"bulwark_breaker_state{target="a/b"}"#),
+        "1"
+    );
+}
