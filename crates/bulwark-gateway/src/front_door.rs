@@ -389,9 +389,13 @@ async fn answer(
     if let Err(error) = live.auth.take_quota(key, estimate) {
         return quota_refused(pending, format, &error);
     }
-    // Decoding is done: what the request holds from here on is its trees,
-    // until its answer has been sent; the body itself is not needed.
-    reservation.settle(body.len(), &scanned);
+    // Decoding is done. A request that keeps the client's body parses it
+    // again for every attempt on a target of the client's own format (and
+    // for the cache key), so it keeps what decoding reserved until its
+    // answer has been sent; one that does not keeps only its trees.
+    if request.source.is_none() {
+        reservation.settle(body.len(), &scanned);
+    }
     drop(body);
     let response = engine_answer(
         &live,

@@ -21,11 +21,16 @@ use serde_json::{Map, Value};
 const BYTES_PER_BYTE: usize = 128;
 const BYTES_FIXED: usize = 64 * 1024;
 
-/// Bytes of text per event aliases may replay, and events any file may:
-/// a merge key (`<<: *defaults`) or a shared target list replays a few
-/// events for a dozen bytes; a file that is mostly aliases is an expansion.
-const REPLAYED_PER_EVENT: usize = 2;
+/// Events aliases may replay, per byte of text and for any file. A merge
+/// key (`<<: *defaults`) in every route replays about two events per key
+/// for a line of its own: even thirty shared keys replay under two events
+/// per byte of the file. Nested aliases replay far more; stopping them
+/// within a few hundred events keeps the parser's own copies small.
+const REPLAYED_PER_BYTE: usize = 2;
 const REPLAYED_FIXED: usize = 128;
+/// Aliases of one anchor a file may hold: a route setting shared by every
+/// route of a large config.
+const ALIASES_PER_ANCHOR: usize = 1_000;
 
 /// A `Value`, and its share of the parent's growing `Vec` or map entry.
 const NODE: usize = 64;
@@ -155,7 +160,10 @@ impl<'de> Visitor<'de> for Budgeted<'_> {
 /// it keeps a copy of each anchor's events and replays them per alias, at
 /// a few hundred bytes an event, before a value is built from them.
 fn options(text: &str) -> serde_saphyr::Options {
-    let events = text.len() / REPLAYED_PER_EVENT + REPLAYED_FIXED;
+    let events = text
+        .len()
+        .saturating_mul(REPLAYED_PER_BYTE)
+        .saturating_add(REPLAYED_FIXED);
     let mut options = serde_saphyr::Options::default();
     // The excerpt around a syntax error would quote the file's lines, keys
     // written in it included, into logs and a reload's answer; the line and
@@ -165,6 +173,10 @@ fn options(text: &str) -> serde_saphyr::Options {
     let mut budget = options.budget.take().unwrap_or_default();
     budget.max_recorded_anchor_events = events;
     budget.max_recorded_anchor_bytes = text.len().saturating_add(BYTES_FIXED);
+    // The parser's guess at an expansion (ten aliases an anchor) refuses
+    // one `targets: *t` or `<<: *defaults` shared by a hundred routes; what
+    // an alias builds is charged against the byte budget anyway.
+    budget.alias_anchor_ratio_multiplier = ALIASES_PER_ANCHOR;
     options.budget = Some(budget);
     options
 }
@@ -248,6 +260,20 @@ mod tests {
             "*s,".repeat(2000)
         );
         assert_eq!(parse(&text), Err(None));
+    }
+
+    /// Found in review: shared route settings merged into each of a hundred
+    /// routes (a common way to write a large config) were refused as an
+    /// expansion, by a cap on replayed events far below the byte budget.
+    #[test]
+    fn shared_settings_merged_into_many_routes_load() {
+        let defaults: String = (0..10).map(|i| format!("  k{i}: value-{i}\n")).collect();
+        let routes: String = (0..100)
+            .map(|i| format!("  r{i}:\n    <<: *d\n    targets: [a/m{i}]\n"))
+            .collect();
+        let text = format!("x-defaults: &d\n{defaults}routes:\n{routes}");
+        let parsed = parse(&text);
+        assert!(parsed.is_ok(), "refused: {parsed:?}");
     }
 
     #[test]

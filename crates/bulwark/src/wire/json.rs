@@ -190,6 +190,9 @@ pub fn parse_arguments(arguments: &str, path: &str) -> Result<Value, ApiError> {
 /// index the upstream chose (`"index": 4000000000`) would allocate without
 /// end.
 const INDEX_SLACK: usize = 16;
+/// Indexes a list may always be padded to, whatever its length: OpenAI's
+/// `n` goes to 128, and a compatible server may start choice 30 first.
+const INDEX_ALWAYS: usize = 255;
 
 /// A stream event's `index` field (0 when absent), when it is one a list
 /// of `len` items may be padded to.
@@ -197,5 +200,5 @@ pub fn stream_index(event: &Value, len: usize) -> Option<usize> {
     let index = event.get("index").and_then(Value::as_u64).unwrap_or(0);
     usize::try_from(index)
         .ok()
-        .filter(|&index| index <= len.saturating_add(INDEX_SLACK))
+        .filter(|&index| index <= len.saturating_add(INDEX_SLACK).max(INDEX_ALWAYS))
 }
