@@ -173,33 +173,9 @@ fn decode_response_format(
             let path = "response_format.json_schema";
             let mut spec = j::take_object(&mut format, "json_schema", path)?
                 .ok_or_else(|| j::missing(path))?;
-            let name = j::take_string(&mut spec, "name", &format!("{path}.name"))?;
-            let strict = j::take_bool(&mut spec, "strict", &format!("{path}.strict"))?;
-            let description =
-                j::take_string(&mut spec, "description", &format!("{path}.description"))?;
-            // OpenAI defaults to an open schema; every format reads that.
-            let mut schema = j::take(&mut spec, "schema").unwrap_or_else(|| json!({}));
-            let Some(root) = schema.as_object_mut() else {
-                return Err(j::wrong_type(
-                    &format!("{path}.schema"),
-                    "a JSON Schema object",
-                    &schema,
-                ));
-            };
-            // What the answer is for: other formats have no field for it
-            // beside the schema, but every provider reads a schema's own
-            // `description`.
-            if let Some(description) = description
-                && !root.contains_key("description")
-            {
-                root.insert("description".into(), json!(description));
-            }
+            let output = json_schema_output(&mut spec, path)?;
             j::leftovers(&spec, path, FORMAT, unmapped_fields);
-            Some(OutputFormat::JsonSchema {
-                name,
-                schema,
-                strict,
-            })
+            Some(output)
         }
         _ => {
             unmapped(unmapped_fields, "response_format", "response_format");
@@ -455,6 +431,41 @@ fn decode_tool_choice(
         },
         other => Err(j::wrong_type("tool_choice", "a string or an object", other)),
     }
+}
+
+/// A JSON Schema output format from its fields (`name`, `strict`,
+/// `description`, `schema`) as found at `path`: Chat Completions nests them
+/// in `response_format.json_schema`, the Responses API puts them beside the
+/// type in `text.format`.
+pub(crate) fn json_schema_output(
+    spec: &mut j::Object,
+    path: &str,
+) -> Result<OutputFormat, ApiError> {
+    let name = j::take_string(spec, "name", &format!("{path}.name"))?;
+    let strict = j::take_bool(spec, "strict", &format!("{path}.strict"))?;
+    let description = j::take_string(spec, "description", &format!("{path}.description"))?;
+    // OpenAI defaults to an open schema; every format reads that.
+    let mut schema = j::take(spec, "schema").unwrap_or_else(|| json!({}));
+    let Some(root) = schema.as_object_mut() else {
+        return Err(j::wrong_type(
+            &format!("{path}.schema"),
+            "a JSON Schema object",
+            &schema,
+        ));
+    };
+    // What the answer is for: other formats have no field for it
+    // beside the schema, but every provider reads a schema's own
+    // `description`.
+    if let Some(description) = description
+        && !root.contains_key("description")
+    {
+        root.insert("description".into(), json!(description));
+    }
+    Ok(OutputFormat::JsonSchema {
+        name,
+        schema,
+        strict,
+    })
 }
 
 /// The limits read this format's own fields: a body within them decodes,

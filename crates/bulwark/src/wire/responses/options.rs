@@ -120,33 +120,10 @@ pub(super) fn decode_text(
             let output = match kind.as_deref() {
                 None | Some("text") => None,
                 Some("json_object") => Some(OutputFormat::JsonObject),
-                Some("json_schema") => {
-                    let name = j::take_string(&mut format, "name", &format!("{path}.name"))?;
-                    let strict = j::take_bool(&mut format, "strict", &format!("{path}.strict"))?;
-                    let description =
-                        j::take_string(&mut format, "description", &format!("{path}.description"))?;
-                    let mut schema = j::take(&mut format, "schema").unwrap_or_else(|| json!({}));
-                    let Some(root) = schema.as_object_mut() else {
-                        return Err(j::wrong_type(
-                            &format!("{path}.schema"),
-                            "a JSON Schema object",
-                            &schema,
-                        ));
-                    };
-                    // Other formats have no field for what the answer is
-                    // for, but every provider reads a schema's own
-                    // `description`.
-                    if let Some(description) = description
-                        && !root.contains_key("description")
-                    {
-                        root.insert("description".into(), json!(description));
-                    }
-                    Some(OutputFormat::JsonSchema {
-                        name,
-                        schema,
-                        strict,
-                    })
-                }
+                Some("json_schema") => Some(crate::wire::openai::inbound::json_schema_output(
+                    &mut format,
+                    path,
+                )?),
                 // A format newer than Bulwark: its shape would not be held.
                 Some(_) => {
                     unmapped(unmapped_fields, path, "response_format");
