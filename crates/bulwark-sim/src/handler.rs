@@ -71,8 +71,10 @@ pub(crate) struct Incoming {
     pub headers: HeaderMap,
     pub query: HashMap<String, String>,
     pub body: Bytes,
-    /// Model named in the path (Gemini).
+    /// Model named in the path (Gemini, the clouds).
     pub path_model: Option<String>,
+    /// The cloud the request came through, if any.
+    pub cloud: Option<crate::cloud::Cloud>,
 }
 
 /// The finished decision: how long to wait, then what to send.

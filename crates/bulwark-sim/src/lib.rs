@@ -80,6 +80,7 @@
 mod answer;
 mod anthropic;
 mod clock;
+mod cloud;
 mod config;
 mod control;
 mod dist;
@@ -101,6 +102,7 @@ mod state;
 mod stream;
 mod wire;
 
+pub use cloud::Cloud;
 pub use config::{Latency, SimConfig, load_scenario};
 pub use dist::{Distribution, LatencyDist};
 pub use error::SimError;

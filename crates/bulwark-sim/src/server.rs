@@ -87,6 +87,7 @@ fn incoming(format: Format, call: Call, parts: Parts, path_model: Option<String>
         query: parts.query,
         body: parts.body,
         path_model,
+        cloud: None,
     }
 }
 
