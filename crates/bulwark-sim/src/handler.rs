@@ -27,13 +27,14 @@ use crate::{anthropic, gemini, openai, responses};
 /// Headers whose values the request log replaces by [`REDACTED`]: the
 /// providers' key headers (the first four, which also say whether a key was
 /// presented) and other credentials.
-const SECRET_HEADERS: [&str; 6] = [
+const SECRET_HEADERS: [&str; 7] = [
     "authorization",
     "x-api-key",
     "x-goog-api-key",
     "api-key",
     "cookie",
     "proxy-authorization",
+    "x-amz-security-token",
 ];
 
 /// What the request log shows instead of a credential.
@@ -292,7 +293,16 @@ fn decide(
     stream: bool,
 ) -> Outcome {
     let format = inc.format;
-    if let Some(expected) = &config.api_key {
+    if let Some((label, response)) = crate::cloud::refuse(config, inc, &ctx.request_id) {
+        let delay = Duration::ZERO;
+        return Outcome {
+            label,
+            delay,
+            response,
+        };
+    }
+    // A cloud checks its own credentials (above), not the provider's key.
+    if let (None, Some(expected)) = (inc.cloud, &config.api_key) {
         let presented = presented_key(inc);
         if presented.as_deref() != Some(expected.as_str()) {
             let message = match (format, presented.is_some()) {
@@ -307,7 +317,9 @@ fn decide(
             return plain_error("error_401", format, &spec);
         }
     }
+    // On the clouds the version travels in the body (`anthropic_version`).
     if format == Format::Anthropic
+        && inc.cloud.is_none()
         && !matches!(inc.call, Call::Models { .. })
         && !inc.headers.contains_key("anthropic-version")
     {

@@ -103,6 +103,7 @@ mod stream;
 mod wire;
 
 pub use cloud::Cloud;
+pub use cloud::bedrock::BedrockSimConfig;
 pub use config::{Latency, SimConfig, load_scenario};
 pub use dist::{Distribution, LatencyDist};
 pub use error::SimError;

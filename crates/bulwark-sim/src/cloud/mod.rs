@@ -5,7 +5,16 @@
 //! cloud code is tested against something that refuses what the real cloud
 //! would refuse.
 
+pub(crate) mod bedrock;
+mod bedrock_reply;
+mod eventstream;
+mod sigv4;
+
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
+
+use crate::config::SimConfig;
+use crate::handler::Incoming;
 
 /// Which cloud a request arrived through; `None` on `Incoming` for the
 /// providers' own APIs.
@@ -27,5 +36,18 @@ impl Cloud {
             Cloud::Bedrock => "bedrock",
             Cloud::Vertex => "vertex",
         }
+    }
+}
+
+/// The cloud's own checks, before the provider's: its auth and its body
+/// rules. `Some` is the refusal: the request log's label and the response.
+pub(crate) fn refuse(
+    config: &SimConfig,
+    inc: &Incoming,
+    request_id: &str,
+) -> Option<(String, Response)> {
+    match inc.cloud? {
+        Cloud::Bedrock => bedrock::refuse(config, inc, request_id),
+        Cloud::Azure | Cloud::Vertex => None,
     }
 }
