@@ -14,6 +14,10 @@
 //!   a batch) (`x-goog-api-key` or `?key=`).
 //! - Embedding vectors are unit vectors derived from the model and the text
 //!   alone, the same in every format (`embed.rs`).
+//! - Amazon Bedrock, Claude: `POST /model/{modelId}/invoke` and
+//!   `/invoke-with-response-stream` (SigV4 or a Bedrock API key when
+//!   [`SimConfig::bedrock`] is set; binary event-stream answers;
+//!   Bedrock-shaped errors), through the Anthropic pipeline.
 //! - Model lists: `GET /v1/models` (Anthropic's shape when `anthropic-version`
 //!   is sent), `GET /v1beta/models`, `GET /v1beta/models/{model}`.
 //! - Control API: `/_sim/faults` (GET, PUT = replace, POST = append one,
