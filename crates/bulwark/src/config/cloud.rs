@@ -308,16 +308,21 @@ fn bedrock(
             }),
         });
     }
-    if let Some(key) = ambient.get("AWS_BEARER_TOKEN_BEDROCK") {
+    // A profile or file named in the config is as explicit as keys there:
+    // the environment's credentials do not override it, as the CLI's
+    // `--profile` is not overridden by them.
+    let named = aws.profile.is_some() || aws.credentials_file.is_some();
+    if let Some(key) = ambient.get("AWS_BEARER_TOKEN_BEDROCK").filter(|_| !named) {
         raw.api_key = Some(key.clone());
         return Some(BedrockConfig {
             region,
             credentials: None,
         });
     }
-    if let (Some(id), Some(secret)) = (
+    if let (Some(id), Some(secret), false) = (
         ambient.get("AWS_ACCESS_KEY_ID"),
         ambient.get("AWS_SECRET_ACCESS_KEY"),
+        named,
     ) {
         return Some(BedrockConfig {
             region,
@@ -689,3 +694,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+#[path = "cloud_chain_tests.rs"]
+mod chain_tests;
