@@ -53,12 +53,14 @@ providers:
   aws: {{ kind: bedrock, region: us-east-1, base_url: "{b}", aws: {{ access_key_id: {KEY_ID}, secret_access_key: "{SECRET}" }} }}
   wrong: {{ kind: bedrock, region: us-east-1, base_url: "{b}", aws: {{ access_key_id: {KEY_ID}, secret_access_key: not-the-secret }} }}
   temp: {{ kind: bedrock, region: us-east-1, base_url: "{t}", aws: {{ access_key_id: {KEY_ID}, secret_access_key: "{SECRET}", session_token: {TOKEN} }} }}
+  whole: {{ kind: bedrock, region: us-east-1, base_url: "{b}", stream: false, aws: {{ access_key_id: {KEY_ID}, secret_access_key: "{SECRET}" }} }}
   backup: {{ kind: anthropic, base_url: "{a}", api_key: k }}
 routes:
   claude: {{ targets: ["aws/{MODEL}"] }}
   fallback: {{ targets: ["aws/{MODEL}", backup/claude-sonnet-4-5] }}
   misconfigured: {{ targets: ["wrong/{MODEL}", backup/claude-sonnet-4-5] }}
   session: {{ targets: ["temp/{MODEL}"] }}
+  complete: {{ targets: ["whole/{MODEL}"] }}
 "#
     );
     let gateway = common::start_gateway(&yaml).await?;
@@ -213,6 +215,20 @@ async fn an_anthropic_stream_from_bedrock_keeps_every_event() -> TestResult {
 }
 
 #[tokio::test]
+async fn a_provider_without_streams_invokes_the_model() -> TestResult {
+    let s = setup().await?;
+    let sent = anthropic_request("complete", true);
+    let response = post_anthropic(&s.gateway.base, &sent).await?;
+    assert_eq!(response.status(), 200);
+    assert!(response.text().await?.contains("message_stop"));
+    let seen = s.bedrock.sim.requests();
+    assert_eq!(seen.len(), 1);
+    assert!(seen[0].path.ends_with("/invoke"), "{}", seen[0].path);
+    assert_eq!(seen[0].body, expected_on_bedrock(&sent));
+    Ok(())
+}
+
+#[tokio::test]
 async fn an_openai_client_is_translated_onto_bedrock() -> TestResult {
     let s = setup().await?;
     let response = reqwest::Client::new()
@@ -286,6 +302,18 @@ async fn throttling_is_retried_and_then_failed_over() -> TestResult {
     assert_eq!(
         failures(&events_of(&mut rx)),
         vec![(aws.clone(), "rate_limited")]
+    );
+
+    // A model still loading is transient too, and says nothing of the key.
+    s.bedrock
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(424)).times(1)]);
+    let response = post_anthropic(&s.gateway.base, &anthropic_request("fallback", false)).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-bulwark-target"), aws);
+    assert_eq!(
+        failures(&events_of(&mut rx)),
+        vec![(aws.clone(), "overloaded")]
     );
 
     s.bedrock
