@@ -419,6 +419,10 @@ fn decide(
             return invalid(format, ctx, Invalid::new(message));
         }
     };
+    let body = match crate::cloud::provider_body(inc, body) {
+        Ok(body) => body,
+        Err(inv) => return invalid(format, ctx, inv),
+    };
     if let Call::Embed { batch } = inc.call {
         if config.strict_models && !config.models.contains(&ctx.model) {
             return plain_error("error_404", format, &spec(ctx, 404));

@@ -477,3 +477,65 @@ async fn faults_answer_in_bedrock_shape() {
     let unknown = common::post(&format!("{}/model/x/bogus", server.url()), &[], &json!({})).await;
     assert_eq!(unknown.status, 404);
 }
+
+#[tokio::test]
+async fn converse_answers_in_its_own_shape() {
+    let server = start(None).await;
+    let url = url(&server, MODEL_ENCODED, "converse");
+    let request = json!({
+        "messages": [{"role": "user", "content": [{"text": "Weather? sim:call get_weather {\"city\": \"Oslo\"}"}]}],
+        "system": [{"text": "Be terse."}],
+        "inferenceConfig": {"maxTokens": 512},
+        "toolConfig": {"tools": [{"toolSpec": {"name": "get_weather",
+            "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}}}}}]}
+    });
+    let r = signed(&url, &Signer::default(), &request, &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["stopReason"], "tool_use");
+    let tool = &v["output"]["message"]["content"][0]["toolUse"];
+    assert_eq!(tool["name"], "get_weather");
+    assert_eq!(tool["input"], json!({"city": "Oslo"}));
+    assert!(v["usage"]["totalTokens"].as_u64().unwrap() > 0);
+    // The log keeps the Converse body as sent.
+    assert_eq!(server.sim.requests()[0].body, request);
+
+    let no_messages = signed(&url, &Signer::default(), &json!({"system": []}), &[]).await;
+    assert_eq!(
+        (no_messages.status, error_type(&no_messages).as_str()),
+        (400, "ValidationException")
+    );
+}
+
+#[tokio::test]
+async fn converse_stream_sends_converse_events() {
+    let server = start(None).await;
+    let url = url(&server, MODEL_ENCODED, "converse-stream");
+    let request = json!({
+        "messages": [{"role": "user", "content": [{"text": "Say hi"}]}],
+        "additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+        "inferenceConfig": {"maxTokens": 2048}
+    });
+    let bytes = request.to_string().into_bytes();
+    let response = send_signed(&url, &Signer::default(), &bytes, &bytes, &[]).await;
+    assert_eq!(response.status(), 200);
+    let messages = frames(&response.bytes().await.unwrap());
+    let names: Vec<&str> = messages.iter().map(|m| header(m, ":event-type")).collect();
+    assert_eq!(names.first(), Some(&"messageStart"));
+    assert_eq!(&names[names.len() - 2..], ["messageStop", "metadata"]);
+    let payloads: Vec<Value> = messages
+        .iter()
+        .map(|m| serde_json::from_slice(m.payload()).unwrap())
+        .collect();
+    let text: String = payloads
+        .iter()
+        .filter_map(|p| p.pointer("/delta/text").and_then(Value::as_str))
+        .collect();
+    assert_eq!(text, format!("Simulated answer from {MODEL}: Say hi"));
+    assert!(
+        payloads
+            .iter()
+            .any(|p| p.pointer("/delta/reasoningContent/signature").is_some())
+    );
+    assert_eq!(payloads[names.len() - 2]["stopReason"], "end_turn");
+}

@@ -1,6 +1,7 @@
 //! Amazon Bedrock serving Claude: `POST /model/{modelId}/invoke` and
 //! `/invoke-with-response-stream`, SigV4 or a Bedrock API key, Anthropic's
-//! Messages body without `model`/`stream` and with `anthropic_version`.
+//! Messages body without `model`/`stream` and with `anthropic_version`;
+//! and the Converse API (`converse.rs`) at `/converse`, `/converse-stream`.
 //!
 //! A request goes through the same pipeline as `/v1/messages` (faults,
 //! latency, the request log); Bedrock's own checks run first (see
@@ -51,6 +52,32 @@ pub struct BedrockSimConfig {
     pub region: String,
 }
 
+/// Which of Bedrock's runtime APIs a request calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    /// InvokeModel: the model's own body (Anthropic's, for Claude).
+    Invoke,
+    /// Converse: Bedrock's body, the same for every model.
+    Converse,
+}
+
+impl Api {
+    /// The API and whether it streams, from the path's last segment.
+    fn of_action(action: &str) -> Option<(Api, bool)> {
+        Some(match action {
+            "invoke" => (Api::Invoke, false),
+            "invoke-with-response-stream" => (Api::Invoke, true),
+            "converse" => (Api::Converse, false),
+            "converse-stream" => (Api::Converse, true),
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn of_path(path: &str) -> Option<(Api, bool)> {
+        Api::of_action(path.rsplit('/').next()?)
+    }
+}
+
 pub(crate) fn routes() -> Router<Sim> {
     Router::new().route("/model/{model_id}/{action}", post(model_action))
 }
@@ -66,10 +93,9 @@ async fn model_action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let stream = match action.as_str() {
-        "invoke" => false,
-        "invoke-with-response-stream" => true,
-        _ => {
+    let (api, stream) = match Api::of_action(&action) {
+        Some(found) => found,
+        None => {
             return bedrock_reply::error(404, &Exception::new("UnknownOperationException", ""), "");
         }
     };
@@ -88,7 +114,7 @@ async fn model_action(
         cloud: Some(Cloud::Bedrock),
     };
     let response = handle(sim, inc).await;
-    bedrock_reply::reshape(response, stream).await
+    bedrock_reply::reshape(response, stream, api).await
 }
 
 /// Bedrock's checks before the model's: auth, then the body rules of
@@ -98,10 +124,14 @@ pub(crate) fn refuse(
     inc: &Incoming,
     request_id: &str,
 ) -> Option<(String, Response)> {
-    let refusal = authenticate(config, inc)
-        .err()
-        .map(|e| (403, e))
-        .or_else(|| check_body(&inc.body).err().map(|e| (400, e)))?;
+    let refusal =
+        authenticate(config, inc)
+            .err()
+            .map(|e| (403, e))
+            .or_else(|| match Api::of_path(&inc.path) {
+                Some((Api::Converse, _)) => None,
+                _ => check_body(&inc.body).err().map(|e| (400, e)),
+            })?;
     let (status, exception) = refusal;
     Some((
         format!("error_{status}"),

@@ -19,10 +19,15 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use super::bedrock::Api;
+use super::converse::{self, StreamState};
 use super::eventstream;
 
 /// Error bodies of the pipeline are small; a larger one is not an error body.
 const MAX_ERROR_BODY: usize = 1 << 20;
+
+/// A complete answer rewritten for Converse is read whole first.
+const MAX_ANSWER_BODY: usize = 64 << 20;
 
 /// Headers of the pipeline's answer that survive into Bedrock's.
 const KEPT: [&str; 3] = ["retry-after", "retry-after-ms", "cache-control"];
@@ -131,7 +136,7 @@ fn stream_exception_type(kind: &str) -> &'static str {
 }
 
 /// The pipeline's Anthropic answer in Bedrock's shape.
-pub(crate) async fn reshape(response: Response, stream: bool) -> Response {
+pub(crate) async fn reshape(response: Response, stream: bool, api: Api) -> Response {
     // Bedrock's own refusals are already in its shape.
     if response.headers().contains_key("x-amzn-errortype") {
         return response;
@@ -184,7 +189,10 @@ pub(crate) async fn reshape(response: Response, stream: bool) -> Response {
             "x-amzn-bedrock-content-type",
             "application/json",
         );
-        frames(body)
+        frames(body, api)
+    } else if api == Api::Converse && parts.status.is_success() && !stream {
+        put(&mut headers, "content-type", "application/json");
+        converse_answer(body).await
     } else {
         if !content_type.is_empty() {
             put(&mut headers, "content-type", &content_type);
@@ -204,10 +212,23 @@ pub(crate) async fn reshape(response: Response, stream: bool) -> Response {
     response
 }
 
+/// A complete Anthropic answer as Converse's; one that is not JSON (a
+/// `cut` or `malformed` fault) goes on as it is.
+async fn converse_answer(body: Body) -> Body {
+    let bytes = axum::body::to_bytes(body, MAX_ANSWER_BODY)
+        .await
+        .unwrap_or_default();
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(message) => Body::from(converse::response(&message).to_string()),
+        Err(_) => Body::from(bytes),
+    }
+}
+
 /// Anthropic's SSE events, re-framed one by one as they come, so that the
 /// pipeline's pacing, stalls and cuts reach the client unchanged.
-fn frames(body: Body) -> Body {
+fn frames(body: Body, api: Api) -> Body {
     let mut upstream = body.into_data_stream();
+    let mut converse = (api == Api::Converse).then(StreamState::default);
     let stream = async_stream::stream! {
         let mut buffer: Vec<u8> = Vec::new();
         while let Some(chunk) = upstream.next().await {
@@ -221,21 +242,22 @@ fn frames(body: Body) -> Body {
             buffer.extend_from_slice(&chunk);
             while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
                 let event: Vec<u8> = buffer.drain(..end + 2).collect();
-                if let Some(frame) = frame_of(&event) {
+                if let Some(frame) = frame_of(&event, converse.as_mut()) {
                     yield Ok::<Bytes, std::io::Error>(Bytes::from(frame));
                 }
             }
         }
-        if let Some(frame) = frame_of(&buffer) {
+        if let Some(frame) = frame_of(&buffer, converse.as_mut()) {
             yield Ok(Bytes::from(frame));
         }
     };
     Body::from_stream(stream)
 }
 
-/// One SSE event as an event-stream message: a `chunk`, or for `event:
-/// error` an exception message.
-fn frame_of(event: &[u8]) -> Option<Vec<u8>> {
+/// One SSE event as event-stream messages: a `chunk` (InvokeModel), the
+/// Converse events it stands for (`converse`), or for `event: error` an
+/// exception message.
+fn frame_of(event: &[u8], converse: Option<&mut StreamState>) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(event);
     let mut name = None;
     let mut data: Vec<&str> = Vec::new();
@@ -266,9 +288,24 @@ fn frame_of(event: &[u8]) -> Option<Vec<u8>> {
             payload.as_bytes(),
         ));
     }
+    if let Some(state) = converse {
+        return Some(converse_frames(state, &data));
+    }
     let encoded = base64::engine::general_purpose::STANDARD.encode(data.as_bytes());
     let payload = json!({"bytes": encoded}).to_string();
     Some(eventstream::chunk(payload.as_bytes()))
+}
+
+fn converse_frames(state: &mut StreamState, data: &str) -> Vec<u8> {
+    let Ok(event) = serde_json::from_str::<Value>(data) else {
+        // A `malformed` fault: the broken JSON goes out as a delta's payload.
+        return eventstream::event("contentBlockDelta", data.as_bytes());
+    };
+    state
+        .events(&event)
+        .into_iter()
+        .flat_map(|(name, payload)| eventstream::event(name, payload.to_string().as_bytes()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -303,18 +340,19 @@ mod tests {
 
     #[test]
     fn sse_events_become_frames() {
-        let chunk = frame_of(b"event: ping\ndata: {\"type\":\"ping\"}\n\n").unwrap();
+        let chunk = frame_of(b"event: ping\ndata: {\"type\":\"ping\"}\n\n", None).unwrap();
         let expected_payload = json!({"bytes": base64::engine::general_purpose::STANDARD.encode(b"{\"type\":\"ping\"}")}).to_string();
         assert!(
             chunk.ends_with(&[expected_payload.as_bytes(), &chunk[chunk.len() - 4..]].concat())
         );
         let error = frame_of(
             b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow\"}}\n\n",
+            None,
         )
         .unwrap();
         let text = String::from_utf8_lossy(&error);
         assert!(text.contains("throttlingException"), "{text}");
         assert!(text.contains(r#"{"message":"slow"}"#), "{text}");
-        assert_eq!(frame_of(b": comment\n\n"), None);
+        assert_eq!(frame_of(b": comment\n\n", None), None);
     }
 }

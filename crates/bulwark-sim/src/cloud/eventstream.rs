@@ -50,6 +50,18 @@ pub(crate) fn chunk(payload: &[u8]) -> Vec<u8> {
     )
 }
 
+/// A named event of an API whose events carry their own JSON (Converse).
+pub(crate) fn event(event_type: &str, payload: &[u8]) -> Vec<u8> {
+    message(
+        &[
+            (":event-type", event_type),
+            (":content-type", "application/json"),
+            (":message-type", "event"),
+        ],
+        payload,
+    )
+}
+
 /// An exception message, e.g. `throttlingException`, ending a stream.
 pub(crate) fn exception(exception_type: &str, payload: &[u8]) -> Vec<u8> {
     message(

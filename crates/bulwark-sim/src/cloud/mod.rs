@@ -7,6 +7,7 @@
 
 pub(crate) mod bedrock;
 mod bedrock_reply;
+mod converse;
 mod eventstream;
 mod sigv4;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::SimConfig;
 use crate::handler::Incoming;
+use crate::wire::Invalid;
 
 /// Which cloud a request arrived through; `None` on `Incoming` for the
 /// providers' own APIs.
@@ -49,5 +51,17 @@ pub(crate) fn refuse(
     match inc.cloud? {
         Cloud::Bedrock => bedrock::refuse(config, inc, request_id),
         Cloud::Azure | Cloud::Vertex => None,
+    }
+}
+
+/// The provider's body a cloud's own request body stands for (Bedrock's
+/// Converse body is read as Anthropic's); other bodies are the provider's.
+pub(crate) fn provider_body(
+    inc: &Incoming,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, Invalid> {
+    match (inc.cloud, bedrock::Api::of_path(&inc.path)) {
+        (Some(Cloud::Bedrock), Some((bedrock::Api::Converse, _))) => converse::to_messages(&body),
+        _ => Ok(body),
     }
 }
