@@ -247,6 +247,24 @@ mod tests {
         assert_eq!(out.len(), 1, "the events before it are kept");
     }
 
+    proptest::proptest! {
+        /// Whatever an upstream sends, in whatever pieces, decoding ends
+        /// in events or an error, never a panic or a hang.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2048),
+            piece in 1usize..64,
+        ) {
+            let mut decoder = EventStreamDecoder::with_max_frame_bytes(1 << 12);
+            let mut out = Vec::new();
+            for part in bytes.chunks(piece) {
+                if decoder.feed(part, &mut out).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+
     #[test]
     fn oversized_and_corrupt_frames_are_refused() {
         let bytes = chunk(r#"{"type":"ping"}"#);
