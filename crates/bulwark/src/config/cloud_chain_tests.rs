@@ -99,6 +99,11 @@ fn settings_in_the_config_win_over_the_environment() {
     );
     assert_eq!(team.access_key_id, "AKIDTEAM");
     assert_eq!(team.secret_access_key.expose(), "team-secret");
+    assert!(
+        team.source.starts_with("profile `team` of "),
+        "{}",
+        team.source
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

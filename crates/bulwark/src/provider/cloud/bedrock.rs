@@ -241,6 +241,7 @@ mod tests {
             access_key_id: "AKIDEXAMPLE".into(),
             secret_access_key: Secret::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
             session_token: token.map(Secret::new),
+            source: "the test".into(),
         }
     }
 
