@@ -64,6 +64,10 @@ pub struct SimConfig {
     /// with real rate-limit headers, and every answer's headers say how many
     /// requests remain.
     pub rate_limit_rpm: Option<u64>,
+    /// Google Vertex AI's project, region and service account; `None`:
+    /// Vertex paths check no token, project or region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<crate::cloud::vertex::VertexSimConfig>,
 }
 
 impl Default for SimConfig {
@@ -87,6 +91,7 @@ impl Default for SimConfig {
             api_key: None,
             faults: Vec::new(),
             rate_limit_rpm: None,
+            vertex: None,
         }
     }
 }

@@ -292,7 +292,16 @@ fn decide(
     stream: bool,
 ) -> Outcome {
     let format = inc.format;
-    if let Some(expected) = &config.api_key {
+    if let Some(cloud) = inc.cloud {
+        let body = parsed.as_ref().ok();
+        if let Some(refused) = crate::cloud::refusal(cloud, sim, config, inc, body, ctx) {
+            return Outcome {
+                label: refused.label,
+                delay: Duration::ZERO,
+                response: refused.response,
+            };
+        }
+    } else if let Some(expected) = &config.api_key {
         let presented = presented_key(inc);
         if presented.as_deref() != Some(expected.as_str()) {
             let message = match (format, presented.is_some()) {
@@ -308,6 +317,7 @@ fn decide(
         }
     }
     if format == Format::Anthropic
+        && inc.cloud.is_none()
         && !matches!(inc.call, Call::Models { .. })
         && !inc.headers.contains_key("anthropic-version")
     {

@@ -29,3 +29,34 @@ impl Cloud {
         }
     }
 }
+
+pub(crate) mod google_token;
+pub(crate) mod vertex;
+
+use crate::config::SimConfig;
+use crate::handler::Incoming;
+use crate::state::Sim;
+use crate::wire::Ctx;
+
+/// A request a cloud refuses itself, before the model's API sees it:
+/// the request log's outcome label and the response.
+pub(crate) struct Refused {
+    pub label: String,
+    pub response: axum::response::Response,
+}
+
+/// What `cloud` refuses of a request (auth, paths, its body rules), or
+/// `None` to let the provider's machinery answer.
+pub(crate) fn refusal(
+    cloud: Cloud,
+    sim: &Sim,
+    config: &SimConfig,
+    inc: &Incoming,
+    body: Option<&serde_json::Value>,
+    ctx: &Ctx,
+) -> Option<Refused> {
+    match cloud {
+        Cloud::Vertex => vertex::refusal(sim, config, inc, body, ctx),
+        Cloud::Azure | Cloud::Bedrock => None,
+    }
+}
