@@ -164,7 +164,7 @@ async fn bad_assertions_are_refused_as_google_does() {
     let (file, claims) = account(&server);
     let key = file["private_key"].as_str().unwrap();
     let mut wrong_aud = claims.clone();
-    wrong_aud["aud"] = json!("https://oauth2.googleapis.com/token");
+    wrong_aud["aud"] = json!("https://example.com/token");
     let mut expired = claims.clone();
     expired["iat"] = json!(now() - 7200);
     expired["exp"] = json!(now() - 3600);

@@ -37,6 +37,10 @@ pub(crate) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-
 pub(crate) const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// Google refuses assertions meant to live longer than an hour.
 const MAX_ASSERTION_LIFETIME_SECS: i64 = 3600;
+/// The audience Google's own client libraries always sign for, whatever
+/// the key file's `token_uri` (google-auth's `_GOOGLE_OAUTH2_TOKEN_ENDPOINT`);
+/// Google accepts it, so the simulator does too.
+const GOOGLE_TOKEN_AUDIENCE: &str = "https://oauth2.googleapis.com/token";
 /// How far a client's clock may run ahead of Google's.
 const CLOCK_SKEW_SECS: i64 = 300;
 
@@ -184,7 +188,7 @@ impl Refusal {
 /// What an assertion must say to be accepted here.
 pub(crate) struct Expected<'a> {
     pub client_email: &'a str,
-    /// This endpoint's own URL, which `aud` must name.
+    /// This endpoint's own URL, which `aud` must name (or Google's).
     pub audience: &'a str,
     /// Wall-clock Unix seconds.
     pub now: i64,
@@ -220,7 +224,8 @@ pub(crate) fn verify(assertion: &str, expected: &Expected<'_>) -> Result<(), Ref
     let claims = jsonwebtoken::decode::<Claims>(assertion, &key, &validation)
         .map_err(|_| Refusal::grant("Invalid JWT Signature."))?
         .claims;
-    if claims.aud.as_deref() != Some(expected.audience) {
+    let audience = claims.aud.as_deref();
+    if audience != Some(expected.audience) && audience != Some(GOOGLE_TOKEN_AUDIENCE) {
         return Err(Refusal::grant(format!(
             "Invalid JWT: Failed audience check. The right audience is {}",
             expected.audience
@@ -403,6 +408,8 @@ mod tests {
         let scopes = format!("openid {CLOUD_PLATFORM_SCOPE}");
         let jwt = assertion(PRIVATE_KEY_PEM, with(claims(), "scope", json!(scopes)));
         assert_eq!(check(&jwt), Ok(()));
+        let google = with(claims(), "aud", json!(GOOGLE_TOKEN_AUDIENCE));
+        assert_eq!(check(&assertion(PRIVATE_KEY_PEM, google)), Ok(()));
     }
 
     #[test]
@@ -426,11 +433,7 @@ mod tests {
     fn wrong_claims_are_refused_with_googles_errors() {
         let cases = [
             (
-                with(
-                    claims(),
-                    "aud",
-                    json!("https://oauth2.googleapis.com/token"),
-                ),
+                with(claims(), "aud", json!("https://example.com/token")),
                 "invalid_grant",
                 "audience",
             ),

@@ -242,20 +242,33 @@ fn unauthenticated(sim: &Sim, inc: &Incoming) -> Option<Refused> {
     Some(refused)
 }
 
-/// Vertex's Claude body: no `model` (the path names it) and its own
-/// `anthropic_version`.
+/// Vertex's Claude body: no `model` (the path names it) and an
+/// `anthropic_version`: Vertex's own, or an Anthropic API version date,
+/// which Anthropic's current SDKs send to Vertex (anthropic-sdk-python
+/// 2.14's `AnthropicVertex` sends its `ANTHROPIC_API_VERSION`). Another
+/// cloud's version (Bedrock's) or none is refused.
 fn claude_body_problem(body: Option<&Value>) -> Option<String> {
     let body = body?;
     if body.get("model").is_some() {
         return Some("model: Extra inputs are not permitted".into());
     }
     match body.get("anthropic_version").and_then(Value::as_str) {
-        Some(ANTHROPIC_VERSION) => None,
+        Some(version) if version == ANTHROPIC_VERSION || is_api_date(version) => None,
         Some(other) => Some(format!(
             "anthropic_version: Input should be '{ANTHROPIC_VERSION}', got '{other}'"
         )),
         None => Some("anthropic_version: Field required".into()),
     }
+}
+
+/// `YYYY-MM-DD`.
+fn is_api_date(version: &str) -> bool {
+    let bytes = version.as_bytes();
+    bytes.len() == 10
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            4 | 7 => *b == b'-',
+            _ => b.is_ascii_digit(),
+        })
 }
 
 fn google_error(status: u16, code: &str, message: &str) -> Refused {
@@ -300,6 +313,10 @@ mod tests {
     fn claude_bodies_need_vertexs_version_and_no_model() {
         let ok = json!({"anthropic_version": ANTHROPIC_VERSION, "max_tokens": 5, "messages": []});
         assert_eq!(claude_body_problem(Some(&ok)), None);
+        let sdk = json!({"anthropic_version": "2026-10-21", "max_tokens": 5, "messages": []});
+        assert_eq!(claude_body_problem(Some(&sdk)), None);
+        let garbage = json!({"anthropic_version": "2026-10-2x"});
+        assert!(claude_body_problem(Some(&garbage)).is_some());
         let mut with_model = ok.clone();
         with_model["model"] = json!("claude-sonnet-4-5");
         assert!(
