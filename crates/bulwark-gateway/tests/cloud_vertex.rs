@@ -2,7 +2,8 @@
 //! on Vertex and a Gemini client reaches Gemini on Vertex, streamed and
 //! not, with a service account's token fetched, cached and renewed before
 //! it expires; a service account the token endpoint does not know is a
-//! misconfiguration the route fails over from without retrying.
+//! misconfiguration the route fails over from without retrying, and an
+//! outage of the token endpoint is retried as any connection failure.
 
 mod common;
 
@@ -77,6 +78,7 @@ routes:
   gemini:          {{ targets: [vx/gemini-2.5-flash] }}
   gemini-complete: {{ targets: [vx-complete/gemini-2.5-flash] }}
   misconfigured:   {{ targets: [vx-stranger/{CLAUDE}, anthropic/claude-sonnet-4-5], max_retries: 3 }}
+  token-outage:    {{ targets: [vx/{CLAUDE}, anthropic/claude-sonnet-4-5], max_retries: 2 }}
 "
     );
     let gateway = common::start_gateway(&yaml).await?;
@@ -404,5 +406,29 @@ async fn an_unknown_service_account_is_a_misconfiguration_failed_over_without_re
     let response = post(&http, format!("{}/v1/messages", gateway.base), &body).await?;
     assert_eq!(response.status(), 200);
     assert_eq!(sim.sim.token_refusals(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_token_endpoint_outage_is_transient_retried_then_failed_over() -> TestResult {
+    let (sim, gateway) = start(3600).await?;
+    sim.sim.update(|c| {
+        if let Some(vertex) = c.vertex.as_mut() {
+            vertex.token_status = Some(503);
+        }
+    });
+    let http = reqwest::Client::new();
+    let body = json!({"model": "token-outage", "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hello"}]});
+    let response = post(&http, format!("{}/v1/messages", gateway.base), &body).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "x-bulwark-target").as_deref(),
+        Some("anthropic/claude-sonnet-4-5")
+    );
+    // Unlike a refused account, an outage is worth retrying.
+    let asked = sim.sim.token_refusals();
+    assert!(asked > 1, "the token endpoint was asked {asked} time(s)");
+    assert_eq!(sim.sim.token_grants(), 0);
     Ok(())
 }

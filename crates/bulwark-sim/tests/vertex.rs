@@ -209,6 +209,26 @@ async fn missing_forged_and_expired_tokens_are_unauthenticated() {
 }
 
 #[tokio::test]
+async fn the_token_endpoint_can_be_down() {
+    let server = start_with(vertex_config(3600)).await;
+    let (file, claims) = account(&server);
+    let assertion = sign(file["private_key"].as_str().unwrap(), &claims);
+    server.sim.update(|c| {
+        if let Some(v) = c.vertex.as_mut() {
+            v.token_status = Some(503);
+        }
+    });
+    assert_eq!(exchange(&server, &assertion).await.status, 503);
+    server.sim.update(|c| {
+        if let Some(v) = c.vertex.as_mut() {
+            v.token_status = None;
+        }
+    });
+    assert_eq!(exchange(&server, &assertion).await.status, 200);
+    assert_eq!(server.sim.token_grants(), 1);
+}
+
+#[tokio::test]
 async fn revoked_tokens_stop_working() {
     let server = start_with(vertex_config(3600)).await;
     let bearer = format!("Bearer {}", token(&server).await);

@@ -284,6 +284,12 @@ pub(crate) async fn token_endpoint(
 ) -> Response {
     let vertex = sim.config().vertex.unwrap_or_default();
     let tokens = sim.google_tokens();
+    if let Some(status) = vertex.token_status {
+        tokens.refusals.fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        let body = json!({"error": "internal_failure", "error_description": "The service is currently unavailable."});
+        return json_response(status, &body);
+    }
     let answer = grant(&vertex, &headers, form.ok().map(|Form(f)| f));
     match answer {
         Ok(()) => {

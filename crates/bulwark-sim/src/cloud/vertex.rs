@@ -44,6 +44,11 @@ pub struct VertexSimConfig {
     pub token_ttl_secs: u64,
     /// The service account the token endpoint knows (`iss` of assertions).
     pub client_email: String,
+    /// When set, `POST /token` answers this status instead of a token (an
+    /// outage of the token endpoint, e.g. 503); change it at run time with
+    /// [`Sim::update`](crate::Sim::update).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_status: Option<u16>,
 }
 
 impl Default for VertexSimConfig {
@@ -53,6 +58,7 @@ impl Default for VertexSimConfig {
             region: "us-east5".into(),
             token_ttl_secs: 3600,
             client_email: "sim-test-service-account@bulwark-sim.iam.gserviceaccount.com".into(),
+            token_status: None,
         }
     }
 }
