@@ -3,13 +3,14 @@
 //! not, with a service account's token fetched, cached and renewed before
 //! it expires; a service account the token endpoint does not know is a
 //! misconfiguration the route fails over from without retrying, and an
-//! outage of the token endpoint is retried as any connection failure.
+//! outage of the token endpoint is retried as any connection failure; a
+//! Vertex quota 429 (Google's shape, not Anthropic's) is failed over from.
 
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bulwark_sim::{SimConfig, SimServer, VertexSimConfig};
+use bulwark_sim::{Fault, FaultRule, Format, SimConfig, SimServer, StatusFault, VertexSimConfig};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -79,6 +80,7 @@ routes:
   gemini-complete: {{ targets: [vx-complete/gemini-2.5-flash] }}
   misconfigured:   {{ targets: [vx-stranger/{CLAUDE}, anthropic/claude-sonnet-4-5], max_retries: 3 }}
   token-outage:    {{ targets: [vx/{CLAUDE}, anthropic/claude-sonnet-4-5], max_retries: 2 }}
+  quota:           {{ targets: [vx/{CLAUDE}, anthropic/claude-sonnet-4-5], max_retries: 0 }}
 "
     );
     let gateway = common::start_gateway(&yaml).await?;
@@ -430,5 +432,31 @@ async fn a_token_endpoint_outage_is_transient_retried_then_failed_over() -> Test
     let asked = sim.sim.token_refusals();
     assert!(asked > 1, "the token endpoint was asked {asked} time(s)");
     assert_eq!(sim.sim.token_grants(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_vertex_quota_429_in_googles_shape_fails_over() -> TestResult {
+    let (sim, gateway) = start(3600).await?;
+    let quota = StatusFault {
+        retry_after: Some(30),
+        ..StatusFault::new(429)
+    };
+    sim.sim.add_fault(
+        FaultRule::always(Fault::Status(quota))
+            .for_format(Format::Anthropic)
+            .for_model(CLAUDE),
+    );
+    let http = reqwest::Client::new();
+    let body = json!({"model": "quota", "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hello"}]});
+    let response = post(&http, format!("{}/v1/messages", gateway.base), &body).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "x-bulwark-target").as_deref(),
+        Some("anthropic/claude-sonnet-4-5")
+    );
+    let outcomes: Vec<String> = sim.sim.requests().into_iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, ["fault_status_429", "ok"]);
     Ok(())
 }

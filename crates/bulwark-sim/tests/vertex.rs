@@ -333,4 +333,19 @@ async fn faults_apply_at_vertex_paths() {
     assert_eq!(r.status, 529, "{}", r.text);
     assert_eq!(r.json()["error"]["type"], "overloaded_error");
     assert_eq!(server.sim.requests()[0].outcome, "fault_status_529");
+
+    // Claude's rate limits are Vertex's quotas, in Google's shape.
+    let headers = [
+        ("authorization", bearer.as_str()),
+        ("x-sim-fault", "status=429;retry_after=3"),
+    ];
+    let r = post(&url, &headers, &claude_body(json!({}))).await;
+    assert_eq!(r.status, 429, "{}", r.text);
+    assert_eq!(r.json()["error"]["status"], "RESOURCE_EXHAUSTED");
+    assert_eq!(r.header("retry-after"), Some("3"));
+    assert!(
+        r.headers
+            .keys()
+            .all(|k| !k.as_str().starts_with("anthropic-ratelimit"))
+    );
 }

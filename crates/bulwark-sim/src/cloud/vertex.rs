@@ -133,7 +133,37 @@ async fn predict(
     };
     let mut inc = incoming(format, call, parts, Some(model.to_string()));
     inc.cloud = Some(Cloud::Vertex);
-    handle(sim, inc).await
+    let response = handle(sim, inc).await;
+    if format == Format::Anthropic && response.status() == StatusCode::TOO_MANY_REQUESTS {
+        return quota_exceeded(response, model);
+    }
+    response
+}
+
+/// Claude's rate limits on Vertex are Vertex's quotas: a 429 comes in
+/// Google's shape, not Anthropic's, whatever the model would have said.
+fn quota_exceeded(response: Response, model: &str) -> Response {
+    let (mut head, _) = response.into_parts();
+    let base_model = model.split('@').next().unwrap_or(model);
+    let message = format!(
+        "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model with base model: anthropic-{base_model}. Please submit a quota increase request."
+    );
+    let body = json!({"error": {"code": 429, "message": message, "status": "RESOURCE_EXHAUSTED"}});
+    let limits: Vec<_> = head
+        .headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("anthropic-ratelimit"))
+        .cloned()
+        .collect();
+    for name in limits {
+        head.headers.remove(name);
+    }
+    head.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=UTF-8"),
+    );
+    head.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(head, Body::from(body.to_string()))
 }
 
 /// What Vertex refuses before a model sees the request, or `None`.
