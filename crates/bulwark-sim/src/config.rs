@@ -67,6 +67,10 @@ pub struct SimConfig {
     /// Amazon Bedrock's credentials; `None`: Bedrock paths check no auth.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bedrock: Option<crate::cloud::bedrock::BedrockSimConfig>,
+    /// Google Vertex AI's project, region and service account; `None`:
+    /// Vertex paths check no token, project or region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<crate::cloud::vertex::VertexSimConfig>,
 }
 
 impl Default for SimConfig {
@@ -91,6 +95,7 @@ impl Default for SimConfig {
             faults: Vec::new(),
             rate_limit_rpm: None,
             bedrock: None,
+            vertex: None,
         }
     }
 }

@@ -74,6 +74,8 @@ struct Inner {
     seq: AtomicU64,
     /// When each request of the last minute was let through (rate-limiting mode).
     quota: Mutex<std::collections::VecDeque<tokio::time::Instant>>,
+    /// Google access tokens issued by `POST /token` (Vertex).
+    google_tokens: crate::cloud::google_token::Tokens,
 }
 
 /// Handle on a running simulator; cheap to clone, shared with the router.
@@ -97,6 +99,7 @@ impl Sim {
                 log: Mutex::new(Log::default()),
                 seq: AtomicU64::new(1),
                 quota: Mutex::new(std::collections::VecDeque::new()),
+                google_tokens: Default::default(),
             }),
         }
     }
@@ -184,6 +187,10 @@ impl Sim {
     /// Counters by format, model and outcome.
     pub fn stats(&self) -> SimStats {
         lock(&self.inner.log).stats.clone()
+    }
+
+    pub(crate) fn google_tokens(&self) -> &crate::cloud::google_token::Tokens {
+        &self.inner.google_tokens
     }
 
     pub(crate) fn next_seq(&self) -> u64 {

@@ -12,6 +12,7 @@
 pub(crate) mod azure;
 pub(crate) mod bedrock;
 pub(crate) mod eventstream;
+pub(crate) mod google;
 pub(crate) mod token;
 pub(crate) mod vertex;
 
