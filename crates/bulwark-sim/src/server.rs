@@ -34,6 +34,7 @@ pub(crate) fn router(sim: Sim) -> Router {
             "/v1beta/models/{*rest}",
             post(gemini_post).get(gemini_model),
         )
+        .merge(crate::cloud::azure::routes())
         .merge(crate::control::routes())
         .with_state(sim)
 }
@@ -41,7 +42,7 @@ pub(crate) fn router(sim: Sim) -> Router {
 /// What every simulated endpoint reads of a request, extracted in one
 /// place: the method, the URI, the query, the headers and the body (empty
 /// for a GET).
-struct Parts {
+pub(crate) struct Parts {
     method: Method,
     uri: OriginalUri,
     headers: HeaderMap,
@@ -76,7 +77,12 @@ impl<S: Send + Sync> FromRequest<S> for Parts {
     }
 }
 
-fn incoming(format: Format, call: Call, parts: Parts, path_model: Option<String>) -> Incoming {
+pub(crate) fn incoming(
+    format: Format,
+    call: Call,
+    parts: Parts,
+    path_model: Option<String>,
+) -> Incoming {
     Incoming {
         format,
         call,

@@ -73,6 +73,8 @@ struct Inner {
     seq: AtomicU64,
     /// When each request of the last minute was let through (rate-limiting mode).
     quota: Mutex<std::collections::VecDeque<tokio::time::Instant>>,
+    /// Tokens issued by the simulated Entra ID (Azure).
+    entra: crate::cloud::entra::Tokens,
 }
 
 /// Handle on a running simulator; cheap to clone, shared with the router.
@@ -96,6 +98,7 @@ impl Sim {
                 log: Mutex::new(Log::default()),
                 seq: AtomicU64::new(1),
                 quota: Mutex::new(std::collections::VecDeque::new()),
+                entra: crate::cloud::entra::Tokens::default(),
             }),
         }
     }
@@ -183,6 +186,15 @@ impl Sim {
     /// Counters by format, model and outcome.
     pub fn stats(&self) -> SimStats {
         lock(&self.inner.log).stats.clone()
+    }
+
+    /// Successful grants at the simulated Entra token endpoint.
+    pub fn entra_grants(&self) -> u64 {
+        self.inner.entra.grants()
+    }
+
+    pub(crate) fn entra(&self) -> &crate::cloud::entra::Tokens {
+        &self.inner.entra
     }
 
     pub(crate) fn next_seq(&self) -> u64 {

@@ -7,6 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) mod azure;
+pub(crate) mod entra;
+pub(crate) mod filter;
+
 /// Which cloud a request arrived through; `None` on `Incoming` for the
 /// providers' own APIs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
