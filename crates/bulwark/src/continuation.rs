@@ -125,7 +125,8 @@ fn block_index(data: &Value) -> Option<usize> {
 }
 
 pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkStream {
-    let format = c.route.targets[c.served].provider.format_for(&c.request);
+    let served = &c.route.targets[c.served];
+    let format = served.provider.format_for(&c.request, &served.model);
     Box::pin(async_stream::stream! {
         let mut first = first;
         let mut so_far = SoFar::default();
@@ -164,7 +165,7 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
         let mut last_error = failure;
         for candidate in &c.candidates {
             let target = &c.route.targets[candidate.index];
-            if !target.provider.dialect().continues_prefill() {
+            if !target.provider.dialect_of(&target.model).continues_prefill() {
                 continue; // only Anthropic continues an assistant prefill
             }
             // What a first attempt there would have been sent, so what the

@@ -17,10 +17,10 @@ use serde_json::Value;
 use crate::api::{ChatRequest, StreamEvent, WireFormat};
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::error::{ApiError, UpstreamError, UpstreamFailure};
-use crate::sse::SseDecoder;
 use crate::unary::{Unary, UnaryCall};
 use crate::wire::UpstreamDialect;
 
+pub(crate) mod cloud;
 pub(crate) mod complete;
 mod hints;
 mod redact;
@@ -59,6 +59,10 @@ pub struct Provider {
     /// Every error this provider causes is made by it, so that its key
     /// never reaches a client or a log.
     redactor: Arc<Redactor>,
+    /// The cloud serving the API, for a cloud kind (`provider/cloud/`):
+    /// its URLs, body changes, auth and stream framing replace the
+    /// dialect's.
+    cloud: Option<Box<dyn cloud::CloudApi>>,
 }
 
 impl Provider {
@@ -84,11 +88,17 @@ impl Provider {
                 .headers
                 .iter()
                 .map(|(name, value)| (name.as_str(), value.expose())),
+            &config
+                .cloud
+                .as_ref()
+                .map(crate::config::CloudConfig::secrets)
+                .unwrap_or_default(),
         );
         Ok(Provider {
             name: name.to_string(),
             redactor: Arc::new(redactor),
             dialect: crate::wire::upstream(config.kind),
+            cloud: cloud::build(&config, &http),
             config,
             http,
         })
@@ -107,21 +117,39 @@ impl Provider {
         self.dialect
     }
 
-    /// The dialect `request` is sent in: the one of the client's own
-    /// format when this provider also speaks it (OpenAI's Responses API for
-    /// a Responses client), so nothing is translated; the provider's own
-    /// otherwise. Every per-request use of the format goes through here.
-    pub fn dialect_for(&self, request: &ChatRequest) -> &'static dyn UpstreamDialect {
+    /// The dialect `model` is served in: the kind's, or on a cloud that
+    /// serves several APIs the one of that model (Gemini on Vertex).
+    pub fn dialect_of(&self, model: &str) -> &'static dyn UpstreamDialect {
+        self.cloud
+            .as_ref()
+            .map_or(self.dialect, |cloud| cloud.dialect(model))
+    }
+
+    /// The dialect `request` is sent in to `model`: the one of the
+    /// client's own format when this provider also speaks it (OpenAI's
+    /// Responses API for a Responses client), so nothing is translated;
+    /// the model's (`dialect_of`) otherwise. Every per-request use of the
+    /// format goes through here.
+    pub fn dialect_for(&self, request: &ChatRequest, model: &str) -> &'static dyn UpstreamDialect {
+        let dialect = self.dialect_of(model);
         request
             .source
             .as_ref()
-            .and_then(|source| self.dialect.also_speaks(source.format))
-            .unwrap_or(self.dialect)
+            .and_then(|source| dialect.also_speaks(source.format))
+            .unwrap_or(dialect)
     }
 
     /// The wire format `request` is sent and answered in (`dialect_for`).
-    pub fn format_for(&self, request: &ChatRequest) -> WireFormat {
-        self.dialect_for(request).format()
+    pub fn format_for(&self, request: &ChatRequest, model: &str) -> WireFormat {
+        self.dialect_for(request, model).format()
+    }
+
+    /// The OpenTelemetry GenAI `gen_ai.provider.name`: the cloud's, or the
+    /// API's.
+    pub fn semconv_name(&self) -> &'static str {
+        self.cloud
+            .as_ref()
+            .map_or(self.dialect.semconv_name(), |cloud| cloud.semconv_name())
     }
 
     /// Sends the request and returns the response once its status is a success.
@@ -138,18 +166,23 @@ impl Provider {
                 error.message,
             )
         };
-        let dialect = self.dialect_for(request);
-        let mut url = dialect
-            .url(&self.config.base_url, model)
-            .map_err(rejected)?;
+        let dialect = self.dialect_for(request, model);
+        let mut url = match &self.cloud {
+            Some(cloud) => cloud.url(dialect, model, self.config.stream),
+            None => dialect.url(&self.config.base_url, model),
+        }
+        .map_err(rejected)?;
         // What the client sent besides its body names its own format's
         // features (Claude Code's `?beta=true`, its `anthropic-beta`): only
-        // a target of that format is given it.
+        // a target of that format is given it. A cloud's query string is
+        // its own (`api-version`), and takes nothing else.
         let own = request
             .source
             .as_ref()
             .filter(|source| source.format == dialect.format());
-        if let Some(query) = own.and_then(|source| source.query.as_deref()) {
+        if self.cloud.is_none()
+            && let Some(query) = own.and_then(|source| source.query.as_deref())
+        {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str(query);
         }
@@ -159,9 +192,13 @@ impl Provider {
         if !self.config.stream {
             complete::ask_complete(&mut body);
         }
-        let body = self.encoded(&body, target).map_err(|e| *e)?;
         let forwarded = own.map_or(&[][..], |source| source.headers.as_slice());
-        self.post(url, body, forwarded, target).await
+        let forwarded = match &self.cloud {
+            Some(cloud) => cloud.adapt(dialect, &mut body, forwarded),
+            None => forwarded.to_vec(),
+        };
+        let body = self.encoded(&body, target).map_err(|e| *e)?;
+        self.post(url, body, &forwarded, target, dialect).await
     }
 
     /// A body as JSON bytes; the error is redacted as any other.
@@ -185,13 +222,20 @@ impl Provider {
         body: Vec<u8>,
         forwarded: &[(http::HeaderName, http::HeaderValue)],
         target: &str,
+        dialect: &'static dyn UpstreamDialect,
     ) -> Result<reqwest::Response, UpstreamError> {
         let mut builder = self
             .http
             .post(url)
             .header(http::header::CONTENT_TYPE, "application/json");
         let key = self.config.api_key.as_ref().map(|key| key.expose());
-        for header in self.dialect.headers(key) {
+        // A cloud authenticates in its own way, below; the API's own key
+        // and version headers are not its.
+        let dialect_headers = match self.cloud {
+            Some(_) => Vec::new(),
+            None => dialect.headers(key),
+        };
+        for header in dialect_headers {
             builder = match http::HeaderValue::from_str(&header.value) {
                 Ok(mut value) => {
                     value.set_sensitive(header.secret);
@@ -236,16 +280,46 @@ impl Provider {
             }
         }
         builder = builder.headers(configured);
-        let response = builder
+        let mut request = builder
             .body(body)
-            .send()
+            .build()
+            .map_err(|e| self.transport_error(target, &e))?;
+        if let Some(cloud) = &self.cloud {
+            cloud
+                .authorize(&mut request)
+                .await
+                .map_err(|e| self.auth_error(target, e))?;
+        }
+        let response = self
+            .http
+            .execute(request)
             .await
             .map_err(|e| self.transport_error(target, &e))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        Err(self.status_error(target, response).await)
+        Err(self.status_error(target, response, dialect).await)
+    }
+
+    /// A cloud credential that could not authenticate: refused ones are
+    /// the operator's to fix, as a provider's 401 is; an unreachable token
+    /// endpoint is as transient as an unreachable provider.
+    fn auth_error(&self, target: &str, error: cloud::CloudAuthError) -> UpstreamError {
+        let (failure, message) = match error {
+            cloud::CloudAuthError::Refused(message) => (
+                UpstreamFailure::Status {
+                    status: 401,
+                    provider_code: Some("credentials_refused".into()),
+                },
+                format!("the cloud's credentials were refused: {message}"),
+            ),
+            cloud::CloudAuthError::Unavailable(message) => (
+                UpstreamFailure::Connect,
+                format!("the cloud's token endpoint failed: {message}"),
+            ),
+        };
+        self.redactor.error(target, failure, message)
     }
 
     pub fn limits(&self) -> crate::config::RateLimits {
@@ -308,7 +382,7 @@ impl Provider {
         let exhausted = rate_limit_reset(response.headers(), SystemTime::now());
         if complete::is_json(response.headers()) {
             return Ok((
-                self.complete_answer(response, request, target, idle_timeout),
+                self.complete_answer(response, request, model, target, idle_timeout),
                 exhausted,
             ));
         }
@@ -318,11 +392,15 @@ impl Provider {
             self.config.max_response_bytes,
             "stream",
         );
-        let mut decoder = self.dialect_for(request).stream_decoder();
+        let mut decoder = self.dialect_for(request, model).stream_decoder();
+        let framing = self
+            .cloud
+            .as_ref()
+            .map_or(cloud::Framing::Sse, |cloud| cloud.framing());
         let target = target.to_string();
         let redactor = Arc::clone(&self.redactor);
         let stream = async_stream::stream! {
-            let mut sse = SseDecoder::new();
+            let mut frames = framing.decoder();
             let mut sse_events = Vec::new();
             loop {
                 let chunk = match body.next().await {
@@ -335,7 +413,7 @@ impl Provider {
                 };
                 // The events completed before an overflow go on first, as
                 // with any break; one of them may even end the answer.
-                let fed = sse.try_feed(&chunk, &mut sse_events);
+                let fed = frames.feed(&chunk, &mut sse_events);
                 for raw in sse_events.drain(..) {
                     let mut events = Vec::new();
                     if let Err(fault) = decoder.on_event(&raw, &mut events) {
@@ -347,9 +425,16 @@ impl Provider {
                         return;
                     }
                 }
-                if let Err(too_large) = fed {
-                    yield Err(redactor.error(&target, UpstreamFailure::TooLarge, too_large.to_string()));
-                    return;
+                match fed {
+                    Ok(()) => {}
+                    Err(cloud::FrameError::TooLarge(message)) => {
+                        yield Err(redactor.error(&target, UpstreamFailure::TooLarge, message));
+                        return;
+                    }
+                    Err(cloud::FrameError::Fault(fault)) => {
+                        yield Err(redactor.error(&target, UpstreamFailure::Stream { provider_code: fault.code }, fault.message));
+                        return;
+                    }
                 }
             }
             if !decoder.is_done() {
@@ -367,6 +452,11 @@ impl Provider {
         operation: &'a Unary,
         model: &str,
     ) -> Option<Result<UnaryCall<'a>, ApiError>> {
+        // The clouds' embeddings and token-count endpoints are not wired
+        // up: their targets are passed over.
+        if self.cloud.is_some() {
+            return None;
+        }
         self.dialect.unary(operation, &self.config.base_url, model)
     }
 
@@ -410,7 +500,9 @@ impl Provider {
         read: &mut u64,
     ) -> Result<Value, UpstreamError> {
         let body = self.encoded(body, target).map_err(|e| *e)?;
-        let response = self.post(url.to_string(), body, forwarded, target).await?;
+        let response = self
+            .post(url.to_string(), body, forwarded, target, self.dialect)
+            .await?;
         let mut bounded = BoundedBody::new(
             response.bytes_stream(),
             idle_timeout,
@@ -444,6 +536,7 @@ impl Provider {
         &self,
         response: reqwest::Response,
         request: &ChatRequest,
+        model: &str,
         target: &str,
         idle_timeout: Duration,
     ) -> ChunkStream {
@@ -453,7 +546,7 @@ impl Provider {
             self.config.max_response_bytes,
             "answer",
         );
-        let dialect = self.dialect_for(request);
+        let dialect = self.dialect_for(request, model);
         let target = target.to_string();
         let redactor = Arc::clone(&self.redactor);
         let stream = async_stream::stream! {
@@ -490,7 +583,12 @@ impl Provider {
             .error(target, failure, describe_transport(error))
     }
 
-    async fn status_error(&self, target: &str, response: reqwest::Response) -> UpstreamError {
+    async fn status_error(
+        &self,
+        target: &str,
+        response: reqwest::Response,
+        dialect: &'static dyn UpstreamDialect,
+    ) -> UpstreamError {
         let status = response.status().as_u16();
         if (300..400).contains(&status) {
             // Redirects are not followed (see `new`). Neither the body nor
@@ -510,10 +608,17 @@ impl Provider {
         let headers = response.headers().clone();
         let body = read_capped(response).await;
         let json: Option<Value> = serde_json::from_slice(&body).ok();
-        let (message, code) = match &json {
-            Some(value) => self.dialect.decode_error(value),
+        let (message, mut code) = match &json {
+            Some(value) => dialect.decode_error(value),
             None => (None, None),
         };
+        if let Some(cloud_code) = self
+            .cloud
+            .as_ref()
+            .and_then(|cloud| cloud.error_code(&headers, json.as_ref()))
+        {
+            code = Some(cloud_code);
+        }
         let mut description = format!("HTTP {status}");
         if let Some(code) = &code {
             description.push_str(&format!(" {code}"));
@@ -544,7 +649,7 @@ impl Provider {
         let now = SystemTime::now();
         error.retry_after = retry_after(&headers, now)
             .or_else(|| rate_limit_reset(&headers, now))
-            .or_else(|| json.as_ref().and_then(|body| self.dialect.retry_hint(body)));
+            .or_else(|| json.as_ref().and_then(|body| dialect.retry_hint(body)));
         error.should_retry = match header_text(&headers, "x-should-retry") {
             Some("true") => Some(true),
             Some("false") => Some(false),
@@ -681,23 +786,26 @@ mod tests {
         let [openai, compatible, anthropic] =
             <[Provider; 3]>::try_from(providers()).unwrap_or_else(|_| panic!("three providers"));
         let responses = from(WireFormat::Responses);
-        assert_eq!(openai.format_for(&responses), WireFormat::Responses);
+        assert_eq!(openai.format_for(&responses, "m"), WireFormat::Responses);
         assert_eq!(
-            openai.dialect_for(&responses).url("https://x/v1", "m").ok(),
+            openai
+                .dialect_for(&responses, "m")
+                .url("https://x/v1", "m")
+                .ok(),
             Some("https://x/v1/responses".to_string())
         );
         assert_eq!(openai.format(), WireFormat::OpenAi);
-        assert_eq!(compatible.format_for(&responses), WireFormat::OpenAi);
-        assert_eq!(anthropic.format_for(&responses), WireFormat::Anthropic);
+        assert_eq!(compatible.format_for(&responses, "m"), WireFormat::OpenAi);
+        assert_eq!(anthropic.format_for(&responses, "m"), WireFormat::Anthropic);
         for other in [
             WireFormat::OpenAi,
             WireFormat::Anthropic,
             WireFormat::Gemini,
         ] {
-            assert_eq!(openai.format_for(&from(other)), WireFormat::OpenAi);
+            assert_eq!(openai.format_for(&from(other), "m"), WireFormat::OpenAi);
         }
         let mut built_in_code = responses;
         built_in_code.source = None;
-        assert_eq!(openai.format_for(&built_in_code), WireFormat::OpenAi);
+        assert_eq!(openai.format_for(&built_in_code, "m"), WireFormat::OpenAi);
     }
 }

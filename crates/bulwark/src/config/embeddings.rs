@@ -45,14 +45,15 @@ pub(super) fn check_route(
         let Some(provider) = providers.get(&target.provider) else {
             continue;
         };
-        let dialect = crate::wire::upstream(provider.kind);
-        if !dialect.embeds() {
+        // The clouds' embeddings endpoints are not wired up: their targets
+        // would always be passed over.
+        if !crate::wire::upstream(provider.kind).embeds() || provider.kind.is_cloud() {
             issues.push(Issue::new(
                 format!("{path}.targets[{i}]"),
                 format!(
                     "provider `{}` is of kind `{}`, which serves no embeddings (openai, openai-compatible and gemini do)",
                     target.provider,
-                    dialect.kind_name()
+                    provider.kind.name()
                 ),
             ));
         }

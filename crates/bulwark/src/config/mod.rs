@@ -11,6 +11,7 @@
 //! - [`duration`]: the one duration format of configs and scenarios.
 
 mod budget;
+mod cloud;
 pub mod duration;
 pub mod embeddings;
 mod env;
@@ -31,6 +32,10 @@ use crate::resilience::breaker::BreakerConfig;
 use crate::resilience::budget::BudgetConfig;
 use crate::resilience::concurrency::ConcurrencyConfig;
 
+pub use cloud::{
+    AwsCredentials, AzureConfig, BedrockConfig, CloudConfig, EntraConfig, ServiceAccount,
+    VertexConfig,
+};
 pub use env::Env;
 pub use issue::{ConfigError, Issue};
 pub use raw::{Document, field_names};
@@ -58,6 +63,36 @@ pub enum ProviderKind {
     Gemini,
     #[serde(rename = "openai-compatible")]
     OpenAiCompatible,
+    /// OpenAI's models on Azure (`provider/cloud/azure.rs`).
+    #[serde(rename = "azure-openai")]
+    AzureOpenAi,
+    /// Claude on Amazon Bedrock (`provider/cloud/bedrock.rs`).
+    Bedrock,
+    /// Claude and Gemini on Google Vertex AI (`provider/cloud/vertex.rs`).
+    Vertex,
+}
+
+impl ProviderKind {
+    /// The kind's name in the configuration (`kind:`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::OpenAi => "openai",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::OpenAiCompatible => "openai-compatible",
+            ProviderKind::AzureOpenAi => "azure-openai",
+            ProviderKind::Bedrock => "bedrock",
+            ProviderKind::Vertex => "vertex",
+        }
+    }
+
+    /// Whether the kind is a cloud serving another provider's API.
+    pub fn is_cloud(self) -> bool {
+        matches!(
+            self,
+            ProviderKind::AzureOpenAi | ProviderKind::Bedrock | ProviderKind::Vertex
+        )
+    }
 }
 
 /// A credential. Its `Debug` never shows the value, so it cannot leak into logs.
@@ -112,6 +147,9 @@ pub struct ProviderConfig {
     pub prices: crate::observe::config::Prices,
     /// An active health probe, when configured.
     pub probe: Option<crate::observe::config::ProbeConfig>,
+    /// Where and how a cloud kind serves the API (`config/cloud.rs`);
+    /// `None` for the providers' own APIs.
+    pub cloud: Option<CloudConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

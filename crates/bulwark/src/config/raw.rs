@@ -18,6 +18,10 @@ pub struct Document {
     top: Map<String, Value>,
     /// Key paths whose value came from a `${...}` reference.
     substituted: BTreeSet<String>,
+    /// The environment variables a cloud's credential chain reads
+    /// (`super::cloud::AMBIENT`), taken when the file is read, so that a
+    /// config is resolved from one environment, as its `${VAR}`s are.
+    pub(crate) ambient: BTreeMap<&'static str, String>,
 }
 
 /// Only the key names: the values hold interpolated secrets (provider keys,
@@ -56,7 +60,15 @@ impl Document {
                 ));
             }
         };
-        Ok(Document { top, substituted })
+        let ambient = super::cloud::AMBIENT
+            .iter()
+            .filter_map(|name| Some((*name, env(name)?)))
+            .collect();
+        Ok(Document {
+            top,
+            substituted,
+            ambient,
+        })
     }
 
     /// Reports each top-level key that is not in `known` and drops it, so
@@ -245,6 +257,19 @@ pub(crate) struct RawProvider {
     #[serde(default)]
     pub prices: BTreeMap<String, crate::observe::config::Price>,
     pub probe: Option<crate::observe::config::RawProbe>,
+    // The cloud kinds' settings, read by `super::cloud`.
+    /// Azure OpenAI: the API version of the deployment paths.
+    pub api_version: Option<String>,
+    /// Azure OpenAI: a Microsoft Entra ID app's client credentials.
+    pub entra: Option<super::cloud::RawEntra>,
+    /// Bedrock and Vertex: the cloud region.
+    pub region: Option<String>,
+    /// Bedrock: AWS credentials, or where to find them.
+    pub aws: Option<super::cloud::RawAws>,
+    /// Vertex: the Google Cloud project.
+    pub project: Option<String>,
+    /// Vertex: a service account's JSON key file.
+    pub credentials_file: Option<String>,
 }
 
 #[derive(Deserialize)]

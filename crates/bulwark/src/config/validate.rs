@@ -33,7 +33,7 @@ pub(crate) fn config(raw: RawConfig, doc: &Document, issues: &mut Vec<Issue>) ->
             });
         }
         if let Some(raw) = doc.read::<RawProvider>(raw, &path, issues)
-            && let Some(provider) = build_provider(raw, &path, issues)
+            && let Some(provider) = build_provider(raw, &doc.ambient, &path, issues)
         {
             providers.insert(name, provider);
         }
@@ -92,12 +92,19 @@ pub(crate) fn config(raw: RawConfig, doc: &Document, issues: &mut Vec<Issue>) ->
     }
 }
 
-fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Option<ProviderConfig> {
+fn build_provider(
+    mut raw: RawProvider,
+    ambient: &BTreeMap<&'static str, String>,
+    path: &str,
+    issues: &mut Vec<Issue>,
+) -> Option<ProviderConfig> {
     let before = issues.len();
+    let default_cloud_url = super::cloud::default_base_url(&raw);
+    let cloud = super::cloud::build(&mut raw, ambient, path, issues);
     let probe = raw
         .probe
         .map(|probe| crate::observe::config::build_probe(probe, path, issues));
-    let base_url = match raw.base_url.or_else(|| {
+    let base_url = match raw.base_url.or(default_cloud_url).or_else(|| {
         crate::wire::upstream(raw.kind)
             .default_base_url()
             .map(str::to_string)
@@ -112,6 +119,8 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
             }
             url.trim_end_matches('/').to_string()
         }
+        // A cloud kind without its region or resource was reported above.
+        None if raw.kind.is_cloud() => String::new(),
         None => {
             issues.push(Issue {
                 path: format!("{path}.base_url"),
@@ -171,6 +180,7 @@ fn build_provider(raw: RawProvider, path: &str, issues: &mut Vec<Issue>) -> Opti
         models: raw.models,
         prices: raw.prices,
         probe,
+        cloud,
         limits: raw.limits.unwrap_or_default(),
         concurrency: raw
             .max_concurrency

@@ -141,11 +141,10 @@ impl Call<'_> {
         } else {
             self.route.policy.timeouts.attempt
         };
-        let relayed =
-            self.mode == Mode::Stream
-                && self.request.source.as_ref().is_some_and(|source| {
-                    source.format == target.provider.format_for(self.request)
-                });
+        let relayed = self.mode == Mode::Stream
+            && self.request.source.as_ref().is_some_and(|source| {
+                source.format == target.provider.format_for(self.request, &target.model)
+            });
         let until = self.deadline.clip(started + limit);
         let opening = async {
             let (mut stream, exhausted) = target

@@ -101,7 +101,7 @@ impl Operation for Chat<'_> {
         Served {
             value,
             target: target.label.clone(),
-            format: target.provider.format_for(self.request),
+            format: target.provider.format_for(self.request, &target.model),
             attempts: run.attempts,
             fallback,
             cache: None,
@@ -117,10 +117,9 @@ impl Operation for Chat<'_> {
     /// The client's format is not the target's own. A request built in
     /// code (no client body) is the client's own in every format.
     fn translated_for(&self, target: &Target) -> bool {
-        self.request
-            .source
-            .as_ref()
-            .is_some_and(|source| source.format != target.provider.format_for(self.request))
+        self.request.source.as_ref().is_some_and(|source| {
+            source.format != target.provider.format_for(self.request, &target.model)
+        })
     }
 }
 
@@ -134,7 +133,11 @@ impl<'a> Chat<'a> {
             .into_iter()
             .filter_map(|index| {
                 let target = &run.route.targets[index];
-                if !target.provider.dialect().continues_prefill() {
+                if !target
+                    .provider
+                    .dialect_of(&target.model)
+                    .continues_prefill()
+                {
                     return None;
                 }
                 match self.prepared.get(index) {

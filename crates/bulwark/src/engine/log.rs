@@ -48,7 +48,7 @@ impl AttemptLog {
             "otel.kind" = "client",
             "otel.status_code" = tracing::field::Empty,
             "gen_ai.operation.name" = "chat",
-            "gen_ai.provider.name" = target.provider.dialect().semconv_name(),
+            "gen_ai.provider.name" = target.provider.semconv_name(),
             "gen_ai.request.model" = %target.model,
             "bulwark.target" = %target.label,
             "bulwark.hedge" = hedge,

@@ -78,9 +78,9 @@ pub async fn run(
         .map(|target| {
             translate::prepare(
                 request,
-                target.provider.format_for(request),
+                target.provider.format_for(request, &target.model),
                 target.traits,
-                target.provider.dialect().takes_top_k(),
+                target.provider.dialect_of(&target.model).takes_top_k(),
                 target.provider.default_max_tokens(),
                 route.policy.translation,
             )

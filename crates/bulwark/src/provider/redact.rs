@@ -32,9 +32,14 @@ impl Redactor {
     pub(crate) fn new<'a>(
         api_key: Option<&str>,
         headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+        cloud: &[&str],
     ) -> Redactor {
+        // A cloud's secrets (an AWS secret key, an Entra client secret, a
+        // service account's private key) are never sent, but are kept out
+        // of errors all the same.
         let mut secrets: Vec<String> = api_key
             .into_iter()
+            .chain(cloud.iter().copied())
             .filter(|k| !k.is_empty())
             .map(str::to_string)
             .collect();
@@ -217,7 +222,7 @@ mod tests {
     const KEY: &str = "sk-proj-SECRETabcdef123456";
 
     fn redactor() -> Redactor {
-        Redactor::new(Some(KEY), [])
+        Redactor::new(Some(KEY), [], &[])
     }
 
     #[test]
@@ -285,6 +290,11 @@ mod tests {
                 ("OpenAI-Organization", "org-visible"),
                 ("x-auth-mode", "on"),
             ],
+            &["aws-SECRET-key-0123456789"],
+        );
+        assert_eq!(
+            r.redact("signed with aws-SECRET-key-0123456789"),
+            "signed with [redacted]"
         );
         assert_eq!(r.redact("connection failed"), "connection failed");
         assert_eq!(

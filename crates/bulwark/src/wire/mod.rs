@@ -43,6 +43,10 @@ pub fn upstream(kind: ProviderKind) -> &'static dyn UpstreamDialect {
         ProviderKind::OpenAiCompatible => &openai::Upstream::Compatible,
         ProviderKind::Anthropic => &anthropic::Upstream,
         ProviderKind::Gemini => &gemini::Upstream,
+        // A cloud's main API; per model, `provider::cloud` may pick another
+        // (Gemini on Vertex).
+        ProviderKind::AzureOpenAi => &openai::Upstream::Compatible,
+        ProviderKind::Bedrock | ProviderKind::Vertex => &anthropic::Upstream,
     }
 }
 
