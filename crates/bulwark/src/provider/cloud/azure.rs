@@ -2,11 +2,17 @@
 //! paths (`/openai/deployments/{deployment}/chat/completions?api-version=`),
 //! or at the `/openai/v1/` surface with the model in the body. The
 //! target's model is the deployment.
+//!
+//! Auth is the resource's key in `api-key`, or an Entra ID token
+//! (client credentials, `entra.rs`) as a bearer, kept and renewed before
+//! it expires by the token cache.
 
 use futures_util::future::BoxFuture;
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 
+use super::entra::EntraSource;
+use super::token::TokenCache;
 use super::{CloudApi, CloudAuthError, path_segment, set_secret_header};
 use crate::config::{AzureConfig, Secret};
 use crate::error::ApiError;
@@ -16,7 +22,15 @@ use crate::wire::UpstreamDialect;
 pub(crate) struct Azure {
     base_url: String,
     api_version: Option<String>,
-    api_key: Option<Secret>,
+    auth: Auth,
+}
+
+#[derive(Debug)]
+enum Auth {
+    Key(Secret),
+    Entra(TokenCache),
+    /// `bulwark check` refuses such a config; a request says why.
+    Missing,
 }
 
 impl Azure {
@@ -24,12 +38,20 @@ impl Azure {
         config: &AzureConfig,
         base_url: String,
         api_key: Option<Secret>,
-        _http: &reqwest::Client,
+        http: &reqwest::Client,
     ) -> Self {
+        let auth = match (&config.entra, api_key) {
+            (Some(entra), _) => Auth::Entra(TokenCache::new(
+                Box::new(EntraSource::new(entra)),
+                http.clone(),
+            )),
+            (None, Some(key)) => Auth::Key(key),
+            (None, None) => Auth::Missing,
+        };
         Azure {
-            base_url,
+            base_url: base_url.trim_end_matches('/').to_string(),
             api_version: config.api_version.clone(),
-            api_key,
+            auth,
         }
     }
 }
@@ -69,10 +91,19 @@ impl CloudApi for Azure {
         request: &'a mut reqwest::Request,
     ) -> BoxFuture<'a, Result<(), CloudAuthError>> {
         Box::pin(async move {
-            let key = self.api_key.as_ref().ok_or_else(|| {
-                CloudAuthError::Refused("Entra ID tokens are not wired up yet".into())
-            })?;
-            set_secret_header(request, HeaderName::from_static("api-key"), key.expose())
+            match &self.auth {
+                Auth::Key(key) => {
+                    set_secret_header(request, HeaderName::from_static("api-key"), key.expose())
+                }
+                Auth::Entra(tokens) => {
+                    let token = tokens.bearer().await?;
+                    let value = format!("Bearer {}", token.expose());
+                    set_secret_header(request, http::header::AUTHORIZATION, &value)
+                }
+                Auth::Missing => Err(CloudAuthError::Refused(
+                    "the provider has neither `api_key` nor `entra`".into(),
+                )),
+            }
         })
     }
 

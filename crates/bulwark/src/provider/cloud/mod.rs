@@ -11,6 +11,7 @@
 
 pub(crate) mod azure;
 pub(crate) mod bedrock;
+pub(crate) mod entra;
 pub(crate) mod eventstream;
 pub(crate) mod token;
 pub(crate) mod vertex;
