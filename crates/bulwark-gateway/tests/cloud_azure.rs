@@ -56,6 +56,9 @@ routes:
   bad_key: {{ targets: [azkey/my-gpt, backup/gpt-4o-mini] }}
   bad_secret: {{ targets: [azsecret/my-gpt, backup/gpt-4o-mini] }}
   filtered: {{ targets: [az/my-gpt, backup/gpt-4o-mini] }}
+  emb: {{ targets: [az/text-embedding-3-small] }}
+  emb_v1: {{ targets: [azv1/text-embedding-3-small] }}
+  emb_entra: {{ targets: [aze/text-embedding-3-small] }}
 "#,
         backup.url()
     );
@@ -434,6 +437,47 @@ async fn a_filtered_answer_ends_with_each_formats_reason() -> TestResult {
     assert_eq!(status, 200, "{text}");
     let body: Value = serde_json::from_str(&text)?;
     assert_eq!(body["stop_reason"], "refusal", "{body}");
+    assert_eq!(backup.sim.request_count(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn embeddings_reach_both_surfaces_with_either_credential() -> TestResult {
+    let azure = azure_sim(3600).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let gw = gateway(&azure, &backup).await?;
+    let http = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for (route, path, credential) in [
+        (
+            "emb",
+            "/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21",
+            "api-key",
+        ),
+        ("emb_v1", "/openai/v1/embeddings", "api-key"),
+        (
+            "emb_entra",
+            "/openai/deployments/text-embedding-3-small/embeddings?api-version=2024-10-21",
+            "authorization",
+        ),
+    ] {
+        let body = json!({"model": route, "input": ["a b", "c"]}).to_string();
+        let (status, _, text) = post(&http, format!("{}/v1/embeddings", gw.base), body).await?;
+        assert_eq!(status, 200, "{route}: {text}");
+        let answer: Value = serde_json::from_str(&text)?;
+        assert_eq!(answer["data"].as_array().map(Vec::len), Some(2), "{answer}");
+        answers.push(answer["data"].clone());
+        let logged = azure.sim.requests();
+        let last = logged.last().ok_or("no request reached Azure")?;
+        assert_eq!(last.path, path, "{route}");
+        assert_eq!(
+            last.headers.get(credential).map(String::as_str),
+            Some("<redacted>")
+        );
+    }
+    // The same model in the same space, whichever way it was reached.
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[0], answers[2]);
     assert_eq!(backup.sim.request_count(), 0);
     Ok(())
 }

@@ -16,6 +16,7 @@ use super::token::TokenCache;
 use super::{CloudApi, CloudAuthError, path_segment, set_secret_header};
 use crate::config::{AzureConfig, Secret};
 use crate::error::ApiError;
+use crate::unary::{Unary, UnaryCall};
 use crate::wire::UpstreamDialect;
 
 #[derive(Debug)]
@@ -109,5 +110,78 @@ impl CloudApi for Azure {
 
     fn semconv_name(&self) -> &'static str {
         "azure.ai.openai"
+    }
+
+    /// Embeddings at the deployment's `/embeddings` (with the same
+    /// `api-version`), or at `/openai/v1/embeddings` with the model in the
+    /// body; the body and answer are OpenAI's.
+    fn unary<'a>(
+        &self,
+        operation: &'a Unary,
+        model: &str,
+    ) -> Option<Result<UnaryCall<'a>, ApiError>> {
+        let base = match &self.api_version {
+            Some(_) => match path_segment(model) {
+                Ok(deployment) => format!("{}/openai/deployments/{deployment}", self.base_url),
+                Err(error) => return Some(Err(error)),
+            },
+            None => format!("{}/openai/v1", self.base_url),
+        };
+        let mut call = self.dialect(model).unary(operation, &base, model)?;
+        if let (Ok(call), Some(version)) = (&mut call, &self.api_version) {
+            call.url.push_str("?api-version=");
+            call.url.push_str(version);
+        }
+        Some(call)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn azure(api_version: Option<&str>) -> Azure {
+        let config = AzureConfig {
+            api_version: api_version.map(String::from),
+            entra: None,
+        };
+        let key = Some(Secret::new("k"));
+        Azure::new(
+            &config,
+            "https://r.openai.azure.com/".into(),
+            key,
+            &reqwest::Client::new(),
+        )
+    }
+
+    #[test]
+    fn deployments_take_the_version_and_v1_the_model_in_the_body() -> Result<(), ApiError> {
+        let dialect: &'static dyn UpstreamDialect = &crate::wire::openai::Upstream::Compatible;
+        assert_eq!(
+            azure(Some("2024-10-21")).url(dialect, "my gpt", true)?,
+            "https://r.openai.azure.com/openai/deployments/my%20gpt/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            azure(None).url(dialect, "gpt-4o", true)?,
+            "https://r.openai.azure.com/openai/v1/chat/completions"
+        );
+        let request = crate::unary::EmbeddingsRequest::decode(br#"{"model": "e", "input": "x"}"#)?;
+        let operation = Unary::Embeddings(request);
+        let url = |azure: Azure| {
+            azure
+                .unary(&operation, "emb")
+                .map(|call| call.map(|c| c.url))
+        };
+        assert_eq!(
+            url(azure(Some("2024-10-21"))).transpose()?.as_deref(),
+            Some(
+                "https://r.openai.azure.com/openai/deployments/emb/embeddings?api-version=2024-10-21"
+            )
+        );
+        assert_eq!(
+            url(azure(None)).transpose()?.as_deref(),
+            Some("https://r.openai.azure.com/openai/v1/embeddings")
+        );
+        Ok(())
     }
 }
