@@ -3,7 +3,7 @@
 //! (renewed before they expire, under load), refused credentials as a
 //! misconfiguration, and the content filter as the client's problem.
 
-use bulwark_sim::{AzureSimConfig, SimConfig, SimServer};
+use bulwark_sim::{AzureSimConfig, Fault, FaultRule, SimConfig, SimServer, StatusFault};
 use serde_json::{Value, json};
 
 mod common;
@@ -479,5 +479,42 @@ async fn embeddings_reach_both_surfaces_with_either_credential() -> TestResult {
     assert_eq!(answers[0], answers[1]);
     assert_eq!(answers[0], answers[2]);
     assert_eq!(backup.sim.request_count(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn azures_rate_limit_is_retried_on_the_same_target_without_counting() -> TestResult {
+    let azure = azure_sim(3600).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let gw = gateway(&azure, &backup).await?;
+    let http = reqwest::Client::new();
+    let limited = StatusFault {
+        retry_after: Some(0),
+        ..StatusFault::new(429)
+    };
+    azure
+        .sim
+        .add_fault(FaultRule::always(Fault::Status(limited)).times(1));
+    let (status, headers, text) = post(
+        &http,
+        format!("{}/v1/chat/completions", gw.base),
+        openai_chat("filtered", "Say hi please", false),
+    )
+    .await?;
+    assert_eq!(status, 200, "{text}");
+    let served_by = headers
+        .get("x-bulwark-target")
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(served_by, Some("az/my-gpt"));
+    let outcomes = azure.sim.stats().by_outcome;
+    assert_eq!(outcomes.get("fault_status_429"), Some(&1), "{outcomes:?}");
+    assert_eq!(outcomes.get("ok"), Some(&1), "{outcomes:?}");
+    assert_eq!(backup.sim.request_count(), 0);
+    let targets = admin_targets(&http, &gw.base).await?;
+    assert_eq!(
+        breaker_of(&targets, "az/my-gpt").as_deref(),
+        Some("closed"),
+        "{targets}"
+    );
     Ok(())
 }

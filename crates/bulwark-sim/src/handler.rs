@@ -379,10 +379,14 @@ fn decide(
     let mut delay = crate::speed::wait(latency.headers_ms, speed);
     match &fault {
         Some(Fault::Status(f)) => {
+            let mut spec = spec_from_fault(ctx, f);
+            if azure {
+                crate::cloud::azure::status_error(&mut spec, f, inc);
+            }
             return Outcome {
                 label,
                 delay,
-                response: error_response(format, &spec_from_fault(ctx, f), Some(f)),
+                response: error_response(format, &spec, Some(f)),
             };
         }
         Some(Fault::ConnectionReset) => {

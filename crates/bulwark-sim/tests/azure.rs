@@ -380,3 +380,28 @@ async fn content_filter_on_a_complete_answer_and_off_azure() {
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["type"], "invalid_request_error");
 }
+
+#[tokio::test]
+async fn rate_limits_are_worded_as_azure_words_them() {
+    let server = start().await;
+    let url = deployment_url(&server, "2024-10-21");
+    let r = post(
+        &url,
+        &[("x-sim-fault", "status=429;retry_after=6")],
+        &chat(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("retry-after"), Some("6"));
+    let error = &r.json()["error"];
+    assert_eq!(error["code"], "429");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2024-10-21"),
+        "{message}"
+    );
+    assert!(message.contains("retry after 6 seconds"), "{message}");
+    // Other statuses keep OpenAI's words, as the service behind Azure sends them.
+    let r = post(&url, &[("x-sim-fault", "status=500")], &chat(json!({}))).await;
+    assert_eq!(r.json()["error"]["type"], "server_error");
+}

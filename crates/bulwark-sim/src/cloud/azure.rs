@@ -25,10 +25,12 @@ use serde_json::{Value, json};
 
 use super::Cloud;
 use crate::config::SimConfig;
+use crate::fault::StatusFault;
 use crate::format::Format;
 use crate::handler::{Call, Incoming, handle};
 use crate::server::{Parts, incoming};
 use crate::state::Sim;
+use crate::wire::ErrorSpec;
 
 /// API versions the deployment paths accept unless the config lists its
 /// own: Azure's GA versions and recent previews.
@@ -200,6 +202,25 @@ pub(crate) fn gate(sim: &Sim, config: &SimConfig, inc: &Incoming) -> Option<Refu
         Some(_) => Some(refusal(401, error("401", TOKEN_REFUSED))),
         None => Some(refusal(401, error("401", KEY_REFUSED))),
     }
+}
+
+/// Azure words its own rate limits (`code` the status as a string, the
+/// operation and API version named); other statuses come from the model
+/// service behind it in OpenAI's words.
+pub(crate) fn status_error(spec: &mut ErrorSpec, fault: &StatusFault, inc: &Incoming) {
+    if fault.status != 429 || fault.code.is_some() || fault.message.is_some() {
+        return;
+    }
+    let version = inc.query.get("api-version").map_or("v1", String::as_str);
+    let operation = match inc.call {
+        Call::Embed { .. } => "Embeddings_Create",
+        _ => "ChatCompletions_Create",
+    };
+    let wait = fault.retry_after.unwrap_or(1);
+    spec.code = Some("429".into());
+    spec.message = Some(format!(
+        "Requests to the {operation} Operation under Azure OpenAI API version {version} have exceeded token rate limit of your current OpenAI S0 pricing tier. Please retry after {wait} seconds. Please go here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit."
+    ));
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
