@@ -437,6 +437,16 @@ async fn a_filtered_answer_ends_with_each_formats_reason() -> TestResult {
     assert_eq!(status, 200, "{text}");
     let body: Value = serde_json::from_str(&text)?;
     assert_eq!(body["stop_reason"], "refusal", "{body}");
+    let gemini = json!({"contents": [{"role": "user", "parts": [{"text": prompt}]}]}).to_string();
+    let (status, _, text) = post(
+        &http,
+        format!("{}/v1beta/models/dep:generateContent", gw.base),
+        gemini,
+    )
+    .await?;
+    assert_eq!(status, 200, "{text}");
+    let body: Value = serde_json::from_str(&text)?;
+    assert_eq!(body["candidates"][0]["finishReason"], "SAFETY", "{body}");
     assert_eq!(backup.sim.request_count(), 0);
     Ok(())
 }
