@@ -304,6 +304,17 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     config.engine.routes.len(),
                     plural(config.engine.routes.len())
                 );
+                // Where each cloud's credentials come from, so a wrong
+                // profile or file shows before the first request.
+                for (name, provider) in &config.engine.providers {
+                    if let Some(cloud) = &provider.cloud {
+                        println!(
+                            "  {name} ({}): {}",
+                            provider.kind.name(),
+                            cloud.describe(&provider.base_url)
+                        );
+                    }
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {

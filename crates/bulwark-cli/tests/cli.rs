@@ -70,6 +70,72 @@ fn check_knows_the_stream_option() -> TestResult {
     Ok(())
 }
 
+/// A cloud's settings are checked at their keys, and `check` says where
+/// each cloud's credentials come from without printing one.
+#[test]
+fn check_names_each_clouds_credentials_and_never_a_secret() -> TestResult {
+    let dir = std::env::temp_dir().join(format!("bulwark-cli-aws-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let credentials = dir.join("credentials");
+    std::fs::write(
+        &credentials,
+        "[team]\naws_access_key_id = AKIDTEAMEXAMPLE\naws_secret_access_key = aws-SECRET-value-123456\n",
+    )?;
+    let good = write_config(
+        "clouds.yaml",
+        "providers:\n  anthropic: { kind: anthropic, api_key: k }\n  bedrock: { kind: bedrock, region: us-east-1, aws: { profile: team } }\n  azure: { kind: azure-openai, base_url: \"https://r.openai.azure.com\", api_version: 2024-10-21, entra: { tenant_id: t1, client_id: c1, client_secret: entra-SECRET-654321 } }\nroutes:\n  claude: { targets: [anthropic/claude-sonnet-4-5, bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0] }\n  gpt: { targets: [azure/gpt-4o] }\n",
+    )?;
+    let output = bulwark()
+        .args(["check", "--config"])
+        .arg(&good)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .output()?;
+    let stdout = String::from_utf8(output.stdout)?;
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("bedrock (bedrock): us-east-1, SigV4 with access key AKIDTEAMEXAMPLE from profile `team`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("azure (azure-openai): https://r.openai.azure.com, deployments, api-version 2024-10-21, Entra ID tokens for client c1 of tenant t1"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("SECRET"), "{stdout}");
+
+    let bad = write_config(
+        "clouds-bad.yaml",
+        "providers:\n  bedrock: { kind: bedrock, region: us-east-1, aws: { profile: nobody } }\n  vertex: { kind: vertex, region: Bad_Region }\nroutes: {}\n",
+    )?;
+    let output = bulwark()
+        .args(["check", "--config"])
+        .arg(&bad)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_BEARER_TOKEN_BEDROCK")
+        .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+        .output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr)?;
+    for expected in [
+        "providers.bedrock.aws: no AWS credentials found",
+        "providers.vertex.region: a region is lower-case letters",
+        "providers.vertex.project: required for kind vertex",
+        "providers.vertex.credentials_file: required for kind vertex",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(!stderr.contains("SECRET"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 #[test]
 fn check_refuses_a_route_mixing_embedding_models() -> TestResult {
     let mixed = write_config(

@@ -131,6 +131,7 @@ pub async fn send(
         fallback: false,
         cache: None,
         degraded: None,
+        dropped: None,
     };
     let call = async {
         let mut builder = http
@@ -162,6 +163,7 @@ pub async fn send(
             header("x-bulwark-cache").filter(|c| c == "hit" || c == "stale"),
             header("x-bulwark-degraded"),
         );
+        let dropped = header("x-bulwark-dropped");
         let mut body = Vec::new();
         let mut first = None;
         let mut chunks = response.bytes_stream();
@@ -173,19 +175,20 @@ pub async fn send(
             body.extend_from_slice(&chunk);
         }
         Ok::<_, String>((
-            status, body, first, target, attempts, fallback, cache, degraded,
+            status, body, first, target, attempts, fallback, cache, degraded, dropped,
         ))
     };
     match tokio::time::timeout(timeout, call).await {
         Err(_) => sent.error = Some("client timeout".into()),
         Ok(Err(error)) => sent.error = Some(error),
-        Ok(Ok((status, body, first, target, attempts, fallback, cache, degraded))) => {
+        Ok(Ok((status, body, first, target, attempts, fallback, cache, degraded, dropped))) => {
             sent.status = Some(status);
             sent.target = target;
             sent.attempts = attempts;
             sent.fallback = fallback;
             sent.cache = cache;
             sent.degraded = degraded;
+            sent.dropped = dropped;
             if status != 200 {
                 sent.error = Some(status.to_string());
                 sent.detail = error_message(&body);

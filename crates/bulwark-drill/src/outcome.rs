@@ -56,6 +56,10 @@ pub struct Sent {
     /// `hit` or `stale`.
     pub cache: Option<String>,
     pub degraded: Option<String>,
+    /// `x-bulwark-dropped`: the fields of the client's request its answer
+    /// left out (a translation to a format lacking them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped: Option<String>,
 }
 
 /// Something the gateway did, at a wall time since the drill started.

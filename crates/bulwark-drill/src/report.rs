@@ -65,6 +65,10 @@ pub struct PathFigures {
     pub degraded: u64,
     /// Answered normally by the route's first target.
     pub first_target: u64,
+    /// Answers that left out fields the client sent, as a translation to
+    /// a format lacking them does (`x-bulwark-dropped`); counted apart
+    /// from how they were served.
+    pub dropped: u64,
     /// Failures by error, most frequent first.
     pub errors: Vec<(String, u64)>,
     /// Sequence numbers recorded more than once: a request counted twice.

@@ -84,6 +84,7 @@ fn base(path: Path, seq: u64) -> Sent {
         fallback: false,
         cache: None,
         degraded: None,
+        dropped: None,
     }
 }
 

@@ -65,6 +65,9 @@ pub struct SimConfig {
     /// with real rate-limit headers, and every answer's headers say how many
     /// requests remain.
     pub rate_limit_rpm: Option<u64>,
+    /// Amazon Bedrock's credentials; `None`: Bedrock paths check no auth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<crate::cloud::bedrock::BedrockSimConfig>,
     /// Azure OpenAI's credentials and API versions (`None`: Azure's paths
     /// check no credentials).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,6 +95,7 @@ impl Default for SimConfig {
             api_key: None,
             faults: Vec::new(),
             rate_limit_rpm: None,
+            bedrock: None,
             azure: None,
         }
     }

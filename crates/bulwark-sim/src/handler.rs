@@ -29,13 +29,14 @@ use crate::{anthropic, gemini, openai, responses};
 /// Headers whose values the request log replaces by [`REDACTED`]: the
 /// providers' key headers (the first four, which also say whether a key was
 /// presented) and other credentials.
-const SECRET_HEADERS: [&str; 6] = [
+const SECRET_HEADERS: [&str; 7] = [
     "authorization",
     "x-api-key",
     "x-goog-api-key",
     "api-key",
     "cookie",
     "proxy-authorization",
+    "x-amz-security-token",
 ];
 
 /// What the request log shows instead of a credential.
@@ -295,17 +296,16 @@ fn decide(
 ) -> Outcome {
     let format = inc.format;
     let azure = inc.cloud == Some(Cloud::Azure);
-    if azure && let Some(refusal) = crate::cloud::azure::gate(sim, config, inc) {
+    if let Some((label, response)) = crate::cloud::refuse(sim, config, inc, &ctx.request_id) {
+        let delay = Duration::ZERO;
         return Outcome {
-            label: refusal.label,
-            delay: Duration::ZERO,
-            response: refusal.response,
+            label,
+            delay,
+            response,
         };
     }
-    // The clouds check their own credentials.
-    if inc.cloud.is_none()
-        && let Some(expected) = &config.api_key
-    {
+    // A cloud checks its own credentials (above), not the provider's key.
+    if let (None, Some(expected)) = (inc.cloud, &config.api_key) {
         let presented = presented_key(inc);
         if presented.as_deref() != Some(expected.as_str()) {
             let message = match (format, presented.is_some()) {
@@ -320,7 +320,9 @@ fn decide(
             return plain_error("error_401", format, &spec);
         }
     }
+    // On the clouds the version travels in the body (`anthropic_version`).
     if format == Format::Anthropic
+        && inc.cloud.is_none()
         && !matches!(inc.call, Call::Models { .. })
         && !inc.headers.contains_key("anthropic-version")
     {
@@ -422,6 +424,10 @@ fn decide(
             };
             return invalid(format, ctx, Invalid::new(message));
         }
+    };
+    let body = match crate::cloud::provider_body(inc, body) {
+        Ok(body) => body,
+        Err(inv) => return invalid(format, ctx, inv),
     };
     if let Call::Embed { batch } = inc.call {
         if config.strict_models && !config.models.contains(&ctx.model) {

@@ -14,6 +14,10 @@
 //!   a batch) (`x-goog-api-key` or `?key=`).
 //! - Embedding vectors are unit vectors derived from the model and the text
 //!   alone, the same in every format (`embed.rs`).
+//! - Amazon Bedrock, Claude: `POST /model/{modelId}/invoke` and
+//!   `/invoke-with-response-stream` (SigV4 or a Bedrock API key when
+//!   [`SimConfig::bedrock`] is set; binary event-stream answers;
+//!   Bedrock-shaped errors), through the Anthropic pipeline.
 //! - Azure OpenAI (`cloud::azure`): `POST /openai/deployments/{deployment}/chat/completions`
 //!   and `/embeddings` (`?api-version=` required), `/openai/v1/chat/completions`,
 //!   `/embeddings` and `/responses`; `api-key` or an Entra bearer token from
@@ -110,6 +114,7 @@ mod wire;
 
 pub use cloud::Cloud;
 pub use cloud::azure::AzureSimConfig;
+pub use cloud::bedrock::BedrockSimConfig;
 pub use config::{Latency, SimConfig, load_scenario};
 pub use dist::{Distribution, LatencyDist};
 pub use error::SimError;

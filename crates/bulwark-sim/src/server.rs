@@ -34,6 +34,7 @@ pub(crate) fn router(sim: Sim) -> Router {
             "/v1beta/models/{*rest}",
             post(gemini_post).get(gemini_model),
         )
+        .merge(crate::cloud::bedrock::routes())
         .merge(crate::cloud::azure::routes())
         .merge(crate::control::routes())
         .with_state(sim)

@@ -30,7 +30,8 @@ pub struct RecordedRequest {
     pub stream: bool,
     /// Every header as received, lower-cased names; the values of
     /// credential headers (`authorization`, `x-api-key`, `x-goog-api-key`,
-    /// `api-key`, `cookie`, `proxy-authorization`) replaced by `<redacted>`.
+    /// `api-key`, `cookie`, `proxy-authorization`, `x-amz-security-token`)
+    /// replaced by `<redacted>`.
     pub headers: BTreeMap<String, String>,
     /// Whether any credential header or `?key=` was present (never its value).
     pub auth_present: bool,

@@ -32,6 +32,10 @@ pub const METRICS: &[(&str, &str)] = &[
     ),
     ("degraded", "answers served degraded"),
     (
+        "dropped",
+        "answers that left out fields the client sent (a translation)",
+    ),
+    (
         "over_deadline",
         "Bulwark requests slower than the route's deadline",
     ),
@@ -75,6 +79,7 @@ const PATH_METRICS: &[&str] = &[
     "fallback",
     "from_cache",
     "degraded",
+    "dropped",
 ];
 
 const DURATION_METRICS: &[&str] = &[
@@ -211,6 +216,7 @@ impl Assertion {
             "fallback" => Actual::Count(f.fallback),
             "from_cache" => Actual::Count(f.from_cache),
             "degraded" => Actual::Count(f.degraded),
+            "dropped" => Actual::Count(f.dropped),
             "over_deadline" => Actual::Count(r.over_deadline),
             "amplification" => Actual::Number(r.amplification),
             "upstream_calls" => Actual::Count(r.upstream_calls),

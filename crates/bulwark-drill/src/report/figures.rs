@@ -52,7 +52,11 @@ pub(crate) fn path_figures(data: &DrillData, path: Path) -> PathFigures {
     let (mut ok, mut failed) = (0, 0);
     let (mut cache, mut degraded, mut fallback, mut first) = (0, 0, 0, 0);
     let mut errors: HashMap<String, u64> = HashMap::new();
+    let mut dropped = 0;
     for s in &sent {
+        if s.ok && s.dropped.is_some() {
+            dropped += 1;
+        }
         if !s.ok {
             failed += 1;
             *errors.entry(error_name(s)).or_default() += 1;
@@ -89,6 +93,7 @@ pub(crate) fn path_figures(data: &DrillData, path: Path) -> PathFigures {
         from_cache: cache,
         degraded,
         first_target: first,
+        dropped,
         errors,
         duplicate_seqs: seen
             .iter()

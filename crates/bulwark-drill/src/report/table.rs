@@ -37,6 +37,9 @@ pub(crate) fn result_rows(report: &Report) -> Vec<[String; 3]> {
         row("Answered degraded", &|f| {
             text::count_share(f.degraded, f.sent)
         }),
+        row("Answered with fields dropped", &|f| {
+            text::count_share(f.dropped, f.sent)
+        }),
     ]
 }
 

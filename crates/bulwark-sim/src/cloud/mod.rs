@@ -5,11 +5,22 @@
 //! cloud code is tested against something that refuses what the real cloud
 //! would refuse.
 
+pub(crate) mod azure;
+pub(crate) mod bedrock;
+mod bedrock_reply;
+mod converse;
+pub(crate) mod entra;
+mod eventstream;
+pub(crate) mod filter;
+mod sigv4;
+
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-pub(crate) mod azure;
-pub(crate) mod entra;
-pub(crate) mod filter;
+use crate::config::SimConfig;
+use crate::handler::Incoming;
+use crate::state::Sim;
+use crate::wire::Invalid;
 
 /// Which cloud a request arrived through; `None` on `Incoming` for the
 /// providers' own APIs.
@@ -31,5 +42,32 @@ impl Cloud {
             Cloud::Bedrock => "bedrock",
             Cloud::Vertex => "vertex",
         }
+    }
+}
+
+/// The cloud's own checks, before the provider's: its auth and its body
+/// rules. `Some` is the refusal: the request log's label and the response.
+pub(crate) fn refuse(
+    sim: &Sim,
+    config: &SimConfig,
+    inc: &Incoming,
+    request_id: &str,
+) -> Option<(String, Response)> {
+    match inc.cloud? {
+        Cloud::Azure => azure::gate(sim, config, inc).map(|r| (r.label, r.response)),
+        Cloud::Bedrock => bedrock::refuse(config, inc, request_id),
+        Cloud::Vertex => None,
+    }
+}
+
+/// The provider's body a cloud's own request body stands for (Bedrock's
+/// Converse body is read as Anthropic's); other bodies are the provider's.
+pub(crate) fn provider_body(
+    inc: &Incoming,
+    body: serde_json::Value,
+) -> Result<serde_json::Value, Invalid> {
+    match (inc.cloud, bedrock::Api::of_path(&inc.path)) {
+        (Some(Cloud::Bedrock), Some((bedrock::Api::Converse, _))) => converse::to_messages(&body),
+        _ => Ok(body),
     }
 }

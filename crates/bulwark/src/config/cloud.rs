@@ -98,6 +98,8 @@ pub struct AwsCredentials {
     pub access_key_id: String,
     pub secret_access_key: Secret,
     pub session_token: Option<Secret>,
+    /// Where they were found, for `bulwark check`: never a secret.
+    pub source: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +120,48 @@ pub struct ServiceAccount {
 }
 
 impl CloudConfig {
+    /// How the cloud's requests are authenticated, and with what, in
+    /// words for `bulwark check`; never a secret.
+    pub fn describe(&self, region_or_url: &str) -> String {
+        match self {
+            CloudConfig::Azure(azure) => {
+                let surface = match &azure.api_version {
+                    Some(version) => format!("deployments, api-version {version}"),
+                    None => "the /openai/v1/ surface".into(),
+                };
+                let auth = match &azure.entra {
+                    Some(entra) => format!(
+                        "Entra ID tokens for client {} of tenant {}",
+                        entra.client_id, entra.tenant_id
+                    ),
+                    None => "an api-key".into(),
+                };
+                format!("{region_or_url}, {surface}, {auth}")
+            }
+            CloudConfig::Bedrock(bedrock) => match &bedrock.credentials {
+                Some(c) => format!(
+                    "{}, SigV4 with access key {} from {}{}",
+                    bedrock.region,
+                    c.access_key_id,
+                    c.source,
+                    if c.session_token.is_some() {
+                        " (session credentials)"
+                    } else {
+                        ""
+                    }
+                ),
+                None => format!("{}, a Bedrock API key", bedrock.region),
+            },
+            CloudConfig::Vertex(vertex) => format!(
+                "project {}, {}, service account {} (tokens from {})",
+                vertex.project,
+                vertex.region,
+                vertex.service_account.client_email,
+                vertex.service_account.token_uri
+            ),
+        }
+    }
+
     /// Every secret the cloud's settings hold, for the provider's redactor.
     pub fn secrets(&self) -> Vec<&str> {
         match self {
@@ -305,19 +349,25 @@ fn bedrock(
                 access_key_id: id,
                 secret_access_key: Secret::new(secret),
                 session_token: aws.session_token.map(Secret::new),
+                source: format!("{path}.aws"),
             }),
         });
     }
-    if let Some(key) = ambient.get("AWS_BEARER_TOKEN_BEDROCK") {
+    // A profile or file named in the config is as explicit as keys there:
+    // the environment's credentials do not override it, as the CLI's
+    // `--profile` is not overridden by them.
+    let named = aws.profile.is_some() || aws.credentials_file.is_some();
+    if let Some(key) = ambient.get("AWS_BEARER_TOKEN_BEDROCK").filter(|_| !named) {
         raw.api_key = Some(key.clone());
         return Some(BedrockConfig {
             region,
             credentials: None,
         });
     }
-    if let (Some(id), Some(secret)) = (
+    if let (Some(id), Some(secret), false) = (
         ambient.get("AWS_ACCESS_KEY_ID"),
         ambient.get("AWS_SECRET_ACCESS_KEY"),
+        named,
     ) {
         return Some(BedrockConfig {
             region,
@@ -325,6 +375,7 @@ fn bedrock(
                 access_key_id: id.clone(),
                 secret_access_key: Secret::new(secret.clone()),
                 session_token: ambient.get("AWS_SESSION_TOKEN").cloned().map(Secret::new),
+                source: "the AWS_ACCESS_KEY_ID environment variables".into(),
             }),
         });
     }
@@ -348,7 +399,13 @@ fn bedrock(
     let found = file
         .as_ref()
         .and_then(|file| read_small(file).ok())
-        .and_then(|text| shared_credentials(&text, &profile));
+        .and_then(|text| shared_credentials(&text, &profile))
+        .map(|mut credentials| {
+            if let Some(file) = &file {
+                credentials.source = format!("profile `{profile}` of {}", file.display());
+            }
+            credentials
+        });
     match found {
         Some(credentials) => Some(BedrockConfig {
             region,
@@ -394,6 +451,7 @@ fn shared_credentials(text: &str, profile: &str) -> Option<AwsCredentials> {
         session_token: keys
             .get("aws_session_token")
             .map(|token| Secret::new(*token)),
+        source: String::new(),
     })
 }
 
@@ -689,3 +747,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+#[cfg(test)]
+#[path = "cloud_chain_tests.rs"]
+mod chain_tests;

@@ -18,9 +18,10 @@
 //! | 408, 409, 425, 500, 502, 504, 520-524, HTML error page | retry | failure | - | `server_error` (`client_error` below 500) | 502 (408/409: their own status) |
 //! | 503, 529 | retry | failure | overload | `overloaded` | 502 |
 //! | 3xx (redirects are never followed: they would carry the key elsewhere) | fail over | failure | - | `redirect` | 502 |
-//! | 429 rate limit | retry (honouring hints) | not counted | overload | `rate_limited` | 429 |
+//! | 429 rate limit (Bedrock's `ThrottlingException` too) | retry (honouring hints) | not counted | overload | `rate_limited` | 429 |
+//! | Bedrock 429 `ModelNotReadyException` (the model is loading) | retry | failure | - | `overloaded` | 502 |
 //! | OpenAI 429 `insufficient_quota`, Anthropic 402 `billing_error`, Gemini 429 per-day quota | fail over | failure | overload (429) | `rate_limited` / `client_error` | 429 / 402 |
-//! | 401, 403 | fail over; target marked misconfigured | failure | - | `auth` | 502: the gateway's key, not the client's |
+//! | 401, 403 (Bedrock's `InvalidSignatureException`, `UnrecognizedClientException`, `AccessDeniedException`) | fail over; target marked misconfigured | failure | - | `auth` | 502: the gateway's key, not the client's |
 //! | 404 (model unknown to the provider) | fail over; target marked misconfigured | failure | - | `client_error` | 502: the route's model |
 //! | 400 `context_length_exceeded` | fail over to a larger context window only | not counted | - | `client_error` | 400 |
 //! | 400 `content_filter` (Azure's content filter refused the prompt), translated or not; the same code in a stream's error event | fail fast | not counted | - | `content_filter` | 400 `content_filter`, saying the prompt was filtered |
@@ -204,6 +205,12 @@ fn by_failure(error: &UpstreamError) -> Verdict {
                 |action, breaker_failure| verdict(action, breaker_failure, concurrency, class);
             match status {
                 429 if quota_exhausted(code) => verdict(Action::FailOver, true),
+                // Not a quota: the model is not serving yet, and soon will.
+                429 if model_not_ready(code) => Verdict {
+                    class: "overloaded",
+                    concurrency: Signal::Ignore,
+                    ..verdict(Action::Retry, true)
+                },
                 429 => verdict(Action::Retry, false),
                 402 => verdict(Action::FailOver, true),
                 // A refused key, or a model the provider does not have: this
@@ -247,19 +254,26 @@ fn status_class(status: u16) -> &'static str {
 /// Providers name an overload in their error events `overloaded_error`
 /// (Anthropic) or similar.
 fn is_overloaded_code(code: &str) -> bool {
-    code.contains("overloaded")
+    code.contains("overloaded") || code.eq_ignore_ascii_case("serviceUnavailableException")
 }
 
 /// A rate limit named in a stream's error event (OpenAI's
-/// `rate_limit_exceeded`, Anthropic's `rate_limit_error`).
+/// `rate_limit_exceeded`, Anthropic's `rate_limit_error`, Bedrock's
+/// `throttlingException`).
 fn is_rate_limited_code(code: &str) -> bool {
-    code.starts_with("rate_limit")
+    code.starts_with("rate_limit") || code.eq_ignore_ascii_case("throttlingException")
+}
+
+/// Bedrock's 429 for a model that is still loading: transient, not a quota.
+fn model_not_ready(code: &str) -> bool {
+    code.eq_ignore_ascii_case("ModelNotReadyException")
 }
 
 /// A request the provider refused in a stream's error event: its content
-/// (`invalid_prompt`) or shape (`invalid_request_error`).
+/// (`invalid_prompt`) or shape (`invalid_request_error`, Bedrock's
+/// `validationException`).
 fn is_request_refused_code(code: &str) -> bool {
-    code.starts_with("invalid_")
+    code.starts_with("invalid_") || code.eq_ignore_ascii_case("validationException")
 }
 
 /// Azure OpenAI's code for a prompt its content filter refused.
@@ -280,6 +294,7 @@ fn context_exceeded(code: &str, message: &str) -> bool {
         || message.contains("prompt is too long")
         || message.contains("maximum context length")
         || message.contains("exceeds the maximum number of tokens")
+        || message.contains("input is too long for requested model")
 }
 
 /// The error the client sees when this failure was the last word.
@@ -328,7 +343,9 @@ pub fn client_error(error: &UpstreamError) -> ApiError {
         UpstreamFailure::Status {
             status,
             provider_code,
-        } if (400..500).contains(status) => {
+        } if (400..500).contains(status)
+            && !provider_code.as_deref().is_some_and(model_not_ready) =>
+        {
             let mut api = ApiError::new(passed_through_kind(*status), format!("{target}: {message}"));
             api.status = *status;
             api.code.clone_from(provider_code);
@@ -566,6 +583,76 @@ mod tests {
         let server = stream("server_error");
         assert_eq!(server.action, Action::Retry);
         assert!(server.breaker_failure);
+    }
+
+    /// Bedrock names its failures in `x-amzn-ErrorType` (statuses) and in
+    /// exception frames (streams); both are judged as their meaning says.
+    #[test]
+    fn bedrock_failures() {
+        let throttled = classify(&status(429, Some("ThrottlingException")));
+        assert_eq!(throttled.action, Action::Retry);
+        assert!(!throttled.breaker_failure);
+        assert_eq!(throttled.class, "rate_limited");
+        let unavailable = classify(&status(503, Some("ServiceUnavailableException")));
+        assert_eq!(unavailable.action, Action::Retry);
+        assert_eq!(unavailable.class, "overloaded");
+        let not_ready = status(429, Some("ModelNotReadyException"));
+        let verdict = classify(&not_ready);
+        assert_eq!(verdict.action, Action::Retry);
+        assert!(verdict.breaker_failure);
+        assert_eq!(verdict.class, "overloaded");
+        assert_eq!(verdict.concurrency, Signal::Ignore);
+        assert_eq!(client_error(&not_ready).status, 502);
+        for code in [
+            "InvalidSignatureException",
+            "UnrecognizedClientException",
+            "AccessDeniedException",
+        ] {
+            let verdict = classify(&status(403, Some(code)));
+            assert_eq!(verdict.action, Action::FailOver, "{code}");
+            assert!(verdict.misconfigured, "{code}");
+            assert_eq!(verdict.class, "auth", "{code}");
+        }
+        let too_long = UpstreamError::new(
+            "p/m",
+            UpstreamFailure::Status {
+                status: 400,
+                provider_code: Some("ValidationException".into()),
+            },
+            "Input is too long for requested model.",
+        );
+        assert_eq!(action(&too_long), Action::FailOverToLargerContext);
+        assert_eq!(
+            action(&status(400, Some("ValidationException"))),
+            Action::FailFast
+        );
+
+        let stream = |code: &str| {
+            classify(&UpstreamError::new(
+                "p/m",
+                UpstreamFailure::Stream {
+                    provider_code: Some(code.to_string()),
+                },
+                "x",
+            ))
+        };
+        let throttled = stream("throttlingException");
+        assert_eq!(
+            (throttled.action, throttled.class),
+            (Action::Retry, "rate_limited")
+        );
+        assert!(!throttled.breaker_failure);
+        let unavailable = stream("serviceUnavailableException");
+        assert_eq!(unavailable.action, Action::Retry);
+        assert_eq!(unavailable.concurrency, Signal::Overload);
+        let refused = stream("validationException");
+        assert_eq!(refused.action, Action::FailOver);
+        assert!(!refused.breaker_failure);
+        for code in ["internalServerException", "modelStreamErrorException"] {
+            let verdict = stream(code);
+            assert_eq!(verdict.action, Action::Retry, "{code}");
+            assert!(verdict.breaker_failure, "{code}");
+        }
     }
 
     #[test]
