@@ -45,12 +45,14 @@ breaker: {{ consecutive_failures: 1 }}
 providers:
   az: {{ kind: azure-openai, base_url: "{az}", api_version: 2024-10-21, api_key: {KEY} }}
   azv1: {{ kind: azure-openai, base_url: "{az}", api_key: {KEY} }}
+  azold: {{ kind: azure-openai, base_url: "{az}", api_version: 2024-06-01, api_key: {KEY} }}
   aze: {{ kind: azure-openai, base_url: "{az}", api_version: 2024-10-21, entra: {{ tenant_id: tenant-1, client_id: client-1, client_secret: {SECRET}, authority: "{az}" }} }}
   azkey: {{ kind: azure-openai, base_url: "{az}", api_version: 2024-10-21, api_key: wrong-key-0123456 }}
   azsecret: {{ kind: azure-openai, base_url: "{az}", api_version: 2024-10-21, entra: {{ tenant_id: tenant-1, client_id: client-1, client_secret: wrong-secret-0123, authority: "{az}" }} }}
   backup: {{ kind: openai, base_url: "{}/v1", api_key: backup-key }}
 routes:
   dep: {{ targets: [az/my-gpt] }}
+  old: {{ targets: [azold/my-gpt] }}
   v1: {{ targets: [azv1/gpt-4o] }}
   entra: {{ targets: [aze/my-gpt] }}
   bad_key: {{ targets: [azkey/my-gpt, backup/gpt-4o-mini] }}
@@ -526,5 +528,32 @@ async fn azures_rate_limit_is_retried_on_the_same_target_without_counting() -> T
         Some("closed"),
         "{targets}"
     );
+    Ok(())
+}
+
+/// API versions before 2024-08-01 refuse `stream_options`: the gateway
+/// sends them none, and their answers still arrive, without usage.
+#[tokio::test]
+async fn an_old_api_version_is_sent_no_stream_options() -> TestResult {
+    let azure = azure_sim(3600).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let gw = gateway(&azure, &backup).await?;
+    let http = reqwest::Client::new();
+    for stream in [false, true] {
+        let (status, _, text) = post(
+            &http,
+            format!("{}/v1/chat/completions", gw.base),
+            openai_chat("old", "Say hi please", stream),
+        )
+        .await?;
+        assert_eq!(status, 200, "{text}");
+        let logged = azure.sim.requests();
+        let last = logged.last().ok_or("no request reached Azure")?;
+        assert_eq!(
+            last.path,
+            "/openai/deployments/my-gpt/chat/completions?api-version=2024-06-01"
+        );
+        assert!(last.body.get("stream_options").is_none(), "{}", last.body);
+    }
     Ok(())
 }

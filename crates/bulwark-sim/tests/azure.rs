@@ -405,3 +405,26 @@ async fn rate_limits_are_worded_as_azure_words_them() {
     let r = post(&url, &[("x-sim-fault", "status=500")], &chat(json!({}))).await;
     assert_eq!(r.json()["error"]["type"], "server_error");
 }
+
+#[tokio::test]
+async fn stream_options_need_a_recent_api_version() {
+    let server = start().await;
+    let body = chat(json!({"stream": true, "stream_options": {"include_usage": true}}));
+    let old = post(&deployment_url(&server, "2024-06-01"), &[], &body).await;
+    assert_eq!(old.status, 400);
+    assert_eq!(
+        old.json()["error"]["message"],
+        "Unrecognized request argument supplied: stream_options"
+    );
+    let without = chat(json!({"stream": true}));
+    assert_eq!(
+        post(&deployment_url(&server, "2024-06-01"), &[], &without)
+            .await
+            .status,
+        200
+    );
+    for version in ["2024-08-01-preview", "2024-10-21"] {
+        let r = post(&deployment_url(&server, version), &[], &body).await;
+        assert_eq!(r.status, 200, "{version}");
+    }
+}

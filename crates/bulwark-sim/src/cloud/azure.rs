@@ -47,6 +47,18 @@ const API_VERSIONS: [&str; 10] = [
     "2025-04-14",
 ];
 
+/// The first API version that takes `stream_options`; older ones refuse
+/// the field as an unrecognized argument. (Versions are dates, so they
+/// compare as strings.)
+const STREAM_OPTIONS_SINCE: &str = "2024-08-01";
+
+/// Whether the body sets `stream_options`.
+fn asks_stream_options(inc: &Incoming) -> bool {
+    serde_json::from_slice::<Value>(&inc.body)
+        .ok()
+        .is_some_and(|body| body.get("stream_options").is_some())
+}
+
 /// `api-version` values the `/openai/v1/` surface accepts.
 const V1_API_VERSIONS: [&str; 3] = ["preview", "latest", "v1"];
 
@@ -178,6 +190,17 @@ pub(crate) fn gate(sim: &Sim, config: &SimConfig, inc: &Incoming) -> Option<Refu
             return Some(refusal(
                 400,
                 error("BadRequest", "API version not supported"),
+            ));
+        }
+        if version < STREAM_OPTIONS_SINCE && asks_stream_options(inc) {
+            return Some(refusal(
+                400,
+                json!({"error": {
+                    "code": null,
+                    "message": "Unrecognized request argument supplied: stream_options",
+                    "param": null,
+                    "type": "invalid_request_error"
+                }}),
             ));
         }
     } else if let Some(version) = version

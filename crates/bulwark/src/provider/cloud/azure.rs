@@ -19,6 +19,10 @@ use crate::error::ApiError;
 use crate::unary::{Unary, UnaryCall};
 use crate::wire::UpstreamDialect;
 
+/// The first API version that takes `stream_options` (versions are dates,
+/// so they compare as strings).
+const STREAM_OPTIONS_SINCE: &str = "2024-08-01";
+
 #[derive(Debug)]
 pub(crate) struct Azure {
     base_url: String,
@@ -78,12 +82,23 @@ impl CloudApi for Azure {
         })
     }
 
+    /// The deployment paths ignore the body's `model`, so it stays. API
+    /// versions before `stream_options` refuse it as an unrecognized
+    /// argument: they are sent none, and their streams carry no usage.
     fn adapt(
         &self,
         _dialect: &'static dyn UpstreamDialect,
-        _body: &mut Value,
+        body: &mut Value,
         forwarded: &[(HeaderName, HeaderValue)],
     ) -> Vec<(HeaderName, HeaderValue)> {
+        if self
+            .api_version
+            .as_deref()
+            .is_some_and(|version| version < STREAM_OPTIONS_SINCE)
+            && let Some(body) = body.as_object_mut()
+        {
+            body.remove("stream_options");
+        }
         forwarded.to_vec()
     }
 
@@ -183,5 +198,21 @@ mod tests {
             Some("https://r.openai.azure.com/openai/v1/embeddings")
         );
         Ok(())
+    }
+
+    #[test]
+    fn old_api_versions_are_sent_no_stream_options() {
+        let dialect: &'static dyn UpstreamDialect = &crate::wire::openai::Upstream::Compatible;
+        for (version, kept) in [
+            (Some("2024-06-01"), false),
+            (Some("2024-08-01-preview"), true),
+            (Some("2024-10-21"), true),
+            (None, true),
+        ] {
+            let mut body = serde_json::json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}});
+            azure(version).adapt(dialect, &mut body, &[]);
+            assert_eq!(body.get("stream_options").is_some(), kept, "{version:?}");
+            assert_eq!(body["model"], "m");
+        }
     }
 }
