@@ -49,10 +49,12 @@ providers:
   aze: {{ kind: azure-openai, base_url: "{az}", api_version: 2024-10-21, entra: {{ tenant_id: tenant-1, client_id: client-1, client_secret: {SECRET}, authority: "{az}" }} }}
   azkey: {{ kind: azure-openai, base_url: "{az}", api_version: 2024-10-21, api_key: wrong-key-0123456 }}
   azsecret: {{ kind: azure-openai, base_url: "{az}", api_version: 2024-10-21, entra: {{ tenant_id: tenant-1, client_id: client-1, client_secret: wrong-secret-0123, authority: "{az}" }} }}
+  azdown: {{ kind: azure-openai, base_url: "{az}", api_version: 2024-10-21, entra: {{ tenant_id: tenant-1, client_id: client-1, client_secret: {SECRET}, authority: "http://127.0.0.1:9" }} }}
   backup: {{ kind: openai, base_url: "{}/v1", api_key: backup-key }}
 routes:
   dep: {{ targets: [az/my-gpt] }}
   old: {{ targets: [azold/my-gpt] }}
+  entra_down: {{ targets: [azdown/my-gpt, backup/gpt-4o-mini], max_retries: 0 }}
   v1: {{ targets: [azv1/gpt-4o] }}
   entra: {{ targets: [aze/my-gpt] }}
   bad_key: {{ targets: [azkey/my-gpt, backup/gpt-4o-mini] }}
@@ -555,5 +557,38 @@ async fn an_old_api_version_is_sent_no_stream_options() -> TestResult {
         );
         assert!(last.body.get("stream_options").is_none(), "{}", last.body);
     }
+    Ok(())
+}
+
+/// Entra ID out of reach is an outage of the target, not a misconfiguration.
+#[tokio::test]
+async fn an_unreachable_token_endpoint_falls_over_as_an_outage() -> TestResult {
+    let azure = azure_sim(3600).await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let gw = gateway(&azure, &backup).await?;
+    let http = reqwest::Client::new();
+    let (status, headers, text) = post(
+        &http,
+        format!("{}/v1/chat/completions", gw.base),
+        openai_chat("entra_down", "Say hi please", false),
+    )
+    .await?;
+    assert_eq!(status, 200, "{text}");
+    let served_by = headers
+        .get("x-bulwark-target")
+        .and_then(|v| v.to_str().ok());
+    assert_eq!(served_by, Some("backup/gpt-4o-mini"));
+    assert_eq!(azure.sim.request_count(), 0);
+    let metrics = http
+        .get(format!("{}/metrics", gw.base))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(
+        !metrics.contains("bulwark_misconfigured_total{target=\"azdown/my-gpt\"}"),
+        "an unreachable token endpoint is not a misconfiguration"
+    );
     Ok(())
 }
