@@ -75,7 +75,6 @@ pub(crate) struct Incoming {
     /// Model named in the path (Gemini, the clouds).
     pub path_model: Option<String>,
     /// The cloud the request came through, if any.
-    #[allow(dead_code)] // until the clouds' paths land
     pub cloud: Option<crate::cloud::Cloud>,
 }
 
