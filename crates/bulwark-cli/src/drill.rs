@@ -71,11 +71,47 @@ pub fn problems(error: bulwark::config::ConfigError) -> anyhow::Error {
     anyhow::anyhow!("{}", error.to_string().trim_end())
 }
 
+/// The variable a drilled config names for the simulator's service account.
+const SIM_SERVICE_ACCOUNT: &str = "BULWARK_SIM_SERVICE_ACCOUNT";
+
+/// Writes the simulator's test service account where only this user can
+/// read it (the key is a test key, but a key file is a key file).
+fn write_sim_service_account() -> anyhow::Result<PathBuf> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = std::env::temp_dir().join(format!("bulwark-drill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("sim-service-account.json");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    file.write_all(bulwark_drill::sim_service_account_json().as_bytes())?;
+    Ok(path)
+}
+
 /// The config to drill, and how to name it in the report.
 pub fn load_config(path: Option<&Path>) -> anyhow::Result<(GatewayConfig, String)> {
     match path {
         Some(path) => {
-            let config = GatewayConfig::load(path).map_err(problems)?;
+            // A drilled config may give a Vertex provider the simulator's
+            // own service account (its key is the simulator's, TEST-ONLY):
+            // written out only when the config names the variable and the
+            // environment does not set it.
+            let text = bulwark::config::read_file(path).map_err(problems)?;
+            let service_account = match text.contains(SIM_SERVICE_ACCOUNT)
+                && std::env::var_os(SIM_SERVICE_ACCOUNT).is_none()
+            {
+                true => Some(write_sim_service_account()?),
+                false => None,
+            };
+            let env = |name: &str| match (name, &service_account) {
+                (SIM_SERVICE_ACCOUNT, Some(file)) => Some(file.display().to_string()),
+                _ => std::env::var(name).ok(),
+            };
+            let config = GatewayConfig::from_yaml(&text, &path.display().to_string(), &env)
+                .map_err(problems)?;
             Ok((config, path.display().to_string()))
         }
         None => {

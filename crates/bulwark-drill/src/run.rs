@@ -135,15 +135,19 @@ pub async fn run(
     let mut sims = HashMap::new();
     let mut servers = Vec::new();
     for (name, provider) in &paced.providers {
-        let server = SimServer::start("127.0.0.1:0", sim_config(provider, speed)).await?;
         let Some(settings) = config.engine.providers.get_mut(name) else {
             return Err(DrillError::MissingProvider(name.clone()));
         };
-        settings.base_url = format!(
-            "{}{}",
-            server.url(),
-            bulwark::wire::upstream(settings.kind).base_path()
-        );
+        let mut sim = sim_config(provider, speed);
+        crate::clouds::expect_credentials(settings, &mut sim);
+        let server = SimServer::start("127.0.0.1:0", sim).await?;
+        // A cloud's base URL is its origin: its paths are its own.
+        let base_path = match settings.kind.is_cloud() {
+            true => "",
+            false => bulwark::wire::upstream(settings.kind).base_path(),
+        };
+        settings.base_url = format!("{}{base_path}", server.url());
+        crate::clouds::point_at(settings, &server.url());
         sims.insert(name.clone(), server.sim.clone());
         servers.push(server);
     }

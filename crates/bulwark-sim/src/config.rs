@@ -68,6 +68,10 @@ pub struct SimConfig {
     /// Amazon Bedrock's credentials; `None`: Bedrock paths check no auth.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bedrock: Option<crate::cloud::bedrock::BedrockSimConfig>,
+    /// Google Vertex AI's project, region and service account; `None`:
+    /// Vertex paths check no token, project or region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<crate::cloud::vertex::VertexSimConfig>,
     /// Azure OpenAI's credentials and API versions (`None`: Azure's paths
     /// check no credentials).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,6 +100,7 @@ impl Default for SimConfig {
             faults: Vec::new(),
             rate_limit_rpm: None,
             bedrock: None,
+            vertex: None,
             azure: None,
         }
     }

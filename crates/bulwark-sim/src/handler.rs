@@ -296,16 +296,16 @@ fn decide(
 ) -> Outcome {
     let format = inc.format;
     let azure = inc.cloud == Some(Cloud::Azure);
-    if let Some((label, response)) = crate::cloud::refuse(sim, config, inc, &ctx.request_id) {
-        let delay = Duration::ZERO;
-        return Outcome {
-            label,
-            delay,
-            response,
-        };
-    }
-    // A cloud checks its own credentials (above), not the provider's key.
-    if let (None, Some(expected)) = (inc.cloud, &config.api_key) {
+    if let Some(cloud) = inc.cloud {
+        let body = parsed.as_ref().ok();
+        if let Some(refused) = crate::cloud::refusal(cloud, sim, config, inc, body, ctx) {
+            return Outcome {
+                label: refused.label,
+                delay: Duration::ZERO,
+                response: refused.response,
+            };
+        }
+    } else if let Some(expected) = &config.api_key {
         let presented = presented_key(inc);
         if presented.as_deref() != Some(expected.as_str()) {
             let message = match (format, presented.is_some()) {

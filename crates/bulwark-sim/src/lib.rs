@@ -12,6 +12,15 @@
 //!   `:streamGenerateContent?alt=sse` (or a JSON array without `alt=sse`),
 //!   `:countTokens`, `:embedContent` and `:batchEmbedContents` (at most 100
 //!   a batch) (`x-goog-api-key` or `?key=`).
+//! - Google Vertex AI (`cloud::vertex`): Claude at
+//!   `/v1/projects/{p}/locations/{r}/publishers/anthropic/models/{model}:rawPredict`
+//!   and `:streamRawPredict` (Anthropic's body without `model`, with
+//!   `anthropic_version: vertex-2023-10-16`), Gemini at
+//!   `.../publishers/google/models/{model}:generateContent` and
+//!   `:streamGenerateContent`; with [`SimConfig::vertex`] set, a bearer token
+//!   from Google's token endpoint `POST /token` (a JWT-bearer grant signed
+//!   with the key in [`Sim::service_account_json`]) and the configured
+//!   project and region are required. `GET /_sim/tokens` counts grants.
 //! - Embedding vectors are unit vectors derived from the model and the text
 //!   alone, the same in every format (`embed.rs`).
 //! - Amazon Bedrock, Claude: `POST /model/{modelId}/invoke` and
@@ -115,6 +124,7 @@ mod wire;
 pub use cloud::Cloud;
 pub use cloud::azure::AzureSimConfig;
 pub use cloud::bedrock::BedrockSimConfig;
+pub use cloud::vertex::VertexSimConfig;
 pub use config::{Latency, SimConfig, load_scenario};
 pub use dist::{Distribution, LatencyDist};
 pub use error::SimError;

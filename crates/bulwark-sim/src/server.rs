@@ -35,6 +35,7 @@ pub(crate) fn router(sim: Sim) -> Router {
             post(gemini_post).get(gemini_model),
         )
         .merge(crate::cloud::bedrock::routes())
+        .merge(crate::cloud::vertex::routes())
         .merge(crate::cloud::azure::routes())
         .merge(crate::control::routes())
         .with_state(sim)

@@ -74,6 +74,8 @@ struct Inner {
     seq: AtomicU64,
     /// When each request of the last minute was let through (rate-limiting mode).
     quota: Mutex<std::collections::VecDeque<tokio::time::Instant>>,
+    /// Google access tokens issued by `POST /token` (Vertex).
+    google_tokens: crate::cloud::google_token::Tokens,
     /// Tokens issued by the simulated Entra ID (Azure).
     entra: crate::cloud::entra::Tokens,
 }
@@ -99,6 +101,7 @@ impl Sim {
                 log: Mutex::new(Log::default()),
                 seq: AtomicU64::new(1),
                 quota: Mutex::new(std::collections::VecDeque::new()),
+                google_tokens: Default::default(),
                 entra: crate::cloud::entra::Tokens::default(),
             }),
         }
@@ -187,6 +190,10 @@ impl Sim {
     /// Counters by format, model and outcome.
     pub fn stats(&self) -> SimStats {
         lock(&self.inner.log).stats.clone()
+    }
+
+    pub(crate) fn google_tokens(&self) -> &crate::cloud::google_token::Tokens {
+        &self.inner.google_tokens
     }
 
     /// Successful grants at the simulated Entra token endpoint.

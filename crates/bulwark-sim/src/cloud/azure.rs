@@ -23,7 +23,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::Cloud;
+use super::{Cloud, Refused};
 use crate::config::SimConfig;
 use crate::fault::StatusFault;
 use crate::format::Format;
@@ -167,16 +167,9 @@ async fn v1_responses(State(sim): State<Sim>, parts: Parts) -> Response {
     handle(sim, azure(Call::Respond, parts, None)).await
 }
 
-/// A request Azure turns away before the model sees it.
-pub(crate) struct Refusal {
-    /// For the request log: `error_<status>`.
-    pub label: String,
-    pub response: Response,
-}
-
 /// Azure's checks before the OpenAI pipeline: the API version, then the
 /// credentials. `None`: the request goes on.
-pub(crate) fn gate(sim: &Sim, config: &SimConfig, inc: &Incoming) -> Option<Refusal> {
+pub(crate) fn gate(sim: &Sim, config: &SimConfig, inc: &Incoming) -> Option<Refused> {
     let version = inc.query.get("api-version").map(String::as_str);
     if inc.path.starts_with("/openai/deployments/") {
         let Some(version) = version else {
@@ -256,8 +249,8 @@ fn error(code: &str, message: &str) -> Value {
     json!({"error": {"code": code, "message": message}})
 }
 
-fn refusal(status: u16, body: Value) -> Refusal {
-    Refusal {
+fn refusal(status: u16, body: Value) -> Refused {
+    Refused {
         label: format!("error_{status}"),
         response: json_response(status, &body),
     }

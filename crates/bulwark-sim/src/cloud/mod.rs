@@ -12,7 +12,9 @@ mod converse;
 pub(crate) mod entra;
 mod eventstream;
 pub(crate) mod filter;
+pub(crate) mod google_token;
 mod sigv4;
+pub(crate) mod vertex;
 
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::SimConfig;
 use crate::handler::Incoming;
 use crate::state::Sim;
-use crate::wire::Invalid;
+use crate::wire::{Ctx, Invalid};
 
 /// Which cloud a request arrived through; `None` on `Incoming` for the
 /// providers' own APIs.
@@ -45,18 +47,28 @@ impl Cloud {
     }
 }
 
-/// The cloud's own checks, before the provider's: its auth and its body
-/// rules. `Some` is the refusal: the request log's label and the response.
-pub(crate) fn refuse(
+/// A request a cloud refuses itself, before the model's API sees it:
+/// the request log's outcome label and the response.
+pub(crate) struct Refused {
+    pub label: String,
+    pub response: Response,
+}
+
+/// What `cloud` refuses of a request (auth, paths, its body rules), or
+/// `None` to let the provider's machinery answer.
+pub(crate) fn refusal(
+    cloud: Cloud,
     sim: &Sim,
     config: &SimConfig,
     inc: &Incoming,
-    request_id: &str,
-) -> Option<(String, Response)> {
-    match inc.cloud? {
-        Cloud::Azure => azure::gate(sim, config, inc).map(|r| (r.label, r.response)),
-        Cloud::Bedrock => bedrock::refuse(config, inc, request_id),
-        Cloud::Vertex => None,
+    body: Option<&serde_json::Value>,
+    ctx: &Ctx,
+) -> Option<Refused> {
+    match cloud {
+        Cloud::Vertex => vertex::refusal(sim, config, inc, body, ctx),
+        Cloud::Bedrock => bedrock::refuse(config, inc, &ctx.request_id)
+            .map(|(label, response)| Refused { label, response }),
+        Cloud::Azure => azure::gate(sim, config, inc),
     }
 }
 

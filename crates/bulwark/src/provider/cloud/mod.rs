@@ -13,6 +13,7 @@ pub(crate) mod azure;
 pub(crate) mod bedrock;
 pub(crate) mod entra;
 pub(crate) mod eventstream;
+pub(crate) mod google;
 pub(crate) mod token;
 pub(crate) mod vertex;
 
