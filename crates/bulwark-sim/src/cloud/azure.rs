@@ -52,13 +52,6 @@ const API_VERSIONS: [&str; 10] = [
 /// compare as strings.)
 const STREAM_OPTIONS_SINCE: &str = "2024-08-01";
 
-/// Whether the body sets `stream_options`.
-fn asks_stream_options(inc: &Incoming) -> bool {
-    serde_json::from_slice::<Value>(&inc.body)
-        .ok()
-        .is_some_and(|body| body.get("stream_options").is_some())
-}
-
 /// `api-version` values the `/openai/v1/` surface accepts.
 const V1_API_VERSIONS: [&str; 3] = ["preview", "latest", "v1"];
 
@@ -169,7 +162,12 @@ async fn v1_responses(State(sim): State<Sim>, parts: Parts) -> Response {
 
 /// Azure's checks before the OpenAI pipeline: the API version, then the
 /// credentials. `None`: the request goes on.
-pub(crate) fn gate(sim: &Sim, config: &SimConfig, inc: &Incoming) -> Option<Refused> {
+pub(crate) fn gate(
+    sim: &Sim,
+    config: &SimConfig,
+    inc: &Incoming,
+    body: Option<&Value>,
+) -> Option<Refused> {
     let version = inc.query.get("api-version").map(String::as_str);
     if inc.path.starts_with("/openai/deployments/") {
         let Some(version) = version else {
@@ -185,7 +183,8 @@ pub(crate) fn gate(sim: &Sim, config: &SimConfig, inc: &Incoming) -> Option<Refu
                 error("BadRequest", "API version not supported"),
             ));
         }
-        if version < STREAM_OPTIONS_SINCE && asks_stream_options(inc) {
+        if version < STREAM_OPTIONS_SINCE && body.is_some_and(|b| b.get("stream_options").is_some())
+        {
             return Some(refusal(
                 400,
                 json!({"error": {

@@ -68,7 +68,7 @@ pub(crate) fn refusal(
         Cloud::Vertex => vertex::refusal(sim, config, inc, body, ctx),
         Cloud::Bedrock => bedrock::refuse(config, inc, &ctx.request_id)
             .map(|(label, response)| Refused { label, response }),
-        Cloud::Azure => azure::gate(sim, config, inc),
+        Cloud::Azure => azure::gate(sim, config, inc, body),
     }
 }
 
