@@ -184,6 +184,7 @@ providers:
   sim-compat:    {{ kind: openai-compatible, base_url: "{sim_url}/v1" }}
   sim-anthropic: {{ kind: anthropic, base_url: "{sim_url}", api_key: test }}
   sim-gemini:    {{ kind: gemini, base_url: "{sim_url}", api_key: test }}
+  sim-azure:     {{ kind: azure-openai, base_url: "{sim_url}", api_version: 2024-10-21, api_key: test }}
 routes:
   smart:    {{ targets: [sim-anthropic/claude-sonnet-4-5, sim-openai/gpt-4o-mini] }}
   fallback: {{ targets: [sim-anthropic/broken-model, sim-openai/gpt-4o-mini], max_retries: 0 }}
@@ -195,6 +196,7 @@ routes:
   embed-failover: {{ targets: [sim-openai/text-embedding-004, sim-gemini/text-embedding-004], max_retries: 0 }}
   count-ant: {{ targets: [sim-anthropic/claude-sonnet-4-5] }}
   count-failover: {{ targets: [sim-anthropic/claude-sonnet-4-5, sim-openai/gpt-4o-mini], max_retries: 0 }}
+  azure:    {{ targets: [sim-azure/my-gpt, sim-openai/gpt-4o-mini], max_retries: 0 }}
 {routes}"""
 
 

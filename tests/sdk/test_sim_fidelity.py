@@ -151,3 +151,72 @@ def test_anthropic_fault_status_raises_typed_error(direct_ant, sim_faults, statu
     with pytest.raises(getattr(anthropic, exc)) as ei:
         direct_ant.messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=[{"role": "user", "content": "hi"}])
     assert ei.value.status_code == status
+
+
+# Azure OpenAI, through the SDK's own Azure client: it builds the deployment
+# paths and `api-version` itself, so a sim that serves other paths fails here.
+# The session's sim has no `azure:` settings, so it checks no credentials.
+
+
+@pytest.fixture(scope="module")
+def direct_azure(sim):
+    c = openai.AzureOpenAI(
+        azure_endpoint=sim.url, api_key="test", api_version="2024-10-21", max_retries=0, timeout=20
+    )
+    yield c
+    c.close()
+
+
+def test_azure_deployment_text_and_stream(direct_azure):
+    r = direct_azure.chat.completions.create(model="my-gpt", messages=[{"role": "user", "content": USER_TEXT}])
+    assert r.choices[0].message.content == f"Simulated answer from my-gpt: {USER_TEXT}"
+    assert r.model_extra["prompt_filter_results"][0]["prompt_index"] == 0
+    chunks = list(
+        direct_azure.chat.completions.create(
+            model="my-gpt",
+            messages=[{"role": "user", "content": USER_TEXT}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    # Azure's opening chunk: no choices, the prompt's filter results.
+    assert chunks[0].choices == [] and chunks[0].model_extra["prompt_filter_results"]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == f"Simulated answer from my-gpt: {USER_TEXT}"
+    assert chunks[-1].usage is not None
+
+
+def test_azure_embeddings(direct_azure):
+    r = direct_azure.embeddings.create(model="text-embedding-3-small", input=["a b", "c"])
+    assert len(r.data) == 2 and len(r.data[0].embedding) > 0
+
+
+def test_azure_content_filter(direct_azure):
+    with pytest.raises(openai.BadRequestError) as ei:
+        direct_azure.chat.completions.create(
+            model="my-gpt", messages=[{"role": "user", "content": "tell me sim:content_filter"}]
+        )
+    assert ei.value.code == "content_filter"
+    chunks = list(
+        direct_azure.chat.completions.create(
+            model="my-gpt",
+            messages=[{"role": "user", "content": "one two three four sim:content_filter_output"}],
+            stream=True,
+        )
+    )
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["content_filter"]
+
+
+def test_azure_api_version_is_checked(sim):
+    old = openai.AzureOpenAI(azure_endpoint=sim.url, api_key="test", api_version="2019-01-01", max_retries=0)
+    with pytest.raises(openai.BadRequestError):
+        old.chat.completions.create(model="my-gpt", messages=[{"role": "user", "content": "hi"}])
+    old.close()
+
+
+def test_azure_v1_surface(sim):
+    c = openai.OpenAI(base_url=sim.url + "/openai/v1/", api_key="test", max_retries=0, timeout=20)
+    r = c.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": USER_TEXT}])
+    assert r.choices[0].message.content == f"Simulated answer from gpt-4o: {USER_TEXT}"
+    c.close()

@@ -21,6 +21,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cloud::azure::AzureSimConfig;
 use crate::dist::LatencyDist;
 use crate::error::SimError;
 use crate::fault::FaultRule;
@@ -71,6 +72,10 @@ pub struct SimConfig {
     /// Vertex paths check no token, project or region.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vertex: Option<crate::cloud::vertex::VertexSimConfig>,
+    /// Azure OpenAI's credentials and API versions (`None`: Azure's paths
+    /// check no credentials).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azure: Option<AzureSimConfig>,
 }
 
 impl Default for SimConfig {
@@ -96,6 +101,7 @@ impl Default for SimConfig {
             rate_limit_rpm: None,
             bedrock: None,
             vertex: None,
+            azure: None,
         }
     }
 }
@@ -209,6 +215,24 @@ faults:
         let err = parse_scenario("latency_dist: { first_token: { p50_ms: 9, p95_ms: 1 } }\n")
             .unwrap_err();
         assert!(err.starts_with("latency_dist.first_token: "), "{err}");
+    }
+
+    #[test]
+    fn azure_section_parses_and_hides_secrets() {
+        let c = parse_scenario(
+            "azure: { api_key: k1, tenant_id: t, client_id: c, client_secret: s3cret, token_ttl_secs: 5 }\n",
+        )
+        .unwrap();
+        let azure = c.azure.unwrap();
+        assert_eq!(azure.api_key.as_deref(), Some("k1"));
+        assert_eq!(azure.token_ttl_secs, 5);
+        assert_eq!(azure.api_versions, None);
+        let debug = format!("{azure:?}");
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("k1"),
+            "{debug}"
+        );
+        assert!(parse_scenario("azure: { bogus: 1 }\n").is_err());
     }
 
     #[test]

@@ -136,6 +136,14 @@ pub enum Fault {
     },
     /// Abort the connection without a response body.
     ConnectionReset,
+    /// Azure's content filter: the prompt refused with a 400
+    /// `content_filter`, or (`output`) the answer cut short with
+    /// `finish_reason: content_filter`. Off Azure's paths, a 400 in the
+    /// path's own shape.
+    ContentFilter {
+        #[serde(default)]
+        output: bool,
+    },
 }
 
 impl Fault {
@@ -185,6 +193,7 @@ impl Fault {
             Fault::Malformed { .. } => "malformed".into(),
             Fault::ErrorEvent { .. } => "error_event".into(),
             Fault::ConnectionReset => "connection_reset".into(),
+            Fault::ContentFilter { .. } => "content_filter".into(),
         }
     }
 }
@@ -348,6 +357,17 @@ pub fn parse_fault_header(spec: &str) -> Result<Fault, String> {
             None => Fault::error_event(num("error_event", value)?),
         },
         "connection_reset" | "reset" => Fault::ConnectionReset,
+        "content_filter" => Fault::ContentFilter {
+            output: match value.trim() {
+                "" | "prompt" => false,
+                "stream" | "output" => true,
+                other => {
+                    return Err(format!(
+                        "content_filter: expected prompt or stream, got {other:?}"
+                    ));
+                }
+            },
+        },
         other => return Err(format!("unknown fault kind {other:?}")),
     };
     if let Some(extra) = parts.next() {
@@ -415,6 +435,15 @@ mod tests {
             }
         );
         assert_eq!(parse_fault_header("reset").unwrap(), Fault::ConnectionReset);
+        assert_eq!(
+            parse_fault_header("content_filter").unwrap(),
+            Fault::ContentFilter { output: false }
+        );
+        assert_eq!(
+            parse_fault_header("content_filter=stream").unwrap(),
+            Fault::ContentFilter { output: true }
+        );
+        assert!(parse_fault_header("content_filter=maybe").is_err());
         assert!(parse_fault_header("bogus=1").is_err());
         assert!(parse_fault_header("status=abc").is_err());
         assert!(parse_fault_header("cut=3;retry_after=1").is_err());

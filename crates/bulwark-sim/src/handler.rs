@@ -15,6 +15,8 @@ use serde_json::Value;
 
 use crate::answer::{self, Answer};
 use crate::clock;
+use crate::cloud::Cloud;
+use crate::cloud::filter::{self, Filter};
 use crate::config::{Latency, SimConfig};
 use crate::fault::{Fault, StatusFault, parse_fault_header, parse_latency_header};
 use crate::format::Format;
@@ -293,6 +295,7 @@ fn decide(
     stream: bool,
 ) -> Outcome {
     let format = inc.format;
+    let azure = inc.cloud == Some(Cloud::Azure);
     if let Some(cloud) = inc.cloud {
         let body = parsed.as_ref().ok();
         if let Some(refused) = crate::cloud::refusal(cloud, sim, config, inc, body, ctx) {
@@ -378,10 +381,14 @@ fn decide(
     let mut delay = crate::speed::wait(latency.headers_ms, speed);
     match &fault {
         Some(Fault::Status(f)) => {
+            let mut spec = spec_from_fault(ctx, f);
+            if azure {
+                crate::cloud::azure::status_error(&mut spec, f, inc);
+            }
             return Outcome {
                 label,
                 delay,
-                response: error_response(format, &spec_from_fault(ctx, f), Some(f)),
+                response: error_response(format, &spec, Some(f)),
             };
         }
         Some(Fault::ConnectionReset) => {
@@ -455,6 +462,21 @@ fn decide(
     if config.strict_models && !config.models.contains(&ctx.model) {
         return plain_error("error_404", format, &spec(ctx, 404));
     }
+    let filter = filter::pick(inc.cloud, fault.as_ref(), &prompt.last_user_text);
+    if filter == Some(Filter::Prompt) {
+        if !azure {
+            return invalid(format, ctx, Invalid::new(filter::GENERIC_MESSAGE));
+        }
+        return Outcome {
+            label: if fault.is_some() {
+                label
+            } else {
+                "error_400".into()
+            },
+            delay,
+            response: filter::refusal(),
+        };
+    }
     if inc.call == Call::CountTokens {
         let n = answer::prompt_tokens(&prompt.texts);
         let body = match format {
@@ -471,7 +493,11 @@ fn decide(
             Body::from(body.to_string()),
         ));
     }
-    let answer = answer::answer(&prompt);
+    let mut answer = answer::answer(&prompt);
+    let filtered = filter == Some(Filter::Output);
+    if filtered {
+        filter::cut(&mut answer);
+    }
     let mut headers = provider_headers(format, &ctx.request_id, answer.input_tokens, None);
     if let Some((limit, left, reset)) = quota_left {
         crate::headers::request_quota(&mut headers, format, limit, left, reset);
@@ -489,16 +515,20 @@ fn decide(
             Variant {
                 gemini_sse,
                 responses: respond.then_some(&body),
+                azure: (azure && !respond).then_some(filtered),
             },
         ));
     }
-    let json = match format {
+    let mut json = match format {
         Format::OpenAi if respond => responses::response(ctx, &body, &answer),
         Format::OpenAi => openai::response(ctx, &answer),
         Format::Anthropic => anthropic::response(ctx, &answer),
         Format::Gemini => gemini::response(ctx, &answer),
+    };
+    if azure && !respond {
+        filter::decorate(&mut json, filtered);
     }
-    .to_string();
+    let json = json.to_string();
     let outcome = |response| Outcome {
         label: label.clone(),
         delay: delay.saturating_add(generation_time(
@@ -642,6 +672,9 @@ struct Variant<'a> {
     /// OpenAI's Responses API rather than Chat Completions: the request,
     /// whose settings its events repeat.
     responses: Option<&'a Value>,
+    /// Azure's Chat Completions: its content-filter annotations, and
+    /// whether the answer was filtered.
+    azure: Option<bool>,
 }
 
 fn stream_response(
@@ -656,6 +689,7 @@ fn stream_response(
     let Variant {
         gemini_sse,
         responses: request,
+        azure,
     } = variant;
     let status = match &fault {
         Some(Fault::ErrorEvent {
@@ -689,6 +723,10 @@ fn stream_response(
                 "application/json; charset=UTF-8"
             },
         ),
+    };
+    let frames = match azure {
+        Some(filtered) => filter::decorate_stream(frames, filtered),
+        None => frames,
     };
     let stream_fault = match fault {
         Some(Fault::Stall {

@@ -27,6 +27,11 @@
 //!   `/invoke-with-response-stream` (SigV4 or a Bedrock API key when
 //!   [`SimConfig::bedrock`] is set; binary event-stream answers;
 //!   Bedrock-shaped errors), through the Anthropic pipeline.
+//! - Azure OpenAI (`cloud::azure`): `POST /openai/deployments/{deployment}/chat/completions`
+//!   and `/embeddings` (`?api-version=` required), `/openai/v1/chat/completions`,
+//!   `/embeddings` and `/responses`; `api-key` or an Entra bearer token from
+//!   `POST /{tenant}/oauth2/v2.0/token` (client credentials); answers carry
+//!   Azure's content-filter annotations.
 //! - Model lists: `GET /v1/models` (Anthropic's shape when `anthropic-version`
 //!   is sent), `GET /v1beta/models`, `GET /v1beta/models/{model}`.
 //! - Control API: `/_sim/faults` (GET, PUT = replace, POST = append one,
@@ -78,6 +83,7 @@
 //! | `malformed=2` | the chunk after 2 chunks carries broken JSON |
 //! | `error_event=2` / `error_event=2:500` | after 2 chunks an in-stream error, then end |
 //! | `connection_reset` / `reset` | close the connection with no response |
+//! | `content_filter` / `content_filter=stream` | Azure's content filter: the prompt refused (400), or the answer cut short (`finish_reason: content_filter`) |
 //!
 //! `x-sim-latency: first_token_ms=50,token_interval_ms=10,headers_ms=0`
 //! overrides pacing for one request.
@@ -116,6 +122,7 @@ mod stream;
 mod wire;
 
 pub use cloud::Cloud;
+pub use cloud::azure::AzureSimConfig;
 pub use cloud::bedrock::BedrockSimConfig;
 pub use cloud::vertex::VertexSimConfig;
 pub use config::{Latency, SimConfig, load_scenario};

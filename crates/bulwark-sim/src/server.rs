@@ -36,6 +36,7 @@ pub(crate) fn router(sim: Sim) -> Router {
         )
         .merge(crate::cloud::bedrock::routes())
         .merge(crate::cloud::vertex::routes())
+        .merge(crate::cloud::azure::routes())
         .merge(crate::control::routes())
         .with_state(sim)
 }

@@ -76,6 +76,8 @@ struct Inner {
     quota: Mutex<std::collections::VecDeque<tokio::time::Instant>>,
     /// Google access tokens issued by `POST /token` (Vertex).
     google_tokens: crate::cloud::google_token::Tokens,
+    /// Tokens issued by the simulated Entra ID (Azure).
+    entra: crate::cloud::entra::Tokens,
 }
 
 /// Handle on a running simulator; cheap to clone, shared with the router.
@@ -100,6 +102,7 @@ impl Sim {
                 seq: AtomicU64::new(1),
                 quota: Mutex::new(std::collections::VecDeque::new()),
                 google_tokens: Default::default(),
+                entra: crate::cloud::entra::Tokens::default(),
             }),
         }
     }
@@ -191,6 +194,15 @@ impl Sim {
 
     pub(crate) fn google_tokens(&self) -> &crate::cloud::google_token::Tokens {
         &self.inner.google_tokens
+    }
+
+    /// Successful grants at the simulated Entra token endpoint.
+    pub fn entra_grants(&self) -> u64 {
+        self.inner.entra.grants()
+    }
+
+    pub(crate) fn entra(&self) -> &crate::cloud::entra::Tokens {
+        &self.inner.entra
     }
 
     pub(crate) fn next_seq(&self) -> u64 {

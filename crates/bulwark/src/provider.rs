@@ -452,10 +452,10 @@ impl Provider {
         operation: &'a Unary,
         model: &str,
     ) -> Option<Result<UnaryCall<'a>, ApiError>> {
-        // The clouds' embeddings and token-count endpoints are not wired
-        // up: their targets are passed over.
-        if self.cloud.is_some() {
-            return None;
+        // A cloud says which of its endpoints it serves (Azure's
+        // embeddings); the others' targets are passed over.
+        if let Some(cloud) = &self.cloud {
+            return cloud.unary(operation, model);
         }
         self.dialect.unary(operation, &self.config.base_url, model)
     }

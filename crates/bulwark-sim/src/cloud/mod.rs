@@ -5,10 +5,13 @@
 //! cloud code is tested against something that refuses what the real cloud
 //! would refuse.
 
+pub(crate) mod azure;
 pub(crate) mod bedrock;
 mod bedrock_reply;
 mod converse;
+pub(crate) mod entra;
 mod eventstream;
+pub(crate) mod filter;
 pub(crate) mod google_token;
 mod sigv4;
 pub(crate) mod vertex;
@@ -65,7 +68,7 @@ pub(crate) fn refusal(
         Cloud::Vertex => vertex::refusal(sim, config, inc, body, ctx),
         Cloud::Bedrock => bedrock::refuse(config, inc, &ctx.request_id)
             .map(|(label, response)| Refused { label, response }),
-        Cloud::Azure => None,
+        Cloud::Azure => azure::gate(sim, config, inc, body),
     }
 }
 

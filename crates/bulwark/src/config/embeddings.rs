@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Issue, ProviderConfig, TargetRef};
+use super::{Issue, ProviderConfig, ProviderKind, TargetRef};
 
 /// Whether `model` names an embedding model.
 pub fn is_embedding_model(model: &str) -> bool {
@@ -45,13 +45,14 @@ pub(super) fn check_route(
         let Some(provider) = providers.get(&target.provider) else {
             continue;
         };
-        // The clouds' embeddings endpoints are not wired up: their targets
-        // would always be passed over.
-        if !crate::wire::upstream(provider.kind).embeds() || provider.kind.is_cloud() {
+        // Of the clouds, only Azure's embeddings endpoints are wired up:
+        // the others' targets would always be passed over.
+        let cloud_without = provider.kind.is_cloud() && provider.kind != ProviderKind::AzureOpenAi;
+        if !crate::wire::upstream(provider.kind).embeds() || cloud_without {
             issues.push(Issue::new(
                 format!("{path}.targets[{i}]"),
                 format!(
-                    "provider `{}` is of kind `{}`, which serves no embeddings (openai, openai-compatible and gemini do)",
+                    "provider `{}` is of kind `{}`, which serves no embeddings (openai, openai-compatible, azure-openai and gemini do)",
                     target.provider,
                     provider.kind.name()
                 ),
@@ -109,6 +110,21 @@ mod tests {
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with("routes.e.targets[1]: "), "{found:?}");
         assert!(found[0].contains("`anthropic`"), "{found:?}");
+    }
+
+    #[test]
+    fn azure_serves_embeddings_and_the_other_clouds_do_not() {
+        let yaml = "providers:\n  az: { kind: azure-openai, base_url: \"https://r.openai.azure.com\", api_key: k }\n  b: { kind: bedrock, region: us-east-1, api_key: k }\nroutes:\n  e: { targets: [az/text-embedding-3-small, b/text-embedding-3-small] }\n";
+        let Err(error) = Config::from_yaml(yaml, "test.yaml", &|_| None) else {
+            panic!("a bedrock embeddings target was taken");
+        };
+        let found: Vec<String> = error
+            .issues
+            .iter()
+            .map(|i| format!("{}: {}", i.path, i.message))
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("routes.e.targets[1]: "), "{found:?}");
     }
 
     #[test]

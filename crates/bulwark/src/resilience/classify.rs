@@ -24,6 +24,7 @@
 //! | 401, 403 (Bedrock's `InvalidSignatureException`, `UnrecognizedClientException`, `AccessDeniedException`) | fail over; target marked misconfigured | failure | - | `auth` | 502: the gateway's key, not the client's |
 //! | 404 (model unknown to the provider) | fail over; target marked misconfigured | failure | - | `client_error` | 502: the route's model |
 //! | 400 `context_length_exceeded` | fail over to a larger context window only | not counted | - | `client_error` | 400 |
+//! | 400 `content_filter` (Azure's content filter refused the prompt), translated or not; the same code in a stream's error event | fail fast | not counted | - | `content_filter` | 400 `content_filter`, saying the prompt was filtered |
 //! | a field the target's encoder cannot express (a temperature over 1 for Anthropic, a URL image for Gemini) | fail over | not counted | - | `untranslatable` | 400, naming the field, unless another target failed upstream |
 //! | the target is at its concurrency or rate limit (no call made) | fail over | not counted | - | `concurrency_limit` | 429 |
 //! | 400, 413, 422 from a target sent a translation (its format is not the client's) | fail over | not counted | - | `translation_refused` | the same status, only if no target failed upstream or is resting (else 503) |
@@ -49,6 +50,17 @@
 //! otherwise the client hears the other targets' failure, as above. The status each
 //! SDK needs for its own exception class (Anthropic's 529) is set at the
 //! HTTP edge, by the client's dialect.
+//!
+//! A prompt refused by a content filter (Azure OpenAI's `content_filter`)
+//! is the client's problem, not the provider's, and not the
+//! translation's either, even when the request was translated: the filter
+//! judged what the client wrote, which every translation keeps. It fails
+//! fast rather than over: an operator who routes through Azure chose its
+//! content policy, and passing a filtered prompt on to a target with a
+//! laxer one would launder it. (An answer the filter cuts short is no
+//! failure: it ends with `finish_reason: content_filter`, which each
+//! client format names its own way, `refusal` for Anthropic's, `SAFETY`
+//! for Gemini's.)
 //!
 //! Timeouts fail over rather than retry: a target that just hung will most
 //! likely hang again, and the time it took is gone from the deadline.
@@ -104,6 +116,9 @@ impl Verdict {
 /// The class of a 4xx answering a translated request.
 pub const TRANSLATION_REFUSED: &str = "translation_refused";
 
+/// The class of a prompt a content filter refused.
+pub const CONTENT_FILTER: &str = "content_filter";
+
 /// Whether this failure is a target refusing the translation it was sent,
 /// which says nothing of the provider's health or the client's request.
 pub fn is_translation_refused(error: &UpstreamError) -> bool {
@@ -152,6 +167,8 @@ fn by_failure(error: &UpstreamError) -> Verdict {
                     Signal::Ignore,
                     "stream",
                 )
+            } else if is_content_filtered(code) {
+                verdict(Action::FailFast, false, Signal::Ignore, CONTENT_FILTER)
             } else if is_request_refused_code(code) {
                 // The request (a client's prompt, or a translation), not
                 // the provider's health: another target may take it.
@@ -201,6 +218,10 @@ fn by_failure(error: &UpstreamError) -> Verdict {
                 401 | 403 | 404 => Verdict {
                     misconfigured: true,
                     ..verdict(Action::FailOver, true)
+                },
+                400 if is_content_filtered(code) => Verdict {
+                    class: CONTENT_FILTER,
+                    ..verdict(Action::FailFast, false)
                 },
                 400 | 413 if context_exceeded(code, &error.message) => {
                     verdict(Action::FailOverToLargerContext, false)
@@ -255,6 +276,11 @@ fn is_request_refused_code(code: &str) -> bool {
     code.starts_with("invalid_") || code.eq_ignore_ascii_case("validationException")
 }
 
+/// Azure OpenAI's code for a prompt its content filter refused.
+fn is_content_filtered(code: &str) -> bool {
+    code == "content_filter"
+}
+
 /// Quotas that will not refill in seconds: retrying only burns time.
 fn quota_exhausted(code: &str) -> bool {
     code == "insufficient_quota" || code == "billing_error" || code.ends_with(":PerDay")
@@ -301,6 +327,19 @@ pub fn client_error(error: &UpstreamError) -> ApiError {
             ),
         )
         .with_status(502),
+        UpstreamFailure::Status {
+            status: 400,
+            provider_code: Some(code),
+        }
+        | UpstreamFailure::Stream {
+            provider_code: Some(code),
+        } if is_content_filtered(code) => {
+            let mut api = ApiError::invalid(format!(
+                "the prompt was filtered: {target}'s content filter refused it ({message})"
+            ));
+            api.code = Some(code.clone());
+            api
+        }
         UpstreamFailure::Status {
             status,
             provider_code,
@@ -433,6 +472,42 @@ mod tests {
             error.translated = true;
             assert_eq!(classify(&error), classify(&status(s, None)), "{s}");
         }
+    }
+
+    /// A filtered prompt is the client's, translated or not: no retry, no
+    /// fail-over to a laxer target, no breaker, and the client is told.
+    #[test]
+    fn a_content_filter_refusal_fails_fast_as_the_clients_problem() {
+        for translated in [false, true] {
+            let mut error = status(400, Some("content_filter"));
+            error.translated = translated;
+            error.message = "HTTP 400 content_filter: The response was filtered".into();
+            let verdict = classify(&error);
+            assert_eq!(verdict.action, Action::FailFast, "{translated}");
+            assert!(!verdict.breaker_failure);
+            assert!(!verdict.misconfigured);
+            assert_eq!(verdict.concurrency, Signal::Ignore);
+            assert_eq!(verdict.class, CONTENT_FILTER);
+            assert!(!is_translation_refused(&error));
+            let told = client_error(&error);
+            assert_eq!((told.status, told.kind), (400, ErrorKind::InvalidRequest));
+            assert_eq!(told.code.as_deref(), Some("content_filter"));
+            assert!(
+                told.message.contains("the prompt was filtered"),
+                "{}",
+                told.message
+            );
+        }
+        let stream = UpstreamError::new(
+            "p/m",
+            UpstreamFailure::Stream {
+                provider_code: Some("content_filter".into()),
+            },
+            "x",
+        );
+        assert_eq!(classify(&stream).action, Action::FailFast);
+        assert!(!classify(&stream).breaker_failure);
+        assert_eq!(client_error(&stream).status, 400);
     }
 
     #[test]

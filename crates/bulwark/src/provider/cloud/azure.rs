@@ -2,21 +2,40 @@
 //! paths (`/openai/deployments/{deployment}/chat/completions?api-version=`),
 //! or at the `/openai/v1/` surface with the model in the body. The
 //! target's model is the deployment.
+//!
+//! Auth is the resource's key in `api-key`, or an Entra ID token
+//! (client credentials, `entra.rs`) as a bearer, kept and renewed before
+//! it expires by the token cache.
 
 use futures_util::future::BoxFuture;
 use http::{HeaderName, HeaderValue};
 use serde_json::Value;
 
+use super::entra::EntraSource;
+use super::token::TokenCache;
 use super::{CloudApi, CloudAuthError, path_segment, set_secret_header};
 use crate::config::{AzureConfig, Secret};
 use crate::error::ApiError;
+use crate::unary::{Unary, UnaryCall};
 use crate::wire::UpstreamDialect;
+
+/// The first API version that takes `stream_options` (versions are dates,
+/// so they compare as strings).
+const STREAM_OPTIONS_SINCE: &str = "2024-08-01";
 
 #[derive(Debug)]
 pub(crate) struct Azure {
     base_url: String,
     api_version: Option<String>,
-    api_key: Option<Secret>,
+    auth: Auth,
+}
+
+#[derive(Debug)]
+enum Auth {
+    Key(Secret),
+    Entra(TokenCache),
+    /// `bulwark check` refuses such a config; a request says why.
+    Missing,
 }
 
 impl Azure {
@@ -24,12 +43,20 @@ impl Azure {
         config: &AzureConfig,
         base_url: String,
         api_key: Option<Secret>,
-        _http: &reqwest::Client,
+        http: &reqwest::Client,
     ) -> Self {
+        let auth = match (&config.entra, api_key) {
+            (Some(entra), _) => Auth::Entra(TokenCache::new(
+                Box::new(EntraSource::new(entra)),
+                http.clone(),
+            )),
+            (None, Some(key)) => Auth::Key(key),
+            (None, None) => Auth::Missing,
+        };
         Azure {
-            base_url,
+            base_url: base_url.trim_end_matches('/').to_string(),
             api_version: config.api_version.clone(),
-            api_key,
+            auth,
         }
     }
 }
@@ -55,12 +82,23 @@ impl CloudApi for Azure {
         })
     }
 
+    /// The deployment paths ignore the body's `model`, so it stays. API
+    /// versions before `stream_options` refuse it as an unrecognized
+    /// argument: they are sent none, and their streams carry no usage.
     fn adapt(
         &self,
         _dialect: &'static dyn UpstreamDialect,
-        _body: &mut Value,
+        body: &mut Value,
         forwarded: &[(HeaderName, HeaderValue)],
     ) -> Vec<(HeaderName, HeaderValue)> {
+        if self
+            .api_version
+            .as_deref()
+            .is_some_and(|version| version < STREAM_OPTIONS_SINCE)
+            && let Some(body) = body.as_object_mut()
+        {
+            body.remove("stream_options");
+        }
         forwarded.to_vec()
     }
 
@@ -69,14 +107,112 @@ impl CloudApi for Azure {
         request: &'a mut reqwest::Request,
     ) -> BoxFuture<'a, Result<(), CloudAuthError>> {
         Box::pin(async move {
-            let key = self.api_key.as_ref().ok_or_else(|| {
-                CloudAuthError::Refused("Entra ID tokens are not wired up yet".into())
-            })?;
-            set_secret_header(request, HeaderName::from_static("api-key"), key.expose())
+            match &self.auth {
+                Auth::Key(key) => {
+                    set_secret_header(request, HeaderName::from_static("api-key"), key.expose())
+                }
+                Auth::Entra(tokens) => {
+                    let token = tokens.bearer().await?;
+                    let value = format!("Bearer {}", token.expose());
+                    set_secret_header(request, http::header::AUTHORIZATION, &value)
+                }
+                Auth::Missing => Err(CloudAuthError::Refused(
+                    "the provider has neither `api_key` nor `entra`".into(),
+                )),
+            }
         })
     }
 
     fn semconv_name(&self) -> &'static str {
         "azure.ai.openai"
+    }
+
+    /// Embeddings at the deployment's `/embeddings` (with the same
+    /// `api-version`), or at `/openai/v1/embeddings` with the model in the
+    /// body; the body and answer are OpenAI's.
+    fn unary<'a>(
+        &self,
+        operation: &'a Unary,
+        model: &str,
+    ) -> Option<Result<UnaryCall<'a>, ApiError>> {
+        let base = match &self.api_version {
+            Some(_) => match path_segment(model) {
+                Ok(deployment) => format!("{}/openai/deployments/{deployment}", self.base_url),
+                Err(error) => return Some(Err(error)),
+            },
+            None => format!("{}/openai/v1", self.base_url),
+        };
+        let mut call = self.dialect(model).unary(operation, &base, model)?;
+        if let (Ok(call), Some(version)) = (&mut call, &self.api_version) {
+            call.url.push_str("?api-version=");
+            call.url.push_str(version);
+        }
+        Some(call)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn azure(api_version: Option<&str>) -> Azure {
+        let config = AzureConfig {
+            api_version: api_version.map(String::from),
+            entra: None,
+        };
+        let key = Some(Secret::new("k"));
+        Azure::new(
+            &config,
+            "https://r.openai.azure.com/".into(),
+            key,
+            &reqwest::Client::new(),
+        )
+    }
+
+    #[test]
+    fn deployments_take_the_version_and_v1_the_model_in_the_body() -> Result<(), ApiError> {
+        let dialect: &'static dyn UpstreamDialect = &crate::wire::openai::Upstream::Compatible;
+        assert_eq!(
+            azure(Some("2024-10-21")).url(dialect, "my gpt", true)?,
+            "https://r.openai.azure.com/openai/deployments/my%20gpt/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(
+            azure(None).url(dialect, "gpt-4o", true)?,
+            "https://r.openai.azure.com/openai/v1/chat/completions"
+        );
+        let request = crate::unary::EmbeddingsRequest::decode(br#"{"model": "e", "input": "x"}"#)?;
+        let operation = Unary::Embeddings(request);
+        let url = |azure: Azure| {
+            azure
+                .unary(&operation, "emb")
+                .map(|call| call.map(|c| c.url))
+        };
+        assert_eq!(
+            url(azure(Some("2024-10-21"))).transpose()?.as_deref(),
+            Some(
+                "https://r.openai.azure.com/openai/deployments/emb/embeddings?api-version=2024-10-21"
+            )
+        );
+        assert_eq!(
+            url(azure(None)).transpose()?.as_deref(),
+            Some("https://r.openai.azure.com/openai/v1/embeddings")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn old_api_versions_are_sent_no_stream_options() {
+        let dialect: &'static dyn UpstreamDialect = &crate::wire::openai::Upstream::Compatible;
+        for (version, kept) in [
+            (Some("2024-06-01"), false),
+            (Some("2024-08-01-preview"), true),
+            (Some("2024-10-21"), true),
+            (None, true),
+        ] {
+            let mut body = serde_json::json!({"model": "m", "stream": true, "stream_options": {"include_usage": true}});
+            azure(version).adapt(dialect, &mut body, &[]);
+            assert_eq!(body.get("stream_options").is_some(), kept, "{version:?}");
+            assert_eq!(body["model"], "m");
+        }
     }
 }

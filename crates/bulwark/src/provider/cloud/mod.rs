@@ -11,6 +11,7 @@
 
 pub(crate) mod azure;
 pub(crate) mod bedrock;
+pub(crate) mod entra;
 pub(crate) mod eventstream;
 pub(crate) mod google;
 pub(crate) mod token;
@@ -71,6 +72,17 @@ pub(crate) trait CloudApi: Send + Sync + Debug {
 
     /// The OpenTelemetry GenAI `gen_ai.provider.name` of the cloud.
     fn semconv_name(&self) -> &'static str;
+
+    /// A unary operation (embeddings) on `model` at this cloud, as
+    /// `UpstreamDialect::unary`; `None` (the default) where the cloud's
+    /// endpoint for it is not served: the target is passed over.
+    fn unary<'a>(
+        &self,
+        _operation: &'a crate::unary::Unary,
+        _model: &str,
+    ) -> Option<Result<crate::unary::UnaryCall<'a>, ApiError>> {
+        None
+    }
 }
 
 /// How a streamed answer's bytes are cut into events.

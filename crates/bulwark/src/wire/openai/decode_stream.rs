@@ -59,6 +59,16 @@ impl StreamDecoder {
         if let Some(error) = &chunk.error {
             return Err(StreamFault::error_event(error));
         }
+        // Azure OpenAI opens with a chunk of its content filter's verdict
+        // on the prompt: no choices, no usage, an empty id and model. The
+        // answer's id, model and time come with the next.
+        if !self.started
+            && chunk.usage.is_none()
+            && chunk.choices.as_ref().is_none_or(Vec::is_empty)
+            && chunk.id.as_deref().is_none_or(str::is_empty)
+        {
+            return Ok(());
+        }
         if !self.started {
             self.started = true;
             out.push(StreamEvent::Start {
@@ -301,5 +311,22 @@ mod tests {
             ]
         );
         assert!(matches!(events[0], StreamEvent::Start { .. }));
+    }
+
+    #[test]
+    fn azures_prompt_filter_chunk_starts_nothing() {
+        let events = decode(&[
+            r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}"#,
+            r#"{"id":"c1","model":"gpt-4o","created":7,"choices":[{"index":0,"delta":{"role":"assistant","content":""},"content_filter_results":{}}]}"#,
+        ]);
+        assert_eq!(
+            events,
+            [StreamEvent::Start {
+                id: "c1".into(),
+                model: "gpt-4o".into(),
+                created: 7,
+                input_tokens: None
+            }]
+        );
     }
 }
