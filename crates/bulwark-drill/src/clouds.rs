@@ -4,7 +4,7 @@
 //! keys), and the config's token endpoints point at the simulator.
 
 use bulwark::config::{CloudConfig, ProviderConfig};
-use bulwark_sim::{BedrockSimConfig, SimConfig, VertexSimConfig};
+use bulwark_sim::{AzureSimConfig, BedrockSimConfig, SimConfig, VertexSimConfig};
 
 /// Before the provider's simulator starts: what it accepts, from the
 /// config's credentials. A provider of another kind is left alone.
@@ -34,14 +34,36 @@ pub(crate) fn expect_credentials(settings: &ProviderConfig, sim: &mut SimConfig)
                 ..VertexSimConfig::default()
             });
         }
-        Some(CloudConfig::Azure(_)) | None => {}
+        Some(CloudConfig::Azure(azure)) => {
+            let entra = azure.entra.as_ref();
+            sim.azure = Some(AzureSimConfig {
+                api_key: settings
+                    .api_key
+                    .as_ref()
+                    .map(|key| key.expose().to_string()),
+                tenant_id: entra.map_or_else(String::new, |e| e.tenant_id.clone()),
+                client_id: entra.map_or_else(String::new, |e| e.client_id.clone()),
+                client_secret: entra
+                    .map_or_else(String::new, |e| e.client_secret.expose().to_string()),
+                ..AzureSimConfig::default()
+            });
+        }
+        None => {}
     }
 }
 
 /// After it started: the config's token endpoints are the simulator's.
 pub(crate) fn point_at(settings: &mut ProviderConfig, sim_url: &str) {
-    if let Some(CloudConfig::Vertex(vertex)) = &mut settings.cloud {
-        vertex.service_account.token_uri = format!("{sim_url}/token");
+    match &mut settings.cloud {
+        Some(CloudConfig::Vertex(vertex)) => {
+            vertex.service_account.token_uri = format!("{sim_url}/token");
+        }
+        Some(CloudConfig::Azure(azure)) => {
+            if let Some(entra) = azure.entra.as_mut() {
+                entra.authority = sim_url.to_string();
+            }
+        }
+        _ => {}
     }
 }
 

@@ -23,7 +23,6 @@ mod timeline;
 mod validate;
 
 pub use bulwark::config::duration::{format as format_duration, parse as parse_duration};
-pub use clouds::sim_service_account_json;
 pub use clock::{InvalidSpeed, Speed, scenario_to_wall, wall_to_scenario};
 pub use clouds::sim_service_account_json;
 pub use compile::{fault_shares, sim_config, sim_phase};
