@@ -36,6 +36,7 @@ pub fn upstream(format: WireFormat) -> &'static dyn UpstreamDialect {
         WireFormat::Anthropic => wire::upstream(ProviderKind::Anthropic),
         WireFormat::Gemini => wire::upstream(ProviderKind::Gemini),
         WireFormat::Responses => openai.also_speaks(WireFormat::Responses).unwrap_or(openai),
+        WireFormat::Converse => &wire::converse::Upstream,
     }
 }
 
