@@ -325,3 +325,141 @@ impl UpstreamDialect for Upstream {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An OpenAI client's request, as the front door decodes it.
+    fn openai(body: Value) -> ChatRequest {
+        crate::wire::front_door(WireFormat::OpenAi)
+            .unwrap()
+            .decode_request(body.to_string().as_bytes())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_tool_round_trip_is_written_in_converse_shapes() {
+        let request = openai(json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "Be terse."},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather here?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "t1", "type": "function",
+                    "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+                {"role": "tool", "tool_call_id": "t1", "content": "3 C"},
+                {"role": "system", "content": "Answer in French."}
+            ],
+            "max_tokens": 100, "temperature": 0.5, "top_p": 0.9, "stop": ["END"],
+            "tools": [{"type": "function", "function": {"name": "weather", "description": "Weather now",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+            "tool_choice": "required"
+        }));
+        let body = encode_request(&request, 4096).unwrap();
+        assert_eq!(body["system"], json!([{"text": "Be terse."}]));
+        assert_eq!(
+            body["inferenceConfig"],
+            json!({"maxTokens": 100, "temperature": 0.5, "topP": 0.9, "stopSequences": ["END"]})
+        );
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([{"text": "Weather here?"},
+                {"image": {"format": "png", "source": {"bytes": "iVBORw0KGgo="}}}])
+        );
+        assert_eq!(
+            body["messages"][1],
+            json!({"role": "assistant", "content": [{"toolUse":
+                {"toolUseId": "t1", "name": "weather", "input": {"city": "Oslo"}}}]})
+        );
+        // The tool's result and the later system note share the user's turn.
+        assert_eq!(body["messages"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            body["messages"][2]["content"][0],
+            json!({"toolResult": {"toolUseId": "t1", "content": [{"text": "3 C"}]}})
+        );
+        assert_eq!(
+            body["messages"][2]["content"][1]["text"],
+            "<system>\nAnswer in French.\n</system>"
+        );
+        assert_eq!(
+            body["toolConfig"],
+            json!({"tools": [{"toolSpec": {"name": "weather", "description": "Weather now",
+                "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}}}}}],
+                "toolChoice": {"any": {}}})
+        );
+        assert!(body.get("stream").is_none() && body.get("model").is_none());
+    }
+
+    #[test]
+    fn defaults_and_what_converse_cannot_take() {
+        let plain = openai(json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}]}));
+        assert_eq!(
+            encode_request(&plain, 321).unwrap()["inferenceConfig"]["maxTokens"],
+            321
+        );
+        let by_url = openai(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]}]}),
+        );
+        assert!(encode_request(&by_url, 1).is_err());
+        let prefill = openai(json!({"model": "m", "messages": [
+            {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hel"}]}));
+        assert!(encode_request(&prefill, 1).is_err());
+        // `none` with no calls in the conversation: no tools at all.
+        let none = openai(
+            json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+            "tool_choice": "none"}),
+        );
+        assert!(
+            encode_request(&none, 1)
+                .unwrap()
+                .get("toolConfig")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_complete_answer_and_an_error_are_read() {
+        let body = json!({
+            "output": {"message": {"role": "assistant", "content": [
+                {"reasoningContent": {"reasoningText": {"text": "hm", "signature": "s"}}},
+                {"text": "Let me look."},
+                {"toolUse": {"toolUseId": "t9", "name": "weather", "input": {"city": "Oslo"}}}]}},
+            "stopReason": "tool_use",
+            "usage": {"inputTokens": 10, "outputTokens": 7, "totalTokens": 17},
+            "metrics": {"latencyMs": 4}
+        });
+        let response = decode_response(body.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            response.content,
+            [
+                ContentBlock::Text("Let me look.".into()),
+                ContentBlock::ToolUse(ToolCall {
+                    id: "t9".into(),
+                    name: "weather".into(),
+                    input: json!({"city": "Oslo"})
+                })
+            ]
+        );
+        assert_eq!(response.finish_reason, FinishReason::ToolUse);
+        assert_eq!(
+            response.usage,
+            Usage {
+                input_tokens: 10,
+                output_tokens: 7
+            }
+        );
+        assert!(decode_response(b"{}").is_err());
+        assert_eq!(
+            decode_error(&json!({"message": "Too many tokens"})),
+            (Some("Too many tokens".into()), None)
+        );
+        assert_eq!(
+            decode_error(&json!({"__type": "com.amazon#ValidationException", "message": "x"})).1,
+            Some("ValidationException".into())
+        );
+    }
+}
