@@ -282,4 +282,27 @@ mod tests {
         };
         assert!(decoder.on_event(&unindexed, &mut Vec::new()).is_err());
     }
+
+    proptest::proptest! {
+        /// Whatever a frame carries, decoding ends in events or a fault,
+        /// never a panic.
+        #[test]
+        fn arbitrary_events_never_panic(
+            events in proptest::collection::vec(
+                (proptest::sample::select(&["messageStart", "contentBlockStart", "contentBlockDelta",
+                    "contentBlockStop", "messageStop", "metadata", "other"][..]),
+                 proptest::prelude::any::<String>()),
+                0..16,
+            ),
+        ) {
+            let mut decoder = StreamDecoder::new();
+            let mut out = Vec::new();
+            for (name, data) in events {
+                let event = SseEvent { event: Some(name.to_string()), data };
+                if decoder.on_event(&event, &mut out).is_err() {
+                    break;
+                }
+            }
+        }
+    }
 }
