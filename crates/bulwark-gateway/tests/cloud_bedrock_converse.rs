@@ -415,3 +415,41 @@ async fn a_failing_target_falls_back_to_a_converse_model() -> TestResult {
     assert_eq!(s.bedrock.sim.requests().len(), 2);
     Ok(())
 }
+
+#[tokio::test]
+async fn throttling_in_a_converse_stream_or_status_is_a_rate_limit_and_retried() -> TestResult {
+    let s = setup().await?;
+    let nova = format!("aws/{NOVA}");
+    let mut rx = s.gateway.gateway.subscribe();
+    let faults = [
+        Fault::ErrorEvent {
+            after_chunks: 1,
+            status: Some(429),
+        },
+        Fault::status(429),
+    ];
+    for fault in faults {
+        s.bedrock
+            .sim
+            .set_faults(vec![FaultRule::always(fault).times(1)]);
+        let response = post(
+            &s.gateway.base,
+            "/v1/chat/completions",
+            &json!({"model": "nova", "stream": true,
+                "messages": [{"role": "user", "content": "hello there"}]}),
+        )
+        .await?;
+        assert_eq!(response.status(), 200);
+        assert_eq!(header(&response, "x-bulwark-target"), nova);
+        assert!(response.text().await?.contains("[DONE]"));
+        let mut failed = Vec::new();
+        while let Ok(event) = rx.try_recv() {
+            if let bulwark::events::Event::AttemptFailed { target, class, .. } = event {
+                failed.push((target, class));
+            }
+        }
+        assert_eq!(failed, vec![(nova.clone(), "rate_limited")]);
+    }
+    assert_eq!(s.bedrock.sim.requests().len(), 4, "each retried once");
+    Ok(())
+}
