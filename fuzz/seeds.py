@@ -205,6 +205,35 @@ def gemini():
     put("complete_gemini", json.dumps(blocked[0][1]))
 
 
+def converse():
+    """Bedrock's Converse API: each event named by its `:event-type`, as
+    `provider/cloud/eventstream.rs` hands its frames on."""
+    usage = {"usage": {"inputTokens": 3, "outputTokens": 5, "totalTokens": 8}, "metrics": {"latencyMs": 1}}
+    stream = [("messageStart", {"role": "assistant"}),
+              ("contentBlockDelta", {"delta": {"reasoningContent": {"text": "hm"}}, "contentBlockIndex": 0}),
+              ("contentBlockDelta", {"delta": {"reasoningContent": {"signature": "s"}}, "contentBlockIndex": 0}),
+              ("contentBlockStop", {"contentBlockIndex": 0}),
+              ("contentBlockDelta", {"delta": {"text": "Hel"}, "contentBlockIndex": 1}),
+              ("contentBlockDelta", {"delta": {"text": "lo"}, "contentBlockIndex": 1}),
+              ("contentBlockStop", {"contentBlockIndex": 1}),
+              ("contentBlockStart", {"start": {"toolUse": {"toolUseId": "t1", "name": "f"}}, "contentBlockIndex": 2}),
+              ("contentBlockDelta", {"delta": {"toolUse": {"input": "{\"a\":"}}, "contentBlockIndex": 2}),
+              ("contentBlockDelta", {"delta": {"toolUse": {"input": "1}"}}, "contentBlockIndex": 2}),
+              ("contentBlockStop", {"contentBlockIndex": 2}),
+              ("messageStop", {"stopReason": "tool_use"}),
+              ("metadata", usage)]
+    filtered = stream[:1] + [("messageStop", {"stopReason": "guardrail_intervened"}), ("metadata", usage)]
+    for s in (stream, filtered):
+        chunked("stream_converse", sse(s))
+    put("complete_converse", json.dumps({"output": {"message": {"role": "assistant", "content": [
+        {"reasoningContent": {"reasoningText": {"text": "hm", "signature": "s"}}}, {"text": "Hello"},
+        {"toolUse": {"toolUseId": "t1", "name": "f", "input": {"a": 1}}}]}},
+        "stopReason": "tool_use", **usage}))
+    put("complete_converse", json.dumps({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                                         "stopReason": "max_tokens", **usage}))
+    put("complete_converse", json.dumps({"message": "Too many tokens"}))
+
+
 def streams_for_sse():
     for target in ("stream_openai", "stream_anthropic", "stream_responses", "stream_gemini"):
         for path in sorted(glob.glob(os.path.join(ROOT, target, "*")))[:3]:
@@ -239,5 +268,6 @@ if __name__ == "__main__":
     anthropic()
     responses()
     gemini()
+    converse()
     streams_for_sse()
     configs()

@@ -19,6 +19,10 @@ pub enum WireFormat {
     /// reaches (`UpstreamDialect::also_speaks`); other targets get it
     /// translated.
     Responses,
+    /// Amazon Bedrock's Converse API, which serves the models on Bedrock
+    /// that are not Anthropic's. Upstream only: no front door speaks it,
+    /// so every client is sent a translation of its answers.
+    Converse,
 }
 
 impl WireFormat {
@@ -28,6 +32,7 @@ impl WireFormat {
             WireFormat::Anthropic => "anthropic",
             WireFormat::Gemini => "gemini",
             WireFormat::Responses => "openai-responses",
+            WireFormat::Converse => "bedrock-converse",
         }
     }
 }
@@ -436,6 +441,10 @@ impl FinishNames {
             // The Responses API has no finish reasons of its own (it has a
             // status); where one is named, it is the Chat Completions name.
             WireFormat::Responses => self.openai,
+            // Converse names its stop reasons as Anthropic's Messages API
+            // does, and adds its own blocks (`guardrail_intervened`,
+            // `content_filtered`), read as filters by its decoder.
+            WireFormat::Converse => self.anthropic,
         }
     }
 }

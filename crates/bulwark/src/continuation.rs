@@ -147,7 +147,8 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
                 WireFormat::OpenAi => yield Ok(Chunk { raw: SseEvent { event: None, data: "[DONE]".into() }, events: vec![] }),
                 // Gemini's stream has no terminator: it simply ends; a
                 // Responses stream's last event (`response.completed`) is its.
-                WireFormat::Gemini | WireFormat::Responses => {}
+                // Nor does Converse's: its last event (`metadata`) is usage.
+                WireFormat::Gemini | WireFormat::Responses | WireFormat::Converse => {}
             }
             return;
         }

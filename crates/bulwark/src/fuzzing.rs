@@ -23,12 +23,20 @@ pub const CLIENT_FORMATS: [WireFormat; 4] = [
     WireFormat::Gemini,
 ];
 
-/// The formats an upstream answers in: one decoder pair each.
-pub const UPSTREAM_FORMATS: [WireFormat; 4] = CLIENT_FORMATS;
+/// The formats an upstream answers in: one decoder pair each. Converse
+/// (Bedrock's API for its models that are not Anthropic's) has no front
+/// door.
+pub const UPSTREAM_FORMATS: [WireFormat; 5] = [
+    WireFormat::OpenAi,
+    WireFormat::Anthropic,
+    WireFormat::Responses,
+    WireFormat::Gemini,
+    WireFormat::Converse,
+];
 
 /// The upstream dialect whose answers arrive in `format`. The Responses API
 /// has no provider kind of its own: the `openai` kind speaks it to
-/// Responses clients.
+/// Responses clients; Converse is `bedrock`'s for its other models.
 pub fn upstream(format: WireFormat) -> &'static dyn UpstreamDialect {
     let openai = wire::upstream(ProviderKind::OpenAi);
     match format {
@@ -36,6 +44,7 @@ pub fn upstream(format: WireFormat) -> &'static dyn UpstreamDialect {
         WireFormat::Anthropic => wire::upstream(ProviderKind::Anthropic),
         WireFormat::Gemini => wire::upstream(ProviderKind::Gemini),
         WireFormat::Responses => openai.also_speaks(WireFormat::Responses).unwrap_or(openai),
+        WireFormat::Converse => &wire::converse::Upstream,
     }
 }
 

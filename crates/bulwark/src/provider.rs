@@ -398,6 +398,7 @@ impl Provider {
             .as_ref()
             .map_or(cloud::Framing::Sse, |cloud| cloud.framing());
         let target = target.to_string();
+        let model_name = model.to_string();
         let redactor = Arc::clone(&self.redactor);
         let stream = async_stream::stream! {
             let mut frames = framing.decoder();
@@ -420,6 +421,7 @@ impl Provider {
                         yield Err(redactor.error(&target, UpstreamFailure::Stream { provider_code: fault.code }, fault.message));
                         return;
                     }
+                    name_model(&mut events, &model_name);
                     yield Ok(Chunk { raw, events });
                     if decoder.is_done() {
                         return;
@@ -548,6 +550,7 @@ impl Provider {
         );
         let dialect = self.dialect_for(request, model);
         let target = target.to_string();
+        let model_name = model.to_string();
         let redactor = Arc::clone(&self.redactor);
         let stream = async_stream::stream! {
             let mut body: Vec<u8> = Vec::new();
@@ -563,7 +566,8 @@ impl Provider {
             }
             match complete::chunks(dialect, &body) {
                 Ok(chunks) => {
-                    for chunk in chunks {
+                    for mut chunk in chunks {
+                        name_model(&mut chunk.events, &model_name);
                         yield Ok(chunk);
                     }
                 }
@@ -749,6 +753,18 @@ async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
         }
     }
     body
+}
+
+/// An answer whose API names no model (Bedrock's Converse) is named after
+/// the target's model, so that no client is told an empty one.
+fn name_model(events: &mut [StreamEvent], target_model: &str) {
+    for event in events {
+        if let StreamEvent::Start { model, .. } = event
+            && model.is_empty()
+        {
+            *model = target_model.to_string();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -151,6 +151,7 @@ fn name(format: WireFormat) -> &'static str {
         WireFormat::Anthropic => "anthropic",
         WireFormat::Responses => "responses",
         WireFormat::Gemini => "gemini",
+        WireFormat::Converse => "converse",
     }
 }
 

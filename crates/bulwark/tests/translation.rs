@@ -8,7 +8,7 @@ use bulwark::api::{
 use bulwark::config::Translation;
 use bulwark::error::ErrorKind;
 use bulwark::sse::SseDecoder;
-use bulwark::wire::{StreamFault, anthropic, gemini, openai, translate};
+use bulwark::wire::{StreamFault, UpstreamDialect, anthropic, gemini, openai, translate};
 use serde_json::{Value, json};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -1335,5 +1335,69 @@ fn runs_of_many_openai_tool_messages_each_form_one_turn() -> TestResult {
             (Role::User, 3)
         ]
     );
+    Ok(())
+}
+
+/// What Bedrock's Converse API cannot carry is dropped and reported, or
+/// refused (an output schema), under the features `docs/translation.md`
+/// names.
+#[test]
+fn converse_reports_what_it_cannot_carry() -> TestResult {
+    let converse = |body: Value, mode: Translation| {
+        let mut request = openai::decode_request(&bytes(&body))?;
+        // OpenAI clients have no top-k; one built in code may.
+        request.top_k = body
+            .get("top_k")
+            .and_then(Value::as_u64)
+            .and_then(|k| u32::try_from(k).ok());
+        request.unmapped.retain(|u| u.path != "top_k");
+        let traits = translate::traits("amazon.nova-pro-v1:0", None);
+        Ok::<_, Box<dyn std::error::Error>>(translate::prepare(
+            &request,
+            WireFormat::Converse,
+            traits,
+            bulwark::wire::converse::Upstream.takes_top_k(),
+            4096,
+            mode,
+        ))
+    };
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "Hi"}],
+        "top_k": 5, "parallel_tool_calls": false,
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "response_format": {"type": "json_object"}});
+    let prepared = converse(body.clone(), Translation::Lenient)?.map_err(|r| r.describe())?;
+    assert_eq!(
+        prepared.dropped,
+        ["top_k", "json_mode", "parallel_tool_calls"]
+    );
+    let sent = prepared.request.ok_or("the request was not changed")?;
+    assert_eq!((sent.top_k, sent.output_format), (None, None));
+    let refusal = converse(body, Translation::Strict)?
+        .err()
+        .ok_or("a strict route dropped fields")?;
+    assert!(
+        refusal.describe().contains("Converse"),
+        "{}",
+        refusal.describe()
+    );
+
+    let schema = json!({"model": "m", "messages": [{"role": "user", "content": "Greet"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "G", "schema": greeting_schema()}}});
+    let refusal = converse(schema, Translation::Lenient)?
+        .err()
+        .ok_or("an output schema was not refused")?;
+    assert_eq!(refusal.fields[0].feature, "structured_output");
+    assert_eq!(refusal.paths(), "response_format");
+
+    let none_in_a_tool_loop = json!({"model": "m", "tool_choice": "none",
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function",
+                "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c", "content": "done"}]});
+    let prepared =
+        converse(none_in_a_tool_loop, Translation::Lenient)?.map_err(|r| r.describe())?;
+    assert_eq!(prepared.dropped, ["tool_choice_none"]);
     Ok(())
 }

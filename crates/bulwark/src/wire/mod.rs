@@ -18,6 +18,7 @@
 //! traits.
 
 pub mod anthropic;
+pub mod converse;
 pub mod dialect;
 pub mod gemini;
 pub mod json;
@@ -57,6 +58,7 @@ pub fn front_door(format: WireFormat) -> Option<&'static dyn ClientDialect> {
         WireFormat::Anthropic => Some(&anthropic::FrontDoor),
         WireFormat::Responses => Some(&responses::FrontDoor),
         WireFormat::Gemini => Some(&gemini::FrontDoor),
+        WireFormat::Converse => None,
     }
 }
 

@@ -1,8 +1,9 @@
-//! Claude on Amazon Bedrock: Anthropic's Messages body at
+//! Amazon Bedrock. Claude: Anthropic's Messages body at
 //! `/model/{modelId}/invoke` (complete) and
 //! `/invoke-with-response-stream` (AWS event stream), without `model` and
-//! `stream`, with `anthropic_version`; signed with SigV4 or sent with a
-//! Bedrock API key.
+//! `stream`, with `anthropic_version`. Every other model (Nova, Llama,
+//! Mistral...): the Converse API's body at `/model/{modelId}/converse` and
+//! `/converse-stream`. Signed with SigV4 or sent with a Bedrock API key.
 
 use std::time::SystemTime;
 
@@ -15,6 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use super::{CloudApi, CloudAuthError, Framing, path_segment, set_secret_header};
+use crate::api::WireFormat;
 use crate::config::{AwsCredentials, BedrockConfig, Secret};
 use crate::error::ApiError;
 use crate::wire::UpstreamDialect;
@@ -42,6 +44,11 @@ impl Bedrock {
             api_key,
         }
     }
+}
+
+/// Whether Bedrock serves `model` through Anthropic's Messages API.
+fn is_anthropic(model: &str) -> bool {
+    model.contains("anthropic.")
 }
 
 /// Signs `request` (URL, headers and body final) with SigV4 at `time`:
@@ -122,20 +129,28 @@ fn sign_for(
 }
 
 impl CloudApi for Bedrock {
-    fn dialect(&self, _model: &str) -> &'static dyn UpstreamDialect {
-        &crate::wire::anthropic::Upstream
+    /// Claude's model ids name Anthropic (`anthropic.claude-...`, and with
+    /// a cross-region inference profile `us.anthropic.claude-...`); the
+    /// Converse API serves the rest, and has no Anthropic-only features.
+    fn dialect(&self, model: &str) -> &'static dyn UpstreamDialect {
+        if is_anthropic(model) {
+            &crate::wire::anthropic::Upstream
+        } else {
+            &crate::wire::converse::Upstream
+        }
     }
 
     fn url(
         &self,
-        _dialect: &'static dyn UpstreamDialect,
+        dialect: &'static dyn UpstreamDialect,
         model: &str,
         stream: bool,
     ) -> Result<String, ApiError> {
-        let action = if stream {
-            "invoke-with-response-stream"
-        } else {
-            "invoke"
+        let action = match (dialect.format(), stream) {
+            (WireFormat::Converse, true) => "converse-stream",
+            (WireFormat::Converse, false) => "converse",
+            (_, true) => "invoke-with-response-stream",
+            (_, false) => "invoke",
         };
         Ok(format!(
             "{}/model/{}/{action}",
@@ -146,10 +161,19 @@ impl CloudApi for Bedrock {
 
     fn adapt(
         &self,
-        _dialect: &'static dyn UpstreamDialect,
+        dialect: &'static dyn UpstreamDialect,
         body: &mut Value,
         forwarded: &[(HeaderName, HeaderValue)],
     ) -> Vec<(HeaderName, HeaderValue)> {
+        if dialect.format() == WireFormat::Converse {
+            // The URL names the model and asks for the stream; a request
+            // for a complete answer was marked `stream: false`, a field
+            // Converse refuses. The client's headers name another API.
+            if let Some(body) = body.as_object_mut() {
+                body.remove("stream");
+            }
+            return Vec::new();
+        }
         let mut headers = Vec::new();
         let mut betas = Vec::new();
         for (name, value) in forwarded {
@@ -381,5 +405,37 @@ mod tests {
             Some("ValidationException")
         );
         assert_eq!(cloud.error_code(&HeaderMap::new(), None), None);
+    }
+
+    #[test]
+    fn models_other_than_claude_go_to_converse_with_its_body_untouched() {
+        let cloud = bedrock(None, Some("k"));
+        for claude in [
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        ] {
+            assert_eq!(cloud.dialect(claude).format(), WireFormat::Anthropic);
+        }
+        let converse = cloud.dialect("amazon.nova-pro-v1:0");
+        assert_eq!(converse.format(), WireFormat::Converse);
+        assert_eq!(
+            cloud.dialect("meta.llama3-70b-instruct-v1:0").format(),
+            WireFormat::Converse
+        );
+        let stream = cloud.url(converse, "amazon.nova-pro-v1:0", true).unwrap();
+        assert_eq!(
+            stream,
+            "https://bedrock-runtime.us-east-1.amazonaws.com/model/amazon.nova-pro-v1%3A0/converse-stream"
+        );
+        let complete = cloud.url(converse, "amazon.nova-pro-v1:0", false).unwrap();
+        assert!(complete.ends_with("/model/amazon.nova-pro-v1%3A0/converse"));
+        let mut body = serde_json::json!({"messages": [], "stream": false});
+        let forwarded = [(
+            HeaderName::from_static("anthropic-beta"),
+            HeaderValue::from_static("a-1"),
+        )];
+        let left = cloud.adapt(converse, &mut body, &forwarded);
+        assert_eq!(body, serde_json::json!({"messages": []}));
+        assert!(left.is_empty());
     }
 }

@@ -1,8 +1,11 @@
 //! AWS's binary event stream (`application/vnd.amazon.eventstream`), as
-//! Bedrock's `InvokeModelWithResponseStream` answers: each frame's payload
-//! `{"bytes": "<base64 of one Anthropic stream event>"}` becomes the
-//! `SseEvent` the Anthropic API would have sent, so the Anthropic dialect
-//! reads it as it reads its own API's stream.
+//! Bedrock answers: `InvokeModelWithResponseStream`'s `chunk` frames, whose
+//! payload `{"bytes": "<base64 of one Anthropic stream event>"}` becomes
+//! the `SseEvent` the Anthropic API would have sent, so the Anthropic
+//! dialect reads it as it reads its own API's stream; and
+//! `ConverseStream`'s frames, whose JSON payload becomes an `SseEvent`
+//! named by the frame's `:event-type` (`messageStart`...), for the
+//! Converse dialect.
 //!
 //! Frames are cut by their length prefix here, before the decoder sees
 //! them, so that a frame announcing more than [`MAX_EVENT_BYTES`] is
@@ -20,6 +23,16 @@ use crate::wire::StreamFault;
 
 /// The prelude's total-length field.
 const LENGTH_BYTES: usize = 4;
+
+/// `ConverseStream`'s events, each a frame of its own type.
+const CONVERSE_EVENTS: [&str; 6] = [
+    "messageStart",
+    "contentBlockStart",
+    "contentBlockDelta",
+    "contentBlockStop",
+    "messageStop",
+    "metadata",
+];
 
 #[derive(Debug)]
 pub(crate) struct EventStreamDecoder {
@@ -116,8 +129,18 @@ fn event_of(message: &Message) -> Result<Option<SseEvent>, FrameError> {
             )));
         }
     }
-    if header(message, ":event-type") != Some("chunk") {
-        return Ok(None);
+    match header(message, ":event-type") {
+        Some("chunk") => {}
+        Some(name) if CONVERSE_EVENTS.contains(&name) => {
+            let data = std::str::from_utf8(message.payload())
+                .map_err(|_| broken(format!("a `{name}` event's payload is not UTF-8")))?;
+            // Broken JSON is left to the dialect to find, as in a chunk.
+            return Ok(Some(SseEvent {
+                event: Some(name.to_string()),
+                data: data.to_string(),
+            }));
+        }
+        _ => return Ok(None),
     }
     let payload: Value = serde_json::from_slice(message.payload())
         .map_err(|e| FrameError::Fault(StreamFault::malformed(e)))?;
@@ -220,6 +243,46 @@ mod tests {
                 "pieces of {piece}"
             );
         }
+    }
+
+    #[test]
+    fn converse_events_keep_their_type_and_payload() {
+        let event = |name: &str, payload: &str| {
+            frame(
+                &[
+                    (":event-type", name),
+                    (":content-type", "application/json"),
+                    (":message-type", "event"),
+                ],
+                payload.as_bytes(),
+            )
+        };
+        let mut bytes = event("messageStart", r#"{"role":"assistant"}"#);
+        bytes.extend(event(
+            "contentBlockDelta",
+            r#"{"delta":{"text":"Hi"},"contentBlockIndex":0}"#,
+        ));
+        // An event type it does not know carries no model output.
+        bytes.extend(event("somethingNew", "{}"));
+        bytes.extend(event("metadata", r#"{"usage":{"inputTokens":1}}"#));
+        let mut out = Vec::new();
+        let mut decoder = EventStreamDecoder::new();
+        for part in bytes.chunks(5) {
+            decoder.feed(part, &mut out).unwrap();
+        }
+        let names: Vec<Option<&str>> = out.iter().map(|e| e.event.as_deref()).collect();
+        assert_eq!(
+            names,
+            [
+                Some("messageStart"),
+                Some("contentBlockDelta"),
+                Some("metadata")
+            ]
+        );
+        assert_eq!(
+            out[1].data,
+            r#"{"delta":{"text":"Hi"},"contentBlockIndex":0}"#
+        );
     }
 
     #[test]

@@ -48,6 +48,14 @@ pub const NO_SAMPLING_BESIDE_THINKING: &str = "Anthropic takes no temperature, t
 /// The sampling settings `NO_SAMPLING_BESIDE_THINKING` drops, as reported.
 pub const SAMPLING_FEATURES: [&str; 3] = ["temperature", "top_p", "top_k"];
 
+/// Why top-k is left out of a request to Bedrock's Converse API.
+pub const CONVERSE_NO_TOP_K: &str = "Bedrock's Converse API takes top-k only in each model's own fields, which Bulwark does not write; the target samples without it";
+/// Why reasoning is left out of a request to Bedrock's Converse API.
+pub const CONVERSE_NO_REASONING: &str = "Bedrock's Converse API takes reasoning settings only in each model's own fields, which Bulwark does not write; the target answers without thinking first";
+/// Why JSON mode is left out of a request to Bedrock's Converse API.
+pub const CONVERSE_NO_JSON_MODE: &str =
+    "Bedrock's Converse API has no JSON mode; the target is not held to JSON";
+
 /// Anthropic's smallest thinking budget.
 pub const MIN_ANTHROPIC_THINKING_BUDGET: u32 = 1024;
 
@@ -427,7 +435,23 @@ pub const FATES: &[Row] = &[
     row(
         ANY,
         "parallel_tool_calls",
-        Fate::Drop("Gemini cannot be held to one tool call per turn; it may make several"),
+        Fate::Drop(
+            "Gemini, and the models behind Bedrock's Converse API, cannot be held to one tool call per turn; they may make several",
+        ),
+    ),
+    row(
+        ANY,
+        "structured_output",
+        Fate::Refuse(
+            "Bedrock's Converse API has no output schema; the answer's shape would not be enforced, and a client parsing the answer relies on it",
+        ),
+    ),
+    row(
+        ANY,
+        "tool_choice_none",
+        Fate::Drop(
+            "Bedrock's Converse API cannot forbid tool calls in a conversation that holds some; the target may call a tool",
+        ),
     ),
     row(
         ANY,

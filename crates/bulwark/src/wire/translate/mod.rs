@@ -20,9 +20,9 @@ mod fates;
 mod traits;
 
 pub use fates::{
-    FATES, MAX_UNMAPPED, MIN_ANTHROPIC_THINKING_BUDGET, NO_ROOM_TO_THINK,
-    NO_SAMPLING_BESIDE_THINKING, NO_THINKING_IN_TOOL_LOOP, NO_THINKING_WITH_FORCED_TOOL, Row,
-    SAMPLING_FEATURES, fate, unmapped,
+    CONVERSE_NO_JSON_MODE, CONVERSE_NO_REASONING, CONVERSE_NO_TOP_K, FATES, MAX_UNMAPPED,
+    MIN_ANTHROPIC_THINKING_BUDGET, NO_ROOM_TO_THINK, NO_SAMPLING_BESIDE_THINKING,
+    NO_THINKING_IN_TOOL_LOOP, NO_THINKING_WITH_FORCED_TOOL, Row, SAMPLING_FEATURES, fate, unmapped,
 };
 pub use traits::{ModelTraits, traits};
 
@@ -183,12 +183,21 @@ pub fn prepare(
         left_out.push(Unmapped {
             path: "top_k".into(),
             feature: "top_k",
-            fate: fate(client, "top_k"),
+            fate: if format == WireFormat::Converse {
+                Fate::Drop(CONVERSE_NO_TOP_K)
+            } else {
+                fate(client, "top_k")
+            },
             more: 0,
         });
         translated.top_k = None;
     }
-    if request.parallel_tool_calls == Some(false) && format == WireFormat::Gemini {
+    if format == WireFormat::Converse {
+        converse_fates(request, client, &mut translated, &mut left_out);
+    }
+    if request.parallel_tool_calls == Some(false)
+        && matches!(format, WireFormat::Gemini | WireFormat::Converse)
+    {
         left_out.push(Unmapped {
             path: match client {
                 Some(WireFormat::Anthropic) => "tool_choice.disable_parallel_tool_use".into(),
@@ -247,6 +256,55 @@ pub fn prepare(
     })
 }
 
+/// What Bedrock's Converse API cannot carry beyond the other formats: a
+/// JSON mode or an output schema (it has neither), and `tool_choice: none`
+/// in a conversation that already holds tool calls (it has no such choice,
+/// and reads those calls only beside their tools).
+fn converse_fates(
+    request: &ChatRequest,
+    client: Option<WireFormat>,
+    translated: &mut ChatRequest,
+    left_out: &mut Vec<Unmapped>,
+) {
+    let format_path = || -> String {
+        match client {
+            Some(WireFormat::Responses) => "text.format".into(),
+            Some(WireFormat::Anthropic) => "output_config.format".into(),
+            Some(WireFormat::Gemini) => "generationConfig.responseMimeType".into(),
+            _ => "response_format".into(),
+        }
+    };
+    match request.output_format {
+        None => {}
+        Some(OutputFormat::JsonObject) => {
+            left_out.push(Unmapped {
+                path: format_path(),
+                feature: "json_mode",
+                fate: Fate::Drop(CONVERSE_NO_JSON_MODE),
+                more: 0,
+            });
+            translated.output_format = None;
+        }
+        Some(OutputFormat::JsonSchema { .. }) => left_out.push(Unmapped {
+            path: format_path(),
+            feature: "structured_output",
+            fate: fate(None, "structured_output"),
+            more: 0,
+        }),
+    }
+    if request.tool_choice == Some(ToolChoice::None)
+        && !request.tools.is_empty()
+        && crate::wire::converse::holds_tool_blocks(request)
+    {
+        left_out.push(Unmapped {
+            path: "tool_choice".into(),
+            feature: "tool_choice_none",
+            fate: fate(None, "tool_choice_none"),
+            more: 0,
+        });
+    }
+}
+
 /// The reasoning a reasoning model of a `format` target is sent, in the
 /// kind and size it takes, or why none can be sent.
 fn reasoning_for(
@@ -272,6 +330,9 @@ fn reasoning_for(
                     .map_or(budget, |(min, max)| budget.clamp(min, max)),
             ))
         }
+        // Each model family behind Converse takes reasoning in its own
+        // field, which Bulwark does not write.
+        WireFormat::Converse => Err(CONVERSE_NO_REASONING),
         WireFormat::Anthropic => {
             if matches!(
                 request.tool_choice,
