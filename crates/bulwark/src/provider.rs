@@ -9,8 +9,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::Stream;
 use http::HeaderMap;
 use serde_json::Value;
 
@@ -20,10 +19,12 @@ use crate::error::{ApiError, UpstreamError, UpstreamFailure};
 use crate::unary::{Unary, UnaryCall};
 use crate::wire::UpstreamDialect;
 
+mod body;
 pub(crate) mod cloud;
 pub(crate) mod complete;
 mod hints;
 mod redact;
+use body::{BoundedBody, describe_transport, read_capped};
 use hints::header_text;
 pub use hints::{rate_limit_reset, retry_after};
 use redact::Redactor;
@@ -661,98 +662,6 @@ impl Provider {
         };
         error
     }
-}
-
-/// A transport error's chain of causes, without the URL (which is ours, not
-/// the client's business) and never with credentials (sent only in headers).
-/// An upstream body read chunk by chunk, each within the idle timeout, and
-/// all of it within `max_response_bytes`: what a stream and a complete
-/// answer are both read with.
-struct BoundedBody<S> {
-    bytes: S,
-    idle_timeout: Duration,
-    max_bytes: u64,
-    /// Bytes read so far: a counter, the chunks are not copied for it.
-    read: u64,
-    /// What the body is ("stream", "answer"), for the messages.
-    what: &'static str,
-}
-
-impl<S: futures_util::Stream<Item = reqwest::Result<Bytes>> + Unpin> BoundedBody<S> {
-    fn new(bytes: S, idle_timeout: Duration, max_bytes: u64, what: &'static str) -> Self {
-        BoundedBody {
-            bytes,
-            idle_timeout,
-            max_bytes,
-            read: 0,
-            what,
-        }
-    }
-
-    /// The next chunk, `None` at the end, or why the body failed. The cap
-    /// is checked before a chunk goes further: at most one chunk past it
-    /// is ever held.
-    async fn next(&mut self) -> Result<Option<Bytes>, (UpstreamFailure, String)> {
-        let what = self.what;
-        let chunk = match tokio::time::timeout(self.idle_timeout, self.bytes.next()).await {
-            Err(_) => {
-                return Err((
-                    UpstreamFailure::Timeout,
-                    format!("the {what} stalled for more than {:?}", self.idle_timeout),
-                ));
-            }
-            Ok(None) => return Ok(None),
-            Ok(Some(Err(e))) => {
-                return Err((
-                    UpstreamFailure::Stream {
-                        provider_code: None,
-                    },
-                    format!("the {what} broke: {}", describe_transport(&e)),
-                ));
-            }
-            Ok(Some(Ok(chunk))) => chunk,
-        };
-        self.read = self.read.saturating_add(chunk.len() as u64);
-        if self.read > self.max_bytes {
-            return Err((
-                UpstreamFailure::TooLarge,
-                format!(
-                    "the answer exceeded max_response_bytes ({} bytes)",
-                    self.max_bytes
-                ),
-            ));
-        }
-        Ok(Some(chunk))
-    }
-}
-
-fn describe_transport(error: &reqwest::Error) -> String {
-    let mut text = if error.is_connect() {
-        "connection failed".to_string()
-    } else if error.is_timeout() {
-        "timed out".to_string()
-    } else {
-        "transport error".to_string()
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-async fn read_capped(mut response: reqwest::Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_ERROR_BODY.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if room <= chunk.len() {
-            break;
-        }
-    }
-    body
 }
 
 /// An answer whose API names no model (Bedrock's Converse) is named after
