@@ -74,17 +74,22 @@ pub fn problems(error: bulwark::config::ConfigError) -> anyhow::Error {
 /// The variable a drilled config names for the simulator's service account.
 const SIM_SERVICE_ACCOUNT: &str = "BULWARK_SIM_SERVICE_ACCOUNT";
 
-/// Writes the simulator's test service account where only this user can
-/// read it (the key is a test key, but a key file is a key file).
+/// Writes the simulator's test service account into a new directory only
+/// this user can read (the key is a test key, but a key file is a key
+/// file), created afresh so that nothing planted there is followed. The
+/// config reads the key when loaded; the directory is removed then.
 fn write_sim_service_account() -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = std::env::temp_dir().join(format!("bulwark-drill-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = std::env::temp_dir().join(format!(
+        "bulwark-drill-{}-{:016x}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
     let path = dir.join("sim-service-account.json");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
         .open(&path)?;
     file.write_all(bulwark_drill::sim_service_account_json().as_bytes())?;
@@ -110,9 +115,11 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<(GatewayConfig, String
                 (SIM_SERVICE_ACCOUNT, Some(file)) => Some(file.display().to_string()),
                 _ => std::env::var(name).ok(),
             };
-            let config = GatewayConfig::from_yaml(&text, &path.display().to_string(), &env)
-                .map_err(problems)?;
-            Ok((config, path.display().to_string()))
+            let config = GatewayConfig::from_yaml(&text, &path.display().to_string(), &env);
+            if let Some(dir) = service_account.as_deref().and_then(Path::parent) {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Ok((config.map_err(problems)?, path.display().to_string()))
         }
         None => {
             let placeholder = |name: &str| match name {

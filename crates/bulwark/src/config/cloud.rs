@@ -540,6 +540,11 @@ fn service_account(text: &str) -> Result<ServiceAccount, String> {
         .private_key
         .filter(|k| k.contains("PRIVATE KEY"))
         .ok_or("the file has no `private_key` in PEM form")?;
+    // Checked now, so that a broken key fails `bulwark check`, not the
+    // first request.
+    if jsonwebtoken::EncodingKey::from_rsa_pem(private_key.as_bytes()).is_err() {
+        return Err("its `private_key` is not a usable RSA key".into());
+    }
     let token_uri = file
         .token_uri
         .unwrap_or_else(|| GOOGLE_TOKEN_URI.to_string());
@@ -728,7 +733,18 @@ mod tests {
         let file = dir.join("sa.json");
         std::fs::write(
             &file,
-            r#"{"type":"service_account","client_email":"sa@p.iam.gserviceaccount.com","private_key_id":"k1","private_key":"-----BEGIN PRIVATE KEY-----\nMII\n-----END PRIVATE KEY-----\n","token_uri":"http://127.0.0.1:9/token"}"#,
+            serde_json::json!({
+                "type": "service_account",
+                "client_email": "sa@p.iam.gserviceaccount.com",
+                "private_key_id": "k1",
+                "private_key": std::fs::read_to_string(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../bulwark-sim/src/cloud/sim-test-service-account.key.pem"
+                ))
+                .unwrap_or_else(|e| panic!("{e}")),
+                "token_uri": "http://127.0.0.1:9/token",
+            })
+            .to_string(),
         )
         .unwrap_or_else(|e| panic!("{e}"));
         let path = file.display().to_string();
@@ -745,6 +761,15 @@ mod tests {
         assert_eq!(vertex.service_account.token_uri, "http://127.0.0.1:9/token");
         assert_eq!(vertex.project, "my-project");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_service_account_whose_key_cannot_sign_is_refused_without_quoting_it() {
+        let text = r#"{"type":"service_account","client_email":"sa@p","private_key":"-----BEGIN PRIVATE KEY-----\nSECRETBYTES\n-----END PRIVATE KEY-----\n"}"#;
+        let Err(message) = service_account(text) else {
+            panic!("a broken key was accepted")
+        };
+        assert_eq!(message, "its `private_key` is not a usable RSA key");
     }
 }
 

@@ -114,12 +114,14 @@ impl Operation for Chat<'_> {
         }
     }
 
-    /// The client's format is not the target's own. A request built in
-    /// code (no client body) is the client's own in every format.
+    /// The client's format is not the target's own, or the target is a
+    /// cloud's. A request built in code (no client body) is the client's
+    /// own in every format.
     fn translated_for(&self, target: &Target) -> bool {
-        self.request.source.as_ref().is_some_and(|source| {
-            source.format != target.provider.format_for(self.request, &target.model)
-        })
+        target.provider.kind().is_cloud()
+            || self.request.source.as_ref().is_some_and(|source| {
+                source.format != target.provider.format_for(self.request, &target.model)
+            })
     }
 }
 

@@ -43,6 +43,10 @@ pub(super) trait Operation {
         plan: &Plan,
     ) -> Served<Self::Answer>;
 
-    /// Whether `target` is sent a translation of the client's request.
+    /// Whether `target` is sent a translation of the client's request,
+    /// or serves the API on a cloud with limits of its own (Bedrock's
+    /// allowed betas, a region's models): either way its 4xx may say the
+    /// target cannot take a request the client's own API would, so
+    /// another target is tried (see `resilience::classify`).
     fn translated_for(&self, target: &Target) -> bool;
 }

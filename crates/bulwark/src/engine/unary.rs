@@ -156,7 +156,7 @@ impl Operation for UnaryRun<'_> {
     }
 
     fn translated_for(&self, target: &Target) -> bool {
-        self.client_format() != target.provider.format()
+        target.provider.kind().is_cloud() || self.client_format() != target.provider.format()
     }
 }
 

@@ -27,7 +27,8 @@
 //! | 400 `content_filter` (Azure's content filter refused the prompt), translated or not; the same code in a stream's error event | fail fast | not counted | - | `content_filter` | 400 `content_filter`, saying the prompt was filtered |
 //! | a field the target's encoder cannot express (a temperature over 1 for Anthropic, a URL image for Gemini) | fail over | not counted | - | `untranslatable` | 400, naming the field, unless another target failed upstream |
 //! | the target is at its concurrency or rate limit (no call made) | fail over | not counted | - | `concurrency_limit` | 429 |
-//! | 400, 413, 422 from a target sent a translation (its format is not the client's) | fail over | not counted | - | `translation_refused` | the same status, only if no target failed upstream or is resting (else 503) |
+//! | 400, 413, 422 from a target sent a translation (its format is not the client's), or from a cloud's target (`azure-openai`, `bedrock`, `vertex`: a beta or parameter the cloud does not take, a model id it does not serve in the region) | fail over | not counted | - | `translation_refused` | the same status, only if no target failed upstream or is resting (else 503) |
+//! | Bedrock 424 `ModelErrorException` (the model failed) | retry | failure | - | `server_error` | 502 |
 //! | other 4xx (400, 413, 422...) | fail fast | not counted | - | `client_error` | the same status |
 //!
 //! When every target failed, a 502 becomes 503 with a `Retry-After`: the
@@ -230,7 +231,8 @@ fn by_failure(error: &UpstreamError) -> Verdict {
                     class: TRANSLATION_REFUSED,
                     ..verdict(Action::FailOver, false)
                 },
-                408 | 409 | 425 | 500..=599 => verdict(Action::Retry, true),
+                // 424: Bedrock's `ModelErrorException`, the model itself failed.
+                408 | 409 | 424 | 425 | 500..=599 => verdict(Action::Retry, true),
                 // A misconfigured or hijacked base_url: asking again gets
                 // the same redirect, another target may be fine.
                 300..=399 => verdict(Action::FailOver, true),
@@ -244,7 +246,7 @@ fn status_class(status: u16) -> &'static str {
     match status {
         429 => "rate_limited",
         529 | 503 => "overloaded",
-        500..=599 => "server_error",
+        500..=599 | 424 => "server_error",
         300..=399 => "redirect",
         401 | 403 => "auth",
         _ => "client_error",
@@ -315,7 +317,7 @@ pub fn client_error(error: &UpstreamError) -> ApiError {
         } => ApiError::new(
             ErrorKind::Api,
             format!(
-                "{target} rejected the gateway's credentials ({message}); check the provider's api_key in the Bulwark config"
+                "{target} rejected the gateway's credentials ({message}); check the provider's api_key (or a cloud's aws, entra or credentials_file) in the Bulwark config"
             ),
         )
         .with_status(502),
@@ -344,6 +346,7 @@ pub fn client_error(error: &UpstreamError) -> ApiError {
             status,
             provider_code,
         } if (400..500).contains(status)
+            && *status != 424
             && !provider_code.as_deref().is_some_and(model_not_ready) =>
         {
             let mut api = ApiError::new(passed_through_kind(*status), format!("{target}: {message}"));

@@ -118,7 +118,12 @@ fn sign_for(
         .into_parts();
     let (headers, _params) = instructions.into_parts();
     for header in headers {
-        let name = HeaderName::from_static(header.name());
+        let name = HeaderName::from_bytes(header.name().as_bytes()).map_err(|_| {
+            CloudAuthError::Refused(format!(
+                "the signer named an invalid header `{}`",
+                header.name()
+            ))
+        })?;
         let mut value = HeaderValue::from_str(header.value()).map_err(|_| {
             CloudAuthError::Refused(format!("the signed `{name}` is not a valid header value"))
         })?;

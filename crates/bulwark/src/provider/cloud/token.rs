@@ -2,13 +2,15 @@
 //! tokens, Azure's Entra ID tokens) and renewed before it expires.
 //!
 //! Renewal starts while the token is still good (`MARGIN` before expiry,
-//! or half its life when that is shorter), by one request at a time; the
-//! others go on with the token they have, so a busy gateway neither waits
-//! for the token endpoint nor calls it once per request. Only when there
-//! is no valid token at all do requests wait, for one fetch between them.
+//! or half its life when that is shorter), in a background task, one at a
+//! time; every request goes on with the token it has, so a busy gateway
+//! neither waits for the token endpoint nor calls it once per request.
+//! Only when there is no valid token at all do requests wait, for one
+//! fetch between them; a fetch that failed is the answer for the next
+//! `RETRY_AFTER_FAILURE`, so a refused credential costs one call.
 
 use std::fmt::Debug;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -49,13 +51,23 @@ struct Cached {
     renew_at: Instant,
 }
 
+/// Shared with the renewals it spawns.
 #[derive(Debug)]
-pub(crate) struct TokenCache {
+struct Inner {
     source: Box<dyn TokenSource>,
     http: reqwest::Client,
     current: Mutex<Option<Cached>>,
-    /// Held by the one request fetching a token.
-    fetching: tokio::sync::Mutex<()>,
+    /// The last failed fetch, given to requests without a token until
+    /// `RETRY_AFTER_FAILURE` has passed, so that a refused credential or a
+    /// failing endpoint costs one call, not one per request.
+    failure: Mutex<Option<(Instant, CloudAuthError)>>,
+    /// Held by the one fetch under way.
+    fetching: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct TokenCache {
+    inner: Arc<Inner>,
 }
 
 impl Debug for Cached {
@@ -69,47 +81,57 @@ impl Debug for Cached {
 impl TokenCache {
     pub(crate) fn new(source: Box<dyn TokenSource>, http: reqwest::Client) -> Self {
         TokenCache {
-            source,
-            http,
-            current: Mutex::new(None),
-            fetching: tokio::sync::Mutex::new(()),
+            inner: Arc::new(Inner {
+                source,
+                http,
+                current: Mutex::new(None),
+                failure: Mutex::new(None),
+                fetching: Arc::new(tokio::sync::Mutex::new(())),
+            }),
         }
     }
 
     /// A token valid now.
     pub(crate) async fn bearer(&self) -> Result<Secret, CloudAuthError> {
+        let inner = &self.inner;
         let now = Instant::now();
-        match self.cached() {
+        match inner.cached() {
             Some(token) if now < token.renew_at => Ok(token.value),
             Some(token) if now < token.expires_at => {
-                // Due for renewal but still good: one request renews, the
-                // others use it meanwhile.
-                let Ok(_fetching) = self.fetching.try_lock() else {
-                    return Ok(token.value);
-                };
-                if let Some(renewed) = self.cached().filter(|t| now < t.renew_at) {
-                    return Ok(renewed.value);
+                // Due for renewal but still good: renewed in the
+                // background, by one task; every request goes on with it.
+                if let Ok(fetching) = Arc::clone(&inner.fetching).try_lock_owned() {
+                    let renewing = Arc::clone(inner);
+                    tokio::spawn(async move {
+                        let _fetching = fetching;
+                        if let Err(error) = renewing.fetch().await {
+                            tracing::warn!(%error, "renewing a cloud token failed; the current one is used until it expires");
+                            renewing.postpone_renewal(token.expires_at);
+                        }
+                    });
                 }
-                match self.fetch().await {
-                    Ok(value) => Ok(value),
-                    Err(error) => {
-                        tracing::warn!(%error, "renewing a cloud token failed; the current one is used until it expires");
-                        self.postpone_renewal(token.expires_at);
-                        Ok(token.value)
-                    }
-                }
+                Ok(token.value)
             }
             _ => {
-                let _fetching = self.fetching.lock().await;
-                // Another request may have fetched one while this waited.
-                if let Some(token) = self.cached().filter(|t| Instant::now() < t.renew_at) {
+                if let Some(error) = inner.recent_failure() {
+                    return Err(error);
+                }
+                let _fetching = inner.fetching.lock().await;
+                // The fetch this one waited for may have got a token, or
+                // failed just now.
+                if let Some(token) = inner.cached().filter(|t| Instant::now() < t.renew_at) {
                     return Ok(token.value);
                 }
-                self.fetch().await
+                if let Some(error) = inner.recent_failure() {
+                    return Err(error);
+                }
+                inner.fetch().await
             }
         }
     }
+}
 
+impl Inner {
     fn cached(&self) -> Option<Cached> {
         self.current
             .lock()
@@ -117,15 +139,36 @@ impl TokenCache {
             .clone()
     }
 
-    /// Fetches and keeps a token; called with `fetching` held.
+    fn recent_failure(&self) -> Option<CloudAuthError> {
+        self.failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .filter(|(at, _)| Instant::now() < *at + RETRY_AFTER_FAILURE)
+            .map(|(_, error)| error.clone())
+    }
+
+    /// Fetches and keeps a token, or remembers why not; called with
+    /// `fetching` held.
     async fn fetch(&self) -> Result<Secret, CloudAuthError> {
-        let token = tokio::time::timeout(FETCH_TIMEOUT, self.source.fetch(&self.http))
-            .await
-            .map_err(|_| {
-                CloudAuthError::Unavailable(format!(
-                    "the token endpoint did not answer within {FETCH_TIMEOUT:?}"
-                ))
-            })??;
+        let fetched = match tokio::time::timeout(FETCH_TIMEOUT, self.source.fetch(&self.http)).await
+        {
+            Ok(fetched) => fetched,
+            Err(_) => Err(CloudAuthError::Unavailable(format!(
+                "the token endpoint did not answer within {FETCH_TIMEOUT:?}"
+            ))),
+        };
+        let token = match fetched {
+            Ok(token) => token,
+            Err(error) => {
+                *self
+                    .failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((Instant::now(), error.clone()));
+                return Err(error);
+            }
+        };
         let now = Instant::now();
         let life = token.expires_in;
         let cached = Cached {
@@ -161,6 +204,7 @@ mod tests {
     /// Hands out `token-N` for N fetches, living `life`; fails while `fail` is set.
     #[derive(Debug)]
     struct Counting {
+        attempts: Arc<AtomicUsize>,
         fetches: Arc<AtomicUsize>,
         fail: Arc<std::sync::atomic::AtomicBool>,
         life: Duration,
@@ -173,6 +217,7 @@ mod tests {
             _http: &'a reqwest::Client,
         ) -> BoxFuture<'a, Result<Token, CloudAuthError>> {
             Box::pin(async move {
+                self.attempts.fetch_add(1, Ordering::SeqCst);
                 tokio::time::sleep(self.delay).await;
                 if self.fail.load(Ordering::SeqCst) {
                     return Err(CloudAuthError::Unavailable("down".into()));
@@ -186,26 +231,30 @@ mod tests {
         }
     }
 
-    fn cache(
-        life: Duration,
-    ) -> (
-        Arc<TokenCache>,
-        Arc<AtomicUsize>,
-        Arc<std::sync::atomic::AtomicBool>,
-    ) {
+    struct Probe {
+        cache: Arc<TokenCache>,
+        fetches: Arc<AtomicUsize>,
+        attempts: Arc<AtomicUsize>,
+        fail: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    fn cache(life: Duration) -> Probe {
         let fetches = Arc::new(AtomicUsize::new(0));
+        let attempts = Arc::new(AtomicUsize::new(0));
         let fail = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let source = Counting {
+            attempts: Arc::clone(&attempts),
             fetches: Arc::clone(&fetches),
             fail: Arc::clone(&fail),
             life,
             delay: Duration::from_millis(100),
         };
-        (
-            Arc::new(TokenCache::new(Box::new(source), reqwest::Client::new())),
+        Probe {
+            cache: Arc::new(TokenCache::new(Box::new(source), reqwest::Client::new())),
             fetches,
+            attempts,
             fail,
-        )
+        }
     }
 
     async fn many(cache: &Arc<TokenCache>, n: usize) -> Vec<Result<Secret, CloudAuthError>> {
@@ -222,52 +271,59 @@ mod tests {
         out
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn concurrent_requests_share_one_fetch_and_renew_before_expiry() {
-        let (cache, fetches, _) = cache(Duration::from_secs(3600));
-        let first = many(&cache, 20).await;
-        assert!(
-            first
-                .iter()
-                .all(|t| t.as_ref().map(Secret::expose) == Ok("token-1"))
-        );
-        assert_eq!(fetches.load(Ordering::SeqCst), 1);
-
-        // Inside the renewal window: one request renews, the others keep
-        // the valid token and do not wait.
-        tokio::time::advance(Duration::from_secs(3600 - 200)).await;
-        let during = many(&cache, 20).await;
-        assert!(during.iter().all(Result::is_ok));
-        assert_eq!(fetches.load(Ordering::SeqCst), 2);
-        assert_eq!(
-            cache.bearer().await.map(|t| t.expose().to_string()),
-            Ok("token-2".into())
-        );
+    fn value(token: &Result<Secret, CloudAuthError>) -> Option<&str> {
+        token.as_ref().ok().map(Secret::expose)
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_failed_renewal_keeps_the_valid_token_and_waits_before_asking_again() {
-        let (cache, fetches, fail) = cache(Duration::from_secs(60));
+    async fn concurrent_requests_share_one_fetch_and_renew_before_expiry() {
+        let Probe { cache, fetches, .. } = cache(Duration::from_secs(3600));
+        let first = many(&cache, 20).await;
+        assert!(first.iter().all(|t| value(t) == Some("token-1")));
+        assert_eq!(fetches.load(Ordering::SeqCst), 1);
+
+        // Inside the renewal window: every request gets the valid token at
+        // once, and one background task renews it.
+        tokio::time::advance(Duration::from_secs(3600 - 200)).await;
+        let during = many(&cache, 20).await;
+        assert!(during.iter().all(|t| value(t) == Some("token-1")));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+        assert_eq!(value(&cache.bearer().await), Some("token-2"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_renewal_keeps_the_valid_token_and_a_failure_costs_one_call() {
+        let Probe {
+            cache,
+            fetches,
+            attempts,
+            fail,
+        } = cache(Duration::from_secs(60));
         assert!(cache.bearer().await.is_ok());
         tokio::time::advance(Duration::from_secs(40)).await;
         fail.store(true, Ordering::SeqCst);
         let during = many(&cache, 10).await;
-        assert!(
-            during
-                .iter()
-                .all(|t| t.as_ref().map(Secret::expose) == Ok("token-1"))
-        );
+        assert!(during.iter().all(|t| value(t) == Some("token-1")));
+        tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
-        // Past expiry with the endpoint still down, the failure reaches the caller.
+
+        // Past expiry with the endpoint still down, the failure reaches the
+        // callers: from one fetch, however many are waiting.
         tokio::time::advance(Duration::from_secs(30)).await;
-        assert!(matches!(
-            cache.bearer().await,
-            Err(CloudAuthError::Unavailable(_))
-        ));
-        fail.store(false, Ordering::SeqCst);
-        assert_eq!(
-            cache.bearer().await.map(|t| t.expose().to_string()),
-            Ok("token-2".into())
+        let before = attempts.load(Ordering::SeqCst);
+        let after = many(&cache, 10).await;
+        assert!(
+            after
+                .iter()
+                .all(|t| matches!(t, Err(CloudAuthError::Unavailable(_))))
         );
+        assert_eq!(attempts.load(Ordering::SeqCst), before + 1);
+
+        // The failure is remembered for a while, then the endpoint is asked again.
+        fail.store(false, Ordering::SeqCst);
+        assert!(cache.bearer().await.is_err());
+        tokio::time::advance(RETRY_AFTER_FAILURE).await;
+        assert_eq!(value(&cache.bearer().await), Some("token-2"));
     }
 }
