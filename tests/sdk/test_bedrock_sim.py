@@ -119,6 +119,20 @@ def test_a_stream_is_assembled_from_botocores_event_stream_parser(bedrock_sim):
     assert requests_of(bedrock_sim)[-1]["path"] == f"/model/{MODEL}/invoke-with-response-stream"
 
 
+def test_a_stream_of_thinking_and_a_tool_call_is_parsed(bedrock_sim):
+    with bedrock_client(bedrock_sim).messages.stream(
+        model=MODEL,
+        max_tokens=2048,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        tools=[{"name": "get_weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+        messages=[{"role": "user", "content": 'Weather? sim:call get_weather {"city": "Oslo"}'}],
+    ) as stream:
+        message = stream.get_final_message()
+    assert [b.type for b in message.content] == ["thinking", "tool_use"]
+    assert message.content[1].input == {"city": "Oslo"}
+    assert message.stop_reason == "tool_use"
+
+
 def test_temporary_credentials_carry_the_session_token(bedrock_sim_with_token):
     r = ask(bedrock_client(bedrock_sim_with_token, aws_session_token=SESSION_TOKEN))
     assert r.content[0].text == ANSWER
