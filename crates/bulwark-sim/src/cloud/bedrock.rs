@@ -22,6 +22,7 @@ use serde_json::Value;
 use super::Cloud;
 use super::bedrock_reply::{self, Exception};
 use super::sigv4::{self, Keys, Scope, SignedRequest};
+use super::vertex::is_api_date;
 use crate::config::SimConfig;
 use crate::format::Format;
 use crate::handler::{Call, Incoming, handle};
@@ -198,7 +199,10 @@ fn region_of_host(host: &str) -> Option<&str> {
 
 /// Claude on Bedrock takes the Messages body with the model in the path:
 /// keys of the first-party API that Bedrock does not take are refused, as
-/// its schema validation does, and `anthropic_version` is required.
+/// its schema validation does, and `anthropic_version` is required: a
+/// `bedrock-` version or an Anthropic API version date, which Anthropic's
+/// current SDKs send (anthropic-sdk-python 2.14's `AnthropicBedrock` sends
+/// its `ANTHROPIC_API_VERSION`, `2026-10-21`).
 fn check_body(body: &[u8]) -> Result<(), Exception> {
     // An unreadable body is left to the Messages parser, which says why.
     let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
@@ -223,7 +227,7 @@ fn check_body(body: &[u8]) -> Result<(), Exception> {
         None => Err(malformed(
             "required key [anthropic_version] not found".into(),
         )),
-        Some(Value::String(v)) if v.starts_with("bedrock-20") => Ok(()),
+        Some(Value::String(v)) if v.starts_with("bedrock-20") || is_api_date(v) => Ok(()),
         Some(v) => Err(Exception::new(
             "ValidationException",
             format!("invalid anthropic_version: {v}; expected {ANTHROPIC_VERSION}"),
@@ -268,8 +272,12 @@ mod tests {
                 .unwrap()
                 .contains("required key [anthropic_version] not found")
         );
-        let wrong = r#"{"anthropic_version":"2023-06-01"}"#;
+        let sdk = r#"{"anthropic_version":"2026-10-21","max_tokens":5,"messages":[]}"#;
+        assert_eq!(refused(sdk), None);
+        let wrong = r#"{"anthropic_version":"vertex-2023-10-16"}"#;
         assert!(refused(wrong).unwrap().contains("anthropic_version"));
+        let garbage = r#"{"anthropic_version":"2026-10-2x"}"#;
+        assert!(refused(garbage).unwrap().contains("anthropic_version"));
         let beta = r#"{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":"x"}"#;
         assert!(refused(beta).unwrap().contains("anthropic_beta"));
         assert_eq!(refused("not json"), None);

@@ -298,7 +298,7 @@ fn claude_body_problem(body: Option<&Value>) -> Option<String> {
 }
 
 /// `YYYY-MM-DD`.
-fn is_api_date(version: &str) -> bool {
+pub(super) fn is_api_date(version: &str) -> bool {
     let bytes = version.as_bytes();
     bytes.len() == 10
         && bytes.iter().enumerate().all(|(i, b)| match i {
