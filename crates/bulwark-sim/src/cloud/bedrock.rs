@@ -128,8 +128,10 @@ async fn model_action(
         path_model: Some(model_id),
         cloud: Some(Cloud::Bedrock),
     };
+    // Bedrock's latencies count from the request's arrival, faults' delays included.
+    let started = tokio::time::Instant::now();
     let response = handle(sim, inc).await;
-    bedrock_reply::reshape(response, stream, api).await
+    bedrock_reply::reshape(response, stream, api, started).await
 }
 
 /// Bedrock's checks before the model's: auth, then the body rules of
