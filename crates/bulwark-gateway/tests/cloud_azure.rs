@@ -15,15 +15,23 @@ const SECRET: &str = "entra-test-secret-0123";
 const ADMIN: &str = "admin-secret-0123456789";
 
 async fn azure_sim(token_ttl_secs: u64) -> Result<SimServer, Box<dyn std::error::Error>> {
+    azure_sim_with(azure_config(token_ttl_secs)).await
+}
+
+fn azure_config(token_ttl_secs: u64) -> AzureSimConfig {
+    AzureSimConfig {
+        api_key: Some(KEY.into()),
+        tenant_id: "tenant-1".into(),
+        client_id: "client-1".into(),
+        client_secret: SECRET.into(),
+        token_ttl_secs,
+        ..AzureSimConfig::default()
+    }
+}
+
+async fn azure_sim_with(azure: AzureSimConfig) -> Result<SimServer, Box<dyn std::error::Error>> {
     let config = SimConfig {
-        azure: Some(AzureSimConfig {
-            api_key: Some(KEY.into()),
-            tenant_id: "tenant-1".into(),
-            client_id: "client-1".into(),
-            client_secret: SECRET.into(),
-            token_ttl_secs,
-            api_versions: None,
-        }),
+        azure: Some(azure),
         ..SimConfig::default()
     };
     Ok(SimServer::start("127.0.0.1:0", config).await?)
@@ -32,7 +40,8 @@ async fn azure_sim(token_ttl_secs: u64) -> Result<SimServer, Box<dyn std::error:
 /// A gateway with Azure providers on `azure` and an OpenAI backup:
 /// `dep` (deployment path, api-key), `v1` (the v1 surface), `entra`
 /// (Entra tokens), `bad_key` and `bad_secret` (each falling over to the
-/// backup), `filtered` (Azure, then the backup).
+/// backup), `filtered` (Azure, then the backup), `no_role` (Entra tokens)
+/// and `no_deployment` (an api-key, deployment `gone-gpt`), each then the backup.
 async fn gateway(
     azure: &SimServer,
     backup: &SimServer,
@@ -59,6 +68,8 @@ routes:
   entra: {{ targets: [aze/my-gpt] }}
   bad_key: {{ targets: [azkey/my-gpt, backup/gpt-4o-mini] }}
   bad_secret: {{ targets: [azsecret/my-gpt, backup/gpt-4o-mini] }}
+  no_role: {{ targets: [aze/my-gpt, backup/gpt-4o-mini] }}
+  no_deployment: {{ targets: [az/gone-gpt, backup/gpt-4o-mini] }}
   filtered: {{ targets: [az/my-gpt, backup/gpt-4o-mini] }}
   emb: {{ targets: [az/text-embedding-3-small] }}
   emb_v1: {{ targets: [azv1/text-embedding-3-small] }}
@@ -351,6 +362,61 @@ async fn a_refused_key_or_secret_is_a_misconfiguration_and_falls_over() -> TestR
         .text()
         .await?;
     for target in ["azkey/my-gpt", "azsecret/my-gpt"] {
+        let line = format!("bulwark_misconfigured_total{{target=\"{target}\"}} 1");
+        assert!(metrics.contains(&line), "{line} not in the metrics");
+    }
+    Ok(())
+}
+
+/// Past a valid credential: an Entra app without the "Cognitive Services
+/// OpenAI User" role (403) and a deployment the resource lacks (404) are
+/// the target's misconfiguration, asked once and fallen over from.
+#[tokio::test]
+async fn a_missing_role_or_deployment_is_a_misconfiguration_and_falls_over() -> TestResult {
+    let azure = azure_sim_with(AzureSimConfig {
+        deployments: Some(vec!["my-gpt".into()]),
+        client_lacks_role: true,
+        ..azure_config(3600)
+    })
+    .await?;
+    let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let gw = gateway(&azure, &backup).await?;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/chat/completions", gw.base);
+    for (route, target) in [("no_role", "aze/my-gpt"), ("no_deployment", "az/gone-gpt")] {
+        let (status, headers, text) = post(
+            &http,
+            url.clone(),
+            openai_chat(route, "Say hi please", false),
+        )
+        .await?;
+        assert_eq!(status, 200, "{route}: {text}");
+        let served_by = headers
+            .get("x-bulwark-target")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(served_by, Some("backup/gpt-4o-mini"), "{route}");
+        let targets = admin_targets(&http, &gw.base).await?;
+        assert_eq!(
+            breaker_of(&targets, target).as_deref(),
+            Some("open"),
+            "{targets}"
+        );
+    }
+    // Each refusal reached Azure exactly once: no retry on the same target.
+    let outcomes = azure.sim.stats().by_outcome;
+    assert_eq!(outcomes.get("error_403"), Some(&1), "{outcomes:?}");
+    assert_eq!(outcomes.get("error_404"), Some(&1), "{outcomes:?}");
+    assert_eq!(azure.sim.request_count(), 2);
+    assert_eq!(azure.sim.entra_grants(), 1);
+    assert_eq!(backup.sim.request_count(), 2);
+    let metrics = http
+        .get(format!("{}/metrics", gw.base))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    for target in ["aze/my-gpt", "az/gone-gpt"] {
         let line = format!("bulwark_misconfigured_total{{target=\"{target}\"}} 1");
         assert!(metrics.contains(&line), "{line} not in the metrics");
     }

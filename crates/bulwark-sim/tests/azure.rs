@@ -19,7 +19,7 @@ fn azure_config(ttl: u64) -> SimConfig {
             client_id: "client-1".into(),
             client_secret: SECRET.into(),
             token_ttl_secs: ttl,
-            api_versions: None,
+            ..AzureSimConfig::default()
         }),
         ..SimConfig::default()
     }
@@ -299,6 +299,104 @@ async fn expired_and_forged_tokens_are_refused() {
                 .contains("expired")
         );
     }
+}
+
+#[tokio::test]
+async fn an_app_without_the_openai_user_role_is_permission_denied() {
+    let mut config = azure_config(600);
+    if let Some(azure) = config.azure.as_mut() {
+        azure.client_lacks_role = true;
+    }
+    let server = start_with(config).await;
+    // Entra grants the token: the role is the resource's business, not Entra's.
+    let granted = grant(&server, "tenant-1", SECRET, SCOPE).await;
+    assert_eq!(granted.status, 200, "{}", granted.text);
+    let auth = format!(
+        "Bearer {}",
+        granted.json()["access_token"].as_str().unwrap()
+    );
+    let embed_url = format!("{}/openai/v1/embeddings", server.url());
+    for (url, body, action, operation) in [
+        (
+            deployment_url(&server, "2024-10-21"),
+            chat(json!({})),
+            "deployments/chat/completions",
+            "POST /openai/deployments/{deployment-id}/chat/completions",
+        ),
+        (
+            embed_url,
+            json!({"model": "my-embed", "input": "a"}),
+            "deployments/embeddings",
+            "POST /openai/v1/embeddings",
+        ),
+    ] {
+        let r = post(&url, &[("authorization", &auth)], &body).await;
+        assert_eq!(r.status, 403, "{}", r.text);
+        assert_eq!(r.json()["error"]["code"], "PermissionDenied");
+        let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert_eq!(
+            message,
+            format!(
+                "The principal `client-1` lacks the required data action `Microsoft.CognitiveServices/accounts/OpenAI/{action}/action` to perform `{operation}` operation."
+            )
+        );
+    }
+    // A forged token is still unauthenticated, and a key is not subject to roles.
+    let url = deployment_url(&server, "2024-10-21");
+    let forged = post(
+        &url,
+        &[("authorization", "Bearer sim-entra.forged")],
+        &chat(json!({})),
+    )
+    .await;
+    assert_eq!(forged.status, 401);
+    let keyed = post(&url, &[("api-key", KEY)], &chat(json!({}))).await;
+    assert_eq!(keyed.status, 200, "{}", keyed.text);
+    let outcomes = server.sim.stats().by_outcome;
+    assert_eq!(outcomes.get("error_403"), Some(&2), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn a_deployment_the_resource_lacks_is_not_found() {
+    let mut config = azure_config(600);
+    if let Some(azure) = config.azure.as_mut() {
+        azure.deployments = Some(vec!["my-gpt".into()]);
+    }
+    let server = start_with(config).await;
+    let auth = [("api-key", KEY)];
+    let known = post(
+        &deployment_url(&server, "2024-10-21"),
+        &auth,
+        &chat(json!({})),
+    )
+    .await;
+    assert_eq!(known.status, 200, "{}", known.text);
+    let unknown_path = format!(
+        "{}/openai/deployments/gone-gpt/chat/completions?api-version=2024-10-21",
+        server.url()
+    );
+    let v1 = format!("{}/openai/v1/chat/completions", server.url());
+    for (url, body) in [
+        (&unknown_path, chat(json!({}))),
+        (&v1, chat(json!({"model": "gone-gpt"}))),
+    ] {
+        let r = post(url, &auth, &body).await;
+        assert_eq!(r.status, 404, "{url}: {}", r.text);
+        assert_eq!(r.json()["error"]["code"], "DeploymentNotFound");
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("The API deployment for this resource does not exist."),
+            "{}",
+            r.text
+        );
+    }
+    let v1_known = post(&v1, &auth, &chat(json!({"model": "my-gpt"}))).await;
+    assert_eq!(v1_known.status, 200, "{}", v1_known.text);
+    // Credentials are checked first: an unknown caller learns nothing of deployments.
+    let anonymous = post(&unknown_path, &[], &chat(json!({}))).await;
+    assert_eq!(anonymous.status, 401);
 }
 
 #[tokio::test]

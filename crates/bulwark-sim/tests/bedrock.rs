@@ -239,6 +239,34 @@ async fn stream_is_event_stream_of_anthropic_events() {
         text,
         format!("Simulated answer from {MODEL}: Say hi please")
     );
+    // Bedrock reports the invocation's counts and latencies on the last chunk only.
+    let metrics = &events.last().unwrap()["amazon-bedrock-invocationMetrics"];
+    let delta = events
+        .iter()
+        .find(|e| e["type"] == "message_delta")
+        .unwrap();
+    assert_eq!(
+        metrics["inputTokenCount"], events[0]["message"]["usage"]["input_tokens"],
+        "{metrics}"
+    );
+    assert_eq!(
+        metrics["outputTokenCount"], delta["usage"]["output_tokens"],
+        "{metrics}"
+    );
+    assert!(
+        metrics["outputTokenCount"].as_u64().unwrap() > 0,
+        "{metrics}"
+    );
+    let first_byte = metrics["firstByteLatency"].as_u64().unwrap();
+    assert!(
+        metrics["invocationLatency"].as_u64().unwrap() >= first_byte,
+        "{metrics}"
+    );
+    let marked = events
+        .iter()
+        .filter(|e| e.get("amazon-bedrock-invocationMetrics").is_some())
+        .count();
+    assert_eq!(marked, 1);
 }
 
 #[tokio::test]

@@ -194,15 +194,31 @@ async fn missing_forged_and_expired_tokens_are_unauthenticated() {
     let server = start_with(vertex_config(0)).await;
     let expired = format!("Bearer {}", token(&server).await);
     let url = claude_url(&server, "proj-1", "us-east5", "rawPredict");
-    for headers in [
-        vec![],
-        vec![("authorization", "Bearer ya29.forged")],
-        vec![("authorization", expired.as_str())],
+    // Each says which: a client debugging its refresh needs "expired".
+    for (headers, says, expired_said) in [
+        (vec![], "missing required authentication credential", false),
+        (
+            vec![("authorization", "Bearer ya29.forged")],
+            "invalid authentication credentials",
+            false,
+        ),
+        (
+            vec![("authorization", expired.as_str())],
+            "invalid authentication credentials",
+            true,
+        ),
     ] {
         let r = post(&url, &headers, &claude_body(json!({}))).await;
         assert_eq!(r.status, 401, "{headers:?}: {}", r.text);
         assert_eq!(r.json()["error"]["status"], "UNAUTHENTICATED");
         assert_eq!(r.json()["error"]["code"], 401);
+        let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.contains(says), "{headers:?}: {message}");
+        assert_eq!(
+            message.ends_with("The access token has expired."),
+            expired_said,
+            "{headers:?}: {message}"
+        );
     }
     let log = server.sim.requests();
     assert!(log.iter().all(|r| r.outcome == "error_401"));

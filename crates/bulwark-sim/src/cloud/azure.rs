@@ -9,6 +9,9 @@
 //! - Auth (when [`AzureSimConfig`] is set): `api-key: <key>` or
 //!   `Authorization: Bearer <token>` issued by this sim's Entra endpoint
 //!   (`entra.rs`) and not expired.
+//! - Two misconfigurations past auth: an Entra app without the "Cognitive
+//!   Services OpenAI User" role (403 `PermissionDenied`), and a deployment the
+//!   resource does not have (404 `DeploymentNotFound`).
 //!
 //! Everything after these checks is the sim's OpenAI machinery, so faults,
 //! latency and the request log work as on `/v1/chat/completions`; answers
@@ -57,6 +60,7 @@ const V1_API_VERSIONS: [&str; 3] = ["preview", "latest", "v1"];
 
 const KEY_REFUSED: &str = "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.";
 const TOKEN_REFUSED: &str = "Unauthorized. Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), or have expired.";
+const NO_DEPLOYMENT: &str = "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again.";
 
 /// Azure's settings; `None` in [`SimConfig::azure`] checks no credentials.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +81,15 @@ pub struct AzureSimConfig {
     /// Azure's real ones).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_versions: Option<Vec<String>>,
+    /// The resource's deployments (the deployment path's segment, the v1
+    /// surface's `model`); others get 404 `DeploymentNotFound`. `None`: any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployments: Option<Vec<String>>,
+    /// The app `client_id` has no "Cognitive Services OpenAI User" role on
+    /// the resource: its tokens are granted and valid, and refused with 403
+    /// `PermissionDenied`. An `api-key` is not subject to roles.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub client_lacks_role: bool,
 }
 
 impl Default for AzureSimConfig {
@@ -88,6 +101,8 @@ impl Default for AzureSimConfig {
             client_secret: String::new(),
             token_ttl_secs: 3599,
             api_versions: None,
+            deployments: None,
+            client_lacks_role: false,
         }
     }
 }
@@ -102,6 +117,8 @@ impl std::fmt::Debug for AzureSimConfig {
             .field("client_secret", &"<redacted>")
             .field("token_ttl_secs", &self.token_ttl_secs)
             .field("api_versions", &self.api_versions)
+            .field("deployments", &self.deployments)
+            .field("client_lacks_role", &self.client_lacks_role)
             .finish()
     }
 }
@@ -204,6 +221,11 @@ pub(crate) fn gate(
         ));
     }
     let azure = config.azure.as_ref()?;
+    authorize(sim, azure, inc).or_else(|| deployment_exists(azure, inc, body))
+}
+
+/// The credential, then (for a token) the app's role on the resource.
+fn authorize(sim: &Sim, azure: &AzureSimConfig, inc: &Incoming) -> Option<Refused> {
     let key = header(&inc.headers, "api-key");
     if let Some(key) = key {
         return match &azure.api_key {
@@ -213,10 +235,59 @@ pub(crate) fn gate(
     }
     let bearer = header(&inc.headers, "authorization").and_then(|v| v.strip_prefix("Bearer "));
     match bearer {
-        Some(token) if sim.entra().valid(token) => None,
+        Some(token) if sim.entra().valid(token) => azure
+            .client_lacks_role
+            .then(|| permission_denied(azure, inc)),
         Some(_) => Some(refusal(401, error("401", TOKEN_REFUSED))),
         None => Some(refusal(401, error("401", KEY_REFUSED))),
     }
+}
+
+/// Azure names the principal, the data action its role lacks and the
+/// operation, with the deployment as a placeholder.
+fn permission_denied(azure: &AzureSimConfig, inc: &Incoming) -> Refused {
+    let deployment_path = inc.path.starts_with("/openai/deployments/");
+    let (action, operation) = match (&inc.call, deployment_path) {
+        (Call::Embed { .. }, true) => (
+            "deployments/embeddings",
+            "/openai/deployments/{deployment-id}/embeddings",
+        ),
+        (Call::Embed { .. }, false) => ("deployments/embeddings", "/openai/v1/embeddings"),
+        (Call::Respond, _) => ("responses", "/openai/v1/responses"),
+        (_, true) => (
+            "deployments/chat/completions",
+            "/openai/deployments/{deployment-id}/chat/completions",
+        ),
+        (_, false) => (
+            "deployments/chat/completions",
+            "/openai/v1/chat/completions",
+        ),
+    };
+    // The sim has no service principal object id; the client id stands in.
+    let message = format!(
+        "The principal `{}` lacks the required data action `Microsoft.CognitiveServices/accounts/OpenAI/{action}/action` to perform `{} {operation}` operation.",
+        azure.client_id, inc.method
+    );
+    refusal(403, error("PermissionDenied", &message))
+}
+
+/// The deployment is the path's segment, or on the v1 surface the body's
+/// `model` (a body without one is left to the OpenAI pipeline to refuse).
+fn deployment_exists(
+    azure: &AzureSimConfig,
+    inc: &Incoming,
+    body: Option<&Value>,
+) -> Option<Refused> {
+    let known = azure.deployments.as_ref()?;
+    let deployment = if inc.path.starts_with("/openai/deployments/") {
+        inc.path_model.as_deref()
+    } else {
+        body.and_then(|b| b.get("model")).and_then(Value::as_str)
+    }?;
+    if known.iter().any(|d| d == deployment) {
+        return None;
+    }
+    Some(refusal(404, error("DeploymentNotFound", NO_DEPLOYMENT)))
 }
 
 /// Azure words its own rate limits (`code` the status as a string, the
@@ -269,4 +340,23 @@ pub(crate) fn json_response(status: u16, body: &Value) -> Response {
         headers.insert("apim-request-id", v);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misconfigurations_are_off_unless_asked_for() {
+        let plain: AzureSimConfig = serde_json::from_value(json!({"tenant_id": "t"})).unwrap();
+        assert_eq!((plain.deployments, plain.client_lacks_role), (None, false));
+        let set: AzureSimConfig =
+            serde_json::from_value(json!({"deployments": ["my-gpt"], "client_lacks_role": true}))
+                .unwrap();
+        assert_eq!(set.deployments, Some(vec!["my-gpt".to_string()]));
+        assert!(set.client_lacks_role);
+        // Unset, they stay out of a saved scenario.
+        let saved = serde_json::to_value(AzureSimConfig::default()).unwrap();
+        assert!(saved.get("deployments").is_none() && saved.get("client_lacks_role").is_none());
+    }
 }

@@ -37,7 +37,7 @@ const SERVICE: &str = "bedrock";
 
 /// What the Bedrock simulation checks requests against. Without it (`None`
 /// in [`SimConfig::bedrock`]) no auth is checked, as with `api_key: None`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BedrockSimConfig {
     pub access_key_id: String,
@@ -51,6 +51,21 @@ pub struct BedrockSimConfig {
     /// The region signatures must be scoped to, unless the `Host` is a
     /// regional endpoint (`bedrock-runtime.{region}.amazonaws.com`).
     pub region: String,
+}
+
+/// Credentials never show in Debug output; the key id stays, as it names
+/// the credentials without granting anything.
+impl std::fmt::Debug for BedrockSimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("BedrockSimConfig")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("session_token", &redacted(&self.session_token))
+            .field("api_key", &redacted(&self.api_key))
+            .field("region", &self.region)
+            .finish()
+    }
 }
 
 /// Which of Bedrock's runtime APIs a request calls.
@@ -114,8 +129,10 @@ async fn model_action(
         path_model: Some(model_id),
         cloud: Some(Cloud::Bedrock),
     };
+    // Bedrock's latencies count from the request's arrival, faults' delays included.
+    let started = tokio::time::Instant::now();
     let response = handle(sim, inc).await;
-    bedrock_reply::reshape(response, stream, api).await
+    bedrock_reply::reshape(response, stream, api, started).await
 }
 
 /// Bedrock's checks before the model's: auth, then the body rules of
@@ -281,6 +298,33 @@ mod tests {
         let beta = r#"{"anthropic_version":"bedrock-2023-05-31","anthropic_beta":"x"}"#;
         assert!(refused(beta).unwrap().contains("anthropic_beta"));
         assert_eq!(refused("not json"), None);
+    }
+
+    #[test]
+    fn debug_output_hides_the_credentials() {
+        let config = BedrockSimConfig {
+            access_key_id: "AKIDSHOWN".into(),
+            secret_access_key: "secret-never-shown".into(),
+            session_token: Some("token-never-shown".into()),
+            api_key: Some("api-key-never-shown".into()),
+            region: "us-west-2".into(),
+        };
+        let shown = format!("{config:?} {config:#?}");
+        assert!(!shown.contains("never-shown"), "{shown}");
+        assert!(
+            shown.contains("AKIDSHOWN") && shown.contains("us-west-2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("session_token: Some(\"<redacted>\")"),
+            "{shown}"
+        );
+        let without = BedrockSimConfig {
+            session_token: None,
+            api_key: None,
+            ..config
+        };
+        assert!(format!("{without:?}").contains("api_key: None"));
     }
 
     #[test]

@@ -18,10 +18,12 @@ use base64::Engine;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 use super::bedrock::Api;
 use super::converse::{self, StreamState};
 use super::eventstream;
+use super::invocation_metrics::InvocationMetrics;
 
 /// Error bodies of the pipeline are small; a larger one is not an error body.
 const MAX_ERROR_BODY: usize = 1 << 20;
@@ -136,7 +138,12 @@ fn stream_exception_type(kind: &str) -> &'static str {
 }
 
 /// The pipeline's Anthropic answer in Bedrock's shape.
-pub(crate) async fn reshape(response: Response, stream: bool, api: Api) -> Response {
+pub(crate) async fn reshape(
+    response: Response,
+    stream: bool,
+    api: Api,
+    started: Instant,
+) -> Response {
     // Bedrock's own refusals are already in its shape.
     if response.headers().contains_key("x-amzn-errortype") {
         return response;
@@ -189,7 +196,7 @@ pub(crate) async fn reshape(response: Response, stream: bool, api: Api) -> Respo
             "x-amzn-bedrock-content-type",
             "application/json",
         );
-        frames(body, api)
+        frames(body, api, started)
     } else if api == Api::Converse && parts.status.is_success() && !stream {
         put(&mut headers, "content-type", "application/json");
         converse_answer(body).await
@@ -226,9 +233,12 @@ async fn converse_answer(body: Body) -> Body {
 
 /// Anthropic's SSE events, re-framed one by one as they come, so that the
 /// pipeline's pacing, stalls and cuts reach the client unchanged.
-fn frames(body: Body, api: Api) -> Body {
+fn frames(body: Body, api: Api, started: Instant) -> Body {
     let mut upstream = body.into_data_stream();
-    let mut converse = (api == Api::Converse).then(StreamState::default);
+    let mut reply = match api {
+        Api::Converse => Reply::Converse(StreamState::default()),
+        Api::Invoke => Reply::Invoke(InvocationMetrics::new(started)),
+    };
     let stream = async_stream::stream! {
         let mut buffer: Vec<u8> = Vec::new();
         while let Some(chunk) = upstream.next().await {
@@ -242,22 +252,29 @@ fn frames(body: Body, api: Api) -> Body {
             buffer.extend_from_slice(&chunk);
             while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
                 let event: Vec<u8> = buffer.drain(..end + 2).collect();
-                if let Some(frame) = frame_of(&event, converse.as_mut()) {
+                if let Some(frame) = frame_of(&event, &mut reply) {
                     yield Ok::<Bytes, std::io::Error>(Bytes::from(frame));
                 }
             }
         }
-        if let Some(frame) = frame_of(&buffer, converse.as_mut()) {
+        if let Some(frame) = frame_of(&buffer, &mut reply) {
             yield Ok(Bytes::from(frame));
         }
     };
     Body::from_stream(stream)
 }
 
+/// What a stream's events become, and what it remembers between them.
+enum Reply {
+    /// InvokeModel: each event as a `chunk`, metrics added at the end.
+    Invoke(InvocationMetrics),
+    /// Converse: Bedrock's own events.
+    Converse(StreamState),
+}
+
 /// One SSE event as event-stream messages: a `chunk` (InvokeModel), the
-/// Converse events it stands for (`converse`), or for `event: error` an
-/// exception message.
-fn frame_of(event: &[u8], converse: Option<&mut StreamState>) -> Option<Vec<u8>> {
+/// Converse events it stands for, or for `event: error` an exception message.
+fn frame_of(event: &[u8], reply: &mut Reply) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(event);
     let mut name = None;
     let mut data: Vec<&str> = Vec::new();
@@ -288,9 +305,11 @@ fn frame_of(event: &[u8], converse: Option<&mut StreamState>) -> Option<Vec<u8>>
             payload.as_bytes(),
         ));
     }
-    if let Some(state) = converse {
-        return Some(converse_frames(state, &data));
-    }
+    let metrics = match reply {
+        Reply::Converse(state) => return Some(converse_frames(state, &data)),
+        Reply::Invoke(metrics) => metrics,
+    };
+    let data = metrics.observe(&data, Instant::now()).unwrap_or(data);
     let encoded = base64::engine::general_purpose::STANDARD.encode(data.as_bytes());
     let payload = json!({"bytes": encoded}).to_string();
     Some(eventstream::chunk(payload.as_bytes()))
@@ -338,21 +357,25 @@ mod tests {
         );
     }
 
+    fn invoke() -> Reply {
+        Reply::Invoke(InvocationMetrics::new(Instant::now()))
+    }
+
     #[test]
     fn sse_events_become_frames() {
-        let chunk = frame_of(b"event: ping\ndata: {\"type\":\"ping\"}\n\n", None).unwrap();
+        let chunk = frame_of(b"event: ping\ndata: {\"type\":\"ping\"}\n\n", &mut invoke()).unwrap();
         let expected_payload = json!({"bytes": base64::engine::general_purpose::STANDARD.encode(b"{\"type\":\"ping\"}")}).to_string();
         assert!(
             chunk.ends_with(&[expected_payload.as_bytes(), &chunk[chunk.len() - 4..]].concat())
         );
         let error = frame_of(
             b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow\"}}\n\n",
-            None,
+            &mut invoke(),
         )
         .unwrap();
         let text = String::from_utf8_lossy(&error);
         assert!(text.contains("throttlingException"), "{text}");
         assert!(text.contains(r#"{"message":"slow"}"#), "{text}");
-        assert_eq!(frame_of(b": comment\n\n", None), None);
+        assert_eq!(frame_of(b": comment\n\n", &mut invoke()), None);
     }
 }

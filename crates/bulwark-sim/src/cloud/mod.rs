@@ -13,6 +13,7 @@ pub(crate) mod entra;
 mod eventstream;
 pub(crate) mod filter;
 pub(crate) mod google_token;
+mod invocation_metrics;
 mod sigv4;
 pub(crate) mod vertex;
 

@@ -141,11 +141,7 @@ pub(crate) fn verify(
     })?;
     check_clock(amz_date, scope.now_secs)?;
     check_scope(&auth, amz_date, scope)?;
-    if !auth.signed_headers.contains(&"host") {
-        return Err(Refusal::incomplete(
-            "'Host' must be a 'SignedHeader' in the AWS Authorization.",
-        ));
-    }
+    check_signed_headers(&auth.signed_headers)?;
     let body_hash = hex(&Sha256::digest(request.body));
     if let Some(claimed) = header("x-amz-content-sha256")
         && claimed != body_hash
@@ -175,6 +171,44 @@ pub(crate) fn verify(
         return Err(Refusal::invalid(format!(
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.\n\nThe Canonical String for this request should have been\n'{shown}'\n\nThe String-to-Sign should have been\n'{string_to_sign}'\n"
         )));
+    }
+    Ok(())
+}
+
+/// The list must be canonical because the canonical request is rebuilt from it
+/// as written: a list the verifier quietly normalised would let through
+/// requests AWS refuses. `host` and `x-amz-date` must be covered, or a captured
+/// signature could be replayed to another host or at another time.
+fn check_signed_headers(signed: &[&str]) -> Result<(), Refusal> {
+    if let Some(name) = signed
+        .iter()
+        .find(|n| n.is_empty() || n.bytes().any(|b| b.is_ascii_uppercase()))
+    {
+        return Err(Refusal::incomplete(format!(
+            "SignedHeaders must be lower-case header names separated by ';'; got '{name}'."
+        )));
+    }
+    if let Some(pair) = signed.windows(2).find(|w| w[0] >= w[1]) {
+        let problem = if pair[0] == pair[1] {
+            "duplicated"
+        } else {
+            "out of order"
+        };
+        return Err(Refusal::incomplete(format!(
+            "SignedHeaders must be sorted and unique; '{}' is {problem}.",
+            pair[1]
+        )));
+    }
+    // The request always carries `x-amz-date` here: its absence was refused earlier.
+    for (name, shown) in [
+        ("host", "'Host' or ':authority'"),
+        ("x-amz-date", "'X-Amz-Date'"),
+    ] {
+        if !signed.contains(&name) {
+            return Err(Refusal::invalid(format!(
+                "{shown} must be a 'SignedHeader' in the AWS Authorization."
+            )));
+        }
     }
     Ok(())
 }
@@ -411,11 +445,15 @@ mod tests {
     }
 
     fn suite_headers(signature: &str) -> HeaderMap {
+        headers_signing("host;x-amz-date", signature)
+    }
+
+    fn headers_signing(signed_headers: &str, signature: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("host", HeaderValue::from_static("example.amazonaws.com"));
         h.insert("x-amz-date", HeaderValue::from_static("20150830T123600Z"));
         let auth = format!(
-            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, Signature={signature}"
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders={signed_headers}, Signature={signature}"
         );
         h.insert("authorization", HeaderValue::from_str(&auth).unwrap());
         h
@@ -537,6 +575,54 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn signed_headers_must_be_canonical_and_cover_host_and_date() {
+        let get = "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31";
+        let refusal = |signed: &str| {
+            let headers = headers_signing(signed, get);
+            let request = SignedRequest {
+                method: "GET",
+                raw_path: "/",
+                raw_query: None,
+                headers: &headers,
+                body: b"",
+            };
+            verify(&request, &suite_keys(), &suite_scope(SUITE_NOW)).unwrap_err()
+        };
+        for (signed, error_type, says) in [
+            (
+                "Host;x-amz-date",
+                "IncompleteSignatureException",
+                "lower-case header names separated by ';'; got 'Host'",
+            ),
+            ("host;;x-amz-date", "IncompleteSignatureException", "got ''"),
+            (
+                "x-amz-date;host",
+                "IncompleteSignatureException",
+                "sorted and unique; 'host' is out of order",
+            ),
+            (
+                "host;host;x-amz-date",
+                "IncompleteSignatureException",
+                "sorted and unique; 'host' is duplicated",
+            ),
+            (
+                "x-amz-date",
+                "InvalidSignatureException",
+                "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.",
+            ),
+            (
+                "host",
+                "InvalidSignatureException",
+                "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.",
+            ),
+        ] {
+            let err = refusal(signed);
+            assert_eq!(err.error_type, error_type, "{signed}: {}", err.message);
+            assert!(err.message.contains(says), "{signed}: {}", err.message);
+        }
     }
 
     #[test]
