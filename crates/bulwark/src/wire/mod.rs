@@ -46,7 +46,7 @@ pub fn upstream(kind: ProviderKind) -> &'static dyn UpstreamDialect {
         ProviderKind::Gemini => &gemini::Upstream,
         // A cloud's main API; per model, `provider::cloud` may pick another
         // (Gemini on Vertex).
-        ProviderKind::AzureOpenAi => &openai::Upstream::Compatible,
+        ProviderKind::AzureOpenAi => &openai::Upstream::Azure,
         ProviderKind::Bedrock | ProviderKind::Vertex => &anthropic::Upstream,
     }
 }

@@ -23,6 +23,10 @@ use crate::wire::UpstreamDialect;
 /// so they compare as strings).
 const STREAM_OPTIONS_SINCE: &str = "2024-08-01";
 
+/// The first API version that knows `max_completion_tokens`
+/// (2024-09-01-preview; a longer string sorts after its prefix).
+const MAX_COMPLETION_TOKENS_SINCE: &str = "2024-09-01";
+
 #[derive(Debug)]
 pub(crate) struct Azure {
     base_url: String,
@@ -63,7 +67,7 @@ impl Azure {
 
 impl CloudApi for Azure {
     fn dialect(&self, _model: &str) -> &'static dyn UpstreamDialect {
-        &crate::wire::openai::Upstream::Compatible
+        &crate::wire::openai::Upstream::Azure
     }
 
     fn url(
@@ -85,19 +89,29 @@ impl CloudApi for Azure {
     /// The deployment paths ignore the body's `model`, so it stays. API
     /// versions before `stream_options` refuse it as an unrecognized
     /// argument: they are sent none, and their streams carry no usage.
+    /// Versions before `max_completion_tokens` refuse it too, and know the
+    /// limit as `max_tokens` (a client's own `max_tokens` wins).
     fn adapt(
         &self,
         _dialect: &'static dyn UpstreamDialect,
         body: &mut Value,
         forwarded: &[(HeaderName, HeaderValue)],
     ) -> Vec<(HeaderName, HeaderValue)> {
-        if self
-            .api_version
-            .as_deref()
-            .is_some_and(|version| version < STREAM_OPTIONS_SINCE)
-            && let Some(body) = body.as_object_mut()
-        {
-            body.remove("stream_options");
+        let before = |since: &str| {
+            self.api_version
+                .as_deref()
+                .is_some_and(|version| version < since)
+        };
+        if let Some(body) = body.as_object_mut() {
+            if before(STREAM_OPTIONS_SINCE) {
+                body.remove("stream_options");
+            }
+            if before(MAX_COMPLETION_TOKENS_SINCE)
+                && let Some(max) = body.remove("max_completion_tokens")
+                && !body.contains_key("max_tokens")
+            {
+                body.insert("max_tokens".into(), max);
+            }
         }
         forwarded.to_vec()
     }
@@ -171,7 +185,7 @@ mod tests {
 
     #[test]
     fn deployments_take_the_version_and_v1_the_model_in_the_body() -> Result<(), ApiError> {
-        let dialect: &'static dyn UpstreamDialect = &crate::wire::openai::Upstream::Compatible;
+        let dialect: &'static dyn UpstreamDialect = &crate::wire::openai::Upstream::Azure;
         assert_eq!(
             azure(Some("2024-10-21")).url(dialect, "my gpt", true)?,
             "https://r.openai.azure.com/openai/deployments/my%20gpt/chat/completions?api-version=2024-10-21"
@@ -202,7 +216,7 @@ mod tests {
 
     #[test]
     fn old_api_versions_are_sent_no_stream_options() {
-        let dialect: &'static dyn UpstreamDialect = &crate::wire::openai::Upstream::Compatible;
+        let dialect: &'static dyn UpstreamDialect = &crate::wire::openai::Upstream::Azure;
         for (version, kept) in [
             (Some("2024-06-01"), false),
             (Some("2024-08-01-preview"), true),
@@ -214,5 +228,77 @@ mod tests {
             assert_eq!(body.get("stream_options").is_some(), kept, "{version:?}");
             assert_eq!(body["model"], "m");
         }
+    }
+
+    /// The body `azure` is sent for `request`, translated as the engine
+    /// would for its dialect.
+    fn sent(azure: &Azure, request: &crate::api::ChatRequest) -> Result<Value, String> {
+        let dialect = azure.dialect("dep");
+        let prepared = crate::wire::translate::prepare(
+            request,
+            dialect.format(),
+            crate::wire::translate::traits("dep", None),
+            dialect.takes_top_k(),
+            4096,
+            crate::config::Translation::Lenient,
+        )
+        .map_err(|refusal| refusal.describe())?;
+        let request = prepared.request.as_ref().unwrap_or(request);
+        let mut body = dialect
+            .encode_request(request, "dep", 4096)
+            .map_err(|e| e.message)?;
+        azure.adapt(dialect, &mut body, &[]);
+        Ok(body)
+    }
+
+    #[test]
+    fn the_output_limit_keeps_its_new_name_where_the_version_knows_it() -> Result<(), String> {
+        let relayed = crate::wire::openai::decode_request(
+            br#"{"model": "m", "max_completion_tokens": 300, "messages": [{"role": "user", "content": "hi"}]}"#,
+        )
+        .map_err(|e| e.message)?;
+        let translated = crate::wire::anthropic::decode_request(
+            br#"{"model": "m", "max_tokens": 300, "top_k": 5, "messages": [{"role": "user", "content": "hi"}]}"#,
+        )
+        .map_err(|e| e.message)?;
+        for (version, key) in [
+            (None, "max_completion_tokens"),
+            (Some("2024-10-21"), "max_completion_tokens"),
+            (Some("2024-09-01-preview"), "max_completion_tokens"),
+            (Some("2024-08-01-preview"), "max_tokens"),
+            (Some("2024-06-01"), "max_tokens"),
+        ] {
+            let other = if key == "max_tokens" {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            for request in [&relayed, &translated] {
+                let body = sent(&azure(version), request)?;
+                assert_eq!(body[key], 300, "{version:?}: {body}");
+                assert!(body.get(other).is_none(), "{version:?}: {body}");
+                assert!(body.get("top_k").is_none(), "{version:?}: {body}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn a_clients_own_max_tokens_wins_on_old_versions() {
+        let dialect = azure(None).dialect("dep");
+        let mut body = serde_json::json!({"max_tokens": 10, "max_completion_tokens": 20});
+        azure(Some("2024-06-01")).adapt(dialect, &mut body, &[]);
+        assert_eq!(body, serde_json::json!({"max_tokens": 10}));
+    }
+
+    #[test]
+    fn responses_clients_stay_on_chat_completions() {
+        let dialect = azure(None).dialect("dep");
+        assert!(
+            dialect
+                .also_speaks(crate::api::WireFormat::Responses)
+                .is_none()
+        );
+        assert!(!dialect.takes_top_k());
     }
 }

@@ -8,6 +8,7 @@ use futures_util::future::BoxFuture;
 use serde_json::Value;
 
 use super::CloudAuthError;
+use super::answer::read_token_answer;
 use super::token::{Token, TokenSource};
 use crate::config::{EntraConfig, Secret};
 
@@ -15,9 +16,6 @@ use crate::config::{EntraConfig, Secret};
 /// names the problem (`AADSTS7000215: Invalid client secret provided.`),
 /// the rest is trace ids and links.
 const MAX_DESCRIPTION: usize = 200;
-
-/// The most read of a token endpoint's answer: a token is a few KiB.
-const MAX_ANSWER: usize = 256 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct EntraSource {
@@ -109,14 +107,8 @@ impl TokenSource for EntraSource {
 
 /// The answer as JSON; `None` when it is not JSON, cannot be read, or is
 /// larger than any token answer (an endpoint that is not Entra's).
-async fn read_json(mut response: reqwest::Response) -> Option<Value> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.ok()? {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return None;
-        }
-        body.extend_from_slice(&chunk);
-    }
+async fn read_json(response: reqwest::Response) -> Option<Value> {
+    let body = read_token_answer(response).await.ok()?;
     serde_json::from_slice(&body).ok()
 }
 

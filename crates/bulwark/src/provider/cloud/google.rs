@@ -18,6 +18,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
 use super::CloudAuthError;
+use super::answer::{AnswerError, read_token_answer};
 use super::token::{Token, TokenSource};
 use crate::config::Secret;
 use crate::config::ServiceAccount;
@@ -110,10 +111,13 @@ impl ServiceAccountSource {
             .await
             .map_err(|e| self.unavailable(&transport_reason(&e)))?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| self.unavailable(&transport_reason(&e)))?;
+        // An answer too large to be a token's is read as none: refused or
+        // unavailable by its status, as Entra's (`entra.rs`).
+        let bytes = match read_token_answer(response).await {
+            Ok(bytes) => bytes,
+            Err(AnswerError::Transport(e)) => return Err(self.unavailable(&transport_reason(&e))),
+            Err(AnswerError::TooLarge) => Vec::new(),
+        };
         if status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS {
             return Err(self.unavailable(&format!("answered {status}")));
         }
@@ -124,13 +128,14 @@ impl ServiceAccountSource {
                 self.token_uri, self.client_email
             )));
         }
-        let grant: Grant = serde_json::from_slice(&bytes).map_err(|_| {
-            CloudAuthError::Refused(format!(
-                "token endpoint {} answered {status} without an access token",
-                self.token_uri
-            ))
-        })?;
-        if !grant.token_type.eq_ignore_ascii_case("bearer") || grant.access_token.is_empty() {
+        // A success that is not a grant is the endpoint's trouble (a proxy's
+        // page, a cut answer), not the account's: unavailable, as Entra's.
+        let grant: Grant = serde_json::from_slice(&bytes)
+            .map_err(|_| self.unavailable(&format!("answered {status} without an access token")))?;
+        if grant.access_token.is_empty() {
+            return Err(self.unavailable(&format!("answered {status} without an access token")));
+        }
+        if !grant.token_type.eq_ignore_ascii_case("bearer") {
             return Err(CloudAuthError::Refused(format!(
                 "token endpoint {} answered a token of type {:?}, not a bearer token",
                 self.token_uri, grant.token_type
@@ -386,6 +391,46 @@ mod tests {
         let result = fetch(&account(&sim, &unreachable)?).await;
         assert!(
             matches!(&result, Err(CloudAuthError::Unavailable(m)) if m.contains("cannot connect")),
+            "{:?}",
+            result.err()
+        );
+        Ok(())
+    }
+
+    /// The simulator's TEST-ONLY account, with its tokens at `token_uri`.
+    fn offline_account(token_uri: &str) -> Result<ServiceAccount, serde_json::Error> {
+        let file: Value = serde_json::from_str(
+            &bulwark_sim::Sim::new(SimConfig::default()).service_account_json(token_uri),
+        )?;
+        Ok(ServiceAccount {
+            client_email: "sa@p.iam.gserviceaccount.com".into(),
+            private_key_id: Some("k1".into()),
+            private_key: Secret::new(file["private_key"].as_str().unwrap_or_default()),
+            token_uri: token_uri.to_string(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_success_without_a_grant_is_unavailable_and_read_within_bounds() -> TestResult {
+        let too_large = vec![b' '; super::super::answer::MAX_TOKEN_ANSWER + 1];
+        for body in [
+            b"<html>proxy</html>".to_vec(),
+            br#"{"access_token": "", "expires_in": 60}"#.to_vec(),
+            too_large.clone(),
+        ] {
+            let url = super::super::answer::answer_once(200, body).await?;
+            let result = fetch(&offline_account(&url)?).await;
+            assert!(
+                matches!(&result, Err(CloudAuthError::Unavailable(m)) if m.contains("without an access token")),
+                "{:?}",
+                result.err()
+            );
+        }
+        // A refusal too large to read is still a refusal, unquoted.
+        let url = super::super::answer::answer_once(400, too_large).await?;
+        let result = fetch(&offline_account(&url)?).await;
+        assert!(
+            matches!(&result, Err(CloudAuthError::Refused(m)) if m.ends_with("400 Bad Request")),
             "{:?}",
             result.err()
         );

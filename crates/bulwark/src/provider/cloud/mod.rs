@@ -9,6 +9,7 @@
 //!
 //! `provider.rs` asks the cloud at each of those points and nowhere else.
 
+pub(crate) mod answer;
 pub(crate) mod azure;
 pub(crate) mod bedrock;
 pub(crate) mod entra;

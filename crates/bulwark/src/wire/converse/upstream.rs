@@ -138,17 +138,14 @@ fn encode_block(block: &ContentBlock, path: &str) -> Result<Value, ApiError> {
         ContentBlock::ToolUse(call) => json!({"toolUse": {
             "toolUseId": call.id,
             "name": call.name,
-            // Arguments that never parsed are kept as the model wrote them.
-            "input": match &call.input {
-                Value::Object(_) => call.input.clone(),
-                Value::String(raw) => serde_json::from_str(raw).unwrap_or_else(|_| json!({})),
-                _ => json!({}),
-            },
+            "input": tool_input(&call.input),
         }}),
         ContentBlock::ToolResult(result) => {
             let mut content = Vec::with_capacity(result.content.len());
             for part in &result.content {
                 match part {
+                    // Converse refuses blank text blocks here too.
+                    ContentBlock::Text(text) if text.trim().is_empty() => {}
                     ContentBlock::Text(text) => content.push(json!({"text": text})),
                     ContentBlock::Image(image) => {
                         content.push(json!({"image": encode_image(image, path)?}));
@@ -161,8 +158,11 @@ fn encode_block(block: &ContentBlock, path: &str) -> Result<Value, ApiError> {
                     }
                 }
             }
+            // `content` is required, and a blank text refused: an empty
+            // result is said in words, as OpenAI's empty tool message would
+            // read to the model.
             if content.is_empty() {
-                content.push(json!({"text": ""}));
+                content.push(json!({"text": EMPTY_TOOL_RESULT}));
             }
             let mut out = json!({"toolUseId": result.tool_use_id, "content": content});
             if result.is_error {
@@ -171,6 +171,24 @@ fn encode_block(block: &ContentBlock, path: &str) -> Result<Value, ApiError> {
             json!({"toolResult": out})
         }
     })
+}
+
+/// What an empty tool result is sent as.
+const EMPTY_TOOL_RESULT: &str = "(no output)";
+
+/// A call's arguments as `toolUse.input`, which must be a JSON object.
+/// Arguments that never parsed (a call cut short by the token limit) are
+/// kept as the model wrote them, and any other non-object under `value`,
+/// so that the model sees its own call on the next turn.
+fn tool_input(input: &Value) -> Value {
+    let parsed = match input {
+        Value::String(raw) => serde_json::from_str(raw).unwrap_or_else(|_| input.clone()),
+        other => other.clone(),
+    };
+    match parsed {
+        Value::Object(_) => parsed,
+        other => json!({"value": other}),
+    }
 }
 
 fn encode_image(image: &ImageSource, path: &str) -> Result<Value, ApiError> {
@@ -390,6 +408,42 @@ mod tests {
                 "toolChoice": {"any": {}}})
         );
         assert!(body.get("stream").is_none() && body.get("model").is_none());
+    }
+
+    #[test]
+    fn tool_arguments_always_reach_converse_as_an_object() {
+        let cut_short = "{\"city\": \"Os";
+        for (input, sent) in [
+            (json!({"city": "Oslo"}), json!({"city": "Oslo"})),
+            (json!("{\"city\": \"Oslo\"}"), json!({"city": "Oslo"})),
+            (json!(cut_short), json!({"value": cut_short})),
+            (json!("[1, 2]"), json!({"value": [1, 2]})),
+            (json!(7), json!({"value": 7})),
+        ] {
+            assert_eq!(tool_input(&input), sent, "{input}");
+        }
+    }
+
+    #[test]
+    fn an_empty_or_blank_tool_result_is_sent_as_words() {
+        for result in ["", "  \n"] {
+            let request = openai(json!({
+                "model": "m",
+                "messages": [
+                    {"role": "user", "content": "Run it"},
+                    {"role": "assistant", "content": null, "tool_calls": [{"id": "t1", "type": "function",
+                        "function": {"name": "run", "arguments": "{}"}}]},
+                    {"role": "tool", "tool_call_id": "t1", "content": result}
+                ],
+                "tools": [{"type": "function", "function": {"name": "run", "parameters": {"type": "object"}}}]
+            }));
+            let body = encode_request(&request, 4096).unwrap();
+            assert_eq!(
+                body["messages"][2]["content"],
+                json!([{"toolResult": {"toolUseId": "t1", "content": [{"text": EMPTY_TOOL_RESULT}]}}]),
+                "{result:?}"
+            );
+        }
     }
 
     #[test]

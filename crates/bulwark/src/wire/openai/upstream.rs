@@ -21,6 +21,11 @@ pub enum Upstream {
     /// Compatible servers: `max_tokens` is the field they all accept, and most
     /// take `top_k` as an extension.
     Compatible,
+    /// Azure OpenAI: OpenAI's body (its o-series and gpt-5 deployments refuse
+    /// `max_tokens`, and it refuses unknown arguments such as `top_k`), but
+    /// no Responses API on the deployment paths. `provider::cloud::azure`
+    /// adapts the body to older API versions.
+    Azure,
 }
 
 /// The schema name sent when the client's format names none.
@@ -63,7 +68,7 @@ pub fn encode_request(
     body.insert("messages".into(), Value::Array(messages));
     if let Some(max) = request.max_tokens {
         let key = match flavor {
-            Upstream::OpenAi => "max_completion_tokens",
+            Upstream::OpenAi | Upstream::Azure => "max_completion_tokens",
             Upstream::Compatible => "max_tokens",
         };
         body.insert(key.into(), json!(max));
@@ -353,22 +358,28 @@ impl UpstreamDialect for Upstream {
         }
     }
 
+    /// Azure's is the format's name for it, which the drill's recorded
+    /// scenarios read back (`format: openai-compatible`).
     fn kind_name(&self) -> &'static str {
         match self {
             Upstream::OpenAi => "openai",
-            Upstream::Compatible => "openai-compatible",
+            Upstream::Compatible | Upstream::Azure => "openai-compatible",
         }
     }
 
     fn semconv_name(&self) -> &'static str {
-        "openai"
+        match self {
+            Upstream::OpenAi | Upstream::Compatible => "openai",
+            Upstream::Azure => "azure.ai.openai",
+        }
     }
 
     fn default_base_url(&self) -> Option<&'static str> {
         match self {
             Upstream::OpenAi => Some("https://api.openai.com/v1"),
-            // Compatible servers live wherever their operator put them.
-            Upstream::Compatible => None,
+            // Compatible servers and Azure resources live wherever their
+            // operator put them.
+            Upstream::Compatible | Upstream::Azure => None,
         }
     }
 
