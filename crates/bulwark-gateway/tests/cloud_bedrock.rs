@@ -320,6 +320,29 @@ async fn an_anthropic_client_reaches_claude_on_bedrock_with_tools_and_thinking_u
 
             // The client's answer is the one Claude gives this request.
             let got = answer_of(stream, &text)?;
+            // And it is worth comparing: thinking (where relayed), then the call.
+            let message = if stream {
+                message_of(&got)?
+            } else {
+                got.clone()
+            };
+            let kinds: Vec<&str> = message["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b["type"].as_str())
+                .collect();
+            let relayed: &[&str] = if provider == "aws" {
+                &["thinking", "tool_use"]
+            } else {
+                &["tool_use"]
+            };
+            assert_eq!(kinds, relayed, "{what}");
+            assert_eq!(
+                message["content"][relayed.len() - 1]["input"],
+                json!({"city": "Oslo"}),
+                "{what}"
+            );
             if provider == "aws" {
                 assert_eq!(got, own_answer(&s.bedrock, &sent, stream).await?, "{what}");
             } else {
