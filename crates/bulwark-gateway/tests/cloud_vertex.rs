@@ -2,7 +2,8 @@
 //! on Vertex and a Gemini client reaches Gemini on Vertex, streamed and
 //! not, with a service account's token fetched, cached and renewed before
 //! it expires; a service account the token endpoint does not know is a
-//! misconfiguration the route fails over from without retrying, and an
+//! misconfiguration the route fails over from without retrying, as is a
+//! revoked token Vertex answers 401 for, and an
 //! outage of the token endpoint is retried as any connection failure; a
 //! Vertex quota 429 (Google's shape, not Anthropic's) is failed over from.
 
