@@ -278,35 +278,67 @@ async fn an_anthropic_client_is_translated_onto_azure() -> TestResult {
     Ok(())
 }
 
-/// Tokens live 2 s, so the cache renews them at half their life while
-/// requests keep coming: none fails, and the grant count rises.
+/// Four-second tokens, and eight workers asking steadily for about ten
+/// seconds (eighty requests, over two lifetimes and more): every request
+/// is served with a live token, so renewal came before expiry, and the
+/// grants are spread out, so the workers did not each fetch one.
 #[tokio::test]
 async fn entra_tokens_are_renewed_before_they_expire_under_load() -> TestResult {
-    let azure = azure_sim(2).await?;
+    const TTL: std::time::Duration = std::time::Duration::from_secs(4);
+    const WORKERS: u32 = 8;
+    const EACH: u32 = 10;
+    // Ten requests a worker, one each second: about ten seconds in all,
+    // whatever the machine's speed; nothing below depends on how long.
+    const PACE: std::time::Duration = std::time::Duration::from_secs(1);
+    let azure = azure_sim(TTL.as_secs()).await?;
     let backup = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let gw = gateway(&azure, &backup).await?;
     let http = reqwest::Client::new();
     let url = format!("{}/v1/chat/completions", gw.base);
-    let mut sent = 0;
-    for _wave in 0..8 {
-        let calls = (0..8).map(|i| {
-            let body = openai_chat("entra", "Say hi please", i % 2 == 0);
-            post(&http, url.clone(), body)
-        });
-        for result in futures_util::future::join_all(calls).await {
-            let (status, _, text) = result?;
-            assert_eq!(status, 200, "{text}");
-            sent += 1;
+    let workers = (0..WORKERS).map(|worker| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            // Staggered, so requests arrive all through each lifetime.
+            tokio::time::sleep(PACE * worker / WORKERS).await;
+            let mut outcomes = Vec::new();
+            for i in 0..EACH {
+                let body = openai_chat("entra", "Say hi please", (worker + i) % 2 == 0);
+                outcomes.push(match post(&http, url.clone(), body).await {
+                    Ok((200, _, _)) => Ok(()),
+                    Ok((status, _, text)) => Err(format!("{status}: {text}")),
+                    Err(e) => Err(e.to_string()),
+                });
+                tokio::time::sleep(PACE).await;
+            }
+            outcomes
         }
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    }
+    });
+    let outcomes: Vec<Result<(), String>> = futures_util::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let sent = u64::from(WORKERS * EACH);
+    assert_eq!(outcomes.len() as u64, sent);
+    let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{} failed: {failed:?}", failed.len());
     let outcomes = azure.sim.stats().by_outcome;
     assert_eq!(outcomes.get("ok"), Some(&sent), "{outcomes:?}");
     assert_eq!(outcomes.get("error_401"), None, "{outcomes:?}");
-    let grants = azure.sim.entra_grants();
-    assert!(grants >= 2, "the token was never renewed: {grants} grants");
-    assert!(grants < sent, "a grant per request: {grants} for {sent}");
     assert_eq!(backup.sim.request_count(), 0);
+    let grants = azure.sim.entra_grant_times();
+    assert!(grants.len() >= 2, "never renewed: {grants:?}");
+    for pair in grants.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(
+            gap >= TTL / 4,
+            "grants {gap:?} apart, a stampede: {:?}",
+            grants
+                .iter()
+                .map(|t| t.duration_since(grants[0]))
+                .collect::<Vec<_>>()
+        );
+    }
     // Every request carried a bearer; none the secret.
     for request in azure.sim.requests() {
         assert_eq!(

@@ -72,21 +72,162 @@ routes:
     })
 }
 
-/// An Anthropic request with tools and thinking, as Claude Code sends one.
+/// An Anthropic request as Claude Code sends one mid tool loop: tools and
+/// thinking on, the earlier call's thinking (with the signature Claude
+/// checks) and result sent back, then a new question.
 fn anthropic_request(route: &str, stream: bool) -> Value {
     json!({
         "model": route,
         "max_tokens": 4096,
         "stream": stream,
         "system": [{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}],
+        "metadata": {"user_id": "user-7f3a"},
         "thinking": {"type": "enabled", "budget_tokens": 1024},
         "tools": [{
             "name": "get_weather",
             "description": "The weather in a city.",
             "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
         }],
-        "messages": [{"role": "user", "content": "Weather in Oslo? sim:call get_weather {\"city\": \"Oslo\"}"}]
+        "messages": [
+            {"role": "user", "content": "Weather in Bergen?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "The user wants Bergen's weather: call the tool.",
+                    "signature": "EqQBCkYIBxgCKkB3cmVhbGx5LWEtc2lnbmF0dXJl"},
+                {"type": "tool_use", "id": "toolu_01Bergen", "name": "get_weather", "input": {"city": "Bergen"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01Bergen", "content": "9°C, rain"}
+            ]},
+            {"role": "user", "content": "And in Oslo? sim:call get_weather {\"city\": \"Oslo\"}"}
+        ]
     })
+}
+
+/// An Anthropic answer as a value to compare whole: a message, or a
+/// stream's events (name and data) in order; `id`s, which differ per
+/// call, removed.
+fn answer_of(stream: bool, text: &str) -> Result<Value, Box<dyn std::error::Error>> {
+    fn without_ids(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.remove("id");
+                map.values_mut().for_each(without_ids);
+            }
+            Value::Array(items) => items.iter_mut().for_each(without_ids),
+            _ => {}
+        }
+    }
+    let mut answer = if stream {
+        let mut events = Vec::new();
+        for frame in text.split("\n\n").filter(|f| !f.trim().is_empty()) {
+            let mut event = json!({});
+            for line in frame.lines() {
+                if let Some(name) = line.strip_prefix("event: ") {
+                    event["event"] = json!(name);
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    event["data"] = serde_json::from_str(data)?;
+                }
+            }
+            events.push(event);
+        }
+        Value::Array(events)
+    } else {
+        serde_json::from_str(text)?
+    };
+    without_ids(&mut answer);
+    Ok(answer)
+}
+
+/// A stream's events (as [`answer_of`] gives them) put back together as
+/// the message they spell.
+fn message_of(events: &Value) -> Result<Value, Box<dyn std::error::Error>> {
+    let mut message = json!({});
+    let mut partial_json: Vec<String> = Vec::new();
+    for data in events.as_array().into_iter().flatten().map(|e| &e["data"]) {
+        let index = data["index"].as_u64().unwrap_or_default() as usize;
+        match data["type"].as_str() {
+            Some("message_start") => message = data["message"].clone(),
+            Some("content_block_start") => {
+                if let Some(content) = message["content"].as_array_mut() {
+                    content.push(data["content_block"].clone());
+                }
+                partial_json.push(String::new());
+            }
+            Some("content_block_delta") => {
+                let block = &mut message["content"][index];
+                let delta = &data["delta"];
+                let append = |block: &mut Value, field: &str| {
+                    let so_far = block[field].as_str().unwrap_or_default();
+                    block[field] = json!(format!(
+                        "{so_far}{}",
+                        delta[field].as_str().unwrap_or_default()
+                    ));
+                };
+                match delta["type"].as_str() {
+                    Some("thinking_delta") => append(block, "thinking"),
+                    Some("text_delta") => append(block, "text"),
+                    Some("signature_delta") => block["signature"] = delta["signature"].clone(),
+                    Some("input_json_delta") => partial_json
+                        .get_mut(index)
+                        .ok_or("a delta before its block")?
+                        .push_str(delta["partial_json"].as_str().unwrap_or_default()),
+                    other => return Err(format!("unknown delta {other:?}").into()),
+                }
+            }
+            Some("content_block_stop") => {
+                if let Some(json) = partial_json.get(index).filter(|j| !j.is_empty()) {
+                    message["content"][index]["input"] = serde_json::from_str(json)?;
+                }
+            }
+            Some("message_delta") => {
+                for (key, value) in data["delta"].as_object().into_iter().flatten() {
+                    message[key] = value.clone();
+                }
+                for (key, value) in data["usage"].as_object().into_iter().flatten() {
+                    message["usage"][key] = value.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(message)
+}
+
+/// What a `stream: false` provider can relay of `answer`: its complete
+/// answer goes through the neutral model (provider/complete.rs), which has
+/// no thinking block and counts only input and output tokens. The thinking
+/// is lost there: a known gap, kept out of the comparison.
+fn through_the_neutral_model(mut answer: Value) -> Value {
+    if let Some(content) = answer["content"].as_array_mut() {
+        content.retain(|block| block["type"] != "thinking");
+    }
+    if let Some(usage) = answer["usage"].as_object_mut() {
+        usage.retain(|key, _| matches!(key.as_str(), "input_tokens" | "output_tokens"));
+    }
+    answer
+}
+
+/// What the simulator answers `body` on its own Anthropic API, as Bedrock
+/// would have: the model is the one the path named.
+async fn own_answer(
+    sim: &SimServer,
+    body: &Value,
+    stream: bool,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let mut direct = body.clone();
+    direct["model"] = json!(MODEL);
+    direct["stream"] = json!(stream);
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/messages", sim.url()))
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", BETAS)
+        .header("x-api-key", "k")
+        .body(direct.to_string())
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    answer_of(stream, &response.text().await?)
 }
 
 async fn post_anthropic(base: &str, body: &Value) -> Result<reqwest::Response, reqwest::Error> {
@@ -147,39 +288,70 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 async fn an_anthropic_client_reaches_claude_on_bedrock_with_tools_and_thinking_unchanged()
 -> TestResult {
     let s = setup().await?;
-    let sent = anthropic_request("claude", false);
-    let response = post_anthropic(&s.gateway.base, &sent).await?;
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        header(&response, "x-bulwark-target"),
-        format!("aws/{MODEL}")
-    );
-    let answer: Value = serde_json::from_str(&response.text().await?)?;
-    let content = answer["content"].as_array().ok_or("no content")?;
-    assert_eq!(content[0]["type"], "thinking");
-    assert!(
-        content[0]["signature"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("simsig"))
-    );
-    assert_eq!(content[1]["type"], "tool_use");
-    assert_eq!(content[1]["name"], "get_weather");
-    assert_eq!(content[1]["input"], json!({"city": "Oslo"}));
-    assert_eq!(answer["stop_reason"], "tool_use");
+    for (route, provider, method) in [
+        ("claude", "aws", "invoke-with-response-stream"),
+        ("complete", "whole", "invoke"),
+    ] {
+        for stream in [false, true] {
+            let what = format!("{route}, client stream {stream}");
+            let sent = anthropic_request(route, stream);
+            let response = post_anthropic(&s.gateway.base, &sent).await?;
+            assert_eq!(response.status(), 200, "{what}");
+            assert_eq!(
+                header(&response, "x-bulwark-target"),
+                format!("{provider}/{MODEL}"),
+                "{what}"
+            );
+            let text = response.text().await?;
 
-    let seen = s.bedrock.sim.requests();
-    assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].outcome, "ok");
-    assert_eq!(seen[0].body, expected_on_bedrock(&sent));
-    assert!(
-        seen[0]
-            .path
-            .starts_with("/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/")
-    );
-    // Bedrock reads the version and the betas from the body only.
-    assert!(!seen[0].headers.contains_key("anthropic-version"));
-    assert!(!seen[0].headers.contains_key("anthropic-beta"));
-    assert!(!seen[0].headers.contains_key("x-api-key"));
+            let seen = s.bedrock.sim.requests();
+            let last = seen.last().ok_or("Bedrock was not called")?;
+            assert_eq!(last.outcome, "ok", "{what}");
+            assert_eq!(
+                last.path,
+                format!("/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/{method}"),
+                "{what}"
+            );
+            assert_eq!(last.body, expected_on_bedrock(&sent), "{what}");
+            // Bedrock reads the version and the betas from the body only.
+            assert!(!last.headers.contains_key("anthropic-version"), "{what}");
+            assert!(!last.headers.contains_key("anthropic-beta"), "{what}");
+            assert!(!last.headers.contains_key("x-api-key"), "{what}");
+
+            // The client's answer is the one Claude gives this request.
+            let got = answer_of(stream, &text)?;
+            // And it is worth comparing: thinking (where relayed), then the call.
+            let message = if stream {
+                message_of(&got)?
+            } else {
+                got.clone()
+            };
+            let kinds: Vec<&str> = message["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b["type"].as_str())
+                .collect();
+            let relayed: &[&str] = if provider == "aws" {
+                &["thinking", "tool_use"]
+            } else {
+                &["tool_use"]
+            };
+            assert_eq!(kinds, relayed, "{what}");
+            assert_eq!(
+                message["content"][relayed.len() - 1]["input"],
+                json!({"city": "Oslo"}),
+                "{what}"
+            );
+            if provider == "aws" {
+                assert_eq!(got, own_answer(&s.bedrock, &sent, stream).await?, "{what}");
+            } else {
+                let got = if stream { message_of(&got)? } else { got };
+                let own = own_answer(&s.bedrock, &sent, false).await?;
+                assert_eq!(got, through_the_neutral_model(own), "{what}");
+            }
+        }
+    }
     Ok(())
 }
 
@@ -210,20 +382,6 @@ async fn an_anthropic_stream_from_bedrock_keeps_every_event() -> TestResult {
     let seen = s.bedrock.sim.requests();
     assert_eq!(seen.len(), 1);
     assert!(seen[0].path.ends_with("/invoke-with-response-stream"));
-    assert_eq!(seen[0].body, expected_on_bedrock(&sent));
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_provider_without_streams_invokes_the_model() -> TestResult {
-    let s = setup().await?;
-    let sent = anthropic_request("complete", true);
-    let response = post_anthropic(&s.gateway.base, &sent).await?;
-    assert_eq!(response.status(), 200);
-    assert!(response.text().await?.contains("message_stop"));
-    let seen = s.bedrock.sim.requests();
-    assert_eq!(seen.len(), 1);
-    assert!(seen[0].path.ends_with("/invoke"), "{}", seen[0].path);
     assert_eq!(seen[0].body, expected_on_bedrock(&sent));
     Ok(())
 }

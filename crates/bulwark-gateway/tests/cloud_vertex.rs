@@ -2,14 +2,17 @@
 //! on Vertex and a Gemini client reaches Gemini on Vertex, streamed and
 //! not, with a service account's token fetched, cached and renewed before
 //! it expires; a service account the token endpoint does not know is a
-//! misconfiguration the route fails over from without retrying, and an
+//! misconfiguration the route fails over from without retrying, as is a
+//! revoked token Vertex answers 401 for, and an
 //! outage of the token endpoint is retried as any connection failure; a
 //! Vertex quota 429 (Google's shape, not Anthropic's) is failed over from.
 
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
+use bulwark::events::Event;
 use bulwark_sim::{Fault, FaultRule, Format, SimConfig, SimServer, StatusFault, VertexSimConfig};
 use serde_json::{Value, json};
 
@@ -81,6 +84,7 @@ routes:
   misconfigured:   {{ targets: [vx-stranger/{CLAUDE}, anthropic/claude-sonnet-4-5], max_retries: 3 }}
   token-outage:    {{ targets: [vx/{CLAUDE}, anthropic/claude-sonnet-4-5], max_retries: 2 }}
   quota:           {{ targets: [vx/{CLAUDE}, anthropic/claude-sonnet-4-5], max_retries: 0 }}
+  revocable:       {{ targets: [vx/{CLAUDE}, anthropic/claude-sonnet-4-5], max_retries: 3 }}
 "
     );
     let gateway = common::start_gateway(&yaml).await?;
@@ -108,15 +112,171 @@ fn thinking() -> Value {
     json!({"type": "enabled", "budget_tokens": 1024})
 }
 
+/// A Claude Code turn mid tool loop: the earlier call's thinking (with its
+/// signature, which Claude checks) and result go back, then a new question.
 fn messages_request(route: &str, stream: bool) -> Value {
     json!({
         "model": route,
         "max_tokens": 2048,
         "stream": stream,
+        "system": [{"type": "text", "text": "Be terse.", "cache_control": {"type": "ephemeral"}}],
+        "metadata": {"user_id": "user-7f3a"},
         "thinking": thinking(),
         "tools": tools(),
-        "messages": [{"role": "user", "content": "Weather in Oslo? sim:call get_weather {\"city\": \"Oslo\"}"}]
+        "messages": [
+            {"role": "user", "content": "Weather in Oslo?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "The user wants Oslo's weather: call the tool.",
+                    "signature": "EqQBCkYIBxgCKkB3cmVhbGx5LWEtc2lnbmF0dXJl"},
+                {"type": "tool_use", "id": "toolu_01Oslo", "name": "get_weather", "input": {"city": "Oslo"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_01Oslo", "content": "4°C, light snow"}
+            ]},
+            {"role": "user", "content": "And in Bergen? sim:call get_weather {\"city\": \"Bergen\"}"}
+        ]
     })
+}
+
+/// What Vertex must receive for `sent`: the same body without `model`
+/// (the path names it), with Vertex's `anthropic_version`, and `stream`
+/// saying whether the gateway asked Vertex for a stream.
+fn expected_on_vertex(sent: &Value, upstream_streams: bool) -> Value {
+    let mut expected = sent.clone();
+    if let Some(map) = expected.as_object_mut() {
+        map.remove("model");
+        map.insert("stream".into(), json!(upstream_streams));
+        map.insert("anthropic_version".into(), json!("vertex-2023-10-16"));
+    }
+    expected
+}
+
+/// An Anthropic answer as a value to compare whole: a message, or a
+/// stream's events (name and data) in order; `id`s, which differ per
+/// call, removed.
+fn answer_of(stream: bool, text: &str) -> Result<Value, Box<dyn std::error::Error>> {
+    fn without_ids(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.remove("id");
+                map.values_mut().for_each(without_ids);
+            }
+            Value::Array(items) => items.iter_mut().for_each(without_ids),
+            _ => {}
+        }
+    }
+    let mut answer = if stream {
+        let mut events = Vec::new();
+        for frame in text.split("\n\n").filter(|f| !f.trim().is_empty()) {
+            let mut event = json!({});
+            for line in frame.lines() {
+                if let Some(name) = line.strip_prefix("event: ") {
+                    event["event"] = json!(name);
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    event["data"] = serde_json::from_str(data)?;
+                }
+            }
+            events.push(event);
+        }
+        Value::Array(events)
+    } else {
+        serde_json::from_str(text)?
+    };
+    without_ids(&mut answer);
+    Ok(answer)
+}
+
+/// A stream's events (as [`answer_of`] gives them) put back together as
+/// the message they spell.
+fn message_of(events: &Value) -> Result<Value, Box<dyn std::error::Error>> {
+    let mut message = json!({});
+    let mut partial_json: Vec<String> = Vec::new();
+    for data in events.as_array().into_iter().flatten().map(|e| &e["data"]) {
+        let index = data["index"].as_u64().unwrap_or_default() as usize;
+        match data["type"].as_str() {
+            Some("message_start") => message = data["message"].clone(),
+            Some("content_block_start") => {
+                if let Some(content) = message["content"].as_array_mut() {
+                    content.push(data["content_block"].clone());
+                }
+                partial_json.push(String::new());
+            }
+            Some("content_block_delta") => {
+                let block = &mut message["content"][index];
+                let delta = &data["delta"];
+                let append = |block: &mut Value, field: &str| {
+                    let so_far = block[field].as_str().unwrap_or_default();
+                    block[field] = json!(format!(
+                        "{so_far}{}",
+                        delta[field].as_str().unwrap_or_default()
+                    ));
+                };
+                match delta["type"].as_str() {
+                    Some("thinking_delta") => append(block, "thinking"),
+                    Some("text_delta") => append(block, "text"),
+                    Some("signature_delta") => block["signature"] = delta["signature"].clone(),
+                    Some("input_json_delta") => partial_json
+                        .get_mut(index)
+                        .ok_or("a delta before its block")?
+                        .push_str(delta["partial_json"].as_str().unwrap_or_default()),
+                    other => return Err(format!("unknown delta {other:?}").into()),
+                }
+            }
+            Some("content_block_stop") => {
+                if let Some(json) = partial_json.get(index).filter(|j| !j.is_empty()) {
+                    message["content"][index]["input"] = serde_json::from_str(json)?;
+                }
+            }
+            Some("message_delta") => {
+                for (key, value) in data["delta"].as_object().into_iter().flatten() {
+                    message[key] = value.clone();
+                }
+                for (key, value) in data["usage"].as_object().into_iter().flatten() {
+                    message["usage"][key] = value.clone();
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(message)
+}
+
+/// What a `stream: false` provider can relay of `answer`: its complete
+/// answer goes through the neutral model (provider/complete.rs), which has
+/// no thinking block and counts only input and output tokens. The thinking
+/// is lost there: a known gap, kept out of the comparison.
+fn through_the_neutral_model(mut answer: Value) -> Value {
+    if let Some(content) = answer["content"].as_array_mut() {
+        content.retain(|block| block["type"] != "thinking");
+    }
+    if let Some(usage) = answer["usage"].as_object_mut() {
+        usage.retain(|key, _| matches!(key.as_str(), "input_tokens" | "output_tokens"));
+    }
+    answer
+}
+
+/// What the simulator answers `body` on its own Anthropic API, as Vertex
+/// would have answered it: the model is the one the path named.
+async fn own_answer(
+    http: &reqwest::Client,
+    sim: &SimServer,
+    body: &Value,
+    stream: bool,
+) -> Result<Value, Box<dyn std::error::Error>> {
+    let mut direct = body.clone();
+    direct["model"] = json!(CLAUDE);
+    direct["stream"] = json!(stream);
+    let response = http
+        .post(format!("{}/v1/messages", sim.url()))
+        .header("content-type", "application/json")
+        .header("anthropic-version", "2023-06-01")
+        .header("anthropic-beta", BETA)
+        .header("x-api-key", "test")
+        .body(direct.to_string())
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    answer_of(stream, &response.text().await?)
 }
 
 async fn post(
@@ -133,55 +293,6 @@ async fn post(
         .await
 }
 
-/// The content blocks of an Anthropic answer, a stream's reassembled.
-fn content(stream: bool, text: &str) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
-    if !stream {
-        let message: Value = serde_json::from_str(text)?;
-        return Ok(message["content"].as_array().cloned().unwrap_or_default());
-    }
-    let mut blocks: Vec<Value> = Vec::new();
-    let mut partial_json: Vec<String> = Vec::new();
-    for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
-        let event: Value = serde_json::from_str(data)?;
-        match event["type"].as_str() {
-            Some("content_block_start") => {
-                blocks.push(event["content_block"].clone());
-                partial_json.push(String::new());
-            }
-            Some("content_block_delta") => {
-                let (Some(block), Some(json)) = (blocks.last_mut(), partial_json.last_mut()) else {
-                    return Err("a delta before any block".into());
-                };
-                let delta = &event["delta"];
-                match delta["type"].as_str() {
-                    Some("thinking_delta") => {
-                        let so_far = block["thinking"].as_str().unwrap_or_default().to_string();
-                        block["thinking"] =
-                            json!(so_far + delta["thinking"].as_str().unwrap_or_default());
-                    }
-                    Some("text_delta") => {
-                        let so_far = block["text"].as_str().unwrap_or_default().to_string();
-                        block["text"] = json!(so_far + delta["text"].as_str().unwrap_or_default());
-                    }
-                    Some("input_json_delta") => {
-                        json.push_str(delta["partial_json"].as_str().unwrap_or_default())
-                    }
-                    _ => {}
-                }
-            }
-            Some("content_block_stop") => {
-                if let (Some(block), Some(json)) = (blocks.last_mut(), partial_json.last())
-                    && !json.is_empty()
-                {
-                    block["input"] = serde_json::from_str(json)?;
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(blocks)
-}
-
 #[tokio::test]
 async fn an_anthropic_client_reaches_claude_on_vertex_with_tools_and_thinking_unchanged()
 -> TestResult {
@@ -193,43 +304,19 @@ async fn an_anthropic_client_reaches_claude_on_vertex_with_tools_and_thinking_un
     ] {
         for stream in [false, true] {
             let what = format!("{route}, client stream {stream}");
-            let response = post(
-                &http,
-                format!("{}/v1/messages", gateway.base),
-                &messages_request(route, stream),
-            )
-            .await?;
+            let client_body = messages_request(route, stream);
+            let response =
+                post(&http, format!("{}/v1/messages", gateway.base), &client_body).await?;
             assert_eq!(response.status(), 200, "{what}");
             let target = header(&response, "x-bulwark-target");
             assert!(
                 target.as_deref().is_some_and(|t| t.ends_with(CLAUDE)),
                 "{what}: {target:?}"
             );
-            let blocks = content(stream, &response.text().await?)?;
-            // A `stream: false` provider's complete answer goes through the
-            // neutral model, which has no thinking block (provider/complete.rs):
-            // only the streamed call can relay the thinking.
-            if method == "streamRawPredict" {
-                let thought = blocks
-                    .iter()
-                    .find(|b| b["type"] == "thinking")
-                    .ok_or(format!("{what}: no thinking in {blocks:?}"))?;
-                assert!(
-                    thought["thinking"].as_str().is_some_and(
-                        |t| t.starts_with(&format!("Simulated thinking from {CLAUDE}"))
-                    ),
-                    "{what}: {thought}"
-                );
-            }
-            let call = blocks
-                .iter()
-                .find(|b| b["type"] == "tool_use")
-                .ok_or(format!("{what}: no tool_use in {blocks:?}"))?;
-            assert_eq!(call["name"], "get_weather", "{what}");
-            assert_eq!(call["input"], json!({"city": "Oslo"}), "{what}");
+            let text = response.text().await?;
 
-            // What Vertex got: its own path and body, the client's tools,
-            // thinking and beta untouched.
+            // What Vertex got: its own path, the client's whole body but
+            // for what Vertex takes differently, the beta as a header.
             let requests = sim.sim.requests();
             let sent = requests.last().ok_or("the simulator got nothing")?;
             assert_eq!(
@@ -240,23 +327,56 @@ async fn an_anthropic_client_reaches_claude_on_vertex_with_tools_and_thinking_un
                 "{what}"
             );
             assert_eq!(sent.outcome, "ok", "{what}");
-            assert!(sent.body.get("model").is_none(), "{what}: {}", sent.body);
             assert_eq!(
-                sent.body["anthropic_version"], "vertex-2023-10-16",
+                sent.body,
+                expected_on_vertex(&client_body, method == "streamRawPredict"),
                 "{what}"
             );
-            assert_eq!(sent.body["tools"], tools(), "{what}");
-            assert_eq!(sent.body["thinking"], thinking(), "{what}");
             assert_eq!(
                 sent.headers.get("anthropic-beta").map(String::as_str),
                 Some(BETA),
                 "{what}"
             );
+            assert!(!sent.headers.contains_key("anthropic-version"), "{what}");
             assert_eq!(
                 sent.headers.get("authorization").map(String::as_str),
                 Some("<redacted>"),
                 "{what}"
             );
+
+            // The client's answer is the one Claude gives this request.
+            let got = answer_of(stream, &text)?;
+            // And it is worth comparing: thinking (where relayed), then the call.
+            let message = if stream {
+                message_of(&got)?
+            } else {
+                got.clone()
+            };
+            let kinds: Vec<&str> = message["content"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|b| b["type"].as_str())
+                .collect();
+            let relayed: &[&str] = if method == "streamRawPredict" {
+                &["thinking", "tool_use"]
+            } else {
+                &["tool_use"]
+            };
+            assert_eq!(kinds, relayed, "{what}");
+            assert_eq!(
+                message["content"][relayed.len() - 1]["input"],
+                json!({"city": "Bergen"}),
+                "{what}"
+            );
+            if method == "streamRawPredict" {
+                let own = own_answer(&http, &sim, &client_body, stream).await?;
+                assert_eq!(got, own, "{what}");
+            } else {
+                let got = if stream { message_of(&got)? } else { got };
+                let own = own_answer(&http, &sim, &client_body, false).await?;
+                assert_eq!(got, through_the_neutral_model(own), "{what}");
+            }
         }
     }
     // One token per provider (`vx`, `vx-complete`) served all eight calls.
@@ -321,73 +441,107 @@ async fn a_gemini_client_reaches_gemini_on_vertex() -> TestResult {
     Ok(())
 }
 
+/// Four-second tokens, and eight workers asking steadily for about ten
+/// seconds (eighty requests, over two lifetimes and more): every request
+/// is served with a live token, so renewal came before expiry, and the
+/// grants are spread out, so the workers did not each fetch one.
 #[tokio::test]
 async fn tokens_are_renewed_before_they_expire_under_load() -> TestResult {
-    // Two-second tokens: the gateway renews each after about a second.
-    let (sim, gateway) = start(2).await?;
+    const TTL: Duration = Duration::from_secs(4);
+    const WORKERS: u64 = 8;
+    const EACH: usize = 10;
+    // Ten requests a worker, one each second: about ten seconds in all,
+    // whatever the machine's speed; nothing below depends on how long.
+    const PACE: Duration = Duration::from_secs(1);
+    let (sim, gateway) = start(TTL.as_secs()).await?;
     let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-    let workers: Vec<_> = (0..6)
-        .map(|_| {
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|worker| {
             let http = http.clone();
             let url = format!("{}/v1/messages", gateway.base);
             tokio::spawn(async move {
-                let mut statuses = Vec::new();
-                while tokio::time::Instant::now() < deadline {
+                // Staggered, so requests arrive all through each lifetime.
+                tokio::time::sleep(PACE * worker as u32 / WORKERS as u32).await;
+                let mut outcomes = Vec::new();
+                for _ in 0..EACH {
                     let body = json!({"model": "claude", "max_tokens": 50, "stream": true,
                         "messages": [{"role": "user", "content": "hello"}]});
-                    let status = match post(&http, url.clone(), &body).await {
-                        Ok(response) => {
-                            let status = response.status().as_u16();
-                            // The whole stream, so a failure inside it shows.
-                            match response.text().await {
-                                Ok(text) if text.contains("event: error") => 599,
-                                Ok(_) => status,
-                                Err(_) => 598,
-                            }
-                        }
-                        Err(_) => 597,
+                    let outcome = match post(&http, url.clone(), &body).await {
+                        // The whole stream, so a failure inside it shows.
+                        Ok(response) => match (response.status().as_u16(), response.text().await) {
+                            (200, Ok(text)) if text.contains("message_stop") => Ok(()),
+                            (status, text) => Err(format!("{status}: {text:?}")),
+                        },
+                        Err(e) => Err(e.to_string()),
                     };
-                    statuses.push(status);
+                    outcomes.push(outcome);
+                    tokio::time::sleep(PACE).await;
                 }
-                statuses
+                outcomes
             })
         })
         .collect();
-    let mut statuses = Vec::new();
+    let mut outcomes = Vec::new();
     for worker in workers {
-        statuses.extend(worker.await?);
+        outcomes.extend(worker.await?);
     }
-    assert!(
-        statuses.len() > 20,
-        "too few requests to call it load: {}",
-        statuses.len()
-    );
-    let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {failed:?}",
-        failed.len(),
-        statuses.len()
-    );
+    assert_eq!(outcomes.len(), WORKERS as usize * EACH);
+    let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
+    assert!(failed.is_empty(), "{} failed: {failed:?}", failed.len());
     let stats = sim.sim.stats();
     assert_eq!(stats.by_outcome.get("error_401"), None, "{stats:?}");
-    // Five seconds of two-second tokens: renewed at least twice, and not
-    // per request.
-    let grants = sim.sim.token_grants();
-    assert!(grants >= 3, "only {grants} token grants");
-    assert!(
-        grants < statuses.len() as u64 / 2,
-        "{grants} grants for {} requests",
-        statuses.len()
+    assert_eq!(
+        stats.by_outcome.get("ok"),
+        Some(&(WORKERS * EACH as u64)),
+        "{stats:?}"
     );
+    let grants = sim.sim.token_grant_times();
+    assert!(grants.len() >= 2, "never renewed: {grants:?}");
+    for pair in grants.windows(2) {
+        let gap = pair[1].duration_since(pair[0]);
+        assert!(
+            gap >= TTL / 4,
+            "grants {gap:?} apart, a stampede: {:?}",
+            grants
+                .iter()
+                .map(|t| t.duration_since(grants[0]))
+                .collect::<Vec<_>>()
+        );
+    }
     Ok(())
+}
+
+fn events_of(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        out.push(event);
+    }
+    out
+}
+
+/// Each failed attempt's target and class, in order.
+fn failures(events: &[Event]) -> Vec<(String, &'static str)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AttemptFailed { target, class, .. } => Some((target.clone(), *class)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether the engine reported `target` as refusing its credentials.
+fn misconfigured(events: &[Event], target: &str) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Misconfigured { target: t } if t == target))
 }
 
 #[tokio::test]
 async fn an_unknown_service_account_is_a_misconfiguration_failed_over_without_retries() -> TestResult
 {
     let (sim, gateway) = start(3600).await?;
+    let mut rx = gateway.gateway.subscribe();
     let http = reqwest::Client::new();
     let body = json!({"model": "misconfigured", "max_tokens": 50,
         "messages": [{"role": "user", "content": "hello"}]});
@@ -397,6 +551,15 @@ async fn an_unknown_service_account_is_a_misconfiguration_failed_over_without_re
         header(&response, "x-bulwark-target").as_deref(),
         Some("anthropic/claude-sonnet-4-5")
     );
+    assert_eq!(
+        header(&response, "x-bulwark-attempts").as_deref(),
+        Some("2"),
+        "no retry of a refused account, for all the route's max_retries: 3"
+    );
+    let stranger = format!("vx-stranger/{CLAUDE}");
+    let events = events_of(&mut rx);
+    assert_eq!(failures(&events), vec![(stranger.clone(), "auth")]);
+    assert!(misconfigured(&events, &stranger), "{events:?}");
     // One refused grant, no retry of it, and nothing sent to Vertex.
     assert_eq!(sim.sim.token_refusals(), 1);
     assert_eq!(sim.sim.token_grants(), 0);
@@ -408,6 +571,43 @@ async fn an_unknown_service_account_is_a_misconfiguration_failed_over_without_re
     let response = post(&http, format!("{}/v1/messages", gateway.base), &body).await?;
     assert_eq!(response.status(), 200);
     assert_eq!(sim.sim.token_refusals(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_a_misconfiguration_failed_over() -> TestResult {
+    let (sim, gateway) = start(3600).await?;
+    let http = reqwest::Client::new();
+    let url = format!("{}/v1/messages", gateway.base);
+    let body = json!({"model": "revocable", "max_tokens": 50,
+        "messages": [{"role": "user", "content": "hello"}]});
+    let vx = format!("vx/{CLAUDE}");
+    let response = post(&http, url.clone(), &body).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-bulwark-target"), Some(vx.clone()));
+    assert_eq!(sim.sim.token_grants(), 1);
+
+    sim.sim.revoke_tokens();
+    let mut rx = gateway.gateway.subscribe();
+    let response = post(&http, url, &body).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(&response, "x-bulwark-target").as_deref(),
+        Some("anthropic/claude-sonnet-4-5")
+    );
+    assert_eq!(
+        header(&response, "x-bulwark-attempts").as_deref(),
+        Some("2")
+    );
+    let events = events_of(&mut rx);
+    assert_eq!(failures(&events), vec![(vx.clone(), "auth")]);
+    assert!(misconfigured(&events, &vx), "{events:?}");
+    let outcomes: Vec<String> = sim.sim.requests().into_iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, ["ok", "error_401", "ok"]);
+    // Current behaviour: a 401 does not evict the cached token, which is
+    // kept until its renewal is due; no new grant was asked for. Dropping
+    // the token on a 401 (and retrying once) would change this line.
+    assert_eq!(sim.sim.token_grants(), 1);
     Ok(())
 }
 

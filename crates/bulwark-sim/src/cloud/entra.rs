@@ -23,10 +23,20 @@ use crate::state::Sim;
 /// The scope Azure OpenAI tokens are asked for.
 pub(crate) const COGNITIVE_SCOPE: &str = "https://cognitiveservices.azure.com/.default";
 
-/// Issued tokens and how many grants succeeded.
+impl Sim {
+    /// When each successful Entra grant was made (tokio's clock), oldest
+    /// first: a test tells renewal ahead of expiry, and no stampede, from
+    /// the gaps.
+    pub fn entra_grant_times(&self) -> Vec<Instant> {
+        self.entra().grant_times()
+    }
+}
+
+/// Issued tokens, how many grants succeeded and when.
 #[derive(Debug, Default)]
 pub(crate) struct Tokens {
     issued: Mutex<HashMap<String, Instant>>,
+    granted_at: Mutex<Vec<Instant>>,
     grants: AtomicU64,
 }
 
@@ -42,6 +52,11 @@ impl Tokens {
         let mut issued = self.issued.lock().unwrap_or_else(PoisonError::into_inner);
         issued.retain(|_, expires| *expires > now);
         issued.insert(token.clone(), now + ttl);
+        drop(issued);
+        self.granted_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(now);
         self.grants.fetch_add(1, Ordering::Relaxed);
         token
     }
@@ -56,6 +71,13 @@ impl Tokens {
 
     pub(crate) fn grants(&self) -> u64 {
         self.grants.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn grant_times(&self) -> Vec<Instant> {
+        self.granted_at
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -171,6 +193,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn tokens_expire_and_count() {
         let tokens = Tokens::default();
+        let t0 = Instant::now();
         let token = tokens.issue(Duration::from_secs(10));
         assert!(tokens.valid(&token));
         assert!(!tokens.valid("sim-entra.forged"));
@@ -179,5 +202,10 @@ mod tests {
         let second = tokens.issue(Duration::from_secs(10));
         assert_ne!(second, token);
         assert_eq!(tokens.grants(), 2);
+        assert_eq!(
+            tokens.grant_times(),
+            [t0, t0 + Duration::from_secs(11)],
+            "each grant at its own time"
+        );
     }
 }

@@ -76,6 +76,12 @@ impl Sim {
         self.google_tokens().grants()
     }
 
+    /// When each of those grants was made (tokio's clock), oldest first: a
+    /// test tells renewal ahead of expiry, and no stampede, from the gaps.
+    pub fn token_grant_times(&self) -> Vec<Instant> {
+        self.google_tokens().grant_times()
+    }
+
     /// Token requests `POST /token` has refused since start.
     pub fn token_refusals(&self) -> u64 {
         self.google_tokens().refusals()
@@ -97,6 +103,7 @@ pub(crate) async fn token_stats(State(sim): State<Sim>) -> Response {
 #[derive(Default)]
 pub(crate) struct Tokens {
     live: Mutex<HashMap<String, Instant>>,
+    granted_at: Mutex<Vec<Instant>>,
     grants: AtomicU64,
     refusals: AtomicU64,
 }
@@ -128,6 +135,11 @@ impl Tokens {
         let grace = Duration::from_secs(3600);
         live.retain(|_, expires| now.saturating_duration_since(*expires) < grace);
         live.insert(token.clone(), now + ttl);
+        drop(live);
+        self.granted_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(now);
         self.grants.fetch_add(1, Ordering::Relaxed);
         token
     }
@@ -148,6 +160,13 @@ impl Tokens {
 
     pub(crate) fn grants(&self) -> u64 {
         self.grants.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn grant_times(&self) -> Vec<Instant> {
+        self.granted_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     pub(crate) fn refusals(&self) -> u64 {
@@ -517,10 +536,12 @@ mod tests {
         );
         assert_eq!(tokens.check("ya29.forged", t0), Err(TokenProblem::Unknown));
         assert_eq!(tokens.grants(), 1);
-        let second = tokens.issue(t0, Duration::from_secs(60));
+        let second = tokens.issue(t0 + Duration::from_secs(30), Duration::from_secs(60));
         assert_ne!(second, token);
+        assert_eq!(tokens.grant_times(), [t0, t0 + Duration::from_secs(30)]);
         tokens.revoke_all();
         assert_eq!(tokens.check(&second, t0), Err(TokenProblem::Unknown));
+        assert_eq!(tokens.grant_times().len(), 2, "revoking forgets no grant");
     }
 
     #[test]
