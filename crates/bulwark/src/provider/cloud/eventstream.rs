@@ -15,6 +15,9 @@ use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue, Message};
 use base64::Engine;
 use bytes::{Buf, BytesMut};
+
+/// The field Bedrock adds to a stream's `message_stop`.
+const INVOCATION_METRICS: &str = "amazon-bedrock-invocationMetrics";
 use serde_json::Value;
 
 use super::{FrameDecoder, FrameError};
@@ -155,13 +158,22 @@ fn event_of(message: &Message) -> Result<Option<SseEvent>, FrameError> {
                 "an event-stream chunk's `bytes` is not base64: {e}"
             ))
         })?;
-    let data = String::from_utf8(bytes)
+    let mut data = String::from_utf8(bytes)
         .map_err(|_| broken("an event-stream chunk's `bytes` is not UTF-8"))?;
     // Named as Anthropic's SSE names its events; a chunk that is not JSON
     // goes on unnamed, for the dialect to find malformed.
-    let event = serde_json::from_str::<Value>(&data)
-        .ok()
+    let mut value = serde_json::from_str::<Value>(&data).ok();
+    let event = value
+        .as_ref()
         .and_then(|v| v.get("type").and_then(Value::as_str).map(String::from));
+    // Bedrock's own figures on the last event are the cloud's, not
+    // Claude's: a client relayed the stream gets the events Anthropic's
+    // API would have sent.
+    if let Some(object) = value.as_mut().and_then(Value::as_object_mut)
+        && object.remove(INVOCATION_METRICS).is_some()
+    {
+        data = Value::Object(std::mem::take(object)).to_string();
+    }
     Ok(Some(SseEvent { event, data }))
 }
 
@@ -243,6 +255,21 @@ mod tests {
                 "pieces of {piece}"
             );
         }
+    }
+
+    #[test]
+    fn bedrocks_invocation_metrics_are_not_relayed() {
+        let stop = r#"{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":15,"outputTokenCount":13,"invocationLatency":9,"firstByteLatency":9}}"#;
+        let mut decoder = EventStreamDecoder::new();
+        let mut out = Vec::new();
+        decoder.feed(&chunk(stop), &mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![SseEvent {
+                event: Some("message_stop".into()),
+                data: r#"{"type":"message_stop"}"#.into()
+            }]
+        );
     }
 
     #[test]
