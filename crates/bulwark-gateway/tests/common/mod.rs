@@ -1,5 +1,7 @@
 //! What the gateway's HTTP tests share: a gateway from YAML on 127.0.0.1.
 
+pub mod answers;
+
 use bulwark_gateway::{Gateway, GatewayConfig};
 use bulwark_sim::{SimConfig, SimServer};
 use tokio::net::TcpListener;
