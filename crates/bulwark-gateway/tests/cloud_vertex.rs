@@ -478,10 +478,15 @@ async fn a_revoked_token_is_a_misconfiguration_failed_over() -> TestResult {
     assert!(misconfigured(&events, &vx), "{events:?}");
     let outcomes: Vec<String> = sim.sim.requests().into_iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, ["ok", "error_401", "ok"]);
-    // Current behaviour: a 401 does not evict the cached token, which is
-    // kept until its renewal is due; no new grant was asked for. Dropping
-    // the token on a 401 (and retrying once) would change this line.
     assert_eq!(sim.sim.token_grants(), 1);
+
+    // The refused token was dropped: the next request fetches a new one
+    // and Vertex serves it again, without waiting for the old token's
+    // renewal (an hour away).
+    let response = post(&http, format!("{}/v1/messages", gateway.base), &body).await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(header(&response, "x-bulwark-target"), Some(vx));
+    assert_eq!(sim.sim.token_grants(), 2);
     Ok(())
 }
 

@@ -300,6 +300,11 @@ impl Provider {
         if status.is_success() {
             return Ok(response);
         }
+        if status == http::StatusCode::UNAUTHORIZED
+            && let Some(cloud) = &self.cloud
+        {
+            cloud.credentials_rejected();
+        }
         Err(self.status_error(target, response, dialect).await)
     }
 

@@ -137,6 +137,12 @@ impl CloudApi for Azure {
         })
     }
 
+    fn credentials_rejected(&self) {
+        if let Auth::Entra(tokens) = &self.auth {
+            tokens.forget();
+        }
+    }
+
     fn semconv_name(&self) -> &'static str {
         "azure.ai.openai"
     }

@@ -71,6 +71,12 @@ pub(crate) trait CloudApi: Send + Sync + Debug {
         None
     }
 
+    /// The cloud answered 401 to a request `authorize` authenticated: a
+    /// cached token it no longer takes (revoked, or its credentials
+    /// rotated) is dropped, so the next request fetches a new one instead
+    /// of failing until the token's renewal is due.
+    fn credentials_rejected(&self) {}
+
     /// The OpenTelemetry GenAI `gen_ai.provider.name` of the cloud.
     fn semconv_name(&self) -> &'static str;
 

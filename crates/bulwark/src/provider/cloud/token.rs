@@ -131,6 +131,17 @@ impl TokenCache {
     }
 }
 
+impl TokenCache {
+    /// Drops the current token: the cloud refused it.
+    pub(crate) fn forget(&self) {
+        *self
+            .inner
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+    }
+}
+
 impl Inner {
     fn cached(&self) -> Option<Cached> {
         self.current
@@ -290,6 +301,15 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
         assert_eq!(value(&cache.bearer().await), Some("token-2"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_the_cloud_refused_is_not_used_again() {
+        let Probe { cache, fetches, .. } = cache(Duration::from_secs(3600));
+        assert_eq!(value(&cache.bearer().await), Some("token-1"));
+        cache.forget();
+        assert_eq!(value(&cache.bearer().await), Some("token-2"));
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]

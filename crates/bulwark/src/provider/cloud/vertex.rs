@@ -113,6 +113,10 @@ impl CloudApi for Vertex {
         })
     }
 
+    fn credentials_rejected(&self) {
+        self.tokens.forget();
+    }
+
     fn semconv_name(&self) -> &'static str {
         "gcp.vertex_ai"
     }
