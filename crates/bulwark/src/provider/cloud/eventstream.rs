@@ -11,6 +11,8 @@
 //! them, so that a frame announcing more than [`MAX_EVENT_BYTES`] is
 //! refused before any of it is held, as an SSE event over the cap is.
 
+use std::borrow::Cow;
+
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue, Message};
 use base64::Engine;
@@ -18,7 +20,15 @@ use bytes::{Buf, BytesMut};
 
 /// The field Bedrock adds to a stream's `message_stop`.
 const INVOCATION_METRICS: &str = "amazon-bedrock-invocationMetrics";
+use serde::Deserialize;
 use serde_json::Value;
+
+/// An event's `type`, read without the rest of it.
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+}
 
 use super::{FrameDecoder, FrameError};
 use crate::sse::{MAX_EVENT_BYTES, SseEvent};
@@ -161,18 +171,20 @@ fn event_of(message: &Message) -> Result<Option<SseEvent>, FrameError> {
     let mut data = String::from_utf8(bytes)
         .map_err(|_| broken("an event-stream chunk's `bytes` is not UTF-8"))?;
     // Named as Anthropic's SSE names its events; a chunk that is not JSON
-    // goes on unnamed, for the dialect to find malformed.
-    let mut value = serde_json::from_str::<Value>(&data).ok();
-    let event = value
-        .as_ref()
-        .and_then(|v| v.get("type").and_then(Value::as_str).map(String::from));
+    // goes on unnamed, for the dialect to find malformed. Only the name is
+    // read: the dialect parses the event itself, so no tree is built here.
+    let event = serde_json::from_str::<Named<'_>>(&data)
+        .ok()
+        .and_then(|named| named.kind)
+        .map(Cow::into_owned);
     // Bedrock's own figures on the last event are the cloud's, not
     // Claude's: a client relayed the stream gets the events Anthropic's
     // API would have sent.
-    if let Some(object) = value.as_mut().and_then(Value::as_object_mut)
+    if data.contains(INVOCATION_METRICS)
+        && let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(&data)
         && object.remove(INVOCATION_METRICS).is_some()
     {
-        data = Value::Object(std::mem::take(object)).to_string();
+        data = Value::Object(object).to_string();
     }
     Ok(Some(SseEvent { event, data }))
 }
