@@ -113,11 +113,6 @@ impl Provider {
         self.config.kind
     }
 
-    /// What the provider's wire format decides: URL, headers, bodies.
-    pub fn dialect(&self) -> &'static dyn UpstreamDialect {
-        self.dialect
-    }
-
     /// The dialect `model` is served in: the kind's, or on a cloud that
     /// serves several APIs the one of that model (Gemini on Vertex).
     pub fn dialect_of(&self, model: &str) -> &'static dyn UpstreamDialect {
