@@ -9,9 +9,7 @@
 
 mod common;
 
-use common::answers::{
-    answer_of, events_of, failures, message_of, misconfigured, through_the_neutral_model,
-};
+use common::answers::{answer_of, assert_answer, events_of, failures, misconfigured};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -244,38 +242,10 @@ async fn an_anthropic_client_reaches_claude_on_vertex_with_tools_and_thinking_un
             );
 
             // The client's answer is the one Claude gives this request.
+            let relayed = method == "streamRawPredict";
+            let own = own_answer(&http, &sim, &client_body, relayed && stream).await?;
             let got = answer_of(stream, &text)?;
-            // And it is worth comparing: thinking (where relayed), then the call.
-            let message = if stream {
-                message_of(&got)?
-            } else {
-                got.clone()
-            };
-            let kinds: Vec<&str> = message["content"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|b| b["type"].as_str())
-                .collect();
-            let relayed: &[&str] = if method == "streamRawPredict" {
-                &["thinking", "tool_use"]
-            } else {
-                &["tool_use"]
-            };
-            assert_eq!(kinds, relayed, "{what}");
-            assert_eq!(
-                message["content"][relayed.len() - 1]["input"],
-                json!({"city": "Bergen"}),
-                "{what}"
-            );
-            if method == "streamRawPredict" {
-                let own = own_answer(&http, &sim, &client_body, stream).await?;
-                assert_eq!(got, own, "{what}");
-            } else {
-                let got = if stream { message_of(&got)? } else { got };
-                let own = own_answer(&http, &sim, &client_body, false).await?;
-                assert_eq!(got, through_the_neutral_model(own), "{what}");
-            }
+            assert_answer(got, stream, relayed, &json!({"city": "Bergen"}), own, &what)?;
         }
     }
     // One token per provider (`vx`, `vx-complete`) served all eight calls.

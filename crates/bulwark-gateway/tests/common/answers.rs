@@ -96,6 +96,50 @@ pub fn message_of(events: &Value) -> Result<Value, Box<dyn std::error::Error>> {
     Ok(message)
 }
 
+/// Checks a client's answer (`got`, as [`answer_of`] reads it) against
+/// `own`, what the simulator answers the same request on Anthropic's own
+/// API: whole where the target `relayed` its stream, and through the
+/// neutral model where it answered whole (`stream: false`). First, that it
+/// is worth comparing: thinking where relayed, then the tool call with
+/// `input`.
+pub fn assert_answer(
+    got: Value,
+    stream: bool,
+    relayed: bool,
+    input: &Value,
+    own: Value,
+    what: &str,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let message = if stream {
+        message_of(&got)?
+    } else {
+        got.clone()
+    };
+    let kinds: Vec<&str> = message["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["type"].as_str())
+        .collect();
+    let expected: &[&str] = if relayed {
+        &["thinking", "tool_use"]
+    } else {
+        &["tool_use"]
+    };
+    assert_eq!(kinds, expected, "{what}");
+    assert_eq!(
+        &message["content"][expected.len() - 1]["input"],
+        input,
+        "{what}"
+    );
+    if relayed {
+        assert_eq!(got, own, "{what}");
+    } else {
+        assert_eq!(message, through_the_neutral_model(own), "{what}");
+    }
+    Ok(())
+}
+
 /// What a `stream: false` provider can relay of `answer`: its complete
 /// answer goes through the neutral model (provider/complete.rs), which has
 /// no thinking block and counts only input and output tokens. The thinking
