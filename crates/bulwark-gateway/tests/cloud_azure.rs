@@ -386,14 +386,25 @@ async fn a_refused_key_or_secret_is_a_misconfiguration_and_falls_over() -> TestR
     assert_eq!(azure.sim.stats().by_outcome.get("error_401"), Some(&1));
     assert_eq!(azure.sim.entra_grants(), 0);
     assert_eq!(backup.sim.request_count(), 2);
+    assert_misconfigured_once(&http, &gw.base, &["azkey/my-gpt", "azsecret/my-gpt"]).await?;
+    Ok(())
+}
+
+/// Each of `targets` was reported misconfigured exactly once, by the
+/// `bulwark_misconfigured_total` metric.
+async fn assert_misconfigured_once(
+    http: &reqwest::Client,
+    base: &str,
+    targets: &[&str],
+) -> TestResult {
     let metrics = http
-        .get(format!("{}/metrics", gw.base))
+        .get(format!("{base}/metrics"))
         .header("authorization", format!("Bearer {ADMIN}"))
         .send()
         .await?
         .text()
         .await?;
-    for target in ["azkey/my-gpt", "azsecret/my-gpt"] {
+    for target in targets {
         let line = format!("bulwark_misconfigured_total{{target=\"{target}\"}} 1");
         assert!(metrics.contains(&line), "{line} not in the metrics");
     }
@@ -441,17 +452,7 @@ async fn a_missing_role_or_deployment_is_a_misconfiguration_and_falls_over() -> 
     assert_eq!(azure.sim.request_count(), 2);
     assert_eq!(azure.sim.entra_grants(), 1);
     assert_eq!(backup.sim.request_count(), 2);
-    let metrics = http
-        .get(format!("{}/metrics", gw.base))
-        .header("authorization", format!("Bearer {ADMIN}"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    for target in ["aze/my-gpt", "az/gone-gpt"] {
-        let line = format!("bulwark_misconfigured_total{{target=\"{target}\"}} 1");
-        assert!(metrics.contains(&line), "{line} not in the metrics");
-    }
+    assert_misconfigured_once(&http, &gw.base, &["aze/my-gpt", "az/gone-gpt"]).await?;
     Ok(())
 }
 
