@@ -573,7 +573,11 @@ mod tests {
     use super::*;
     use crate::config::{CloudConfig as C, Config};
 
-    fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, crate::config::ConfigError> {
+    /// A config read with `env` as its whole environment.
+    pub(super) fn load(
+        yaml: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Config, crate::config::ConfigError> {
         let env: BTreeMap<String, String> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -1,18 +1,10 @@
 //! The AWS credential chain's order, case by case: explicit settings,
 //! then the environment, then the shared credentials file at a profile.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::config::{AwsCredentials, CloudConfig, Config, Secret};
-
-fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config, crate::config::ConfigError> {
-    let env: BTreeMap<String, String> = env
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::from_yaml(yaml, "t.yaml", &|name: &str| env.get(name).cloned())
-}
+use super::tests::load;
+use crate::config::{AwsCredentials, CloudConfig, Secret};
 
 /// The signing credentials provider `b` ends up with.
 fn credentials(yaml: &str, env: &[(&str, &str)]) -> AwsCredentials {
