@@ -48,6 +48,7 @@ pub const RESTART_ONLY: &[&str] = &[
     "otel",
     "conversations",
     "cache.max_bytes",
+    "redis",
 ];
 
 /// What an applied reload did.
@@ -282,6 +283,7 @@ fn restart_needed(started: &GatewayConfig, new: &GatewayConfig) -> Vec<&'static 
         started.otel != new.otel,
         started.conversations != new.conversations,
         started.engine.cache_max_bytes != new.engine.cache_max_bytes,
+        started.engine.shared != new.engine.shared,
     ];
     RESTART_ONLY
         .iter()

@@ -44,6 +44,7 @@ use crate::events::{Event, EventBus};
 use crate::limit::queue::{Admitted, Priority};
 use crate::provider::{Chunk, ChunkStream, EventStream, ProviderBuildError};
 use crate::route::{Route, RouteTable};
+use crate::shared::Shared;
 
 pub use unary::{Counted, ESTIMATE_TARGET};
 
@@ -65,6 +66,8 @@ pub struct Client {
     table: RouteTable,
     events: EventBus,
     cache: ResponseCache,
+    /// Redis, when `redis:` is set: state shared with other instances.
+    shared: Option<Shared>,
 }
 
 /// A request the cache may answer or remember.
@@ -74,12 +77,27 @@ struct Cacheable {
     policy: CachePolicy,
 }
 
+/// Starts the link to Redis. Outside a Tokio runtime (a synchronous
+/// embedding) there is nothing to run it on, and state stays local.
+fn start_shared(config: &Config) -> Option<Shared> {
+    let shared = config.shared.clone()?;
+    tokio::runtime::Handle::try_current().ok()?;
+    match Shared::start(shared) {
+        Ok(shared) => Some(shared),
+        Err(error) => {
+            tracing::warn!("state stays local: {error}");
+            None
+        }
+    }
+}
+
 impl Client {
     pub fn from_config(config: &Config) -> Result<Client, ProviderBuildError> {
         Ok(Client {
             table: RouteTable::from_config(config)?,
             events: EventBus::default(),
             cache: ResponseCache::new(config.cache_max_bytes),
+            shared: start_shared(config),
         })
     }
 
@@ -97,8 +115,14 @@ impl Client {
             table,
             events: self.events.clone(),
             cache: self.cache.clone(),
+            shared: self.shared.clone(),
         };
         Ok((client, diff))
+    }
+
+    /// The link to the other instances, when `redis:` is set.
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref()
     }
 
     /// Every decision the engine makes, as it makes it.

@@ -23,6 +23,7 @@ pub mod provider;
 pub mod reload;
 pub mod resilience;
 pub mod route;
+pub mod shared;
 pub mod sse;
 pub mod timefmt;
 pub mod unary;

@@ -17,6 +17,7 @@ pub mod embeddings;
 mod env;
 mod issue;
 mod raw;
+pub mod shared;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -367,6 +368,9 @@ pub struct Config {
     pub retry_budget: BudgetConfig,
     /// The most memory cached answers may take, in bytes.
     pub cache_max_bytes: u64,
+    /// `redis:`: the Redis several instances share state through; `None`
+    /// keeps everything in this process.
+    pub shared: Option<shared::SharedConfig>,
 }
 
 impl Config {

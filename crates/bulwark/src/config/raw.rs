@@ -233,6 +233,7 @@ pub(crate) struct RawConfig {
     pub breaker: Option<Value>,
     pub retry_budget: Option<Value>,
     pub cache: Option<Value>,
+    pub redis: Option<Value>,
 }
 
 #[derive(Deserialize)]

@@ -83,12 +83,16 @@ pub(crate) fn config(raw: RawConfig, doc: &Document, issues: &mut Vec<Issue>) ->
             .and_then(|c| c.max_bytes)
             .unwrap_or(DEFAULT_CACHE_BYTES),
     };
+    let shared = raw
+        .redis
+        .and_then(|raw| super::shared::build(raw, doc, issues));
     Config {
         providers,
         routes,
         breaker,
         retry_budget,
         cache_max_bytes,
+        shared,
     }
 }
 
