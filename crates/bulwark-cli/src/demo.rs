@@ -37,6 +37,7 @@ pub async fn run(listen: &str, speed: f64, no_wait: bool, out: &Path) -> anyhow:
         store: None,
         listen: listen.to_string(),
         seed: fastrand::u64(..),
+        instances: 1,
     })
     .await?;
     write_report(&run, out)?;

@@ -26,6 +26,7 @@ pub struct DrillArgs {
     pub store: Option<String>,
     pub asserts: Vec<String>,
     pub listen: String,
+    pub instances: usize,
 }
 
 /// Runs the drill, prints and writes the report; `false` when an
@@ -60,6 +61,7 @@ pub async fn drill(args: DrillArgs) -> anyhow::Result<bool> {
         store: args.store,
         listen: args.listen,
         seed: fastrand::u64(..),
+        instances: args.instances,
     })
     .await?;
     let report = write_report(&run, &args.out)?;

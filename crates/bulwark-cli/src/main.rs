@@ -159,6 +159,10 @@ struct DrillCli {
     /// Fail (exit 1) unless this holds, e.g. `availability>=99.9`, `p99<=10s`. Repeatable.
     #[arg(long = "assert")]
     asserts: Vec<String>,
+    /// Run the gateway as this many instances sharing the config's `redis:`,
+    /// the load spread over them as a load balancer would.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    instances: u16,
 }
 
 #[derive(Subcommand)]
@@ -405,6 +409,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 out,
                 store,
                 asserts,
+                instances,
             } => {
                 let Some(scenario) = scenario else {
                     anyhow::bail!("--scenario is required (e.g. scenarios/provider-outage.yaml)");
@@ -420,6 +425,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     store,
                     asserts,
                     listen: "127.0.0.1:0".into(),
+                    instances: usize::from(instances),
                 })
                 .await?;
                 Ok(if passed {

@@ -12,6 +12,7 @@ mod clouds;
 mod compile;
 mod compress;
 mod error;
+mod instances;
 pub mod load;
 pub mod outcome;
 pub mod record;

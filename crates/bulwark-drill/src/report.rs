@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bulwark::observe::incident::Incident;
 
-use crate::outcome::{DrillData, Path};
+use crate::outcome::{DrillData, MarkerKind, Path};
 
 pub use assertion::{Assertion, AssertionError, Comparison, METRICS};
 pub use chart::chart_svg;
@@ -106,6 +106,8 @@ pub struct Report {
     pub over_deadline: u64,
     pub deadline: Duration,
     pub incidents: Vec<Incident>,
+    /// `incident_opened` alerts delivered to the drill's webhook.
+    pub incident_alerts: u64,
 }
 
 impl Report {
@@ -133,6 +135,11 @@ impl Report {
                 .count() as u64,
             deadline: data.deadline,
             incidents: data.incidents.clone(),
+            incident_alerts: data
+                .markers
+                .iter()
+                .filter(|m| m.kind == MarkerKind::AlertDelivered && m.label == "incident_opened")
+                .count() as u64,
         }
     }
 

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::clock::Speed;
 use crate::compile::sim_config;
 use crate::compress::compress;
+use crate::instances::Instances;
 use crate::load::{Endpoint, Shape, send};
 use crate::outcome::{DrillData, Marker, MarkerKind, Path, Sent};
 use crate::scenario::{Scenario, WireFormat};
@@ -49,6 +50,10 @@ pub enum DrillError {
     Timeline(#[from] TimelineError),
     #[error("--rps must be a positive number of requests per second")]
     BadRate,
+    #[error(
+        "{0} instances need the config's `redis:` (e.g. `redis: redis://127.0.0.1:6379/0`): it is what makes them one gateway"
+    )]
+    NeedsRedis(usize),
 }
 
 pub struct DrillOptions {
@@ -67,6 +72,9 @@ pub struct DrillOptions {
     /// Where the gateway listens (the demo keeps it on 127.0.0.1:8080).
     pub listen: String,
     pub seed: u64,
+    /// Gateway instances sharing the config's Redis (1: one process, as
+    /// the config alone runs). The load is spread over them.
+    pub instances: usize,
 }
 
 /// What the progress display shows, about four times a second.
@@ -88,10 +96,11 @@ pub struct Progress {
 /// still be looked at.
 pub struct DrillRun {
     pub data: DrillData,
+    /// The first instance, whose status page the demo shows.
     pub gateway: Gateway,
     pub base: String,
     _sims: Vec<SimServer>,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _instances: Instances,
 }
 
 pub async fn run(
@@ -109,7 +118,10 @@ pub async fn run(
         store,
         listen,
         seed,
+        instances: count,
     } = options;
+    let config_name = crate::instances::describe(config_name, count);
+    crate::instances::isolate(&mut config, count)?;
     let factor = speed.factor();
     let route = match route {
         Some(route) if config.engine.routes.contains_key(&route) => route,
@@ -175,6 +187,8 @@ pub async fn run(
         format: "generic".into(),
         events: None,
     });
+    // Each instance has its own log in memory unless one is given.
+    let shared_store = store.is_some();
     config.observe.store = store.unwrap_or_else(|| "sqlite::memory:".into());
     let mean_rps = scenario.load.rps * rate_scale;
     compress(&mut config, factor, mean_rps);
@@ -184,22 +198,18 @@ pub async fn run(
         .get(&route)
         .map_or(Duration::from_secs(60), |r| r.policy.timeouts.deadline);
 
-    let gateway = Gateway::start(&config).await?;
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|source| DrillError::Listen {
-            addr: listen.clone(),
-            source,
-        })?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(bulwark_gateway::serve(listener, gateway.clone(), async {
-        let _ = stopped.await;
-    }));
+    let instances = crate::instances::start(&config, count, &listen).await?;
+    let Some(gateway) = instances.gateways.first().cloned() else {
+        return Err(DrillError::NeedsRedis(count));
+    };
+    let base = instances.bases.first().cloned().unwrap_or_default();
 
     let started = Instant::now();
     let markers = Arc::new(Mutex::new(Vec::new()));
-    watch_markers(&gateway, started, Arc::clone(&markers));
+    for (index, gateway) in instances.gateways.iter().enumerate() {
+        // Breakers are shared: the first instance's show the deployment's.
+        watch_markers(gateway, index == 0, started, Arc::clone(&markers));
+    }
     alerts.mark_from(started, Arc::clone(&markers));
 
     let mut direct_scenario = paced.clone();
@@ -215,11 +225,15 @@ pub async fn run(
     let total = duration.unwrap_or(scenario.duration).min(scenario.duration);
     let wall_total = total.div_f64(factor);
 
-    let bulwark_endpoint = Endpoint {
-        base: base.clone(),
-        model: route.clone(),
-        format: WireFormat::Openai,
-    };
+    let bulwark_endpoints = instances
+        .bases
+        .iter()
+        .map(|base| Endpoint {
+            base: base.clone(),
+            model: route.clone(),
+            format: WireFormat::Openai,
+        })
+        .collect();
     let sent = drive_load(
         &scenario,
         &timeline,
@@ -229,7 +243,7 @@ pub async fn run(
             wall_total,
             deadline,
             seed,
-            bulwark: bulwark_endpoint,
+            bulwark: bulwark_endpoints,
             direct,
             started,
         },
@@ -238,9 +252,7 @@ pub async fn run(
     .await;
 
     // Judge health once more, so what the load saw is in the report.
-    gateway.evaluate_health().await;
-    gateway.observer().flush().await;
-    gateway.observer().flush_alerts().await;
+    instances.settle().await;
     let wall_duration = started.elapsed();
 
     let upstream_calls = scenario
@@ -248,9 +260,16 @@ pub async fn run(
         .keys()
         .filter_map(|name| Some((name.clone(), sims.get(name)?.request_count() as u64)))
         .collect();
-    let allowance = retry_allowance(&gateway, &config, wall_duration).await;
-    let mut incidents = gateway.observer().recent_incidents();
-    incidents.sort_by_key(|i| i.started_at);
+    // One shared log is read once; in-memory logs are one per instance.
+    let logs = match shared_store {
+        true => &instances.gateways[..1],
+        false => &instances.gateways[..],
+    };
+    let mut allowance = 0;
+    for gateway in logs {
+        allowance += retry_allowance(gateway, &config, wall_duration).await;
+    }
+    let incidents = instances.incidents();
     let spans = timeline.phases().to_vec();
     let primary_spans: Vec<_> = spans
         .iter()
@@ -294,7 +313,7 @@ pub async fn run(
         gateway,
         base,
         _sims: servers,
-        _stop: stop,
+        _instances: instances,
     })
 }
 
@@ -326,7 +345,8 @@ struct LoadPlan {
     wall_total: Duration,
     deadline: Duration,
     seed: u64,
-    bulwark: Endpoint,
+    /// One per instance, taken in turn (a load balancer's round robin).
+    bulwark: Vec<Endpoint>,
     direct: Endpoint,
     started: Instant,
 }
@@ -377,7 +397,8 @@ async fn drive_load(
                 &mut rng,
             );
             seq += 1;
-            for (path, endpoint) in [(Path::Bulwark, &plan.bulwark), (Path::Direct, &plan.direct)] {
+            let instance = &plan.bulwark[seq as usize % plan.bulwark.len().max(1)];
+            for (path, endpoint) in [(Path::Bulwark, instance), (Path::Direct, &plan.direct)] {
                 let (http, shape, endpoint, tx) =
                     (http.clone(), shape.clone(), endpoint.clone(), tx.clone());
                 let started = plan.started;
@@ -470,10 +491,18 @@ async fn retry_allowance(gateway: &Gateway, config: &GatewayConfig, wall: Durati
 }
 
 /// Turns the gateway's breaker and incident changes into chart markers.
-fn watch_markers(gateway: &Gateway, started: Instant, markers: Arc<Mutex<Vec<Marker>>>) {
+fn watch_markers(
+    gateway: &Gateway,
+    breakers_too: bool,
+    started: Instant,
+    markers: Arc<Mutex<Vec<Marker>>>,
+) {
     let mut events = gateway.subscribe();
     let breakers = Arc::clone(&markers);
     tokio::spawn(async move {
+        if !breakers_too {
+            return;
+        }
         loop {
             let event = match events.recv().await {
                 Ok(event) => event,
@@ -528,10 +557,24 @@ fn watch_markers(gateway: &Gateway, started: Instant, markers: Arc<Mutex<Vec<Mar
     });
 }
 
+/// Adds a marker; an incident's opening or resolution heard from several
+/// instances is one marker.
 fn push(markers: &Mutex<Vec<Marker>>, marker: Marker) {
-    if let Ok(mut markers) = markers.lock() {
-        markers.push(marker);
+    let Ok(mut markers) = markers.lock() else {
+        return;
+    };
+    let incident = matches!(
+        marker.kind,
+        MarkerKind::IncidentOpened | MarkerKind::IncidentResolved
+    );
+    if incident
+        && markers
+            .iter()
+            .any(|m| m.kind == marker.kind && m.label == marker.label)
+    {
+        return;
     }
+    markers.push(marker);
 }
 
 /// A webhook receiver inside the drill: when alerts arrive.

@@ -27,6 +27,7 @@ async fn the_provider_outage_is_invisible_through_bulwark() {
             store: None,
             listen: "127.0.0.1:0".into(),
             seed: 42,
+            instances: 1,
         },
         |_| {},
     )

@@ -31,6 +31,7 @@ async fn drill(scenario: Scenario, speed: f64, rps: f64, store: Option<String>) 
             store,
             listen: "127.0.0.1:0".into(),
             seed: 7,
+            instances: 1,
         },
         |_| {},
     )

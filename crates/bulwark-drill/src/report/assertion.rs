@@ -63,6 +63,14 @@ pub const METRICS: &[(&str, &str)] = &[
         "time_to_recover",
         "recovery start to first incident resolved, scenario time",
     ),
+    (
+        "incidents",
+        "incidents the gateway opened (all instances together: one outage, one incident)",
+    ),
+    (
+        "incident_alerts",
+        "`incident_opened` alerts the drill's webhook received",
+    ),
 ];
 
 const PATH_METRICS: &[&str] = &[
@@ -224,6 +232,8 @@ impl Assertion {
             "time_to_first_alert" => Actual::Duration(r.time_to_first_alert?),
             "time_to_fail_over" => Actual::Duration(r.time_to_fail_over?),
             "time_to_recover" => Actual::Duration(r.time_to_recover?),
+            "incidents" => Actual::Count(r.incidents.len() as u64),
+            "incident_alerts" => Actual::Count(r.incident_alerts),
             _ => return None,
         })
     }
