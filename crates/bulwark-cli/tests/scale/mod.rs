@@ -1,0 +1,153 @@
+//! The multi-process harness of issue 14: a simulated provider, three real
+//! `bulwark serve` processes sharing one Redis (a key prefix of the test's
+//! own) and one PostgreSQL database (created for the test and dropped), and
+//! nginx in front of them from `deploy/nginx/bulwark.conf`.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of the harness"
+)]
+
+pub mod load;
+pub mod nginx;
+pub mod postgres;
+pub mod process;
+pub mod redis;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+use process::{Running, Scratch, spawn_announcing};
+
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+pub const INSTANCES: usize = 3;
+
+/// How a cluster is made.
+pub struct Spec<'a> {
+    /// Names the scratch directory, key prefix and database.
+    pub test: &'a str,
+    /// The simulator's scenario (YAML).
+    pub scenario: &'a str,
+    /// The gateway config without `listen`, `redis` and `store`; `{sim}` is
+    /// replaced by the simulator's URL.
+    pub config: &'a str,
+    /// Where Redis is: the machine's, or a private one.
+    pub redis_port: u16,
+    /// Where the instances reach PostgreSQL: the server, or a proxy.
+    pub store_port: u16,
+}
+
+pub struct Instance {
+    pub url: String,
+    /// In the instance id (`inst<N>-<pid>-...`, from HOSTNAME and the pid).
+    pub name: String,
+    pub process: Running,
+}
+
+pub struct Cluster {
+    pub sim: String,
+    pub instances: Vec<Instance>,
+    pub lb: nginx::Nginx,
+    pub keys: redis::Prefix,
+    pub db: postgres::Database,
+    pub config: PathBuf,
+    _sim: Running,
+    scratch: Scratch,
+}
+
+impl Cluster {
+    pub fn start(spec: &Spec) -> TestResult<Cluster> {
+        let scratch = Scratch::new(spec.test)?;
+        let scenario = scratch.write("sim.yaml", spec.scenario)?;
+        let (sim_process, sim) = spawn_announcing(
+            Command::new(env!("CARGO_BIN_EXE_bulwark"))
+                .args(["sim", "--listen", "127.0.0.1:0", "--scenario"])
+                .arg(&scenario),
+            "bulwark-sim listening on ",
+            &scratch.0.join("sim.log"),
+        )?;
+        let keys = redis::Prefix::new(spec.redis_port, spec.test);
+        let db = postgres::Database::create(spec.test)?;
+        let config = scratch.write(
+            "bulwark.yaml",
+            &format!(
+                "listen: 127.0.0.1:0\nredis: {{ url: \"redis://127.0.0.1:{}/0\", timeout: 50ms, key_prefix: \"{}\" }}\nstore: \"{}\"\nshutdown_grace: 1s\n{}",
+                spec.redis_port,
+                keys.prefix,
+                db.url(spec.store_port),
+                spec.config.replace("{sim}", &sim),
+            ),
+        )?;
+        // One after another: each is serving before the next starts.
+        let mut instances = Vec::new();
+        for n in 1..=INSTANCES {
+            instances.push(start_instance(&scratch, &config, n)?);
+        }
+        let upstreams: Vec<String> = instances
+            .iter()
+            .map(|i| i.url.trim_start_matches("http://").to_string())
+            .collect();
+        let lb = nginx::start(&scratch.0, &upstreams)?;
+        Ok(Cluster {
+            sim,
+            instances,
+            lb,
+            keys,
+            db,
+            config,
+            _sim: sim_process,
+            scratch,
+        })
+    }
+
+    /// Replaces the simulator's fault rules (the YAML shapes, as JSON).
+    pub async fn set_faults(&self, client: &reqwest::Client, rules: Value) -> TestResult {
+        let response = client
+            .put(format!("{}/_sim/faults", self.sim))
+            .header("content-type", "application/json")
+            .body(rules.to_string())
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(format!("PUT /_sim/faults: {}", response.status()).into());
+        }
+        Ok(())
+    }
+
+    /// Requests the simulator received for `model`.
+    pub async fn sim_count(&self, client: &reqwest::Client, model: &str) -> u64 {
+        let stats = load::json(client, &format!("{}/_sim/stats", self.sim)).await;
+        stats["by_model"][model].as_u64().unwrap_or(0)
+    }
+
+    /// The instance whose id (`inst<N>-<pid>-...`) a lease key under the
+    /// prefix holds.
+    pub fn lease_holder(&self) -> Option<usize> {
+        self.keys
+            .keys()
+            .iter()
+            .filter(|k| k.contains("lease"))
+            .filter_map(|k| self.keys.get(k))
+            .find_map(|value| {
+                self.instances
+                    .iter()
+                    .position(|i| value.contains(&format!("{}-{}-", i.name, i.process.pid())))
+            })
+    }
+}
+
+fn start_instance(scratch: &Scratch, config: &std::path::Path, n: usize) -> TestResult<Instance> {
+    let name = format!("inst{n}");
+    let (process, url) = spawn_announcing(
+        Command::new(env!("CARGO_BIN_EXE_bulwark"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("HOSTNAME", &name),
+        "bulwark listening on ",
+        &scratch.0.join(format!("{name}.log")),
+    )?;
+    Ok(Instance { url, name, process })
+}
