@@ -329,7 +329,7 @@ fn the_shipped_nginx_config_is_valid_and_never_replays_a_request() -> TestResult
         .map(str::trim)
         .filter(|l| !l.starts_with('#'))
         .collect();
-    let has = |d: &str| directives.iter().any(|l| *l == d);
+    let has = |d: &str| directives.contains(&d);
     assert!(
         has("proxy_next_upstream error;"),
         "failover on connection errors only"
