@@ -73,6 +73,7 @@ async fn a_frozen_killed_and_restarted_redis_fails_no_request_and_sharing_resume
         config: SHARED_EVERYTHING,
         redis_port: private.port,
         store_port: postgres::MACHINE_PORT,
+        together: false,
     })?;
     let client = reqwest::Client::new();
     let stop = Arc::new(AtomicBool::new(false));
@@ -152,6 +153,7 @@ async fn a_stopped_postgres_link_slows_no_request_and_the_log_catches_up() -> Te
         config: "providers:\n  sim: { kind: openai-compatible, base_url: \"{sim}/v1\" }\nroutes:\n  main: { targets: [sim/llama3] }\n",
         redis_port: redis::MACHINE_PORT,
         store_port: proxy.port,
+        together: false,
     })?;
     let client = reqwest::Client::new();
     let stop = Arc::new(AtomicBool::new(false));

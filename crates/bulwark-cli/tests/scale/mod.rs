@@ -38,6 +38,9 @@ pub struct Spec<'a> {
     pub redis_port: u16,
     /// Where the instances reach PostgreSQL: the server, or a proxy.
     pub store_port: u16,
+    /// Start the three at the same moment (they race to migrate the new
+    /// database) rather than each once the last is serving.
+    pub together: bool,
 }
 
 pub struct Instance {
@@ -81,11 +84,25 @@ impl Cluster {
                 spec.config.replace("{sim}", &sim),
             ),
         )?;
-        // One after another: each is serving before the next starts.
-        let mut instances = Vec::new();
-        for n in 1..=INSTANCES {
-            instances.push(start_instance(&scratch, &config, n)?);
-        }
+        let instances = if spec.together {
+            std::thread::scope(|scope| {
+                let starting: Vec<_> = (1..=INSTANCES)
+                    .map(|n| {
+                        let (scratch, config) = (&scratch, &config);
+                        scope.spawn(move || start_instance(scratch, config, n))
+                    })
+                    .collect();
+                starting
+                    .into_iter()
+                    .map(|s| s.join().map_err(|_| "an instance's start panicked")?)
+                    .collect::<TestResult<Vec<_>>>()
+            })?
+        } else {
+            // One after another: each is serving before the next starts.
+            (1..=INSTANCES)
+                .map(|n| start_instance(&scratch, &config, n))
+                .collect::<TestResult<Vec<_>>>()?
+        };
         let upstreams: Vec<String> = instances
             .iter()
             .map(|i| i.url.trim_start_matches("http://").to_string())
