@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use scale::link::PausableProxy;
 use scale::load::{self, Shot, eventually};
-use scale::postgres::PausableProxy;
 use scale::redis::PrivateRedis;
 use scale::{Cluster, Spec, TestResult, postgres, redis};
 
@@ -74,6 +74,7 @@ async fn a_frozen_killed_and_restarted_redis_fails_no_request_and_sharing_resume
         redis_port: private.port,
         store_port: postgres::MACHINE_PORT,
         together: false,
+        redis_link: None,
     })?;
     let client = reqwest::Client::new();
     let stop = Arc::new(AtomicBool::new(false));
@@ -114,16 +115,60 @@ async fn a_frozen_killed_and_restarted_redis_fails_no_request_and_sharing_resume
         keys.is_some(),
         "no instance wrote to Redis after its restart"
     );
-    let first = load::chat(&client, &cluster.instances[0].url, "main", "after chaos").await;
+    assert_cache_shared_again(&client, &cluster, "after the restart").await;
+    Ok(())
+}
+
+/// The network between the instances and Redis is cut for 4 s (a proxy
+/// that stops passing bytes: no reset, the instances only see their
+/// timeouts) and restored, under constant load: no request fails or waits,
+/// and the instances share again afterwards without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_link_to_redis_fails_no_request_and_sharing_resumes() -> TestResult {
+    let link = PausableProxy::start(redis::MACHINE_PORT).await?;
+    let cluster = Cluster::start(&Spec {
+        test: "redis_cut",
+        scenario: QUICK_SIM,
+        config: SHARED_EVERYTHING,
+        redis_port: redis::MACHINE_PORT,
+        redis_link: Some(link.port),
+        store_port: postgres::MACHINE_PORT,
+        together: false,
+    })?;
+    let client = reqwest::Client::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = load::keep_loading(&client, &cluster.lb.url, "main", 6, stop.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cut = Instant::now();
+    link.pause(true);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    link.pause(false);
+    let restored = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    let shots = traffic.await?;
+
+    assert_served_promptly(&shots, "the link to Redis was cut");
+    assert!(
+        started_within(&shots, cut, restored) > 20,
+        "load stalled while the link to Redis was cut"
+    );
+    assert_cache_shared_again(&client, &cluster, "after the cut").await;
+    Ok(())
+}
+
+/// An answer cached through instance 1 is, within a few seconds of Redis
+/// being reachable again, a hit through instance 2.
+async fn assert_cache_shared_again(client: &reqwest::Client, cluster: &Cluster, text: &str) {
+    let first = load::chat(client, &cluster.instances[0].url, "main", text).await;
     assert_eq!(first.status, 200, "{}", first.body);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let second = load::chat(&client, &cluster.instances[1].url, "main", "after chaos").await;
+    let second = load::chat(client, &cluster.instances[1].url, "main", text).await;
     assert_eq!(
         second.cache.as_deref(),
         Some("hit"),
         "the cache is not shared again after Redis came back"
     );
-    Ok(())
 }
 
 /// The instances' `bulwark_store_rows_dropped_total`, summed.
@@ -154,6 +199,7 @@ async fn a_stopped_postgres_link_slows_no_request_and_the_log_catches_up() -> Te
         redis_port: redis::MACHINE_PORT,
         store_port: proxy.port,
         together: false,
+        redis_link: None,
     })?;
     let client = reqwest::Client::new();
     let stop = Arc::new(AtomicBool::new(false));

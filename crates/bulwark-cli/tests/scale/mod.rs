@@ -8,6 +8,7 @@
     reason = "each test binary uses its own part of the harness"
 )]
 
+pub mod link;
 pub mod load;
 pub mod nginx;
 pub mod postgres;
@@ -36,6 +37,9 @@ pub struct Spec<'a> {
     pub config: &'a str,
     /// Where Redis is: the machine's, or a private one.
     pub redis_port: u16,
+    /// The port the instances reach Redis through when it is not
+    /// `redis_port` (a link the test can cut).
+    pub redis_link: Option<u16>,
     /// Where the instances reach PostgreSQL: the server, or a proxy.
     pub store_port: u16,
     /// Start the three at the same moment (they race to migrate the new
@@ -78,7 +82,7 @@ impl Cluster {
             "bulwark.yaml",
             &format!(
                 "listen: 127.0.0.1:0\nredis: {{ url: \"redis://127.0.0.1:{}/0\", timeout: 50ms, key_prefix: \"{}\" }}\nstore: \"{}\"\nshutdown_grace: 1s\n{}",
-                spec.redis_port,
+                spec.redis_link.unwrap_or(spec.redis_port),
                 keys.prefix,
                 db.url(spec.store_port),
                 spec.config.replace("{sim}", &sim),
@@ -140,13 +144,14 @@ impl Cluster {
         stats["by_model"][model].as_u64().unwrap_or(0)
     }
 
-    /// The instance whose id (`inst<N>-<pid>-...`) a lease key under the
-    /// prefix holds.
+    /// The instance whose id (`inst<N>-<pid>-...`) the judge's lease key
+    /// under the prefix holds (a key named for a lease, judge or leader;
+    /// the heartbeat's set of live instances names them all).
     pub fn lease_holder(&self) -> Option<usize> {
         self.keys
             .keys()
             .iter()
-            .filter(|k| k.contains("lease"))
+            .filter(|k| ["lease", "judge", "leader"].iter().any(|w| k.contains(w)))
             .filter_map(|k| self.keys.get(k))
             .find_map(|value| {
                 self.instances

@@ -47,10 +47,24 @@ impl Prefix {
             .collect()
     }
 
-    /// A key's string value, if it is a string.
+    /// A key's value as text, whatever its type (a hash's fields and
+    /// values, a set's members...), for finding an instance id in it.
     pub fn get(&self, key: &str) -> Option<String> {
+        let read = match self.cli(&["TYPE", key])?.as_str() {
+            "string" => vec!["GET", key],
+            "hash" => vec!["HGETALL", key],
+            "set" => vec!["SMEMBERS", key],
+            "zset" => vec!["ZRANGE", key, "0", "-1"],
+            "list" => vec!["LRANGE", key, "0", "-1"],
+            _ => return None,
+        };
+        self.cli(&read)
+    }
+
+    fn cli(&self, args: &[&str]) -> Option<String> {
         let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "--raw", "GET", key])
+            .args(["-p", &self.port.to_string(), "--raw"])
+            .args(args)
             .stderr(Stdio::null())
             .output()
             .ok()?;
