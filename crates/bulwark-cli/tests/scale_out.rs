@@ -461,3 +461,97 @@ fn the_shipped_scale_config_passes_bulwark_check() -> TestResult {
     );
     Ok(())
 }
+
+/// What nginx must not break: a stream reaches the client as it is
+/// written, the first words long before the last (the config's
+/// `proxy_buffering off`, and Bulwark's own `X-Accel-Buffering: no` on
+/// streams: either suffices, the static check above keeps the first), and
+/// one request id follows a request through nginx into Bulwark's log and
+/// back: the client's own, or one nginx made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_streams_unbuffered_and_carries_one_request_id() -> TestResult {
+    let cluster = Cluster::start(&spec(
+        "nginx",
+        "latency: { headers_ms: 2, first_token_ms: 2, token_interval_ms: 100 }\n",
+        "providers:\n  sim: { kind: openai-compatible, base_url: \"{sim}/v1\" }\nroutes:\n  main: { targets: [sim/llama3] }\n",
+    ))?;
+    let client = reqwest::Client::new();
+    let start = Instant::now();
+    let mut response = client
+        .post(format!("{}/v1/chat/completions", cluster.lb.url))
+        .header("content-type", "application/json")
+        .body(
+            json!({
+                "model": "main", "stream": true,
+                "messages": [{"role": "user", "content": "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen"}]
+            })
+            .to_string(),
+        )
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    let mut arrivals = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        arrivals.push((start.elapsed(), String::from_utf8_lossy(&chunk).to_string()));
+    }
+    let Some((total, last)) = arrivals.last() else {
+        panic!("an empty stream");
+    };
+    assert!(last.trim_end().ends_with("data: [DONE]"), "{last}");
+    assert!(
+        *total >= Duration::from_millis(1000),
+        "the stream took {total:?}"
+    );
+    let early = arrivals
+        .iter()
+        .take_while(|(at, _)| *at < *total / 2)
+        .any(|(_, text)| text.contains("\"content\":\""));
+    assert!(
+        early,
+        "no words before half the stream's time: nginx buffered it"
+    );
+
+    let id = format!("scale-rid-{:08x}", fastrand::u32(..));
+    let mine = client
+        .post(format!("{}/v1/chat/completions", cluster.lb.url))
+        .header("content-type", "application/json")
+        .header("x-request-id", &id)
+        .body(json!({"model": "main", "messages": [{"role": "user", "content": "id"}]}).to_string())
+        .send()
+        .await?;
+    let echoed: Vec<_> = mine.headers().get_all("x-request-id").iter().collect();
+    assert_eq!(echoed, [id.as_str()], "the client's id, once");
+    let made = client
+        .post(format!("{}/v1/chat/completions", cluster.lb.url))
+        .header("content-type", "application/json")
+        .body(
+            json!({"model": "main", "messages": [{"role": "user", "content": "no id"}]})
+                .to_string(),
+        )
+        .send()
+        .await?;
+    let made: Vec<String> = made
+        .headers()
+        .get_all("x-request-id")
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_string))
+        .collect();
+    let [made] = &made[..] else {
+        panic!("one x-request-id expected: {made:?}");
+    };
+    // nginx's $request_id: 32 hex digits, which Bulwark logs as the
+    // client's id.
+    assert!(
+        made.len() == 32 && made.chars().all(|c| c.is_ascii_hexdigit()),
+        "{made}"
+    );
+    for logged_id in [id.as_str(), made.as_str()] {
+        let sql = format!("SELECT count(*) FROM requests WHERE client_request_id = '{logged_id}'");
+        let logged = eventually(Duration::from_secs(15), || async {
+            Some(cluster.db.scalar(&sql).ok()?).filter(|n| n == "1")
+        })
+        .await;
+        assert!(logged.is_some(), "{logged_id} is not in the request log");
+    }
+    Ok(())
+}
