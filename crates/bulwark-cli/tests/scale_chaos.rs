@@ -66,6 +66,7 @@ fn started_within(shots: &[(Instant, Shot)], from: Instant, to: Instant) -> usiz
 /// the cache again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_killed_and_restarted_redis_fails_no_request_and_sharing_resumes() -> TestResult {
+    let _turn = scale::ONE_AT_A_TIME.lock().await;
     let mut private = PrivateRedis::start()?;
     let cluster = Cluster::start(&Spec {
         test: "redis_chaos",
@@ -125,6 +126,7 @@ async fn a_frozen_killed_and_restarted_redis_fails_no_request_and_sharing_resume
 /// and the instances share again afterwards without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_link_to_redis_fails_no_request_and_sharing_resumes() -> TestResult {
+    let _turn = scale::ONE_AT_A_TIME.lock().await;
     let link = PausableProxy::start(redis::MACHINE_PORT).await?;
     let cluster = Cluster::start(&Spec {
         test: "redis_cut",
@@ -191,6 +193,7 @@ async fn rows_dropped(client: &reqwest::Client, cluster: &Cluster) -> u64 {
 /// in the log or counted as dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_postgres_link_slows_no_request_and_the_log_catches_up() -> TestResult {
+    let _turn = scale::ONE_AT_A_TIME.lock().await;
     let proxy = PausableProxy::start(postgres::MACHINE_PORT).await?;
     let cluster = Cluster::start(&Spec {
         test: "pg_chaos",

@@ -47,6 +47,7 @@ fn incident_ids(summary: &Value) -> Vec<String> {
 /// never sent to the provider.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_global_target_quota_holds_across_three_instances() -> TestResult {
+    let _turn = scale::ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(&spec(
         "quota",
         QUICK_SIM,
@@ -81,6 +82,7 @@ const CLIENT_KEY: &str = "scale-out-client-key-0123456789";
 /// three instances together let the key have 600 ± 5 %.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_key_quota_holds_across_three_instances() -> TestResult {
+    let _turn = scale::ONE_AT_A_TIME.lock().await;
     let config = format!(
         "keys:\n  team: {{ key: \"{CLIENT_KEY}\", limits: {{ rpm: 600 }} }}\nproviders:\n  sim: {{ kind: openai-compatible, base_url: \"{{sim}}/v1\" }}\nroutes:\n  main: {{ targets: [sim/llama3], max_retries: 0, deadline: 1s }}\n"
     );
@@ -114,6 +116,7 @@ async fn a_client_key_quota_holds_across_three_instances() -> TestResult {
 /// serve and log into the one schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_started_together_migrate_one_database_once() -> TestResult {
+    let _turn = scale::ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(&Spec {
         together: true,
         ..spec(
@@ -159,6 +162,7 @@ fn statuses(shots: &[load::Shot]) -> std::collections::BTreeMap<u16, usize> {
 /// not one each; the probe fails and the target stays skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breaker_opened_through_one_instance_is_honoured_by_all_with_one_probe() -> TestResult {
+    let _turn = scale::ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(&spec(
         "breaker",
         QUICK_SIM,
@@ -229,6 +233,7 @@ async fn a_breaker_opened_through_one_instance_is_honoured_by_all_with_one_probe
 /// (the cache's Redis tier): the provider is asked once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_cached_through_one_instance_is_a_hit_on_the_others() -> TestResult {
+    let _turn = scale::ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(&spec(
         "cache",
         QUICK_SIM,
@@ -301,6 +306,7 @@ async fn incidents_from(client: &reqwest::Client, url: &str) -> Vec<String> {
 /// with it (and resolves it) without opening a second one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_outage_one_incident_one_alert_identical_status_and_a_lease_handover() -> TestResult {
+    let _turn = scale::ONE_AT_A_TIME.lock().await;
     let (hook, received) = webhook_receiver().await?;
     let config = format!(
         "providers:\n  sim: {{ kind: openai-compatible, base_url: \"{{sim}}/v1\" }}\nroutes:\n  main: {{ targets: [sim/broken, sim/llama3], max_retries: 0 }}\nhealth: {{ window: 10s, evaluate_every: 200ms, min_volume: 3, raise_after: 1, recover_after: 1, incident_after: 500ms, resolve_after: 1s }}\nalerts: {{ webhooks: [{{ url: \"{hook}\", format: generic }}] }}\n"
@@ -470,6 +476,7 @@ fn the_shipped_scale_config_passes_bulwark_check() -> TestResult {
 /// back: the client's own, or one nginx made.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_streams_unbuffered_and_carries_one_request_id() -> TestResult {
+    let _turn = scale::ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(&spec(
         "nginx",
         "latency: { headers_ms: 2, first_token_ms: 2, token_interval_ms: 100 }\n",
