@@ -26,6 +26,7 @@ fn spec<'a>(test: &'a str, scenario: &'a str, config: &'a str) -> Spec<'a> {
         redis_port: redis::MACHINE_PORT,
         store_port: postgres::MACHINE_PORT,
         together: false,
+        net: None,
         redis_link: None,
     }
 }

@@ -22,7 +22,12 @@ pub struct PausableProxy {
 
 impl PausableProxy {
     pub async fn start(target_port: u16) -> TestResult<PausableProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        PausableProxy::start_on("127.0.0.1", target_port).await
+    }
+
+    /// Listening on `address` (a namespace bridge's) instead of loopback.
+    pub async fn start_on(address: &str, target_port: u16) -> TestResult<PausableProxy> {
+        let listener = TcpListener::bind((address, 0)).await?;
         let port = listener.local_addr()?.port();
         let paused = Arc::new(AtomicBool::new(false));
         let flag = paused.clone();

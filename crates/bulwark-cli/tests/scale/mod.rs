@@ -10,6 +10,7 @@
 
 pub mod link;
 pub mod load;
+pub mod netns;
 pub mod nginx;
 pub mod postgres;
 pub mod process;
@@ -51,6 +52,10 @@ pub struct Spec<'a> {
     /// Start the three at the same moment (they race to migrate the new
     /// database) rather than each once the last is serving.
     pub together: bool,
+    /// Each instance in its own network namespace, reaching Redis,
+    /// PostgreSQL (`store_port` must then listen on the bridge) and the
+    /// simulator on the bridge's address.
+    pub net: Option<&'a netns::Net>,
 }
 
 pub struct Instance {
@@ -75,23 +80,37 @@ impl Cluster {
     pub fn start(spec: &Spec) -> TestResult<Cluster> {
         let scratch = Scratch::new(spec.test)?;
         let scenario = scratch.write("sim.yaml", spec.scenario)?;
-        let (sim_process, sim) = spawn_announcing(
+        // What the instances reach the test's side at.
+        let host = spec
+            .net
+            .map_or("127.0.0.1".to_string(), netns::Net::host_ip);
+        let redis_host = spec
+            .net
+            .map_or("127.0.0.1".to_string(), netns::Net::redis_ip);
+        let sim_listen = if spec.net.is_some() {
+            "0.0.0.0:0"
+        } else {
+            "127.0.0.1:0"
+        };
+        let (sim_process, sim_announced) = spawn_announcing(
             Command::new(env!("CARGO_BIN_EXE_bulwark"))
-                .args(["sim", "--listen", "127.0.0.1:0", "--scenario"])
+                .args(["sim", "--listen", sim_listen, "--scenario"])
                 .arg(&scenario),
             "bulwark-sim listening on ",
             &scratch.0.join("sim.log"),
         )?;
+        let sim = sim_announced.replace("0.0.0.0", "127.0.0.1");
         let keys = redis::Prefix::new(spec.redis_port, spec.test);
         let db = postgres::Database::create(spec.test)?;
         let config = scratch.write(
             "bulwark.yaml",
             &format!(
-                "listen: 127.0.0.1:0\nredis: {{ url: \"redis://127.0.0.1:{}/0\", timeout: 50ms, key_prefix: \"{}\" }}\nstore: \"{}\"\nshutdown_grace: 1s\n{}",
+                "listen: 127.0.0.1:0\nredis: {{ url: \"redis://{redis_host}:{}/0\", timeout: 50ms, key_prefix: \"{}\" }}\nstore: \"{}\"\nshutdown_grace: 1s\n{}",
                 spec.redis_link.unwrap_or(spec.redis_port),
                 keys.prefix,
-                db.url(spec.store_port),
-                spec.config.replace("{sim}", &sim),
+                db.url(&host, spec.store_port),
+                spec.config
+                    .replace("{sim}", &sim_announced.replace("0.0.0.0", &host)),
             ),
         )?;
         let instances = if spec.together {
@@ -99,7 +118,7 @@ impl Cluster {
                 let starting: Vec<_> = (1..=INSTANCES)
                     .map(|n| {
                         let (scratch, config) = (&scratch, &config);
-                        scope.spawn(move || start_instance(scratch, config, n))
+                        scope.spawn(move || start_instance(scratch, config, n, spec.net))
                     })
                     .collect();
                 starting
@@ -110,7 +129,7 @@ impl Cluster {
         } else {
             // One after another: each is serving before the next starts.
             (1..=INSTANCES)
-                .map(|n| start_instance(&scratch, &config, n))
+                .map(|n| start_instance(&scratch, &config, n, spec.net))
                 .collect::<TestResult<Vec<_>>>()?
         };
         let upstreams: Vec<String> = instances
@@ -167,12 +186,29 @@ impl Cluster {
     }
 }
 
-fn start_instance(scratch: &Scratch, config: &std::path::Path, n: usize) -> TestResult<Instance> {
+fn start_instance(
+    scratch: &Scratch,
+    config: &std::path::Path,
+    n: usize,
+    net: Option<&netns::Net>,
+) -> TestResult<Instance> {
     let name = format!("inst{n}");
+    let bulwark = env!("CARGO_BIN_EXE_bulwark");
+    let (mut command, listen) = match net {
+        Some(net) => (
+            net.command(n, bulwark)?,
+            format!("{}:0", net.instance_ip(n)),
+        ),
+        None => (Command::new(bulwark), "127.0.0.1:0".to_string()),
+    };
     let (process, url) = spawn_announcing(
-        Command::new(env!("CARGO_BIN_EXE_bulwark"))
+        command
             .args(["serve", "--config"])
             .arg(config)
+            // Beyond loopback `serve` wants client keys; only the test's
+            // bridge reaches it, as only nginx would in production.
+            .args(net.map(|_| "--insecure-open"))
+            .args(["--listen", &listen])
             .env("HOSTNAME", &name),
         "bulwark listening on ",
         &scratch.0.join(format!("{name}.log")),

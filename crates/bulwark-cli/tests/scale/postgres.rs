@@ -31,9 +31,9 @@ impl Database {
         Ok(Database { name })
     }
 
-    /// Its URL through `port` (the server's, or a proxy's).
-    pub fn url(&self, port: u16) -> String {
-        format!("postgres://postgres@127.0.0.1:{port}/{}", self.name)
+    /// Its URL through `host:port` (the server's, or a proxy's).
+    pub fn url(&self, host: &str, port: u16) -> String {
+        format!("postgres://postgres@{host}:{port}/{}", self.name)
     }
 
     /// One value, read straight from the server.

@@ -89,13 +89,24 @@ impl Drop for Prefix {
 /// A `redis-server` of the test's own on a free port.
 pub struct PrivateRedis {
     pub port: u16,
+    bind: String,
     child: Option<Running>,
 }
 
 impl PrivateRedis {
     pub fn start() -> TestResult<PrivateRedis> {
+        PrivateRedis::start_on("127.0.0.1")
+    }
+
+    /// Listening on loopback and on `address` too (a namespace bridge's).
+    pub fn start_on(address: &str) -> TestResult<PrivateRedis> {
         let mut redis = PrivateRedis {
             port: free_port()?,
+            bind: if address == "127.0.0.1" {
+                address.to_string()
+            } else {
+                format!("127.0.0.1 {address}")
+            },
             child: None,
         };
         redis.restart()?;
@@ -106,8 +117,11 @@ impl PrivateRedis {
     pub fn restart(&mut self) -> TestResult {
         self.child = None;
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--port", &self.port.to_string(), "--bind"])
+            .args(self.bind.split(' '))
             .args(["--save", "", "--appendonly", "no"])
+            // Reachable from the namespaces' bridge without a password.
+            .args(["--protected-mode", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
