@@ -73,7 +73,6 @@ async fn a_global_target_quota_holds_across_three_instances() -> TestResult {
         (570..=630).contains(&sent),
         "the provider got {sent} requests for a 600 rpm quota"
     );
-    // Every instance took part: nginx spreads the load.
     Ok(())
 }
 
