@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bulwark::api::{ChatRequest, Message, Role};
+use bulwark::api::ChatRequest;
 use bulwark::cache::CacheStatus;
 use bulwark::{Client, RequestOptions};
 use bulwark_sim::{SimConfig, SimServer};
@@ -78,20 +78,22 @@ async fn deployment(test: &str, redis_port: u16) -> Result<Deployment, Box<dyn s
     let (a, b) = (client_from_yaml(&yaml)?, client_from_yaml(&yaml)?);
     for client in [&a, &b] {
         let Some(shared) = client.shared() else {
-            panic!("redis: is set, so the client shares state");
+            return Err("redis: is set, yet the client shares no state".into());
         };
         let until = Instant::now() + Duration::from_secs(5);
         while !shared.is_up() && Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(shared.is_up(), "Redis not reached");
+        if !shared.is_up() {
+            return Err("Redis not reached".into());
+        }
     }
     Ok(Deployment { a, b, sim, prefix })
 }
 
+/// Deterministic, so the route caches it.
 fn request(text: &str) -> ChatRequest {
-    let mut request = ChatRequest::new("main", vec![Message::text(Role::User, text)]);
-    request.max_tokens = Some(16);
+    let mut request = common::request(text, 16);
     request.temperature = Some(0.0);
     request
 }
