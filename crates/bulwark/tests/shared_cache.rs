@@ -11,7 +11,7 @@ use std::time::Duration;
 use bulwark::api::ChatRequest;
 use bulwark::cache::CacheStatus;
 use bulwark::{Client, RequestOptions};
-use bulwark_sim::{SimConfig, SimServer};
+use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
@@ -69,10 +69,19 @@ struct Deployment {
 
 /// Two instances of one deployment in front of one simulated provider.
 async fn deployment(test: &str, redis_port: u16) -> Result<Deployment, Box<dyn std::error::Error>> {
+    deployment_with(test, redis_port, "cache: { ttl: 10m }").await
+}
+
+/// `route` is the route's options after its targets.
+async fn deployment_with(
+    test: &str,
+    redis_port: u16,
+    route: &str,
+) -> Result<Deployment, Box<dyn std::error::Error>> {
     let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let prefix = format!("test:{test}:{:08x}:", fastrand::u32(..));
     let yaml = format!(
-        "providers:\n  sim: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [sim/gpt-4o-mini], cache: {{ ttl: 10m }} }}\nredis:\n  url: redis://127.0.0.1:{redis_port}/0\n  timeout: 50ms\n  key_prefix: \"{prefix}\"\n",
+        "providers:\n  sim: {{ kind: openai, base_url: \"{}/v1\" }}\nroutes:\n  main: {{ targets: [sim/gpt-4o-mini], {route} }}\nredis:\n  url: redis://127.0.0.1:{redis_port}/0\n  timeout: 50ms\n  key_prefix: \"{prefix}\"\n",
         sim.url()
     );
     let (a, b) = (client_from_yaml(&yaml)?, client_from_yaml(&yaml)?);
@@ -230,5 +239,30 @@ async fn a_frozen_redis_leaves_the_memory_tier_without_waiting() -> TestResult {
     );
     assert!(started.elapsed() < bound);
     assert_eq!(d.sim.sim.request_count(), 6);
+    Ok(())
+}
+
+/// An entry another instance stored, past its TTL, is not a hit; but when
+/// every target fails it is the `stale-cache` answer.
+#[tokio::test]
+async fn a_stale_entry_from_another_instance_answers_an_outage() -> TestResult {
+    let d = deployment_with(
+        "stale",
+        6379,
+        "cache: { ttl: 300ms, max_stale: 1h }, degrade: [stale-cache]",
+    )
+    .await?;
+    let fresh = d.a.chat(request("old")).await?;
+    assert_eq!(fresh.cache, Some(CacheStatus::Miss));
+    assert_eq!(shared_entries(&d.prefix, 1).await?, 1);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    d.sim
+        .sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let stale = d.b.chat(request("old")).await?;
+    assert_eq!(stale.cache, Some(CacheStatus::Stale));
+    assert_eq!(stale.value, fresh.value);
+    assert!(d.sim.sim.request_count() > 1, "asked upstream first");
     Ok(())
 }
