@@ -276,7 +276,12 @@ impl Task {
                 (std::mem::take(&mut queue.flushes), queue.closed)
             };
             if closed {
-                self.give_up();
+                // Records sent after the drain above, just before the last
+                // sender went, get their attempt too; then nothing more can
+                // arrive, and whatever the database refused to take is lost.
+                if unreachable || self.drain().await {
+                    self.give_up();
+                }
             }
             for done in flushes {
                 let _ = done.send(());

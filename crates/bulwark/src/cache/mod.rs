@@ -208,13 +208,18 @@ impl ResponseCache {
         }
     }
 
-    /// Stores the answer here, and in Redis in the background.
+    /// Stores the answer here, and in Redis in the background: encoding
+    /// and compressing it happen there too, off the request's way.
     pub async fn insert(&self, key: CacheKey, answer: CachedAnswer) {
+        let answer = Arc::new(answer);
         if let Some(shared) = &self.shared {
-            let (entry, keep) = answer.to_entry(SystemTime::now());
-            remote::put(shared, &key, &entry, keep);
+            let (shared, stored) = (shared.clone(), answer.clone());
+            tokio::spawn(async move {
+                let (entry, keep) = stored.to_entry(SystemTime::now());
+                remote::put(&shared, &key, &entry, keep).await;
+            });
         }
-        self.entries.insert(key, Arc::new(answer)).await;
+        self.entries.insert(key, answer).await;
     }
 
     /// The entry in Redis, put in memory (fresh or stale: a request that

@@ -4,7 +4,8 @@
 //!
 //! Each call goes through `Shared::run`: at most one timeout while Redis
 //! hangs, nothing at all while it is known down, and any failure is a miss.
-//! Writes are spawned: a request never waits for Redis to store its answer.
+//! Writes are spawned by the caller: a request never waits for Redis to
+//! store its answer.
 
 use std::time::Duration;
 
@@ -46,9 +47,10 @@ pub(crate) async fn get(shared: &Shared, key: &CacheKey) -> Option<Entry> {
     stored::decode(&bytes)
 }
 
-/// Stores `entry` for `keep` in the background. An entry too large to
-/// share, or already expired, is not sent.
-pub(crate) fn put(shared: &Shared, key: &CacheKey, entry: &Entry, keep: Duration) {
+/// Stores `entry` for `keep`. The caller spawns this: a request never
+/// waits for it. An entry too large to share, or already expired, is not
+/// sent.
+pub(crate) async fn put(shared: &Shared, key: &CacheKey, entry: &Entry, keep: Duration) {
     let millis = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
     if millis == 0 {
         return;
@@ -60,22 +62,19 @@ pub(crate) fn put(shared: &Shared, key: &CacheKey, entry: &Entry, keep: Duration
         );
         return;
     };
-    let shared = shared.clone();
-    let name = redis_key(&shared, key);
-    tokio::spawn(async move {
-        let stored = shared
-            .run(|mut c| async move {
-                redis::cmd("SET")
-                    .arg(name)
-                    .arg(bytes)
-                    .arg("PX")
-                    .arg(millis)
-                    .query_async::<()>(&mut c)
-                    .await
-            })
-            .await;
-        if let Err(error) = stored {
-            tracing::debug!("answer not shared: {error}");
-        }
-    });
+    let name = redis_key(shared, key);
+    let stored = shared
+        .run(|mut c| async move {
+            redis::cmd("SET")
+                .arg(name)
+                .arg(bytes)
+                .arg("PX")
+                .arg(millis)
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await;
+    if let Err(error) = stored {
+        tracing::debug!("answer not shared: {error}");
+    }
 }
