@@ -113,6 +113,7 @@ mod headers;
 mod mix;
 mod openai;
 mod phase;
+pub mod proxy;
 mod responses;
 mod schema;
 mod server;
@@ -134,5 +135,6 @@ pub use fault::{
 pub use format::Format;
 pub use mix::mix_rules;
 pub use phase::SimPhase;
+pub use proxy::TcpProxy;
 pub use server::{SimServer, run};
 pub use state::{RecordedRequest, Sim, SimStats};

@@ -92,6 +92,32 @@ pub enum StoreError {
     InvalidSeconds { seconds: f64 },
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (a lost connection, no
+    /// connection within the pool's wait, a server shutting down), as
+    /// opposed to one that answered with an error. The request log retries
+    /// the first kind: the same batch can succeed once the database is back.
+    pub fn is_unreachable(&self) -> bool {
+        let source = match self {
+            StoreError::Query { source, .. } | StoreError::Connect { source, .. } => source,
+            _ => return false,
+        };
+        match source {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_) => true,
+            // SQLSTATE class 08: connection exception; 57P01-03: the
+            // server is shutting down or cannot accept connections yet.
+            sqlx::Error::Database(error) => error
+                .code()
+                .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+            _ => false,
+        }
+    }
+}
+
 /// Removes the password from a connection URL so it can go into logs and
 /// error messages.
 pub fn redact_url(url: &str) -> String {

@@ -113,8 +113,7 @@ impl Store {
                 url: error::redact_url(url),
                 source,
             })?;
-        schema::migrator(backend)
-            .run(&pool)
+        schema::migrate(&pool, backend)
             .await
             .map_err(|source| StoreError::Migrate {
                 backend: backend.name(),

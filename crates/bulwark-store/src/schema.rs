@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Connection, Executor, SqlSafeStr};
 
 use crate::Backend;
 
@@ -71,7 +71,46 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     ),
 ];
 
-pub(crate) fn migrator(backend: Backend) -> Migrator {
+/// The PostgreSQL advisory lock held while the schema is brought up to
+/// date (`bulwark` and a version byte). Every instance of a deployment
+/// starts with the same key, so when several start at once one migrates
+/// and the others wait for it, then find nothing left to do.
+const SCHEMA_LOCK: i64 = 0x6275_6c77_6172_6b01;
+
+/// Brings the schema up to date. On PostgreSQL under [`SCHEMA_LOCK`], held
+/// on a connection of its own while the migrations run on another: sqlx
+/// locks too, but on a key of its own choosing and only around its own
+/// steps; this lock is ours, documented, and covers whatever setup is added
+/// here later.
+pub(crate) async fn migrate(pool: &AnyPool, backend: Backend) -> Result<(), MigrateError> {
+    let migrator = migrator(backend);
+    if backend != Backend::Postgres {
+        return migrator.run(pool).await;
+    }
+    let mut conn = pool.acquire().await?;
+    // pg_advisory_lock returns `void`, which the Any driver cannot decode:
+    // selected from, it yields one row and no value to decode.
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM pg_advisory_lock({SCHEMA_LOCK})"
+    )))
+    .await?;
+    // On the pool, not `&mut *conn`: that makes `Store::connect` a future
+    // that cannot be spawned (sqlx's `Acquire` is not general enough).
+    let migrated = migrator.run(pool).await;
+    let unlocked = conn
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 FROM pg_advisory_unlock({SCHEMA_LOCK})"
+        )))
+        .await;
+    if unlocked.is_err() {
+        // A session lock lives as long as its connection: this one must not
+        // go back to the pool holding it.
+        let _ = conn.detach().close().await;
+    }
+    migrated
+}
+
+fn migrator(backend: Backend) -> Migrator {
     let source = match backend {
         Backend::Sqlite => SQLITE,
         Backend::Postgres => POSTGRES,

@@ -93,11 +93,12 @@ fn start_shared(config: &Config) -> Option<Shared> {
 
 impl Client {
     pub fn from_config(config: &Config) -> Result<Client, ProviderBuildError> {
+        let shared = start_shared(config);
         Ok(Client {
             table: RouteTable::from_config(config)?,
             events: EventBus::default(),
-            cache: ResponseCache::new(config.cache_max_bytes),
-            shared: start_shared(config),
+            cache: ResponseCache::new(config.cache_max_bytes).with_shared(shared.clone()),
+            shared,
         })
     }
 

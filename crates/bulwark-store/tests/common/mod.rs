@@ -154,9 +154,9 @@ impl TestDb {
     }
 }
 
-impl Drop for TestDb {
+impl Drop for Cleanup {
     fn drop(&mut self) {
-        match std::mem::replace(&mut self.cleanup, Cleanup::Nothing) {
+        match &*self {
             Cleanup::Nothing => {}
             Cleanup::File(path) => {
                 if let Some(dir) = path.parent() {
@@ -164,6 +164,7 @@ impl Drop for TestDb {
                 }
             }
             Cleanup::Postgres { admin_url, name } => {
+                let (admin_url, name) = (admin_url.clone(), name.clone());
                 // Drop runs inside the test's runtime, which cannot block on
                 // async work; a thread with its own runtime can.
                 let _ = std::thread::spawn(move || {
@@ -188,6 +189,48 @@ impl Drop for TestDb {
                 .join();
             }
         }
+    }
+}
+
+/// A new, empty PostgreSQL database (no schema), dropped with this value.
+pub struct EmptyPostgres {
+    /// `postgres://user@host:port/`, without the database name.
+    pub server: String,
+    pub name: String,
+    _cleanup: Cleanup,
+}
+
+impl EmptyPostgres {
+    pub async fn create() -> EmptyPostgres {
+        let (admin_url, mut admin) = admin_connection().await;
+        let name = unique_name();
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create test database");
+        let _ = admin.close().await;
+        let Some((server, _)) = admin_url.rsplit_once('/') else {
+            panic!("admin URL without a database: {admin_url}");
+        };
+        EmptyPostgres {
+            server: format!("{server}/"),
+            name: name.clone(),
+            _cleanup: Cleanup::Postgres { admin_url, name },
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}{}", self.server, self.name)
+    }
+
+    /// The same database through `addr` (a proxy) instead.
+    pub fn url_via(&self, addr: std::net::SocketAddr) -> String {
+        let user = self
+            .server
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('@'))
+            .map_or("postgres", |(user, _)| user);
+        format!("postgres://{user}@{addr}/{}", self.name)
     }
 }
 

@@ -5,11 +5,17 @@
 //! a live answer: as a stream or whole, relayed or translated, in whatever
 //! format the client speaks. Only answers that reached their end are stored;
 //! a stream that failed or was abandoned never leaves a partial entry.
+//!
+//! With `redis:` set, Redis is a second tier behind the memory one
+//! (`remote.rs`): a miss in memory looks there, and what is stored here is
+//! also stored there, so every instance answers from any one's entries.
 
 mod key;
+mod remote;
+mod stored;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -17,6 +23,7 @@ pub use key::{CacheKey, cache_key, embeddings_key};
 
 use crate::api::WireFormat;
 use crate::provider::Chunk;
+use crate::shared::Shared;
 
 /// What the caller allows the response cache to do (`Cache-Control`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,6 +97,43 @@ impl CachedAnswer {
             bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
         }
     }
+
+    fn is_fresh(&self) -> bool {
+        Instant::now() < self.fresh_until
+    }
+
+    /// The answer for the Redis tier, with its ends on the wall clock, and
+    /// how much longer it is kept.
+    fn to_entry(&self, now: SystemTime) -> (stored::Entry, Duration) {
+        let since = Instant::now();
+        let fresh = self.fresh_until.saturating_duration_since(since);
+        let entry = stored::Entry {
+            chunks: self.chunks.clone(),
+            format: self.format,
+            target: self.target.clone(),
+            dropped: self.dropped.clone(),
+            fresh_until: now + fresh,
+            keep_until: now + self.keep_for,
+        };
+        (entry, self.keep_for)
+    }
+
+    /// An answer read from Redis, fresh and kept for what is left of its
+    /// life there; `None` once it has none left.
+    fn from_entry(entry: stored::Entry, now: SystemTime) -> Option<CachedAnswer> {
+        let (fresh, keep) = entry.remaining(now);
+        if keep.is_zero() {
+            return None;
+        }
+        Some(CachedAnswer::new(
+            entry.chunks,
+            entry.format,
+            entry.target,
+            entry.dropped,
+            fresh,
+            keep.saturating_sub(fresh),
+        ))
+    }
 }
 
 /// Each entry lives for its route's TTL.
@@ -113,6 +157,8 @@ impl moka::Expiry<CacheKey, Arc<CachedAnswer>> for RouteTtl {
 #[derive(Clone)]
 pub struct ResponseCache {
     entries: moka::future::Cache<CacheKey, Arc<CachedAnswer>>,
+    /// The Redis tier, when `redis:` is set.
+    shared: Option<Shared>,
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -131,24 +177,58 @@ impl ResponseCache {
                 .weigher(|_key, value: &Arc<CachedAnswer>| value.bytes)
                 .expire_after(RouteTtl)
                 .build(),
+            shared: None,
         }
     }
 
-    /// A fresh entry: one within its TTL.
+    /// The same cache with Redis as its second tier.
+    pub fn with_shared(mut self, shared: Option<Shared>) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// A fresh entry: one within its TTL, from memory or else from Redis
+    /// (where another instance may have stored it, or stored a newer one
+    /// than the stale entry held here).
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<CachedAnswer>> {
-        self.entries
-            .get(key)
-            .await
-            .filter(|a| Instant::now() < a.fresh_until)
+        if let Some(local) = self.entries.get(key).await
+            && local.is_fresh()
+        {
+            return Some(local);
+        }
+        self.get_remote(key).await.filter(|a| a.is_fresh())
     }
 
     /// Any entry still kept, fresh or stale: the last resort when every
     /// target has failed.
     pub async fn get_stale(&self, key: &CacheKey) -> Option<Arc<CachedAnswer>> {
-        self.entries.get(key).await
+        match self.entries.get(key).await {
+            Some(local) => Some(local),
+            None => self.get_remote(key).await,
+        }
     }
 
+    /// Stores the answer here, and in Redis in the background: encoding
+    /// and compressing it happen there too, off the request's way.
     pub async fn insert(&self, key: CacheKey, answer: CachedAnswer) {
-        self.entries.insert(key, Arc::new(answer)).await;
+        let answer = Arc::new(answer);
+        if let Some(shared) = &self.shared {
+            let (shared, stored) = (shared.clone(), answer.clone());
+            tokio::spawn(async move {
+                let (entry, keep) = stored.to_entry(SystemTime::now());
+                remote::put(&shared, &key, &entry, keep).await;
+            });
+        }
+        self.entries.insert(key, answer).await;
+    }
+
+    /// The entry in Redis, put in memory (fresh or stale: a request that
+    /// then fails every target finds it there without asking again).
+    async fn get_remote(&self, key: &CacheKey) -> Option<Arc<CachedAnswer>> {
+        let shared = self.shared.as_ref()?;
+        let entry = remote::get(shared, key).await?;
+        let answer = Arc::new(CachedAnswer::from_entry(entry, SystemTime::now())?);
+        self.entries.insert(*key, answer.clone()).await;
+        Some(answer)
     }
 }
