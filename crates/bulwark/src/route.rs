@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use crate::config::{Config, RateLimits, RoutePolicy};
 use crate::error::{ApiError, ErrorKind};
 use crate::events::EventBus;
-use crate::limit::quota::Quotas;
+use crate::limit::book::{Grant, QuotaBook};
 pub use crate::limit::quota::Tokens;
 use crate::limit::window::Refusal;
 use crate::provider::{Provider, ProviderBuildError};
@@ -18,11 +18,13 @@ use crate::resilience::breaker::{Admission, Breaker, BreakerConfig, CallOutcome}
 use crate::resilience::budget::{BudgetConfig, RetryBudget};
 use crate::resilience::concurrency::{Aimd, ConcurrencyConfig, Signal};
 use crate::resilience::ewma::PeakEwma;
+use crate::shared::Shared;
+use crate::shared_breakers::BreakerBoard;
 use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Target states kept for `provider/model` names clients choose themselves.
-const MAX_TARGET_STATES: usize = 4096;
+pub(crate) const MAX_TARGET_STATES: usize = 4096;
 
 /// How fast a target's latency estimate forgets a slow spell.
 const EWMA_DECAY: Duration = Duration::from_secs(10);
@@ -39,12 +41,15 @@ pub struct TargetState {
     slot_freed: Notify,
     /// Recent first-token times, for least-latency balancing and hedging.
     first_tokens: Mutex<FirstTokens>,
-    /// The provider's per-minute quotas for this target.
-    quotas: Mutex<Quotas>,
+    /// The provider's per-minute quotas for this target, shared with the
+    /// other instances when `redis:` is set.
+    quotas: QuotaBook,
     /// Whether `quotas` holds any, known without taking its lock.
     has_quotas: bool,
     /// Until when the provider said its quota is used up.
     quota_paused_until: Mutex<Option<Instant>>,
+    /// The other instances, told when this target's breaker opens or closes.
+    shared: Option<Shared>,
 }
 
 /// How long a target takes to its first token: a peak-EWMA for balancing,
@@ -86,8 +91,13 @@ impl TargetState {
         budget: BudgetConfig,
         concurrency: ConcurrencyConfig,
         limits: RateLimits,
+        shared: Option<(&Shared, &str)>,
     ) -> Self {
-        let quotas = Quotas::per_minute(limits);
+        let quotas = QuotaBook::new(
+            limits,
+            shared.map(|(s, _)| s),
+            &format!("quota:target:{}", shared.map_or("", |(_, label)| label)),
+        );
         TargetState {
             breaker: Mutex::new(Breaker::new(breaker, Instant::now())),
             budget: Mutex::new(RetryBudget::new(budget)),
@@ -98,8 +108,9 @@ impl TargetState {
                 recent: VecDeque::with_capacity(RECENT_SAMPLES),
             }),
             has_quotas: !quotas.is_empty(),
-            quotas: Mutex::new(quotas),
+            quotas,
             quota_paused_until: Mutex::new(None),
+            shared: shared.map(|(s, _)| s.clone()),
         }
     }
 
@@ -120,7 +131,7 @@ impl TargetState {
 
     /// Takes one request and `tokens` from the target's quotas, if both
     /// fit now; otherwise says how long until they would.
-    pub fn take_quota(&self, tokens: Tokens) -> Result<Option<Instant>, Refusal> {
+    pub async fn take_quota(&self, tokens: Tokens) -> Result<Option<Grant>, Refusal> {
         let now = Instant::now();
         if let Some(until) = *self
             .quota_paused_until
@@ -133,17 +144,12 @@ impl TargetState {
         if !self.has_quotas {
             return Ok(None);
         }
-        self.with_quotas(|q| q.take(tokens, now))?;
-        Ok(Some(now))
+        self.quotas.take(tokens).await.map(Some)
     }
 
-    /// Replaces a token estimate taken at `at` by the answer's real usage.
-    pub fn correct_tokens(&self, at: Instant, estimated: Tokens, actual: Tokens) {
-        self.with_quotas(|q| q.correct_tokens(at, estimated, actual));
-    }
-
-    fn with_quotas<T>(&self, f: impl FnOnce(&mut Quotas) -> T) -> T {
-        f(&mut self.quotas.lock().unwrap_or_else(PoisonError::into_inner))
+    /// Replaces a grant's token estimate by the answer's real usage.
+    pub fn correct_tokens(&self, grant: &Grant, estimated: Tokens, actual: Tokens) {
+        self.quotas.correct(grant, estimated, actual);
     }
 
     pub fn observe_first_token(&self, sample: Duration) {
@@ -178,18 +184,34 @@ impl TargetState {
             .unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Asks the breaker for a call; `Err` says how long it stays open.
-    pub fn admit(self: &Arc<Self>, label: &str, events: &EventBus) -> Result<Ticket, Duration> {
+    /// Asks the breaker for a call; `Err` says how long it stays open. A
+    /// half-open probe goes out only with the shared probe lock, so that
+    /// one instance probes for all; another's probe counts as open here.
+    pub async fn admit(
+        self: &Arc<Self>,
+        label: &str,
+        events: &EventBus,
+    ) -> Result<Ticket, Duration> {
         let now = Instant::now();
         let (admission, transition) = self.with_breaker(|b| b.admit(now))?;
         events.breaker(label, transition);
-        Ok(Ticket {
+        let ticket = Ticket {
             state: Arc::clone(self),
             label: label.to_string(),
             events: events.clone(),
             admission,
             reported: false,
-        })
+        };
+        if let (Admission::Probe(_), Some(shared)) = (admission, &self.shared) {
+            let ttl = self.with_breaker(|b| b.probe_timeout());
+            // Redis unreachable: this instance probes on its own, as alone.
+            if let Ok(false) = crate::shared_breakers::take_probe(shared, label, ttl).await {
+                // Dropped unreported, the probe slot is given back.
+                drop(ticket);
+                return Err(Duration::ZERO);
+            }
+        }
+        Ok(ticket)
     }
 
     /// A concurrency slot if one is free now.
@@ -257,6 +279,12 @@ impl Ticket {
         let transition = self
             .state
             .with_breaker(|b| b.record(now, self.admission, outcome));
+        if let (Some(shared), Some(change)) = (&self.state.shared, transition) {
+            crate::shared_breakers::announce(shared, &self.label, change);
+            if matches!(self.admission, Admission::Probe(_)) {
+                crate::shared_breakers::release_probe(shared, &self.label);
+            }
+        }
         self.events.breaker(&self.label, transition);
     }
 }
@@ -394,6 +422,9 @@ pub struct RouteTable {
     models: BTreeMap<String, BTreeMap<String, crate::config::ModelTraitsOverride>>,
     breaker: BreakerConfig,
     budget: BudgetConfig,
+    /// Redis and the breakers other instances' messages reach, when
+    /// `redis:` is set; kept by a reload.
+    board: Option<Arc<BreakerBoard>>,
     /// What the table was built from, to tell on a reload which targets
     /// and routes changed.
     config: Config,
@@ -401,7 +432,16 @@ pub struct RouteTable {
 
 impl RouteTable {
     pub fn from_config(config: &Config) -> Result<RouteTable, ProviderBuildError> {
-        RouteTable::build(config, None)
+        RouteTable::build(config, None, None)
+    }
+
+    /// A table whose quotas and breakers are shared with the other
+    /// instances through `board`'s Redis.
+    pub fn shared_from_config(
+        config: &Config,
+        board: Option<Arc<BreakerBoard>>,
+    ) -> Result<RouteTable, ProviderBuildError> {
+        RouteTable::build(config, None, board)
     }
 
     /// A table for `config` that carries over what `self` learnt: every
@@ -413,7 +453,7 @@ impl RouteTable {
         &self,
         config: &Config,
     ) -> Result<(RouteTable, crate::reload::TableDiff), ProviderBuildError> {
-        let table = RouteTable::build(config, Some(self))?;
+        let table = RouteTable::build(config, Some(self), self.board.clone())?;
         let diff = crate::reload::TableDiff::between(&self.config, config);
         Ok((table, diff))
     }
@@ -421,6 +461,7 @@ impl RouteTable {
     fn build(
         config: &Config,
         previous: Option<&RouteTable>,
+        board: Option<Arc<BreakerBoard>>,
     ) -> Result<RouteTable, ProviderBuildError> {
         let mut providers = BTreeMap::new();
         for (name, provider) in &config.providers {
@@ -448,6 +489,7 @@ impl RouteTable {
                 .collect(),
             breaker: config.breaker,
             budget: config.retry_budget,
+            board,
         };
         for (name, route) in &config.routes {
             // Validation guarantees every target's provider exists.
@@ -498,12 +540,14 @@ impl RouteTable {
         let label = format!("{provider_name}/{model}");
         let state = {
             let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+            let shared = self.board.as_ref().map(|b| (b.shared(), label.as_str()));
             let fresh = || {
                 Arc::new(TargetState::new(
                     self.breaker,
                     self.budget,
                     provider.concurrency(),
                     provider.limits(),
+                    shared,
                 ))
             };
             match states.get(&label) {
@@ -511,7 +555,14 @@ impl RouteTable {
                 // Clients can name any model: past a bound, a direct target
                 // gets a state of its own for the request, not a lasting one.
                 None if states.len() >= MAX_TARGET_STATES => fresh(),
-                None => Arc::clone(states.entry(label.clone()).or_insert_with(fresh)),
+                None => {
+                    let state = fresh();
+                    if let Some(board) = &self.board {
+                        board.register(&label, &state);
+                    }
+                    states.insert(label.clone(), Arc::clone(&state));
+                    state
+                }
             }
         };
         Some(Target {

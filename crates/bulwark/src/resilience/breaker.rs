@@ -181,6 +181,30 @@ impl Breaker {
         (self.state == BreakerState::Open && now < self.open_until).then(|| self.open_until - now)
     }
 
+    /// How long a half-open probe may go without a verdict.
+    pub fn probe_timeout(&self) -> Duration {
+        self.config.probe_timeout
+    }
+
+    /// Opens the breaker until `until`, as another instance's opened: this
+    /// one need not pay the failures itself. A longer break already under
+    /// way is kept.
+    pub fn force_open(&mut self, now: Instant, until: Instant) -> Option<Transition> {
+        if until <= now || (self.state == BreakerState::Open && self.open_until >= until) {
+            return None;
+        }
+        self.open_until = until;
+        if self.state == BreakerState::Open {
+            return None;
+        }
+        Some(self.go(BreakerState::Open, Some(until - now)))
+    }
+
+    /// Closes the breaker, as another instance's closed after a good probe.
+    pub fn force_close(&mut self, now: Instant) -> Option<Transition> {
+        (self.state != BreakerState::Closed).then(|| self.close(now))
+    }
+
     /// Reports how an admitted call went.
     pub fn record(
         &mut self,
