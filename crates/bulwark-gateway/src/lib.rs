@@ -111,7 +111,7 @@ impl Gateway {
         conversations.spawn_expiry();
         let live = Live {
             client,
-            auth: Arc::new(auth::Auth::new(config.keys.clone())),
+            auth: Arc::new(auth::Auth::new(config.keys.clone(), client.shared())),
             max_request_bytes: config.max_request_bytes,
             admin_key: config.admin_key,
             metrics_key: config.metrics_key,
