@@ -219,4 +219,60 @@ mod tests {
         assert!(take(&reloaded, "same").await.is_err());
         assert!(take(&reloaded, "changed").await.is_ok());
     }
+
+    /// Three instances of one deployment, each with the key's 30 rpm, on
+    /// the machine's Redis: 90 requests spread over them get 30 through,
+    /// not 90; the key's name, never the key, names its quota in Redis.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_keys_quota_holds_across_instances() {
+        let prefix = format!("test:keyquota:{:08x}:", fastrand::u32(..));
+        let config = bulwark::config::shared::SharedConfig {
+            url: bulwark::config::Secret::new("redis://127.0.0.1:6379/0"),
+            // Generous: a call timed out on a busy machine would be
+            // decided locally, which is not this test's subject.
+            timeout: std::time::Duration::from_secs(1),
+            key_prefix: prefix.clone(),
+        };
+        let mut instances = Vec::new();
+        for _ in 0..3 {
+            let Ok(shared) = Shared::start(config.clone()) else {
+                panic!("cannot start");
+            };
+            instances.push(shared);
+        }
+        for _ in 0..250 {
+            if instances.iter().all(|s| s.is_up() && s.instances() == 3) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(instances.iter().all(|s| s.is_up() && s.instances() == 3));
+        let auths: Vec<Auth> = instances
+            .iter()
+            .map(|s| Auth::new(vec![key("team", 30)], Some(s)))
+            .collect();
+        let mut granted = 0;
+        for round in 0..90 {
+            if take(&auths[round % 3], "team").await.is_ok() {
+                granted += 1;
+            }
+        }
+        assert_eq!(granted, 30);
+        let Ok(client) = redis::Client::open("redis://127.0.0.1:6379/0") else {
+            panic!("no Redis");
+        };
+        let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+            panic!("no Redis");
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("*{prefix}quota:*"))
+            .query_async(&mut connection)
+            .await
+            .unwrap_or_default();
+        assert!(!keys.is_empty());
+        assert!(
+            keys.iter().all(|k| k.contains("quota:key:team")),
+            "{keys:?}"
+        );
+    }
 }
