@@ -8,13 +8,12 @@ use tokio::time::Instant;
 
 use crate::config::{Config, RateLimits, RoutePolicy};
 use crate::error::{ApiError, ErrorKind};
-use crate::events::EventBus;
 use crate::limit::book::{Grant, QuotaBook};
 pub use crate::limit::quota::Tokens;
 use crate::limit::window::Refusal;
 use crate::provider::{Provider, ProviderBuildError};
 use crate::resilience::balance::Balance;
-use crate::resilience::breaker::{Admission, Breaker, BreakerConfig, CallOutcome};
+use crate::resilience::breaker::{Breaker, BreakerConfig};
 use crate::resilience::budget::{BudgetConfig, RetryBudget};
 use crate::resilience::concurrency::{Aimd, ConcurrencyConfig, Signal};
 use crate::resilience::ewma::PeakEwma;
@@ -29,6 +28,9 @@ pub(crate) const MAX_TARGET_STATES: usize = 4096;
 /// How fast a target's latency estimate forgets a slow spell.
 const EWMA_DECAY: Duration = Duration::from_secs(10);
 use tokio::sync::Notify;
+
+mod ticket;
+pub use ticket::Ticket;
 
 /// What one target (provider + model) remembers between requests. Shared by
 /// every route that uses the target.
@@ -184,36 +186,6 @@ impl TargetState {
             .unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Asks the breaker for a call; `Err` says how long it stays open. A
-    /// half-open probe goes out only with the shared probe lock, so that
-    /// one instance probes for all; another's probe counts as open here.
-    pub async fn admit(
-        self: &Arc<Self>,
-        label: &str,
-        events: &EventBus,
-    ) -> Result<Ticket, Duration> {
-        let now = Instant::now();
-        let (admission, transition) = self.with_breaker(|b| b.admit(now))?;
-        events.breaker(label, transition);
-        let ticket = Ticket {
-            state: Arc::clone(self),
-            label: label.to_string(),
-            events: events.clone(),
-            admission,
-            reported: false,
-        };
-        if let (Admission::Probe(_), Some(shared)) = (admission, &self.shared) {
-            let ttl = self.with_breaker(|b| b.probe_timeout());
-            // Redis unreachable: this instance probes on its own, as alone.
-            if let Ok(false) = crate::shared_breakers::take_probe(shared, label, ttl).await {
-                // Dropped unreported, the probe slot is given back.
-                drop(ticket);
-                return Err(Duration::ZERO);
-            }
-        }
-        Ok(ticket)
-    }
-
     /// A concurrency slot if one is free now.
     pub fn try_permit(self: &Arc<Self>) -> Option<Permit> {
         self.with_concurrency(Aimd::try_acquire).then(|| Permit {
@@ -250,48 +222,6 @@ impl TargetState {
 
     pub fn with_budget<T>(&self, f: impl FnOnce(&mut RetryBudget) -> T) -> T {
         f(&mut self.budget.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-/// Permission from a target's breaker for one call. Reporting the outcome
-/// uses it up; dropped unreported (a call cancelled by a hedge, a deadline or
-/// a client that went away), it reports the call as neither success nor
-/// failure, so that a half-open probe is never lost.
-#[derive(Debug)]
-pub struct Ticket {
-    state: Arc<TargetState>,
-    label: String,
-    events: EventBus,
-    admission: Admission,
-    reported: bool,
-}
-
-impl Ticket {
-    pub fn report(mut self, outcome: CallOutcome) {
-        self.record(outcome);
-    }
-
-    fn record(&mut self, outcome: CallOutcome) {
-        if std::mem::replace(&mut self.reported, true) {
-            return;
-        }
-        let now = Instant::now();
-        let transition = self
-            .state
-            .with_breaker(|b| b.record(now, self.admission, outcome));
-        if let (Some(shared), Some(change)) = (&self.state.shared, transition) {
-            crate::shared_breakers::announce(shared, &self.label, change);
-            if matches!(self.admission, Admission::Probe(_)) {
-                crate::shared_breakers::release_probe(shared, &self.label);
-            }
-        }
-        self.events.breaker(&self.label, transition);
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.record(CallOutcome::Ignored);
     }
 }
 

@@ -10,7 +10,7 @@
 //! being down changes nothing but that: each breaker then works alone.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -155,6 +155,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+static TAKE_PROBE_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(TAKE_PROBE));
+static RELEASE_PROBE_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(RELEASE_PROBE));
+
 fn probe_key(shared: &Shared, label: &str) -> String {
     shared.key(&format!("probe:{label}"))
 }
@@ -166,7 +171,7 @@ pub(crate) async fn take_probe(
     label: &str,
     ttl: Duration,
 ) -> Result<bool, SharedError> {
-    let script = redis::Script::new(TAKE_PROBE);
+    let script = &*TAKE_PROBE_SCRIPT;
     let key = probe_key(shared, label);
     let instance = shared.instance().to_string();
     let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -189,7 +194,7 @@ pub(crate) fn release_probe(shared: &Shared, label: &str) {
     let shared = shared.clone();
     let key = probe_key(&shared, label);
     tokio::spawn(async move {
-        let script = redis::Script::new(RELEASE_PROBE);
+        let script = &*RELEASE_PROBE_SCRIPT;
         let instance = shared.instance().to_string();
         let _ = shared
             .run(|mut c| async move {
