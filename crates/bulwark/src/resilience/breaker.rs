@@ -328,6 +328,35 @@ mod tests {
         Ok(breaker.record(now, admission, outcome))
     }
 
+    /// Another instance's verdicts: open for the time it has left (a
+    /// longer local break is kept), then probe as usual; or closed.
+    #[tokio::test(start_paused = true)]
+    async fn it_follows_another_instances_open_and_close() {
+        let mut breaker = Breaker::new(BreakerConfig::default(), Instant::now());
+        let now = Instant::now();
+        let opened = breaker.force_open(now, now + Duration::from_secs(10));
+        assert_eq!(
+            opened.map(|t| (t.to, t.open_for)),
+            Some((BreakerState::Open, Some(Duration::from_secs(10))))
+        );
+        assert_eq!(breaker.admit(now), Err(Duration::from_secs(10)));
+        // A shorter break heard later does not cut this one short.
+        assert_eq!(breaker.force_open(now, now + Duration::from_secs(5)), None);
+        assert_eq!(breaker.admit_preview(now), Some(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(matches!(
+            breaker.admit(Instant::now()),
+            Ok((Admission::Probe(_), _))
+        ));
+        let closed = breaker.force_close(Instant::now());
+        assert_eq!(closed.map(|t| t.to), Some(BreakerState::Closed));
+        assert_eq!(breaker.force_close(Instant::now()), None);
+        assert!(matches!(
+            breaker.admit(Instant::now()),
+            Ok((Admission::Call, None))
+        ));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn consecutive_failures_open_it_for_an_escalating_time() {
         let mut breaker = Breaker::new(BreakerConfig::default(), Instant::now());
