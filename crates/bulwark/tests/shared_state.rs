@@ -75,6 +75,18 @@ fn instances(
     redis: Option<Meet<'_>>,
     extra: &str,
 ) -> Result<Vec<Arc<Client>>, Box<dyn std::error::Error>> {
+    let config = config(sim, limits, redis, extra)?;
+    (0..count)
+        .map(|_| Ok(Arc::new(Client::from_config(&config)?)))
+        .collect()
+}
+
+fn config(
+    sim: &SimServer,
+    limits: &str,
+    redis: Option<Meet<'_>>,
+    extra: &str,
+) -> Result<Config, Box<dyn std::error::Error>> {
     let redis = redis.map_or(String::new(), |Meet(port, prefix, timeout)| {
         format!("redis: {{ url: \"redis://127.0.0.1:{port}/0\", key_prefix: \"{prefix}\", timeout: {timeout} }}\n")
     });
@@ -82,10 +94,7 @@ fn instances(
         "providers:\n  p: {{ kind: anthropic, base_url: \"{}\"{limits} }}\nroutes:\n  solo: {{ targets: [p/{MODEL}], deadline: 2s, max_retries: 0 }}\n{redis}{extra}",
         sim.url()
     );
-    let config = Config::from_yaml(&yaml, "test", &|_| None)?;
-    (0..count)
-        .map(|_| Ok(Arc::new(Client::from_config(&config)?)))
-        .collect()
+    Ok(Config::from_yaml(&yaml, "test", &|_| None)?)
 }
 
 /// Until every instance has reached Redis and counts all the others.
@@ -196,21 +205,28 @@ fn breaker_state(client: &Client) -> Option<BreakerState> {
 }
 
 /// Two failures open the breaker on one instance; the other two skip the
-/// target within a second without calling it. When the break ends, one
-/// probe (not three) goes to the provider, and its success closes every
-/// instance's breaker.
+/// target within a second without calling it (one of them through an
+/// engine a config reload made, as the gateway's would be). When the break
+/// ends, one probe (not three) goes to the provider, and its success closes
+/// every instance's breaker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breaker_opened_through_one_instance_is_honoured_by_the_others() -> TestResult {
     let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let prefix = prefix("breaker");
-    let clients = instances(
-        3,
-        &sim,
-        "",
-        Some(Meet(6379, &prefix, "1s")),
-        "breaker: { consecutive_failures: 2, base_ejection: 3s, max_ejection: 3s }\n",
-    )?;
+    let breaker = "breaker: { consecutive_failures: 2, base_ejection: 3s, max_ejection: 3s }\n";
+    let mut clients = instances(3, &sim, "", Some(Meet(6379, &prefix, "1s")), breaker)?;
     assert!(joined(&clients).await, "the instances never met in Redis");
+    // A reload that changes the provider, so its target gets a fresh
+    // state: the reloaded engine is the one that serves, and the old one
+    // goes away.
+    let reload = config(
+        &sim,
+        ", limits: { rpm: 100000 }",
+        Some(Meet(6379, &prefix, "1s")),
+        breaker,
+    )?;
+    let (reloaded, _) = clients[2].reloaded(&reload)?;
+    clients[2] = Arc::new(reloaded);
     // The subscriptions are made in the background: one round trip of
     // requests makes sure each instance has its target and listens.
     for client in &clients {
