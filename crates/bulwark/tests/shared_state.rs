@@ -369,3 +369,47 @@ async fn a_frozen_redis_falls_back_to_a_divided_quota_and_sharing_resumes() -> T
     assert_eq!(clients[1].shared().map(|s| s.stats().fallbacks), fallbacks);
     Ok(())
 }
+
+/// Redis frozen: a breaker works alone. It opens on its own failures,
+/// without waiting on the announcement, and when its break ends it probes
+/// without the shared lock rather than staying shut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_frozen_a_breaker_works_alone() -> TestResult {
+    let redis = PrivateRedis::start()?;
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let prefix = prefix("breaker_frozen");
+    let clients = instances(
+        2,
+        &sim,
+        "",
+        Some(Meet(redis.port, &prefix, "50ms")),
+        "breaker: { consecutive_failures: 2, base_ejection: 1s, max_ejection: 1s }\n",
+    )?;
+    assert!(joined(&clients).await, "the instances never met in Redis");
+    redis.signal("-STOP");
+    sim.sim
+        .set_faults(vec![FaultRule::always(Fault::status(500))]);
+    for _ in 0..4 {
+        let started = Instant::now();
+        assert!(clients[0].chat(request()).await.is_err());
+        assert!(
+            started.elapsed() < Duration::from_millis(1000),
+            "a request waited {:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(breaker_state(&clients[0]), Some(BreakerState::Open));
+    assert_eq!(sim.sim.request_count(), 2, "calls after the breaker opened");
+    assert_eq!(breaker_state(&clients[1]), Some(BreakerState::Closed));
+
+    sim.sim.clear_faults();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let started = Instant::now();
+    clients[0]
+        .chat(request())
+        .await
+        .map_err(|f| f.error.message)?;
+    assert!(started.elapsed() < Duration::from_millis(1000));
+    assert_eq!(breaker_state(&clients[0]), Some(BreakerState::Closed));
+    Ok(())
+}
