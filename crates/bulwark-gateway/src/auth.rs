@@ -7,46 +7,59 @@
 //! (Anthropic) or `x-goog-api-key` (Google's), and at the Gemini front door
 //! also as Google's `?key=` query parameter.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use crate::config::ClientKey;
 use axum::http::HeaderMap;
 use bulwark::config::RateLimits;
 use bulwark::error::{ApiError, ErrorKind};
-use bulwark::limit::quota::{Quotas, Tokens};
+use bulwark::limit::book::QuotaBook;
+use bulwark::limit::quota::Tokens;
 use bulwark::limit::window::Refusal;
+use bulwark::shared::Shared;
 
 #[derive(Debug, Default)]
 pub struct Auth {
     keys: Vec<ClientKey>,
-    /// Per key (same order as `keys`): its requests and tokens this minute.
-    /// Shared with the `Auth` of the config before a reload, for keys
-    /// that did not change.
-    quotas: Vec<Arc<Mutex<Quotas>>>,
+    /// Per key (same order as `keys`): its requests and tokens this minute,
+    /// in Redis too when `redis:` is set, so a key's quota holds across
+    /// every instance. Shared with the `Auth` of the config before a
+    /// reload, for keys that did not change.
+    quotas: Vec<Arc<QuotaBook>>,
+    shared: Option<Shared>,
 }
 
 impl Auth {
-    pub fn new(keys: Vec<ClientKey>) -> Self {
+    pub fn new(keys: Vec<ClientKey>, shared: Option<&Shared>) -> Self {
         let quotas = keys
             .iter()
             .map(|k| {
                 // A key's quotas count requests and all tokens; the input
-                // and output split is a provider's concern.
-                Arc::new(Mutex::new(Quotas::per_minute(RateLimits {
-                    rpm: k.limits.rpm,
-                    tpm: k.limits.tpm,
-                    ..RateLimits::default()
-                })))
+                // and output split is a provider's concern. Its Redis key
+                // carries its name, never the key itself.
+                Arc::new(QuotaBook::new(
+                    RateLimits {
+                        rpm: k.limits.rpm,
+                        tpm: k.limits.tpm,
+                        ..RateLimits::default()
+                    },
+                    shared,
+                    &format!("quota:key:{}", k.name),
+                ))
             })
             .collect();
-        Auth { keys, quotas }
+        Auth {
+            keys,
+            quotas,
+            shared: shared.cloned(),
+        }
     }
 
     /// The client keys of a reloaded config: a key that did not change
     /// (same hash, name, models and limits) keeps what it used of its
     /// quotas this minute, so a reload is no way around them.
     pub fn reloaded(&self, keys: Vec<ClientKey>) -> Self {
-        let mut fresh = Auth::new(keys);
+        let mut fresh = Auth::new(keys, self.shared.as_ref());
         for (key, quota) in fresh.keys.iter().zip(fresh.quotas.iter_mut()) {
             if let Some(index) = self.keys.iter().position(|old| old == key)
                 && let Some(old) = self.quotas.get(index)
@@ -59,7 +72,7 @@ impl Auth {
 
     /// Counts a request against its key's own quotas; over them, 429 with
     /// the time until there is room.
-    pub fn take_quota(&self, key: Option<&ClientKey>, tokens: u64) -> Result<(), ApiError> {
+    pub async fn take_quota(&self, key: Option<&ClientKey>, tokens: u64) -> Result<(), ApiError> {
         let Some(index) = key.and_then(|k| {
             self.keys
                 .iter()
@@ -70,16 +83,15 @@ impl Auth {
         let Some(quota) = self.quotas.get(index) else {
             return Ok(());
         };
-        let taken = quota.lock().unwrap_or_else(PoisonError::into_inner).take(
-            Tokens {
+        let taken = quota
+            .take(Tokens {
                 input: tokens,
                 output: 0,
-            },
-            tokio::time::Instant::now(),
-        );
+            })
+            .await;
         let name = key.map(|k| k.name.as_str()).unwrap_or_default();
         match taken {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             Err(Refusal::Wait(wait)) => {
                 let mut error = ApiError::new(
                     ErrorKind::RateLimit,
@@ -192,19 +204,75 @@ mod tests {
         }
     }
 
-    fn take(auth: &Auth, name: &str) -> Result<(), ApiError> {
+    async fn take(auth: &Auth, name: &str) -> Result<(), ApiError> {
         let key = auth.keys.iter().find(|k| k.name == name);
-        auth.take_quota(key, 1)
+        auth.take_quota(key, 1).await
     }
 
-    #[test]
-    fn a_reload_keeps_an_unchanged_keys_quota_and_resets_a_changed_one() {
-        let auth = Auth::new(vec![key("same", 1), key("changed", 1)]);
-        assert!(take(&auth, "same").is_ok());
-        assert!(take(&auth, "changed").is_ok());
+    #[tokio::test]
+    async fn a_reload_keeps_an_unchanged_keys_quota_and_resets_a_changed_one() {
+        let auth = Auth::new(vec![key("same", 1), key("changed", 1)], None);
+        assert!(take(&auth, "same").await.is_ok());
+        assert!(take(&auth, "changed").await.is_ok());
         let reloaded = auth.reloaded(vec![key("same", 1), key("changed", 2)]);
         // The minute's one request is spent: a reload is no way around it.
-        assert!(take(&reloaded, "same").is_err());
-        assert!(take(&reloaded, "changed").is_ok());
+        assert!(take(&reloaded, "same").await.is_err());
+        assert!(take(&reloaded, "changed").await.is_ok());
+    }
+
+    /// Three instances of one deployment, each with the key's 30 rpm, on
+    /// the machine's Redis: 90 requests spread over them get 30 through,
+    /// not 90; the key's name, never the key, names its quota in Redis.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_keys_quota_holds_across_instances() {
+        let prefix = format!("test:keyquota:{:08x}:", fastrand::u32(..));
+        let config = bulwark::config::shared::SharedConfig {
+            url: bulwark::config::Secret::new("redis://127.0.0.1:6379/0"),
+            // Generous: a call timed out on a busy machine would be
+            // decided locally, which is not this test's subject.
+            timeout: std::time::Duration::from_secs(1),
+            key_prefix: prefix.clone(),
+        };
+        let mut instances = Vec::new();
+        for _ in 0..3 {
+            let Ok(shared) = Shared::start(config.clone()) else {
+                panic!("cannot start");
+            };
+            instances.push(shared);
+        }
+        for _ in 0..250 {
+            if instances.iter().all(|s| s.is_up() && s.instances() == 3) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(instances.iter().all(|s| s.is_up() && s.instances() == 3));
+        let auths: Vec<Auth> = instances
+            .iter()
+            .map(|s| Auth::new(vec![key("team", 30)], Some(s)))
+            .collect();
+        let mut granted = 0;
+        for round in 0..90 {
+            if take(&auths[round % 3], "team").await.is_ok() {
+                granted += 1;
+            }
+        }
+        assert_eq!(granted, 30);
+        let Ok(client) = redis::Client::open("redis://127.0.0.1:6379/0") else {
+            panic!("no Redis");
+        };
+        let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+            panic!("no Redis");
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("*{prefix}quota:*"))
+            .query_async(&mut connection)
+            .await
+            .unwrap_or_default();
+        assert!(!keys.is_empty());
+        assert!(
+            keys.iter().all(|k| k.contains("quota:key:team")),
+            "{keys:?}"
+        );
     }
 }

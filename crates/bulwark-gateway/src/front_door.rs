@@ -386,7 +386,7 @@ async fn answer(
         &request,
         u64::from(bulwark::config::DEFAULT_MAX_TOKENS),
     );
-    if let Err(error) = live.auth.take_quota(key, estimate) {
+    if let Err(error) = live.auth.take_quota(key, estimate).await {
         return quota_refused(pending, format, &error);
     }
     // Decoding is done. A request that keeps the client's body parses it

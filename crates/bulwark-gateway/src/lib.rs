@@ -109,9 +109,10 @@ impl Gateway {
             config.conversations.clone(),
         ));
         conversations.spawn_expiry();
+        let auth = Arc::new(auth::Auth::new(config.keys.clone(), client.shared()));
         let live = Live {
             client,
-            auth: Arc::new(auth::Auth::new(config.keys.clone())),
+            auth,
             max_request_bytes: config.max_request_bytes,
             admin_key: config.admin_key,
             metrics_key: config.metrics_key,

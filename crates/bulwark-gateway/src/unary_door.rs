@@ -156,7 +156,7 @@ async fn call(
             if let Err(error) = Auth::allows(key, &request.model) {
                 return refuse(pending, error);
             }
-            if let Err(error) = live.auth.take_quota(key, request.estimated_tokens()) {
+            if let Err(error) = live.auth.take_quota(key, request.estimated_tokens()).await {
                 return quota_refused(pending, format, &error);
             }
             match live
@@ -191,7 +191,7 @@ async fn call(
                 return refuse(pending, error);
             }
             // A count costs no tokens: only the key's request quota counts.
-            if let Err(error) = live.auth.take_quota(key, 0) {
+            if let Err(error) = live.auth.take_quota(key, 0).await {
                 return quota_refused(pending, format, &error);
             }
             match live

@@ -260,7 +260,7 @@ async fn a_reload_may_not_remove_every_key_from_a_gateway_others_can_reach() -> 
 }
 
 /// Opens a target's breaker the way failed calls do.
-fn trip(gateway: &Gateway, label: &str) -> Result<(), Box<dyn std::error::Error>> {
+async fn trip(gateway: &Gateway, label: &str) -> Result<(), Box<dyn std::error::Error>> {
     let states = gateway.client().target_states();
     let (_, state) = states
         .iter()
@@ -268,7 +268,7 @@ fn trip(gateway: &Gateway, label: &str) -> Result<(), Box<dyn std::error::Error>
         .ok_or(format!("no state for {label}"))?;
     let events = EventBus::default();
     for _ in 0..10 {
-        if let Ok(ticket) = state.admit(label, &events) {
+        if let Ok(ticket) = state.admit(label, &events).await {
             ticket.report(CallOutcome::Failure);
         }
     }
@@ -290,8 +290,8 @@ async fn an_open_breaker_stays_open_for_an_unchanged_target_and_a_changed_one_st
     let sim = sim().await?;
     let routes = format!("{MAIN}{EXTRA}");
     let running = start(&sim, "breakers", &routes).await?;
-    trip(&running.gateway, "a/gpt-4o-mini")?;
-    trip(&running.gateway, "b/claude-sonnet-4-5")?;
+    trip(&running.gateway, "a/gpt-4o-mini").await?;
+    trip(&running.gateway, "b/claude-sonnet-4-5").await?;
     assert_eq!(
         breaker(&running.gateway, "a/gpt-4o-mini"),
         Some(BreakerState::Open)

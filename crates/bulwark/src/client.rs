@@ -93,10 +93,16 @@ fn start_shared(config: &Config) -> Option<Shared> {
 
 impl Client {
     pub fn from_config(config: &Config) -> Result<Client, ProviderBuildError> {
+        let events = EventBus::default();
         let shared = start_shared(config);
+        // The board (and its listener) lives as long as this engine and
+        // the engines reloads make from it.
+        let board = shared
+            .clone()
+            .map(|s| crate::shared_breakers::BreakerBoard::start(s, events.clone()));
         Ok(Client {
-            table: RouteTable::from_config(config)?,
-            events: EventBus::default(),
+            table: RouteTable::shared_from_config(config, board)?,
+            events,
             cache: ResponseCache::new(config.cache_max_bytes).with_shared(shared.clone()),
             shared,
         })

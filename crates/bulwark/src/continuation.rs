@@ -177,7 +177,7 @@ pub(crate) fn continue_on_failure(first: ChunkStream, c: Continuation) -> ChunkS
             // The original body no longer describes this request.
             request.source = None;
             let call = Call { route: &c.route, request: &request, deadline: c.deadline, mode: Mode::Stream };
-            let Ok(ticket) = target.state.admit(&target.label, &c.events) else {
+            let Ok(ticket) = target.state.admit(&target.label, &c.events).await else {
                 continue;
             };
             // A continuation is a retry elsewhere: the broken target pays.

@@ -24,6 +24,7 @@ pub mod reload;
 pub mod resilience;
 pub mod route;
 pub mod shared;
+pub mod shared_breakers;
 pub mod sse;
 pub mod timefmt;
 pub mod unary;

@@ -8,25 +8,29 @@ use tokio::time::Instant;
 
 use crate::config::{Config, RateLimits, RoutePolicy};
 use crate::error::{ApiError, ErrorKind};
-use crate::events::EventBus;
-use crate::limit::quota::Quotas;
+use crate::limit::book::{Grant, QuotaBook};
 pub use crate::limit::quota::Tokens;
 use crate::limit::window::Refusal;
 use crate::provider::{Provider, ProviderBuildError};
 use crate::resilience::balance::Balance;
-use crate::resilience::breaker::{Admission, Breaker, BreakerConfig, CallOutcome};
+use crate::resilience::breaker::{Breaker, BreakerConfig};
 use crate::resilience::budget::{BudgetConfig, RetryBudget};
 use crate::resilience::concurrency::{Aimd, ConcurrencyConfig, Signal};
 use crate::resilience::ewma::PeakEwma;
+use crate::shared::Shared;
+use crate::shared_breakers::BreakerBoard;
 use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Target states kept for `provider/model` names clients choose themselves.
-const MAX_TARGET_STATES: usize = 4096;
+pub(crate) const MAX_TARGET_STATES: usize = 4096;
 
 /// How fast a target's latency estimate forgets a slow spell.
 const EWMA_DECAY: Duration = Duration::from_secs(10);
 use tokio::sync::Notify;
+
+mod ticket;
+pub use ticket::Ticket;
 
 /// What one target (provider + model) remembers between requests. Shared by
 /// every route that uses the target.
@@ -39,12 +43,15 @@ pub struct TargetState {
     slot_freed: Notify,
     /// Recent first-token times, for least-latency balancing and hedging.
     first_tokens: Mutex<FirstTokens>,
-    /// The provider's per-minute quotas for this target.
-    quotas: Mutex<Quotas>,
+    /// The provider's per-minute quotas for this target, shared with the
+    /// other instances when `redis:` is set.
+    quotas: QuotaBook,
     /// Whether `quotas` holds any, known without taking its lock.
     has_quotas: bool,
     /// Until when the provider said its quota is used up.
     quota_paused_until: Mutex<Option<Instant>>,
+    /// The other instances, told when this target's breaker opens or closes.
+    shared: Option<Shared>,
 }
 
 /// How long a target takes to its first token: a peak-EWMA for balancing,
@@ -86,8 +93,13 @@ impl TargetState {
         budget: BudgetConfig,
         concurrency: ConcurrencyConfig,
         limits: RateLimits,
+        shared: Option<(&Shared, &str)>,
     ) -> Self {
-        let quotas = Quotas::per_minute(limits);
+        let quotas = QuotaBook::new(
+            limits,
+            shared.map(|(s, _)| s),
+            &format!("quota:target:{}", shared.map_or("", |(_, label)| label)),
+        );
         TargetState {
             breaker: Mutex::new(Breaker::new(breaker, Instant::now())),
             budget: Mutex::new(RetryBudget::new(budget)),
@@ -98,8 +110,9 @@ impl TargetState {
                 recent: VecDeque::with_capacity(RECENT_SAMPLES),
             }),
             has_quotas: !quotas.is_empty(),
-            quotas: Mutex::new(quotas),
+            quotas,
             quota_paused_until: Mutex::new(None),
+            shared: shared.map(|(s, _)| s.clone()),
         }
     }
 
@@ -120,7 +133,7 @@ impl TargetState {
 
     /// Takes one request and `tokens` from the target's quotas, if both
     /// fit now; otherwise says how long until they would.
-    pub fn take_quota(&self, tokens: Tokens) -> Result<Option<Instant>, Refusal> {
+    pub async fn take_quota(&self, tokens: Tokens) -> Result<Option<Grant>, Refusal> {
         let now = Instant::now();
         if let Some(until) = *self
             .quota_paused_until
@@ -133,17 +146,12 @@ impl TargetState {
         if !self.has_quotas {
             return Ok(None);
         }
-        self.with_quotas(|q| q.take(tokens, now))?;
-        Ok(Some(now))
+        self.quotas.take(tokens).await.map(Some)
     }
 
-    /// Replaces a token estimate taken at `at` by the answer's real usage.
-    pub fn correct_tokens(&self, at: Instant, estimated: Tokens, actual: Tokens) {
-        self.with_quotas(|q| q.correct_tokens(at, estimated, actual));
-    }
-
-    fn with_quotas<T>(&self, f: impl FnOnce(&mut Quotas) -> T) -> T {
-        f(&mut self.quotas.lock().unwrap_or_else(PoisonError::into_inner))
+    /// Replaces a grant's token estimate by the answer's real usage.
+    pub fn correct_tokens(&self, grant: &Grant, estimated: Tokens, actual: Tokens) {
+        self.quotas.correct(grant, estimated, actual);
     }
 
     pub fn observe_first_token(&self, sample: Duration) {
@@ -176,20 +184,6 @@ impl TargetState {
             .concurrency
             .lock()
             .unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Asks the breaker for a call; `Err` says how long it stays open.
-    pub fn admit(self: &Arc<Self>, label: &str, events: &EventBus) -> Result<Ticket, Duration> {
-        let now = Instant::now();
-        let (admission, transition) = self.with_breaker(|b| b.admit(now))?;
-        events.breaker(label, transition);
-        Ok(Ticket {
-            state: Arc::clone(self),
-            label: label.to_string(),
-            events: events.clone(),
-            admission,
-            reported: false,
-        })
     }
 
     /// A concurrency slot if one is free now.
@@ -228,42 +222,6 @@ impl TargetState {
 
     pub fn with_budget<T>(&self, f: impl FnOnce(&mut RetryBudget) -> T) -> T {
         f(&mut self.budget.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-}
-
-/// Permission from a target's breaker for one call. Reporting the outcome
-/// uses it up; dropped unreported (a call cancelled by a hedge, a deadline or
-/// a client that went away), it reports the call as neither success nor
-/// failure, so that a half-open probe is never lost.
-#[derive(Debug)]
-pub struct Ticket {
-    state: Arc<TargetState>,
-    label: String,
-    events: EventBus,
-    admission: Admission,
-    reported: bool,
-}
-
-impl Ticket {
-    pub fn report(mut self, outcome: CallOutcome) {
-        self.record(outcome);
-    }
-
-    fn record(&mut self, outcome: CallOutcome) {
-        if std::mem::replace(&mut self.reported, true) {
-            return;
-        }
-        let now = Instant::now();
-        let transition = self
-            .state
-            .with_breaker(|b| b.record(now, self.admission, outcome));
-        self.events.breaker(&self.label, transition);
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.record(CallOutcome::Ignored);
     }
 }
 
@@ -394,6 +352,9 @@ pub struct RouteTable {
     models: BTreeMap<String, BTreeMap<String, crate::config::ModelTraitsOverride>>,
     breaker: BreakerConfig,
     budget: BudgetConfig,
+    /// Redis and the breakers other instances' messages reach, when
+    /// `redis:` is set; kept by a reload.
+    board: Option<Arc<BreakerBoard>>,
     /// What the table was built from, to tell on a reload which targets
     /// and routes changed.
     config: Config,
@@ -401,7 +362,16 @@ pub struct RouteTable {
 
 impl RouteTable {
     pub fn from_config(config: &Config) -> Result<RouteTable, ProviderBuildError> {
-        RouteTable::build(config, None)
+        RouteTable::build(config, None, None)
+    }
+
+    /// A table whose quotas and breakers are shared with the other
+    /// instances through `board`'s Redis.
+    pub fn shared_from_config(
+        config: &Config,
+        board: Option<Arc<BreakerBoard>>,
+    ) -> Result<RouteTable, ProviderBuildError> {
+        RouteTable::build(config, None, board)
     }
 
     /// A table for `config` that carries over what `self` learnt: every
@@ -413,7 +383,7 @@ impl RouteTable {
         &self,
         config: &Config,
     ) -> Result<(RouteTable, crate::reload::TableDiff), ProviderBuildError> {
-        let table = RouteTable::build(config, Some(self))?;
+        let table = RouteTable::build(config, Some(self), self.board.clone())?;
         let diff = crate::reload::TableDiff::between(&self.config, config);
         Ok((table, diff))
     }
@@ -421,6 +391,7 @@ impl RouteTable {
     fn build(
         config: &Config,
         previous: Option<&RouteTable>,
+        board: Option<Arc<BreakerBoard>>,
     ) -> Result<RouteTable, ProviderBuildError> {
         let mut providers = BTreeMap::new();
         for (name, provider) in &config.providers {
@@ -448,6 +419,7 @@ impl RouteTable {
                 .collect(),
             breaker: config.breaker,
             budget: config.retry_budget,
+            board,
         };
         for (name, route) in &config.routes {
             // Validation guarantees every target's provider exists.
@@ -498,12 +470,14 @@ impl RouteTable {
         let label = format!("{provider_name}/{model}");
         let state = {
             let mut states = self.states.lock().unwrap_or_else(PoisonError::into_inner);
+            let shared = self.board.as_ref().map(|b| (b.shared(), label.as_str()));
             let fresh = || {
                 Arc::new(TargetState::new(
                     self.breaker,
                     self.budget,
                     provider.concurrency(),
                     provider.limits(),
+                    shared,
                 ))
             };
             match states.get(&label) {
@@ -511,7 +485,14 @@ impl RouteTable {
                 // Clients can name any model: past a bound, a direct target
                 // gets a state of its own for the request, not a lasting one.
                 None if states.len() >= MAX_TARGET_STATES => fresh(),
-                None => Arc::clone(states.entry(label.clone()).or_insert_with(fresh)),
+                None => {
+                    let state = fresh();
+                    if let Some(board) = &self.board {
+                        board.register(&label, &state);
+                    }
+                    states.insert(label.clone(), Arc::clone(&state));
+                    state
+                }
             }
         };
         Some(Target {

@@ -346,7 +346,14 @@ mod tests {
     fn field_names_come_from_the_type() {
         assert_eq!(
             field_names::<RawConfig>(),
-            ["providers", "routes", "breaker", "retry_budget", "cache"]
+            [
+                "providers",
+                "routes",
+                "breaker",
+                "retry_budget",
+                "cache",
+                "redis"
+            ]
         );
     }
 

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::api::ChatRequest;
 use crate::deadline::Deadline;
 use crate::error::{UpstreamError, UpstreamFailure};
+use crate::limit::book::Grant;
 use crate::limit::window::Refusal;
 use crate::provider::{Chunk, ChunkStream};
 use crate::resilience::classify::classify;
@@ -45,7 +46,7 @@ pub(crate) struct Opened {
     /// The concurrency slot, held until the answer is complete.
     permit: Option<Permit>,
     /// When the token quota was taken, and the estimate taken.
-    quota: Option<(Instant, Tokens)>,
+    quota: Option<(Grant, Tokens)>,
 }
 
 impl Opened {
@@ -99,7 +100,7 @@ impl Call<'_> {
         self,
         target: &Target,
         may_wait: bool,
-    ) -> Result<(Option<Instant>, Tokens), UpstreamError> {
+    ) -> Result<(Option<Grant>, Tokens), UpstreamError> {
         // Estimating walks the whole prompt: only for targets with quotas.
         let estimate = if target.state.has_quotas() {
             Tokens {
@@ -263,7 +264,7 @@ impl Call<'_> {
                             && let Some(used) =
                                 reported_usage(chunks.iter().flat_map(|c| &c.events))
                         {
-                            target.state.correct_tokens(at, estimate, used);
+                            target.state.correct_tokens(&at, estimate, used);
                         }
                         Ok((Answer::Complete(chunks), first_token))
                     }
@@ -322,9 +323,9 @@ pub(super) async fn take_quota(
     estimate: Tokens,
     may_wait: bool,
     deadline: Deadline,
-) -> Result<Option<Instant>, UpstreamError> {
+) -> Result<Option<Grant>, UpstreamError> {
     loop {
-        match target.state.take_quota(estimate) {
+        match target.state.take_quota(estimate).await {
             Ok(taken) => return Ok(taken),
             Err(Refusal::Wait(wait)) if may_wait && deadline.leaves_room_for(wait) => {
                 tokio::time::sleep(wait).await;

@@ -84,7 +84,7 @@ impl Chat<'_> {
         let hedge_ticket = if alive.load(Ordering::Relaxed) {
             None
         } else {
-            match run.admit(&targets[hedge]) {
+            match run.admit(&targets[hedge]).await {
                 Some(hedge_ticket)
                     if targets[primary]
                         .state

@@ -163,7 +163,7 @@ impl<'a> Run<'a> {
                 if self.deadline.passed() {
                     return Err(self.deadline_exceeded());
                 }
-                let Some(ticket) = self.admit(target) else {
+                let Some(ticket) = self.admit(target).await else {
                     break;
                 };
                 if retries == 0 {
@@ -338,8 +338,8 @@ impl<'a> Run<'a> {
     }
 
     /// Asks the target's breaker for a call; `None` means skip it.
-    fn admit(&mut self, target: &Target) -> Option<Ticket> {
-        match target.state.admit(&target.label, self.events) {
+    async fn admit(&mut self, target: &Target) -> Option<Ticket> {
+        match target.state.admit(&target.label, self.events).await {
             Ok(ticket) => Some(ticket),
             Err(_) => {
                 self.skip(target, "circuit open");

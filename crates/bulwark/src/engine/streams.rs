@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::limit::book::Grant;
 use futures_util::StreamExt;
-use tokio::time::Instant;
 
 use crate::api::StreamEvent;
 use crate::deadline::Deadline;
@@ -79,7 +79,7 @@ pub(crate) fn reported_usage<'a>(
 pub(crate) fn correct_quota_at_end(
     stream: ChunkStream,
     state: Arc<TargetState>,
-    at: Instant,
+    at: Grant,
     estimate: Tokens,
 ) -> ChunkStream {
     Box::pin(async_stream::stream! {
@@ -92,7 +92,7 @@ pub(crate) fn correct_quota_at_end(
             yield item;
         }
         if let Some(used) = used {
-            state.correct_tokens(at, estimate, used);
+            state.correct_tokens(&at, estimate, used);
         }
     })
 }

@@ -65,9 +65,20 @@ impl Quotas {
     /// now. Otherwise nothing is taken, and the refusal says how long until
     /// the slowest has room, or that the request exceeds a whole quota.
     pub fn take(&mut self, tokens: Tokens, now: Instant) -> Result<(), Refusal> {
+        self.take_share(tokens, now, 1)
+    }
+
+    /// As [`Quotas::take`], with each limit divided among `instances`: this
+    /// instance's share while the others cannot be asked.
+    pub fn take_share(
+        &mut self,
+        tokens: Tokens,
+        now: Instant,
+        instances: u32,
+    ) -> Result<(), Refusal> {
         let mut wait = Duration::ZERO;
         for (kind, window) in &mut self.windows {
-            match window.check(kind.amount(tokens), now) {
+            match window.check_share(kind.amount(tokens), now, instances) {
                 Ok(()) => {}
                 Err(Refusal::Wait(w)) => wait = wait.max(w),
                 Err(Refusal::TooLarge) => return Err(Refusal::TooLarge),
@@ -80,6 +91,14 @@ impl Quotas {
             window.take(kind.amount(tokens), now);
         }
         Ok(())
+    }
+
+    /// Counts a grant decided elsewhere (by the shared quota), without
+    /// checking it.
+    pub fn record(&mut self, tokens: Tokens, now: Instant) {
+        for (kind, window) in &mut self.windows {
+            window.take(kind.amount(tokens), now);
+        }
     }
 
     /// Replaces a token estimate taken at `at` by the answer's real usage.
@@ -119,6 +138,38 @@ mod tests {
         }
         assert!(matches!(quotas.take(tokens(1), now), Err(Refusal::Wait(_))));
         assert_eq!(quotas.take(tokens(101), now), Err(Refusal::TooLarge));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_share_is_the_limit_divided_among_instances() {
+        let mut quotas = Quotas::per_minute(RateLimits {
+            rpm: Some(10),
+            tpm: Some(90),
+            ..RateLimits::default()
+        });
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(quotas.take_share(tokens(1), now, 3), Ok(()));
+        }
+        assert!(matches!(
+            quotas.take_share(tokens(1), now, 3),
+            Err(Refusal::Wait(_))
+        ));
+        // More than a share but within the whole limit: it waits for an
+        // empty window rather than being refused for good.
+        let mut quotas = Quotas::per_minute(RateLimits {
+            tpm: Some(90),
+            ..RateLimits::default()
+        });
+        assert_eq!(quotas.take_share(tokens(60), now, 3), Ok(()));
+        assert!(matches!(
+            quotas.take_share(tokens(60), now, 3),
+            Err(Refusal::Wait(_))
+        ));
+        assert_eq!(
+            quotas.take_share(tokens(91), now, 3),
+            Err(Refusal::TooLarge)
+        );
     }
 
     #[test]

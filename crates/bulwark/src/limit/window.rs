@@ -51,16 +51,29 @@ impl SlidingWindow {
 
     /// How long until `amount` fits, without taking it.
     pub fn check(&mut self, amount: u64, now: Instant) -> Result<(), Refusal> {
+        self.check_share(amount, now, 1)
+    }
+
+    /// As [`SlidingWindow::check`] against the limit divided among
+    /// `instances`. An amount over the share but within the whole limit
+    /// fits an empty window, so that it is delayed, never refused for good.
+    pub fn check_share(
+        &mut self,
+        amount: u64,
+        now: Instant,
+        instances: u32,
+    ) -> Result<(), Refusal> {
         if amount > self.limit {
             return Err(Refusal::TooLarge);
         }
+        let limit = (self.limit / u64::from(instances.max(1))).max(amount);
         self.expire(now);
-        if self.total + amount <= self.limit {
+        if self.total + amount <= limit {
             return Ok(());
         }
         // Walk the oldest grants until enough would have left the window.
         let mut freed = 0;
-        let needed = self.total + amount - self.limit;
+        let needed = self.total + amount - limit;
         for &(at, granted) in &self.grants {
             freed += granted;
             if freed >= needed {

@@ -181,6 +181,30 @@ impl Breaker {
         (self.state == BreakerState::Open && now < self.open_until).then(|| self.open_until - now)
     }
 
+    /// How long a half-open probe may go without a verdict.
+    pub fn probe_timeout(&self) -> Duration {
+        self.config.probe_timeout
+    }
+
+    /// Opens the breaker until `until`, as another instance's opened: this
+    /// one need not pay the failures itself. A longer break already under
+    /// way is kept.
+    pub fn force_open(&mut self, now: Instant, until: Instant) -> Option<Transition> {
+        if until <= now || (self.state == BreakerState::Open && self.open_until >= until) {
+            return None;
+        }
+        self.open_until = until;
+        if self.state == BreakerState::Open {
+            return None;
+        }
+        Some(self.go(BreakerState::Open, Some(until - now)))
+    }
+
+    /// Closes the breaker, as another instance's closed after a good probe.
+    pub fn force_close(&mut self, now: Instant) -> Option<Transition> {
+        (self.state != BreakerState::Closed).then(|| self.close(now))
+    }
+
     /// Reports how an admitted call went.
     pub fn record(
         &mut self,
@@ -302,6 +326,35 @@ mod tests {
         let now = Instant::now();
         let (admission, _) = breaker.admit(now)?;
         Ok(breaker.record(now, admission, outcome))
+    }
+
+    /// Another instance's verdicts: open for the time it has left (a
+    /// longer local break is kept), then probe as usual; or closed.
+    #[tokio::test(start_paused = true)]
+    async fn it_follows_another_instances_open_and_close() {
+        let mut breaker = Breaker::new(BreakerConfig::default(), Instant::now());
+        let now = Instant::now();
+        let opened = breaker.force_open(now, now + Duration::from_secs(10));
+        assert_eq!(
+            opened.map(|t| (t.to, t.open_for)),
+            Some((BreakerState::Open, Some(Duration::from_secs(10))))
+        );
+        assert_eq!(breaker.admit(now), Err(Duration::from_secs(10)));
+        // A shorter break heard later does not cut this one short.
+        assert_eq!(breaker.force_open(now, now + Duration::from_secs(5)), None);
+        assert_eq!(breaker.admit_preview(now), Some(Duration::from_secs(10)));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(matches!(
+            breaker.admit(Instant::now()),
+            Ok((Admission::Probe(_), _))
+        ));
+        let closed = breaker.force_close(Instant::now());
+        assert_eq!(closed.map(|t| t.to), Some(BreakerState::Closed));
+        assert_eq!(breaker.force_close(Instant::now()), None);
+        assert!(matches!(
+            breaker.admit(Instant::now()),
+            Ok((Admission::Call, None))
+        ));
     }
 
     #[tokio::test(start_paused = true)]

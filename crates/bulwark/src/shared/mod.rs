@@ -228,5 +228,6 @@ fn new_instance_id() -> String {
     format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
 }
 
+/// Test helpers other modules' tests reuse: a private Redis, a config.
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

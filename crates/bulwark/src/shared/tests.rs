@@ -53,7 +53,7 @@ impl Drop for PrivateRedis {
     }
 }
 
-fn config(port: u16, prefix: &str) -> SharedConfig {
+pub(crate) fn config(port: u16, prefix: &str) -> SharedConfig {
     SharedConfig {
         url: Secret::new(format!("redis://127.0.0.1:{port}/0")),
         timeout: Duration::from_millis(50),
@@ -61,11 +61,11 @@ fn config(port: u16, prefix: &str) -> SharedConfig {
     }
 }
 
-fn unique_prefix(test: &str) -> String {
+pub(crate) fn unique_prefix(test: &str) -> String {
     format!("test:{test}:{:08x}:", fastrand::u32(..))
 }
 
-async fn wait_until(mut ready: impl FnMut() -> bool, within: Duration) -> bool {
+pub(crate) async fn wait_until(mut ready: impl FnMut() -> bool, within: Duration) -> bool {
     let until = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < until {
         if ready() {
