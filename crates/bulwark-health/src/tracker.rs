@@ -196,6 +196,12 @@ impl HealthTracker {
         self.book.resume(incident);
     }
 
+    /// The open incident as the instance that judges for all sees it (see
+    /// [`IncidentBook::follow`]).
+    pub fn follow(&mut self, incident: Option<Incident>) {
+        self.book.follow(incident);
+    }
+
     /// Takes one finished request into every window it concerns.
     pub fn observe(&mut self, record: &RequestRecord) -> Option<IncidentUpdate> {
         for attempt in &record.attempts {
