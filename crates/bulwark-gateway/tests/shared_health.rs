@@ -1,0 +1,226 @@
+//! Three gateways sharing Redis and one PostgreSQL store judge health as
+//! one: an outage is one incident and one alert whichever instances saw
+//! it, every instance's status JSON is the same, and stopping the judge
+//! hands the incident to another within the lease without a second one.
+
+mod common;
+
+use std::error::Error;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
+
+type TestResult = Result<(), Box<dyn Error>>;
+
+/// Counts the alerts it is sent.
+async fn start_receiver() -> Result<(Arc<AtomicU32>, String), Box<dyn Error>> {
+    let count = Arc::new(AtomicU32::new(0));
+    let counted = count.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, Ordering::SeqCst);
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((count, url))
+}
+
+fn psql(sql: &str) -> Result<(), Box<dyn Error>> {
+    let output = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test"])
+        .args(["-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()?;
+    if !output.status.success() {
+        return Err(format!("{sql}: {}", String::from_utf8_lossy(&output.stderr)).into());
+    }
+    Ok(())
+}
+
+/// A database of its own, dropped with this.
+struct Database(String);
+
+impl Database {
+    fn create() -> Result<Database, Box<dyn Error>> {
+        let name = format!(
+            "bulwark_shared_health_{}_{}",
+            std::process::id(),
+            fastrand::u32(..)
+        );
+        psql(&format!("CREATE DATABASE {name}"))?;
+        Ok(Database(name))
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0));
+    }
+}
+
+fn config(sim: &SimServer, redis: &str, prefix: &str, db: &Database, hook: &str) -> String {
+    format!(
+        r#"listen: 127.0.0.1:0
+store: "postgres://postgres@127.0.0.1:5432/{db}"
+redis: {{ url: "{redis}", key_prefix: "{prefix}" }}
+providers:
+  p: {{ kind: openai, base_url: "{sim}/v1", api_key: k }}
+routes:
+  chat: {{ targets: [p/gpt-4o-mini], max_retries: 0 }}
+breaker: {{ consecutive_failures: 1000 }}
+health: {{ window: 2s, evaluate_every: 200ms, min_volume: 3, raise_after: 1, recover_after: 1, incident_after: 1ms, resolve_after: 1h }}
+alerts:
+  webhooks:
+    - {{ url: "{hook}", format: generic, events: ["incident_opened"] }}
+"#,
+        db = db.0,
+        sim = sim.url(),
+    )
+}
+
+async fn text(http: &reqwest::Client, url: &str) -> Result<String, Box<dyn Error>> {
+    Ok(http.get(url).send().await?.text().await?)
+}
+
+async fn is_leader(http: &reqwest::Client, base: &str) -> Result<bool, Box<dyn Error>> {
+    let metrics = text(http, &format!("{base}/metrics")).await?;
+    Ok(metrics.lines().any(|l| l == "bulwark_health_leader 1"))
+}
+
+/// Which of `bases` hold the lease now.
+async fn leaders(http: &reqwest::Client, bases: &[String]) -> Result<Vec<usize>, Box<dyn Error>> {
+    let mut held = Vec::new();
+    for (i, base) in bases.iter().enumerate() {
+        if is_leader(http, base).await? {
+            held.push(i);
+        }
+    }
+    Ok(held)
+}
+
+/// Failing requests spread over every gateway.
+async fn traffic(http: &reqwest::Client, bases: &[String], rounds: usize) {
+    for _ in 0..rounds {
+        for base in bases {
+            let _ = common::chat(http, base).await;
+        }
+    }
+}
+
+async fn open_incidents(running: &common::Running) -> Result<usize, Box<dyn Error>> {
+    let stored = running.gateway.observer().store().incidents(50).await?;
+    Ok(stored.iter().filter(|i| !i.status.is_closed()).count())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_judge_one_outage_as_one_and_hand_it_over() -> TestResult {
+    let db = Database::create()?;
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let (alerts, hook) = start_receiver().await?;
+    let prefix = format!("test:shared-health:{:08x}:", fastrand::u32(..));
+    let yaml = config(&sim, "redis://127.0.0.1:6379/0", &prefix, &db, &hook);
+    let mut gateways = Vec::new();
+    for _ in 0..3 {
+        gateways.push(common::start_gateway(&yaml).await?);
+    }
+    let bases: Vec<String> = gateways.iter().map(|g| g.base.clone()).collect();
+    let http = reqwest::Client::new();
+
+    // One of them takes the lease once Redis is reached.
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        held = leaders(&http, &bases).await?;
+        if held.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held.len(), 1, "exactly one judge: {held:?}");
+
+    // The provider fails everything, on every instance.
+    sim.sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let mut opened = false;
+    for _ in 0..40 {
+        traffic(&http, &bases, 2).await;
+        gateways[0].gateway.observer().flush_alerts().await;
+        if open_incidents(&gateways[0]).await? > 0 {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(opened, "the outage opened an incident");
+    // Several more evaluations on every instance: still one of each.
+    for _ in 0..6 {
+        traffic(&http, &bases, 1).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    for running in &gateways {
+        running.gateway.observer().flush_alerts().await;
+    }
+    let stored = gateways[0].gateway.observer().store().incidents(50).await?;
+    assert_eq!(stored.len(), 1, "one incident: {stored:#?}");
+    let incident = stored[0].id.clone();
+    assert_eq!(alerts.load(Ordering::SeqCst), 1, "one alert");
+
+    // Every instance shows the same status: the judge's, with the same
+    // history. A round where the judge republished between two reads is
+    // tried again.
+    let mut same = false;
+    for _ in 0..20 {
+        let mut pages = Vec::new();
+        for base in &bases {
+            pages.push(text(&http, &format!("{base}/api/v2/summary.json")).await?);
+        }
+        if pages.iter().all(|p| p == &pages[0]) {
+            assert!(pages[0].contains(&incident), "{}", pages[0]);
+            same = true;
+            break;
+        }
+    }
+    assert!(same, "the status JSON differs between instances");
+
+    // The judge stops: another takes over within the lease (600 ms) and a
+    // margin, carrying the same incident on.
+    let Some(&judge) = held.first() else {
+        return Err("no judge".into());
+    };
+    let stopped = gateways.remove(judge);
+    let stopped_base = stopped.base.clone();
+    drop(stopped);
+    let bases: Vec<String> = bases.into_iter().filter(|b| b != &stopped_base).collect();
+    let since = tokio::time::Instant::now();
+    let mut taken = false;
+    while since.elapsed() < Duration::from_secs(5) {
+        traffic(&http, &bases, 1).await;
+        if leaders(&http, &bases).await?.len() == 1 {
+            taken = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(taken, "no instance took the lease over");
+    for _ in 0..6 {
+        traffic(&http, &bases, 1).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    for running in &gateways {
+        running.gateway.observer().flush_alerts().await;
+    }
+    let stored = gateways[0].gateway.observer().store().incidents(50).await?;
+    assert_eq!(stored.len(), 1, "no second incident: {stored:#?}");
+    assert_eq!(stored[0].id, incident);
+    assert!(!stored[0].status.is_closed());
+    assert_eq!(alerts.load(Ordering::SeqCst), 1, "no second alert");
+    Ok(())
+}
