@@ -67,10 +67,15 @@ impl Drop for Database {
     }
 }
 
-fn config(sim: &SimServer, redis: &str, prefix: &str, db: &Database, hook: &str) -> String {
+/// `db`: one PostgreSQL store for all, or each its own in memory.
+fn config(sim: &SimServer, redis: &str, prefix: &str, db: Option<&Database>, hook: &str) -> String {
+    let store = db.map_or_else(
+        || "store: \"sqlite::memory:\"".to_string(),
+        |db| format!("store: \"postgres://postgres@127.0.0.1:5432/{}\"", db.0),
+    );
     format!(
         r#"listen: 127.0.0.1:0
-store: "postgres://postgres@127.0.0.1:5432/{db}"
+{store}
 redis: {{ url: "{redis}", key_prefix: "{prefix}" }}
 providers:
   p: {{ kind: openai, base_url: "{sim}/v1", api_key: k }}
@@ -82,7 +87,6 @@ alerts:
   webhooks:
     - {{ url: "{hook}", format: generic, events: ["incident_opened"] }}
 "#,
-        db = db.0,
         sim = sim.url(),
     )
 }
@@ -127,7 +131,7 @@ async fn three_gateways_judge_one_outage_as_one_and_hand_it_over() -> TestResult
     let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let (alerts, hook) = start_receiver().await?;
     let prefix = format!("test:shared-health:{:08x}:", fastrand::u32(..));
-    let yaml = config(&sim, "redis://127.0.0.1:6379/0", &prefix, &db, &hook);
+    let yaml = config(&sim, "redis://127.0.0.1:6379/0", &prefix, Some(&db), &hook);
     let mut gateways = Vec::new();
     for _ in 0..3 {
         gateways.push(common::start_gateway(&yaml).await?);
@@ -222,5 +226,160 @@ async fn three_gateways_judge_one_outage_as_one_and_hand_it_over() -> TestResult
     assert_eq!(stored[0].id, incident);
     assert!(!stored[0].status.is_closed());
     assert_eq!(alerts.load(Ordering::SeqCst), 1, "no second alert");
+    Ok(())
+}
+
+/// A Redis of the test's own, to freeze.
+struct PrivateRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    fn start() -> Result<PrivateRedis, Box<dyn Error>> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(PrivateRedis { port, child })
+    }
+
+    fn signal(&self, signal: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Each component's status on `base`'s Statuspage summary.
+async fn states(
+    http: &reqwest::Client,
+    base: &str,
+) -> Result<Vec<(String, String)>, Box<dyn Error>> {
+    let summary: serde_json::Value =
+        serde_json::from_str(&text(http, &format!("{base}/api/v2/summary.json")).await?)?;
+    let Some(components) = summary["components"].as_array() else {
+        return Err(format!("no components: {summary}").into());
+    };
+    Ok(components
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap_or_default().to_string(),
+                c["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect())
+}
+
+fn state_of<'a>(states: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    states
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, s)| s.as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_frozen_each_gateway_judges_alone_and_says_so() -> TestResult {
+    let redis = PrivateRedis::start()?;
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let (alerts, hook) = start_receiver().await?;
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let prefix = format!("test:frozen:{:08x}:", fastrand::u32(..));
+    // Each its own in-memory store: what each judged alone is told apart.
+    let yaml = config(&sim, &url, &prefix, None, &hook);
+    let mut gateways = Vec::new();
+    for _ in 0..2 {
+        gateways.push(common::start_gateway(&yaml).await?);
+    }
+    let bases: Vec<String> = gateways.iter().map(|g| g.base.clone()).collect();
+    let http = reqwest::Client::new();
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        held = leaders(&http, &bases).await?;
+        if held.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held.len(), 1, "exactly one judge: {held:?}");
+    for base in &bases {
+        let shown = states(&http, base).await?;
+        assert_eq!(
+            state_of(&shown, "Shared state (Redis)"),
+            Some("operational")
+        );
+    }
+
+    redis.signal("-STOP");
+    sim.sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let mut alone = false;
+    for _ in 0..50 {
+        let started = tokio::time::Instant::now();
+        traffic(&http, &bases, 2).await;
+        // A frozen Redis costs a request at most its timeout, not a hang.
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let mut both = true;
+        for running in &gateways {
+            let shown = states(&http, &running.base).await?;
+            both &= state_of(&shown, "Shared state (Redis)") == Some("degraded_performance")
+                && state_of(&shown, "p/gpt-4o-mini") == Some("major_outage")
+                && open_incidents(running).await? == 1;
+        }
+        if both {
+            alone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        alone,
+        "each gateway should judge the outage itself and show Redis degraded"
+    );
+    for running in &gateways {
+        running.gateway.observer().flush_alerts().await;
+    }
+    assert_eq!(
+        alerts.load(Ordering::SeqCst),
+        2,
+        "each instance spoke for itself"
+    );
+
+    // Redis back: one judge again, and Redis shown operational.
+    redis.signal("-CONT");
+    let mut back = false;
+    for _ in 0..50 {
+        let mut operational = true;
+        for base in &bases {
+            let shown = states(&http, base).await?;
+            operational &= state_of(&shown, "Shared state (Redis)") == Some("operational");
+        }
+        if operational && leaders(&http, &bases).await?.len() == 1 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "one judge again once Redis is back");
     Ok(())
 }

@@ -328,6 +328,9 @@ impl HealthTracker {
                     component.p95_ms = stats.first_token_p95_ms;
                     judge_route(&stats, &self.settings)
                 }
+                // The gateway reports its dependencies itself; the
+                // tracker only holds targets and routes.
+                ComponentKind::Dependency => continue,
             };
             let Judgement { state, reason } = judgement;
             let to = if breaker == BreakerState::Open {

@@ -30,6 +30,8 @@ impl Metrics {
         let component = match kind {
             ComponentKind::Target => self.target(component),
             ComponentKind::Route => self.route(component),
+            // The gateway names its dependencies itself: a fixed few.
+            ComponentKind::Dependency => component.to_string(),
         };
         self.component_state
             .get_or_create(&ComponentLabels {

@@ -47,7 +47,11 @@ impl Observer {
                 .cloned()
                 .map(ComponentView::from)
                 .collect(),
-            None => self.health().components(),
+            None => {
+                let mut local = self.health().components();
+                local.extend(self.cluster.component());
+                local
+            }
         };
         // The view drops hidden components anyway: no need to read their
         // 90 days of history first.

@@ -14,15 +14,17 @@ mod judged;
 mod lease;
 mod observed;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bulwark::observe::UnixMs;
+use bulwark::observe::component::{ComponentKind, ComponentState};
 use bulwark::observe::record::RequestRecord;
 use bulwark::observe::unix_ms_now;
 use bulwark::resilience::breaker::BreakerState;
 use bulwark::shared::Shared;
+use bulwark_health::ComponentView;
 
 pub(crate) use judged::Judged;
 use judged::{JudgedBurn, JudgedComponent, finite};
@@ -32,6 +34,9 @@ use super::Observer;
 
 /// A lease outlives this many evaluations its holder misses.
 const LEASE_EVALUATIONS: u32 = 3;
+
+/// Redis as the status page and the admin API show it.
+pub(crate) const REDIS_COMPONENT: &str = "Shared state (Redis)";
 
 /// Resolved incidents the judge publishes besides the open one.
 const INCIDENTS_SHOWN: usize = 20;
@@ -45,6 +50,9 @@ pub(crate) struct Cluster {
     /// Whether this instance spoke for itself or for all last round.
     judging: AtomicBool,
     waiting: Mutex<(Vec<RequestRecord>, Vec<Flip>)>,
+    /// Whether Redis was up at the last round, and since when.
+    link_up: AtomicBool,
+    link_since: AtomicI64,
 }
 
 impl Cluster {
@@ -56,6 +64,8 @@ impl Cluster {
             leader: AtomicBool::new(false),
             judging: AtomicBool::new(true),
             waiting: Mutex::default(),
+            link_up: AtomicBool::new(false),
+            link_since: AtomicI64::new(unix_ms_now()),
         }
     }
 
@@ -74,6 +84,28 @@ impl Cluster {
             None => true,
             Some(shared) => !shared.is_up() || self.is_leader(),
         }
+    }
+
+    /// Redis as a component: degraded while it is down, since each
+    /// instance then falls back to its own state. None without `redis:`.
+    pub(crate) fn component(&self) -> Option<ComponentView> {
+        let up = self.shared.as_ref()?.is_up();
+        Some(ComponentView {
+            name: REDIS_COMPONENT.to_string(),
+            kind: ComponentKind::Dependency,
+            state: if up {
+                ComponentState::Operational
+            } else {
+                ComponentState::DegradedPerformance
+            },
+            reason: (!up).then(|| {
+                "Redis unreachable: each instance judges health and limits on its own until it is back"
+                    .to_string()
+            }),
+            updated_at: self.link_since.load(Ordering::Relaxed),
+            first_token_p50_ms: None,
+            first_token_p95_ms: None,
+        })
     }
 
     /// A finished request, for the other instances' trackers.
@@ -190,6 +222,34 @@ pub(crate) async fn after_evaluation(observer: &Observer, now: UnixMs) {
         .metrics
         .set_shared_stats(stats.up, stats.instances, stats.fallbacks, stats.outages);
     observer.metrics.set_health_leader(cluster.is_leader());
+    if cluster.link_up.swap(stats.up, Ordering::AcqRel) != stats.up {
+        cluster.link_since.store(now, Ordering::Relaxed);
+        let (from, to) = if stats.up {
+            (
+                ComponentState::DegradedPerformance,
+                ComponentState::Operational,
+            )
+        } else {
+            (
+                ComponentState::Operational,
+                ComponentState::DegradedPerformance,
+            )
+        };
+        observer
+            .metrics
+            .set_component_state(REDIS_COMPONENT, ComponentKind::Dependency, to);
+        let _ = observer.updates.send(
+            serde_json::json!({
+                "type": "component",
+                "component": REDIS_COMPONENT,
+                "from": from.as_str(),
+                "status": to.as_str(),
+                "reason": cluster.component().and_then(|c| c.reason),
+                "at": now,
+            })
+            .to_string(),
+        );
+    }
     if !cluster.is_leader() || !stats.up {
         return;
     }
@@ -203,6 +263,7 @@ pub(crate) async fn after_evaluation(observer: &Observer, now: UnixMs) {
             components: health
                 .components()
                 .into_iter()
+                .chain(cluster.component())
                 .map(JudgedComponent::from)
                 .collect(),
             burn: routes
