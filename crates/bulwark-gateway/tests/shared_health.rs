@@ -15,6 +15,8 @@ use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
+const ADMIN: &str = "admin-key-for-tests-0123456789";
+
 /// Counts the alerts it is sent.
 async fn start_receiver() -> Result<(Arc<AtomicU32>, String), Box<dyn Error>> {
     let count = Arc::new(AtomicU32::new(0));
@@ -75,6 +77,7 @@ fn config(sim: &SimServer, redis: &str, prefix: &str, db: Option<&Database>, hoo
     );
     format!(
         r#"listen: 127.0.0.1:0
+admin_key: {ADMIN}
 {store}
 redis: {{ url: "{redis}", key_prefix: "{prefix}" }}
 providers:
@@ -226,6 +229,53 @@ async fn three_gateways_judge_one_outage_as_one_and_hand_it_over() -> TestResult
     assert_eq!(stored[0].id, incident);
     assert!(!stored[0].status.is_closed());
     assert_eq!(alerts.load(Ordering::SeqCst), 1, "no second alert");
+
+    // An admin's word through an instance that does not judge reaches the
+    // judge: the note lands in the stored incident, and the maintenance
+    // shows on every instance.
+    let held = leaders(&http, &bases).await?;
+    let Some(follower) = (0..bases.len()).find(|i| !held.contains(i)) else {
+        return Err("no follower".into());
+    };
+    let note = "the provider confirmed an outage";
+    let answer = http
+        .post(format!(
+            "{}/admin/incidents/current/updates",
+            bases[follower]
+        ))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(serde_json::json!({"status": "identified", "message": note}).to_string())
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 200);
+    let answer = http
+        .put(format!(
+            "{}/admin/components/chat/maintenance",
+            bases[follower]
+        ))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?;
+    assert_eq!(answer.status(), 200);
+    let mut heard = false;
+    for _ in 0..50 {
+        let stored = gateways[0].gateway.observer().store().incidents(50).await?;
+        let noted = stored
+            .first()
+            .is_some_and(|i| i.timeline.iter().any(|e| e.message == note));
+        let mut everywhere = true;
+        for base in &bases {
+            let shown = states(&http, base).await?;
+            everywhere &= state_of(&shown, "chat") == Some("under_maintenance");
+        }
+        if noted && everywhere {
+            heard = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(heard, "the judge took the admin's word from a follower");
     Ok(())
 }
 

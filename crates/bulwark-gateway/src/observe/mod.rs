@@ -28,6 +28,7 @@ use bulwark_metrics::Metrics;
 use bulwark_store::{LogSender, LogWriter, Store, StoreError, WriterOptions};
 use tokio::sync::broadcast;
 
+pub(crate) use cluster::AdminWord;
 pub use record::{Pending, StreamEnd};
 
 /// Stores, alerts on and publishes an incident's change.
@@ -265,6 +266,13 @@ impl Observer {
             recent.truncate(50);
         }
         let _ = self.incidents.send(incident);
+    }
+
+    /// An admin's word given to this instance, for the others: the judge
+    /// writes an annotation into the incident, and every instance takes a
+    /// maintenance switch.
+    pub(crate) fn share_admin_word(&self, word: AdminWord) {
+        self.cluster.note_admin(word);
     }
 
     /// Books one finished request everywhere it counts. The client's

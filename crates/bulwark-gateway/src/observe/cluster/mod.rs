@@ -28,6 +28,7 @@ use bulwark_health::ComponentView;
 
 pub(crate) use judged::Judged;
 use judged::{JudgedBurn, JudgedComponent, finite};
+pub(crate) use observed::AdminWord;
 use observed::Flip;
 
 use super::Observer;
@@ -41,6 +42,9 @@ pub(crate) const REDIS_COMPONENT: &str = "Shared state (Redis)";
 /// Resolved incidents the judge publishes besides the open one.
 const INCIDENTS_SHOWN: usize = 20;
 
+/// Observations and admin words not yet sent.
+type Waiting = (Vec<RequestRecord>, Vec<Flip>, Vec<AdminWord>);
+
 #[derive(Debug)]
 pub(crate) struct Cluster {
     shared: Option<Shared>,
@@ -49,7 +53,7 @@ pub(crate) struct Cluster {
     leader: AtomicBool,
     /// Whether this instance spoke for itself or for all last round.
     judging: AtomicBool,
-    waiting: Mutex<(Vec<RequestRecord>, Vec<Flip>)>,
+    waiting: Mutex<Waiting>,
     /// Whether Redis was up at the last round, and since when.
     link_up: AtomicBool,
     link_since: AtomicI64,
@@ -141,7 +145,18 @@ impl Cluster {
         }
     }
 
-    fn take_waiting(&self) -> (Vec<RequestRecord>, Vec<Flip>) {
+    /// An admin's word, for the other instances (see [`AdminWord`]).
+    pub(crate) fn note_admin(&self, word: AdminWord) {
+        if self.shared.is_none() {
+            return;
+        }
+        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+        if waiting.2.len() < observed::MAX_WAITING {
+            waiting.2.push(word);
+        }
+    }
+
+    fn take_waiting(&self) -> Waiting {
         std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner))
     }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bulwark::observe::UnixMs;
+use bulwark::observe::incident::IncidentStatus;
 use bulwark::observe::record::RequestRecord;
 use bulwark::resilience::breaker::BreakerState;
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,26 @@ pub(super) struct Batch {
     pub records: Vec<RequestRecord>,
     #[serde(default)]
     pub breakers: Vec<Flip>,
+    #[serde(default)]
+    pub admin: Vec<AdminWord>,
+}
+
+/// What an admin said through one instance's API, for all of them: the
+/// judge writes an annotation into the incident, and every tracker takes a
+/// maintenance switch, so that it shows whichever instance judges.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "what", rename_all = "snake_case")]
+pub(crate) enum AdminWord {
+    Annotation {
+        at: UnixMs,
+        status: Option<IncidentStatus>,
+        message: Option<String>,
+    },
+    Maintenance {
+        at: UnixMs,
+        component: String,
+        on: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,8 +110,8 @@ async fn send_forever(observer: Weak<Observer>) {
         let Some(shared) = observer.cluster.shared().cloned() else {
             return;
         };
-        let (records, breakers) = observer.cluster.take_waiting();
-        if records.is_empty() && breakers.is_empty() {
+        let (records, breakers, admin) = observer.cluster.take_waiting();
+        if records.is_empty() && breakers.is_empty() && admin.is_empty() {
             continue;
         }
         if !shared.is_up() {
@@ -103,11 +124,13 @@ async fn send_forever(observer: Weak<Observer>) {
             chunks.push(Vec::new());
         }
         let mut breakers = Some(breakers);
+        let mut admin = Some(admin);
         for records in chunks {
             let batch = Batch {
                 from: shared.instance().to_string(),
                 records,
                 breakers: breakers.take().unwrap_or_default(),
+                admin: admin.take().unwrap_or_default(),
             };
             let Ok(payload) = serde_json::to_vec(&batch) else {
                 continue;
@@ -147,6 +170,28 @@ async fn receive_forever(
                     continue;
                 };
                 updates.extend(health.on_breaker(flip.at, &flip.target, from, to));
+            }
+            for word in batch.admin {
+                match word {
+                    AdminWord::Annotation {
+                        at,
+                        status,
+                        message,
+                    } => {
+                        if observer.cluster.is_judge() {
+                            updates.extend(health.annotate(at, status, message));
+                        }
+                    }
+                    AdminWord::Maintenance { at, component, on } => {
+                        if let Some(change) = health.set_maintenance(at, &component, on) {
+                            observer.metrics.set_component_state(
+                                &change.name,
+                                change.kind,
+                                change.to,
+                            );
+                        }
+                    }
+                }
             }
         }
         for update in updates {
