@@ -153,6 +153,15 @@ async fn three_gateways_judge_one_outage_as_one_and_hand_it_over() -> TestResult
     }
     assert_eq!(held.len(), 1, "exactly one judge: {held:?}");
 
+    // A live page served by an instance that does not judge.
+    let Some(follower) = (0..bases.len()).find(|i| !held.contains(i)) else {
+        return Err("no follower".into());
+    };
+    let mut live = gateways[follower].gateway.observer().subscribe_status();
+    // Two evaluations, so that it has read the judge's healthy status to
+    // tell changes from.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
     // The provider fails everything, on every instance.
     sim.sim
         .set_faults(vec![FaultRule::always(Fault::status(503))]);
@@ -179,6 +188,21 @@ async fn three_gateways_judge_one_outage_as_one_and_hand_it_over() -> TestResult
     assert_eq!(stored.len(), 1, "one incident: {stored:#?}");
     let incident = stored[0].id.clone();
     assert_eq!(alerts.load(Ordering::SeqCst), 1, "one alert");
+    // It streams the judge's changes, once each, not its own as well.
+    let mut told = Vec::new();
+    while let Ok(update) = live.try_recv() {
+        told.push(serde_json::from_str::<serde_json::Value>(&update)?);
+    }
+    let opened = told
+        .iter()
+        .filter(|u| u["type"] == "incident" && u["change"] == "opened")
+        .count();
+    assert_eq!(opened, 1, "{told:#?}");
+    let down = told
+        .iter()
+        .filter(|u| u["component"] == "p/gpt-4o-mini" && u["status"] == "major_outage")
+        .count();
+    assert_eq!(down, 1, "{told:#?}");
 
     // Every instance shows the same status: the judge's, with the same
     // history. A round where the judge republished between two reads is

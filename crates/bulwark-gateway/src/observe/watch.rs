@@ -110,6 +110,10 @@ pub(crate) async fn evaluate(observer: &Observer, client: &Client) {
         observer
             .metrics
             .set_component_state(&change.name, change.kind, change.to);
+        if !judge {
+            // The judge's changes are told instead (`cluster::echo`).
+            continue;
+        }
         let _ = observer.updates.send(
             serde_json::json!({
                 "type": "component",

@@ -10,6 +10,7 @@
 //! While Redis is down nobody can be heard, so each instance judges alone
 //! and speaks for itself, as without `redis:`.
 
+mod echo;
 mod judged;
 mod lease;
 mod observed;
@@ -57,6 +58,7 @@ pub(crate) struct Cluster {
     /// Whether Redis was up at the last round, and since when.
     link_up: AtomicBool,
     link_since: AtomicI64,
+    seen: Mutex<echo::Seen>,
 }
 
 impl Cluster {
@@ -70,6 +72,7 @@ impl Cluster {
             waiting: Mutex::default(),
             link_up: AtomicBool::new(false),
             link_since: AtomicI64::new(unix_ms_now()),
+            seen: Mutex::default(),
         }
     }
 
@@ -200,6 +203,10 @@ pub(crate) async fn before_evaluation(observer: &Observer) {
             && judged.leader != shared.instance()
         {
             observer.health().follow(judged.open_incident().cloned());
+            if !leader {
+                let mut seen = cluster.seen.lock().unwrap_or_else(PoisonError::into_inner);
+                echo::echo(observer, &mut seen, &judged);
+            }
         }
     }
     let judge = cluster.is_judge();
