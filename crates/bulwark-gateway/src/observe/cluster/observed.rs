@@ -19,8 +19,9 @@ pub(super) const CHANNEL: &str = "health:observed";
 /// How often the batch goes out: well under an evaluation interval.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
-/// Records per message, keeping each well under the subscriber's cap.
-const CHUNK: usize = 100;
+/// Records per message, keeping each well under the subscriber's 64 KiB
+/// cap (a compact record with a few attempts is a few hundred bytes).
+const CHUNK: usize = 50;
 
 /// Records waiting beyond this are dropped: under a flood the others'
 /// trackers see a sample, which judges health just as well.
@@ -63,16 +64,30 @@ pub(super) struct Flip {
     pub to: String,
 }
 
-/// Only what the tracker reads: the client's texts and the body stay home.
+/// Only what the tracker reads: the client's texts and the body stay home
+/// (and are not even copied, since this runs as each request finishes).
 pub(super) fn compact(record: &RequestRecord) -> RequestRecord {
     RequestRecord {
         id: String::new(),
         client_request_id: None,
+        at: record.at,
+        route: record.route.clone(),
         client_format: String::new(),
+        stream: record.stream,
+        status: record.status,
+        error_class: record.error_class.clone(),
+        target: record.target.clone(),
+        fallback: record.fallback,
+        cache: record.cache.clone(),
+        degraded: record.degraded.clone(),
         dropped: Vec::new(),
+        latency_ms: record.latency_ms,
+        first_token_ms: record.first_token_ms,
+        input_tokens: record.input_tokens,
+        output_tokens: record.output_tokens,
         key_id: None,
         request_body: None,
-        ..record.clone()
+        attempts: record.attempts.clone(),
     }
 }
 
@@ -197,5 +212,56 @@ async fn receive_forever(
         for update in updates {
             watch::incident_update(&observer, update);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bulwark::observe::record::AttemptRecord;
+
+    use super::*;
+
+    #[test]
+    fn a_compact_record_keeps_what_health_reads_and_nothing_of_the_client() {
+        let record = RequestRecord {
+            id: "req-1".into(),
+            client_request_id: Some("mine".into()),
+            at: 1_000,
+            route: "chat".into(),
+            client_format: "openai".into(),
+            status: 200,
+            target: Some("b/m".into()),
+            fallback: true,
+            degraded: Some("stale-cache".into()),
+            dropped: vec!["logprobs".into()],
+            first_token_ms: Some(120.0),
+            key_id: Some("team-a".into()),
+            request_body: Some("{\"secret\": true}".into()),
+            attempts: vec![AttemptRecord {
+                target: "a/m".into(),
+                at: 1_000,
+                status: Some(503),
+                error_class: Some("server".into()),
+                ..AttemptRecord::default()
+            }],
+            ..RequestRecord::default()
+        };
+        let compact = compact(&record);
+        assert_eq!(compact.outcome(), record.outcome());
+        assert_eq!(compact.is_good(), record.is_good());
+        assert_eq!(compact.attempts, record.attempts);
+        assert_eq!((compact.at, &compact.route), (1_000, &record.route));
+        assert_eq!(compact.request_body, None);
+        assert_eq!(compact.key_id, None);
+        assert_eq!(compact.client_request_id, None);
+        assert!(compact.id.is_empty() && compact.dropped.is_empty());
+        let Ok(text) = serde_json::to_string(&Batch {
+            from: "x".into(),
+            records: vec![compact],
+            ..Batch::default()
+        }) else {
+            panic!("a batch serializes");
+        };
+        assert!(!text.contains("secret") && !text.contains("team-a"));
     }
 }
