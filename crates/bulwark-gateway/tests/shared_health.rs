@@ -70,6 +70,28 @@ impl Drop for Database {
 }
 
 /// `db`: one PostgreSQL store for all, or each its own in memory.
+/// This test's keys in the shared Redis, deleted with this.
+struct Keys(String);
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        let Ok(found) = std::process::Command::new("redis-cli")
+            .args(["--scan", "--pattern", &format!("{}*", self.0)])
+            .output()
+        else {
+            return;
+        };
+        let found = String::from_utf8_lossy(&found.stdout).into_owned();
+        let keys: Vec<&str> = found.lines().filter(|k| !k.is_empty()).collect();
+        if !keys.is_empty() {
+            let _ = std::process::Command::new("redis-cli")
+                .arg("del")
+                .args(keys)
+                .output();
+        }
+    }
+}
+
 fn config(sim: &SimServer, redis: &str, prefix: &str, db: Option<&Database>, hook: &str) -> String {
     let store = db.map_or_else(
         || "store: \"sqlite::memory:\"".to_string(),
@@ -134,6 +156,7 @@ async fn three_gateways_judge_one_outage_as_one_and_hand_it_over() -> TestResult
     let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
     let (alerts, hook) = start_receiver().await?;
     let prefix = format!("test:shared-health:{:08x}:", fastrand::u32(..));
+    let _keys = Keys(prefix.clone());
     let yaml = config(&sim, "redis://127.0.0.1:6379/0", &prefix, Some(&db), &hook);
     let mut gateways = Vec::new();
     for _ in 0..3 {

@@ -49,3 +49,52 @@ pub(super) async fn hold(shared: &Shared, held: bool, ttl: Duration) -> Result<b
         .await?;
     Ok(taken.is_some())
 }
+
+#[cfg(test)]
+mod tests {
+    use bulwark::config::Secret;
+    use bulwark::config::shared::SharedConfig;
+
+    use super::*;
+
+    /// A link to the Redis on 127.0.0.1:6379 under `prefix`, once it is up.
+    async fn link(prefix: &str) -> Shared {
+        let config = SharedConfig {
+            url: Secret::new("redis://127.0.0.1:6379/0"),
+            timeout: Duration::from_millis(50),
+            key_prefix: prefix.into(),
+        };
+        let Ok(shared) = Shared::start(config) else {
+            panic!("a Redis URL");
+        };
+        for _ in 0..100 {
+            if shared.is_up() {
+                return shared;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("Redis on 127.0.0.1:6379 not reached");
+    }
+
+    #[tokio::test]
+    async fn one_holder_at_a_time_and_a_lapsed_holder_cannot_take_it_back() {
+        let prefix = format!("test:lease:{:08x}:", fastrand::u32(..));
+        let (a, b) = (link(&prefix).await, link(&prefix).await);
+        let ttl = Duration::from_millis(300);
+        assert!(matches!(hold(&a, false, ttl).await, Ok(true)));
+        assert!(matches!(hold(&b, false, ttl).await, Ok(false)));
+        // Renewed within the ttl, it outlives it.
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_millis(120)).await;
+            assert!(matches!(hold(&a, true, ttl).await, Ok(true)));
+            assert!(matches!(hold(&b, false, ttl).await, Ok(false)));
+        }
+        // `b` never held it: its renewal does not take it.
+        assert!(matches!(hold(&b, true, ttl).await, Ok(false)));
+        // `a` stalls past the ttl: `b` takes over, and `a` cannot renew.
+        tokio::time::sleep(ttl + Duration::from_millis(100)).await;
+        assert!(matches!(hold(&b, false, ttl).await, Ok(true)));
+        assert!(matches!(hold(&a, true, ttl).await, Ok(false)));
+        assert!(matches!(hold(&b, true, ttl).await, Ok(true)));
+    }
+}
