@@ -11,6 +11,7 @@ use bulwark::observe::incident::IncidentStatus;
 use bulwark::observe::unix_ms_now;
 use serde_json::json;
 
+use crate::observe::AdminWord;
 use crate::{ClientFormat, Gateway, respond};
 
 pub async fn targets(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
@@ -203,10 +204,20 @@ pub async fn annotate(
             0,
         );
     }
+    let now = unix_ms_now();
     let update = gateway
         .observer
         .health()
-        .annotate(unix_ms_now(), status, annotation.message);
+        .annotate(now, status, annotation.message.clone());
+    if update.is_some() && !gateway.observer.cluster.is_judge() {
+        // Another instance judges: it writes the annotation, and this
+        // instance's copy follows it.
+        gateway.observer.share_admin_word(AdminWord::Annotation {
+            at: now,
+            status,
+            message: annotation.message,
+        });
+    }
     match update {
         Some(update) => {
             let incident = update.incident().clone();
@@ -248,10 +259,15 @@ fn maintenance(
     if let Err(error) = authorize(&gateway, &headers) {
         return respond::error(ClientFormat::OpenAi, &error, 0);
     }
-    let change = gateway
-        .observer
-        .health()
-        .set_maintenance(unix_ms_now(), &name, on);
+    let now = unix_ms_now();
+    let change = gateway.observer.health().set_maintenance(now, &name, on);
+    if change.is_some() {
+        gateway.observer.share_admin_word(AdminWord::Maintenance {
+            at: now,
+            component: name.clone(),
+            on,
+        });
+    }
     match change {
         Some(change) => {
             gateway

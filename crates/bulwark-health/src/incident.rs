@@ -78,6 +78,23 @@ impl IncidentBook {
         }
     }
 
+    /// Takes another instance's judgement of the open incident as its own,
+    /// or none. An instance that does not judge still keeps a book, so that
+    /// it is warm when it takes over; following the judge's incident keeps
+    /// it from carrying one of its own that the judge never opened.
+    pub fn follow(&mut self, incident: Option<Incident>) {
+        match incident {
+            Some(incident) => self.resume(incident),
+            None => {
+                self.open = None;
+                self.clear_since = None;
+                self.fallback_noted = false;
+                self.degraded_noted = false;
+            }
+        }
+        self.dirty = false;
+    }
+
     /// A component's shown state changed.
     pub fn component_changed(
         &mut self,

@@ -196,6 +196,12 @@ impl HealthTracker {
         self.book.resume(incident);
     }
 
+    /// The open incident as the instance that judges for all sees it (see
+    /// [`IncidentBook::follow`]).
+    pub fn follow(&mut self, incident: Option<Incident>) {
+        self.book.follow(incident);
+    }
+
     /// Takes one finished request into every window it concerns.
     pub fn observe(&mut self, record: &RequestRecord) -> Option<IncidentUpdate> {
         for attempt in &record.attempts {
@@ -322,6 +328,9 @@ impl HealthTracker {
                     component.p95_ms = stats.first_token_p95_ms;
                     judge_route(&stats, &self.settings)
                 }
+                // The gateway reports its dependencies itself; the
+                // tracker only holds targets and routes.
+                ComponentKind::Dependency => continue,
             };
             let Judgement { state, reason } = judgement;
             let to = if breaker == BreakerState::Open {

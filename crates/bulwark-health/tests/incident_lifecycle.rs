@@ -329,3 +329,66 @@ fn impact_counts_each_answer_by_how_it_was_given() {
         }
     );
 }
+
+/// The same scripted traffic from `from_s` to `until_s`; the incident
+/// updates it gave.
+fn drive(tracker: &mut HealthTracker, from_s: i64, until_s: i64) -> Vec<IncidentUpdate> {
+    let breakers = HashMap::from([(PRIMARY.to_string(), BreakerState::Closed)]);
+    let mut updates = Vec::new();
+    for half_second in from_s * 2..until_s * 2 {
+        let at = half_second * 500;
+        let down = (60_000..180_000).contains(&at);
+        updates.extend(tracker.observe(&request(at, !down)));
+        let next = at + 500;
+        if next % 5_000 == 0 {
+            updates.extend(tracker.evaluate(next, &breakers).incidents);
+        }
+    }
+    updates
+}
+
+#[test]
+fn a_follower_carries_the_judges_incident_on_instead_of_its_own() {
+    let mut run = run(150);
+    let Some(mut judged) = run.tracker.open_incident().cloned() else {
+        panic!("the outage opened an incident by 150 s");
+    };
+    judged.id = "inc-judge".into();
+    run.tracker.follow(Some(judged));
+    let updates = drive(&mut run.tracker, 150, 400);
+    assert!(
+        !updates
+            .iter()
+            .any(|u| matches!(u, IncidentUpdate::Opened(_))),
+        "no incident of its own"
+    );
+    let resolved: Vec<_> = updates
+        .iter()
+        .filter_map(|u| match u {
+            IncidentUpdate::Resolved(i) => Some(i.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resolved, ["inc-judge"]);
+}
+
+#[test]
+fn following_no_incident_drops_the_followers_own() {
+    let mut run = run(150);
+    let Some(own) = run.tracker.open_incident().map(|i| i.id.clone()) else {
+        panic!("the outage opened an incident by 150 s");
+    };
+    run.tracker.follow(None);
+    assert!(run.tracker.open_incident().is_none());
+    // Still down: as judge it would open one again, a new one.
+    let updates = drive(&mut run.tracker, 150, 156);
+    let opened: Vec<_> = updates
+        .iter()
+        .filter_map(|u| match u {
+            IncidentUpdate::Opened(i) => Some(i.id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opened.len(), 1);
+    assert_ne!(opened[0], own);
+}

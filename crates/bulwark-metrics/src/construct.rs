@@ -91,6 +91,11 @@ impl Metrics {
             alerts_delivered: Counter::default(),
             alerts_failed: Counter::default(),
             alerts_retried: Counter::default(),
+            shared_up: Gauge::default(),
+            shared_instances: Gauge::default(),
+            shared_fallbacks: Counter::default(),
+            shared_outages: Counter::default(),
+            health_leader: Gauge::default(),
             process_resident_bytes: Gauge::default(),
             process_peak_resident_bytes: Gauge::default(),
             process_open_fds: Gauge::default(),
@@ -281,6 +286,31 @@ impl Metrics {
             "alerts_retried",
             "Alert webhook deliveries retried",
             m.alerts_retried.clone(),
+        );
+        r.register(
+            "shared_up",
+            "Whether Redis, the state instances share, is reachable (1) or each instance uses its local state (0)",
+            m.shared_up.clone(),
+        );
+        r.register(
+            "shared_instances",
+            "Gateway instances heard from lately through Redis, this one included",
+            m.shared_instances.clone(),
+        );
+        r.register(
+            "shared_fallbacks",
+            "Redis calls answered from local state because Redis was down or slow",
+            m.shared_fallbacks.clone(),
+        );
+        r.register(
+            "shared_outages",
+            "Times Redis was found down",
+            m.shared_outages.clone(),
+        );
+        r.register(
+            "health_leader",
+            "Whether this instance holds the health lease (1): the one that opens incidents and sends alerts",
+            m.health_leader.clone(),
         );
         r.register(
             "process_resident_memory_bytes",

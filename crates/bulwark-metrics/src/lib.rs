@@ -110,6 +110,12 @@ pub struct Metrics {
     alerts_failed: Counter,
     alerts_retried: Counter,
 
+    shared_up: Gauge,
+    shared_instances: Gauge,
+    shared_fallbacks: Counter,
+    shared_outages: Counter,
+    health_leader: Gauge,
+
     process_resident_bytes: Gauge,
     process_peak_resident_bytes: Gauge,
     process_open_fds: Gauge,

@@ -30,6 +30,8 @@ impl Metrics {
         let component = match kind {
             ComponentKind::Target => self.target(component),
             ComponentKind::Route => self.route(component),
+            // The gateway names its dependencies itself: a fixed few.
+            ComponentKind::Dependency => component.to_string(),
         };
         self.component_state
             .get_or_create(&ComponentLabels {
@@ -130,6 +132,20 @@ impl Metrics {
         set_counter(&self.alerts_delivered, delivered);
         set_counter(&self.alerts_failed, failed);
         set_counter(&self.alerts_retried, retried);
+    }
+
+    /// Takes the link to Redis's figures (`bulwark::shared::SharedStats`),
+    /// like [`Metrics::set_store_stats`].
+    pub fn set_shared_stats(&self, up: bool, instances: u32, fallbacks: u64, outages: u64) {
+        self.shared_up.set(i64::from(up));
+        self.shared_instances.set(i64::from(instances));
+        set_counter(&self.shared_fallbacks, fallbacks);
+        set_counter(&self.shared_outages, outages);
+    }
+
+    /// Whether this instance is the one judging health for all of them.
+    pub fn set_health_leader(&self, leader: bool) {
+        self.health_leader.set(i64::from(leader));
     }
 
     /// Takes the process's own figures, read when scraped (a field the

@@ -379,6 +379,7 @@ pub fn render_html(snapshot: &StatusSnapshot) -> String {
                     }
                     (component_group(snapshot, ComponentKind::Target))
                     (component_group(snapshot, ComponentKind::Route))
+                    (component_group(snapshot, ComponentKind::Dependency))
                     @if !snapshot.slos.is_empty() {
                         section.card aria-label="Error budgets" {
                             div.card-head { h2 { "Error budgets" } span { "per route" } }

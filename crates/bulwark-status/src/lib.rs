@@ -47,6 +47,7 @@ pub(crate) fn group_title(kind: ComponentKind) -> &'static str {
     match kind {
         ComponentKind::Route => "Routes",
         ComponentKind::Target => "Upstream models",
+        ComponentKind::Dependency => "Gateway",
     }
 }
 

@@ -91,8 +91,12 @@ fn component(
 /// All components in page order: a group per kind (as Statuspage models
 /// sections), each followed by its members. Positions count from 1.
 fn components(snapshot: &StatusSnapshot) -> Vec<Value> {
-    let mut out = Vec::with_capacity(snapshot.components.len() + 2);
-    for kind in [ComponentKind::Target, ComponentKind::Route] {
+    let mut out = Vec::with_capacity(snapshot.components.len() + 3);
+    for kind in [
+        ComponentKind::Target,
+        ComponentKind::Route,
+        ComponentKind::Dependency,
+    ] {
         let members: Vec<&ComponentStatus> = snapshot
             .components
             .iter()

@@ -7,6 +7,7 @@
 //! only updates counters, queues the log row and pushes into in-memory
 //! windows.
 
+mod cluster;
 mod probe;
 pub mod process;
 mod record;
@@ -27,6 +28,7 @@ use bulwark_metrics::Metrics;
 use bulwark_store::{LogSender, LogWriter, Store, StoreError, WriterOptions};
 use tokio::sync::broadcast;
 
+pub(crate) use cluster::AdminWord;
 pub use record::{Pending, StreamEnd};
 
 /// Stores, alerts on and publishes an incident's change.
@@ -76,6 +78,9 @@ pub struct Observer {
     /// The live incidents, kept here so the status page never waits on
     /// the store for what is happening now.
     pub(crate) recent: Mutex<Vec<bulwark::observe::incident::Incident>>,
+    /// The other instances, when `redis:` is set: who judges, and what
+    /// they observed.
+    pub(crate) cluster: cluster::Cluster,
 }
 
 /// Everything, or with `show_targets: false` every route's targets and
@@ -150,6 +155,7 @@ impl Observer {
         let topology = topology(config);
         let slos = slo_settings(config);
         let settings: HealthSettings = config.observe.health.clone();
+        let cluster = cluster::Cluster::new(client.shared().cloned(), settings.evaluate_every);
         let mut health =
             HealthTracker::new(settings, topology.clone(), slos.clone(), unix_ms_now());
         let recent = match store.incidents(50).await {
@@ -193,8 +199,10 @@ impl Observer {
             slos: RwLock::new(slos),
             client: RwLock::new(Arc::downgrade(client)),
             generation: AtomicU64::new(0),
+            cluster,
         });
         watch::spawn(&observer, client, to_store);
+        cluster::spawn(&observer);
         probe::spawn(&config.engine, &observer, client, 0);
         Ok(observer)
     }
@@ -260,12 +268,20 @@ impl Observer {
         let _ = self.incidents.send(incident);
     }
 
+    /// An admin's word given to this instance, for the others: the judge
+    /// writes an annotation into the incident, and every instance takes a
+    /// maintenance switch.
+    pub(crate) fn share_admin_word(&self, word: AdminWord) {
+        self.cluster.note_admin(word);
+    }
+
     /// Books one finished request everywhere it counts. The client's
     /// strings are capped whoever built the record (a request's own record
     /// comes capped already; capping again changes nothing).
     pub fn finish(&self, mut record: RequestRecord) {
         record.cap_client_fields();
         self.metrics.record(&record);
+        self.cluster.note_record(&record);
         let update = self.health().observe(&record);
         if let Some(update) = update {
             watch::incident_update(self, update);

@@ -5,7 +5,7 @@ use bulwark::observe::calendar::{DAY_MS, day_start};
 use bulwark::observe::component::ComponentState;
 use bulwark::observe::snapshot::{ComponentStatus, DayUptime, SloStatus, StatusSnapshot};
 use bulwark::observe::{UnixMs, unix_ms_now};
-use bulwark_health::budget_remaining;
+use bulwark_health::{ComponentView, budget_remaining};
 use bulwark_store::UptimeDay;
 
 use super::Observer;
@@ -35,8 +35,24 @@ impl Observer {
 
     /// Everything the public view may keep, for it to trim.
     async fn gather(&self) -> StatusSnapshot {
-        let now = unix_ms_now();
-        let mut components = self.health().components();
+        // With `redis:`, what the judge published, so every instance shows
+        // the same; its time is `now`, so the history read below is the
+        // same from every instance too.
+        let judged = self.cluster.fresh_judged().await;
+        let now = judged.as_ref().map_or_else(unix_ms_now, |j| j.generated_at);
+        let mut components = match &judged {
+            Some(judged) => judged
+                .components
+                .iter()
+                .cloned()
+                .map(ComponentView::from)
+                .collect(),
+            None => {
+                let mut local = self.health().components();
+                local.extend(self.cluster.component());
+                local
+            }
+        };
         // The view drops hidden components anyway: no need to read their
         // 90 days of history first.
         let public = self.public();
@@ -76,12 +92,15 @@ impl Observer {
                 .route_counts(&route, since, now)
                 .await
                 .unwrap_or((0, 0));
-            let (burn_1h, burn_6h) = {
-                let health = self.health();
-                (
-                    health.slo().burn_rate(&route, now, 60),
-                    health.slo().burn_rate(&route, now, 360),
-                )
+            let (burn_1h, burn_6h) = match &judged {
+                Some(judged) => judged.burn(&route),
+                None => {
+                    let health = self.health();
+                    (
+                        health.slo().burn_rate(&route, now, 60),
+                        health.slo().burn_rate(&route, now, 360),
+                    )
+                }
             };
             slos.push(SloStatus {
                 route,
@@ -95,7 +114,10 @@ impl Observer {
                 burn_rate_6h: burn_6h,
             });
         }
-        let incidents = self.recent.lock().map(|r| r.clone()).unwrap_or_default();
+        let incidents = match judged {
+            Some(judged) => judged.incidents,
+            None => self.recent.lock().map(|r| r.clone()).unwrap_or_default(),
+        };
         let (active, recent): (Vec<_>, Vec<_>) =
             incidents.into_iter().partition(|i| !i.status.is_closed());
         StatusSnapshot {

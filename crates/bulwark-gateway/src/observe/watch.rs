@@ -52,9 +52,9 @@ async fn watch_events(
             target, from, to, ..
         } = &event
         {
-            let update = observer
-                .health()
-                .on_breaker(unix_ms_now(), target, *from, *to);
+            let now = unix_ms_now();
+            observer.cluster.note_breaker(now, target, *from, *to);
+            let update = observer.health().on_breaker(now, target, *from, *to);
             if let Some(update) = update {
                 incident_update(&observer, update);
             }
@@ -101,11 +101,19 @@ pub(crate) async fn evaluate(observer: &Observer, client: &Client) {
             observer.metrics.set_queue(&route.name, waiting as u64);
         }
     }
+    super::cluster::before_evaluation(observer).await;
+    // Every instance judges, to stay warm; only the judge's findings go
+    // out (see `cluster`).
+    let judge = observer.cluster.is_judge();
     let evaluation = observer.health().evaluate(now, &breakers);
     for change in &evaluation.changes {
         observer
             .metrics
             .set_component_state(&change.name, change.kind, change.to);
+        if !judge {
+            // The judge's changes are told instead (`cluster::echo`).
+            continue;
+        }
         let _ = observer.updates.send(
             serde_json::json!({
                 "type": "component",
@@ -121,13 +129,16 @@ pub(crate) async fn evaluate(observer: &Observer, client: &Client) {
     for update in evaluation.incidents {
         incident_update(observer, update);
     }
-    if let Some(incident) = evaluation.incident_to_store {
-        observer.save_incident(incident);
+    if judge {
+        if let Some(incident) = evaluation.incident_to_store {
+            observer.save_incident(incident);
+        }
+        for alert in evaluation.burn_alerts {
+            burn_alert(observer, alert, now).await;
+        }
     }
-    for alert in evaluation.burn_alerts {
-        burn_alert(observer, alert, now).await;
-    }
-    for (component, kind, seconds, state) in evaluation.uptime {
+    let uptime = if judge { evaluation.uptime } else { Vec::new() };
+    for (component, kind, seconds, state) in uptime {
         if let Err(error) = observer
             .store
             .add_uptime(&component, kind, now, seconds, state)
@@ -150,6 +161,7 @@ pub(crate) async fn evaluate(observer: &Observer, client: &Client) {
     observer
         .metrics
         .set_alert_stats(alerts.delivered, alerts.failed, alerts.retried);
+    super::cluster::after_evaluation(observer, now).await;
 }
 
 async fn burn_alert(observer: &Observer, alert: BurnAlert, now: i64) {
@@ -174,6 +186,10 @@ async fn burn_alert(observer: &Observer, alert: BurnAlert, now: i64) {
 
 /// Stores, alerts on and publishes an incident's change.
 pub(crate) fn incident_update(observer: &Observer, update: IncidentUpdate) {
+    if !observer.cluster.is_judge() {
+        // Another instance tells this story; this one only keeps up.
+        return;
+    }
     let incident = update.incident().clone();
     let (kind, alert) = match update {
         IncidentUpdate::Opened(incident) => {

@@ -82,6 +82,9 @@ pub enum ComponentKind {
     Target,
     /// A route clients call.
     Route,
+    /// Something the gateway itself leans on, such as the Redis its
+    /// instances share state through.
+    Dependency,
 }
 
 impl ComponentKind {
@@ -89,6 +92,7 @@ impl ComponentKind {
         match self {
             ComponentKind::Target => "target",
             ComponentKind::Route => "route",
+            ComponentKind::Dependency => "dependency",
         }
     }
 }
