@@ -9,6 +9,9 @@ use bulwark::observe::incident::{Incident, IncidentStatus};
 use bulwark::observe::record::RequestRecord;
 use bulwark::resilience::breaker::BreakerState;
 
+use bulwark::observe::snapshot::Absorbed;
+
+use crate::absorbed::absorbed;
 use crate::incident::{IncidentBook, IncidentUpdate};
 use crate::ladder::{Hysteresis, Judgement, judge_route, judge_target};
 use crate::settings::{HealthSettings, SloSettings};
@@ -390,6 +393,33 @@ impl HealthTracker {
                     first_token_p50_ms: c.p50_ms,
                     first_token_p95_ms: c.p95_ms,
                 })
+            })
+            .collect()
+    }
+
+    /// Routes whose requests other upstreams are answering while upstreams
+    /// they use are out, judged over the health window ending `now`.
+    pub fn absorbed(&self, now: UnixMs) -> Vec<Absorbed> {
+        let since = now - self.settings.window.as_millis() as i64;
+        let state = |name: &str| {
+            self.components
+                .get(name)
+                .filter(|c| c.kind == ComponentKind::Target)
+                .map(|c| c.hysteresis.shown())
+        };
+        self.topology
+            .routes
+            .iter()
+            .filter_map(|(route, targets)| {
+                let component = self.components.get(route)?;
+                if component.kind != ComponentKind::Route {
+                    return None;
+                }
+                let targets: Vec<(String, ComponentState)> = targets
+                    .iter()
+                    .filter_map(|t| Some((t.clone(), state(t)?)))
+                    .collect();
+                absorbed(route, &targets, &component.requests.served(since))
             })
             .collect()
     }

@@ -329,11 +329,23 @@ fn past_incident(incident: &Incident) -> Markup {
 /// `GET /status`: the whole page as one self-contained HTML document.
 pub fn render_html(snapshot: &StatusSnapshot) -> String {
     let overall = snapshot.overall();
-    let affected = snapshot
+    // The banner counts what clients call, as its headline does; the
+    // upstreams have their own group below.
+    let has_routes = snapshot
         .components
+        .iter()
+        .any(|c| c.kind == ComponentKind::Route);
+    let client_facing: Vec<&ComponentStatus> = snapshot
+        .components
+        .iter()
+        .filter(|c| !has_routes || c.kind == ComponentKind::Route)
+        .collect();
+    let affected = client_facing
         .iter()
         .filter(|c| c.state != ComponentState::Operational)
         .count();
+    let noun = if has_routes { "routes" } else { "components" };
+    let notices = crate::notices(snapshot);
     let feed = "/status/feed.atom";
     let page = html! {
         (DOCTYPE)
@@ -360,14 +372,17 @@ pub fn render_html(snapshot: &StatusSnapshot) -> String {
                             h1 { (headline(overall)) }
                             p {
                                 @if affected == 0 {
-                                    (snapshot.components.len()) " components operational"
+                                    (client_facing.len()) " " (noun) " operational"
                                 } @else {
-                                    (affected) " of " (snapshot.components.len()) " components affected"
+                                    (affected) " of " (client_facing.len()) " " (noun) " affected"
                                 }
                                 @if !snapshot.active_incidents.is_empty() {
                                     " · " (snapshot.active_incidents.len()) " active incident"
                                     @if snapshot.active_incidents.len() > 1 { "s" }
                                 }
+                            }
+                            @for notice in &notices {
+                                p.notice { (notice) }
                             }
                         }
                     }
@@ -377,8 +392,11 @@ pub fn render_html(snapshot: &StatusSnapshot) -> String {
                             @for i in &snapshot.active_incidents { (active_incident(i)) }
                         }
                     }
-                    (component_group(snapshot, ComponentKind::Target))
+                    // What clients call first; the upstreams behind them
+                    // beneath, so a red upstream reads as a cause, not as
+                    // the page's state.
                     (component_group(snapshot, ComponentKind::Route))
+                    (component_group(snapshot, ComponentKind::Target))
                     @if !snapshot.slos.is_empty() {
                         section.card aria-label="Error budgets" {
                             div.card-head { h2 { "Error budgets" } span { "per route" } }

@@ -8,6 +8,7 @@
 mod atom;
 mod format;
 mod html;
+mod notice;
 mod public;
 mod review;
 mod statuspage;
@@ -17,6 +18,7 @@ use bulwark::observe::snapshot::StatusSnapshot;
 
 pub use atom::atom_feed;
 pub use html::render_html;
+pub use notice::notices;
 pub use public::{PublicView, UPSTREAM};
 pub use review::incident_markdown;
 pub use statuspage::{components_json, incidents_json, status_json, summary_json};
@@ -46,7 +48,7 @@ pub(crate) fn component_kind(snapshot: &StatusSnapshot, name: &str) -> Component
 pub(crate) fn group_title(kind: ComponentKind) -> &'static str {
     match kind {
         ComponentKind::Route => "Routes",
-        ComponentKind::Target => "Upstream models",
+        ComponentKind::Target => "Upstream providers",
     }
 }
 

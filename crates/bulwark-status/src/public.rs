@@ -110,6 +110,12 @@ impl PublicView {
         for component in &mut snapshot.components {
             component.reason = component.reason.as_deref().map(|r| hidden.text(r));
         }
+        // Which upstream is out and which answers is exactly what is
+        // hidden; that fallback is carrying the route is not.
+        for absorbed in &mut snapshot.absorbed {
+            absorbed.down.clear();
+            absorbed.serving.clear();
+        }
         for incident in snapshot
             .active_incidents
             .iter_mut()

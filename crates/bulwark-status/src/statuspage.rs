@@ -89,10 +89,13 @@ fn component(
 }
 
 /// All components in page order: a group per kind (as Statuspage models
-/// sections), each followed by its members. Positions count from 1.
+/// sections: the group with `group: true` and its members' ids in
+/// `components`, each member pointing back with `group_id`), each followed
+/// by its members. Routes come first, the upstream providers behind them
+/// second, as on the page. Positions count from 1.
 fn components(snapshot: &StatusSnapshot) -> Vec<Value> {
     let mut out = Vec::with_capacity(snapshot.components.len() + 2);
-    for kind in [ComponentKind::Target, ComponentKind::Route] {
+    for kind in [ComponentKind::Route, ComponentKind::Target] {
         let members: Vec<&ComponentStatus> = snapshot
             .components
             .iter()
@@ -257,6 +260,9 @@ pub fn summary_json(snapshot: &StatusSnapshot) -> Value {
             "incidents": incidents,
             "scheduled_maintenances": [],
             "status": status(snapshot),
+            // Not Statuspage's: outages fallback absorbed, in words. An
+            // extra key is safe, as strict clients only fail on missing ones.
+            "notices": crate::notices(snapshot),
         }),
     )
 }
