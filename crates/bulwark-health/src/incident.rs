@@ -101,9 +101,9 @@ impl IncidentBook {
                 incident.components.push(name.to_string());
             }
             if to > incident.worst {
-                // The title names the worst it got, as a reader expects.
-                incident.title = retitle(&incident.title, to);
                 incident.worst = to;
+                // The title names what clients got, as the impact does.
+                incident.title = retitle(&incident.title, incident.client_state());
             }
             (
                 TimelineKind::StateChanged,
@@ -187,6 +187,10 @@ impl IncidentBook {
                 format!("degraded answers started on {} ({how})", record.route),
             ));
         }
+        // An upstream's outage that fallback absorbs is no "Major outage"
+        // for clients: the title follows what they got, and may rise
+        // again if requests start failing.
+        incident.title = retitle(&incident.title, incident.client_state());
         self.dirty = true;
         let (kind, message) = note?;
         let route = record.route.clone();

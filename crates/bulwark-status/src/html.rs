@@ -307,14 +307,14 @@ fn past_incident(incident: &Incident) -> Markup {
         details.past id=(incident.id) {
             summary {
                 span class={ "name" } {
-                    span class={ "state s-" (incident.worst.as_str()) } {}
+                    span class={ "state s-" (incident.client_state().as_str()) } {}
                     (incident.title)
                 }
                 small {
                     (human_time(incident.started_at)) " · "
                     @if let Some(r) = incident.resolved_at { "lasted " (duration(r - incident.started_at)) }
                     @else { (incident.status.as_str()) }
-                    " · " (incident.worst.label())
+                    " · " (incident.client_state().label())
                 }
             }
             div.body {

@@ -82,6 +82,21 @@ impl ComponentState {
         }
     }
 
+    /// The ladder's rung for a share of failed calls or requests: one in
+    /// twenty is noticeable, one in four is an outage of part of the
+    /// traffic, three in four is most of it.
+    pub fn for_failure_rate(rate: f64) -> ComponentState {
+        if rate >= 0.75 {
+            ComponentState::MajorOutage
+        } else if rate >= 0.25 {
+            ComponentState::PartialOutage
+        } else if rate >= 0.05 {
+            ComponentState::DegradedPerformance
+        } else {
+            ComponentState::Operational
+        }
+    }
+
     /// Gauge value for metrics: 0 operational ... 4 major outage.
     pub fn level(self) -> u8 {
         self as u8

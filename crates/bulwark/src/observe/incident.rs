@@ -140,8 +140,88 @@ pub struct Incident {
 }
 
 impl Incident {
-    /// Statuspage's impact level: none, minor, major or critical.
+    /// Statuspage's impact level (none, minor, major or critical) of what
+    /// clients got: an upstream's major outage that fallback absorbed is
+    /// not a critical incident for anyone calling the gateway.
     pub fn impact_level(&self) -> &'static str {
-        self.worst.indicator()
+        self.client_state().indicator()
+    }
+
+    /// What clients got, on the ladder: the share of affected requests
+    /// that failed, judged as a route's, and at least degraded performance
+    /// while answers came from fallback, the cache or a degrade step (not
+    /// the ones asked for). Never worse than the worst component. Before
+    /// any request was counted the worst component is all there is to go on.
+    pub fn client_state(&self) -> ComponentState {
+        let i = &self.impact;
+        if i.affected == 0 {
+            return self.worst;
+        }
+        let failed = ComponentState::for_failure_rate(i.failed as f64 / i.affected as f64);
+        let substituted = i.saved_by_fallback + i.from_cache + i.degraded > 0;
+        let felt = if substituted {
+            failed.max(ComponentState::DegradedPerformance)
+        } else {
+            failed
+        };
+        felt.min(self.worst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(worst: ComponentState, impact: Impact) -> Incident {
+        Incident {
+            id: "inc-1".into(),
+            title: "Major outage of anthropic/claude".into(),
+            status: IncidentStatus::Investigating,
+            worst,
+            components: vec!["anthropic/claude".into(), "chat".into()],
+            started_at: 0,
+            updated_at: 0,
+            resolved_at: None,
+            impact,
+            timeline: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_outage_fallback_absorbed_is_minor_for_clients() {
+        let absorbed = incident(
+            ComponentState::MajorOutage,
+            Impact {
+                affected: 100,
+                saved_by_fallback: 100,
+                ..Impact::default()
+            },
+        );
+        assert_eq!(absorbed.client_state(), ComponentState::DegradedPerformance);
+        assert_eq!(absorbed.impact_level(), "minor");
+    }
+
+    #[test]
+    fn failures_count_like_a_route_and_never_above_the_worst() {
+        let failing = |failed, worst| {
+            incident(
+                worst,
+                Impact {
+                    affected: 100,
+                    saved_by_fallback: 100 - failed,
+                    failed,
+                    ..Impact::default()
+                },
+            )
+            .impact_level()
+        };
+        assert_eq!(failing(30, ComponentState::MajorOutage), "major");
+        assert_eq!(failing(80, ComponentState::MajorOutage), "critical");
+        assert_eq!(failing(80, ComponentState::PartialOutage), "major");
+        // Nothing counted yet: the components are all there is.
+        assert_eq!(
+            incident(ComponentState::MajorOutage, Impact::default()).impact_level(),
+            "critical"
+        );
     }
 }
