@@ -111,3 +111,26 @@ fn showing_targets_changes_nothing() {
         );
     }
 }
+
+#[test]
+fn an_absorbed_outage_is_told_without_names_when_targets_are_hidden() {
+    let snapshot = hiding().snapshot(common::absorbed());
+    assert_eq!(
+        bulwark_status::notices(&snapshot),
+        ["An upstream provider is down; every request is being served by a backup"]
+    );
+    let html = render_html(&snapshot);
+    let json = summary_json(&snapshot).to_string();
+    for rendered in [&html, &json] {
+        let lower = rendered.to_ascii_lowercase();
+        for name in HIDDEN {
+            assert!(!lower.contains(name), "{name} leaked");
+        }
+    }
+    assert!(!html.contains("Upstream providers"));
+    // Shown, the same snapshot names both.
+    assert_eq!(
+        bulwark_status::notices(&PublicView::everything().snapshot(common::absorbed())),
+        ["OpenAI is down; every request is being served by Anthropic"]
+    );
+}
