@@ -193,10 +193,40 @@ status_page: {{ title: "Acme AI" }}
         state_of("backup/claude-sonnet-4-5").as_deref(),
         Some("operational")
     );
-    assert_ne!(summary["status"]["indicator"], "none");
+    // Every request was served: for clients the route is on fallback
+    // (degraded), not out, and so is the page's headline.
+    assert_eq!(state_of("chat").as_deref(), Some("degraded_performance"));
+    assert_eq!(summary["status"]["indicator"], "minor", "{summary:#}");
+    assert_eq!(
+        summary["notices"],
+        serde_json::json!(["primary is down; every request is being served by backup"])
+    );
+    // Routes first, the upstream providers' group beneath.
+    assert_eq!(components[0]["name"], "Routes");
+    let upstreams = components
+        .iter()
+        .find(|c| c["name"] == "Upstream providers")
+        .unwrap();
+    assert_eq!(upstreams["status"], "major_outage");
     let incidents = summary["incidents"].as_array().unwrap();
     assert_eq!(incidents.len(), 1, "{summary:#}");
+    assert_eq!(incidents[0]["impact"], "minor", "{summary:#}");
     let incident_id = incidents[0]["id"].as_str().unwrap().to_string();
+    // Time on fallback counts as up for the route; the primary's outage
+    // counts against the primary only.
+    let snapshot = gateway.observer().snapshot().await;
+    let uptime_of = |name: &str| {
+        snapshot
+            .components
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.uptime_24h)
+    };
+    assert_eq!(uptime_of("chat"), Some(1.0), "{snapshot:#?}");
+    assert!(
+        uptime_of("primary/gpt-4o-mini").is_some_and(|u| u < 1.0),
+        "{snapshot:#?}"
+    );
 
     let page = http
         .get(format!("{base}/status"))
@@ -206,7 +236,12 @@ status_page: {{ title: "Acme AI" }}
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Major outage"), "the page shows the state");
+    assert!(page.contains("<h1>Degraded performance</h1>"), "{page}");
+    assert!(
+        page.contains("primary is down; every request is being served by backup"),
+        "the page says fallback absorbed the outage"
+    );
+    assert!(page.contains("Major outage"), "the upstream's state shows");
     assert!(page.contains("primary/gpt-4o-mini"));
 
     let metrics = http
@@ -236,8 +271,8 @@ status_page: {{ title: "Acme AI" }}
     );
     let dom = chromium(&["--dump-dom".into(), format!("{base}/status")]);
     assert!(
-        dom.contains("Major outage"),
-        "the rendered page shows the state"
+        dom.contains("Major outage") && dom.contains("every request is being served by backup"),
+        "the rendered page shows the upstream's state and that fallback absorbs it"
     );
     assert!(
         dom.contains("Fallback engaged") || dom.contains("Detected"),

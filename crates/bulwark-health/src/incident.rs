@@ -56,9 +56,32 @@ pub struct IncidentBook {
     degraded_noted: bool,
     /// Impact changed since the incident was last handed out.
     dirty: bool,
+    /// Which components are routes: what clients call, for the title.
+    routes: Vec<String>,
 }
 
 impl IncidentBook {
+    /// The components clients call, so the title says what they got.
+    pub fn set_routes(&mut self, routes: Vec<String>) {
+        self.routes = routes;
+    }
+
+    /// The worst state, among `states`, of the incident's routes.
+    fn routes_worst(
+        &self,
+        incident: &Incident,
+        states: &[(String, ComponentState, Option<String>)],
+    ) -> Option<ComponentState> {
+        states
+            .iter()
+            .filter(|(name, _, _)| {
+                self.routes.contains(name) && incident.components.contains(name)
+            })
+            .map(|(_, state, _)| *state)
+            .max()
+            .or(Some(ComponentState::Operational))
+    }
+
     pub fn open_incident(&self) -> Option<&Incident> {
         self.open.as_ref()
     }
@@ -100,11 +123,8 @@ impl IncidentBook {
             if !incident.components.iter().any(|c| c == name) {
                 incident.components.push(name.to_string());
             }
-            if to > incident.worst {
-                incident.worst = to;
-                // The title names what clients got, as the impact does.
-                incident.title = retitle(&incident.title, incident.client_state());
-            }
+            // The title follows what clients got (`tick`, `observe`).
+            incident.worst = incident.worst.max(to);
             (
                 TimelineKind::StateChanged,
                 format!("{name}: now {}{because}", to.label().to_lowercase()),
@@ -190,7 +210,7 @@ impl IncidentBook {
         // An upstream's outage that fallback absorbs is no "Major outage"
         // for clients: the title follows what they got, and may rise
         // again if requests start failing.
-        incident.title = retitle(&incident.title, incident.client_state());
+        incident.title = retitle(&incident.title, incident.felt(None));
         self.dirty = true;
         let (kind, message) = note?;
         let route = record.route.clone();
@@ -207,6 +227,10 @@ impl IncidentBook {
     ) -> Vec<IncidentUpdate> {
         let open_after = settings.incident_after.as_millis() as i64;
         let resolve_after = settings.resolve_after.as_millis() as i64;
+        let routes_worst = self
+            .open
+            .as_ref()
+            .and_then(|incident| self.routes_worst(incident, states));
         let Some(incident) = &mut self.open else {
             let due = states.iter().any(|(name, _, _)| {
                 self.out_since
@@ -222,8 +246,17 @@ impl IncidentBook {
                 .iter()
                 .filter(|(name, _, _)| self.out_since.contains_key(name))
                 .collect();
-            return vec![self.start(now, &down)];
+            let mut opened = self.start(now, &down);
+            if let IncidentUpdate::Opened(incident) = &mut opened {
+                let felt = incident.felt(self.routes_worst(incident, states));
+                incident.title = retitle(&incident.title, felt);
+                self.open = Some(incident.clone());
+            }
+            return vec![opened];
         };
+        // The title says what clients got, as the routes show it now
+        // (the counts take over once requests were counted).
+        incident.title = retitle(&incident.title, incident.felt(routes_worst));
         let back = incident.components.iter().all(|name| {
             states
                 .iter()

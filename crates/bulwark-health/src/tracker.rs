@@ -38,6 +38,17 @@ impl Topology {
     }
 }
 
+/// The routes' names; a route named like a target is a target (`new`).
+fn routes_of(topology: &Topology) -> Vec<String> {
+    let targets = topology.targets();
+    topology
+        .routes
+        .iter()
+        .map(|(route, _)| route.clone())
+        .filter(|route| !targets.contains(route))
+        .collect()
+}
+
 /// A component whose shown state changed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComponentChange {
@@ -138,12 +149,14 @@ impl HealthTracker {
                 order.push(route.clone());
             }
         }
+        let mut book = IncidentBook::default();
+        book.set_routes(routes_of(&topology));
         HealthTracker {
             settings,
             topology,
             order,
             components,
-            book: IncidentBook::default(),
+            book,
             slo: SloTracker::new(slos),
             last_evaluation: None,
         }
@@ -179,6 +192,7 @@ impl HealthTracker {
         }
         self.order = order;
         self.components = components;
+        self.book.set_routes(routes_of(&topology));
         self.topology = topology;
         self.slo.set_objectives(slos);
     }

@@ -288,9 +288,9 @@ fn incident_meta(incident: &Incident) -> Markup {
     }
 }
 
-fn active_incident(incident: &Incident) -> Markup {
+fn active_incident(snapshot: &StatusSnapshot, incident: &Incident) -> Markup {
     html! {
-        article class={ "incident i-" (incident.impact_level()) } id=(incident.id) {
+        article class={ "incident i-" (crate::felt(snapshot, incident).indicator()) } id=(incident.id) {
             div.row {
                 h3 { (incident.title) }
                 (status_badge(incident.status))
@@ -307,14 +307,14 @@ fn past_incident(incident: &Incident) -> Markup {
         details.past id=(incident.id) {
             summary {
                 span class={ "name" } {
-                    span class={ "state s-" (incident.client_state().as_str()) } {}
+                    span class={ "state s-" (incident.felt(None).as_str()) } {}
                     (incident.title)
                 }
                 small {
                     (human_time(incident.started_at)) " · "
                     @if let Some(r) = incident.resolved_at { "lasted " (duration(r - incident.started_at)) }
                     @else { (incident.status.as_str()) }
-                    " · " (incident.client_state().label())
+                    " · " (incident.felt(None).label())
                 }
             }
             div.body {
@@ -389,7 +389,7 @@ pub fn render_html(snapshot: &StatusSnapshot) -> String {
                     @if !snapshot.active_incidents.is_empty() {
                         section aria-label="Active incidents" {
                             h2 { "Active incidents" }
-                            @for i in &snapshot.active_incidents { (active_incident(i)) }
+                            @for i in &snapshot.active_incidents { (active_incident(snapshot, i)) }
                         }
                     }
                     // What clients call first; the upstreams behind them

@@ -13,7 +13,8 @@ mod public;
 mod review;
 mod statuspage;
 
-use bulwark::observe::component::ComponentKind;
+use bulwark::observe::component::{ComponentKind, ComponentState};
+use bulwark::observe::incident::Incident;
 use bulwark::observe::snapshot::StatusSnapshot;
 
 pub use atom::atom_feed;
@@ -41,6 +42,22 @@ pub(crate) fn component_kind(snapshot: &StatusSnapshot, name: &str) -> Component
             },
             |c| c.kind,
         )
+}
+
+/// What clients got from an incident (`Incident::felt`): while it is
+/// open, the page's routes it names say it before any request is counted.
+pub(crate) fn felt(snapshot: &StatusSnapshot, incident: &Incident) -> ComponentState {
+    let routes = (!incident.status.is_closed())
+        .then(|| {
+            snapshot
+                .components
+                .iter()
+                .filter(|c| c.kind == ComponentKind::Route && incident.components.contains(&c.name))
+                .map(|c| c.state)
+                .max()
+                .unwrap_or(ComponentState::Operational)
+        });
+    incident.felt(routes)
 }
 
 /// Section titles, shared by the HTML page and the JSON groups so both

@@ -227,7 +227,7 @@ fn incident(snapshot: &StatusSnapshot, incident: &Incident) -> Value {
         "updated_at": iso_ms(incident.updated_at),
         "monitoring_at": monitoring_at,
         "resolved_at": incident.resolved_at.map(iso_ms),
-        "impact": incident.impact_level(),
+        "impact": crate::felt(snapshot, incident).indicator(),
         "shortlink": page_link(snapshot, &format!("#{}", incident.id)),
         "started_at": iso_ms(incident.started_at),
         "page_id": page_id(&snapshot.page_name),

@@ -141,28 +141,35 @@ pub struct Incident {
 
 impl Incident {
     /// Statuspage's impact level (none, minor, major or critical) of what
-    /// clients got: an upstream's major outage that fallback absorbed is
-    /// not a critical incident for anyone calling the gateway.
+    /// clients got, as far as the incident alone tells: see [`Self::felt`].
     pub fn impact_level(&self) -> &'static str {
-        self.client_state().indicator()
+        self.felt(None).indicator()
     }
 
-    /// What clients got, on the ladder: the share of affected requests
-    /// that failed, judged as a route's, and at least degraded performance
-    /// while answers came from fallback, the cache or a degrade step (not
-    /// the ones asked for). Never worse than the worst component. Before
-    /// any request was counted the worst component is all there is to go on.
-    pub fn client_state(&self) -> ComponentState {
+    /// What clients got, on the ladder, never worse than the worst
+    /// component: an upstream's major outage that fallback absorbed is not
+    /// a critical incident for anyone calling the gateway.
+    ///
+    /// From the impact counts once requests were counted: the share that
+    /// failed, judged as a route's, and at least degraded performance while
+    /// answers came from fallback, the cache or a degrade step (not the
+    /// ones asked for). Before that, from `routes`, the worst state of the
+    /// incident's routes where the caller knows it (at least degraded: an
+    /// upstream is out); without either, the worst component is all there
+    /// is to go on.
+    pub fn felt(&self, routes: Option<ComponentState>) -> ComponentState {
         let i = &self.impact;
-        if i.affected == 0 {
-            return self.worst;
-        }
-        let failed = ComponentState::for_failure_rate(i.failed as f64 / i.affected as f64);
-        let substituted = i.saved_by_fallback + i.from_cache + i.degraded > 0;
-        let felt = if substituted {
-            failed.max(ComponentState::DegradedPerformance)
+        let felt = if i.affected > 0 {
+            let failed = ComponentState::for_failure_rate(i.failed as f64 / i.affected as f64);
+            if i.saved_by_fallback + i.from_cache + i.degraded > 0 {
+                failed.max(ComponentState::DegradedPerformance)
+            } else {
+                failed
+            }
+        } else if let Some(routes) = routes {
+            routes.max(ComponentState::DegradedPerformance)
         } else {
-            failed
+            self.worst
         };
         felt.min(self.worst)
     }
@@ -197,7 +204,7 @@ mod tests {
                 ..Impact::default()
             },
         );
-        assert_eq!(absorbed.client_state(), ComponentState::DegradedPerformance);
+        assert_eq!(absorbed.felt(None), ComponentState::DegradedPerformance);
         assert_eq!(absorbed.impact_level(), "minor");
     }
 
@@ -218,10 +225,13 @@ mod tests {
         assert_eq!(failing(30, ComponentState::MajorOutage), "major");
         assert_eq!(failing(80, ComponentState::MajorOutage), "critical");
         assert_eq!(failing(80, ComponentState::PartialOutage), "major");
-        // Nothing counted yet: the components are all there is.
-        assert_eq!(
-            incident(ComponentState::MajorOutage, Impact::default()).impact_level(),
-            "critical"
-        );
+        // Nothing counted yet: the routes' states, else the worst component.
+        let uncounted = incident(ComponentState::MajorOutage, Impact::default());
+        assert_eq!(uncounted.impact_level(), "critical");
+        let routes = Some(ComponentState::DegradedPerformance);
+        assert_eq!(uncounted.felt(routes), ComponentState::DegradedPerformance);
+        // An upstream out and no route affected is still felt a little.
+        let operational = Some(ComponentState::Operational);
+        assert_eq!(uncounted.felt(operational), ComponentState::DegradedPerformance);
     }
 }
