@@ -62,7 +62,7 @@ pub(crate) fn felt(snapshot: &StatusSnapshot, incident: &Incident) -> ComponentS
 
 /// Section titles, shared by the HTML page and the JSON groups so both
 /// name them alike.
-pub(crate) fn group_title(kind: ComponentKind) -> &'static str {
+pub fn group_title(kind: ComponentKind) -> &'static str {
     match kind {
         ComponentKind::Route => "Routes",
         ComponentKind::Target => "Upstream providers",

@@ -4,13 +4,14 @@
 //! are true, which a reader would otherwise have to work out.
 
 use bulwark::observe::component::ComponentState;
-use bulwark::observe::snapshot::{Absorbed, StatusSnapshot};
+use bulwark::observe::snapshot::Absorbed;
 
 /// One sentence per distinct outage and backup, routes with the same pair
-/// counted together, in the order the routes come.
-pub fn notices(snapshot: &StatusSnapshot) -> Vec<String> {
+/// counted together, in the order the routes come
+/// (`StatusSnapshot::absorbed`).
+pub fn notices(absorbed: &[Absorbed]) -> Vec<String> {
     let mut merged: Vec<(String, String, bool, u32, u32)> = Vec::new();
-    for absorbed in &snapshot.absorbed {
+    for absorbed in absorbed {
         let (down, serving) = names(absorbed);
         let major = absorbed.down.is_empty()
             || absorbed
@@ -132,17 +133,7 @@ mod tests {
     }
 
     fn texts(entries: Vec<Absorbed>) -> Vec<String> {
-        let snapshot = StatusSnapshot {
-            page_name: "Bulwark".into(),
-            page_url: None,
-            generated_at: 0,
-            components: Vec::new(),
-            slos: Vec::new(),
-            active_incidents: Vec::new(),
-            recent_incidents: Vec::new(),
-            absorbed: entries,
-        };
-        notices(&snapshot)
+        notices(&entries)
     }
 
     #[test]

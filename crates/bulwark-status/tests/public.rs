@@ -116,7 +116,7 @@ fn showing_targets_changes_nothing() {
 fn an_absorbed_outage_is_told_without_names_when_targets_are_hidden() {
     let snapshot = hiding().snapshot(common::absorbed());
     assert_eq!(
-        bulwark_status::notices(&snapshot),
+        bulwark_status::notices(&snapshot.absorbed),
         ["An upstream provider is down; every request is being served by a backup"]
     );
     let html = render_html(&snapshot);
@@ -130,7 +130,7 @@ fn an_absorbed_outage_is_told_without_names_when_targets_are_hidden() {
     assert!(!html.contains("Upstream providers"));
     // Shown, the same snapshot names both.
     assert_eq!(
-        bulwark_status::notices(&PublicView::everything().snapshot(common::absorbed())),
+        bulwark_status::notices(&PublicView::everything().snapshot(common::absorbed()).absorbed),
         ["OpenAI is down; every request is being served by Anthropic"]
     );
 }
