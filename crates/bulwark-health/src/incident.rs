@@ -74,9 +74,7 @@ impl IncidentBook {
     ) -> Option<ComponentState> {
         states
             .iter()
-            .filter(|(name, _, _)| {
-                self.routes.contains(name) && incident.components.contains(name)
-            })
+            .filter(|(name, _, _)| self.routes.contains(name) && incident.components.contains(name))
             .map(|(_, state, _)| *state)
             .max()
             .or(Some(ComponentState::Operational))

@@ -47,16 +47,15 @@ pub(crate) fn component_kind(snapshot: &StatusSnapshot, name: &str) -> Component
 /// What clients got from an incident (`Incident::felt`): while it is
 /// open, the page's routes it names say it before any request is counted.
 pub(crate) fn felt(snapshot: &StatusSnapshot, incident: &Incident) -> ComponentState {
-    let routes = (!incident.status.is_closed())
-        .then(|| {
-            snapshot
-                .components
-                .iter()
-                .filter(|c| c.kind == ComponentKind::Route && incident.components.contains(&c.name))
-                .map(|c| c.state)
-                .max()
-                .unwrap_or(ComponentState::Operational)
-        });
+    let routes = (!incident.status.is_closed()).then(|| {
+        snapshot
+            .components
+            .iter()
+            .filter(|c| c.kind == ComponentKind::Route && incident.components.contains(&c.name))
+            .map(|c| c.state)
+            .max()
+            .unwrap_or(ComponentState::Operational)
+    });
     incident.felt(routes)
 }
 

@@ -130,7 +130,11 @@ fn an_absorbed_outage_is_told_without_names_when_targets_are_hidden() {
     assert!(!html.contains("Upstream providers"));
     // Shown, the same snapshot names both.
     assert_eq!(
-        bulwark_status::notices(&PublicView::everything().snapshot(common::absorbed()).absorbed),
+        bulwark_status::notices(
+            &PublicView::everything()
+                .snapshot(common::absorbed())
+                .absorbed
+        ),
         ["OpenAI is down; every request is being served by Anthropic"]
     );
 }

@@ -409,7 +409,11 @@ fn an_outage_fallback_absorbs_is_minor_and_grouped_beneath() {
         panic!("group without members: {upstreams}");
     };
     assert!(members.contains(&target["id"]));
-    let [incident] = v["incidents"].as_array().map(Vec::as_slice).unwrap_or_default() else {
+    let [incident] = v["incidents"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    else {
         panic!("one open incident: {v}");
     };
     assert_eq!(incident["impact"], "minor");

@@ -8,9 +8,7 @@
 use bulwark::observe::UnixMs;
 use bulwark::observe::component::{ComponentKind, ComponentState};
 use bulwark::observe::incident::{Impact, Incident, IncidentStatus, TimelineEntry, TimelineKind};
-use bulwark::observe::snapshot::{
-    Absorbed, ComponentStatus, DayUptime, SloStatus, StatusSnapshot,
-};
+use bulwark::observe::snapshot::{Absorbed, ComponentStatus, DayUptime, SloStatus, StatusSnapshot};
 
 /// 2026-11-29T00:00:00Z.
 pub const DAY0: UnixMs = 1_795_910_400_000;

@@ -232,6 +232,9 @@ mod tests {
         assert_eq!(uncounted.felt(routes), ComponentState::DegradedPerformance);
         // An upstream out and no route affected is still felt a little.
         let operational = Some(ComponentState::Operational);
-        assert_eq!(uncounted.felt(operational), ComponentState::DegradedPerformance);
+        assert_eq!(
+            uncounted.felt(operational),
+            ComponentState::DegradedPerformance
+        );
     }
 }
