@@ -66,12 +66,16 @@ impl IncidentBook {
         self.routes = routes;
     }
 
-    /// The worst state, among `states`, of the incident's routes.
+    /// The worst state, among `states`, of the incident's routes; `None`
+    /// without routes, where the targets are what clients call.
     fn routes_worst(
         &self,
         incident: &Incident,
         states: &[(String, ComponentState, Option<String>)],
     ) -> Option<ComponentState> {
+        if self.routes.is_empty() {
+            return None;
+        }
         states
             .iter()
             .filter(|(name, _, _)| self.routes.contains(name) && incident.components.contains(name))

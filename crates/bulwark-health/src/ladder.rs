@@ -109,6 +109,11 @@ pub fn judge_route(stats: &RouteStats, settings: &HealthSettings) -> Judgement {
             ),
         );
     }
+    // Mostly answered by a fallback is degraded, not an outage: every
+    // request was served, but by another model than the one asked for,
+    // usually slower or different, which clients may notice. Degraded
+    // counts as up in uptime, as on Statuspage, so a route carried by
+    // fallback for a day keeps 100 %.
     if stats.fallback_share() >= THROTTLED_SHARE {
         judgement.worsen(
             ComponentState::DegradedPerformance,

@@ -47,7 +47,11 @@ pub(crate) fn component_kind(snapshot: &StatusSnapshot, name: &str) -> Component
 /// What clients got from an incident (`Incident::felt`): while it is
 /// open, the page's routes it names say it before any request is counted.
 pub(crate) fn felt(snapshot: &StatusSnapshot, incident: &Incident) -> ComponentState {
-    let routes = (!incident.status.is_closed()).then(|| {
+    let has_routes = snapshot
+        .components
+        .iter()
+        .any(|c| c.kind == ComponentKind::Route);
+    let routes = (has_routes && !incident.status.is_closed()).then(|| {
         snapshot
             .components
             .iter()
