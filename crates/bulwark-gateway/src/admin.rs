@@ -86,7 +86,7 @@ pub async fn status(State(gateway): State<Gateway>, headers: HeaderMap) -> Respo
         .collect();
     Json(json!({
         "status": overall.as_str(),
-        "notices": bulwark_status::notices(&absorbed),
+        "notices": bulwark_status::notices(&absorbed, gateway.observer.public().provider_names()),
         "absorbed": absorbed,
         "groups": groups,
     }))

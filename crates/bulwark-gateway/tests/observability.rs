@@ -199,7 +199,7 @@ status_page: {{ title: "Acme AI" }}
     assert_eq!(summary["status"]["indicator"], "minor", "{summary:#}");
     assert_eq!(
         summary["notices"],
-        serde_json::json!(["primary is down; every request is being served by backup"])
+        serde_json::json!(["OpenAI is down; every request is being served by Anthropic"])
     );
     // Routes first, the upstream providers' group beneath.
     assert_eq!(components[0]["name"], "Routes");
@@ -256,7 +256,7 @@ status_page: {{ title: "Acme AI" }}
         .unwrap();
     assert!(page.contains("<h1>Degraded performance</h1>"), "{page}");
     assert!(
-        page.contains("primary is down; every request is being served by backup"),
+        page.contains("OpenAI is down; every request is being served by Anthropic"),
         "the page says fallback absorbed the outage"
     );
     assert!(page.contains("Major outage"), "the upstream's state shows");

@@ -345,7 +345,7 @@ pub fn render_html(snapshot: &StatusSnapshot) -> String {
         .filter(|c| c.state != ComponentState::Operational)
         .count();
     let noun = if has_routes { "routes" } else { "components" };
-    let notices = crate::notices(&snapshot.absorbed);
+    let notices = crate::notices(&snapshot.absorbed, &snapshot.provider_names);
     let feed = "/status/feed.atom";
     let page = html! {
         (DOCTYPE)

@@ -19,7 +19,7 @@ use bulwark::observe::snapshot::StatusSnapshot;
 
 pub use atom::atom_feed;
 pub use html::render_html;
-pub use notice::notices;
+pub use notice::{display_names, notices};
 pub use public::{PublicView, UPSTREAM};
 pub use review::incident_markdown;
 pub use statuspage::{components_json, incidents_json, status_json, summary_json};

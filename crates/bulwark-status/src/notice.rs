@@ -3,16 +3,19 @@
 //! clients get, and the upstream group shows the red; this says why both
 //! are true, which a reader would otherwise have to work out.
 
+use std::collections::BTreeMap;
+
 use bulwark::observe::component::ComponentState;
 use bulwark::observe::snapshot::Absorbed;
 
 /// One sentence per distinct outage and backup, routes with the same pair
 /// counted together, in the order the routes come
-/// (`StatusSnapshot::absorbed`).
-pub fn notices(absorbed: &[Absorbed]) -> Vec<String> {
+/// (`StatusSnapshot::absorbed`). `provider_names` are providers' names for
+/// people (`StatusSnapshot::provider_names`, [`display_names`]).
+pub fn notices(absorbed: &[Absorbed], provider_names: &BTreeMap<String, String>) -> Vec<String> {
     let mut merged: Vec<(String, String, bool, u32, u32)> = Vec::new();
     for absorbed in absorbed {
-        let (down, serving) = names(absorbed);
+        let (down, serving) = names(absorbed, provider_names);
         let major = absorbed.down.is_empty()
             || absorbed
                 .down
@@ -61,7 +64,7 @@ fn sentence(down: &str, serving: &str, major: bool, requests: u32, failed: u32) 
 /// Provider names for people, or the whole `provider/model` where one
 /// provider is on both sides (another model of the same provider took
 /// over). Without names (`show_targets: false`), generic words.
-fn names(absorbed: &Absorbed) -> (String, String) {
+fn names(absorbed: &Absorbed, provider_names: &BTreeMap<String, String>) -> (String, String) {
     if absorbed.down.is_empty() || absorbed.serving.is_empty() {
         return ("An upstream provider".to_string(), "a backup".to_string());
     }
@@ -70,7 +73,11 @@ fn names(absorbed: &Absorbed) -> (String, String) {
     let providers = |targets: &[&str]| -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for target in targets {
-            let name = display_name(target.split_once('/').map_or(*target, |(p, _)| p));
+            let provider = target.split_once('/').map_or(*target, |(p, _)| p);
+            let name = provider_names
+                .get(provider)
+                .cloned()
+                .unwrap_or_else(|| display_name(provider, None));
             if !out.contains(&name) {
                 out.push(name);
             }
@@ -88,25 +95,45 @@ fn names(absorbed: &Absorbed) -> (String, String) {
     (join(&down), join(&serving))
 }
 
-/// Well-known providers as their makers write them; any other name as
-/// configured, since it is what the operator chose to call it.
-fn display_name(provider: &str) -> String {
-    let known = match provider.to_ascii_lowercase().as_str() {
-        "anthropic" => "Anthropic",
-        "openai" => "OpenAI",
-        "gemini" => "Gemini",
-        "google" => "Google",
-        "azure" | "azure-openai" => "Azure OpenAI",
-        "bedrock" => "Amazon Bedrock",
-        "vertex" => "Vertex AI",
-        "mistral" => "Mistral",
-        "cohere" => "Cohere",
-        "groq" => "Groq",
-        "deepseek" => "DeepSeek",
-        "ollama" => "Ollama",
-        _ => return provider.to_string(),
+/// Each provider's name for people, from its configured name and kind
+/// (`kind:` as written in the config): a name that is a well-known
+/// vendor's is spelled as the vendor does; otherwise a first-party or
+/// cloud kind names it (`primary` of kind `openai` is OpenAI); an
+/// `openai-compatible` one keeps the name it was given, the only thing
+/// known about it.
+pub fn display_names<'a>(
+    providers: impl IntoIterator<Item = (String, &'a str)>,
+) -> BTreeMap<String, String> {
+    providers
+        .into_iter()
+        .map(|(name, kind)| {
+            let display = display_name(&name, Some(kind));
+            (name, display)
+        })
+        .collect()
+}
+
+fn display_name(provider: &str, kind: Option<&str>) -> String {
+    let known = |name: &str| -> Option<&'static str> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "anthropic" => "Anthropic",
+            "openai" => "OpenAI",
+            "gemini" => "Gemini",
+            "google" => "Google",
+            "azure" | "azure-openai" => "Azure OpenAI",
+            "bedrock" => "Amazon Bedrock",
+            "vertex" => "Vertex AI",
+            "mistral" => "Mistral",
+            "cohere" => "Cohere",
+            "groq" => "Groq",
+            "deepseek" => "DeepSeek",
+            "ollama" => "Ollama",
+            _ => return None,
+        })
     };
-    known.to_string()
+    known(provider)
+        .or_else(|| kind.filter(|k| *k != "openai-compatible").and_then(known))
+        .map_or_else(|| provider.to_string(), ToString::to_string)
 }
 
 fn join(names: &[String]) -> String {
@@ -133,7 +160,7 @@ mod tests {
     }
 
     fn texts(entries: Vec<Absorbed>) -> Vec<String> {
-        notices(&entries)
+        notices(&entries, &BTreeMap::new())
     }
 
     #[test]
@@ -171,6 +198,30 @@ mod tests {
                 0
             )]),
             ["openai/gpt-4o is down; every request is being served by openai/gpt-4o-mini"]
+        );
+    }
+
+    #[test]
+    fn a_provider_is_named_by_its_kind_when_its_name_says_nothing() {
+        let names = display_names([
+            ("primary".to_string(), "openai"),
+            ("backup".to_string(), "bedrock"),
+            ("local".to_string(), "openai-compatible"),
+            ("anthropic".to_string(), "vertex"),
+        ]);
+        let entries = vec![absorbed(
+            &[
+                ("primary/gpt-4o", MajorOutage),
+                ("anthropic/claude", MajorOutage),
+            ],
+            &["backup/claude", "local/llama"],
+            0,
+        )];
+        assert_eq!(
+            notices(&entries, &names),
+            [
+                "OpenAI and Anthropic are down; every request is being served by Amazon Bedrock and local"
+            ]
         );
     }
 

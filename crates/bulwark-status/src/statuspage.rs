@@ -262,7 +262,7 @@ pub fn summary_json(snapshot: &StatusSnapshot) -> Value {
             "status": status(snapshot),
             // Not Statuspage's: outages fallback absorbed, in words. An
             // extra key is safe, as strict clients only fail on missing ones.
-            "notices": crate::notices(&snapshot.absorbed),
+            "notices": crate::notices(&snapshot.absorbed, &snapshot.provider_names),
         }),
     )
 }

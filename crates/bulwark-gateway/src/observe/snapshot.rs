@@ -110,6 +110,8 @@ impl Observer {
             active_incidents: active,
             recent_incidents: recent.into_iter().take(10).collect(),
             absorbed: self.health().absorbed(now),
+            // The public view fills them in where names may be shown.
+            provider_names: Default::default(),
         }
     }
 }

@@ -369,6 +369,7 @@ fn base(now: UnixMs) -> StatusSnapshot {
         active_incidents: Vec::new(),
         recent_incidents: Vec::new(),
         absorbed: Vec::new(),
+        provider_names: Default::default(),
     }
 }
 

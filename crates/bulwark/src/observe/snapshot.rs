@@ -1,6 +1,8 @@
 //! Everything the status page shows, gathered in one value so rendering is
 //! a pure function of it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::UnixMs;
@@ -24,6 +26,10 @@ pub struct StatusSnapshot {
     /// Routes answering from other upstreams while one of theirs is out.
     #[serde(default)]
     pub absorbed: Vec<Absorbed>,
+    /// Each provider's name for people (`primary` of kind `openai` is
+    /// `OpenAI`), for sentences about upstreams. Empty when they are hidden.
+    #[serde(default)]
+    pub provider_names: BTreeMap<String, String>,
 }
 
 impl StatusSnapshot {
