@@ -211,6 +211,14 @@ status_page: {{ title: "Acme AI" }}
     let incidents = summary["incidents"].as_array().unwrap();
     assert_eq!(incidents.len(), 1, "{summary:#}");
     assert_eq!(incidents[0]["impact"], "minor", "{summary:#}");
+    // Opened before any request was counted in it: titled from the route.
+    assert!(
+        incidents[0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("Degraded performance of "),
+        "{summary:#}"
+    );
     let incident_id = incidents[0]["id"].as_str().unwrap().to_string();
     // Operators see the same grouping, with every name.
     let admin = http

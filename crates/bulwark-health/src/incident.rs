@@ -258,7 +258,11 @@ impl IncidentBook {
         };
         // The title says what clients got, as the routes show it now
         // (the counts take over once requests were counted).
-        incident.title = retitle(&incident.title, incident.felt(routes_worst));
+        let title = retitle(&incident.title, incident.felt(routes_worst));
+        if title != incident.title {
+            incident.title = title;
+            self.dirty = true;
+        }
         let back = incident.components.iter().all(|name| {
             states
                 .iter()
