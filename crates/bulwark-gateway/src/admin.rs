@@ -1,13 +1,17 @@
 //! `/admin/`: what operators may look at, behind the admin key.
 //!
 //! `GET /admin/targets`: every target's breaker state and concurrency.
+//! `GET /admin/status`: every component's live state, routes then the
+//! upstream providers behind them, named whatever `show_targets` says.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bulwark::error::{ApiError, ErrorKind};
+use bulwark::observe::component::{ComponentKind, ComponentState};
 use bulwark::observe::incident::IncidentStatus;
+use bulwark::observe::snapshot::client_overall;
 use bulwark::observe::unix_ms_now;
 use serde_json::json;
 
@@ -36,6 +40,58 @@ pub async fn targets(State(gateway): State<Gateway>, headers: HeaderMap) -> Resp
         })
         .collect();
     Json(json!({"targets": targets})).into_response()
+}
+
+/// The status page's grouping for operators: the headline from the routes
+/// (what clients get), each group with its worst state, and the sentences
+/// for outages fallback absorbed. Live states only: the page's history is
+/// on `/status`.
+pub async fn status(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
+    if let Err(error) = authorize(&gateway, &headers) {
+        return respond::error(ClientFormat::OpenAi, &error, 0);
+    }
+    let now = unix_ms_now();
+    let (components, absorbed) = {
+        let health = gateway.observer.health();
+        (health.components(), health.absorbed(now))
+    };
+    let overall = client_overall(components.iter().map(|c| (c.kind, c.state)));
+    let groups: Vec<_> = [ComponentKind::Route, ComponentKind::Target]
+        .into_iter()
+        .map(|kind| {
+            let members: Vec<_> = components.iter().filter(|c| c.kind == kind).collect();
+            let worst = members
+                .iter()
+                .map(|c| c.state)
+                .max()
+                .unwrap_or(ComponentState::Operational);
+            let members: Vec<_> = members
+                .iter()
+                .map(|c| {
+                    json!({
+                        "name": c.name,
+                        "status": c.state.as_str(),
+                        "reason": c.reason,
+                        "updated_at": c.updated_at,
+                        "first_token_p50_ms": c.first_token_p50_ms,
+                        "first_token_p95_ms": c.first_token_p95_ms,
+                    })
+                })
+                .collect();
+            json!({
+                "name": bulwark_status::group_title(kind),
+                "status": worst.as_str(),
+                "components": members,
+            })
+        })
+        .collect();
+    Json(json!({
+        "status": overall.as_str(),
+        "notices": bulwark_status::notices(&absorbed, gateway.observer.public().provider_names()),
+        "absorbed": absorbed,
+        "groups": groups,
+    }))
+    .into_response()
 }
 
 pub(crate) fn authorize(gateway: &Gateway, headers: &HeaderMap) -> Result<(), ApiError> {

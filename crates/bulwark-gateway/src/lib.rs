@@ -233,6 +233,7 @@ impl Gateway {
             .route("/api/v2/components.json", get(status::components))
             .route("/api/v2/incidents.json", get(status::incidents))
             .route("/admin/targets", get(admin::targets))
+            .route("/admin/status", get(admin::status))
             .route("/admin/reload", post(reload::admin_reload))
             .route("/admin/incidents", get(admin::incidents))
             .route("/admin/incidents/{id}", get(admin::incident))

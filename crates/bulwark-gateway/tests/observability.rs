@@ -193,10 +193,66 @@ status_page: {{ title: "Acme AI" }}
         state_of("backup/claude-sonnet-4-5").as_deref(),
         Some("operational")
     );
-    assert_ne!(summary["status"]["indicator"], "none");
+    // Every request was served: for clients the route is on fallback
+    // (degraded), not out, and so is the page's headline.
+    assert_eq!(state_of("chat").as_deref(), Some("degraded_performance"));
+    assert_eq!(summary["status"]["indicator"], "minor", "{summary:#}");
+    assert_eq!(
+        summary["notices"],
+        serde_json::json!(["OpenAI is down; every request is being served by Anthropic"])
+    );
+    // Routes first, the upstream providers' group beneath.
+    assert_eq!(components[0]["name"], "Routes");
+    let upstreams = components
+        .iter()
+        .find(|c| c["name"] == "Upstream providers")
+        .unwrap();
+    assert_eq!(upstreams["status"], "major_outage");
     let incidents = summary["incidents"].as_array().unwrap();
     assert_eq!(incidents.len(), 1, "{summary:#}");
+    assert_eq!(incidents[0]["impact"], "minor", "{summary:#}");
+    // Opened before any request was counted in it: titled from the route.
+    assert!(
+        incidents[0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("Degraded performance of "),
+        "{summary:#}"
+    );
     let incident_id = incidents[0]["id"].as_str().unwrap().to_string();
+    // Operators see the same grouping, with every name.
+    let admin = http
+        .get(format!("{base}/admin/status"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 200);
+    let admin: Value = serde_json::from_str(&admin.text().await.unwrap()).unwrap();
+    assert_eq!(admin["status"], "degraded_performance", "{admin:#}");
+    assert_eq!(admin["notices"], summary["notices"]);
+    assert_eq!(admin["groups"][0]["name"], "Routes");
+    assert_eq!(admin["groups"][1]["name"], "Upstream providers");
+    assert_eq!(admin["groups"][1]["status"], "major_outage");
+    assert_eq!(
+        admin["groups"][1]["components"][0]["name"],
+        "primary/gpt-4o-mini"
+    );
+    // Time on fallback counts as up for the route; the primary's outage
+    // counts against the primary only.
+    let snapshot = gateway.observer().snapshot().await;
+    let uptime_of = |name: &str| {
+        snapshot
+            .components
+            .iter()
+            .find(|c| c.name == name)
+            .and_then(|c| c.uptime_24h)
+    };
+    assert_eq!(uptime_of("chat"), Some(1.0), "{snapshot:#?}");
+    assert!(
+        uptime_of("primary/gpt-4o-mini").is_some_and(|u| u < 1.0),
+        "{snapshot:#?}"
+    );
 
     let page = http
         .get(format!("{base}/status"))
@@ -206,7 +262,12 @@ status_page: {{ title: "Acme AI" }}
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Major outage"), "the page shows the state");
+    assert!(page.contains("<h1>Degraded performance</h1>"), "{page}");
+    assert!(
+        page.contains("OpenAI is down; every request is being served by Anthropic"),
+        "the page says fallback absorbed the outage"
+    );
+    assert!(page.contains("Major outage"), "the upstream's state shows");
     assert!(page.contains("primary/gpt-4o-mini"));
 
     let metrics = http
@@ -235,9 +296,11 @@ status_page: {{ title: "Acme AI" }}
         "a real page, not a blank one"
     );
     let dom = chromium(&["--dump-dom".into(), format!("{base}/status")]);
+    // The notice needs requests within the one-second health window, which
+    // a browser's start outlasts; the page fetched above showed it.
     assert!(
-        dom.contains("Major outage"),
-        "the rendered page shows the state"
+        dom.contains("<h1>Degraded performance</h1>") && dom.contains("Major outage"),
+        "the rendered page shows what clients get, and the upstream's state"
     );
     assert!(
         dom.contains("Fallback engaged") || dom.contains("Detected"),

@@ -117,6 +117,13 @@ status_page: {{ title: "Acme AI", show_targets: false }}
         .filter_map(|c| c["name"].as_str())
         .collect();
     assert_eq!(names, ["chat"], "only the route is listed");
+    // The backup answered every request: said so, without naming either.
+    assert_eq!(summary["status"]["indicator"], "minor", "{summary:#}");
+    assert_eq!(
+        summary["notices"],
+        json!(["An upstream provider is down; every request is being served by a backup"]),
+        "{summary:#}"
+    );
     let incidents = summary["incidents"].as_array().unwrap();
     assert_eq!(
         incidents.len(),

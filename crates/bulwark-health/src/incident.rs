@@ -56,9 +56,34 @@ pub struct IncidentBook {
     degraded_noted: bool,
     /// Impact changed since the incident was last handed out.
     dirty: bool,
+    /// Which components are routes: what clients call, for the title.
+    routes: Vec<String>,
 }
 
 impl IncidentBook {
+    /// The components clients call, so the title says what they got.
+    pub fn set_routes(&mut self, routes: Vec<String>) {
+        self.routes = routes;
+    }
+
+    /// The worst state, among `states`, of the incident's routes; `None`
+    /// without routes, where the targets are what clients call.
+    fn routes_worst(
+        &self,
+        incident: &Incident,
+        states: &[(String, ComponentState, Option<String>)],
+    ) -> Option<ComponentState> {
+        if self.routes.is_empty() {
+            return None;
+        }
+        states
+            .iter()
+            .filter(|(name, _, _)| self.routes.contains(name) && incident.components.contains(name))
+            .map(|(_, state, _)| *state)
+            .max()
+            .or(Some(ComponentState::Operational))
+    }
+
     pub fn open_incident(&self) -> Option<&Incident> {
         self.open.as_ref()
     }
@@ -117,11 +142,8 @@ impl IncidentBook {
             if !incident.components.iter().any(|c| c == name) {
                 incident.components.push(name.to_string());
             }
-            if to > incident.worst {
-                // The title names the worst it got, as a reader expects.
-                incident.title = retitle(&incident.title, to);
-                incident.worst = to;
-            }
+            // The title follows what clients got (`tick`, `observe`).
+            incident.worst = incident.worst.max(to);
             (
                 TimelineKind::StateChanged,
                 format!("{name}: now {}{because}", to.label().to_lowercase()),
@@ -204,6 +226,10 @@ impl IncidentBook {
                 format!("degraded answers started on {} ({how})", record.route),
             ));
         }
+        // An upstream's outage that fallback absorbs is no "Major outage"
+        // for clients: the title follows what they got, and may rise
+        // again if requests start failing.
+        incident.title = retitle(&incident.title, incident.felt(None));
         self.dirty = true;
         let (kind, message) = note?;
         let route = record.route.clone();
@@ -220,6 +246,10 @@ impl IncidentBook {
     ) -> Vec<IncidentUpdate> {
         let open_after = settings.incident_after.as_millis() as i64;
         let resolve_after = settings.resolve_after.as_millis() as i64;
+        let routes_worst = self
+            .open
+            .as_ref()
+            .and_then(|incident| self.routes_worst(incident, states));
         let Some(incident) = &mut self.open else {
             let due = states.iter().any(|(name, _, _)| {
                 self.out_since
@@ -235,8 +265,21 @@ impl IncidentBook {
                 .iter()
                 .filter(|(name, _, _)| self.out_since.contains_key(name))
                 .collect();
-            return vec![self.start(now, &down)];
+            let mut opened = self.start(now, &down);
+            if let IncidentUpdate::Opened(incident) = &mut opened {
+                let felt = incident.felt(self.routes_worst(incident, states));
+                incident.title = retitle(&incident.title, felt);
+                self.open = Some(incident.clone());
+            }
+            return vec![opened];
         };
+        // The title says what clients got, as the routes show it now
+        // (the counts take over once requests were counted).
+        let title = retitle(&incident.title, incident.felt(routes_worst));
+        if title != incident.title {
+            incident.title = title;
+            self.dirty = true;
+        }
         let back = incident.components.iter().all(|name| {
             states
                 .iter()

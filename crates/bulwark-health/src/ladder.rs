@@ -31,11 +31,9 @@ impl Judgement {
     }
 }
 
-/// Error-rate thresholds: one failure in twenty is noticeable, one in four
-/// is an outage of part of the traffic, three in four is most of it.
+/// Error-rate thresholds live with the ladder (`for_failure_rate`), so an
+/// incident's impact is judged like a route.
 const DEGRADED_ERROR_RATE: f64 = 0.05;
-const PARTIAL_ERROR_RATE: f64 = 0.25;
-const MAJOR_ERROR_RATE: f64 = 0.75;
 /// Half the calls turned away with 429/529 is a provider out of capacity.
 const THROTTLED_SHARE: f64 = 0.5;
 
@@ -62,7 +60,7 @@ pub fn judge_target(
     if stats.attempts >= settings.min_volume {
         let rate = stats.error_rate();
         judgement.worsen(
-            state_for_error_rate(rate),
+            ComponentState::for_failure_rate(rate),
             format!(
                 "error rate {:.0} % over the last {} calls",
                 rate * 100.0,
@@ -90,19 +88,6 @@ pub fn judge_target(
     judgement
 }
 
-/// The ladder's rung for a share of failed calls or requests.
-fn state_for_error_rate(rate: f64) -> ComponentState {
-    if rate >= MAJOR_ERROR_RATE {
-        ComponentState::MajorOutage
-    } else if rate >= PARTIAL_ERROR_RATE {
-        ComponentState::PartialOutage
-    } else if rate >= DEGRADED_ERROR_RATE {
-        ComponentState::DegradedPerformance
-    } else {
-        ComponentState::Operational
-    }
-}
-
 /// A route as its clients see it: errors they got, and how many answers
 /// were not the ones they asked for.
 pub fn judge_route(stats: &RouteStats, settings: &HealthSettings) -> Judgement {
@@ -112,7 +97,7 @@ pub fn judge_route(stats: &RouteStats, settings: &HealthSettings) -> Judgement {
     }
     let rate = stats.bad_rate();
     judgement.worsen(
-        state_for_error_rate(rate),
+        ComponentState::for_failure_rate(rate),
         format!("{:.0} % of requests failed", rate * 100.0),
     );
     if stats.degraded_share() >= DEGRADED_ERROR_RATE {
@@ -124,6 +109,11 @@ pub fn judge_route(stats: &RouteStats, settings: &HealthSettings) -> Judgement {
             ),
         );
     }
+    // Mostly answered by a fallback is degraded, not an outage: every
+    // request was served, but by another model than the one asked for,
+    // usually slower or different, which clients may notice. Degraded
+    // counts as up in uptime, as on Statuspage, so a route carried by
+    // fallback for a day keeps 100 %.
     if stats.fallback_share() >= THROTTLED_SHARE {
         judgement.worsen(
             ComponentState::DegradedPerformance,

@@ -7,6 +7,7 @@
 //! [`HealthTracker::evaluate`] on a timer; what changed is returned for it to
 //! store, alert on and publish.
 
+mod absorbed;
 mod incident;
 mod ladder;
 mod settings;
@@ -21,4 +22,4 @@ pub use settings::{HealthSettings, SloSettings};
 pub use slo::budget_remaining;
 pub use slo::{BurnAlert, BurnSeverity, SloTracker};
 pub use tracker::{ComponentChange, ComponentView, Evaluation, HealthTracker, Topology};
-pub use window::{RouteStats, TargetStats};
+pub use window::{RouteStats, Served, TargetStats};

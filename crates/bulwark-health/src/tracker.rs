@@ -9,6 +9,9 @@ use bulwark::observe::incident::{Incident, IncidentStatus};
 use bulwark::observe::record::RequestRecord;
 use bulwark::resilience::breaker::BreakerState;
 
+use bulwark::observe::snapshot::Absorbed;
+
+use crate::absorbed::absorbed;
 use crate::incident::{IncidentBook, IncidentUpdate};
 use crate::ladder::{Hysteresis, Judgement, judge_route, judge_target};
 use crate::settings::{HealthSettings, SloSettings};
@@ -33,6 +36,17 @@ impl Topology {
         }
         all
     }
+}
+
+/// The routes' names; a route named like a target is a target (`new`).
+fn routes_of(topology: &Topology) -> Vec<String> {
+    let targets = topology.targets();
+    topology
+        .routes
+        .iter()
+        .map(|(route, _)| route.clone())
+        .filter(|route| !targets.contains(route))
+        .collect()
 }
 
 /// A component whose shown state changed.
@@ -135,12 +149,14 @@ impl HealthTracker {
                 order.push(route.clone());
             }
         }
+        let mut book = IncidentBook::default();
+        book.set_routes(routes_of(&topology));
         HealthTracker {
             settings,
             topology,
             order,
             components,
-            book: IncidentBook::default(),
+            book,
             slo: SloTracker::new(slos),
             last_evaluation: None,
         }
@@ -176,6 +192,7 @@ impl HealthTracker {
         }
         self.order = order;
         self.components = components;
+        self.book.set_routes(routes_of(&topology));
         self.topology = topology;
         self.slo.set_objectives(slos);
     }
@@ -399,6 +416,33 @@ impl HealthTracker {
                     first_token_p50_ms: c.p50_ms,
                     first_token_p95_ms: c.p95_ms,
                 })
+            })
+            .collect()
+    }
+
+    /// Routes whose requests other upstreams are answering while upstreams
+    /// they use are out, judged over the health window ending `now`.
+    pub fn absorbed(&self, now: UnixMs) -> Vec<Absorbed> {
+        let since = now - self.settings.window.as_millis() as i64;
+        let state = |name: &str| {
+            self.components
+                .get(name)
+                .filter(|c| c.kind == ComponentKind::Target)
+                .map(|c| c.hysteresis.shown())
+        };
+        self.topology
+            .routes
+            .iter()
+            .filter_map(|(route, targets)| {
+                let component = self.components.get(route)?;
+                if component.kind != ComponentKind::Route {
+                    return None;
+                }
+                let targets: Vec<(String, ComponentState)> = targets
+                    .iter()
+                    .filter_map(|t| Some((t.clone(), state(t)?)))
+                    .collect();
+                absorbed(route, &targets, &component.requests.served(since))
             })
             .collect()
     }

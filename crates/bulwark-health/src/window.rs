@@ -96,10 +96,12 @@ impl TargetWindow {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct RequestSample {
     at: UnixMs,
     good: bool,
+    /// The target that answered a good request.
+    served_by: Option<String>,
     fallback: bool,
     degraded: bool,
     first_token_ms: Option<f64>,
@@ -147,6 +149,7 @@ impl RouteWindow {
         self.samples.push_back(RequestSample {
             at: record.at,
             good,
+            served_by: record.target.clone().filter(|_| good),
             fallback: good && record.fallback && record.degraded.is_none(),
             degraded: good
                 && (record.degraded.is_some() || record.cache.as_deref() == Some("stale")),
@@ -171,6 +174,36 @@ impl RouteWindow {
         stats.first_token_p50_ms = nearest_rank(&first_tokens, 50.0);
         stats.first_token_p95_ms = nearest_rank(&first_tokens, 95.0);
         stats
+    }
+}
+
+/// Who answered a route's recent requests, for saying that fallback
+/// absorbed an outage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Served {
+    pub requests: u32,
+    pub failed: u32,
+    /// Good answers per target, in the order targets first answered.
+    pub by_target: Vec<(String, u32)>,
+}
+
+impl RouteWindow {
+    /// Reads without dropping old samples, so a page view never changes
+    /// what the next evaluation sees.
+    pub(crate) fn served(&self, since: UnixMs) -> Served {
+        let mut served = Served::default();
+        for sample in self.samples.iter().filter(|s| s.at >= since) {
+            served.requests += 1;
+            served.failed += u32::from(!sample.good);
+            let Some(target) = &sample.served_by else {
+                continue;
+            };
+            match served.by_target.iter_mut().find(|(t, _)| t == target) {
+                Some((_, count)) => *count += 1,
+                None => served.by_target.push((target.clone(), 1)),
+            }
+        }
+        served
     }
 }
 

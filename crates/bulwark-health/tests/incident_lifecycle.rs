@@ -392,3 +392,39 @@ fn following_no_incident_drops_the_followers_own() {
     assert_eq!(opened.len(), 1);
     assert_ne!(opened[0], own);
 }
+
+#[test]
+fn an_outage_fallback_absorbs_reads_as_absorbed_not_as_a_major_outage() {
+    // Mid-outage: the primary fails every call, the backup answers all.
+    let run = run(120);
+    let states: HashMap<String, ComponentState> = run
+        .tracker
+        .components()
+        .into_iter()
+        .map(|c| (c.name, c.state))
+        .collect();
+    assert_eq!(states.get(PRIMARY), Some(&MajorOutage));
+    // Every request served: clients see fallback, not an outage.
+    assert_eq!(states.get("chat"), Some(&DegradedPerformance));
+    let absorbed = run.tracker.absorbed(120_000);
+    let [entry] = absorbed.as_slice() else {
+        panic!("one route absorbing, got {absorbed:?}");
+    };
+    assert_eq!(entry.route, "chat");
+    assert_eq!(entry.down, [(PRIMARY.to_string(), MajorOutage)]);
+    assert_eq!(entry.serving, [BACKUP.to_string()]);
+    assert_eq!((entry.requests, entry.failed), (120, 0));
+    let Some(incident) = run.tracker.open_incident() else {
+        panic!("the outage opened an incident");
+    };
+    assert_eq!(incident.worst, MajorOutage);
+    assert_eq!(incident.impact.failed, 0);
+    assert_eq!(incident.impact_level(), "minor");
+    assert!(
+        incident.title.starts_with("Degraded performance of "),
+        "{}",
+        incident.title
+    );
+    // Before the outage nothing is absorbed.
+    assert!(self::run(50).tracker.absorbed(50_000).is_empty());
+}

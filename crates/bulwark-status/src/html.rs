@@ -288,9 +288,9 @@ fn incident_meta(incident: &Incident) -> Markup {
     }
 }
 
-fn active_incident(incident: &Incident) -> Markup {
+fn active_incident(snapshot: &StatusSnapshot, incident: &Incident) -> Markup {
     html! {
-        article class={ "incident i-" (incident.impact_level()) } id=(incident.id) {
+        article class={ "incident i-" (crate::felt(snapshot, incident).indicator()) } id=(incident.id) {
             div.row {
                 h3 { (incident.title) }
                 (status_badge(incident.status))
@@ -307,14 +307,14 @@ fn past_incident(incident: &Incident) -> Markup {
         details.past id=(incident.id) {
             summary {
                 span class={ "name" } {
-                    span class={ "state s-" (incident.worst.as_str()) } {}
+                    span class={ "state s-" (incident.felt(None).as_str()) } {}
                     (incident.title)
                 }
                 small {
                     (human_time(incident.started_at)) " · "
                     @if let Some(r) = incident.resolved_at { "lasted " (duration(r - incident.started_at)) }
                     @else { (incident.status.as_str()) }
-                    " · " (incident.worst.label())
+                    " · " (incident.felt(None).label())
                 }
             }
             div.body {
@@ -329,11 +329,23 @@ fn past_incident(incident: &Incident) -> Markup {
 /// `GET /status`: the whole page as one self-contained HTML document.
 pub fn render_html(snapshot: &StatusSnapshot) -> String {
     let overall = snapshot.overall();
-    let affected = snapshot
+    // The banner counts what clients call, as its headline does; the
+    // upstreams have their own group below.
+    let has_routes = snapshot
         .components
+        .iter()
+        .any(|c| c.kind == ComponentKind::Route);
+    let client_facing: Vec<&ComponentStatus> = snapshot
+        .components
+        .iter()
+        .filter(|c| !has_routes || c.kind == ComponentKind::Route)
+        .collect();
+    let affected = client_facing
         .iter()
         .filter(|c| c.state != ComponentState::Operational)
         .count();
+    let noun = if has_routes { "routes" } else { "components" };
+    let notices = crate::notices(&snapshot.absorbed, &snapshot.provider_names);
     let feed = "/status/feed.atom";
     let page = html! {
         (DOCTYPE)
@@ -360,25 +372,31 @@ pub fn render_html(snapshot: &StatusSnapshot) -> String {
                             h1 { (headline(overall)) }
                             p {
                                 @if affected == 0 {
-                                    (snapshot.components.len()) " components operational"
+                                    (client_facing.len()) " " (noun) " operational"
                                 } @else {
-                                    (affected) " of " (snapshot.components.len()) " components affected"
+                                    (affected) " of " (client_facing.len()) " " (noun) " affected"
                                 }
                                 @if !snapshot.active_incidents.is_empty() {
                                     " · " (snapshot.active_incidents.len()) " active incident"
                                     @if snapshot.active_incidents.len() > 1 { "s" }
                                 }
                             }
+                            @for notice in &notices {
+                                p.notice { (notice) }
+                            }
                         }
                     }
                     @if !snapshot.active_incidents.is_empty() {
                         section aria-label="Active incidents" {
                             h2 { "Active incidents" }
-                            @for i in &snapshot.active_incidents { (active_incident(i)) }
+                            @for i in &snapshot.active_incidents { (active_incident(snapshot, i)) }
                         }
                     }
-                    (component_group(snapshot, ComponentKind::Target))
+                    // What clients call first; the upstreams behind them
+                    // beneath, so a red upstream reads as a cause, not as
+                    // the page's state.
                     (component_group(snapshot, ComponentKind::Route))
+                    (component_group(snapshot, ComponentKind::Target))
                     (component_group(snapshot, ComponentKind::Dependency))
                     @if !snapshot.slos.is_empty() {
                         section.card aria-label="Error budgets" {

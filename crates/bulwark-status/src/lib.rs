@@ -8,15 +8,18 @@
 mod atom;
 mod format;
 mod html;
+mod notice;
 mod public;
 mod review;
 mod statuspage;
 
-use bulwark::observe::component::ComponentKind;
+use bulwark::observe::component::{ComponentKind, ComponentState};
+use bulwark::observe::incident::Incident;
 use bulwark::observe::snapshot::StatusSnapshot;
 
 pub use atom::atom_feed;
 pub use html::render_html;
+pub use notice::{display_names, notices};
 pub use public::{PublicView, UPSTREAM};
 pub use review::incident_markdown;
 pub use statuspage::{components_json, incidents_json, status_json, summary_json};
@@ -41,12 +44,31 @@ pub(crate) fn component_kind(snapshot: &StatusSnapshot, name: &str) -> Component
         )
 }
 
+/// What clients got from an incident (`Incident::felt`): while it is
+/// open, the page's routes it names say it before any request is counted.
+pub(crate) fn felt(snapshot: &StatusSnapshot, incident: &Incident) -> ComponentState {
+    let has_routes = snapshot
+        .components
+        .iter()
+        .any(|c| c.kind == ComponentKind::Route);
+    let routes = (has_routes && !incident.status.is_closed()).then(|| {
+        snapshot
+            .components
+            .iter()
+            .filter(|c| c.kind == ComponentKind::Route && incident.components.contains(&c.name))
+            .map(|c| c.state)
+            .max()
+            .unwrap_or(ComponentState::Operational)
+    });
+    incident.felt(routes)
+}
+
 /// Section titles, shared by the HTML page and the JSON groups so both
 /// name them alike.
-pub(crate) fn group_title(kind: ComponentKind) -> &'static str {
+pub fn group_title(kind: ComponentKind) -> &'static str {
     match kind {
         ComponentKind::Route => "Routes",
-        ComponentKind::Target => "Upstream models",
+        ComponentKind::Target => "Upstream providers",
         ComponentKind::Dependency => "Gateway",
     }
 }

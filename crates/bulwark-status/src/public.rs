@@ -23,6 +23,8 @@ pub const UPSTREAM: &str = "an upstream provider";
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublicView {
     hidden: Option<Hidden>,
+    /// Providers' names for people, handed to shown snapshots.
+    provider_names: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +80,7 @@ impl PublicView {
         let mut words: Vec<String> = providers.union(&models).cloned().collect();
         words.sort_by_key(|w| std::cmp::Reverse(w.len()));
         PublicView {
+            provider_names: BTreeMap::new(),
             hidden: Some(Hidden {
                 routes_of,
                 routes: names,
@@ -85,6 +88,18 @@ impl PublicView {
                 words,
             }),
         }
+    }
+
+    /// Providers' names for people ([`crate::display_names`]), which a
+    /// view that shows targets puts in its snapshots.
+    pub fn with_provider_names(mut self, names: BTreeMap<String, String>) -> PublicView {
+        self.provider_names = names;
+        self
+    }
+
+    /// Every provider's name for people, shown or not: for the admin API.
+    pub fn provider_names(&self) -> &BTreeMap<String, String> {
+        &self.provider_names
     }
 
     pub fn shows_targets(&self) -> bool {
@@ -102,13 +117,21 @@ impl PublicView {
     /// The snapshot as the public may see it.
     pub fn snapshot(&self, mut snapshot: StatusSnapshot) -> StatusSnapshot {
         let Some(hidden) = &self.hidden else {
+            snapshot.provider_names = self.provider_names.clone();
             return snapshot;
         };
+        snapshot.provider_names.clear();
         snapshot
             .components
             .retain(|c| c.kind != ComponentKind::Target && !hidden.is_target(&c.name));
         for component in &mut snapshot.components {
             component.reason = component.reason.as_deref().map(|r| hidden.text(r));
+        }
+        // Which upstream is out and which answers is exactly what is
+        // hidden; that fallback is carrying the route is not.
+        for absorbed in &mut snapshot.absorbed {
+            absorbed.down.clear();
+            absorbed.serving.clear();
         }
         for incident in snapshot
             .active_incidents

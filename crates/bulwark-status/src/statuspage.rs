@@ -89,12 +89,15 @@ fn component(
 }
 
 /// All components in page order: a group per kind (as Statuspage models
-/// sections), each followed by its members. Positions count from 1.
+/// sections: the group with `group: true` and its members' ids in
+/// `components`, each member pointing back with `group_id`), each followed
+/// by its members. Routes come first, the upstream providers behind them
+/// second, as on the page. Positions count from 1.
 fn components(snapshot: &StatusSnapshot) -> Vec<Value> {
     let mut out = Vec::with_capacity(snapshot.components.len() + 3);
     for kind in [
-        ComponentKind::Target,
         ComponentKind::Route,
+        ComponentKind::Target,
         ComponentKind::Dependency,
     ] {
         let members: Vec<&ComponentStatus> = snapshot
@@ -228,7 +231,7 @@ fn incident(snapshot: &StatusSnapshot, incident: &Incident) -> Value {
         "updated_at": iso_ms(incident.updated_at),
         "monitoring_at": monitoring_at,
         "resolved_at": incident.resolved_at.map(iso_ms),
-        "impact": incident.impact_level(),
+        "impact": crate::felt(snapshot, incident).indicator(),
         "shortlink": page_link(snapshot, &format!("#{}", incident.id)),
         "started_at": iso_ms(incident.started_at),
         "page_id": page_id(&snapshot.page_name),
@@ -261,6 +264,9 @@ pub fn summary_json(snapshot: &StatusSnapshot) -> Value {
             "incidents": incidents,
             "scheduled_maintenances": [],
             "status": status(snapshot),
+            // Not Statuspage's: outages fallback absorbed, in words. An
+            // extra key is safe, as strict clients only fail on missing ones.
+            "notices": crate::notices(&snapshot.absorbed, &snapshot.provider_names),
         }),
     )
 }

@@ -12,12 +12,18 @@ fn page_during_an_incident_shows_states_and_timeline() {
     assert!(
         html.contains(r#"<meta name="viewport" content="width=device-width, initial-scale=1">"#)
     );
-    assert!(html.contains("<h1>Major outage</h1>"));
-    assert!(html.contains(r#"class="banner b-major_outage""#));
-    assert!(html.contains("2 of 6 components affected"));
-    // Groups, states, reasons.
-    assert!(html.contains("<h2>Upstream models</h2>"));
-    assert!(html.contains("<h2>Routes</h2>"));
+    // The headline is what clients get: the route's partial outage, not
+    // the upstream's major one, which shows in its own group.
+    assert!(html.contains("<h1>Partial outage</h1>"));
+    assert!(html.contains(r#"class="banner b-partial_outage""#));
+    assert!(html.contains("1 of 3 routes affected"));
+    // Groups, routes first, upstreams beneath; states, reasons.
+    let routes = html.find("<h2>Routes</h2>");
+    let upstreams = html.find("<h2>Upstream providers</h2>");
+    assert!(
+        routes.is_some() && upstreams.is_some() && routes < upstreams,
+        "{routes:?} {upstreams:?}"
+    );
     assert!(html.contains(r#"<span class="state s-major_outage">Major outage</span>"#));
     assert!(html.contains(r#"<span class="state s-partial_outage">Partial outage</span>"#));
     assert!(html.contains("error rate 62 % over 60 s; circuit breaker open"));
@@ -82,7 +88,7 @@ fn page_is_self_contained() {
 fn quiet_and_resolved_pages_read_well() {
     let html = render_html(&common::operational());
     assert!(html.contains("<h1>All systems operational</h1>"));
-    assert!(html.contains("6 components operational"));
+    assert!(html.contains("3 routes operational"));
     assert!(!html.contains("Active incidents"));
     assert!(html.contains("All operational"));
 
@@ -107,4 +113,22 @@ fn hostile_names_and_messages_are_escaped() {
     // Page name (title and brand), component name and reason, SLO route,
     // incident title and affected list, five messages, two component lines.
     assert!(escaped >= 12, "only {escaped} escaped occurrences");
+}
+
+#[test]
+fn an_outage_fallback_absorbs_is_no_outage_in_the_headline() {
+    let html = render_html(&common::absorbed());
+    // Every request served by the backup: degraded at most, never an outage.
+    assert!(html.contains("<h1>Degraded performance</h1>"), "{html}");
+    assert!(!html.contains("<h1>Major outage</h1>"));
+    assert!(html.contains(
+        r#"<p class="notice">OpenAI is down; every request is being served by Anthropic</p>"#
+    ));
+    // The upstream's outage stays visible, in its group beneath the routes.
+    let Some(upstreams) = html.find("<h2>Upstream providers</h2>") else {
+        panic!("no upstream group");
+    };
+    let down = html.find(r#"<span class="state s-major_outage">Major outage</span>"#);
+    assert!(down.is_some_and(|at| at > upstreams), "{down:?}");
+    assert!(html.contains("1 of 3 routes affected"));
 }

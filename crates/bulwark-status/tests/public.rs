@@ -111,3 +111,45 @@ fn showing_targets_changes_nothing() {
         );
     }
 }
+
+#[test]
+fn an_absorbed_outage_is_told_without_names_when_targets_are_hidden() {
+    let snapshot = hiding().snapshot(common::absorbed());
+    assert_eq!(
+        bulwark_status::notices(&snapshot.absorbed, &snapshot.provider_names),
+        ["An upstream provider is down; every request is being served by a backup"]
+    );
+    let html = render_html(&snapshot);
+    let json = summary_json(&snapshot).to_string();
+    for rendered in [&html, &json] {
+        let lower = rendered.to_ascii_lowercase();
+        for name in HIDDEN {
+            assert!(!lower.contains(name), "{name} leaked");
+        }
+    }
+    assert!(!html.contains("Upstream providers"));
+    // Shown, the same snapshot names both, by the names the view gives.
+    let names = bulwark_status::display_names([
+        ("openai".to_string(), "openai"),
+        ("anthropic".to_string(), "vertex"),
+    ]);
+    let shown = PublicView::everything()
+        .with_provider_names(names)
+        .snapshot(common::absorbed());
+    assert_eq!(
+        shown.provider_names.get("anthropic").map(String::as_str),
+        Some("Anthropic")
+    );
+    assert_eq!(
+        bulwark_status::notices(&shown.absorbed, &shown.provider_names),
+        ["OpenAI is down; every request is being served by Anthropic"]
+    );
+    // Hidden, the view hands no names on.
+    assert!(
+        hiding()
+            .with_provider_names(shown.provider_names.clone())
+            .snapshot(common::absorbed())
+            .provider_names
+            .is_empty()
+    );
+}

@@ -172,6 +172,7 @@ fn summary_during_an_incident_has_every_field() {
         [
             "components",
             "incidents",
+            "notices",
             "page",
             "scheduled_maintenances",
             "status"
@@ -179,8 +180,10 @@ fn summary_during_an_incident_has_every_field() {
     );
     check_page(&v["page"]);
     let page_id = v["page"]["id"].as_str().unwrap().to_string();
-    assert_eq!(v["status"]["indicator"], "critical");
-    assert_eq!(v["status"]["description"], "Major System Outage");
+    // From the routes: the upstream's major outage is not the page's.
+    assert_eq!(v["status"]["indicator"], "major");
+    assert_eq!(v["status"]["description"], "Partial System Outage");
+    assert_eq!(v["notices"], serde_json::json!([]));
     assert_eq!(v["scheduled_maintenances"], serde_json::json!([]));
 
     let components = v["components"].as_array().unwrap();
@@ -211,7 +214,10 @@ fn summary_during_an_incident_has_every_field() {
     assert_eq!(by_name(common::ROUTE_HIT)["status"], "partial_outage");
     assert_eq!(by_name("embeddings")["status"], "operational");
 
-    let targets = by_name("Upstream models");
+    // Routes first, as on the page, then the upstreams' group.
+    assert_eq!(components[0]["name"], "Routes");
+    assert_eq!(components[4]["name"], "Upstream providers");
+    let targets = by_name("Upstream providers");
     assert_eq!(targets["group"], true);
     assert_eq!(targets["status"], "major_outage");
     assert_eq!(targets["components"].as_array().unwrap().len(), 3);
@@ -233,7 +239,9 @@ fn summary_during_an_incident_has_every_field() {
     check_incident(inc, &page_id);
     assert_eq!(inc["id"], "inc-20261129-094501-3f2a");
     assert_eq!(inc["status"], "identified");
-    assert_eq!(inc["impact"], "critical");
+    // 5 % of affected requests failed, the rest answered by fallback, the
+    // cache or a degrade step: minor for clients, whatever the upstream's.
+    assert_eq!(inc["impact"], "minor");
     assert_eq!(inc["created_at"], "2026-11-29T09:45:01.000Z");
     assert!(inc["resolved_at"].is_null());
     assert!(inc["monitoring_at"].is_null());
@@ -370,4 +378,43 @@ fn empty_page_still_has_the_shape() {
     assert_eq!(v["components"], serde_json::json!([]));
     assert_eq!(v["status"]["indicator"], "none");
     assert_eq!(v["page"]["url"], "/status");
+}
+
+#[test]
+fn an_outage_fallback_absorbs_is_minor_and_grouped_beneath() {
+    let v = summary_json(&common::absorbed());
+    assert_eq!(v["status"]["indicator"], "minor");
+    assert_eq!(
+        v["notices"],
+        serde_json::json!(["OpenAI is down; every request is being served by Anthropic"])
+    );
+    let Some(components) = v["components"].as_array() else {
+        panic!("no components: {v}");
+    };
+    let by_name = |name: &str| {
+        let Some(found) = components.iter().find(|c| c["name"] == name) else {
+            panic!("no component {name}");
+        };
+        found
+    };
+    let routes = by_name("Routes");
+    let upstreams = by_name("Upstream providers");
+    assert_eq!(routes["status"], "degraded_performance");
+    assert_eq!(upstreams["status"], "major_outage");
+    let target = by_name(common::TARGET_DOWN);
+    assert_eq!(target["status"], "major_outage");
+    assert_eq!(target["group_id"], upstreams["id"]);
+    assert_eq!(by_name(common::ROUTE_HIT)["group_id"], routes["id"]);
+    let Some(members) = upstreams["components"].as_array() else {
+        panic!("group without members: {upstreams}");
+    };
+    assert!(members.contains(&target["id"]));
+    let [incident] = v["incidents"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    else {
+        panic!("one open incident: {v}");
+    };
+    assert_eq!(incident["impact"], "minor");
 }

@@ -5,7 +5,7 @@
 
 use bulwark::observe::UnixMs;
 use bulwark::observe::calendar::DAY_MS;
-use bulwark::observe::component::{ComponentKind, ComponentState};
+use bulwark::observe::component::{ComponentKind, ComponentState, uptime_of};
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -30,10 +30,11 @@ impl UptimeDay {
         self.seconds.iter().sum()
     }
 
-    /// Share of observed time that was operational; `None` if nothing was.
+    /// Share of observed time that was up, weighed as Statuspage does
+    /// (degraded counts up, partial outage 30 % down); `None` if nothing
+    /// was observed.
     pub fn uptime(&self) -> Option<f64> {
-        let observed = self.observed();
-        (observed > 0.0).then(|| self.seconds[ComponentState::Operational as usize] / observed)
+        uptime_of(&self.seconds)
     }
 
     /// The worst state with any time that day.
@@ -217,6 +218,18 @@ mod tests {
             seconds: [90.0, 0.0, 10.0, 0.0, 0.0],
         };
         assert_eq!(day.worst(), ComponentState::DegradedPerformance);
-        assert_eq!(day.uptime(), Some(0.9));
+        // Degraded performance is still up, as on Statuspage.
+        assert_eq!(day.uptime(), Some(1.0));
+        let rough = UptimeDay {
+            seconds: [60.0, 0.0, 20.0, 10.0, 10.0],
+            ..day
+        };
+        assert_eq!(rough.worst(), ComponentState::MajorOutage);
+        // 10 s major fully down, 10 s partial 30 % down: 13 of 100.
+        let uptime = rough.uptime();
+        assert!(
+            uptime.is_some_and(|u| (u - 0.87).abs() < 1e-9),
+            "{uptime:?}"
+        );
     }
 }

@@ -86,14 +86,22 @@ pub struct Observer {
 /// Everything, or with `show_targets: false` every route's targets and
 /// every provider's name hidden.
 fn public_view(config: &GatewayConfig) -> bulwark_status::PublicView {
+    let names = bulwark_status::display_names(
+        config
+            .engine
+            .providers
+            .iter()
+            .map(|(name, provider)| (name.clone(), provider.kind.name())),
+    );
     if config.observe.status_page.show_targets {
-        return bulwark_status::PublicView::everything();
+        return bulwark_status::PublicView::everything().with_provider_names(names);
     }
     let routes = config.engine.routes.iter().map(|(name, route)| {
         let targets = route.targets.iter().map(ToString::to_string);
         (name.clone(), targets)
     });
     bulwark_status::PublicView::without_targets(routes, config.engine.providers.keys().cloned())
+        .with_provider_names(names)
 }
 
 fn topology(config: &GatewayConfig) -> Topology {

@@ -2,8 +2,10 @@
 //! history from the store.
 
 use bulwark::observe::calendar::{DAY_MS, day_start};
-use bulwark::observe::component::ComponentState;
-use bulwark::observe::snapshot::{ComponentStatus, DayUptime, SloStatus, StatusSnapshot};
+use bulwark::observe::component::{ComponentState, uptime_of};
+use bulwark::observe::snapshot::{
+    ComponentStatus, DayUptime, SloStatus, StatusSnapshot, client_overall,
+};
 use bulwark::observe::{UnixMs, unix_ms_now};
 use bulwark_health::{ComponentView, budget_remaining};
 use bulwark_store::UptimeDay;
@@ -21,16 +23,17 @@ impl Observer {
         self.public().snapshot(gathered)
     }
 
-    /// The worst state among the components the public sees.
+    /// The page's overall state among the components the public sees:
+    /// what clients get (`client_overall`), as the snapshot's.
     pub(crate) fn public_overall(&self) -> ComponentState {
         let public = self.public();
-        self.health()
-            .components()
-            .iter()
-            .filter(|c| public.shows(c.kind, &c.name))
-            .map(|c| c.state)
-            .max()
-            .unwrap_or(ComponentState::Operational)
+        client_overall(
+            self.health()
+                .components()
+                .iter()
+                .filter(|c| public.shows(c.kind, &c.name))
+                .map(|c| (c.kind, c.state)),
+        )
     }
 
     /// Everything the public view may keep, for it to trim.
@@ -128,25 +131,26 @@ impl Observer {
             slos,
             active_incidents: active,
             recent_incidents: recent.into_iter().take(10).collect(),
+            absorbed: self.health().absorbed(now),
+            // The public view fills them in where names may be shown.
+            provider_names: Default::default(),
         }
     }
 }
 
-/// Operational share of the time observed on the days overlapping
-/// `since`. History is kept per day, so "24 h" covers today and yesterday
-/// in full: close enough for a status page, and it survives restarts.
+/// Uptime over the days overlapping `since`, weighed as Statuspage does
+/// (`uptime_of`). History is kept per day, so "24 h" covers today and
+/// yesterday in full: close enough for a status page, and it survives
+/// restarts.
 fn uptime_since(days: &[UptimeDay], since: UnixMs) -> Option<f64> {
     let first_day = day_start(since);
-    let (up, observed) =
-        days.iter()
-            .filter(|d| d.day_start >= first_day)
-            .fold((0.0, 0.0), |(up, seen), d| {
-                (
-                    up + d.seconds[ComponentState::Operational as usize],
-                    seen + d.observed(),
-                )
-            });
-    (observed > 0.0).then(|| up / observed)
+    let mut seconds = [0.0; 5];
+    for day in days.iter().filter(|d| d.day_start >= first_day) {
+        for (total, secs) in seconds.iter_mut().zip(day.seconds) {
+            *total += secs;
+        }
+    }
+    uptime_of(&seconds)
 }
 
 /// One bar per day from `from` to today, grey (no data) where nothing was seen.
@@ -168,4 +172,44 @@ fn bars(days: &[UptimeDay], from: UnixMs) -> Vec<DayUptime> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(index: i64, seconds: [f64; 5]) -> UptimeDay {
+        UptimeDay {
+            day_start: index * DAY_MS,
+            date: bulwark_store::utc_date(index * DAY_MS),
+            seconds,
+        }
+    }
+
+    #[test]
+    fn uptime_counts_degraded_up_and_partial_thirty_percent_down() {
+        let days = [
+            // A day of fallback: degraded, every request served.
+            day(10, [0.0, 0.0, 86_400.0, 0.0, 0.0]),
+            // Half a day partly out.
+            day(11, [43_200.0, 0.0, 0.0, 43_200.0, 0.0]),
+            // A quarter of a day fully out.
+            day(12, [64_800.0, 0.0, 0.0, 0.0, 21_600.0]),
+        ];
+        assert_eq!(uptime_since(&days[..1], 10 * DAY_MS), Some(1.0));
+        let partial = uptime_since(&days[1..2], 0);
+        assert!(
+            partial.is_some_and(|u| (u - 0.85).abs() < 1e-9),
+            "{partial:?}"
+        );
+        // 0.3 * 43 200 + 21 600 s down of three days.
+        let all = uptime_since(&days, 0);
+        let expected = 1.0 - (0.3 * 43_200.0 + 21_600.0) / (3.0 * 86_400.0);
+        assert!(all.is_some_and(|u| (u - expected).abs() < 1e-9), "{all:?}");
+        // Days before `since` are left out.
+        assert_eq!(uptime_since(&days, 13 * DAY_MS), None);
+        let bars = bars(&days, 10 * DAY_MS);
+        assert_eq!(bars[0].uptime, Some(1.0));
+        assert_eq!(bars[0].worst, ComponentState::DegradedPerformance);
+    }
 }

@@ -8,7 +8,7 @@
 use bulwark::observe::UnixMs;
 use bulwark::observe::component::{ComponentKind, ComponentState};
 use bulwark::observe::incident::{Impact, Incident, IncidentStatus, TimelineEntry, TimelineKind};
-use bulwark::observe::snapshot::{ComponentStatus, DayUptime, SloStatus, StatusSnapshot};
+use bulwark::observe::snapshot::{Absorbed, ComponentStatus, DayUptime, SloStatus, StatusSnapshot};
 
 /// 2026-11-29T00:00:00Z.
 pub const DAY0: UnixMs = 1_795_910_400_000;
@@ -368,6 +368,8 @@ fn base(now: UnixMs) -> StatusSnapshot {
         slos: slos(false),
         active_incidents: Vec::new(),
         recent_incidents: Vec::new(),
+        absorbed: Vec::new(),
+        provider_names: Default::default(),
     }
 }
 
@@ -419,6 +421,32 @@ pub fn during_incident() -> StatusSnapshot {
     s.slos = slos(true);
     s.active_incidents = vec![open_incident()];
     s.recent_incidents = vec![older_incident()];
+    s
+}
+
+/// The upstream of `chat` is down and the backup answers every request:
+/// the route shows fallback (degraded), the upstream its outage.
+pub fn absorbed() -> StatusSnapshot {
+    let mut s = during_incident();
+    for c in &mut s.components {
+        if c.name == ROUTE_HIT {
+            c.state = ComponentState::DegradedPerformance;
+            c.reason = Some("100 % of answers from a fallback target".to_string());
+        }
+    }
+    let incident = &mut s.active_incidents[0];
+    incident.impact = Impact {
+        affected: 18_432,
+        saved_by_fallback: 18_432,
+        ..Impact::default()
+    };
+    s.absorbed = vec![Absorbed {
+        route: ROUTE_HIT.to_string(),
+        down: vec![(TARGET_DOWN.to_string(), ComponentState::MajorOutage)],
+        serving: vec!["anthropic/claude-sonnet-4-5".to_string()],
+        requests: 240,
+        failed: 0,
+    }];
     s
 }
 

@@ -140,8 +140,101 @@ pub struct Incident {
 }
 
 impl Incident {
-    /// Statuspage's impact level: none, minor, major or critical.
+    /// Statuspage's impact level (none, minor, major or critical) of what
+    /// clients got, as far as the incident alone tells: see [`Self::felt`].
     pub fn impact_level(&self) -> &'static str {
-        self.worst.indicator()
+        self.felt(None).indicator()
+    }
+
+    /// What clients got, on the ladder, never worse than the worst
+    /// component: an upstream's major outage that fallback absorbed is not
+    /// a critical incident for anyone calling the gateway.
+    ///
+    /// From the impact counts once requests were counted: the share that
+    /// failed, judged as a route's, and at least degraded performance while
+    /// answers came from fallback, the cache or a degrade step (not the
+    /// ones asked for). Before that, from `routes`, the worst state of the
+    /// incident's routes where the caller knows it (at least degraded: an
+    /// upstream is out); without either, the worst component is all there
+    /// is to go on.
+    pub fn felt(&self, routes: Option<ComponentState>) -> ComponentState {
+        let i = &self.impact;
+        let felt = if i.affected > 0 {
+            let failed = ComponentState::for_failure_rate(i.failed as f64 / i.affected as f64);
+            if i.saved_by_fallback + i.from_cache + i.degraded > 0 {
+                failed.max(ComponentState::DegradedPerformance)
+            } else {
+                failed
+            }
+        } else if let Some(routes) = routes {
+            routes.max(ComponentState::DegradedPerformance)
+        } else {
+            self.worst
+        };
+        felt.min(self.worst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident(worst: ComponentState, impact: Impact) -> Incident {
+        Incident {
+            id: "inc-1".into(),
+            title: "Major outage of anthropic/claude".into(),
+            status: IncidentStatus::Investigating,
+            worst,
+            components: vec!["anthropic/claude".into(), "chat".into()],
+            started_at: 0,
+            updated_at: 0,
+            resolved_at: None,
+            impact,
+            timeline: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_outage_fallback_absorbed_is_minor_for_clients() {
+        let absorbed = incident(
+            ComponentState::MajorOutage,
+            Impact {
+                affected: 100,
+                saved_by_fallback: 100,
+                ..Impact::default()
+            },
+        );
+        assert_eq!(absorbed.felt(None), ComponentState::DegradedPerformance);
+        assert_eq!(absorbed.impact_level(), "minor");
+    }
+
+    #[test]
+    fn failures_count_like_a_route_and_never_above_the_worst() {
+        let failing = |failed, worst| {
+            incident(
+                worst,
+                Impact {
+                    affected: 100,
+                    saved_by_fallback: 100 - failed,
+                    failed,
+                    ..Impact::default()
+                },
+            )
+            .impact_level()
+        };
+        assert_eq!(failing(30, ComponentState::MajorOutage), "major");
+        assert_eq!(failing(80, ComponentState::MajorOutage), "critical");
+        assert_eq!(failing(80, ComponentState::PartialOutage), "major");
+        // Nothing counted yet: the routes' states, else the worst component.
+        let uncounted = incident(ComponentState::MajorOutage, Impact::default());
+        assert_eq!(uncounted.impact_level(), "critical");
+        let routes = Some(ComponentState::DegradedPerformance);
+        assert_eq!(uncounted.felt(routes), ComponentState::DegradedPerformance);
+        // An upstream out and no route affected is still felt a little.
+        let operational = Some(ComponentState::Operational);
+        assert_eq!(
+            uncounted.felt(operational),
+            ComponentState::DegradedPerformance
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Everything the status page shows, gathered in one value so rendering is
 //! a pure function of it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::UnixMs;
@@ -21,17 +23,57 @@ pub struct StatusSnapshot {
     pub active_incidents: Vec<Incident>,
     /// Incidents resolved recently, newest first.
     pub recent_incidents: Vec<Incident>,
+    /// Routes answering from other upstreams while one of theirs is out.
+    #[serde(default)]
+    pub absorbed: Vec<Absorbed>,
+    /// Each provider's name for people (`primary` of kind `openai` is
+    /// `OpenAI`), for sentences about upstreams. Empty when they are hidden.
+    #[serde(default)]
+    pub provider_names: BTreeMap<String, String>,
 }
 
 impl StatusSnapshot {
-    /// The worst state of any component: the page's overall status.
+    /// The page's overall status: what clients get, see [`client_overall`].
     pub fn overall(&self) -> ComponentState {
-        self.components
-            .iter()
-            .map(|c| c.state)
-            .max()
-            .unwrap_or(ComponentState::Operational)
+        client_overall(self.components.iter().map(|c| (c.kind, c.state)))
     }
+}
+
+/// The worst state of the routes, the components clients call. An upstream
+/// that is down while fallback answers every request is not an outage for
+/// anyone reading the page; it shows in its own group and in
+/// [`Absorbed`]. With no route at all (only direct targets), targets are
+/// what clients call, so they count.
+pub fn client_overall(
+    components: impl IntoIterator<Item = (ComponentKind, ComponentState)>,
+) -> ComponentState {
+    let (mut routes, mut all) = (None::<ComponentState>, None::<ComponentState>);
+    for (kind, state) in components {
+        all = all.max(Some(state));
+        if kind == ComponentKind::Route {
+            routes = routes.max(Some(state));
+        }
+    }
+    routes.or(all).unwrap_or(ComponentState::Operational)
+}
+
+/// A route whose requests other upstreams are answering while upstreams it
+/// uses are in an outage: the page says so in words ("Anthropic is down;
+/// every request is being served by OpenAI") rather than leaving readers
+/// to square a red upstream with a green route.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Absorbed {
+    pub route: String,
+    /// The route's upstreams (`provider/model`) in a partial or major
+    /// outage, and their state. Empty when upstream names are hidden.
+    pub down: Vec<(String, ComponentState)>,
+    /// The upstreams that answered the route's requests in the health
+    /// window. Empty when upstream names are hidden.
+    pub serving: Vec<String>,
+    /// The route's requests in the health window (clients' own mistakes
+    /// left out), and how many of them failed.
+    pub requests: u32,
+    pub failed: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
