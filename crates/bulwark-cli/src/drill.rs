@@ -27,6 +27,8 @@ pub struct DrillArgs {
     pub asserts: Vec<String>,
     pub listen: String,
     pub instances: usize,
+    /// Replaces the config's `redis:` (its URL; the other settings default).
+    pub redis: Option<String>,
 }
 
 /// Runs the drill, prints and writes the report; `false` when an
@@ -41,7 +43,12 @@ pub async fn drill(args: DrillArgs) -> anyhow::Result<bool> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let scenario = Scenario::load(&args.scenario).map_err(problems)?;
-    let (config, config_name) = load_config(args.config.as_deref())?;
+    let (mut config, config_name) = load_config(args.config.as_deref())?;
+    if let Some(url) = &args.redis {
+        let shared = bulwark::config::shared::SharedConfig::from_url(url)
+            .map_err(|e| anyhow::anyhow!("--redis: {e}"))?;
+        config.engine.shared = Some(shared);
+    }
     let speed = args.speed.or(scenario.speed).unwrap_or(60.0);
     let duration = args
         .duration

@@ -163,6 +163,10 @@ struct DrillCli {
     /// the load spread over them as a load balancer would.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     instances: u16,
+    /// The Redis the instances share (e.g. redis://127.0.0.1:6379/0), in
+    /// place of the config's `redis:`; the drill uses keys of its own.
+    #[arg(long)]
+    redis: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -410,6 +414,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 store,
                 asserts,
                 instances,
+                redis,
             } => {
                 let Some(scenario) = scenario else {
                     anyhow::bail!("--scenario is required (e.g. scenarios/provider-outage.yaml)");
@@ -426,6 +431,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     asserts,
                     listen: "127.0.0.1:0".into(),
                     instances: usize::from(instances),
+                    redis,
                 })
                 .await?;
                 Ok(if passed {

@@ -117,9 +117,12 @@ impl Observer {
                 burn_rate_6h: burn_6h,
             });
         }
-        let incidents = match judged {
-            Some(judged) => judged.incidents,
-            None => self.recent.lock().map(|r| r.clone()).unwrap_or_default(),
+        let (incidents, absorbed) = match judged {
+            Some(judged) => (judged.incidents, judged.absorbed),
+            None => (
+                self.recent.lock().map(|r| r.clone()).unwrap_or_default(),
+                self.health().absorbed(now),
+            ),
         };
         let (active, recent): (Vec<_>, Vec<_>) =
             incidents.into_iter().partition(|i| !i.status.is_closed());
@@ -131,7 +134,7 @@ impl Observer {
             slos,
             active_incidents: active,
             recent_incidents: recent.into_iter().take(10).collect(),
-            absorbed: self.health().absorbed(now),
+            absorbed,
             // The public view fills them in where names may be shown.
             provider_names: Default::default(),
         }

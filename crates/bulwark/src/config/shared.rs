@@ -37,6 +37,19 @@ pub struct SharedConfig {
 }
 
 impl SharedConfig {
+    /// A URL given alone (`bulwark drill --redis`), with the defaults.
+    pub fn from_url(url: &str) -> Result<SharedConfig, String> {
+        let url = url.trim();
+        if !valid_url(url) {
+            return Err(BAD_URL.into());
+        }
+        Ok(SharedConfig {
+            url: Secret::new(url),
+            timeout: DEFAULT_TIMEOUT,
+            key_prefix: DEFAULT_PREFIX.into(),
+        })
+    }
+
     /// The URL without its credentials: `rediss://redis.internal:6380/0`.
     pub fn address(&self) -> String {
         let url = self.url.expose();
@@ -67,6 +80,14 @@ struct RawShared {
     key_prefix: Option<String>,
 }
 
+const BAD_URL: &str = "not a Redis URL; write redis://HOST:PORT/DB or rediss://HOST:PORT/DB \
+     (Redis Cluster and Sentinel URLs are not supported)";
+
+fn valid_url(url: &str) -> bool {
+    (url.starts_with("redis://") || url.starts_with("rediss://"))
+        && redis::Client::open(url).is_ok()
+}
+
 pub(crate) fn build(raw: Value, doc: &Document, issues: &mut Vec<Issue>) -> Option<SharedConfig> {
     let raw = match raw {
         Value::String(url) => RawShared {
@@ -79,14 +100,9 @@ pub(crate) fn build(raw: Value, doc: &Document, issues: &mut Vec<Issue>) -> Opti
     };
     let before = issues.len();
     let url = raw.url.trim().to_string();
-    let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
-    if !scheme_ok || redis::Client::open(url.as_str()).is_err() {
+    if !valid_url(&url) {
         // Never quote the URL: it may hold a password.
-        issues.push(Issue::new(
-            "redis.url",
-            "not a Redis URL; write redis://HOST:PORT/DB or rediss://HOST:PORT/DB \
-             (Redis Cluster and Sentinel URLs are not supported)",
-        ));
+        issues.push(Issue::new("redis.url", BAD_URL));
     }
     let timeout = super::duration::timeout(raw.timeout, DEFAULT_TIMEOUT, "redis.timeout", issues);
     if timeout > MAX_TIMEOUT {

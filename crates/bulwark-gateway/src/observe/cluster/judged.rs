@@ -26,6 +26,10 @@ pub(crate) struct Judged {
     pub burn: Vec<JudgedBurn>,
     /// The judge's incidents, open and resolved, newest first.
     pub incidents: Vec<Incident>,
+    /// Outages fallback absorbed, as the judge saw them: every instance
+    /// tells the same story.
+    #[serde(default)]
+    pub absorbed: Vec<bulwark::observe::snapshot::Absorbed>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -282,6 +282,7 @@ pub(crate) async fn after_evaluation(observer: &Observer, now: UnixMs) {
         Judged {
             leader: shared.instance().to_string(),
             generated_at: now,
+            absorbed: health.absorbed(now),
             components: health
                 .components()
                 .into_iter()
