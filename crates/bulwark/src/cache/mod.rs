@@ -212,7 +212,7 @@ impl ResponseCache {
     /// and compressing it happen there too, off the request's way.
     pub async fn insert(&self, key: CacheKey, answer: CachedAnswer) {
         let answer = Arc::new(answer);
-        if let Some(shared) = &self.shared {
+        if let Some(shared) = self.shared.as_ref().filter(|s| s.is_up()) {
             let (shared, stored) = (shared.clone(), answer.clone());
             tokio::spawn(async move {
                 let (entry, keep) = stored.to_entry(SystemTime::now());

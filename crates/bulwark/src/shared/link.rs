@@ -76,12 +76,7 @@ async fn beat(inner: &Inner, script: &redis::Script) {
 /// after a drop; it is made once, since making it waits for a first
 /// connection.
 async fn connection(inner: &Inner) -> Option<ConnectionManager> {
-    if let Some(connection) = inner
-        .connection
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone()
-    {
+    if let Some(connection) = inner.connection() {
         return Some(connection);
     }
     let config = ConnectionManagerConfig::new()

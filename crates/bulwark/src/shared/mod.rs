@@ -44,6 +44,9 @@ pub struct SharedStats {
     pub fallbacks: u64,
     /// Times Redis was found down.
     pub outages: u64,
+    /// Best-effort calls (the cache's) that failed or timed out: a miss or
+    /// a dropped write, which does not mark Redis down.
+    pub dropped: u64,
 }
 
 /// A handle on the shared state; cheap to clone. One per process: a config
@@ -63,6 +66,7 @@ struct Inner {
     instances: AtomicU32,
     fallbacks: AtomicU64,
     outages: AtomicU64,
+    dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -90,14 +94,11 @@ impl Shared {
                 instances: AtomicU32::new(1),
                 fallbacks: AtomicU64::new(0),
                 outages: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
             }),
         };
         link::spawn(Arc::downgrade(&shared.inner));
         Ok(shared)
-    }
-
-    pub fn config(&self) -> &SharedConfig {
-        &self.inner.config
     }
 
     /// This process's name among the instances.
@@ -108,6 +109,11 @@ impl Shared {
     /// `prefix` + `name`: every key and channel of this deployment.
     pub fn key(&self, name: &str) -> String {
         format!("{}{name}", self.inner.config.key_prefix)
+    }
+
+    /// How long a call that a request waits on may take.
+    pub fn timeout(&self) -> Duration {
+        self.inner.config.timeout
     }
 
     pub fn is_up(&self) -> bool {
@@ -125,6 +131,7 @@ impl Shared {
             instances: self.instances(),
             fallbacks: self.inner.fallbacks.load(Ordering::Relaxed),
             outages: self.inner.outages.load(Ordering::Relaxed),
+            dropped: self.inner.dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -136,13 +143,7 @@ impl Shared {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let connection = match self.connection() {
-            Some(connection) if self.is_up() => connection,
-            _ => {
-                self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
-                return Err(SharedError::Down);
-            }
-        };
+        let connection = self.usable()?;
         let timeout = self.inner.config.timeout;
         let error = match tokio::time::timeout(timeout, call(connection)).await {
             Ok(Ok(value)) => return Ok(value),
@@ -151,8 +152,45 @@ impl Shared {
             Err(_) => SharedError::Timeout(timeout),
         };
         self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
-        self.mark_down(&error);
+        self.inner.mark_down(&error);
         Err(error)
+    }
+
+    /// As [`Shared::run`] for a call nothing depends on (the cache's reads
+    /// and writes), within `timeout`. While Redis is down it returns `Down`
+    /// at once; but its own timeout or failure does not mark Redis down:
+    /// a large entry slow to send says nothing about Redis's health, and
+    /// must not send every quota and probe to local state. Such a failure
+    /// is a miss or a dropped write, counted in `dropped`.
+    pub async fn run_best_effort<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        call: F,
+    ) -> Result<T, SharedError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let connection = self.usable()?;
+        let error = match tokio::time::timeout(timeout, call(connection)).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => SharedError::Redis(error),
+            Err(_) => SharedError::Timeout(timeout),
+        };
+        self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+        Err(error)
+    }
+
+    /// The connection, if Redis is up; otherwise the call is answered
+    /// locally, and counted so.
+    fn usable(&self) -> Result<ConnectionManager, SharedError> {
+        match self.inner.connection() {
+            Some(connection) if self.is_up() => Ok(connection),
+            _ => {
+                self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
+                Err(SharedError::Down)
+            }
+        }
     }
 
     /// Sends `payload` to every instance listening on `channel`.
@@ -176,20 +214,17 @@ impl Shared {
         pubsub::spawn(self.inner.client.clone(), self.key(channel))
     }
 
+}
+
+impl Inner {
+    /// The connection, once the link has made it.
     fn connection(&self) -> Option<ConnectionManager> {
-        self.inner
-            .connection
+        self.connection
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    fn mark_down(&self, why: &SharedError) {
-        self.inner.mark_down(why);
-    }
-}
-
-impl Inner {
     fn mark_down(&self, why: &SharedError) {
         if self.up.swap(false, Ordering::AcqRel) {
             self.outages.fetch_add(1, Ordering::Relaxed);
