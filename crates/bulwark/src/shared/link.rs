@@ -22,9 +22,8 @@ const INSTANCE_TTL: Duration = Duration::from_secs(5);
 /// Connecting may take longer than a request's call: nothing waits on it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The script after `NOW_MS` (Redis's clock, in `now`).
 const HEARTBEAT_SCRIPT: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -33,7 +32,7 @@ return redis.call('ZCARD', KEYS[1])
 
 pub(super) fn spawn(inner: Weak<Inner>) {
     tokio::spawn(async move {
-        let script = redis::Script::new(HEARTBEAT_SCRIPT);
+        let script = redis::Script::new(&format!("{}{HEARTBEAT_SCRIPT}", super::NOW_MS));
         let mut ticks = tokio::time::interval(HEARTBEAT);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

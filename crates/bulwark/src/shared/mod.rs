@@ -22,6 +22,14 @@ use redis::aio::ConnectionManager;
 
 use crate::config::shared::SharedConfig;
 
+/// The opening of every script that needs the time: `now`, in
+/// milliseconds on Redis's clock, which every instance shares (their own
+/// clocks may disagree).
+pub(crate) const NOW_MS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+";
+
 /// Why a shared call did not happen; the caller uses its local state.
 #[derive(Debug, thiserror::Error)]
 pub enum SharedError {
