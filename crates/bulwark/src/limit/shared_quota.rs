@@ -21,7 +21,7 @@ use crate::config::RateLimits;
 use crate::shared::{NOW_MS, Shared, SharedError};
 
 /// The window every quota counts over.
-const WINDOW: Duration = Duration::from_secs(60);
+pub(super) const WINDOW: Duration = Duration::from_secs(60);
 
 /// The script after `NOW_MS` (Redis's clock, in `now`).
 const SCRIPT: &str = r"
@@ -194,6 +194,11 @@ impl SharedQuotas {
     /// The instances to divide a quota among while Redis cannot be asked.
     pub fn instances(&self) -> u32 {
         self.shared.instances()
+    }
+
+    /// Whether Redis came back from an outage less than `within` ago.
+    pub fn rejoined_within(&self, within: Duration) -> bool {
+        self.shared.rejoined_within(within)
     }
 
     /// A name for a new grant, unique among every instance's.

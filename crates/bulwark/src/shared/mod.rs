@@ -15,10 +15,11 @@ mod pubsub;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use tokio::time::Instant;
 
 use crate::config::shared::SharedConfig;
 
@@ -75,6 +76,9 @@ struct Inner {
     fallbacks: AtomicU64,
     outages: AtomicU64,
     dropped: AtomicU64,
+    /// When Redis last came back after being found down (or unreachable
+    /// at start): what was decided locally meanwhile is not in Redis.
+    rejoined: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -103,6 +107,7 @@ impl Shared {
                 fallbacks: AtomicU64::new(0),
                 outages: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
+                rejoined: Mutex::new(None),
             }),
         };
         link::spawn(Arc::downgrade(&shared.inner));
@@ -126,6 +131,15 @@ impl Shared {
 
     pub fn is_up(&self) -> bool {
         self.inner.up.load(Ordering::Acquire)
+    }
+
+    /// Whether Redis came back from an outage less than `within` ago.
+    pub fn rejoined_within(&self, within: Duration) -> bool {
+        self.inner
+            .rejoined
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < within)
     }
 
     /// Live instances (at least 1), for dividing a quota while Redis is down.
@@ -242,6 +256,10 @@ impl Inner {
 
     fn mark_up(&self) {
         if !self.up.swap(true, Ordering::AcqRel) {
+            if self.outages.load(Ordering::Relaxed) > 0 {
+                *self.rejoined.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Instant::now());
+            }
             tracing::info!(redis = %self.config.address(), instance = %self.instance, "Redis reached; state is shared");
         }
     }
