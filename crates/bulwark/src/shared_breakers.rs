@@ -227,11 +227,12 @@ pub(crate) fn release_probe(shared: &Shared, label: &str, lock: ProbeLock) {
         let script = &*RELEASE_PROBE_SCRIPT;
         loop {
             let (key, token) = (key.clone(), lock.token.clone());
-            let released = shared
-                .run(|mut c| async move {
-                    script.key(key).arg(token).invoke_async::<i64>(&mut c).await
-                })
-                .await;
+            let released =
+                shared
+                    .run(|mut c| async move {
+                        script.key(key).arg(token).invoke_async::<i64>(&mut c).await
+                    })
+                    .await;
             if released.is_ok() || Instant::now() + RELEASE_RETRY >= until {
                 return;
             }

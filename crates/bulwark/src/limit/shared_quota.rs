@@ -146,9 +146,8 @@ if short > 0 then wait = window end
 return {1, math.max(wait, 1)}
 ";
 
-static QUOTA_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(&format!("{NOW_MS}{SCRIPT}"))
-});
+static QUOTA_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&format!("{NOW_MS}{SCRIPT}")));
 
 /// Tells one grant from every other, across instances.
 static GRANTS: AtomicU64 = AtomicU64::new(0);

@@ -201,7 +201,10 @@ async fn totals_without_a_log_are_forgotten() -> redis::RedisResult<()> {
         .arg(50)
         .query_async::<()>(&mut connection)
         .await?;
-    assert!(take(&quotas, tokens(0, 0)).await.is_ok(), "stale totals refused");
+    assert!(
+        take(&quotas, tokens(0, 0)).await.is_ok(),
+        "stale totals refused"
+    );
     let ttl: i64 = redis::cmd("PTTL")
         .arg(&quotas.totals)
         .query_async(&mut connection)

@@ -183,7 +183,10 @@ mod tests {
         assert!(!pulse.answered(SLOW, TIMEOUT, true), "slow breaks the run");
         assert!(!pulse.answered(FAST, TIMEOUT, true));
         pulse.failed();
-        assert!(!pulse.answered(FAST, TIMEOUT, true), "failure breaks the run");
+        assert!(
+            !pulse.answered(FAST, TIMEOUT, true),
+            "failure breaks the run"
+        );
         assert!(pulse.answered(FAST, TIMEOUT, true));
     }
 }

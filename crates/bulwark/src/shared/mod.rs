@@ -235,7 +235,6 @@ impl Shared {
     pub fn subscribe(&self, channel: &str) -> tokio::sync::mpsc::Receiver<Vec<u8>> {
         pubsub::spawn(self.inner.client.clone(), self.key(channel))
     }
-
 }
 
 impl Inner {

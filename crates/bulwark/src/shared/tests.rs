@@ -247,6 +247,9 @@ async fn a_slow_best_effort_call_does_not_mark_redis_down() {
     assert!(ping(&shared).await.is_ok());
 
     let bounded = shared.run(stall).await;
-    assert!(matches!(bounded, Err(SharedError::Timeout(_))), "{bounded:?}");
+    assert!(
+        matches!(bounded, Err(SharedError::Timeout(_))),
+        "{bounded:?}"
+    );
     assert!(!shared.is_up());
 }
