@@ -104,10 +104,10 @@ impl BreakerBoard {
         };
         let now = Instant::now();
         let transition = match message.state.as_str() {
-            "open" => {
-                let until = now + Duration::from_millis(message.open_for_ms);
-                state.with_breaker(|b| b.force_open(now, until))
-            }
+            "open" => state.with_breaker(|b| {
+                let until = open_until(now, message.open_for_ms, b.max_ejection())?;
+                b.force_open(now, until)
+            }),
             "closed" => state.with_breaker(|b| b.force_close(now)),
             _ => None,
         };
@@ -116,6 +116,14 @@ impl BreakerBoard {
         }
         self.events.breaker(&message.label, transition);
     }
+}
+
+/// When a break another instance announced ends here: never later than
+/// this breaker would open for on its own, whatever the message says (a
+/// huge value from a bug or a foreign publisher must not open it for
+/// centuries, nor overflow the clock).
+fn open_until(now: Instant, open_for_ms: u64, max_ejection: Duration) -> Option<Instant> {
+    now.checked_add(Duration::from_millis(open_for_ms).min(max_ejection))
 }
 
 /// Tells the other instances of a verdict this instance reached: opened
@@ -144,19 +152,11 @@ pub(crate) fn announce(shared: &Shared, label: &str, transition: Transition) {
     });
 }
 
-const TAKE_PROBE: &str = r"
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
-return 0
-";
-
 const RELEASE_PROBE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 ";
 
-static TAKE_PROBE_SCRIPT: LazyLock<redis::Script> =
-    LazyLock::new(|| redis::Script::new(TAKE_PROBE));
 static RELEASE_PROBE_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(RELEASE_PROBE));
 
@@ -164,46 +164,83 @@ fn probe_key(shared: &Shared, label: &str) -> String {
     shared.key(&format!("probe:{label}"))
 }
 
-/// Whether this instance may send the half-open probe for `label`: the
-/// lock is its own for `ttl` (or until it reports the verdict).
+/// How often a lock that could not be given back is tried again.
+const RELEASE_RETRY: Duration = Duration::from_secs(1);
+
+/// The probe lock of one half-open round: the value in Redis names this
+/// instance and this round, so that only the round that took it gives it
+/// back (a late verdict of an earlier round must not free a later one's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProbeLock {
+    token: String,
+    ttl: Duration,
+}
+
+impl ProbeLock {
+    pub(crate) fn new(shared: &Shared, ttl: Duration) -> ProbeLock {
+        ProbeLock {
+            token: format!("{}:{:016x}", shared.instance(), fastrand::u64(..)),
+            ttl,
+        }
+    }
+}
+
+/// Whether this round may send the half-open probe for `label`: the lock
+/// is its own for its ttl (or until it reports the verdict). On an error
+/// other than `Down`, Redis may have taken the lock all the same: the
+/// caller should give it back with its verdict, like a lock it holds.
 pub(crate) async fn take_probe(
     shared: &Shared,
     label: &str,
-    ttl: Duration,
+    lock: &ProbeLock,
 ) -> Result<bool, SharedError> {
-    let script = &*TAKE_PROBE_SCRIPT;
     let key = probe_key(shared, label);
-    let instance = shared.instance().to_string();
-    let ttl = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+    let token = lock.token.clone();
+    let ttl = u64::try_from(lock.ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     shared
         .run(|mut c| async move {
-            script
-                .key(key)
-                .arg(instance)
+            redis::cmd("SET")
+                .arg(key)
+                .arg(token)
+                .arg("NX")
+                .arg("PX")
                 .arg(ttl)
-                .invoke_async::<i64>(&mut c)
+                .query_async::<Option<String>>(&mut c)
                 .await
         })
         .await
-        .map(|taken| taken == 1)
+        .map(|set| set.is_some())
 }
 
 /// Gives the probe lock back once the probe has its verdict, so the next
 /// half-open round (perhaps sooner than the lock's expiry) finds it free.
-pub(crate) fn release_probe(shared: &Shared, label: &str) {
+/// While Redis cannot be asked, it tries again until the lock would have
+/// expired anyway: otherwise the other instances would skip a healthy
+/// target for the whole probe timeout.
+pub(crate) fn release_probe(shared: &Shared, label: &str, lock: ProbeLock) {
     let shared = shared.clone();
     let key = probe_key(&shared, label);
     tokio::spawn(async move {
+        let until = Instant::now() + lock.ttl;
         let script = &*RELEASE_PROBE_SCRIPT;
-        let instance = shared.instance().to_string();
-        let _ = shared
-            .run(|mut c| async move {
-                script
-                    .key(key)
-                    .arg(instance)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await;
+        loop {
+            let (key, token) = (key.clone(), lock.token.clone());
+            let released =
+                shared
+                    .run(|mut c| async move {
+                        script.key(key).arg(token).invoke_async::<i64>(&mut c).await
+                    })
+                    .await;
+            if released.is_ok() || Instant::now() + RELEASE_RETRY >= until {
+                return;
+            }
+            tokio::time::sleep(RELEASE_RETRY).await;
+        }
     });
 }
+
+#[cfg(test)]
+#[path = "shared_breakers_tests.rs"]
+mod tests;

@@ -154,11 +154,22 @@ impl moka::Expiry<CacheKey, Arc<CachedAnswer>> for RouteTtl {
     }
 }
 
+/// How long a stale entry here is answered as a miss without asking Redis
+/// again for a newer one.
+const RECHECK_AFTER: Duration = Duration::from_secs(5);
+
+/// Keys remembered as lately asked of Redis; beyond this the oldest are
+/// forgotten (and asked again), so the memory stays small.
+const RECHECKS_KEPT: u64 = 10_000;
+
 #[derive(Clone)]
 pub struct ResponseCache {
     entries: moka::future::Cache<CacheKey, Arc<CachedAnswer>>,
     /// The Redis tier, when `redis:` is set.
     shared: Option<Shared>,
+    /// Keys with a stale entry here that Redis was lately asked about: a
+    /// stale entry would otherwise send every request for it to Redis.
+    asked: moka::future::Cache<CacheKey, ()>,
 }
 
 impl std::fmt::Debug for ResponseCache {
@@ -178,6 +189,10 @@ impl ResponseCache {
                 .expire_after(RouteTtl)
                 .build(),
             shared: None,
+            asked: moka::future::Cache::builder()
+                .max_capacity(RECHECKS_KEPT)
+                .time_to_live(RECHECK_AFTER)
+                .build(),
         }
     }
 
@@ -191,10 +206,14 @@ impl ResponseCache {
     /// (where another instance may have stored it, or stored a newer one
     /// than the stale entry held here).
     pub async fn get(&self, key: &CacheKey) -> Option<Arc<CachedAnswer>> {
-        if let Some(local) = self.entries.get(key).await
-            && local.is_fresh()
-        {
-            return Some(local);
+        if let Some(local) = self.entries.get(key).await {
+            if local.is_fresh() {
+                return Some(local);
+            }
+            if self.shared.is_none() || self.asked.contains_key(key) {
+                return None;
+            }
+            self.asked.insert(*key, ()).await;
         }
         self.get_remote(key).await.filter(|a| a.is_fresh())
     }
@@ -212,7 +231,7 @@ impl ResponseCache {
     /// and compressing it happen there too, off the request's way.
     pub async fn insert(&self, key: CacheKey, answer: CachedAnswer) {
         let answer = Arc::new(answer);
-        if let Some(shared) = &self.shared {
+        if let Some(shared) = self.shared.as_ref().filter(|s| s.is_up()) {
             let (shared, stored) = (shared.clone(), answer.clone());
             tokio::spawn(async move {
                 let (entry, keep) = stored.to_entry(SystemTime::now());
@@ -232,3 +251,7 @@ impl ResponseCache {
         Some(answer)
     }
 }
+
+#[cfg(test)]
+#[path = "recheck_tests.rs"]
+mod tests;

@@ -2,10 +2,11 @@
 //! instance of the deployment, so that an answer cached through one is a
 //! hit through another.
 //!
-//! Each call goes through `Shared::run`: at most one timeout while Redis
-//! hangs, nothing at all while it is known down, and any failure is a miss.
-//! Writes are spawned by the caller: a request never waits for Redis to
-//! store its answer.
+//! Each call goes through `Shared::run_best_effort`: nothing at all while
+//! Redis is known down, and any failure is a miss or a dropped write that
+//! does not mark Redis down (a slow cache call must not send quotas and
+//! probes to local state). Writes are spawned by the caller: a request
+//! never waits for Redis to store its answer.
 
 use std::time::Duration;
 
@@ -27,6 +28,11 @@ pub(crate) fn redis_key(shared: &Shared, key: &CacheKey) -> String {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// A spawned write may take longer than a request's call: nobody waits on
+/// it, and an entry of up to `MAX_ENTRY_BYTES` needs a few milliseconds on
+/// the wire.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The entry under `key`, if Redis has one of ours and answers in time.
 pub(crate) async fn get(shared: &Shared, key: &CacheKey) -> Option<Entry> {
     let name = redis_key(shared, key);
@@ -34,7 +40,7 @@ pub(crate) async fn get(shared: &Shared, key: &CacheKey) -> Option<Entry> {
     // not read whole (one byte past the cap is enough to refuse it).
     let last = i64::try_from(MAX_ENTRY_BYTES).unwrap_or(i64::MAX);
     let bytes = shared
-        .run(|mut c| async move {
+        .run_best_effort(shared.timeout(), |mut c| async move {
             redis::cmd("GETRANGE")
                 .arg(name)
                 .arg(0)
@@ -52,7 +58,8 @@ pub(crate) async fn get(shared: &Shared, key: &CacheKey) -> Option<Entry> {
 /// sent.
 pub(crate) async fn put(shared: &Shared, key: &CacheKey, entry: &Entry, keep: Duration) {
     let millis = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX);
-    if millis == 0 {
+    // Encoding and compressing a large entry is wasted while Redis is down.
+    if millis == 0 || !shared.is_up() {
         return;
     }
     let Some(bytes) = stored::encode(entry) else {
@@ -64,7 +71,7 @@ pub(crate) async fn put(shared: &Shared, key: &CacheKey, entry: &Entry, keep: Du
     };
     let name = redis_key(shared, key);
     let stored = shared
-        .run(|mut c| async move {
+        .run_best_effort(WRITE_TIMEOUT, |mut c| async move {
             redis::cmd("SET")
                 .arg(name)
                 .arg(bytes)

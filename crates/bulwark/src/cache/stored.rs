@@ -20,10 +20,17 @@ use crate::wire::translate::FATES;
 /// written by a later format is a miss here, not a misreading.
 const MAGIC: &[u8; 4] = b"BWC1";
 
-/// Largest entry, compressed or not. Both are checked before decompressing,
-/// so that a small entry claiming a huge size (a decompression bomb) costs
-/// nothing; an answer larger than this stays in the memory tier only.
-pub(crate) const MAX_ENTRY_BYTES: usize = 4 << 20;
+/// Largest entry as stored in Redis (compressed). 1 MiB rather than more:
+/// Redis is single-threaded, so copying a large value holds up every
+/// instance's quota scripts meanwhile, and a read must fit the request's
+/// timeout (50 ms) or it is a wasted miss. Compressed streams of JSON
+/// chunks shrink several times, so this still shares answers of megabytes;
+/// a larger one stays in the memory tier only.
+pub(crate) const MAX_ENTRY_BYTES: usize = 1 << 20;
+
+/// Largest entry decompressed. Checked before decompressing, so that a
+/// small entry claiming a huge size (a decompression bomb) costs nothing.
+const MAX_JSON_BYTES: usize = 4 << 20;
 
 /// What the Redis tier stores and reads back.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,7 +116,7 @@ pub(crate) fn encode(entry: &Entry) -> Option<Vec<u8>> {
         chunks: entry.chunks.iter().map(stored_chunk).collect(),
     };
     let json = serde_json::to_vec(&stored).ok()?;
-    if json.len() > MAX_ENTRY_BYTES {
+    if json.len() > MAX_JSON_BYTES {
         return None;
     }
     let mut bytes = MAGIC.to_vec();
@@ -126,7 +133,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<Entry> {
     let compressed = bytes.strip_prefix(MAGIC)?;
     let size: [u8; 4] = compressed.get(..4)?.try_into().ok()?;
     let size = usize::try_from(u32::from_le_bytes(size)).ok()?;
-    if size > MAX_ENTRY_BYTES {
+    if size > MAX_JSON_BYTES {
         return None;
     }
     let json = lz4_flex::block::decompress_size_prepended(compressed).ok()?;

@@ -10,7 +10,7 @@ use std::sync::{Mutex, PoisonError};
 use tokio::time::Instant;
 
 use super::quota::{Quotas, Tokens};
-use super::shared_quota::SharedQuotas;
+use super::shared_quota::{SharedQuotas, WINDOW};
 use super::window::Refusal;
 use crate::config::RateLimits;
 use crate::shared::Shared;
@@ -45,9 +45,18 @@ impl QuotaBook {
     /// Takes one request and `tokens` if every quota has room. Redis
     /// decides when it answers; otherwise at once the local windows do,
     /// each limit divided among the instances last seen.
+    ///
+    /// For a window after Redis comes back from an outage, a grant also
+    /// needs room in this instance's local share: what each instance spent
+    /// locally meanwhile is not in Redis, which would otherwise grant the
+    /// whole limit again on top of it (up to twice the limit that minute).
     pub async fn take(&self, tokens: Tokens) -> Result<Grant, Refusal> {
         let mut share = 1;
         if let Some(shared) = &self.shared {
+            if shared.rejoined_within(WINDOW) {
+                let (at, share) = (Instant::now(), shared.instances());
+                self.with_local(|q| q.check_share(tokens, at, share))?;
+            }
             let id = shared.grant_id();
             match shared.take(&id, tokens).await {
                 Ok(Ok(())) => {
@@ -88,3 +97,7 @@ impl QuotaBook {
         f(&mut self.local.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
+
+#[cfg(test)]
+#[path = "book_tests.rs"]
+mod tests;

@@ -76,6 +76,18 @@ impl Quotas {
         now: Instant,
         instances: u32,
     ) -> Result<(), Refusal> {
+        self.check_share(tokens, now, instances)?;
+        self.record(tokens, now);
+        Ok(())
+    }
+
+    /// Whether [`Quotas::take_share`] would take, without taking.
+    pub fn check_share(
+        &mut self,
+        tokens: Tokens,
+        now: Instant,
+        instances: u32,
+    ) -> Result<(), Refusal> {
         let mut wait = Duration::ZERO;
         for (kind, window) in &mut self.windows {
             match window.check_share(kind.amount(tokens), now, instances) {
@@ -86,9 +98,6 @@ impl Quotas {
         }
         if !wait.is_zero() {
             return Err(Refusal::Wait(wait));
-        }
-        for (kind, window) in &mut self.windows {
-            window.take(kind.amount(tokens), now);
         }
         Ok(())
     }

@@ -18,15 +18,14 @@ use std::time::Duration;
 use super::quota::Tokens;
 use super::window::Refusal;
 use crate::config::RateLimits;
-use crate::shared::{Shared, SharedError};
+use crate::shared::{NOW_MS, Shared, SharedError};
 
 /// The window every quota counts over.
-const WINDOW: Duration = Duration::from_secs(60);
+pub(super) const WINDOW: Duration = Duration::from_secs(60);
 
+/// The script after `NOW_MS` (Redis's clock, in `now`).
 const SCRIPT: &str = r"
 local log, totals = KEYS[1], KEYS[2]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[1])
 local limits = {tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])}
 local mode, id, input, output = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
@@ -34,6 +33,26 @@ local mode, id, input, output = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local function parse(member)
   local i, o = string.match(member, '|(%d+)|(%d+)$')
   return tonumber(i) or 0, tonumber(o) or 0
+end
+
+-- Totals never go below 0, whatever drift (a lost write, a key evicted
+-- alone) put into them. 0 - x, not -x, at the callers: Lua writes minus
+-- zero as -0, which HINCRBY refuses.
+local function add(field, delta)
+  if redis.call('HINCRBY', totals, field, delta) < 0 then
+    redis.call('HSET', totals, field, 0)
+  end
+end
+
+-- Both keys live and die together, so every write renews both.
+local function keep()
+  redis.call('PEXPIRE', log, window * 2)
+  redis.call('PEXPIRE', totals, window * 2)
+end
+
+-- Totals without their log count grants nobody can see any more.
+if redis.call('EXISTS', log) == 0 then
+  redis.call('DEL', totals)
 end
 
 local gone = redis.call('ZRANGEBYSCORE', log, '-inf', now - window)
@@ -45,10 +64,14 @@ if #gone > 0 then
     go = go + o
   end
   redis.call('ZREMRANGEBYSCORE', log, '-inf', now - window)
-  -- 0 - x, not -x: Lua writes minus zero as -0, which HINCRBY refuses.
-  redis.call('HINCRBY', totals, 'r', 0 - #gone)
-  redis.call('HINCRBY', totals, 'i', 0 - gi)
-  redis.call('HINCRBY', totals, 'o', 0 - go)
+  if redis.call('EXISTS', log) == 0 then
+    redis.call('DEL', totals)
+  else
+    add('r', 0 - #gone)
+    add('i', 0 - gi)
+    add('o', 0 - go)
+    keep()
+  end
 end
 
 if mode == 'correct' then
@@ -57,13 +80,16 @@ if mode == 'correct' then
   if not at then return {0, 0} end
   redis.call('ZREM', log, estimated)
   redis.call('ZADD', log, at, id .. '|' .. input .. '|' .. output)
-  redis.call('HINCRBY', totals, 'i', tonumber(input) - tonumber(ARGV[10]))
-  redis.call('HINCRBY', totals, 'o', tonumber(output) - tonumber(ARGV[11]))
+  add('i', tonumber(input) - tonumber(ARGV[10]))
+  add('o', tonumber(output) - tonumber(ARGV[11]))
+  keep()
   return {0, 0}
 end
 
 local held = redis.call('HMGET', totals, 'r', 'i', 'o')
-local r, ti, to = tonumber(held[1]) or 0, tonumber(held[2]) or 0, tonumber(held[3]) or 0
+local r = math.max(tonumber(held[1]) or 0, 0)
+local ti = math.max(tonumber(held[2]) or 0, 0)
+local to = math.max(tonumber(held[3]) or 0, 0)
 local total = {r, ti + to, ti, to}
 local i, o = tonumber(input), tonumber(output)
 local want = {1, i + o, i, o}
@@ -82,39 +108,46 @@ end
 
 if short == 0 then
   redis.call('ZADD', log, now, id .. '|' .. input .. '|' .. output)
-  redis.call('HINCRBY', totals, 'r', 1)
-  redis.call('HINCRBY', totals, 'i', i)
-  redis.call('HINCRBY', totals, 'o', o)
-  redis.call('PEXPIRE', log, window * 2)
-  redis.call('PEXPIRE', totals, window * 2)
+  add('r', 1)
+  add('i', i)
+  add('o', o)
+  keep()
   return {0, 0}
 end
 
 -- Refused: how long until the oldest grants have freed enough in every
--- window that is short.
-local wait, freed = 0, {0, 0, 0, 0}
-local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-for n = 1, #entries, 2 do
-  local gi, go = parse(entries[n])
-  local amount = {1, gi + go, gi, go}
-  local at = tonumber(entries[n + 1])
-  for k = 1, 4 do
-    if needed[k] then
-      freed[k] = freed[k] + amount[k]
-      if freed[k] >= needed[k] then
-        wait = math.max(wait, at + window - now)
-        needed[k] = nil
-        short = short - 1
+-- window that is short. Read a page at a time, oldest first, and only as
+-- far as needed: a saturated log holds a whole minute of grants, and
+-- reading it all on every refusal would hold up Redis for everyone.
+local PAGE = 128
+local wait, freed, from = 0, {0, 0, 0, 0}, 0
+while short > 0 do
+  local entries = redis.call('ZRANGE', log, from, from + PAGE - 1, 'WITHSCORES')
+  if #entries == 0 then break end
+  for n = 1, #entries, 2 do
+    local gi, go = parse(entries[n])
+    local amount = {1, gi + go, gi, go}
+    local at = tonumber(entries[n + 1])
+    for k = 1, 4 do
+      if needed[k] then
+        freed[k] = freed[k] + amount[k]
+        if freed[k] >= needed[k] then
+          wait = math.max(wait, at + window - now)
+          needed[k] = nil
+          short = short - 1
+        end
       end
     end
+    if short == 0 then break end
   end
-  if short == 0 then break end
+  from = from + PAGE
 end
 if short > 0 then wait = window end
 return {1, math.max(wait, 1)}
 ";
 
-static QUOTA_SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(SCRIPT));
+static QUOTA_SCRIPT: LazyLock<redis::Script> =
+    LazyLock::new(|| redis::Script::new(&format!("{NOW_MS}{SCRIPT}")));
 
 /// Tells one grant from every other, across instances.
 static GRANTS: AtomicU64 = AtomicU64::new(0);
@@ -160,6 +193,11 @@ impl SharedQuotas {
     /// The instances to divide a quota among while Redis cannot be asked.
     pub fn instances(&self) -> u32 {
         self.shared.instances()
+    }
+
+    /// Whether Redis came back from an outage less than `within` ago.
+    pub fn rejoined_within(&self, within: Duration) -> bool {
+        self.shared.rejoined_within(within)
     }
 
     /// A name for a new grant, unique among every instance's.

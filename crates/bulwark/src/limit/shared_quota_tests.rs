@@ -156,3 +156,59 @@ async fn a_corrected_estimate_frees_the_difference() {
         Err(Refusal::Wait(_))
     ));
 }
+
+/// A refusal that must look past the first page of the log (128 grants)
+/// still finds when enough is freed: here the 200th grant.
+#[tokio::test]
+async fn a_refusal_pages_through_a_long_log() {
+    let shared = connected("paging").await;
+    let quotas = quotas(
+        &shared,
+        RateLimits {
+            tpm: Some(900),
+            ..RateLimits::default()
+        },
+    );
+    for _ in 0..300 {
+        assert!(take(&quotas, tokens(3, 0)).await.is_ok());
+    }
+    let Err(Refusal::Wait(wait)) = take(&quotas, tokens(600, 0)).await else {
+        panic!("granted over the limit");
+    };
+    assert!(
+        wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+        "wait {wait:?}"
+    );
+}
+
+/// Totals left without their log (the log expired or was evicted alone)
+/// are dropped, rather than refusing grants nobody can see.
+#[tokio::test]
+async fn totals_without_a_log_are_forgotten() -> redis::RedisResult<()> {
+    let shared = connected("drift").await;
+    let quotas = quotas(
+        &shared,
+        RateLimits {
+            rpm: Some(5),
+            ..RateLimits::default()
+        },
+    );
+    let client = redis::Client::open("redis://127.0.0.1:6379/0")?;
+    let mut connection = client.get_multiplexed_async_connection().await?;
+    redis::cmd("HSET")
+        .arg(&quotas.totals)
+        .arg("r")
+        .arg(50)
+        .query_async::<()>(&mut connection)
+        .await?;
+    assert!(
+        take(&quotas, tokens(0, 0)).await.is_ok(),
+        "stale totals refused"
+    );
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&quotas.totals)
+        .query_async(&mut connection)
+        .await?;
+    assert!(ttl > 0, "totals kept without expiry: {ttl}");
+    Ok(())
+}

@@ -85,7 +85,11 @@ impl SlidingWindow {
         Err(Refusal::Wait(self.window))
     }
 
+    /// Counts a grant. Expires first: grants decided by Redis come here
+    /// without a check, and only the check expired before, so while Redis
+    /// answered the window grew without bound.
     pub fn take(&mut self, amount: u64, now: Instant) {
+        self.expire(now);
         self.grants.push_back((now, amount));
         self.total += amount;
     }
@@ -93,9 +97,12 @@ impl SlidingWindow {
     /// Replaces an estimate granted at `at` by what was really used (tokens
     /// are estimated before a call and known from its usage after).
     pub fn correct(&mut self, at: Instant, estimated: u64, actual: u64) {
+        // Corrections come seconds after their grant: the newest end finds
+        // them first.
         if let Some(grant) = self
             .grants
             .iter_mut()
+            .rev()
             .find(|(t, a)| *t == at && *a == estimated)
         {
             grant.1 = actual;
@@ -140,6 +147,26 @@ mod tests {
                 "limit {limit}: {per_minute} per minute"
             );
         }
+    }
+
+    /// Grants recorded without a check (Redis decided them) still leave
+    /// the window: after ten minutes of them only the last minute is kept.
+    #[tokio::test(start_paused = true)]
+    async fn unchecked_grants_leave_the_window() {
+        let mut window = SlidingWindow::per_minute(1_000_000);
+        let start = Instant::now();
+        for second in 0..600u64 {
+            window.take(3, start + Duration::from_secs(second));
+        }
+        assert_eq!(window.grants.len(), 60);
+        assert_eq!(window.total, 180);
+        // The newest grant is the one corrected, even when an older one
+        // (still in the window) has the same instant and amount.
+        let last = start + Duration::from_secs(599);
+        window.take(3, last);
+        window.correct(last, 3, 1);
+        assert_eq!(window.grants.back().map(|g| g.1), Some(1));
+        assert_eq!(window.total, 181);
     }
 
     #[tokio::test(start_paused = true)]

@@ -186,6 +186,11 @@ impl Breaker {
         self.config.probe_timeout
     }
 
+    /// The longest this breaker ever stays open on its own.
+    pub fn max_ejection(&self) -> Duration {
+        self.config.max_ejection.max(self.config.base_ejection)
+    }
+
     /// Opens the breaker until `until`, as another instance's opened: this
     /// one need not pay the failures itself. A longer break already under
     /// way is kept.
@@ -263,7 +268,7 @@ impl Breaker {
             .config
             .base_ejection
             .saturating_mul(self.ejections)
-            .min(self.config.max_ejection.max(self.config.base_ejection));
+            .min(self.max_ejection());
         self.open_until = now + open_for;
         self.go(BreakerState::Open, Some(open_for))
     }

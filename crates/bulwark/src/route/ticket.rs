@@ -9,6 +9,8 @@ use tokio::time::Instant;
 use super::TargetState;
 use crate::events::EventBus;
 use crate::resilience::breaker::{Admission, CallOutcome};
+use crate::shared::SharedError;
+use crate::shared_breakers::ProbeLock;
 
 impl TargetState {
     /// Asks the breaker for a call; `Err` says how long it stays open. A
@@ -28,19 +30,23 @@ impl TargetState {
             events: events.clone(),
             admission,
             reported: false,
-            holds_probe_lock: false,
+            probe_lock: None,
         };
         if let (Admission::Probe(_), Some(shared)) = (admission, &self.shared) {
             let ttl = self.with_breaker(|b| b.probe_timeout());
-            match crate::shared_breakers::take_probe(shared, label, ttl).await {
-                Ok(true) => ticket.holds_probe_lock = true,
+            let lock = ProbeLock::new(shared, ttl);
+            match crate::shared_breakers::take_probe(shared, label, &lock).await {
+                Ok(true) => ticket.probe_lock = Some(lock),
                 Ok(false) => {
                     // Dropped unreported, the probe slot is given back.
                     drop(ticket);
                     return Err(Duration::ZERO);
                 }
                 // Redis unreachable: this instance probes on its own.
-                Err(_) => {}
+                Err(SharedError::Down) => {}
+                // Timed out or lost mid-call: Redis may have taken the
+                // lock, so it is given back with the verdict all the same.
+                Err(_) => ticket.probe_lock = Some(lock),
             }
         }
         Ok(ticket)
@@ -58,9 +64,10 @@ pub struct Ticket {
     events: EventBus,
     admission: Admission,
     reported: bool,
-    /// A probe holding the shared probe lock, given back with its verdict
-    /// (or its loss), so the next half-open round finds it free.
-    holds_probe_lock: bool,
+    /// The shared probe lock this probe holds (or may hold), given back
+    /// with its verdict (or its loss), so the next half-open round finds
+    /// it free.
+    probe_lock: Option<ProbeLock>,
 }
 
 impl Ticket {
@@ -80,8 +87,8 @@ impl Ticket {
             if let Some(change) = transition {
                 crate::shared_breakers::announce(shared, &self.label, change);
             }
-            if self.holds_probe_lock {
-                crate::shared_breakers::release_probe(shared, &self.label);
+            if let Some(lock) = self.probe_lock.take() {
+                crate::shared_breakers::release_probe(shared, &self.label, lock);
             }
         }
         self.events.breaker(&self.label, transition);

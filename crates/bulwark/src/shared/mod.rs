@@ -15,12 +15,21 @@ mod pubsub;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
+use tokio::time::Instant;
 
 use crate::config::shared::SharedConfig;
+
+/// The opening of every script that needs the time: `now`, in
+/// milliseconds on Redis's clock, which every instance shares (their own
+/// clocks may disagree).
+pub(crate) const NOW_MS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+";
 
 /// Why a shared call did not happen; the caller uses its local state.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +53,9 @@ pub struct SharedStats {
     pub fallbacks: u64,
     /// Times Redis was found down.
     pub outages: u64,
+    /// Best-effort calls (the cache's) that failed or timed out: a miss or
+    /// a dropped write, which does not mark Redis down.
+    pub dropped: u64,
 }
 
 /// A handle on the shared state; cheap to clone. One per process: a config
@@ -63,6 +75,10 @@ struct Inner {
     instances: AtomicU32,
     fallbacks: AtomicU64,
     outages: AtomicU64,
+    dropped: AtomicU64,
+    /// When Redis last came back after being found down (or unreachable
+    /// at start): what was decided locally meanwhile is not in Redis.
+    rejoined: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -90,14 +106,12 @@ impl Shared {
                 instances: AtomicU32::new(1),
                 fallbacks: AtomicU64::new(0),
                 outages: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                rejoined: Mutex::new(None),
             }),
         };
         link::spawn(Arc::downgrade(&shared.inner));
         Ok(shared)
-    }
-
-    pub fn config(&self) -> &SharedConfig {
-        &self.inner.config
     }
 
     /// This process's name among the instances.
@@ -110,8 +124,22 @@ impl Shared {
         format!("{}{name}", self.inner.config.key_prefix)
     }
 
+    /// How long a call that a request waits on may take.
+    pub fn timeout(&self) -> Duration {
+        self.inner.config.timeout
+    }
+
     pub fn is_up(&self) -> bool {
         self.inner.up.load(Ordering::Acquire)
+    }
+
+    /// Whether Redis came back from an outage less than `within` ago.
+    pub fn rejoined_within(&self, within: Duration) -> bool {
+        self.inner
+            .rejoined
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some_and(|at| at.elapsed() < within)
     }
 
     /// Live instances (at least 1), for dividing a quota while Redis is down.
@@ -125,6 +153,7 @@ impl Shared {
             instances: self.instances(),
             fallbacks: self.inner.fallbacks.load(Ordering::Relaxed),
             outages: self.inner.outages.load(Ordering::Relaxed),
+            dropped: self.inner.dropped.load(Ordering::Relaxed),
         }
     }
 
@@ -136,13 +165,7 @@ impl Shared {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let connection = match self.connection() {
-            Some(connection) if self.is_up() => connection,
-            _ => {
-                self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
-                return Err(SharedError::Down);
-            }
-        };
+        let connection = self.usable()?;
         let timeout = self.inner.config.timeout;
         let error = match tokio::time::timeout(timeout, call(connection)).await {
             Ok(Ok(value)) => return Ok(value),
@@ -151,8 +174,45 @@ impl Shared {
             Err(_) => SharedError::Timeout(timeout),
         };
         self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
-        self.mark_down(&error);
+        self.inner.mark_down(&error);
         Err(error)
+    }
+
+    /// As [`Shared::run`] for a call nothing depends on (the cache's reads
+    /// and writes), within `timeout`. While Redis is down it returns `Down`
+    /// at once; but its own timeout or failure does not mark Redis down:
+    /// a large entry slow to send says nothing about Redis's health, and
+    /// must not send every quota and probe to local state. Such a failure
+    /// is a miss or a dropped write, counted in `dropped`.
+    pub async fn run_best_effort<T, F, Fut>(
+        &self,
+        timeout: Duration,
+        call: F,
+    ) -> Result<T, SharedError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let connection = self.usable()?;
+        let error = match tokio::time::timeout(timeout, call(connection)).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) => SharedError::Redis(error),
+            Err(_) => SharedError::Timeout(timeout),
+        };
+        self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+        Err(error)
+    }
+
+    /// The connection, if Redis is up; otherwise the call is answered
+    /// locally, and counted so.
+    fn usable(&self) -> Result<ConnectionManager, SharedError> {
+        match self.inner.connection() {
+            Some(connection) if self.is_up() => Ok(connection),
+            _ => {
+                self.inner.fallbacks.fetch_add(1, Ordering::Relaxed);
+                Err(SharedError::Down)
+            }
+        }
     }
 
     /// Sends `payload` to every instance listening on `channel`.
@@ -175,21 +235,17 @@ impl Shared {
     pub fn subscribe(&self, channel: &str) -> tokio::sync::mpsc::Receiver<Vec<u8>> {
         pubsub::spawn(self.inner.client.clone(), self.key(channel))
     }
+}
 
+impl Inner {
+    /// The connection, once the link has made it.
     fn connection(&self) -> Option<ConnectionManager> {
-        self.inner
-            .connection
+        self.connection
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
 
-    fn mark_down(&self, why: &SharedError) {
-        self.inner.mark_down(why);
-    }
-}
-
-impl Inner {
     fn mark_down(&self, why: &SharedError) {
         if self.up.swap(false, Ordering::AcqRel) {
             self.outages.fetch_add(1, Ordering::Relaxed);
@@ -199,6 +255,10 @@ impl Inner {
 
     fn mark_up(&self) {
         if !self.up.swap(true, Ordering::AcqRel) {
+            if self.outages.load(Ordering::Relaxed) > 0 {
+                *self.rejoined.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Instant::now());
+            }
             tracing::info!(redis = %self.config.address(), instance = %self.instance, "Redis reached; state is shared");
         }
     }

@@ -10,7 +10,8 @@ use tokio::sync::mpsc;
 /// since every use of a channel tolerates a lost message.
 const BACKLOG: usize = 1024;
 
-/// A message larger than this is not ours: dropped unread.
+/// A message larger than this is not ours: dropped (redis-rs has read it
+/// whole by then; what this spares is the copy and the listener's work).
 const MAX_MESSAGE: usize = 64 * 1024;
 
 const RETRY: Duration = Duration::from_millis(500);
@@ -42,7 +43,12 @@ async fn listen(
         Ok(pubsub) => pubsub?,
         Err(_) => return Ok(()),
     };
-    pubsub.subscribe(channel).await?;
+    // A frozen Redis accepts the connection and then never answers: an
+    // unbounded wait here would leave the channel dead until it thawed.
+    match tokio::time::timeout(RETRY * 4, pubsub.subscribe(channel)).await {
+        Ok(subscribed) => subscribed?,
+        Err(_) => return Ok(()),
+    }
     let (mut sink, mut messages) = pubsub.split();
     // A cut network leaves a silent connection that never ends: a ping
     // that goes unanswered is how it is noticed.

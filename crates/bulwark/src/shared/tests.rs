@@ -223,3 +223,33 @@ async fn deliver(
     }
     None
 }
+
+/// A best-effort call (the cache's) that times out is a miss for its
+/// caller only: Redis stays up for quotas and probes. The same stall in a
+/// bounded call marks it down.
+#[tokio::test]
+async fn a_slow_best_effort_call_does_not_mark_redis_down() {
+    let Ok(shared) = Shared::start(config(6379, &unique_prefix("best-effort"))) else {
+        panic!("cannot start");
+    };
+    assert!(wait_until(|| shared.is_up(), Duration::from_secs(5)).await);
+    let stall = |_| async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        redis::RedisResult::Ok(())
+    };
+    let slow = shared
+        .run_best_effort(Duration::from_millis(50), stall)
+        .await;
+    assert!(matches!(slow, Err(SharedError::Timeout(_))), "{slow:?}");
+    assert!(shared.is_up(), "a slow cache call marked Redis down");
+    assert_eq!(shared.stats().dropped, 1);
+    assert_eq!(shared.stats().outages, 0);
+    assert!(ping(&shared).await.is_ok());
+
+    let bounded = shared.run(stall).await;
+    assert!(
+        matches!(bounded, Err(SharedError::Timeout(_))),
+        "{bounded:?}"
+    );
+    assert!(!shared.is_up());
+}
