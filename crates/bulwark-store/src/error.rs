@@ -45,6 +45,15 @@ pub enum StoreError {
     },
 
     #[error(
+        "gave up on the schema after waiting {waited:?} for another process to finish \
+         migrating it (PostgreSQL advisory lock 0x62756c77_61726b01): that process may be \
+         frozen or stuck; find it with `SELECT pid FROM pg_locks WHERE locktype = \
+         'advisory' AND classid = 1651862647 AND objid = 1634888449`, stop it or end its \
+         session (`SELECT pg_terminate_backend(pid)`), and start again"
+    )]
+    SchemaLocked { waited: std::time::Duration },
+
+    #[error(
         "{op} failed on the {backend} database: {source}; check that the database is \
          reachable, not dropped, not read-only and not out of disk space"
     )]
