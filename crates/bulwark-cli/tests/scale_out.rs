@@ -425,6 +425,26 @@ fn the_shipped_nginx_config_is_valid_and_never_replays_a_request() -> TestResult
     ] {
         assert!(has(needed), "{needed} is missing");
     }
+    // The upstream block's idle limit, in seconds ("keepalive_timeout 5s;"
+    // there; the `http` block's one is for clients and comes first).
+    let upstream = shipped
+        .split("upstream bulwark {")
+        .nth(1)
+        .and_then(|block| block.split('}').next())
+        .ok_or("no upstream block")?;
+    let idle_secs: u64 = upstream
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("keepalive_timeout "))
+        .and_then(|v| v.strip_suffix("s;"))
+        .ok_or("no keepalive_timeout in the upstream block")?
+        .parse()?;
+    let closes_at = bulwark_gateway::config::server::DEFAULT_HEADER_TIMEOUT
+        .min(bulwark_gateway::config::server::DEFAULT_IDLE_TIMEOUT);
+    assert!(
+        idle_secs * 2 <= closes_at.as_secs(),
+        "nginx keeps idle connections {idle_secs} s, too close to Bulwark closing them at {closes_at:?}: a POST would meet a closing socket"
+    );
     let scratch = scale::process::Scratch::new("nginx_check")?;
     let config = scale::nginx::config_for(
         &shipped,

@@ -35,17 +35,14 @@ impl Auth {
             .iter()
             .map(|k| {
                 // A key's quotas count requests and all tokens; the input
-                // and output split is a provider's concern. Its Redis key
-                // carries its name, never the key itself.
-                Arc::new(QuotaBook::new(
-                    RateLimits {
-                        rpm: k.limits.rpm,
-                        tpm: k.limits.tpm,
-                        ..RateLimits::default()
-                    },
-                    shared,
-                    &format!("quota:key:{}", k.name),
-                ))
+                // and output split is a provider's concern.
+                let limits = RateLimits {
+                    rpm: k.limits.rpm,
+                    tpm: k.limits.tpm,
+                    ..RateLimits::default()
+                };
+                let name = quota_name(&k.name, &limits);
+                Arc::new(QuotaBook::new(limits, shared, &name))
             })
             .collect();
         Auth {
@@ -57,7 +54,11 @@ impl Auth {
 
     /// The client keys of a reloaded config: a key that did not change
     /// (same hash, name, models and limits) keeps what it used of its
-    /// quotas this minute, so a reload is no way around them.
+    /// quotas this minute, so a reload is no way around them. A key whose
+    /// limits changed starts counting afresh, here and in Redis (its Redis
+    /// quota is named by its limits too, see [`quota_name`]); one whose
+    /// secret or routes changed but not its limits starts afresh here and
+    /// keeps its count in Redis, where the other instances share it.
     pub fn reloaded(&self, keys: Vec<ClientKey>) -> Self {
         let mut fresh = Auth::new(keys, self.shared.as_ref());
         for (key, quota) in fresh.keys.iter().zip(fresh.quotas.iter_mut()) {
@@ -186,6 +187,19 @@ impl Auth {
     }
 }
 
+/// The name of a key's quota in Redis: its name, never the key itself, and
+/// a short hash of its limits, so that new limits start a new count rather
+/// than inherit the old one's (a count of 50 left over from 100 rpm would
+/// refuse everything under a new 40 rpm until the window slides by). While
+/// a reload reaches the instances one by one, those on the old limits and
+/// those on the new count apart, for at most a window.
+fn quota_name(key: &str, limits: &RateLimits) -> String {
+    let limits = format!("rpm={:?};tpm={:?}", limits.rpm, limits.tpm);
+    let digest = blake3::hash(limits.as_bytes()).to_hex();
+    let short = digest.as_str().get(..8).unwrap_or_default();
+    format!("quota:key:{key}:{short}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +232,66 @@ mod tests {
         // The minute's one request is spent: a reload is no way around it.
         assert!(take(&reloaded, "same").await.is_err());
         assert!(take(&reloaded, "changed").await.is_ok());
+    }
+
+    #[test]
+    fn a_keys_quota_name_follows_its_limits() {
+        let limits = |rpm| key("team", rpm).limits;
+        assert_eq!(
+            quota_name("team", &limits(5)),
+            quota_name("team", &limits(5))
+        );
+        assert_ne!(
+            quota_name("team", &limits(5)),
+            quota_name("team", &limits(6))
+        );
+        assert_ne!(
+            quota_name("team", &limits(5)),
+            quota_name("other", &limits(5))
+        );
+        assert!(quota_name("team", &limits(5)).starts_with("quota:key:team:"));
+    }
+
+    /// Shared state on the machine's Redis, under a prefix of its own,
+    /// once Redis answers.
+    async fn shared_on_redis(prefix: &str) -> Shared {
+        let config = bulwark::config::shared::SharedConfig {
+            url: bulwark::config::Secret::new("redis://127.0.0.1:6379/0"),
+            // Generous: a call timed out on a busy machine would be
+            // decided locally, which is not these tests' subject.
+            timeout: std::time::Duration::from_secs(1),
+            key_prefix: prefix.into(),
+        };
+        let Ok(shared) = Shared::start(config) else {
+            panic!("cannot start");
+        };
+        for _ in 0..250 {
+            if shared.is_up() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(shared.is_up());
+        shared
+    }
+
+    /// With Redis, a key whose limit was raised from 1 to 2 rpm gets two
+    /// requests after the reload, not one: the request made under the old
+    /// limit does not count against the new one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reload_with_new_limits_starts_a_new_count_in_redis() {
+        let prefix = format!("test:keyreload:{:08x}:", fastrand::u32(..));
+        let shared = shared_on_redis(&prefix).await;
+        let auth = Auth::new(vec![key("team", 1)], Some(&shared));
+        assert!(take(&auth, "team").await.is_ok());
+        assert!(take(&auth, "team").await.is_err());
+        let reloaded = auth.reloaded(vec![key("team", 2)]);
+        assert!(take(&reloaded, "team").await.is_ok());
+        assert!(take(&reloaded, "team").await.is_ok());
+        assert!(take(&reloaded, "team").await.is_err());
+        // Unchanged limits on another instance: the same count.
+        let other = Auth::new(vec![key("team", 2)], Some(&shared));
+        assert!(take(&other, "team").await.is_err());
     }
 
     /// Three instances of one deployment, each with the key's 30 rpm, on

@@ -121,7 +121,9 @@ status_page: {{ title: "Acme AI", show_targets: false }}
     assert_eq!(summary["status"]["indicator"], "minor", "{summary:#}");
     assert_eq!(
         summary["notices"],
-        json!(["An upstream provider is down; every request is being served by a backup"]),
+        json!([
+            "An upstream provider has an outage; a backup is answering what it cannot, and every request succeeds"
+        ]),
         "{summary:#}"
     );
     let incidents = summary["incidents"].as_array().unwrap();

@@ -8,57 +8,108 @@ use std::collections::BTreeMap;
 use bulwark::observe::component::ComponentState;
 use bulwark::observe::snapshot::Absorbed;
 
+/// One route's story, or several routes' with the same names merged.
+struct Story {
+    down: String,
+    serving: String,
+    /// Whether every upstream out is in a major outage, so the requests
+    /// that succeeded are the backups'. With one only partly down, it
+    /// answers some itself, and crediting every success to the backup
+    /// would overstate what fallback does. `None` when upstream names are
+    /// hidden, which hides their states too.
+    all_major: Option<bool>,
+    requests: u32,
+    failed: u32,
+}
+
 /// One sentence per distinct outage and backup, routes with the same pair
 /// counted together, in the order the routes come
 /// (`StatusSnapshot::absorbed`). `provider_names` are providers' names for
 /// people (`StatusSnapshot::provider_names`, [`display_names`]).
 pub fn notices(absorbed: &[Absorbed], provider_names: &BTreeMap<String, String>) -> Vec<String> {
-    let mut merged: Vec<(String, String, bool, u32, u32)> = Vec::new();
+    let mut merged: Vec<Story> = Vec::new();
     for absorbed in absorbed {
         let (down, serving) = names(absorbed, provider_names);
-        let major = absorbed.down.is_empty()
-            || absorbed
+        let all_major = (!absorbed.down.is_empty()).then(|| {
+            absorbed
                 .down
                 .iter()
-                .any(|(_, s)| *s == ComponentState::MajorOutage);
+                .all(|(_, s)| *s == ComponentState::MajorOutage)
+        });
         match merged
             .iter_mut()
-            .find(|(d, s, _, _, _)| *d == down && *s == serving)
+            .find(|story| story.down == down && story.serving == serving)
         {
-            Some((_, _, was_major, requests, failed)) => {
-                *was_major |= major;
-                *requests += absorbed.requests;
-                *failed += absorbed.failed;
+            Some(story) => {
+                story.all_major = match (story.all_major, all_major) {
+                    (Some(was), Some(is)) => Some(was && is),
+                    _ => None,
+                };
+                story.requests += absorbed.requests;
+                story.failed += absorbed.failed;
             }
-            None => merged.push((down, serving, major, absorbed.requests, absorbed.failed)),
+            None => merged.push(Story {
+                down,
+                serving,
+                all_major,
+                requests: absorbed.requests,
+                failed: absorbed.failed,
+            }),
         }
     }
-    merged
-        .into_iter()
-        .map(|(down, serving, major, requests, failed)| {
-            sentence(&down, &serving, major, requests, failed)
-        })
-        .collect()
+    merged.iter().map(sentence).collect()
 }
 
-fn sentence(down: &str, serving: &str, major: bool, requests: u32, failed: u32) -> String {
+fn sentence(story: &Story) -> String {
+    let Story {
+        down,
+        serving,
+        all_major,
+        requests,
+        failed,
+    } = story;
     let plural = down.contains(" and ");
-    let verb = match (plural, major) {
-        (false, true) => "is down",
-        (false, false) => "is partly down",
-        (true, true) => "are down",
-        (true, false) => "are partly down",
+    // "Down" only when every upstream out is fully out: "Anthropic is
+    // down" of one model out and another failing a few would overstate it.
+    let verb = match (plural, all_major) {
+        (false, None) => "has an outage",
+        (true, None) => "have an outage",
+        (false, Some(true)) => "is down",
+        (false, Some(false)) => "is partly down",
+        (true, Some(true)) => "are down",
+        (true, Some(false)) => "are partly down",
     };
-    if failed == 0 || requests == 0 {
-        return format!("{down} {verb}; every request is being served by {serving}");
+    let failing = (*requests > 0 && *failed > 0).then(|| {
+        // Never round a failure away: 0.4 % failing still reads as 1 %.
+        let failing = (f64::from(*failed) * 100.0 / f64::from(*requests)).ceil() as u32;
+        failing.clamp(1, 100)
+    });
+    if *all_major == Some(true) {
+        return match failing {
+            None => format!("{down} {verb}; every request is being served by {serving}"),
+            Some(failing) => format!(
+                "{down} {verb}; {} % of requests are being served by {serving}, {failing} % fail",
+                100 - failing
+            ),
+        };
     }
-    // Never round a failure away: 0.4 % failing still reads as 1 %.
-    let failing = (f64::from(failed) * 100.0 / f64::from(requests)).ceil() as u32;
-    let failing = failing.clamp(1, 100);
-    format!(
-        "{down} {verb}; {} % of requests are being served by {serving}, {failing} % fail",
-        100 - failing
-    )
+    let answers = if serving.contains(" and ") {
+        "are answering"
+    } else {
+        "is answering"
+    };
+    let what = if plural {
+        "what they cannot"
+    } else {
+        "what it cannot"
+    };
+    match failing {
+        None => format!("{down} {verb}; {serving} {answers} {what}, and every request succeeds"),
+        Some(failing) => format!(
+            "{down} {verb}; {serving} {answers} {what}; {} % of requests succeed, {failing} % fail",
+            100 - failing
+        ),
+    }
 }
 
 /// Provider names for people, or the whole `provider/model` where one
@@ -179,12 +230,68 @@ mod tests {
     fn says_what_share_fails() {
         assert_eq!(
             texts(vec![absorbed(
+                &[("anthropic/claude", MajorOutage)],
+                &["openai/gpt-4o", "acme/llama"],
+                1
+            )]),
+            ["Anthropic is down; 99 % of requests are being served by OpenAI and acme, 1 % fail"]
+        );
+    }
+
+    /// A partly down upstream still answers some requests itself: the
+    /// requests that succeed are not all the backup's.
+    #[test]
+    fn a_partly_down_upstream_is_not_said_to_hand_every_request_over() {
+        assert_eq!(
+            texts(vec![absorbed(
                 &[("anthropic/claude", PartialOutage)],
                 &["openai/gpt-4o", "acme/llama"],
                 1
             )]),
             [
-                "Anthropic is partly down; 99 % of requests are being served by OpenAI and acme, 1 % fail"
+                "Anthropic is partly down; OpenAI and acme are answering what it cannot; 99 % of requests succeed, 1 % fail"
+            ]
+        );
+        assert_eq!(
+            texts(vec![absorbed(
+                &[("anthropic/claude", PartialOutage)],
+                &["openai/gpt-4o"],
+                0
+            )]),
+            [
+                "Anthropic is partly down; OpenAI is answering what it cannot, and every request succeeds"
+            ]
+        );
+        // One of two down only partly: still some answered by the primaries.
+        assert_eq!(
+            texts(vec![absorbed(
+                &[
+                    ("anthropic/claude", MajorOutage),
+                    ("gemini/pro", PartialOutage)
+                ],
+                &["openai/gpt-4o"],
+                0
+            )]),
+            [
+                "Anthropic and Gemini are partly down; OpenAI is answering what they cannot, and every request succeeds"
+            ]
+        );
+    }
+
+    /// Routes with the same names but one upstream only partly down on one
+    /// of them: the merged sentence credits the backup with no more than
+    /// the partial route allows.
+    #[test]
+    fn merged_routes_credit_the_backup_only_when_each_route_does() {
+        let mut partial = absorbed(&[("anthropic/haiku", PartialOutage)], &["openai/gpt-4o"], 0);
+        partial.route = "fast".into();
+        assert_eq!(
+            texts(vec![
+                absorbed(&[("anthropic/claude", MajorOutage)], &["openai/gpt-4o"], 0),
+                partial
+            ]),
+            [
+                "Anthropic is partly down; OpenAI is answering what it cannot, and every request succeeds"
             ]
         );
     }
@@ -225,13 +332,23 @@ mod tests {
         );
     }
 
+    /// Hidden names hide the upstreams' states too: the sentence claims
+    /// neither a whole outage nor that the backup answers everything.
     #[test]
     fn hidden_upstreams_are_not_named_and_routes_with_one_story_merge() {
         let mut other = absorbed(&[], &[], 0);
         other.route = "fast".into();
         assert_eq!(
             texts(vec![absorbed(&[], &[], 0), other]),
-            ["An upstream provider is down; every request is being served by a backup"]
+            [
+                "An upstream provider has an outage; a backup is answering what it cannot, and every request succeeds"
+            ]
+        );
+        assert_eq!(
+            texts(vec![absorbed(&[], &[], 2)]),
+            [
+                "An upstream provider has an outage; a backup is answering what it cannot; 99 % of requests succeed, 1 % fail"
+            ]
         );
     }
 }

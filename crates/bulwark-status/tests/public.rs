@@ -117,7 +117,9 @@ fn an_absorbed_outage_is_told_without_names_when_targets_are_hidden() {
     let snapshot = hiding().snapshot(common::absorbed());
     assert_eq!(
         bulwark_status::notices(&snapshot.absorbed, &snapshot.provider_names),
-        ["An upstream provider is down; every request is being served by a backup"]
+        [
+            "An upstream provider has an outage; a backup is answering what it cannot, and every request succeeds"
+        ]
     );
     let html = render_html(&snapshot);
     let json = summary_json(&snapshot).to_string();

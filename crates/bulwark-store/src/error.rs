@@ -45,6 +45,15 @@ pub enum StoreError {
     },
 
     #[error(
+        "gave up on the schema after waiting {waited:?} for another process to finish \
+         migrating it (PostgreSQL advisory lock 0x62756c77_61726b01): that process may be \
+         frozen or stuck; find it with `SELECT pid FROM pg_locks WHERE locktype = \
+         'advisory' AND classid = 1651862647 AND objid = 1634888449`, stop it or end its \
+         session (`SELECT pg_terminate_backend(pid)`), and start again"
+    )]
+    SchemaLocked { waited: std::time::Duration },
+
+    #[error(
         "{op} failed on the {backend} database: {source}; check that the database is \
          reachable, not dropped, not read-only and not out of disk space"
     )]
@@ -102,12 +111,14 @@ impl StoreError {
             StoreError::Query { source, .. } | StoreError::Connect { source, .. } => source,
             _ => return false,
         };
+        // Not `Protocol`: the server answered, with something the driver did
+        // not expect from this batch. Retried, the same batch would fail the
+        // same way and hold up every later one at the head of the queue.
         match source {
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
             | sqlx::Error::PoolTimedOut
-            | sqlx::Error::WorkerCrashed
-            | sqlx::Error::Protocol(_) => true,
+            | sqlx::Error::WorkerCrashed => true,
             // SQLSTATE class 08: connection exception; 57P01-03: the
             // server is shutting down or cannot accept connections yet.
             sqlx::Error::Database(error) => error
@@ -137,7 +148,35 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{StoreError, redact_url};
+
+    fn query(source: sqlx::Error) -> StoreError {
+        StoreError::Query {
+            op: "test",
+            backend: "PostgreSQL",
+            source,
+        }
+    }
+
+    /// Only a database that could not be reached is retried: an answer the
+    /// driver could not make sense of would come back for the same batch
+    /// each time, and the writer would never get past it.
+    #[test]
+    fn only_connection_failures_are_unreachable() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(query(sqlx::Error::Io(io)).is_unreachable());
+        assert!(query(sqlx::Error::PoolTimedOut).is_unreachable());
+        assert!(query(sqlx::Error::WorkerCrashed).is_unreachable());
+        assert!(!query(sqlx::Error::Protocol("unexpected message".into())).is_unreachable());
+        assert!(!query(sqlx::Error::RowNotFound).is_unreachable());
+        assert!(!query(sqlx::Error::ColumnNotFound("id".into())).is_unreachable());
+        assert!(
+            !StoreError::SchemaLocked {
+                waited: std::time::Duration::from_secs(1)
+            }
+            .is_unreachable()
+        );
+    }
 
     #[test]
     fn passwords_never_reach_messages() {

@@ -113,12 +113,7 @@ impl Store {
                 url: error::redact_url(url),
                 source,
             })?;
-        schema::migrate(&pool, backend)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                backend: backend.name(),
-                source,
-            })?;
+        schema::migrate(&pool, backend, schema::SCHEMA_LOCK_WAIT).await?;
         Ok(Store { pool, backend })
     }
 
