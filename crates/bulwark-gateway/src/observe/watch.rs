@@ -18,6 +18,20 @@ use tokio::sync::mpsc;
 
 use super::Observer;
 
+/// How long a round waits on the store for one call: a silent database
+/// must not hold up judging, publishing and alerting.
+const STORE_CALL: Duration = Duration::from_secs(1);
+
+/// `call` bounded by [`STORE_CALL`]; a timeout reads as a failure.
+async fn bounded<T, E: std::fmt::Display>(
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(STORE_CALL, call).await {
+        Ok(result) => result.map_err(|error| error.to_string()),
+        Err(_) => Err(format!("no answer within {STORE_CALL:?}")),
+    }
+}
+
 /// Starts the loops for `observer`, watching `client`.
 pub(crate) fn spawn(
     observer: &Arc<Observer>,
@@ -101,7 +115,7 @@ pub(crate) async fn evaluate(observer: &Observer, client: &Client) {
             observer.metrics.set_queue(&route.name, waiting as u64);
         }
     }
-    super::cluster::before_evaluation(observer).await;
+    super::cluster::before_evaluation(observer, now).await;
     // Every instance judges, to stay warm; only the judge's findings go
     // out (see `cluster`).
     let judge = observer.cluster.is_judge();
@@ -139,17 +153,19 @@ pub(crate) async fn evaluate(observer: &Observer, client: &Client) {
     }
     let uptime = if judge { evaluation.uptime } else { Vec::new() };
     for (component, kind, seconds, state) in uptime {
-        if let Err(error) = observer
-            .store
-            .add_uptime(&component, kind, now, seconds, state)
-            .await
+        if let Err(error) = bounded(
+            observer
+                .store
+                .add_uptime(&component, kind, now, seconds, state),
+        )
+        .await
         {
             tracing::warn!("cannot record uptime: {error}");
             break;
         }
     }
     let log = observer.log_stats();
-    let store_up = observer.store.ping().await.is_ok();
+    let store_up = bounded(observer.store.ping()).await.is_ok();
     observer.metrics.set_store_stats(
         log.written,
         log.dropped + log.failed_rows,
@@ -169,7 +185,7 @@ async fn burn_alert(observer: &Observer, alert: BurnAlert, now: i64) {
         return;
     };
     let from = now - slo.window.as_millis() as i64;
-    let remaining = match observer.store.route_counts(&alert.route, from, now).await {
+    let remaining = match bounded(observer.store.route_counts(&alert.route, from, now)).await {
         Ok((total, good)) => budget_remaining(total, good, slo.objective),
         Err(_) => f64::NAN,
     };
