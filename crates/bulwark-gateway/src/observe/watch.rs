@@ -3,7 +3,7 @@
 //! pushes live updates. Each loop holds only weak references, so it ends
 //! when its gateway is dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -248,29 +248,107 @@ pub(crate) fn incident_update(observer: &Observer, update: IncidentUpdate) {
     observer.save_incident(incident);
 }
 
+/// Incident versions waiting to be written, at most: one per incident, so
+/// this only bounds a flood of distinct incidents during a long outage.
+const MAX_UNSTORED: usize = 100;
+
+/// The longest wait between two attempts to write.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Writes incidents in the order they changed, so an older copy never
-/// overwrites a newer one.
+/// overwrites a newer one, retrying until the store takes them: while it
+/// is down, only the latest version of each incident waits.
 async fn store_incidents(
     observer: Weak<Observer>,
     mut incidents: mpsc::UnboundedReceiver<Incident>,
 ) {
-    while let Some(incident) = incidents.recv().await {
+    let mut unstored: VecDeque<Incident> = VecDeque::new();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if unstored.is_empty() {
+            match incidents.recv().await {
+                Some(incident) => coalesce(&mut unstored, incident),
+                None => return,
+            }
+        }
+        while let Ok(incident) = incidents.try_recv() {
+            coalesce(&mut unstored, incident);
+        }
+        let Some(incident) = unstored.front() else {
+            continue;
+        };
         let Some(observer) = observer.upgrade() else {
             return;
         };
-        let mut saved = false;
-        for wait in [0u64, 200, 1_000, 5_000] {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-            match observer.store.save_incident(&incident).await {
-                Ok(()) => {
-                    saved = true;
-                    break;
-                }
-                Err(error) => tracing::warn!(id = %incident.id, "cannot store incident: {error}"),
+        match bounded(observer.store.save_incident(incident)).await {
+            Ok(()) => {
+                unstored.pop_front();
+                backoff = Duration::from_millis(200);
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(id = %incident.id, waiting = unstored.len(), "cannot store incident, retrying in {backoff:?}: {error}");
             }
         }
-        if !saved {
-            tracing::error!(id = %incident.id, "incident not stored after retries; the status page shows it until restart");
+        // Not held while waiting: a dropped gateway ends this loop.
+        drop(observer);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Queues `incident`'s latest version in place of any older one, at the
+/// back (it changed last). Beyond [`MAX_UNSTORED`] the oldest change goes.
+fn coalesce(unstored: &mut VecDeque<Incident>, incident: Incident) {
+    unstored.retain(|waiting| waiting.id != incident.id);
+    unstored.push_back(incident);
+    if unstored.len() > MAX_UNSTORED
+        && let Some(dropped) = unstored.pop_front()
+    {
+        tracing::error!(id = %dropped.id, "incident not stored: too many incidents waiting for the store");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bulwark::observe::component::ComponentState;
+    use bulwark::observe::incident::{Impact, IncidentStatus};
+
+    use super::*;
+
+    fn incident(id: &str, updated_at: i64) -> Incident {
+        Incident {
+            id: id.into(),
+            title: id.into(),
+            status: IncidentStatus::Investigating,
+            worst: ComponentState::MajorOutage,
+            components: Vec::new(),
+            started_at: 0,
+            updated_at,
+            resolved_at: None,
+            impact: Impact::default(),
+            timeline: Vec::new(),
         }
+    }
+
+    #[test]
+    fn only_the_latest_version_of_each_incident_waits_in_change_order() {
+        let mut unstored = VecDeque::new();
+        coalesce(&mut unstored, incident("a", 1));
+        coalesce(&mut unstored, incident("b", 2));
+        coalesce(&mut unstored, incident("a", 3));
+        let waiting: Vec<_> = unstored
+            .iter()
+            .map(|i| (i.id.as_str(), i.updated_at))
+            .collect();
+        assert_eq!(waiting, [("b", 2), ("a", 3)]);
+        for n in 0..MAX_UNSTORED + 5 {
+            coalesce(&mut unstored, incident(&format!("n{n}"), 10));
+        }
+        assert_eq!(unstored.len(), MAX_UNSTORED);
+        assert_eq!(
+            unstored.back().map(|i| i.id.clone()),
+            Some(format!("n{}", MAX_UNSTORED + 4))
+        );
     }
 }
