@@ -72,7 +72,13 @@ pub(crate) struct Cluster {
     link_up: AtomicBool,
     link_since: AtomicI64,
     seen: Mutex<echo::Seen>,
+    /// The last judged status read for the status surfaces, and when: a
+    /// flood of page views reads Redis once a second, one read at a time.
+    judged_cache: tokio::sync::Mutex<Option<(Instant, Option<Judged>)>>,
 }
+
+/// How long the status surfaces reuse a judged status read.
+const JUDGED_CACHED: Duration = Duration::from_secs(1);
 
 impl Cluster {
     pub(crate) fn new(shared: Option<Shared>, evaluate_every: Duration) -> Cluster {
@@ -88,6 +94,7 @@ impl Cluster {
             link_up: AtomicBool::new(false),
             link_since: AtomicI64::new(unix_ms_now()),
             seen: Mutex::default(),
+            judged_cache: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -182,10 +189,18 @@ impl Cluster {
     /// the caller shows its own.
     pub(crate) async fn fresh_judged(&self) -> Option<Judged> {
         let shared = self.shared.as_ref()?;
-        let judged = judged::read(shared).await.ok()??;
-        self.standing
-            .fresh(judged.generated_at, self.lease_ttl + self.evaluate_every)
-            .then_some(judged)
+        let mut cache = self.judged_cache.lock().await;
+        if let Some((read_at, judged)) = cache.as_ref()
+            && read_at.elapsed() < JUDGED_CACHED
+        {
+            return judged.clone();
+        }
+        let judged = judged::read(shared).await.ok().flatten().filter(|judged| {
+            self.standing
+                .fresh(judged.generated_at, self.lease_ttl + self.evaluate_every)
+        });
+        *cache = Some((Instant::now(), judged.clone()));
+        judged
     }
 
     /// Whether to carry `judged`'s incident on: a follower follows only
