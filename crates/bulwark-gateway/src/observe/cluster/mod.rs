@@ -16,9 +16,10 @@ mod echo;
 mod judged;
 mod lease;
 mod observed;
+mod split;
 mod standing;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -72,6 +73,8 @@ pub(crate) struct Cluster {
     link_up: AtomicBool,
     link_since: AtomicI64,
     seen: Mutex<echo::Seen>,
+    /// Observations not shared: over the waiting cap, or too large.
+    dropped: AtomicU64,
     /// The last judged status read for the status surfaces, and when: a
     /// flood of page views reads Redis once a second, one read at a time.
     judged_cache: tokio::sync::Mutex<Option<(Instant, Option<Judged>)>>,
@@ -94,6 +97,7 @@ impl Cluster {
             link_up: AtomicBool::new(false),
             link_since: AtomicI64::new(unix_ms_now()),
             seen: Mutex::default(),
+            dropped: AtomicU64::new(0),
             judged_cache: tokio::sync::Mutex::new(None),
         }
     }
@@ -145,6 +149,8 @@ impl Cluster {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         if waiting.0.len() < observed::MAX_WAITING {
             waiting.0.push(observed::compact(record));
+        } else {
+            self.count_dropped(1);
         }
     }
 
@@ -167,6 +173,8 @@ impl Cluster {
                 from: from.as_str().to_string(),
                 to: to.as_str().to_string(),
             });
+        } else {
+            self.count_dropped(1);
         }
     }
 
@@ -178,7 +186,14 @@ impl Cluster {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         if waiting.2.len() < observed::MAX_WAITING {
             waiting.2.push(word);
+        } else {
+            self.count_dropped(1);
         }
+    }
+
+    /// Counts `n` observations not shared; the total so far.
+    fn count_dropped(&self, n: u64) -> u64 {
+        self.dropped.fetch_add(n, Ordering::Relaxed) + n
     }
 
     fn take_waiting(&self) -> Waiting {
