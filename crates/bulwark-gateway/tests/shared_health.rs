@@ -388,6 +388,39 @@ async fn states(
         .collect())
 }
 
+/// The Gateway group of `/admin/status`: its state and its members.
+async fn admin_gateway_group(
+    http: &reqwest::Client,
+    base: &str,
+) -> Result<(String, Vec<String>), Box<dyn Error>> {
+    let body = http
+        .get(format!("{base}/admin/status"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let shown: serde_json::Value = serde_json::from_str(&body)?;
+    let Some(group) = shown["groups"]
+        .as_array()
+        .and_then(|groups| groups.iter().find(|g| g["name"] == "Gateway"))
+    else {
+        return Err(format!("no Gateway group in {shown}").into());
+    };
+    let members = group["components"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((
+        group["status"].as_str().unwrap_or_default().to_string(),
+        members,
+    ))
+}
+
 fn state_of<'a>(states: &'a [(String, String)], name: &str) -> Option<&'a str> {
     states
         .iter()
@@ -453,6 +486,16 @@ async fn with_redis_frozen_each_gateway_judges_alone_and_says_so() -> TestResult
         alone,
         "each gateway should judge the outage itself and show Redis degraded"
     );
+    // Operators see Redis too, in the Gateway group.
+    for base in &bases {
+        assert_eq!(
+            admin_gateway_group(&http, base).await?,
+            (
+                "degraded_performance".to_string(),
+                vec!["Shared state (Redis)".to_string()]
+            )
+        );
+    }
     for running in &gateways {
         running.gateway.observer().flush_alerts().await;
     }
