@@ -521,5 +521,56 @@ async fn with_redis_frozen_each_gateway_judges_alone_and_says_so() -> TestResult
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(back, "one judge again once Redis is back");
+
+    // Each told its own incident while alone; once one judges again the
+    // other's is closed as merged into the judge's, not left open forever.
+    let mut merged = false;
+    let mut last = Vec::new();
+    for _ in 0..50 {
+        last.clear();
+        // By id: each gateway has its own store here, and a new judge that
+        // carried the other's incident on stores it too.
+        let mut open = std::collections::HashSet::new();
+        let mut closed_as_merged = 0;
+        for running in &gateways {
+            let stored = running.gateway.observer().store().incidents(50).await?;
+            last.push(
+                stored
+                    .iter()
+                    .map(|i| {
+                        (
+                            i.id.clone(),
+                            i.status,
+                            i.timeline.last().map(|e| e.message.clone()),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            open.extend(
+                stored
+                    .iter()
+                    .filter(|i| !i.status.is_closed())
+                    .map(|i| i.id.clone()),
+            );
+            closed_as_merged += stored
+                .iter()
+                .filter(|i| {
+                    i.status.is_closed()
+                        && i.timeline
+                            .last()
+                            .is_some_and(|e| e.message.starts_with("merged into"))
+                })
+                .count();
+        }
+        if open.len() == 1 && closed_as_merged == 1 {
+            merged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        merged,
+        "the follower's own incident should be resolved as merged: {last:?}"
+    );
     Ok(())
 }

@@ -80,7 +80,9 @@ pub(crate) struct Cluster {
     judged_cache: tokio::sync::Mutex<Option<(Instant, Option<Judged>)>>,
 }
 
-/// How long the status surfaces reuse a judged status read.
+/// How long the status surfaces reuse a judged status read at most; never
+/// more than a quarter of the judge's beat, so that instances rarely show
+/// two different versions of it.
 const JUDGED_CACHED: Duration = Duration::from_secs(1);
 
 impl Cluster {
@@ -206,7 +208,7 @@ impl Cluster {
         let shared = self.shared.as_ref()?;
         let mut cache = self.judged_cache.lock().await;
         if let Some((read_at, judged)) = cache.as_ref()
-            && read_at.elapsed() < JUDGED_CACHED
+            && read_at.elapsed() < JUDGED_CACHED.min(self.evaluate_every / 4)
         {
             return judged.clone();
         }
