@@ -33,6 +33,8 @@ struct Inner {
     /// The judged status's `generated_at` last seen, and when this
     /// instance first saw it.
     judged_seen: Option<(UnixMs, Instant)>,
+    /// When this instance last read the judged status.
+    judged_looked: Option<Instant>,
 }
 
 impl Standing {
@@ -46,6 +48,7 @@ impl Standing {
                 holder: None,
                 last_contact: Instant::now(),
                 judged_seen: None,
+                judged_looked: None,
             }),
         }
     }
@@ -86,18 +89,29 @@ impl Standing {
 
     /// Whether a judged status generated at `generated_at` (the judge's
     /// clock) was written within `window`, as far as this instance can
-    /// tell: since it saw that value appear, by its own clock. A value
-    /// seen for the first time can only be judged by comparing clocks.
+    /// tell: since it saw that value appear, by its own clock. A change
+    /// is news only if this instance looked within the window; after a gap
+    /// (Redis was down) the new value may be old, and like a value seen
+    /// for the first time it can only be judged by comparing clocks.
     pub(super) fn fresh(&self, generated_at: UnixMs, window: Duration) -> bool {
         let now = Instant::now();
         let mut inner = self.inner();
-        match inner.judged_seen {
-            Some((seen, since)) if seen == generated_at => now.duration_since(since) <= window,
-            before => {
-                inner.judged_seen = Some((generated_at, now));
-                before.is_some() || generated_at >= unix_ms_now() - window.as_millis() as i64
-            }
+        let looked = inner.judged_looked.replace(now);
+        if let Some((seen, since)) = inner.judged_seen
+            && seen == generated_at
+        {
+            return now.duration_since(since) <= window;
         }
+        let fresh = looked.is_some_and(|looked| now.duration_since(looked) <= window)
+            || generated_at >= unix_ms_now() - window.as_millis() as i64;
+        // A stale value stays stale however often it is read again.
+        let since = if fresh {
+            now
+        } else {
+            now.checked_sub(window * 2).unwrap_or(now)
+        };
+        inner.judged_seen = Some((generated_at, since));
+        fresh
     }
 }
 
@@ -159,5 +173,12 @@ mod tests {
         // No longer written: stale after the window.
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(!standing.fresh(old + 200, window));
+        // Not looked at for a while (Redis down): a value new to this
+        // instance is not news, it may have been written long ago.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!standing.fresh(old + 400, window));
+        assert!(!standing.fresh(old + 400, window));
+        // Looking again, the next change is news.
+        assert!(standing.fresh(old + 600, window));
     }
 }
