@@ -75,6 +75,8 @@ pub(crate) struct Cluster {
     seen: Mutex<echo::Seen>,
     /// Observations not shared: over the waiting cap, or too large.
     dropped: AtomicU64,
+    /// Whether the last published status cut an incident's timeline.
+    trimmed: AtomicBool,
     /// The last judged status read for the status surfaces, and when: a
     /// flood of page views reads Redis once a second, one read at a time.
     judged_cache: tokio::sync::Mutex<Option<(Instant, Option<Judged>)>>,
@@ -100,6 +102,7 @@ impl Cluster {
             link_since: AtomicI64::new(unix_ms_now()),
             seen: Mutex::default(),
             dropped: AtomicU64::new(0),
+            trimmed: AtomicBool::new(false),
             judged_cache: tokio::sync::Mutex::new(None),
         }
     }
@@ -412,6 +415,21 @@ pub(crate) async fn after_evaluation(observer: &Observer, now: UnixMs) {
     }
     let judged = {
         let health = observer.health();
+        let (incidents, trimmed) = published_incidents(
+            health.open_incident(),
+            &observer
+                .recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        // Told once each time it starts, not every round.
+        if trimmed && !cluster.trimmed.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "an incident's timeline is longer than {TIMELINE_SHOWN} entries: the shared status shows the latest {TIMELINE_SHOWN}; the stored incident keeps them all"
+            );
+        } else if !trimmed {
+            cluster.trimmed.store(false, Ordering::Relaxed);
+        }
         let mut routes: Vec<_> = observer.slos().into_keys().collect();
         routes.sort();
         Judged {
@@ -432,13 +450,7 @@ pub(crate) async fn after_evaluation(observer: &Observer, now: UnixMs) {
                     route,
                 })
                 .collect(),
-            incidents: published_incidents(
-                health.open_incident(),
-                &observer
-                    .recent
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner),
-            ),
+            incidents,
         }
     };
     if let Err(error) = judged::publish(shared, &judged).await {
@@ -449,7 +461,7 @@ pub(crate) async fn after_evaluation(observer: &Observer, now: UnixMs) {
 /// What the judge publishes: the open incident as its tracker has it (one
 /// it took over may not be among those it stored), then the recent ones,
 /// bounded so the status stays readable.
-fn published_incidents(open: Option<&Incident>, recent: &[Incident]) -> Vec<Incident> {
+fn published_incidents(open: Option<&Incident>, recent: &[Incident]) -> (Vec<Incident>, bool) {
     let mut incidents: Vec<Incident> = open.cloned().into_iter().collect();
     incidents.extend(
         recent
@@ -457,21 +469,17 @@ fn published_incidents(open: Option<&Incident>, recent: &[Incident]) -> Vec<Inci
             .filter(|i| open.is_none_or(|o| o.id != i.id))
             .cloned(),
     );
-    if incidents.len() > INCIDENTS_SHOWN {
-        tracing::debug!(
-            count = incidents.len(),
-            "judged status shows only the latest {INCIDENTS_SHOWN} incidents"
-        );
-        incidents.truncate(INCIDENTS_SHOWN);
-    }
+    // Older ones are on the history pages; only the latest are shown.
+    incidents.truncate(INCIDENTS_SHOWN);
+    let mut trimmed = false;
     for incident in &mut incidents {
         let over = incident.timeline.len().saturating_sub(TIMELINE_SHOWN);
         if over > 0 {
-            tracing::debug!(id = %incident.id, entries = incident.timeline.len(), "judged status shows only the latest {TIMELINE_SHOWN} timeline entries of an incident");
+            trimmed = true;
             incident.timeline.drain(..over);
         }
     }
-    incidents
+    (incidents, trimmed)
 }
 
 #[cfg(test)]

@@ -32,7 +32,8 @@ fn the_open_incident_comes_from_the_tracker_even_when_never_stored() {
         .map(|i| incident(&format!("old-{i}"), IncidentStatus::Resolved, 1))
         .collect();
     let open = incident("taken-over", IncidentStatus::Investigating, 3);
-    let published = published_incidents(Some(&open), &recent);
+    let (published, trimmed) = published_incidents(Some(&open), &recent);
+    assert!(!trimmed);
     assert_eq!(published.len(), INCIDENTS_SHOWN);
     assert_eq!(published[0].id, "taken-over");
     assert_eq!(published[1].id, "old-0");
@@ -42,7 +43,8 @@ fn the_open_incident_comes_from_the_tracker_even_when_never_stored() {
 fn the_tracker_copy_replaces_a_stored_one_and_timelines_are_bounded() {
     let stored = incident("inc", IncidentStatus::Investigating, 2);
     let open = incident("inc", IncidentStatus::Monitoring, TIMELINE_SHOWN + 30);
-    let published = published_incidents(Some(&open), &[stored]);
+    let (published, trimmed) = published_incidents(Some(&open), &[stored]);
+    assert!(trimmed);
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].status, IncidentStatus::Monitoring);
     assert_eq!(published[0].timeline.len(), TIMELINE_SHOWN);
