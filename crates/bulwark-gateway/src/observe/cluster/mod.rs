@@ -77,6 +77,9 @@ pub(crate) struct Cluster {
     dropped: AtomicU64,
     /// Whether the last published status cut an incident's timeline.
     trimmed: AtomicBool,
+    /// The judge's open incident this instance last followed: told by the
+    /// judge, so never announced again by this one.
+    followed: Mutex<Option<String>>,
     /// The last judged status read for the status surfaces, and when: a
     /// flood of page views reads Redis once a second, one read at a time.
     judged_cache: tokio::sync::Mutex<Option<(Instant, Option<Judged>)>>,
@@ -103,6 +106,7 @@ impl Cluster {
             seen: Mutex::default(),
             dropped: AtomicU64::new(0),
             trimmed: AtomicBool::new(false),
+            followed: Mutex::default(),
             judged_cache: tokio::sync::Mutex::new(None),
         }
     }
@@ -300,6 +304,11 @@ pub(crate) async fn before_evaluation(observer: &Observer, now: UnixMs) {
             && judged.leader != shared.instance()
             && cluster.followable(&judged, leader)
         {
+            *cluster
+                .followed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
+                judged.open_incident().map(|i| i.id.clone());
             let replaced = observer
                 .health()
                 .follow(now, judged.open_incident().cloned());
@@ -326,9 +335,17 @@ pub(crate) async fn before_evaluation(observer: &Observer, now: UnixMs) {
                 let mut health = observer.health();
                 // Opened while this instance was silent (waiting out the
                 // lease it last saw) and told nowhere: told now.
+                let followed = cluster
+                    .followed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
                 let untold = health
                     .open_incident()
-                    .filter(|own| !stored.iter().any(|i| i.id == own.id))
+                    .filter(|own| {
+                        !stored.iter().any(|i| i.id == own.id)
+                            && followed.as_deref() != Some(own.id.as_str())
+                    })
                     .cloned();
                 *observer
                     .recent
