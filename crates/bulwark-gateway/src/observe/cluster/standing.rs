@@ -13,9 +13,15 @@ use std::time::Duration;
 use bulwark::observe::{UnixMs, unix_ms_now};
 use tokio::time::Instant;
 
+/// The least time without a lease answer before judging alone: one slow
+/// call marks Redis down until the link's next heartbeat (every second),
+/// which with a short evaluation interval outlasts a lease.
+const ALONE_AFTER_AT_LEAST: Duration = Duration::from_secs(2);
+
 #[derive(Debug)]
 pub(super) struct Standing {
     ttl: Duration,
+    alone_after: Duration,
     inner: Mutex<Inner>,
 }
 
@@ -43,6 +49,7 @@ impl Standing {
     pub(super) fn new(ttl: Duration) -> Standing {
         Standing {
             ttl,
+            alone_after: ttl.max(ALONE_AFTER_AT_LEAST),
             inner: Mutex::new(Inner {
                 lease_until: None,
                 holder: None,
@@ -75,7 +82,7 @@ impl Standing {
     /// Whether no lease this instance saw can still be live: only then may
     /// it speak for itself. One slow call must not make a second judge.
     pub(super) fn alone(&self) -> bool {
-        self.inner().last_contact.elapsed() > self.ttl
+        self.inner().last_contact.elapsed() > self.alone_after
     }
 
     /// The holder at the last answer, while that answer can still be true.
@@ -150,10 +157,14 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(!standing.alone());
         assert_eq!(standing.holder().as_deref(), Some("other"));
-        // Down for longer than the lease it saw could live.
+        // Past the lease, the holder it saw is no longer known...
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(standing.alone());
         assert_eq!(standing.holder(), None);
+        // ...but a blip keeps Redis marked down until the next heartbeat:
+        // alone only once that is over too.
+        assert!(!standing.alone());
+        tokio::time::sleep(ALONE_AFTER_AT_LEAST).await;
+        assert!(standing.alone());
         // Back: contact again.
         standing.answered(Instant::now(), "other".into(), "me");
         assert!(!standing.alone());
