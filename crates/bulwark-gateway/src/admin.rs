@@ -45,46 +45,66 @@ pub async fn targets(State(gateway): State<Gateway>, headers: HeaderMap) -> Resp
 /// The status page's grouping for operators: the headline from the routes
 /// (what clients get), each group with its worst state, and the sentences
 /// for outages fallback absorbed. Live states only: the page's history is
-/// on `/status`.
+/// on `/status`. With `redis:`, the judge's fresh word, as the page shows
+/// it (a follower's own states are silent guesses), with Redis itself in
+/// the "Gateway" group.
 pub async fn status(State(gateway): State<Gateway>, headers: HeaderMap) -> Response {
     if let Err(error) = authorize(&gateway, &headers) {
         return respond::error(ClientFormat::OpenAi, &error, 0);
     }
     let now = unix_ms_now();
-    let (components, absorbed) = {
-        let health = gateway.observer.health();
-        (health.components(), health.absorbed(now))
+    let (components, absorbed) = match gateway.observer.cluster.fresh_judged().await {
+        Some(judged) => (
+            judged
+                .components
+                .into_iter()
+                .map(bulwark_health::ComponentView::from)
+                .collect(),
+            judged.absorbed,
+        ),
+        None => {
+            let health = gateway.observer.health();
+            let mut components = health.components();
+            components.extend(gateway.observer.cluster.component());
+            (components, health.absorbed(now))
+        }
     };
     let overall = client_overall(components.iter().map(|c| (c.kind, c.state)));
-    let groups: Vec<_> = [ComponentKind::Route, ComponentKind::Target]
-        .into_iter()
-        .map(|kind| {
-            let members: Vec<_> = components.iter().filter(|c| c.kind == kind).collect();
-            let worst = members
-                .iter()
-                .map(|c| c.state)
-                .max()
-                .unwrap_or(ComponentState::Operational);
-            let members: Vec<_> = members
-                .iter()
-                .map(|c| {
-                    json!({
-                        "name": c.name,
-                        "status": c.state.as_str(),
-                        "reason": c.reason,
-                        "updated_at": c.updated_at,
-                        "first_token_p50_ms": c.first_token_p50_ms,
-                        "first_token_p95_ms": c.first_token_p95_ms,
-                    })
+    let groups: Vec<_> = [
+        ComponentKind::Route,
+        ComponentKind::Target,
+        ComponentKind::Dependency,
+    ]
+    .into_iter()
+    // No `redis:`: no Gateway group to show.
+    .filter(|kind| components.iter().any(|c| c.kind == *kind) || *kind != ComponentKind::Dependency)
+    .map(|kind| {
+        let members: Vec<_> = components.iter().filter(|c| c.kind == kind).collect();
+        let worst = members
+            .iter()
+            .map(|c| c.state)
+            .max()
+            .unwrap_or(ComponentState::Operational);
+        let members: Vec<_> = members
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name,
+                    "status": c.state.as_str(),
+                    "reason": c.reason,
+                    "updated_at": c.updated_at,
+                    "first_token_p50_ms": c.first_token_p50_ms,
+                    "first_token_p95_ms": c.first_token_p95_ms,
                 })
-                .collect();
-            json!({
-                "name": bulwark_status::group_title(kind),
-                "status": worst.as_str(),
-                "components": members,
             })
+            .collect();
+        json!({
+            "name": bulwark_status::group_title(kind),
+            "status": worst.as_str(),
+            "components": members,
         })
-        .collect();
+    })
+    .collect();
     Json(json!({
         "status": overall.as_str(),
         "notices": bulwark_status::notices(&absorbed, gateway.observer.public().provider_names()),

@@ -388,6 +388,39 @@ async fn states(
         .collect())
 }
 
+/// The Gateway group of `/admin/status`: its state and its members.
+async fn admin_gateway_group(
+    http: &reqwest::Client,
+    base: &str,
+) -> Result<(String, Vec<String>), Box<dyn Error>> {
+    let body = http
+        .get(format!("{base}/admin/status"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let shown: serde_json::Value = serde_json::from_str(&body)?;
+    let Some(group) = shown["groups"]
+        .as_array()
+        .and_then(|groups| groups.iter().find(|g| g["name"] == "Gateway"))
+    else {
+        return Err(format!("no Gateway group in {shown}").into());
+    };
+    let members = group["components"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((
+        group["status"].as_str().unwrap_or_default().to_string(),
+        members,
+    ))
+}
+
 fn state_of<'a>(states: &'a [(String, String)], name: &str) -> Option<&'a str> {
     states
         .iter()
@@ -453,6 +486,16 @@ async fn with_redis_frozen_each_gateway_judges_alone_and_says_so() -> TestResult
         alone,
         "each gateway should judge the outage itself and show Redis degraded"
     );
+    // Operators see Redis too, in the Gateway group.
+    for base in &bases {
+        assert_eq!(
+            admin_gateway_group(&http, base).await?,
+            (
+                "degraded_performance".to_string(),
+                vec!["Shared state (Redis)".to_string()]
+            )
+        );
+    }
     for running in &gateways {
         running.gateway.observer().flush_alerts().await;
     }
@@ -478,5 +521,56 @@ async fn with_redis_frozen_each_gateway_judges_alone_and_says_so() -> TestResult
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(back, "one judge again once Redis is back");
+
+    // Each told its own incident while alone; once one judges again the
+    // other's is closed as merged into the judge's, not left open forever.
+    let mut merged = false;
+    let mut last = Vec::new();
+    for _ in 0..50 {
+        last.clear();
+        // By id: each gateway has its own store here, and a new judge that
+        // carried the other's incident on stores it too.
+        let mut open = std::collections::HashSet::new();
+        let mut closed_as_merged = 0;
+        for running in &gateways {
+            let stored = running.gateway.observer().store().incidents(50).await?;
+            last.push(
+                stored
+                    .iter()
+                    .map(|i| {
+                        (
+                            i.id.clone(),
+                            i.status,
+                            i.timeline.last().map(|e| e.message.clone()),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            open.extend(
+                stored
+                    .iter()
+                    .filter(|i| !i.status.is_closed())
+                    .map(|i| i.id.clone()),
+            );
+            closed_as_merged += stored
+                .iter()
+                .filter(|i| {
+                    i.status.is_closed()
+                        && i.timeline
+                            .last()
+                            .is_some_and(|e| e.message.starts_with("merged into"))
+                })
+                .count();
+        }
+        if open.len() == 1 && closed_as_merged == 1 {
+            merged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        merged,
+        "the follower's own incident should be resolved as merged: {last:?}"
+    );
     Ok(())
 }

@@ -107,7 +107,28 @@ impl IncidentBook {
     /// or none. An instance that does not judge still keeps a book, so that
     /// it is warm when it takes over; following the judge's incident keeps
     /// it from carrying one of its own that the judge never opened.
-    pub fn follow(&mut self, incident: Option<Incident>) {
+    ///
+    /// An open incident of its own that the judge's replaces comes back
+    /// resolved, noting what replaced it: it may have been told and stored
+    /// while this instance judged alone, and dropping it silently would
+    /// leave it open in the store forever.
+    pub fn follow(&mut self, now: UnixMs, incident: Option<Incident>) -> Option<Incident> {
+        let replaced = self
+            .open
+            .take()
+            .filter(|own| incident.as_ref().is_none_or(|judged| judged.id != own.id))
+            .map(|mut own| {
+                let message = match &incident {
+                    Some(judged) => {
+                        format!("merged into {}: one incident for all instances", judged.id)
+                    }
+                    None => "resolved: the instance judging for all sees no incident".to_string(),
+                };
+                own.status = IncidentStatus::Resolved;
+                own.resolved_at = Some(now);
+                Self::add(&mut own, now, TimelineKind::Resolved, None, message);
+                own
+            });
         match incident {
             Some(incident) => self.resume(incident),
             None => {
@@ -118,6 +139,7 @@ impl IncidentBook {
             }
         }
         self.dirty = false;
+        replaced
     }
 
     /// A component's shown state changed.

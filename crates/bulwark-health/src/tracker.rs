@@ -215,8 +215,8 @@ impl HealthTracker {
 
     /// The open incident as the instance that judges for all sees it (see
     /// [`IncidentBook::follow`]).
-    pub fn follow(&mut self, incident: Option<Incident>) {
-        self.book.follow(incident);
+    pub fn follow(&mut self, now: UnixMs, incident: Option<Incident>) -> Option<Incident> {
+        self.book.follow(now, incident)
     }
 
     /// Takes one finished request into every window it concerns.

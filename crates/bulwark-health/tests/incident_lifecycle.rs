@@ -353,8 +353,25 @@ fn a_follower_carries_the_judges_incident_on_instead_of_its_own() {
     let Some(mut judged) = run.tracker.open_incident().cloned() else {
         panic!("the outage opened an incident by 150 s");
     };
+    let own = judged.id.clone();
     judged.id = "inc-judge".into();
-    run.tracker.follow(Some(judged));
+    // Its own, replaced, comes back resolved as merged, not dropped.
+    let Some(replaced) = run.tracker.follow(150_000, Some(judged.clone())) else {
+        panic!("its own incident was replaced silently");
+    };
+    assert_eq!(replaced.id, own);
+    assert!(replaced.status.is_closed());
+    assert_eq!(replaced.resolved_at, Some(150_000));
+    assert!(
+        replaced
+            .timeline
+            .last()
+            .is_some_and(|e| e.message.contains("merged into inc-judge")),
+        "{:?}",
+        replaced.timeline.last()
+    );
+    // Following the same one again replaces nothing.
+    assert!(run.tracker.follow(150_000, Some(judged)).is_none());
     let updates = drive(&mut run.tracker, 150, 400);
     assert!(
         !updates
@@ -373,13 +390,19 @@ fn a_follower_carries_the_judges_incident_on_instead_of_its_own() {
 }
 
 #[test]
-fn following_no_incident_drops_the_followers_own() {
+fn following_no_incident_resolves_the_followers_own() {
     let mut run = run(150);
     let Some(own) = run.tracker.open_incident().map(|i| i.id.clone()) else {
         panic!("the outage opened an incident by 150 s");
     };
-    run.tracker.follow(None);
+    let replaced = run.tracker.follow(150_000, None);
     assert!(run.tracker.open_incident().is_none());
+    assert!(
+        replaced
+            .as_ref()
+            .is_some_and(|i| i.id == own && i.status.is_closed() && i.resolved_at.is_some()),
+        "{replaced:?}"
+    );
     // Still down: as judge it would open one again, a new one.
     let updates = drive(&mut run.tracker, 150, 156);
     let opened: Vec<_> = updates

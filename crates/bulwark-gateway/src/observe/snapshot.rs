@@ -10,9 +10,17 @@ use bulwark::observe::{UnixMs, unix_ms_now};
 use bulwark_health::{ComponentView, budget_remaining};
 use bulwark_store::UptimeDay;
 
+use std::time::Duration;
+
+use tokio::time::{Instant, timeout_at};
+
 use super::Observer;
 
 const DAYS_SHOWN: i64 = 90;
+
+/// All the history reads of one page together: a silent database makes
+/// the page show empty history rather than hang.
+const HISTORY_BUDGET: Duration = Duration::from_millis(400);
 
 impl Observer {
     /// What the status page, its JSON and its feed show: the public view
@@ -62,12 +70,18 @@ impl Observer {
         components.retain(|c| public.shows(c.kind, &c.name));
         let today = day_start(now);
         let from = today - (DAYS_SHOWN - 1) * DAY_MS;
+        let deadline = Instant::now() + HISTORY_BUDGET;
         let mut statuses = Vec::with_capacity(components.len());
         for component in components {
-            let days = match self.store.uptime_days(&component.name, from, now).await {
-                Ok(days) => days,
-                Err(error) => {
+            let read = timeout_at(deadline, self.store.uptime_days(&component.name, from, now));
+            let days = match read.await {
+                Ok(Ok(days)) => days,
+                Ok(Err(error)) => {
                     tracing::warn!("cannot read uptime history: {error}");
+                    Vec::new()
+                }
+                Err(_) => {
+                    tracing::debug!("uptime history not read within {HISTORY_BUDGET:?}");
                     Vec::new()
                 }
             };
@@ -90,10 +104,10 @@ impl Observer {
         routes.sort_by(|a, b| a.0.cmp(&b.0));
         for (route, slo) in routes {
             let since = now - slo.window.as_millis() as i64;
-            let (total, good) = self
-                .store
-                .route_counts(&route, since, now)
+            let (total, good) = timeout_at(deadline, self.store.route_counts(&route, since, now))
                 .await
+                .ok()
+                .and_then(Result::ok)
                 .unwrap_or((0, 0));
             let (burn_1h, burn_6h) = match &judged {
                 Some(judged) => judged.burn(&route),

@@ -3,7 +3,7 @@
 //! pushes live updates. Each loop holds only weak references, so it ends
 //! when its gateway is dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -17,6 +17,20 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use super::Observer;
+
+/// How long a round waits on the store for one call: a silent database
+/// must not hold up judging, publishing and alerting.
+const STORE_CALL: Duration = Duration::from_secs(1);
+
+/// `call` bounded by [`STORE_CALL`]; a timeout reads as a failure.
+async fn bounded<T, E: std::fmt::Display>(
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(STORE_CALL, call).await {
+        Ok(result) => result.map_err(|error| error.to_string()),
+        Err(_) => Err(format!("no answer within {STORE_CALL:?}")),
+    }
+}
 
 /// Starts the loops for `observer`, watching `client`.
 pub(crate) fn spawn(
@@ -101,7 +115,7 @@ pub(crate) async fn evaluate(observer: &Observer, client: &Client) {
             observer.metrics.set_queue(&route.name, waiting as u64);
         }
     }
-    super::cluster::before_evaluation(observer).await;
+    super::cluster::before_evaluation(observer, now).await;
     // Every instance judges, to stay warm; only the judge's findings go
     // out (see `cluster`).
     let judge = observer.cluster.is_judge();
@@ -139,17 +153,19 @@ pub(crate) async fn evaluate(observer: &Observer, client: &Client) {
     }
     let uptime = if judge { evaluation.uptime } else { Vec::new() };
     for (component, kind, seconds, state) in uptime {
-        if let Err(error) = observer
-            .store
-            .add_uptime(&component, kind, now, seconds, state)
-            .await
+        if let Err(error) = bounded(
+            observer
+                .store
+                .add_uptime(&component, kind, now, seconds, state),
+        )
+        .await
         {
             tracing::warn!("cannot record uptime: {error}");
             break;
         }
     }
     let log = observer.log_stats();
-    let store_up = observer.store.ping().await.is_ok();
+    let store_up = bounded(observer.store.ping()).await.is_ok();
     observer.metrics.set_store_stats(
         log.written,
         log.dropped + log.failed_rows,
@@ -169,7 +185,7 @@ async fn burn_alert(observer: &Observer, alert: BurnAlert, now: i64) {
         return;
     };
     let from = now - slo.window.as_millis() as i64;
-    let remaining = match observer.store.route_counts(&alert.route, from, now).await {
+    let remaining = match bounded(observer.store.route_counts(&alert.route, from, now)).await {
         Ok((total, good)) => budget_remaining(total, good, slo.objective),
         Err(_) => f64::NAN,
     };
@@ -232,29 +248,107 @@ pub(crate) fn incident_update(observer: &Observer, update: IncidentUpdate) {
     observer.save_incident(incident);
 }
 
+/// Incident versions waiting to be written, at most: one per incident, so
+/// this only bounds a flood of distinct incidents during a long outage.
+const MAX_UNSTORED: usize = 100;
+
+/// The longest wait between two attempts to write.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
 /// Writes incidents in the order they changed, so an older copy never
-/// overwrites a newer one.
+/// overwrites a newer one, retrying until the store takes them: while it
+/// is down, only the latest version of each incident waits.
 async fn store_incidents(
     observer: Weak<Observer>,
     mut incidents: mpsc::UnboundedReceiver<Incident>,
 ) {
-    while let Some(incident) = incidents.recv().await {
+    let mut unstored: VecDeque<Incident> = VecDeque::new();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if unstored.is_empty() {
+            match incidents.recv().await {
+                Some(incident) => coalesce(&mut unstored, incident),
+                None => return,
+            }
+        }
+        while let Ok(incident) = incidents.try_recv() {
+            coalesce(&mut unstored, incident);
+        }
+        let Some(incident) = unstored.front() else {
+            continue;
+        };
         let Some(observer) = observer.upgrade() else {
             return;
         };
-        let mut saved = false;
-        for wait in [0u64, 200, 1_000, 5_000] {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-            match observer.store.save_incident(&incident).await {
-                Ok(()) => {
-                    saved = true;
-                    break;
-                }
-                Err(error) => tracing::warn!(id = %incident.id, "cannot store incident: {error}"),
+        match bounded(observer.store.save_incident(incident)).await {
+            Ok(()) => {
+                unstored.pop_front();
+                backoff = Duration::from_millis(200);
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(id = %incident.id, waiting = unstored.len(), "cannot store incident, retrying in {backoff:?}: {error}");
             }
         }
-        if !saved {
-            tracing::error!(id = %incident.id, "incident not stored after retries; the status page shows it until restart");
+        // Not held while waiting: a dropped gateway ends this loop.
+        drop(observer);
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Queues `incident`'s latest version in place of any older one, at the
+/// back (it changed last). Beyond [`MAX_UNSTORED`] the oldest change goes.
+fn coalesce(unstored: &mut VecDeque<Incident>, incident: Incident) {
+    unstored.retain(|waiting| waiting.id != incident.id);
+    unstored.push_back(incident);
+    if unstored.len() > MAX_UNSTORED
+        && let Some(dropped) = unstored.pop_front()
+    {
+        tracing::error!(id = %dropped.id, "incident not stored: too many incidents waiting for the store");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bulwark::observe::component::ComponentState;
+    use bulwark::observe::incident::{Impact, IncidentStatus};
+
+    use super::*;
+
+    fn incident(id: &str, updated_at: i64) -> Incident {
+        Incident {
+            id: id.into(),
+            title: id.into(),
+            status: IncidentStatus::Investigating,
+            worst: ComponentState::MajorOutage,
+            components: Vec::new(),
+            started_at: 0,
+            updated_at,
+            resolved_at: None,
+            impact: Impact::default(),
+            timeline: Vec::new(),
         }
+    }
+
+    #[test]
+    fn only_the_latest_version_of_each_incident_waits_in_change_order() {
+        let mut unstored = VecDeque::new();
+        coalesce(&mut unstored, incident("a", 1));
+        coalesce(&mut unstored, incident("b", 2));
+        coalesce(&mut unstored, incident("a", 3));
+        let waiting: Vec<_> = unstored
+            .iter()
+            .map(|i| (i.id.as_str(), i.updated_at))
+            .collect();
+        assert_eq!(waiting, [("b", 2), ("a", 3)]);
+        for n in 0..MAX_UNSTORED + 5 {
+            coalesce(&mut unstored, incident(&format!("n{n}"), 10));
+        }
+        assert_eq!(unstored.len(), MAX_UNSTORED);
+        assert_eq!(
+            unstored.back().map(|i| i.id.clone()),
+            Some(format!("n{}", MAX_UNSTORED + 4))
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use bulwark::observe::UnixMs;
 use bulwark::observe::component::ComponentState;
 use bulwark::observe::incident::IncidentStatus;
 
@@ -14,7 +15,9 @@ use crate::observe::Observer;
 #[derive(Debug, Default)]
 pub(super) struct Seen {
     components: HashMap<String, ComponentState>,
-    incidents: HashMap<String, (IncidentStatus, usize)>,
+    /// Status, timeline length and last entry's time: the published
+    /// timeline is capped, so its length alone stops changing.
+    incidents: HashMap<String, (IncidentStatus, usize, UnixMs)>,
 }
 
 /// Sends what changed between the last judged status seen and `judged`.
@@ -42,7 +45,11 @@ pub(super) fn echo(observer: &Observer, seen: &mut Seen, judged: &Judged) {
         );
     }
     for incident in &judged.incidents {
-        let now = (incident.status, incident.timeline.len());
+        let now = (
+            incident.status,
+            incident.timeline.len(),
+            incident.timeline.last().map_or(0, |e| e.at),
+        );
         let before = seen.incidents.insert(incident.id.clone(), now);
         if first || before == Some(now) {
             continue;
@@ -63,4 +70,9 @@ pub(super) fn echo(observer: &Observer, seen: &mut Seen, judged: &Judged) {
             .to_string(),
         );
     }
+    // Only what the status still carries: the map stays as small as it.
+    seen.components
+        .retain(|name, _| judged.components.iter().any(|c| &c.name == name));
+    seen.incidents
+        .retain(|id, _| judged.incidents.iter().any(|i| &i.id == id));
 }

@@ -1,53 +1,44 @@
 //! The health lease: one key in Redis naming the instance that judges
-//! health for all. Taken with `SET NX PX` when free, extended by its holder
-//! only while it still holds it, so a holder that dies or stalls loses it
-//! after one ttl and another instance takes over.
+//! health for all. Its holder extends it; anyone takes it when it is free,
+//! so a holder that dies or stalls loses it after one ttl and another
+//! instance takes over.
 
 use std::time::Duration;
 
 use bulwark::shared::{Shared, SharedError};
 
-/// Extends the lease only if `ARGV[1]` still holds it: a holder that
-/// stalled past the ttl must not take back a lease someone else took.
-const RENEW: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+/// One call that both extends and takes: a holder whose renewal timed out
+/// thinks it lost the lease, and with a separate `SET NX` it could never
+/// take back its own still-live key, leaving nobody judging for a ttl.
+/// Answers the holder after the call.
+const HOLD: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return ARGV[1]
 end
-return 0
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+return holder
 ";
 
-/// Whether this instance holds the lease after this call. `held` is
-/// whether it held it before.
-pub(super) async fn hold(shared: &Shared, held: bool, ttl: Duration) -> Result<bool, SharedError> {
+/// Extends or takes the lease for `ttl`; answers who holds it afterwards.
+pub(super) async fn hold(shared: &Shared, ttl: Duration) -> Result<String, SharedError> {
     let key = shared.key("lease:health");
     let me = shared.instance().to_string();
     let ttl_ms = ttl.as_millis().max(1) as u64;
-    if held {
-        let renewed: i64 = shared
-            .run(|mut c| async move {
-                redis::Script::new(RENEW)
-                    .key(key)
-                    .arg(me)
-                    .arg(ttl_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
-            .await?;
-        return Ok(renewed == 1);
-    }
-    let taken: Option<String> = shared
+    shared
         .run(|mut c| async move {
-            redis::cmd("SET")
-                .arg(key)
+            redis::Script::new(HOLD)
+                .key(key)
                 .arg(me)
-                .arg("NX")
-                .arg("PX")
                 .arg(ttl_ms)
-                .query_async(&mut c)
+                .invoke_async(&mut c)
                 .await
         })
-        .await?;
-    Ok(taken.is_some())
+        .await
 }
 
 #[cfg(test)]
@@ -76,25 +67,43 @@ mod tests {
         panic!("Redis on 127.0.0.1:6379 not reached");
     }
 
+    fn holds(answer: Result<String, SharedError>, who: &Shared) -> bool {
+        matches!(answer, Ok(holder) if holder == who.instance())
+    }
+
     #[tokio::test]
     async fn one_holder_at_a_time_and_a_lapsed_holder_cannot_take_it_back() {
         let prefix = format!("test:lease:{:08x}:", fastrand::u32(..));
         let (a, b) = (link(&prefix).await, link(&prefix).await);
         let ttl = Duration::from_millis(300);
-        assert!(matches!(hold(&a, false, ttl).await, Ok(true)));
-        assert!(matches!(hold(&b, false, ttl).await, Ok(false)));
+        assert!(holds(hold(&a, ttl).await, &a));
+        // `b` is told who holds it.
+        assert!(holds(hold(&b, ttl).await, &a));
         // Renewed within the ttl, it outlives it.
         for _ in 0..4 {
             tokio::time::sleep(Duration::from_millis(120)).await;
-            assert!(matches!(hold(&a, true, ttl).await, Ok(true)));
-            assert!(matches!(hold(&b, false, ttl).await, Ok(false)));
+            assert!(holds(hold(&a, ttl).await, &a));
+            assert!(holds(hold(&b, ttl).await, &a));
         }
-        // `b` never held it: its renewal does not take it.
-        assert!(matches!(hold(&b, true, ttl).await, Ok(false)));
         // `a` stalls past the ttl: `b` takes over, and `a` cannot renew.
         tokio::time::sleep(ttl + Duration::from_millis(100)).await;
-        assert!(matches!(hold(&b, false, ttl).await, Ok(true)));
-        assert!(matches!(hold(&a, true, ttl).await, Ok(false)));
-        assert!(matches!(hold(&b, true, ttl).await, Ok(true)));
+        assert!(holds(hold(&b, ttl).await, &b));
+        assert!(holds(hold(&a, ttl).await, &b));
+        assert!(holds(hold(&b, ttl).await, &b));
+    }
+
+    #[tokio::test]
+    async fn a_holder_that_missed_an_answer_keeps_its_live_lease() {
+        let prefix = format!("test:lease:{:08x}:", fastrand::u32(..));
+        let (a, b) = (link(&prefix).await, link(&prefix).await);
+        let ttl = Duration::from_millis(500);
+        assert!(holds(hold(&a, ttl).await, &a));
+        // Whatever `a` believes after a lost answer, asking again while its
+        // key lives gives it back rather than leaving the lease idle.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(holds(hold(&a, ttl).await, &a));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        // Extended, not left to lapse at the first ttl.
+        assert!(holds(hold(&b, ttl).await, &a));
     }
 }

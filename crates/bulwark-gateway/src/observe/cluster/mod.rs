@@ -8,24 +8,32 @@
 //! within a lease's time without opening a second incident.
 //!
 //! While Redis is down nobody can be heard, so each instance judges alone
-//! and speaks for itself, as without `redis:`.
+//! and speaks for itself, as without `redis:` — but only once the lease it
+//! last saw can no longer be live (`standing.rs`): a blip of one slow call
+//! must not make a second judge.
 
 mod echo;
 mod judged;
 mod lease;
 mod observed;
+mod split;
+mod standing;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use bulwark::observe::UnixMs;
 use bulwark::observe::component::{ComponentKind, ComponentState};
+use bulwark::observe::incident::Incident;
 use bulwark::observe::record::RequestRecord;
 use bulwark::observe::unix_ms_now;
 use bulwark::resilience::breaker::BreakerState;
 use bulwark::shared::Shared;
-use bulwark_health::ComponentView;
+use bulwark_alerts::Alert;
+use bulwark_health::{ComponentView, IncidentUpdate};
+use standing::Standing;
+use tokio::time::Instant;
 
 pub(crate) use judged::Judged;
 use judged::{JudgedBurn, JudgedComponent, finite};
@@ -40,8 +48,12 @@ const LEASE_EVALUATIONS: u32 = 3;
 /// Redis as the status page and the admin API show it.
 pub(crate) const REDIS_COMPONENT: &str = "Shared state (Redis)";
 
-/// Resolved incidents the judge publishes besides the open one.
+/// Incidents the judge publishes, the open one first: the status read
+/// back is ignored above a size, so what is written must stay below it.
 const INCIDENTS_SHOWN: usize = 20;
+
+/// Timeline entries published per incident, the latest.
+const TIMELINE_SHOWN: usize = 50;
 
 /// Observations and admin words not yet sent.
 type Waiting = (Vec<RequestRecord>, Vec<Flip>, Vec<AdminWord>);
@@ -51,7 +63,9 @@ pub(crate) struct Cluster {
     shared: Option<Shared>,
     lease_ttl: Duration,
     evaluate_every: Duration,
-    leader: AtomicBool,
+    standing: Standing,
+    /// Whether this instance held the lease at the last round.
+    led: AtomicBool,
     /// Whether this instance spoke for itself or for all last round.
     judging: AtomicBool,
     waiting: Mutex<Waiting>,
@@ -59,20 +73,41 @@ pub(crate) struct Cluster {
     link_up: AtomicBool,
     link_since: AtomicI64,
     seen: Mutex<echo::Seen>,
+    /// Observations not shared: over the waiting cap, or too large.
+    dropped: AtomicU64,
+    /// Whether the last published status cut an incident's timeline.
+    trimmed: AtomicBool,
+    /// The judge's open incident this instance last followed: told by the
+    /// judge, so never announced again by this one.
+    followed: Mutex<Option<String>>,
+    /// The last judged status read for the status surfaces, and when: a
+    /// flood of page views reads Redis once a second, one read at a time.
+    judged_cache: tokio::sync::Mutex<Option<(Instant, Option<Judged>)>>,
 }
+
+/// How long the status surfaces reuse a judged status read at most; never
+/// more than a quarter of the judge's beat, so that instances rarely show
+/// two different versions of it.
+const JUDGED_CACHED: Duration = Duration::from_secs(1);
 
 impl Cluster {
     pub(crate) fn new(shared: Option<Shared>, evaluate_every: Duration) -> Cluster {
+        let lease_ttl = (evaluate_every * LEASE_EVALUATIONS).max(Duration::from_millis(300));
         Cluster {
             shared,
-            lease_ttl: (evaluate_every * LEASE_EVALUATIONS).max(Duration::from_millis(300)),
+            lease_ttl,
             evaluate_every,
-            leader: AtomicBool::new(false),
+            standing: Standing::new(lease_ttl),
+            led: AtomicBool::new(false),
             judging: AtomicBool::new(true),
             waiting: Mutex::default(),
             link_up: AtomicBool::new(false),
             link_since: AtomicI64::new(unix_ms_now()),
             seen: Mutex::default(),
+            dropped: AtomicU64::new(0),
+            trimmed: AtomicBool::new(false),
+            followed: Mutex::default(),
+            judged_cache: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -80,17 +115,17 @@ impl Cluster {
         self.shared.as_ref()
     }
 
+    /// Whether this instance holds the lease, by its own deadline: a
+    /// holder cut off from Redis stops acting before its key expires.
     pub(crate) fn is_leader(&self) -> bool {
-        self.leader.load(Ordering::Acquire)
+        self.standing.is_leader()
     }
 
     /// Whether this instance's judgements go out (alerts, incidents,
-    /// uptime): it holds the lease, or there is no one to share with.
+    /// uptime): it holds the lease, or there is no one to share with — no
+    /// `redis:`, or no lease it saw can still be live.
     pub(crate) fn is_judge(&self) -> bool {
-        match &self.shared {
-            None => true,
-            Some(shared) => !shared.is_up() || self.is_leader(),
-        }
+        self.shared.is_none() || self.is_leader() || self.standing.alone()
     }
 
     /// Redis as a component: degraded while it is down, since each
@@ -123,6 +158,8 @@ impl Cluster {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         if waiting.0.len() < observed::MAX_WAITING {
             waiting.0.push(observed::compact(record));
+        } else {
+            self.count_dropped(1);
         }
     }
 
@@ -145,6 +182,8 @@ impl Cluster {
                 from: from.as_str().to_string(),
                 to: to.as_str().to_string(),
             });
+        } else {
+            self.count_dropped(1);
         }
     }
 
@@ -156,7 +195,14 @@ impl Cluster {
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         if waiting.2.len() < observed::MAX_WAITING {
             waiting.2.push(word);
+        } else {
+            self.count_dropped(1);
         }
+    }
+
+    /// Counts `n` observations not shared; the total so far.
+    fn count_dropped(&self, n: u64) -> u64 {
+        self.dropped.fetch_add(n, Ordering::Relaxed) + n
     }
 
     fn take_waiting(&self) -> Waiting {
@@ -167,28 +213,83 @@ impl Cluster {
     /// the caller shows its own.
     pub(crate) async fn fresh_judged(&self) -> Option<Judged> {
         let shared = self.shared.as_ref()?;
-        let judged = judged::read(shared).await.ok()??;
-        let oldest = unix_ms_now() - (self.lease_ttl + self.evaluate_every).as_millis() as i64;
-        (judged.generated_at >= oldest).then_some(judged)
+        let mut cache = self.judged_cache.lock().await;
+        if let Some((read_at, judged)) = cache.as_ref()
+            && read_at.elapsed() < JUDGED_CACHED.min(self.evaluate_every / 4)
+        {
+            return judged.clone();
+        }
+        let judged = judged::read(shared).await.ok().flatten().filter(|judged| {
+            self.standing
+                .fresh(judged.generated_at, self.lease_ttl + self.evaluate_every)
+        });
+        *cache = Some((Instant::now(), judged.clone()));
+        judged
+    }
+
+    /// Whether to carry `judged`'s incident on: a follower follows only
+    /// the current holder's live word; a new holder takes over its
+    /// predecessor's if it was written within the lease that lapsed. An
+    /// hour-old status is no one's word, and following it would drop
+    /// incidents or open duplicates.
+    fn followable(&self, judged: &Judged, leader: bool) -> bool {
+        if leader {
+            return self.standing.fresh(
+                judged.generated_at,
+                self.lease_ttl * 2 + self.evaluate_every,
+            );
+        }
+        self.standing.holder().as_deref() == Some(judged.leader.as_str())
+            && self
+                .standing
+                .fresh(judged.generated_at, self.lease_ttl + self.evaluate_every)
     }
 }
 
-/// Starts sending and receiving observations.
+/// Starts sending and receiving observations, and holding the lease.
 pub(crate) fn spawn(observer: &Arc<Observer>) {
     observed::spawn(observer);
+    if observer.cluster.shared().is_some() {
+        tokio::spawn(hold_forever(Arc::downgrade(observer)));
+    }
 }
 
-/// Before a round: holds or seeks the lease, and follows the judge's
+/// Holds or seeks the lease on its own beat, so a round stalled on the
+/// store cannot let it lapse while its holder still acts.
+async fn hold_forever(observer: Weak<Observer>) {
+    let every = match observer.upgrade() {
+        Some(observer) => observer.cluster.lease_ttl / LEASE_EVALUATIONS,
+        None => return,
+    };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(observer) = observer.upgrade() else {
+            return;
+        };
+        let cluster = &observer.cluster;
+        let Some(shared) = cluster.shared() else {
+            return;
+        };
+        let asked_at = Instant::now();
+        // Unanswered: the deadline and the last contact stand, and run out.
+        if let Ok(holder) = lease::hold(shared, cluster.lease_ttl).await {
+            cluster
+                .standing
+                .answered(asked_at, holder, shared.instance());
+        }
+    }
+}
+
+/// Before a round: notes a change of lease, and follows the judge's
 /// incident, or adopts it on taking over.
-pub(crate) async fn before_evaluation(observer: &Observer) {
+pub(crate) async fn before_evaluation(observer: &Observer, now: UnixMs) {
     let cluster = &observer.cluster;
     if let Some(shared) = cluster.shared() {
-        let was_leader = cluster.is_leader();
-        let leader = lease::hold(shared, was_leader, cluster.lease_ttl)
-            .await
-            .unwrap_or(false);
+        let leader = cluster.is_leader();
+        let was_leader = cluster.led.swap(leader, Ordering::AcqRel);
         if leader != was_leader {
-            cluster.leader.store(leader, Ordering::Release);
             if leader {
                 tracing::info!(instance = %shared.instance(), "health lease taken: this instance now judges health, opens incidents and sends alerts for all");
             } else {
@@ -201,8 +302,19 @@ pub(crate) async fn before_evaluation(observer: &Observer) {
         if (!leader || !was_leader)
             && let Ok(Some(judged)) = judged::read(shared).await
             && judged.leader != shared.instance()
+            && cluster.followable(&judged, leader)
         {
-            observer.health().follow(judged.open_incident().cloned());
+            *cluster
+                .followed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) =
+                judged.open_incident().map(|i| i.id.clone());
+            let replaced = observer
+                .health()
+                .follow(now, judged.open_incident().cloned());
+            if let Some(replaced) = replaced {
+                close_replaced(observer, replaced);
+            }
             if !leader {
                 let mut seen = cluster.seen.lock().unwrap_or_else(PoisonError::into_inner);
                 echo::echo(observer, &mut seen, &judged);
@@ -212,18 +324,41 @@ pub(crate) async fn before_evaluation(observer: &Observer) {
     let judge = cluster.is_judge();
     if judge && !cluster.judging.swap(true, Ordering::AcqRel) {
         // The incidents others wrote while this instance was silent.
-        match observer.store.incidents(50).await {
+        // Bounded: a silent database must not hold up the round.
+        match tokio::time::timeout(Duration::from_secs(1), observer.store.incidents(50))
+            .await
+            .map_err(|_| "no answer within 1s".to_string())
+            .and_then(|read| read.map_err(|error| error.to_string()))
+        {
             Ok(stored) => {
                 let open = stored.iter().find(|i| !i.status.is_closed()).cloned();
+                let mut health = observer.health();
+                // Opened while this instance was silent (waiting out the
+                // lease it last saw) and told nowhere: told now.
+                let followed = cluster
+                    .followed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                let untold = health
+                    .open_incident()
+                    .filter(|own| {
+                        !stored.iter().any(|i| i.id == own.id)
+                            && followed.as_deref() != Some(own.id.as_str())
+                    })
+                    .cloned();
                 *observer
                     .recent
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = stored;
-                let mut health = observer.health();
                 if health.open_incident().is_none()
                     && let Some(open) = open
                 {
                     health.resume(open);
+                }
+                drop(health);
+                if let Some(untold) = untold {
+                    super::watch::incident_update(observer, IncidentUpdate::Opened(untold));
                 }
             }
             Err(error) => tracing::warn!("cannot read incidents from the store: {error}"),
@@ -231,6 +366,26 @@ pub(crate) async fn before_evaluation(observer: &Observer) {
     } else if !judge {
         cluster.judging.store(false, Ordering::Release);
     }
+}
+
+/// This instance's own incident, which the judge's replaced: if it was told
+/// (while this instance judged alone), it is resolved where it was told,
+/// not left open forever.
+fn close_replaced(observer: &Observer, replaced: Incident) {
+    let told = observer
+        .recent
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .any(|i| i.id == replaced.id);
+    if !told {
+        return;
+    }
+    tracing::info!(id = %replaced.id, "own incident closed: the instance judging for all carries the story");
+    observer
+        .alerts
+        .send(Alert::IncidentResolved(replaced.clone()));
+    observer.save_incident(replaced);
 }
 
 /// After a round: the link's metrics, and the judge's status for all.
@@ -277,6 +432,21 @@ pub(crate) async fn after_evaluation(observer: &Observer, now: UnixMs) {
     }
     let judged = {
         let health = observer.health();
+        let (incidents, trimmed) = published_incidents(
+            health.open_incident(),
+            &observer
+                .recent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        // Told once each time it starts, not every round.
+        if trimmed && !cluster.trimmed.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "an incident's timeline is longer than {TIMELINE_SHOWN} entries: the shared status shows the latest {TIMELINE_SHOWN}; the stored incident keeps them all"
+            );
+        } else if !trimmed {
+            cluster.trimmed.store(false, Ordering::Relaxed);
+        }
         let mut routes: Vec<_> = observer.slos().into_keys().collect();
         routes.sort();
         Judged {
@@ -297,17 +467,37 @@ pub(crate) async fn after_evaluation(observer: &Observer, now: UnixMs) {
                     route,
                 })
                 .collect(),
-            incidents: observer
-                .recent
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .take(INCIDENTS_SHOWN)
-                .cloned()
-                .collect(),
+            incidents,
         }
     };
     if let Err(error) = judged::publish(shared, &judged).await {
         tracing::debug!("health status not shared: {error}");
     }
 }
+
+/// What the judge publishes: the open incident as its tracker has it (one
+/// it took over may not be among those it stored), then the recent ones,
+/// bounded so the status stays readable.
+fn published_incidents(open: Option<&Incident>, recent: &[Incident]) -> (Vec<Incident>, bool) {
+    let mut incidents: Vec<Incident> = open.cloned().into_iter().collect();
+    incidents.extend(
+        recent
+            .iter()
+            .filter(|i| open.is_none_or(|o| o.id != i.id))
+            .cloned(),
+    );
+    // Older ones are on the history pages; only the latest are shown.
+    incidents.truncate(INCIDENTS_SHOWN);
+    let mut trimmed = false;
+    for incident in &mut incidents {
+        let over = incident.timeline.len().saturating_sub(TIMELINE_SHOWN);
+        if over > 0 {
+            trimmed = true;
+            incident.timeline.drain(..over);
+        }
+    }
+    (incidents, trimmed)
+}
+
+#[cfg(test)]
+mod tests;

@@ -19,10 +19,6 @@ pub(super) const CHANNEL: &str = "health:observed";
 /// How often the batch goes out: well under an evaluation interval.
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
-/// Records per message, keeping each well under the subscriber's 64 KiB
-/// cap (a compact record with a few attempts is a few hundred bytes).
-const CHUNK: usize = 50;
-
 /// Records waiting beyond this are dropped: under a flood the others'
 /// trackers see a sample, which judges health just as well.
 pub(super) const MAX_WAITING: usize = 4096;
@@ -117,6 +113,8 @@ pub(super) fn spawn(observer: &Arc<Observer>) {
 async fn send_forever(observer: Weak<Observer>) {
     let mut ticks = tokio::time::interval(FLUSH_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Drops told so far: told as they grow, not every flush.
+    let mut logged = 0;
     loop {
         ticks.tick().await;
         let Some(observer) = observer.upgrade() else {
@@ -133,23 +131,18 @@ async fn send_forever(observer: Weak<Observer>) {
             // Nobody could hear them; they would only be stale later.
             continue;
         }
-        let mut chunks: Vec<Vec<RequestRecord>> =
-            records.chunks(CHUNK).map(<[_]>::to_vec).collect();
-        if chunks.is_empty() {
-            chunks.push(Vec::new());
+        let (messages, dropped) =
+            super::split::messages(shared.instance(), records, breakers, admin);
+        let total = observer.cluster.count_dropped(dropped);
+        if total > logged {
+            tracing::warn!(
+                dropped = total - logged,
+                total,
+                "health observations not shared (too many waiting, or too large for a message)"
+            );
+            logged = total;
         }
-        let mut breakers = Some(breakers);
-        let mut admin = Some(admin);
-        for records in chunks {
-            let batch = Batch {
-                from: shared.instance().to_string(),
-                records,
-                breakers: breakers.take().unwrap_or_default(),
-                admin: admin.take().unwrap_or_default(),
-            };
-            let Ok(payload) = serde_json::to_vec(&batch) else {
-                continue;
-            };
+        for payload in messages {
             if shared.publish(CHANNEL, payload).await.is_err() {
                 break;
             }
