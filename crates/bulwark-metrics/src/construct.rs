@@ -95,6 +95,7 @@ impl Metrics {
             shared_instances: Gauge::default(),
             shared_fallbacks: Counter::default(),
             shared_outages: Counter::default(),
+            shared_dropped: Counter::default(),
             health_leader: Gauge::default(),
             process_resident_bytes: Gauge::default(),
             process_peak_resident_bytes: Gauge::default(),
@@ -306,6 +307,11 @@ impl Metrics {
             "shared_outages",
             "Times Redis was found down",
             m.shared_outages.clone(),
+        );
+        r.register(
+            "shared_dropped",
+            "Best-effort Redis calls (the response cache's) that failed or timed out: a miss or an unshared answer, Redis not marked down",
+            m.shared_dropped.clone(),
         );
         r.register(
             "health_leader",

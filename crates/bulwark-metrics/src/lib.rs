@@ -114,6 +114,7 @@ pub struct Metrics {
     shared_instances: Gauge,
     shared_fallbacks: Counter,
     shared_outages: Counter,
+    shared_dropped: Counter,
     health_leader: Gauge,
 
     process_resident_bytes: Gauge,

@@ -136,11 +136,19 @@ impl Metrics {
 
     /// Takes the link to Redis's figures (`bulwark::shared::SharedStats`),
     /// like [`Metrics::set_store_stats`].
-    pub fn set_shared_stats(&self, up: bool, instances: u32, fallbacks: u64, outages: u64) {
+    pub fn set_shared_stats(
+        &self,
+        up: bool,
+        instances: u32,
+        fallbacks: u64,
+        outages: u64,
+        dropped: u64,
+    ) {
         self.shared_up.set(i64::from(up));
         self.shared_instances.set(i64::from(instances));
         set_counter(&self.shared_fallbacks, fallbacks);
         set_counter(&self.shared_outages, outages);
+        set_counter(&self.shared_dropped, dropped);
     }
 
     /// Whether this instance is the one judging health for all of them.

@@ -400,13 +400,14 @@ fn gauges_reflect_the_latest_values() {
 #[test]
 fn the_link_to_redis_and_the_health_lease_are_exported() {
     let metrics = Metrics::new(prices());
-    metrics.set_shared_stats(false, 3, 17, 2);
+    metrics.set_shared_stats(false, 3, 17, 2, 5);
     metrics.set_health_leader(true);
     let text = metrics.render();
     assert_eq!(sample(&text, "bulwark_shared_up"), "0");
     assert_eq!(sample(&text, "bulwark_shared_instances"), "3");
     assert_eq!(sample(&text, "bulwark_shared_fallbacks_total"), "17");
     assert_eq!(sample(&text, "bulwark_shared_outages_total"), "2");
+    assert_eq!(sample(&text, "bulwark_shared_dropped_total"), "5");
     assert_eq!(sample(&text, "bulwark_health_leader"), "1");
     metrics.set_health_leader(false);
     assert_eq!(sample(&metrics.render(), "bulwark_health_leader"), "0");

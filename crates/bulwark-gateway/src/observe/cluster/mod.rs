@@ -395,9 +395,13 @@ pub(crate) async fn after_evaluation(observer: &Observer, now: UnixMs) {
         return;
     };
     let stats = shared.stats();
-    observer
-        .metrics
-        .set_shared_stats(stats.up, stats.instances, stats.fallbacks, stats.outages);
+    observer.metrics.set_shared_stats(
+        stats.up,
+        stats.instances,
+        stats.fallbacks,
+        stats.outages,
+        stats.dropped,
+    );
     observer.metrics.set_health_leader(cluster.is_leader());
     if cluster.link_up.swap(stats.up, Ordering::AcqRel) != stats.up {
         cluster.link_since.store(now, Ordering::Relaxed);
