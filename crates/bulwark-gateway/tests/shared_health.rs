@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
+use bulwark_sim::{Fault, FaultRule, PrivateRedis, SimConfig, SimServer};
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -324,47 +324,6 @@ async fn three_gateways_judge_one_outage_as_one_and_hand_it_over() -> TestResult
     }
     assert!(heard, "the judge took the admin's word from a follower");
     Ok(())
-}
-
-/// A Redis of the test's own, to freeze.
-struct PrivateRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl PrivateRedis {
-    fn start() -> Result<PrivateRedis, Box<dyn Error>> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(PrivateRedis { port, child })
-    }
-
-    fn signal(&self, signal: &str) {
-        let _ = std::process::Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Each component's status on `base`'s Statuspage summary.

@@ -5,60 +5,18 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bulwark::api::ChatRequest;
 use bulwark::cache::CacheStatus;
 use bulwark::{Client, RequestOptions};
-use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
+use bulwark_sim::{Fault, FaultRule, PrivateRedis, SimConfig, SimServer};
 use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use common::client_from_yaml;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// A `redis-server` of this test's own, on a free port, killed on drop.
-struct PrivateRedis {
-    port: u16,
-    child: Child,
-}
-
-impl PrivateRedis {
-    fn start() -> std::io::Result<PrivateRedis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(PrivateRedis { port, child })
-    }
-
-    fn signal(&self, signal: &str) {
-        let _ = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Deployment {
     a: Client,

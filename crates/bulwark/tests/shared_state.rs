@@ -4,60 +4,18 @@
 //! machine's Redis (127.0.0.1:6379, a prefix per test) and, to freeze it,
 //! a private `redis-server`. Real time throughout: Redis's clock is real.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bulwark::api::{ChatRequest, Message, Role};
 use bulwark::resilience::breaker::BreakerState;
 use bulwark::{Client, Config};
-use bulwark_sim::{Fault, FaultRule, SimConfig, SimServer};
+use bulwark_sim::{Fault, FaultRule, PrivateRedis, SimConfig, SimServer};
 use tokio::time::Instant;
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 const MODEL: &str = "claude-sonnet-4-5";
-
-/// A `redis-server` of this test's own, on a free port, so it can be frozen.
-struct PrivateRedis {
-    port: u16,
-    child: Child,
-}
-
-impl PrivateRedis {
-    fn start() -> std::io::Result<PrivateRedis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(PrivateRedis { port, child })
-    }
-
-    fn signal(&self, signal: &str) {
-        let _ = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn prefix(test: &str) -> String {
     format!("test:{test}:{:08x}:", fastrand::u32(..))

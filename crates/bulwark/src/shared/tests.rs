@@ -1,57 +1,13 @@
 //! Against real Redis servers: the machine's (127.0.0.1:6379), and private
 //! ones started here so that they can be frozen and killed.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::{Shared, SharedError};
 use crate::config::Secret;
 use crate::config::shared::SharedConfig;
 
-/// A `redis-server` of this test's own, on a free port, killed on drop.
-pub(crate) struct PrivateRedis {
-    pub port: u16,
-    child: Child,
-}
-
-impl PrivateRedis {
-    pub fn start() -> std::io::Result<PrivateRedis> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        PrivateRedis::on(port)
-    }
-
-    pub fn on(port: u16) -> std::io::Result<PrivateRedis> {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(PrivateRedis { port, child })
-    }
-
-    pub fn signal(&self, signal: &str) {
-        let _ = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+pub(crate) use bulwark_sim::PrivateRedis;
 
 pub(crate) fn config(port: u16, prefix: &str) -> SharedConfig {
     SharedConfig {
