@@ -63,10 +63,26 @@ async fn three_instances_ride_out_the_outage_as_one_gateway() {
         report.direct.ok * 10 < report.direct.sent * 9,
         "the outage hit the direct path"
     );
-    // One outage: one incident and one alert for the deployment. Without
-    // the shared judge each instance would open (and announce) its own.
-    assert_eq!(report.incidents.len(), 1, "{:?}", report.incidents);
-    assert_eq!(report.incident_alerts, 1);
+    // One judge for the deployment: never two incidents open at once, and
+    // each announced once. Without it each instance would open (and
+    // announce) its own copy of the same outage, overlapping. (At this
+    // speed the 2-minute resolve hysteresis is half a second, so the
+    // outage's flapping restoration may end one incident and open the
+    // next; at --speed 60 it is one.)
+    assert!(
+        !report.incidents.is_empty(),
+        "the outage opened an incident"
+    );
+    let mut incidents = report.incidents.clone();
+    incidents.sort_by_key(|i| i.started_at);
+    for pair in incidents.windows(2) {
+        let ended = pair[0].resolved_at.unwrap_or(i64::MAX);
+        assert!(
+            ended <= pair[1].started_at,
+            "two incidents open at once: {pair:?}"
+        );
+    }
+    assert_eq!(report.incident_alerts, incidents.len() as u64);
 }
 
 #[tokio::test]

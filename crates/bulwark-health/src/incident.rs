@@ -189,9 +189,25 @@ impl IncidentBook {
         vec![Self::add(incident, now, kind, Some(name), message)]
     }
 
-    /// A breaker opened or closed: worth a line in an open incident.
+    /// A breaker opened or closed: worth a line in an open incident. With
+    /// `redis:` every instance's breaker for a target follows the first one
+    /// to flip, and each reports it; the timeline says it once.
     pub fn breaker(&mut self, now: UnixMs, target: &str, opened: bool) -> Option<IncidentUpdate> {
         let incident = self.open.as_mut()?;
+        let kind = match opened {
+            true => TimelineKind::BreakerOpened,
+            false => TimelineKind::BreakerClosed,
+        };
+        let last = incident.timeline.iter().rev().find(|e| {
+            e.component.as_deref() == Some(target)
+                && matches!(
+                    e.kind,
+                    TimelineKind::BreakerOpened | TimelineKind::BreakerClosed
+                )
+        });
+        if last.is_some_and(|e| e.kind == kind) {
+            return None;
+        }
         let (kind, message) = if opened {
             (
                 TimelineKind::BreakerOpened,

@@ -238,6 +238,26 @@ fn an_open_breaker_is_a_major_outage_at_once_and_an_admin_can_close_the_incident
             .on_breaker(35_600, PRIMARY, BreakerState::Closed, BreakerState::Open)
             .is_some()
     );
+    // The same break heard from two more instances sharing it: one line.
+    for at in [35_601, 35_602] {
+        assert!(
+            tracker
+                .on_breaker(at, PRIMARY, BreakerState::Closed, BreakerState::Open)
+                .is_none()
+        );
+    }
+    let closed_once = (35_700..35_703)
+        .filter_map(|at| {
+            tracker.on_breaker(at, PRIMARY, BreakerState::HalfOpen, BreakerState::Closed)
+        })
+        .count();
+    assert_eq!(closed_once, 1);
+    assert!(
+        tracker
+            .on_breaker(35_800, PRIMARY, BreakerState::Closed, BreakerState::Open)
+            .is_some(),
+        "a new break after the close is news again"
+    );
     let note = tracker
         .annotate(
             36_000,
