@@ -8,7 +8,10 @@
 //! breaker, the in-memory cache). A background task (`link.rs`) keeps a
 //! heartbeat, which is also how the instance learns that Redis is back and
 //! how many instances are live. So a hung Redis costs a request at most one
-//! timeout, and only the requests in flight when it hung.
+//! timeout, and only the requests in flight when it hung. The cache's calls
+//! go through [`Shared::run_best_effort`] instead: bounded the same way,
+//! but a failure there is only a miss, and does not take the quotas and
+//! breakers local.
 
 mod link;
 mod pubsub;
