@@ -125,7 +125,13 @@ impl Cluster {
     /// uptime): it holds the lease, or there is no one to share with — no
     /// `redis:`, or no lease it saw can still be live.
     pub(crate) fn is_judge(&self) -> bool {
-        self.shared.is_none() || self.is_leader() || self.standing.alone()
+        match &self.shared {
+            None => true,
+            // Alone only while Redis is down here: an instance that was
+            // frozen past the lease and thaws with Redis up asks the lease
+            // first, instead of judging a round beside the holder.
+            Some(shared) => self.is_leader() || (!shared.is_up() && self.standing.alone()),
+        }
     }
 
     /// Redis as a component: degraded while it is down, since each
@@ -304,15 +310,21 @@ pub(crate) async fn before_evaluation(observer: &Observer, now: UnixMs) {
             && judged.leader != shared.instance()
             && cluster.followable(&judged, leader)
         {
-            *cluster
-                .followed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) =
-                judged.open_incident().map(|i| i.id.clone());
+            let followed_before = std::mem::replace(
+                &mut *cluster
+                    .followed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+                judged.open_incident().map(|i| i.id.clone()),
+            );
             let replaced = observer
                 .health()
                 .follow(now, judged.open_incident().cloned());
-            if let Some(replaced) = replaced {
+            // The judge's own incident, which this instance only followed,
+            // is the judge's to resolve and tell: not this instance's.
+            if let Some(replaced) = replaced
+                && followed_before.as_deref() != Some(replaced.id.as_str())
+            {
                 close_replaced(observer, replaced);
             }
             if !leader {
@@ -322,7 +334,9 @@ pub(crate) async fn before_evaluation(observer: &Observer, now: UnixMs) {
         }
     }
     let judge = cluster.is_judge();
-    if judge && !cluster.judging.swap(true, Ordering::AcqRel) {
+    // Set once the store was read, so a failed read is tried again next
+    // round rather than skipped for good.
+    if judge && !cluster.judging.load(Ordering::Acquire) {
         // The incidents others wrote while this instance was silent.
         // Bounded: a silent database must not hold up the round.
         match tokio::time::timeout(Duration::from_secs(1), observer.store.incidents(50))
@@ -331,6 +345,7 @@ pub(crate) async fn before_evaluation(observer: &Observer, now: UnixMs) {
             .and_then(|read| read.map_err(|error| error.to_string()))
         {
             Ok(stored) => {
+                cluster.judging.store(true, Ordering::Release);
                 let open = stored.iter().find(|i| !i.status.is_closed()).cloned();
                 let mut health = observer.health();
                 // Opened while this instance was silent (waiting out the
@@ -340,10 +355,20 @@ pub(crate) async fn before_evaluation(observer: &Observer, now: UnixMs) {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone();
+                let recent_ids: Vec<String> = observer
+                    .recent
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .map(|i| i.id.clone())
+                    .collect();
+                // Told already if stored, or announced with its write still
+                // waiting to be retried (it is in `recent` then).
                 let untold = health
                     .open_incident()
                     .filter(|own| {
                         !stored.iter().any(|i| i.id == own.id)
+                            && !recent_ids.contains(&own.id)
                             && followed.as_deref() != Some(own.id.as_str())
                     })
                     .cloned();
@@ -351,8 +376,11 @@ pub(crate) async fn before_evaluation(observer: &Observer, now: UnixMs) {
                     .recent
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = stored;
-                if health.open_incident().is_none()
-                    && let Some(open) = open
+                // The stored copy is whole; the judged status carried only
+                // the last entries of its timeline, and saving that copy
+                // would shorten the stored history.
+                if let Some(open) = open
+                    && health.open_incident().is_none_or(|own| own.id == open.id)
                 {
                     health.resume(open);
                 }
