@@ -1,7 +1,8 @@
 //! Three gateways sharing Redis and one PostgreSQL store judge health as
 //! one: an outage is one incident and one alert whichever instances saw
 //! it, every instance's status JSON is the same, and stopping the judge
-//! hands the incident to another within the lease without a second one.
+//! hands the incident to another within the lease without a second one;
+//! a follower restarted mid-incident leaves its resolution to the judge.
 
 mod common;
 
@@ -530,6 +531,139 @@ async fn with_redis_frozen_each_gateway_judges_alone_and_says_so() -> TestResult
     assert!(
         merged,
         "the follower's own incident should be resolved as merged: {last:?}"
+    );
+    Ok(())
+}
+
+/// Counts the alerts it is sent, by kind.
+async fn start_kind_receiver()
+-> Result<(Arc<std::sync::Mutex<Vec<String>>>, String), Box<dyn Error>> {
+    let kinds = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heard = kinds.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let heard = heard.clone();
+            async move {
+                let kind = serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|v| v["kind"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                if let Ok(mut heard) = heard.lock() {
+                    heard.push(kind);
+                }
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hook", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((kinds, url))
+}
+
+/// A follower restarted mid-incident reads the judge's incident from the
+/// store, and then follows it. When the judge resolves it, the story is
+/// the judge's to tell: one "resolved" alert, and the stored incident
+/// keeps the judge's ending, not a follower's copy resolved a second time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_leaves_the_resolution_to_the_judge() -> TestResult {
+    let db = Database::create()?;
+    let sim = SimServer::start("127.0.0.1:0", SimConfig::default()).await?;
+    let (kinds, hook) = start_kind_receiver().await?;
+    let prefix = format!("test:shared-health-resolve:{:08x}:", fastrand::u32(..));
+    let _keys = Keys(prefix.clone());
+    let yaml = config(&sim, "redis://127.0.0.1:6379/0", &prefix, Some(&db), &hook)
+        .replace("resolve_after: 1h", "resolve_after: 400ms")
+        // The outage opens the breaker (by failure rate); short breaks let
+        // the recovery show within the test.
+        .replace(
+            "breaker: { consecutive_failures: 1000 }",
+            "breaker: { consecutive_failures: 1000, base_ejection: 200ms, max_ejection: 400ms }",
+        )
+        .replace(
+            r#"events: ["incident_opened"]"#,
+            r#"events: ["incident_opened", "incident_resolved"]"#,
+        );
+    let mut gateways = Vec::new();
+    for _ in 0..3 {
+        gateways.push(common::start_gateway(&yaml).await?);
+    }
+    let http = reqwest::Client::new();
+    let bases = |gateways: &[common::Running]| -> Vec<String> {
+        gateways.iter().map(|g| g.base.clone()).collect()
+    };
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        held = leaders(&http, &bases(&gateways)).await?;
+        if held.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held.len(), 1, "exactly one judge: {held:?}");
+
+    sim.sim
+        .set_faults(vec![FaultRule::always(Fault::status(503))]);
+    let mut opened = false;
+    for _ in 0..40 {
+        traffic(&http, &bases(&gateways), 2).await;
+        if open_incidents(&gateways[0]).await? > 0 {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(opened, "the outage opened an incident");
+
+    // A follower restarts: it reads the open incident from the store.
+    let Some(follower) = (0..gateways.len()).find(|i| !held.contains(i)) else {
+        return Err("no follower".into());
+    };
+    drop(gateways.remove(follower));
+    gateways.push(common::start_gateway(&yaml).await?);
+    for _ in 0..8 {
+        traffic(&http, &bases(&gateways), 1).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    // The provider recovers; the judge resolves the incident.
+    sim.sim.set_faults(Vec::new());
+    let mut resolved = false;
+    for _ in 0..60 {
+        traffic(&http, &bases(&gateways), 1).await;
+        if open_incidents(&gateways[0]).await? == 0 {
+            resolved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !resolved {
+        let stored = gateways[0].gateway.observer().store().incidents(50).await?;
+        let summary = text(&http, &format!("{}/api/v2/summary.json", gateways[0].base)).await?;
+        panic!("the incident was not resolved: {stored:#?}\n{summary}");
+    }
+    // Several more rounds on every instance, for a second telling to show.
+    for _ in 0..8 {
+        traffic(&http, &bases(&gateways), 1).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    for running in &gateways {
+        running.gateway.observer().flush().await;
+        running.gateway.observer().flush_alerts().await;
+    }
+    let heard = kinds.lock().map(|k| k.clone()).unwrap_or_default();
+    let count = |kind: &str| heard.iter().filter(|k| k.as_str() == kind).count();
+    assert_eq!(count("incident_opened"), 1, "{heard:?}");
+    assert_eq!(count("incident_resolved"), 1, "{heard:?}");
+    let stored = gateways[0].gateway.observer().store().incidents(50).await?;
+    assert_eq!(stored.len(), 1, "{stored:#?}");
+    assert!(
+        !stored[0].timeline.iter().any(|e| e
+            .message
+            .contains("the instance judging for all sees no incident")),
+        "a follower resolved the judge's incident again: {:#?}",
+        stored[0].timeline
     );
     Ok(())
 }
