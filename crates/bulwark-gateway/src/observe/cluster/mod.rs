@@ -158,15 +158,7 @@ impl Cluster {
 
     /// A finished request, for the other instances' trackers.
     pub(crate) fn note_record(&self, record: &RequestRecord) {
-        if self.shared.is_none() {
-            return;
-        }
-        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        if waiting.0.len() < observed::MAX_WAITING {
-            waiting.0.push(observed::compact(record));
-        } else {
-            self.count_dropped(1);
-        }
+        self.enqueue(|w| &mut w.0, || observed::compact(record));
     }
 
     /// A breaker flip, for the other instances' incident timelines.
@@ -177,30 +169,38 @@ impl Cluster {
         from: BreakerState,
         to: BreakerState,
     ) {
-        if self.shared.is_none() {
-            return;
-        }
-        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        if waiting.1.len() < observed::MAX_WAITING {
-            waiting.1.push(Flip {
+        self.enqueue(
+            |w| &mut w.1,
+            || Flip {
                 at,
                 target: target.to_string(),
                 from: from.as_str().to_string(),
                 to: to.as_str().to_string(),
-            });
-        } else {
-            self.count_dropped(1);
-        }
+            },
+        );
     }
 
     /// An admin's word, for the other instances (see [`AdminWord`]).
     pub(crate) fn note_admin(&self, word: AdminWord) {
+        self.enqueue(|w| &mut w.2, || word);
+    }
+
+    /// Queues what `item` makes for the next batch, in the list `queue`
+    /// picks; over that list's cap it is counted as dropped, and not made
+    /// at all (a request's record is not compacted for nothing). Nothing
+    /// is queued without `redis:`.
+    fn enqueue<T>(
+        &self,
+        queue: impl FnOnce(&mut Waiting) -> &mut Vec<T>,
+        item: impl FnOnce() -> T,
+    ) {
         if self.shared.is_none() {
             return;
         }
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        if waiting.2.len() < observed::MAX_WAITING {
-            waiting.2.push(word);
+        let list = queue(&mut waiting);
+        if list.len() < observed::MAX_WAITING {
+            list.push(item());
         } else {
             self.count_dropped(1);
         }
