@@ -146,6 +146,37 @@ async fn traffic(http: &reqwest::Client, bases: &[String], rounds: usize) {
     }
 }
 
+/// Which of `bases` hold the lease, once one does (or after 5 s).
+async fn one_judge(http: &reqwest::Client, bases: &[String]) -> Result<Vec<usize>, Box<dyn Error>> {
+    let mut held = Vec::new();
+    for _ in 0..50 {
+        held = leaders(http, bases).await?;
+        if held.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(held)
+}
+
+/// Sends failing traffic until `store`'s gateway has an open incident
+/// stored: whether one opened within about 4 s.
+async fn incident_opens(
+    http: &reqwest::Client,
+    bases: &[String],
+    store: &common::Running,
+) -> Result<bool, Box<dyn Error>> {
+    for _ in 0..40 {
+        traffic(http, bases, 2).await;
+        store.gateway.observer().flush_alerts().await;
+        if open_incidents(store).await? > 0 {
+            return Ok(true);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(false)
+}
+
 async fn open_incidents(running: &common::Running) -> Result<usize, Box<dyn Error>> {
     let stored = running.gateway.observer().store().incidents(50).await?;
     Ok(stored.iter().filter(|i| !i.status.is_closed()).count())
@@ -167,14 +198,7 @@ async fn three_gateways_judge_one_outage_as_one_and_hand_it_over() -> TestResult
     let http = reqwest::Client::new();
 
     // One of them takes the lease once Redis is reached.
-    let mut held = Vec::new();
-    for _ in 0..50 {
-        held = leaders(&http, &bases).await?;
-        if held.len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let held = one_judge(&http, &bases).await?;
     assert_eq!(held.len(), 1, "exactly one judge: {held:?}");
 
     // A live page served by an instance that does not judge.
@@ -189,16 +213,7 @@ async fn three_gateways_judge_one_outage_as_one_and_hand_it_over() -> TestResult
     // The provider fails everything, on every instance.
     sim.sim
         .set_faults(vec![FaultRule::always(Fault::status(503))]);
-    let mut opened = false;
-    for _ in 0..40 {
-        traffic(&http, &bases, 2).await;
-        gateways[0].gateway.observer().flush_alerts().await;
-        if open_incidents(&gateways[0]).await? > 0 {
-            opened = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let opened = incident_opens(&http, &bases, &gateways[0]).await?;
     assert!(opened, "the outage opened an incident");
     // Several more evaluations on every instance: still one of each.
     for _ in 0..6 {
@@ -403,14 +418,7 @@ async fn with_redis_frozen_each_gateway_judges_alone_and_says_so() -> TestResult
     }
     let bases: Vec<String> = gateways.iter().map(|g| g.base.clone()).collect();
     let http = reqwest::Client::new();
-    let mut held = Vec::new();
-    for _ in 0..50 {
-        held = leaders(&http, &bases).await?;
-        if held.len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let held = one_judge(&http, &bases).await?;
     assert_eq!(held.len(), 1, "exactly one judge: {held:?}");
     for base in &bases {
         let shown = states(&http, base).await?;
@@ -593,27 +601,12 @@ async fn a_restarted_follower_leaves_the_resolution_to_the_judge() -> TestResult
     let bases = |gateways: &[common::Running]| -> Vec<String> {
         gateways.iter().map(|g| g.base.clone()).collect()
     };
-    let mut held = Vec::new();
-    for _ in 0..50 {
-        held = leaders(&http, &bases(&gateways)).await?;
-        if held.len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let held = one_judge(&http, &bases(&gateways)).await?;
     assert_eq!(held.len(), 1, "exactly one judge: {held:?}");
 
     sim.sim
         .set_faults(vec![FaultRule::always(Fault::status(503))]);
-    let mut opened = false;
-    for _ in 0..40 {
-        traffic(&http, &bases(&gateways), 2).await;
-        if open_incidents(&gateways[0]).await? > 0 {
-            opened = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let opened = incident_opens(&http, &bases(&gateways), &gateways[0]).await?;
     assert!(opened, "the outage opened an incident");
 
     // A follower restarts: it reads the open incident from the store.
