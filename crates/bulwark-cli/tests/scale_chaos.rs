@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use scale::link::PausableProxy;
+use bulwark_sim::TcpProxy;
 use scale::load::{self, Shot, eventually};
 use scale::netns::Net;
 use scale::redis::PrivateRedis;
@@ -129,13 +129,13 @@ async fn a_frozen_killed_and_restarted_redis_fails_no_request_and_sharing_resume
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_link_to_redis_fails_no_request_and_sharing_resumes() -> TestResult {
     let _turn = scale::ONE_AT_A_TIME.lock().await;
-    let link = PausableProxy::start(redis::MACHINE_PORT).await?;
+    let link = TcpProxy::start(machine(redis::MACHINE_PORT)).await?;
     let cluster = Cluster::start(&Spec {
         test: "redis_cut",
         scenario: QUICK_SIM,
         config: SHARED_EVERYTHING,
         redis_port: redis::MACHINE_PORT,
-        redis_link: Some(link.port),
+        redis_link: Some(link.addr().port()),
         store_port: postgres::MACHINE_PORT,
         together: false,
         net: None,
@@ -145,9 +145,9 @@ async fn a_cut_link_to_redis_fails_no_request_and_sharing_resumes() -> TestResul
     let traffic = load::keep_loading(&client, &cluster.lb.url, "main", 6, stop.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cut = Instant::now();
-    link.pause(true);
+    link.pause();
     tokio::time::sleep(Duration::from_secs(4)).await;
-    link.pause(false);
+    link.resume();
     let restored = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
@@ -177,14 +177,14 @@ async fn instances_on_their_own_hosts_survive_a_cut_network_to_redis() -> TestRe
     }
     let net = Net::create(scale::INSTANCES)?;
     let private = PrivateRedis::start_on(&net.redis_ip())?;
-    let store = PausableProxy::start_on(&net.host_ip(), postgres::MACHINE_PORT).await?;
+    let store = TcpProxy::start_on(net.host_ip().parse()?, machine(postgres::MACHINE_PORT)).await?;
     let cluster = Cluster::start(&Spec {
         test: "netns",
         scenario: QUICK_SIM,
         config: SHARED_EVERYTHING,
         redis_port: private.port,
         redis_link: None,
-        store_port: store.port,
+        store_port: store.addr().port(),
         together: false,
         net: Some(&net),
     })?;
@@ -249,13 +249,13 @@ async fn rows_dropped(client: &reqwest::Client, cluster: &Cluster) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_postgres_link_slows_no_request_and_the_log_catches_up() -> TestResult {
     let _turn = scale::ONE_AT_A_TIME.lock().await;
-    let proxy = PausableProxy::start(postgres::MACHINE_PORT).await?;
+    let proxy = TcpProxy::start(machine(postgres::MACHINE_PORT)).await?;
     let cluster = Cluster::start(&Spec {
         test: "pg_chaos",
         scenario: QUICK_SIM,
         config: "providers:\n  sim: { kind: openai-compatible, base_url: \"{sim}/v1\" }\nroutes:\n  main: { targets: [sim/llama3] }\n",
         redis_port: redis::MACHINE_PORT,
-        store_port: proxy.port,
+        store_port: proxy.addr().port(),
         together: false,
         net: None,
         redis_link: None,
@@ -265,9 +265,9 @@ async fn a_stopped_postgres_link_slows_no_request_and_the_log_catches_up() -> Te
     let traffic = load::keep_loading(&client, &cluster.lb.url, "main", 6, stop.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let paused = Instant::now();
-    proxy.pause(true);
+    proxy.pause();
     tokio::time::sleep(Duration::from_secs(5)).await;
-    proxy.pause(false);
+    proxy.resume();
     let resumed = Instant::now();
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
@@ -295,4 +295,9 @@ async fn a_stopped_postgres_link_slows_no_request_and_the_log_catches_up() -> Te
     };
     assert!(rows > 0, "nothing logged ({dropped} dropped)");
     Ok(())
+}
+
+/// A service of this machine, as a proxy's upstream.
+fn machine(port: u16) -> std::net::SocketAddr {
+    std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port))
 }

@@ -31,7 +31,16 @@ struct State {
 impl TcpProxy {
     /// Listens on a free port of 127.0.0.1 and forwards to `upstream`.
     pub async fn start(upstream: SocketAddr) -> std::io::Result<TcpProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        TcpProxy::start_on(std::net::Ipv4Addr::LOCALHOST.into(), upstream).await
+    }
+
+    /// Listens on a free port of `listen` (a network namespace bridge's
+    /// address, say) and forwards to `upstream`.
+    pub async fn start_on(
+        listen: std::net::IpAddr,
+        upstream: SocketAddr,
+    ) -> std::io::Result<TcpProxy> {
+        let listener = TcpListener::bind((listen, 0)).await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             paused: watch::Sender::new(false),

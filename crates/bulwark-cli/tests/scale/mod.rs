@@ -8,7 +8,6 @@
     reason = "each test binary uses its own part of the harness"
 )]
 
-pub mod link;
 pub mod load;
 pub mod netns;
 pub mod nginx;
